@@ -1,0 +1,101 @@
+"""Typed configs: YAML files plus dotted command-line overrides, validated before any work starts.
+
+Each command has one pydantic model (unknown keys and wrong types are errors). A config is built
+from, in order: the model's defaults, a YAML file (``--config x.yaml``), then ``key=value`` or
+``section.key=value`` overrides whose values are parsed as YAML scalars (``lr=3e-6``,
+``people=[3,4]``, ``curriculum=true``). Errors come out as one line: ``config error: ...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A user error in a config file or override; the message is one line, ready to print."""
+
+
+class StrictModel(BaseModel):
+    """Base for all configs: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}`` with YAML-typed values."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. lr=3e-6)")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with an earlier override of {part!r}")
+        node[parts[-1]] = value
+    return tree
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
+    return data
+
+
+def load_config(model: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
+                **explicit: Any) -> T:
+    """Defaults < YAML file < ``explicit`` keyword values < dotted overrides."""
+    data = read_yaml(path) if path else {}
+    data = deep_merge(data, {k: v for k, v in explicit.items() if v is not None})
+    data = deep_merge(data, parse_overrides(overrides or []))
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path)) from None
+
+
+def format_validation_error(exc: ValidationError, path: str | Path | None) -> str:
+    """First pydantic error as one line: where, what, and the valid keys for unknown ones."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "config"
+    source = f" in {path}" if path else ""
+    if err["type"] == "extra_forbidden":
+        return f"unknown config key {where!r}{source}"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}{source}: {err['msg']}{more}"
+
+
+def save_config(config: BaseModel, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    from logicrl.io import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,87 @@
+"""File helpers: atomic writes (temp file + rename) and JSONL/parquet records with located errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+class DataError(ValueError):
+    """A malformed input file or row; the message names the file (and line) and is one line."""
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """One JSON object per line, UTF-8, fields in insertion order (same input, same bytes)."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def write_parquet(path: Path, records: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(records)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object); raises DataError naming file and line for bad JSON."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a .jsonl or .parquet file as (location, row); location is ``file:line`` or ``file[row]``."""
+    if path.suffix == ".parquet":
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise DataError(f"{path}: not a readable parquet file ({exc})") from None
+        for i, row in enumerate(rows):
+            yield f"{path}[row {i}]", row
+    elif path.suffix in (".jsonl", ".json"):
+        for lineno, row in read_jsonl(path):
+            yield f"{path}:{lineno}", row
+    else:
+        raise DataError(f"{path}: unsupported file type (use .jsonl or .parquet)")

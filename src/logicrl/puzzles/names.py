@@ -1,0 +1,92 @@
+"""Names and role words used in puzzle text.
+
+COMMON_NAMES is the list of the public K&K data (Xie et al. 2024); UNCOMMON_NAMES serves the
+"uncommon names" perturbation of the memorization study. ROLE_PAIRS are the K&K role vocabularies
+(first word = truth-teller). All names are single capitalised words and no name is a role word, so
+answers stay parseable as "Name is a role".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+COMMON_NAMES: tuple[str, ...] = (
+    "Emma", "Liam", "Olivia", "Noah", "Ava", "Ethan", "Sophia", "Mason", "Isabella", "William",
+    "Mia", "James", "Charlotte", "Benjamin", "Amelia", "Lucas", "Harper", "Henry", "Evelyn",
+    "Alexander", "Abigail", "Michael", "Emily", "Daniel", "Elizabeth", "Jacob", "Sofia", "Logan",
+    "Avery", "Jackson", "Ella", "Sebastian", "Scarlett", "Jack", "Grace", "Aiden", "Chloe", "Owen",
+    "Victoria", "Samuel", "Riley", "Matthew", "Aria", "Joseph", "Lily", "Luke", "Aurora", "David",
+    "Zoey", "Oliver", "Penelope",
+)  # fmt: skip
+
+UNCOMMON_NAMES: tuple[str, ...] = (
+    "Zephyrine", "Thaddeus", "Isolde", "Lysander", "Ottoline", "Peregrine", "Seraphina", "Barnaby",
+    "Clementine", "Evander", "Philippa", "Ignatius", "Wilhelmina", "Cassius", "Rosalind", "Leopold",
+    "Marguerite", "Alaric", "Guinevere", "Ambrose", "Henrietta", "Caspian", "Eulalia", "Florian",
+    "Ottilie", "Cornelius", "Araminta", "Benedict", "Perpetua", "Lucius", "Temperance", "Octavius",
+    "Ximena", "Bartholomew", "Leocadia", "Evadne", "Hieronymus", "Philomena", "Tiberius", "Zenobia",
+    "Anselm", "Drusilla", "Gideon", "Hyacinth", "Orion", "Persephone", "Quentin", "Rowena",
+    "Sylvester", "Theodora", "Ulysses",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The two role words of a puzzle: ``knight`` tells the truth, ``knave`` lies."""
+
+    knight: str = "knight"
+    knave: str = "knave"
+
+    def word(self, is_knight: bool) -> str:
+        return self.knight if is_knight else self.knave
+
+    def with_article(self, is_knight: bool) -> str:
+        """"a knight", "an angel"."""
+        return with_article(self.word(is_knight))
+
+    def plural(self, is_knight: bool) -> str:
+        word = self.word(is_knight)
+        return PLURALS.get(word, word + "s")
+
+    def to_record(self) -> dict[str, str]:
+        """The public K&K ``knight_knave`` field."""
+        return {
+            "knight": self.knight,
+            "knave": self.knave,
+            "a_knight": self.with_article(True),
+            "a_knave": self.with_article(False),
+            "Knight": self.knight.capitalize(),
+            "Knave": self.knave.capitalize(),
+        }
+
+    @staticmethod
+    def from_record(record: dict[str, str]) -> Roles:
+        return Roles(knight=record["knight"], knave=record["knave"])
+
+    @staticmethod
+    def parse(text: str) -> Roles:
+        """"sage/fool" -> Roles("sage", "fool")."""
+        parts = text.split("/")
+        if len(parts) != 2 or not all(p.isalpha() and p.islower() for p in parts) or parts[0] == parts[1]:
+            raise ValueError(f"role words must look like 'knight/knave' (two lowercase words), got {text!r}")
+        return Roles(*parts)
+
+    def __str__(self) -> str:
+        return f"{self.knight}/{self.knave}"
+
+
+ROLE_PAIRS: tuple[Roles, ...] = (
+    Roles("knight", "knave"),
+    Roles("pioneer", "laggard"),
+    Roles("saint", "sinner"),
+    Roles("hero", "villain"),
+    Roles("angel", "devil"),
+    Roles("altruist", "egoist"),
+    Roles("sage", "fool"),
+)
+
+PLURALS = {"hero": "heroes"}
+
+
+def with_article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word

@@ -1,0 +1,125 @@
+"""Perturbed twins of puzzles for the memorization study (Xie et al. 2024, arXiv 2410.23123).
+
+Two kinds change the logic and therefore the answer; both re-solve the puzzle and keep a twin only
+when it still has exactly one solution and that solution differs from the original's:
+
+* ``statement`` — one person's whole statement is replaced by a fresh one of the same level;
+* ``leaf`` — one atomic claim ("X is a knight") inside one statement is replaced by another.
+
+Four keep the logic and change only the surface (same answer up to wording):
+
+* ``uncommon_names`` — every name replaced by an uncommon one;
+* ``roles`` — another pair of role words (sage/fool, ...);
+* ``flip_roles`` — the two role words swap meaning: "knaves always tell the truth";
+* ``reorder`` — the statements are told in another order.
+
+Each twin links to its original through ``original_id`` and names its ``perturbation``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from logicrl.puzzles.logic import Statement
+from logicrl.puzzles.names import ROLE_PAIRS, UNCOMMON_NAMES, Roles
+from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.sampler import ALL_OPERATORS, Level, StatementSampler
+from logicrl.puzzles.solver import solve
+
+MAX_TRIES = 100  # attempts at a logic-changing twin before the puzzle is skipped
+
+
+def _resolved(puzzle: Puzzle, statements: tuple[Statement, ...], kind: str) -> Puzzle | None:
+    """The twin with new statements, if it has one solution and that solution is new."""
+    solutions = solve(statements)
+    if len(solutions) != 1 or solutions[0] == puzzle.solution:
+        return None
+    return puzzle.evolve(statements=statements, solution=solutions[0], perturbation=kind, original_id=puzzle.id)
+
+
+def _sampler(puzzle: Puzzle, rng: random.Random) -> StatementSampler:
+    """A sampler at the puzzle's level (records do not store the operator set: all are allowed)."""
+    return StatementSampler(Level(puzzle.n_people, puzzle.depth, max(puzzle.width, 2), ALL_OPERATORS), rng)
+
+
+def perturb_statement(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
+    sampler = _sampler(puzzle, rng)
+    for _ in range(MAX_TRIES):
+        speaker = rng.randrange(puzzle.n_people)
+        statements = list(puzzle.statements)
+        statements[speaker] = sampler.statement(speaker, puzzle.depth)
+        twin = _resolved(puzzle, tuple(statements), "statement")
+        if twin:
+            return twin
+    return None
+
+
+def replace_leaf(stmt: Statement, target: int, new_leaf: Statement) -> tuple[Statement, int]:
+    """Replace the ``target``-th leaf (left to right); returns (new tree, leaves seen)."""
+    if stmt.op.is_leaf:
+        return (new_leaf if target == 0 else stmt), 1
+    children, seen = [], 0
+    for child in stmt.children:
+        new_child, count = replace_leaf(child, target - seen, new_leaf)
+        children.append(new_child)
+        seen += count
+    return Statement(stmt.op, children=tuple(children)), seen
+
+
+def perturb_leaf(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
+    sampler = _sampler(puzzle, rng)
+    for _ in range(MAX_TRIES):
+        speaker = rng.randrange(puzzle.n_people)
+        stmt = puzzle.statements[speaker]
+        target = rng.randrange(len(stmt.leaves()))
+        new_leaf = sampler.leaf(speaker)
+        if new_leaf == stmt.leaves()[target]:
+            continue
+        statements = list(puzzle.statements)
+        statements[speaker] = replace_leaf(stmt, target, new_leaf)[0]
+        twin = _resolved(puzzle, tuple(statements), "leaf")
+        if twin:
+            return twin
+    return None
+
+
+def perturb_uncommon_names(puzzle: Puzzle, rng: random.Random) -> Puzzle:
+    names = tuple(rng.sample([n for n in UNCOMMON_NAMES if n not in puzzle.names], puzzle.n_people))
+    return puzzle.evolve(names=names, perturbation="uncommon_names", original_id=puzzle.id)
+
+
+def perturb_roles(puzzle: Puzzle, rng: random.Random) -> Puzzle:
+    roles = rng.choice([r for r in ROLE_PAIRS if r != puzzle.roles])
+    return puzzle.evolve(roles=roles, perturbation="roles", original_id=puzzle.id)
+
+
+def perturb_flip_roles(puzzle: Puzzle, rng: random.Random) -> Puzzle:
+    flipped = Roles(knight=puzzle.roles.knave, knave=puzzle.roles.knight)
+    return puzzle.evolve(roles=flipped, perturbation="flip_roles", original_id=puzzle.id)
+
+
+def perturb_reorder(puzzle: Puzzle, rng: random.Random) -> Puzzle:
+    order = list(puzzle.order)
+    while tuple(order) == puzzle.order:
+        rng.shuffle(order)
+    return puzzle.evolve(order=tuple(order), perturbation="reorder", original_id=puzzle.id)
+
+
+PERTURBATIONS: dict[str, Callable[[Puzzle, random.Random], Puzzle | None]] = {
+    "statement": perturb_statement,
+    "leaf": perturb_leaf,
+    "uncommon_names": perturb_uncommon_names,
+    "roles": perturb_roles,
+    "flip_roles": perturb_flip_roles,
+    "reorder": perturb_reorder,
+}
+
+
+def perturb(puzzle: Puzzle, kind: str, seed: int) -> Puzzle | None:
+    """The ``kind`` twin of ``puzzle`` (None when no valid logic-changing twin was found)."""
+    try:
+        fn = PERTURBATIONS[kind]
+    except KeyError:
+        raise ValueError(f"unknown perturbation {kind!r} (valid: {', '.join(PERTURBATIONS)})") from None
+    return fn(puzzle, random.Random(f"{seed}:{kind}:{puzzle.id}"))

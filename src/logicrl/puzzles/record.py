@@ -1,0 +1,137 @@
+"""The puzzle record: a superset of the public K&K record, and its validation.
+
+Fields (JSONL and parquet alike): ``quiz, names, knight_knave, solution, solution_text,
+solution_text_format, cot_head, cot_repeat_steps, cot_foot, statements, index`` (the public K&K
+ones) plus ``n_people, depth, width, seed, id, order`` and, in perturbed sets, ``perturbation`` and
+``original_id``. ``statements`` is a JSON string of nested lists (one per person, see logic.py);
+``seed`` fixes the speech templates, so a record can be re-rendered exactly; ``order`` is the order
+in which the statements are told.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import random
+from dataclasses import dataclass, replace
+from typing import Any
+
+from logicrl.puzzles.cot import COT_FOOT, COT_HEAD, cot_steps
+from logicrl.puzzles.logic import Statement, statements_from_json, statements_to_json
+from logicrl.puzzles.names import Roles
+from logicrl.puzzles.render import choose_templates, quiz_text, solution_text, solution_text_format
+
+REQUIRED_FIELDS = ("quiz", "names", "solution", "solution_text_format", "statements")
+
+
+@dataclass(frozen=True)
+class Puzzle:
+    """Everything a record is rendered from."""
+
+    statements: tuple[Statement, ...]
+    solution: tuple[bool, ...]
+    names: tuple[str, ...]
+    roles: Roles
+    seed: int
+    order: tuple[int, ...]
+    depth: int
+    width: int
+    perturbation: str | None = None
+    original_id: str | None = None
+
+    @property
+    def n_people(self) -> int:
+        return len(self.statements)
+
+    @property
+    def statements_json(self) -> str:
+        return json.dumps(statements_to_json(self.statements), separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        """Stable content id: number of people + hash of the statements (names excluded)."""
+        digest = hashlib.sha1(self.statements_json.encode()).hexdigest()[:12]
+        base = f"kk{self.n_people}-{digest}"
+        return f"{self.original_id}~{self.perturbation}" if self.perturbation else base
+
+    def evolve(self, **changes: Any) -> Puzzle:
+        return replace(self, **changes)
+
+    def to_record(self, index: int) -> dict[str, Any]:
+        templates = choose_templates(random.Random(self.seed), self.n_people)
+        record: dict[str, Any] = {
+            "id": self.id,
+            "index": index,
+            "quiz": quiz_text(self.statements, self.names, self.roles, templates, self.order),
+            "names": list(self.names),
+            "knight_knave": self.roles.to_record(),
+            "solution": list(self.solution),
+            "solution_text": solution_text(self.solution, self.names, self.roles),
+            "solution_text_format": solution_text_format(self.solution, self.names, self.roles),
+            "cot_head": COT_HEAD,
+            "cot_repeat_steps": cot_steps(self.statements, self.names, self.roles),
+            "cot_foot": COT_FOOT,
+            "statements": self.statements_json,
+            "n_people": self.n_people,
+            "depth": self.depth,
+            "width": self.width,
+            "seed": self.seed,
+            "order": list(self.order),
+        }
+        if self.perturbation:
+            record["perturbation"] = self.perturbation
+            record["original_id"] = self.original_id
+        return record
+
+    @staticmethod
+    def from_record(record: dict[str, Any]) -> Puzzle:
+        """Rebuild the puzzle of a record; raises ValueError naming the bad field."""
+        missing = [f for f in REQUIRED_FIELDS if f not in record]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)} — not a K&K puzzle record")
+        statements = parse_statements_field(record["statements"])
+        n = len(statements)
+        names = record["names"]
+        if not isinstance(names, list) or len(names) != n or not all(isinstance(x, str) for x in names):
+            raise ValueError(f"'names' must be a list of {n} strings (one per statement)")
+        solution = record["solution"]
+        if not isinstance(solution, list) or len(solution) != n or not all(isinstance(x, bool) for x in solution):
+            raise ValueError(f"'solution' must be a list of {n} booleans (true = knight)")
+        roles = Roles.from_record(record["knight_knave"]) if record.get("knight_knave") else Roles()
+        return Puzzle(
+            statements=statements,
+            solution=tuple(solution),
+            names=tuple(names),
+            roles=roles,
+            seed=int(record.get("seed", 0)),
+            order=tuple(record.get("order") or range(n)),
+            depth=int(record.get("depth", max(s.depth for s in statements))),
+            width=int(record.get("width", max(s.width for s in statements))),
+            perturbation=record.get("perturbation"),
+            original_id=record.get("original_id"),
+        )
+
+
+def parse_statements_field(value: Any) -> tuple[Statement, ...]:
+    """Statements from a record: our JSON string, a decoded list, or the public K&K Python repr.
+
+    The public K&K data stores ``statements`` as a Python tuple literal; it is read with
+    ``ast.literal_eval`` (literals only, never code).
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise ValueError(f"'statements' is neither JSON nor a K&K tuple literal ({exc})") from None
+    try:
+        return statements_from_json(_tuples_to_lists(value))
+    except RecursionError:
+        raise ValueError("'statements' nests too deeply") from None
+
+
+def _tuples_to_lists(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_tuples_to_lists(v) for v in value]
+    return value

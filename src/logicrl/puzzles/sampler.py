@@ -1,0 +1,149 @@
+"""Random statement trees and unique-solution puzzles at an exact difficulty level.
+
+The distribution follows the original K&K generator (Xie et al. 2024, arXiv 2410.23123; ported in
+reasoning-gym's knights_knaves.py): at each node a die picks a leaf or one of the allowed operators
+with equal probability; at depth 1 the node is always a leaf; ``and``/``or`` take 2..width distinct
+operands; nobody says "I am a knave" (a paradox on its own). A puzzle is one statement per person,
+kept only when exactly one assignment is consistent (rejection sampling, so the kept puzzles follow
+the generator's distribution conditioned on uniqueness).
+
+Difficulty level = (number of people, depth, width, operators): depth is the maximum depth of a
+statement tree (a leaf has depth 1) and width the maximum number of operands of ``and``/``or``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from logicrl.puzzles.logic import (
+    MAX_BITSET_PEOPLE,
+    Op,
+    Statement,
+    all_assignments,
+    assignment_from_index,
+    knight_tables,
+)
+from logicrl.puzzles.solver import solve
+
+ALL_OPERATORS: tuple[Op, ...] = (Op.NOT, Op.AND, Op.OR, Op.IMPLIES, Op.IFF)
+MAX_PEOPLE = 30  # beyond this the search solver's pruning is not guaranteed to be fast
+
+
+@dataclass(frozen=True)
+class Level:
+    """One difficulty level: what the sampler is asked for."""
+
+    n_people: int
+    depth: int = 2
+    width: int = 2
+    operators: tuple[Op, ...] = field(default=ALL_OPERATORS)
+
+    def validate(self) -> None:
+        """Raise ValueError with a fix-it message for impossible levels."""
+        if not 2 <= self.n_people <= MAX_PEOPLE:
+            raise ValueError(f"number of people must be in 2..{MAX_PEOPLE}, got {self.n_people}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be at least 1 (a leaf has depth 1), got {self.depth}")
+        if self.width < 2:
+            raise ValueError(f"width must be at least 2 (and/or need two operands), got {self.width}")
+        bad = [op for op in self.operators if op.is_leaf]
+        if bad:
+            raise ValueError("operators lists inner operators only (not, and, or, ->, <=>)")
+        if self.depth > 1 and not self.operators:
+            raise ValueError("depth > 1 needs at least one operator")
+
+
+class StatementSampler:
+    """Draws random statements for one level from a ``random.Random`` stream."""
+
+    def __init__(self, level: Level, rng: random.Random):
+        level.validate()
+        self.level = level
+        self.rng = rng
+        # The die: None stands for "leaf", then each allowed operator, all equally likely.
+        self.die: tuple[Op | None, ...] = (None, *level.operators)
+
+    def leaf(self, speaker: int) -> Statement:
+        n = self.level.n_people
+        while True:
+            person = self.rng.randrange(n)
+            if self.rng.random() < 0.5:
+                return Statement(Op.KNIGHT, person=person)
+            if person != speaker:  # "I am a knave" cannot be said by anyone
+                return Statement(Op.KNAVE, person=person)
+
+    def statement(self, speaker: int, depth: int) -> Statement:
+        """A statement of depth ≤ ``depth`` by ``speaker``."""
+        op = None if depth == 1 else self.rng.choice(self.die)
+        if op is None:
+            return self.leaf(speaker)
+        if op is Op.NOT:
+            return Statement(op, children=(self.statement(speaker, depth - 1),))
+        if op in (Op.AND, Op.OR):
+            count = self.rng.randint(2, self.level.width)
+        else:
+            count = 2
+        return Statement(op, children=self.distinct_operands(speaker, depth - 1, count))
+
+    def distinct_operands(self, speaker: int, depth: int, count: int) -> tuple[Statement, ...]:
+        if depth == 1:  # only 2N - 1 distinct leaves exist
+            count = min(count, 2 * self.level.n_people - 1)
+        operands: list[Statement] = []
+        while len(operands) < count:
+            candidate = self.statement(speaker, depth)
+            if candidate not in operands:
+                operands.append(candidate)
+        return tuple(operands)
+
+    def puzzle_statements(self) -> tuple[Statement, ...]:
+        return tuple(self.statement(i, self.level.depth) for i in range(self.level.n_people))
+
+
+def sample_unique_puzzle(
+    sampler: StatementSampler, seen: set[tuple[Statement, ...]], max_attempts: int = 200_000
+) -> tuple[tuple[Statement, ...], tuple[bool, ...]]:
+    """Draw statements until they have exactly one solution and are not in ``seen``.
+
+    With bitsets (N ≤ 20) the consistent set is narrowed speaker by speaker and a draw is abandoned
+    as soon as it is empty; that only skips draws that would be rejected anyway, so the distribution
+    is unchanged. Raises RuntimeError when ``max_attempts`` draws in a row fail (the level has run out
+    of unique puzzles, or almost none have a unique solution).
+    """
+    n = sampler.level.n_people
+    for _ in range(max_attempts):
+        if n <= MAX_BITSET_PEOPLE:
+            statements, consistent = _draw_with_bitsets(sampler)
+            if consistent.bit_count() != 1 or statements in seen:
+                continue
+            solution = assignment_from_index(consistent.bit_length() - 1, n)
+        else:
+            statements = sampler.puzzle_statements()
+            if statements in seen:
+                continue
+            solutions = solve(statements)
+            if len(solutions) != 1:
+                continue
+            solution = solutions[0]
+        seen.add(statements)
+        return statements, solution
+    raise RuntimeError(
+        f"no new unique-solution puzzle in {max_attempts} draws for {sampler.level}; "
+        "ask for fewer puzzles or raise depth/width"
+    )
+
+
+def _draw_with_bitsets(sampler: StatementSampler) -> tuple[tuple[Statement, ...], int]:
+    """One draw of a puzzle, abandoned (consistent set 0) once no assignment can survive."""
+    n, depth = sampler.level.n_people, sampler.level.depth
+    full, knights = all_assignments(n), knight_tables(n)
+    consistent = full
+    statements = []
+    for speaker in range(n):
+        stmt = sampler.statement(speaker, depth)
+        consistent &= full ^ (knights[speaker] ^ stmt.truth_table(n))
+        if not consistent:
+            return (), 0
+        statements.append(stmt)
+    return tuple(statements), consistent

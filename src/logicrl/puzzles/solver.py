@@ -1,0 +1,162 @@
+"""Exact solvers: all assignments consistent with a puzzle's statements.
+
+A puzzle is consistent under an assignment when every speaker's statement is true exactly when
+the speaker is a knight: ``AND_i (knight_i <=> S_i)``.
+
+Two solvers, cross-checked in the tests against a third, independent brute force:
+
+* :func:`solve_bitset` evaluates that formula over all ``2**N`` assignments at once with truth-table
+  bitsets (logic.py). Exact and fast up to ``MAX_BITSET_PEOPLE`` (20) people.
+* :func:`solve_search` is a depth-first search that assigns people in order and prunes as soon as a
+  speaker's statement is decided against them (three-valued evaluation). It handles any N whose
+  statements prune well, and its trace is the template reasoning of cot.py.
+
+:func:`solve` picks the bitset solver up to 20 people and the search above that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from logicrl.puzzles.logic import (
+    MAX_BITSET_PEOPLE,
+    Op,
+    Statement,
+    all_assignments,
+    assignment_from_index,
+    knight_tables,
+)
+
+Assignment = tuple[bool, ...]
+
+
+def consistency_table(statements: Sequence[Statement]) -> int:
+    """Bitset of the assignments under which every speaker i has ``knight_i == S_i``."""
+    n = len(statements)
+    full = all_assignments(n)
+    knights = knight_tables(n)
+    consistent = full
+    for i, stmt in enumerate(statements):
+        consistent &= full ^ (knights[i] ^ stmt.truth_table(n))
+        if not consistent:
+            break
+    return consistent
+
+
+def iter_set_bits(bits: int) -> Iterator[int]:
+    """Indices of the set bits of ``bits``, lowest first."""
+    while bits:
+        low = bits & -bits
+        yield low.bit_length() - 1
+        bits ^= low
+
+
+def solve_bitset(statements: Sequence[Statement]) -> list[Assignment]:
+    """All consistent assignments, via truth tables (N ≤ 20)."""
+    n = len(statements)
+    return [assignment_from_index(a, n) for a in iter_set_bits(consistency_table(statements))]
+
+
+def partial_evaluate(stmt: Statement, assignment: Sequence[bool | None]) -> bool | None:
+    """Kleene three-valued evaluation: None when the unassigned people leave the value open."""
+    op = stmt.op
+    if op.is_leaf:
+        value = assignment[stmt.person]
+        if value is None:
+            return None
+        return value if op is Op.KNIGHT else not value
+    values = [partial_evaluate(child, assignment) for child in stmt.children]
+    if op is Op.NOT:
+        return None if values[0] is None else not values[0]
+    if op is Op.AND:
+        if False in values:
+            return False
+        return None if None in values else True
+    if op is Op.OR:
+        if True in values:
+            return True
+        return None if None in values else False
+    if op is Op.IMPLIES:
+        antecedent, consequent = values
+        if antecedent is False or consequent is True:
+            return True
+        return None if None in values else False
+    left, right = values  # IFF
+    return None if left is None or right is None else left == right
+
+
+@dataclass(frozen=True)
+class SearchEvent:
+    """One step of the depth-first search, in the order the search takes it.
+
+    kind: "assume" (``person`` is assumed ``role``), "contradiction" (assuming ``role`` for ``person``
+    contradicts speaker ``by``'s statement), "backtrack" (all roles of ``person`` failed; go back to
+    ``by``) or "solution" (the assignment in ``assignment`` is consistent).
+    """
+
+    kind: str
+    person: int = -1
+    role: bool | None = None  # True = knight
+    by: int = -1
+    assignment: Assignment = ()
+
+
+def first_conflict(statements: Sequence[Statement], assignment: Sequence[bool | None]) -> int:
+    """Index of the first assigned speaker whose statement is decided against their role, or -1."""
+    for speaker, stmt in enumerate(statements):
+        role = assignment[speaker]
+        if role is None:
+            continue
+        value = partial_evaluate(stmt, assignment)
+        if value is not None and value != role:
+            return speaker
+    return -1
+
+
+def search_events(statements: Sequence[Statement]) -> Iterator[SearchEvent]:
+    """Depth-first search over roles (knight first), yielding its steps as events.
+
+    People are assigned in index order. After each assumption, every assigned speaker whose statement
+    is already decided is checked; a conflict prunes the branch. The generator is lazy: stop iterating
+    after the first "solution" event to get the search trace of a unique-solution puzzle.
+    """
+    n = len(statements)
+    assignment: list[bool | None] = [None] * n
+
+    def visit(person: int) -> Iterator[SearchEvent]:
+        for role in (True, False):
+            assignment[person] = role
+            conflict = first_conflict(statements, assignment)
+            if conflict >= 0:
+                yield SearchEvent("contradiction", person, role, by=conflict)
+                continue
+            yield SearchEvent("assume", person, role)
+            if person + 1 == n:
+                yield SearchEvent("solution", assignment=tuple(bool(v) for v in assignment))
+            else:
+                yield from visit(person + 1)
+        assignment[person] = None
+        if person > 0:
+            yield SearchEvent("backtrack", person, by=person - 1)
+
+    yield from visit(0)
+
+
+def solve_search(statements: Sequence[Statement]) -> list[Assignment]:
+    """All consistent assignments, via depth-first search (any N)."""
+    return [e.assignment for e in search_events(statements) if e.kind == "solution"]
+
+
+def solve(statements: Sequence[Statement]) -> list[Assignment]:
+    """All consistent assignments: bitsets up to 20 people, search beyond."""
+    if len(statements) <= MAX_BITSET_PEOPLE:
+        return solve_bitset(statements)
+    return solve_search(statements)
+
+
+def count_solutions(statements: Sequence[Statement]) -> int:
+    """Number of consistent assignments (cheap with bitsets: one popcount)."""
+    if len(statements) <= MAX_BITSET_PEOPLE:
+        return consistency_table(statements).bit_count()
+    return len(solve_search(statements))
