@@ -1,0 +1,103 @@
+"""`logicrl data ...` end to end through the console entry point (user errors: one line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logicrl.cli import app
+from logicrl.puzzles.record import Puzzle
+
+runner = CliRunner()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess (what a user's shell does)."""
+    code = "from logicrl.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_generate_writes_splits_and_manifest(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "generate", "--people", "2-3", "--train", "20", "--test", "5",
+                                 "--out", str(tmp_path), "depth=3"])
+    assert result.exit_code == 0, result.output
+    for n in (2, 3):
+        for split, count in (("train", 20), ("test", 5)):
+            lines = (tmp_path / f"{n}ppl" / f"{split}.jsonl").read_text().splitlines()
+            assert len(lines) == count
+            assert (tmp_path / f"{n}ppl" / f"{split}.parquet").is_file()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["depth"] == 3 and manifest["counts"]["3ppl"] == {"train": 20, "test": 5}
+
+
+def test_generate_same_seed_same_bytes(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["data", "generate", "--people", "4", "--train", "30", "--test", "10",
+                                     "--seed", "7", "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    for rel in ("4ppl/train.jsonl", "4ppl/test.jsonl", "4ppl/train.parquet", "manifest.json"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_perturb_show_and_stats(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["data", "generate", "--people", "3", "--train", "15", "--test", "0",
+                               "--out", str(tmp_path / "d")]).exit_code == 0
+    result = runner.invoke(app, ["data", "perturb", str(tmp_path / "d"), "--out", str(tmp_path / "p"),
+                                 "--kinds", "leaf,reorder"])
+    assert result.exit_code == 0, result.output
+    originals = {json.loads(line)["id"] for line in (tmp_path / "d/3ppl/train.jsonl").read_text().splitlines()}
+    twins = [json.loads(line) for line in (tmp_path / "p/reorder.jsonl").read_text().splitlines()]
+    assert len(twins) == 15 and {t["original_id"] for t in twins} == originals
+    assert all(Puzzle.from_record(t).perturbation == "reorder" for t in twins)
+
+    show = runner.invoke(app, ["data", "show", str(tmp_path / "d"), "--split", "train", "-n", "1", "--cot"])
+    assert show.exit_code == 0 and "So who is a knight and who is a knave?" in show.output
+    stats = runner.invoke(app, ["data", "stats", str(tmp_path / "p/leaf.jsonl")])
+    assert stats.exit_code == 0 and "perturbations: leaf" in stats.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--people", "1-3"], "number of people must be in 2..30, got 1"),
+        (["--people", "2", "--depth", "0"], "depth"),
+        (["--people", "2", "--depth", "1", "--train", "50"], "distinct unique-solution puzzles"),
+        (["--people", "3", "colour=blue"], "unknown config key 'colour'"),
+        (["--people", "3", "--roles", "knight"], "role words must look like"),
+    ],
+)
+def test_impossible_requests_fail_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    proc = run_cli("data", "generate", "--out", str(out), *args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # nothing half-written
+
+
+def test_corrupt_row_reported_by_file_and_line(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["data", "generate", "--people", "2", "--train", "3", "--test", "0",
+                               "--out", str(tmp_path)]).exit_code == 0
+    path = tmp_path / "2ppl/train.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[1][:40], lines[2]]) + "\n")
+    proc = run_cli("data", "stats", str(path))
+    assert proc.returncode == 2 and f"{path}:2: not valid JSON" in proc.stderr
+
+
+def test_unknown_perturbation_and_missing_file(tmp_path: Path) -> None:
+    proc = run_cli("data", "perturb", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "p"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    proc = run_cli("data", "perturb", str(tmp_path), "--out", str(tmp_path / "p"), "--kinds", "shuffle")
+    assert proc.returncode == 2 and "unknown perturbation(s) shuffle" in proc.stderr
+
+
+def test_every_subcommand_has_help() -> None:
+    for sub in ([], ["data"], ["data", "generate"], ["data", "perturb"], ["data", "show"], ["data", "stats"]):
+        result = runner.invoke(app, [*sub, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output, sub
