@@ -1,0 +1,61 @@
+"""veRL adapter: ``compute_score`` for ``custom_reward_function`` (veRL's reward signature).
+
+Point veRL at it with::
+
+    custom_reward_function.path=<site-packages>/logicrl/integrations/verl.py
+    custom_reward_function.name=compute_score
+
+veRL decodes the response tokens only, so ``solution_str`` is the generated text. With the Logic-RL
+prompt (assistant turn pre-filled with ``<think>``) it starts inside the think block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from logicrl.reward.parse import starts_inside_think
+from logicrl.reward.score import RewardConfig, score
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Mapping[str, Any] | str,
+    extra_info: Mapping[str, Any] | None = None,
+    **reward_kwargs: Any,
+) -> float:
+    """Score one veRL rollout with ``logicrl.reward.score``; returns ``ScoreBreakdown.total``.
+
+    Args:
+        data_source: the dataset tag veRL passes through; not used (every row is a K&K puzzle).
+        solution_str: the decoded response.
+        ground_truth: ``{"solution_text_format": ...}`` as in Logic-RL's data (a bare string also works);
+            may carry ``knight_knave`` (role words) and ``quiz`` (the question).
+        extra_info: optional keys ``prefilled_think`` (bool), ``mode``, ``knight_knave``, ``quiz``; these
+            override the same keys of ``ground_truth``.
+        reward_kwargs: ``custom_reward_function.reward_kwargs`` from the veRL config, as ``RewardConfig``
+            fields (e.g. ``mode="logic-rl"``).
+
+    ``prefilled_think`` defaults to ``starts_inside_think(solution_str)``: True (our exported prompts end
+    with ``<think>``) unless the response opens its own ``<think>``, so a prompt without the pre-fill
+    scores the same.
+    """
+    del data_source
+    fields: dict[str, Any] = (
+        dict(ground_truth) if isinstance(ground_truth, Mapping) else {"solution_text_format": ground_truth}
+    )
+    fields.update(extra_info or {})
+    prefilled = fields.get("prefilled_think")
+    prefilled = starts_inside_think(solution_str) if prefilled is None else bool(prefilled)
+    config = RewardConfig(**reward_kwargs) if reward_kwargs else None
+    breakdown = score(
+        solution_str,
+        str(fields["solution_text_format"]),
+        prefilled_think=prefilled,
+        mode=fields.get("mode"),
+        roles=fields.get("knight_knave"),
+        question=fields.get("quiz"),
+        config=config,
+    )
+    return breakdown.total

@@ -1,0 +1,98 @@
+"""Tests for logicrl.integrations.trl: the reward function alone, and one GRPOTrainer step on CPU with a
+tiny random Llama and a character-level tokenizer built here (nothing is downloaded).
+
+Run: .venv/bin/python -m pytest tests/integrations/test_trl_reward.py
+"""
+
+import string
+
+import pytest
+
+from logicrl.integrations.trl import KKReward, kk_reward, prompt_prefills_think
+from logicrl.reward import RewardConfig
+
+EXPECTED = "(1) Zoey is a knight\n(2) Oliver is a knave"
+CLAIMS = "Zoey is a knight, Oliver is a knave"
+THINK = "Zoey accuses Oliver, and only Zoey being a knight is consistent."
+
+
+def test_reward_function_on_plain_and_conversational_completions():
+    prompts = ["Solve it.\n<think>", "Solve it.", [{"role": "user", "content": "Solve it."}]]
+    completions = [
+        f"{THINK}</think><answer>{CLAIMS}</answer>",
+        f"<think>{THINK}</think><answer>{CLAIMS}</answer>",
+        [{"role": "assistant", "content": f"<think>{THINK}</think><answer>Zoey is a knave, Oliver is a knave</answer>"}],
+    ]
+    logged = {}
+    rewards = kk_reward(prompts=prompts, completions=completions, solution_text_format=[EXPECTED] * 3,
+                        completion_ids=None, trainer_state=None, log_extra=logged.__setitem__, log_metric=None)
+    assert rewards == [3.0, 3.0, -0.5]
+    assert logged["answer_status"] == ["correct", "correct", "wrong"]
+
+
+def test_prefill_read_from_the_prompt():
+    assert prompt_prefills_think("Q\n<think>\n")
+    assert not prompt_prefills_think("Q")
+    assert prompt_prefills_think([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "<think>"}])
+    assert not prompt_prefills_think([{"role": "user", "content": "Q <think>"}])
+    # The prompt ends with <think>, so a completion that repeats it has two opening tags.
+    doubled = f"<think>{THINK}</think><answer>{CLAIMS}</answer>"
+    assert kk_reward(["Q <think>"], [doubled], [EXPECTED]) == [-3.0]
+    assert KKReward(prefilled_think=False)(["Q <think>"], [doubled], [EXPECTED]) == [3.0]
+
+
+def test_optional_columns_and_config():
+    completion = f"Q says Zoey and Oliver.</think><answer>{CLAIMS}</answer> ok"
+    lenient = KKReward(RewardConfig(mode="logic-rl"), name="kk_logic_rl")
+    assert lenient.__name__ == "kk_logic_rl"
+    assert lenient(["<think>"], [completion], [EXPECTED]) == [3.0]
+    assert kk_reward(["<think>"], [completion], [EXPECTED], knight_knave=[{"knight": "knight", "knave": "knave"}],
+                     quiz=["Q says Zoey and Oliver."]) == [-3.0]
+
+
+def _tiny_model_and_tokenizer():
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>"]
+    vocab = {token: i for i, token in enumerate(specials + list(string.printable))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<pad>"))
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>")
+    config = LlamaConfig(
+        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=512, pad_token_id=0, eos_token_id=1, bos_token_id=1,
+    )
+    return LlamaForCausalLM(config), tokenizer
+
+
+def test_grpo_trainer_one_step_on_cpu(tmp_path):
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    model, tokenizer = _tiny_model_and_tokenizer()
+    assert tokenizer.decode(tokenizer("Zoey is a knight")["input_ids"]) == "Zoey is a knight"
+    dataset = Dataset.from_dict({
+        "prompt": ["Who is a knight?\n<think>", "Who is a knave?\n<think>"],
+        "solution_text_format": [EXPECTED, "(1) Ava is a knave\n(2) Bo is a knight"],
+    })
+    calls = []
+
+    class Spy(KKReward):
+        def __call__(self, *args, **kwargs):
+            rewards = super().__call__(*args, **kwargs)
+            calls.append(rewards)
+            return rewards
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, num_generations=4,
+        max_completion_length=8, learning_rate=1e-4, logging_steps=1, report_to="none", save_strategy="no",
+        use_cpu=True, bf16=False, seed=0, dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=Spy(), args=args,
+                          train_dataset=dataset)
+    trainer.train()
+    assert calls and all(r in (3.0, -0.5, -1.0, -3.0) for batch in calls for r in batch)
+    logged = [entry for entry in trainer.state.log_history if "rewards/kk_reward/mean" in entry]
+    assert logged and logged[0]["rewards/kk_reward/mean"] == -3.0  # a random model cannot find the format

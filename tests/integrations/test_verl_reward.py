@@ -1,0 +1,50 @@
+"""Tests for logicrl.integrations.verl.compute_score (veRL's custom_reward_function signature).
+
+Run: .venv/bin/python -m pytest tests/integrations/test_verl_reward.py
+"""
+
+import pytest
+
+from logicrl.integrations.verl import compute_score
+from logicrl.reward import score
+
+EXPECTED = "(1) Zoey is a knight\n(2) Oliver is a knave\n(3) Ethan is a knight"
+CLAIMS = "Zoey is a knight, Oliver is a knave, Ethan is a knight"
+THINK = "Zoey accuses Oliver; if Zoey is a knight, Ethan is a knight too."
+QUESTION = "You meet 3 inhabitants: Zoey, Oliver, and Ethan. Zoey remarked, Oliver is a knave. Who is who?"
+RESPONSES = [
+    f"{THINK}</think>\n<answer>{CLAIMS}</answer><|im_end|>",  # continues a <think> pre-fill
+    f"<think>{THINK}</think>\n<answer>{CLAIMS}</answer>",  # opens its own think block
+    f"{THINK}</think>\n<answer>{CLAIMS.replace('knave', 'knight')}</answer>",
+    f"{THINK}</think>\n<answer>{CLAIMS}</answer> extra",
+    f"<answer>{CLAIMS}</answer>",
+    "",
+]
+
+
+@pytest.mark.parametrize("response", RESPONSES)
+def test_compute_score_equals_score_total(response):
+    prefilled = not response.startswith("<think>")
+    expected = score(response, EXPECTED, prefilled_think=prefilled).total
+    got = compute_score("kk_logic", response, {"solution_text_format": EXPECTED})
+    assert isinstance(got, float) and got == expected
+
+
+def test_default_prefill_and_explicit_flag():
+    response = RESPONSES[0]
+    assert compute_score("kk", response, {"solution_text_format": EXPECTED}) == 3.0
+    assert compute_score("kk", response, {"solution_text_format": EXPECTED}, {"prefilled_think": False}) == -3.0
+    assert compute_score("kk", RESPONSES[1], EXPECTED) == 3.0  # a bare string as ground truth
+
+
+def test_extra_info_and_reward_kwargs():
+    copied = f"{QUESTION}</think><answer>{CLAIMS}</answer>"
+    truth = {"solution_text_format": EXPECTED}
+    assert compute_score("kk", copied, truth) == 3.0
+    assert compute_score("kk", copied, truth, {"quiz": QUESTION}) == -3.0
+    trailing = RESPONSES[3]
+    assert compute_score("kk", trailing, truth) == -3.0
+    assert compute_score("kk", trailing, truth, {"mode": "logic-rl"}) == 3.0
+    assert compute_score("kk", trailing, truth, None, mode="logic-rl") == 3.0
+    odd = {"solution_text_format": "(1) Ava is a zorp", "knight_knave": {"knight": "zorp", "knave": "blip"}}
+    assert compute_score("kk", f"{THINK}</think><answer>Ava is a blip</answer>", odd) == -0.5
