@@ -1,0 +1,77 @@
+"""Public facade of logicrl's RL algorithms: pure tensor functions, each citing its formula and source.
+
+    advantages  GRPO (Dr.GRPO via scale_by_std=False), RLOO, REINFORCE++, REINFORCE++-baseline, GAE,
+                masked whitening, and the ADVANTAGE_ESTIMATORS registry (one signature for all)
+    kl          k1/k2/k3/abs/k3+ estimators, KL as a loss or in the reward, fixed/adaptive controllers
+    losses      loss aggregation modes, clipped policy loss (dual clip), clipped value loss, entropy
+
+The formulas, their papers, the veRL functions they mirror and where we differ are in docs/algorithms.md.
+Import from here (`from logicrl.rl.algorithms import grpo_advantages`); the submodules are an internal split.
+"""
+
+from logicrl.rl.advantages import (
+    ADVANTAGE_ESTIMATORS,
+    AdvantageEstimator,
+    AdvantageInputs,
+    AdvantageOutputs,
+    discounted_returns,
+    gae_advantages,
+    get_advantage_estimator,
+    grpo_advantages,
+    masked_whiten,
+    register_advantage,
+    reinforce_pp_advantages,
+    reinforce_pp_baseline_advantages,
+    rloo_advantages,
+)
+from logicrl.rl.kl import (
+    KL_ESTIMATORS,
+    AdaptiveKLController,
+    FixedKLController,
+    kl_estimate,
+    kl_loss,
+    token_rewards_from_scores,
+)
+from logicrl.rl.losses import (
+    AGGREGATIONS,
+    aggregate,
+    entropy_from_logits,
+    masked_mean,
+    policy_loss,
+    policy_loss_with_stats,
+    value_loss,
+    value_loss_with_stats,
+)
+
+__all__ = [
+    # advantages
+    "ADVANTAGE_ESTIMATORS",
+    "AdvantageEstimator",
+    "AdvantageInputs",
+    "AdvantageOutputs",
+    "discounted_returns",
+    "gae_advantages",
+    "get_advantage_estimator",
+    "grpo_advantages",
+    "masked_whiten",
+    "register_advantage",
+    "reinforce_pp_advantages",
+    "reinforce_pp_baseline_advantages",
+    "rloo_advantages",
+    # kl
+    "KL_ESTIMATORS",
+    "AdaptiveKLController",
+    "FixedKLController",
+    "kl_estimate",
+    "kl_loss",
+    "token_rewards_from_scores",
+    # losses
+    "AGGREGATIONS",
+    "aggregate",
+    "entropy_from_logits",
+    "masked_mean",
+    "policy_loss",
+    "policy_loss_with_stats",
+    "value_loss",
+    "value_loss_with_stats",
+]
