@@ -9,6 +9,7 @@ answers stay parseable as "Name is a role".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 COMMON_NAMES: tuple[str, ...] = (
     "Emma", "Liam", "Olivia", "Noah", "Ava", "Ethan", "Sophia", "Mason", "Isabella", "William",
@@ -60,8 +61,13 @@ class Roles:
         }
 
     @staticmethod
-    def from_record(record: dict[str, str]) -> Roles:
-        return Roles(knight=record["knight"], knave=record["knave"])
+    def from_record(value: Any) -> Roles:
+        """Role words from a record's ``knight_knave`` field; ValueError when malformed."""
+        if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("knight", "knave")):
+            raise ValueError("'knight_knave' must map 'knight' and 'knave' to role words")
+        if value["knight"] == value["knave"]:
+            raise ValueError(f"'knight_knave' uses {value['knight']!r} for both roles")
+        return Roles(knight=value["knight"], knave=value["knave"])
 
     @staticmethod
     def parse(text: str) -> Roles:

@@ -67,6 +67,13 @@ def replace_leaf(stmt: Statement, target: int, new_leaf: Statement) -> tuple[Sta
     return Statement(stmt.op, children=tuple(children)), seen
 
 
+def operands_distinct(stmt: Statement) -> bool:
+    """No node has two equal operands (``X <=> X`` would make the twin easier than its original)."""
+    if stmt.op.is_leaf:
+        return True
+    return len(set(stmt.children)) == len(stmt.children) and all(operands_distinct(c) for c in stmt.children)
+
+
 def perturb_leaf(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
     sampler = _sampler(puzzle, rng)
     for _ in range(MAX_TRIES):
@@ -78,6 +85,8 @@ def perturb_leaf(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
             continue
         statements = list(puzzle.statements)
         statements[speaker] = replace_leaf(stmt, target, new_leaf)[0]
+        if not operands_distinct(statements[speaker]):  # the sampler never repeats an operand
+            continue
         twin = _resolved(puzzle, tuple(statements), "leaf")
         if twin:
             return twin
@@ -85,7 +94,11 @@ def perturb_leaf(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
 
 
 def perturb_uncommon_names(puzzle: Puzzle, rng: random.Random) -> Puzzle:
-    names = tuple(rng.sample([n for n in UNCOMMON_NAMES if n not in puzzle.names], puzzle.n_people))
+    unused = [n for n in UNCOMMON_NAMES if n not in puzzle.names]
+    pool = unused if len(unused) >= puzzle.n_people else list(UNCOMMON_NAMES)
+    names = puzzle.names
+    while names == puzzle.names:
+        names = tuple(rng.sample(pool, puzzle.n_people))
     return puzzle.evolve(names=names, perturbation="uncommon_names", original_id=puzzle.id)
 
 

@@ -95,17 +95,22 @@ class Puzzle:
         names = record["names"]
         if not isinstance(names, list) or len(names) != n or not all(isinstance(x, str) for x in names):
             raise ValueError(f"'names' must be a list of {n} strings (one per statement)")
+        if len(set(names)) != n:
+            raise ValueError("'names' has duplicates; every person needs a distinct name")
         solution = record["solution"]
         if not isinstance(solution, list) or len(solution) != n or not all(isinstance(x, bool) for x in solution):
             raise ValueError(f"'solution' must be a list of {n} booleans (true = knight)")
         roles = Roles.from_record(record["knight_knave"]) if record.get("knight_knave") else Roles()
+        order = tuple(record.get("order") or range(n))
+        if sorted(order) != list(range(n)):
+            raise ValueError(f"'order' must be a permutation of 0..{n - 1}, got {list(order)}")
         return Puzzle(
             statements=statements,
             solution=tuple(solution),
             names=tuple(names),
             roles=roles,
             seed=int(record.get("seed", 0)),
-            order=tuple(record.get("order") or range(n)),
+            order=order,
             depth=int(record.get("depth", max(s.depth for s in statements))),
             width=int(record.get("width", max(s.width for s in statements))),
             perturbation=record.get("perturbation"),

@@ -102,16 +102,27 @@ class SearchEvent:
     assignment: Assignment = ()
 
 
-def first_conflict(statements: Sequence[Statement], assignment: Sequence[bool | None]) -> int:
-    """Index of the first assigned speaker whose statement is decided against their role, or -1."""
-    for speaker, stmt in enumerate(statements):
+def first_conflict(
+    statements: Sequence[Statement], assignment: Sequence[bool | None], speakers: Sequence[int] | None = None
+) -> int:
+    """Index of the first assigned speaker (of ``speakers``, default all) whose statement is decided
+    against their role, or -1."""
+    for speaker in range(len(statements)) if speakers is None else speakers:
         role = assignment[speaker]
         if role is None:
             continue
-        value = partial_evaluate(stmt, assignment)
+        value = partial_evaluate(statements[speaker], assignment)
         if value is not None and value != role:
             return speaker
     return -1
+
+
+def watchers(statements: Sequence[Statement]) -> list[list[int]]:
+    """For each person p, the speakers whose consistency can change when p is assigned: p itself and
+    everyone whose statement mentions p (in index order). A decided statement stays decided as more
+    people are assigned, so no one else can come into conflict."""
+    mentions = [{leaf.person for leaf in stmt.leaves()} for stmt in statements]
+    return [[j for j in range(len(statements)) if j == p or p in mentions[j]] for p in range(len(statements))]
 
 
 def search_events(statements: Sequence[Statement]) -> Iterator[SearchEvent]:
@@ -123,11 +134,12 @@ def search_events(statements: Sequence[Statement]) -> Iterator[SearchEvent]:
     """
     n = len(statements)
     assignment: list[bool | None] = [None] * n
+    watching = watchers(statements)
 
     def visit(person: int) -> Iterator[SearchEvent]:
         for role in (True, False):
             assignment[person] = role
-            conflict = first_conflict(statements, assignment)
+            conflict = first_conflict(statements, assignment, watching[person])
             if conflict >= 0:
                 yield SearchEvent("contradiction", person, role, by=conflict)
                 continue

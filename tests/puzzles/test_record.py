@@ -1,0 +1,160 @@
+"""record.py: the record fields, Puzzle <-> record round trip, ids, and reading foreign statements.
+
+Run: .venv/bin/python -m pytest tests/puzzles/test_record.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from brute_force import brute_force_solutions, make_records
+
+from logicrl.puzzles.logic import Statement
+from logicrl.puzzles.names import Roles
+from logicrl.puzzles.record import REQUIRED_FIELDS, Puzzle, parse_statements_field
+
+PUBLIC_FIELDS = ["quiz", "names", "knight_knave", "solution", "solution_text", "solution_text_format",
+                 "cot_head", "cot_repeat_steps", "cot_foot", "statements", "index"]
+OUR_FIELDS = ["n_people", "depth", "width", "seed", "id", "order"]
+
+# A row in the style of the public K&K data: statements as a Python tuple literal.
+PUBLIC_ROW = {
+    "quiz": "A very special island is inhabited only by knights and knaves. ...",
+    "names": ["Zoey", "Oliver"],
+    "knight_knave": {"knight": "knight", "knave": "knave", "a_knight": "a knight", "a_knave": "a knave",
+                     "Knight": "Knight", "Knave": "Knave"},
+    "solution": [False, False],
+    "solution_text": "Zoey is a knave and Oliver is a knave.",
+    "solution_text_format": "(1) Zoey is a knave\n(2) Oliver is a knave",
+    "cot_head": "Let's think step by step...",
+    "cot_repeat_steps": [],
+    "cot_foot": "This leads to a feasible solution.",
+    "statements": "(('telling-truth', 1), ('and', ('lying', 0), ('telling-truth', 1)))",
+    "index": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return make_records(4, 3, 3, 30, seed=11, roles="random") + make_records(7, 2, 2, 30, seed=12)
+
+
+def test_record_fields_and_types(records: list[dict]) -> None:
+    for i, record in enumerate(records[:30]):
+        assert set(PUBLIC_FIELDS + OUR_FIELDS) <= set(record)
+        assert "perturbation" not in record and "original_id" not in record
+        n = record["n_people"]
+        assert record["index"] == i
+        assert isinstance(record["statements"], str) and len(json.loads(record["statements"])) == n
+        assert all(isinstance(v, bool) for v in record["solution"]) and len(record["solution"]) == n
+        assert record["order"] == list(range(n))
+        assert re.fullmatch(r"kk4-[0-9a-f]{12}", record["id"])
+        assert json.loads(json.dumps(record)) == record  # plain JSON types only
+
+
+def test_puzzle_record_round_trip(records: list[dict]) -> None:
+    for record in records:
+        puzzle = Puzzle.from_record(record)
+        assert puzzle.to_record(record["index"]) == record  # re-rendered exactly (seed fixes templates)
+        assert Puzzle.from_record(json.loads(json.dumps(record))) == puzzle
+
+
+def test_id_hashes_statements_not_surface(records: list[dict]) -> None:
+    puzzle = Puzzle.from_record(records[0])
+    assert puzzle.evolve(names=("A", "B", "C", "D"), roles=Roles("sage", "fool"), seed=1).id == puzzle.id
+    other = Puzzle.from_record(records[1])
+    assert other.id != puzzle.id
+    twin = puzzle.evolve(perturbation="reorder", original_id=puzzle.id, order=(3, 2, 1, 0))
+    assert twin.id == f"{puzzle.id}~reorder"
+    record = twin.to_record(0)
+    assert record["perturbation"] == "reorder" and record["original_id"] == puzzle.id
+    assert Puzzle.from_record(record) == twin
+
+
+def test_public_row_with_tuple_statements_loads() -> None:
+    puzzle = Puzzle.from_record(PUBLIC_ROW)
+    assert puzzle.statements == (
+        Statement.knight(1),
+        Statement.conjunction(Statement.knave(0), Statement.knight(1)),
+    )
+    assert puzzle.solution == (False, False) and puzzle.order == (0, 1)
+    assert brute_force_solutions([s.to_json() for s in puzzle.statements]) == [puzzle.solution]
+    assert puzzle.depth == 2 and puzzle.width == 2
+    # Without the role field the roles default to knight/knave.
+    bare = {k: v for k, v in PUBLIC_ROW.items() if k != "knight_knave"}
+    assert Puzzle.from_record(bare).roles == Roles()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '[["telling-truth",1],["lying",0]]',
+        [["telling-truth", 1], ["lying", 0]],
+        (("telling-truth", 1), ("lying", 0)),
+        "  (('telling-truth', 1), ('lying', 0))  ",
+    ],
+)
+def test_parse_statements_field_forms(value) -> None:
+    assert parse_statements_field(value) == (Statement.knight(1), Statement.knave(0))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("__import__('os').system('true')", "neither JSON nor a K&K tuple literal"),
+        ("[['telling-truth', 1]", "neither JSON nor"),
+        ("(('telling-truth', 1),", "neither JSON nor"),
+        ("(" * 2000 + ")" * 2000, "nests too deeply|neither JSON nor"),
+        ("[" * 5000 + "]" * 5000, "nests too deeply|neither JSON nor"),
+        ('[["telling-truth",2],["lying",0]]', "out of range for 2 people"),
+        ("42", "non-empty list"),
+        ("[]", "non-empty list"),
+        ('[["xor",0],["lying",0]]', "unknown statement operator"),
+    ],
+)
+def test_parse_statements_field_errors(value, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_statements_field(value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"solution": [True]}, "'solution' must be a list of 2 booleans"),
+        ({"solution": [True, False, True]}, "'solution' must be a list of 2 booleans"),
+        ({"solution": [1, 0]}, "'solution' must be a list of 2 booleans"),
+        ({"solution": "[true, false]"}, "'solution' must be a list of 2 booleans"),
+        ({"names": ["Zoey"]}, "'names' must be a list of 2 strings"),
+        ({"names": ["Zoey", 3]}, "'names' must be a list of 2 strings"),
+        ({"statements": "nonsense"}, "'statements' is neither JSON nor"),
+    ],
+)
+def test_from_record_errors_name_the_field(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Puzzle.from_record(PUBLIC_ROW | change)
+
+
+def test_from_record_missing_fields() -> None:
+    expected = r"missing field\(s\) quiz, names, solution, solution_text_format, statements"
+    with pytest.raises(ValueError, match=expected):
+        Puzzle.from_record({"foo": 1})
+    assert REQUIRED_FIELDS == ("quiz", "names", "solution", "solution_text_format", "statements")
+
+
+@pytest.mark.parametrize("order", [[0, 0], [0, 5], [1]])
+def test_from_record_rejects_a_bad_order(order: list[int]) -> None:
+    with pytest.raises(ValueError, match="order"):
+        Puzzle.from_record(PUBLIC_ROW | {"order": order})
+
+
+@pytest.mark.parametrize("roles", [{"knight": "knight"}, {"knight": "knight", "knave": "knight"}])
+def test_from_record_checks_the_role_words(roles: dict) -> None:
+    with pytest.raises(ValueError, match="knight_knave"):
+        Puzzle.from_record(PUBLIC_ROW | {"knight_knave": roles})
+
+
+def test_from_record_rejects_duplicate_names() -> None:
+    with pytest.raises(ValueError, match="names"):
+        Puzzle.from_record(PUBLIC_ROW | {"names": ["Zoey", "Zoey"]})

@@ -1,0 +1,158 @@
+"""config.py: YAML + dotted overrides into strict typed configs, with one-line errors.
+
+Run: .venv/bin/python -m pytest tests/test_config.py -q
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from logicrl.config import ConfigError, StrictModel, load_config, parse_overrides, save_config
+from logicrl.puzzles.dataset import DataConfig
+
+
+class Optim(StrictModel):
+    lr: float = 1e-6
+    betas: list[float] = [0.9, 0.999]
+
+
+class Toy(StrictModel):
+    steps: int = 10
+    name: str = "run"
+    people: list[int] = [3]
+    curriculum: bool = False
+    kl: float | None = None
+    optim: Optim = Optim()
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_yaml_explicit_overrides_in_that_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "steps: 20\nname: from-yaml\noptim:\n  lr: 1.0e-5\n  betas: [0.8, 0.9]\n")
+    assert load_config(Toy) == Toy()
+    cfg = load_config(Toy, path)
+    assert (cfg.steps, cfg.name, cfg.optim.lr, cfg.optim.betas) == (20, "from-yaml", 1e-5, [0.8, 0.9])
+    cfg = load_config(Toy, path, overrides=["steps=30"], steps=25, name=None)
+    assert cfg.steps == 30 and cfg.name == "from-yaml"  # overrides beat explicit; None means "not given"
+    assert load_config(Toy, path, steps=25).steps == 25
+    # A nested override replaces one key and keeps the section's other YAML keys.
+    cfg = load_config(Toy, path, overrides=["optim.lr=3e-6"])
+    assert cfg.optim.lr == 3e-6 and cfg.optim.betas == [0.8, 0.9]
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "expected"),
+    [
+        ("steps=7", "steps", 7),
+        ("optim.lr=3e-6", ("optim", "lr"), 3e-6),
+        ("optim.lr=0.5", ("optim", "lr"), 0.5),
+        ("kl=1e-3", "kl", 1e-3),
+        ("kl=null", "kl", None),
+        ("people=[3, 4]", "people", [3, 4]),
+        ("optim.betas=[0.5,0.6]", ("optim", "betas"), [0.5, 0.6]),
+        ("curriculum=true", "curriculum", True),
+        ("name=a=b", "name", "a=b"),
+        ("name=", "name", ""),
+        ("name=x: [y", "name", "x: [y"),  # not valid YAML: kept as the raw string
+    ],
+)
+def test_override_values_are_typed(override: str, field, expected) -> None:
+    cfg = load_config(Toy, overrides=[override])
+    value = getattr(cfg.optim, field[1]) if isinstance(field, tuple) else getattr(cfg, field)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_parse_overrides_tree() -> None:
+    assert parse_overrides(["a.b=1", "a.c=x", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
+    for bad in ("novalue", "=3", " =3"):
+        with pytest.raises(ConfigError, match="must look like key=value"):
+            parse_overrides([bad])
+    with pytest.raises(ConfigError, match="conflicts with an earlier override of 'a'"):
+        parse_overrides(["a=1", "a.b=2"])
+
+
+def test_unknown_keys_name_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(Toy, overrides=["stpes=3"])
+    valid = "steps, name, people, curriculum, kl, optim"
+    assert str(err.value) == f"unknown config key 'stpes' (valid keys: {valid})"
+    path = write(tmp_path, "optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=f"unknown config key 'optim.learning_rate' in {path} "
+                                          r"\(valid keys: lr, betas\)"):
+        load_config(Toy, path)
+
+
+def test_wrong_types(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="^steps: Input should be a valid integer"):
+        load_config(Toy, overrides=["steps=abc"])
+    path = write(tmp_path, "optim:\n  lr: fast\n")
+    with pytest.raises(ConfigError, match=f"^optim.lr in {path}: Input should be a valid number"):
+        load_config(Toy, path)
+    with pytest.raises(ConfigError, match=r"\(and 1 more\)$"):
+        load_config(Toy, overrides=["steps=abc", "people=[x]"])
+    with pytest.raises(ConfigError) as err:
+        load_config(Toy, overrides=["people=abc"])
+    assert "\n" not in str(err.value)
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file .*nope.yaml does not exist"):
+        load_config(Toy, tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="must hold a mapping of config keys, not list"):
+        load_config(Toy, write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ConfigError, match="must hold a mapping of config keys, not str"):
+        load_config(Toy, write(tmp_path, "just text\n"))
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(Toy, write(tmp_path, "steps: [1, 2\n"))
+    assert load_config(Toy, write(tmp_path, "")) == Toy()  # an empty file means "all defaults"
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    cfg = load_config(Toy, overrides=["steps=3", "optim.lr=2e-5", "people=[2,5]"])
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(Toy, tmp_path / "saved.yaml") == cfg
+    assert [p.name for p in tmp_path.iterdir()] == ["saved.yaml"]
+
+
+def test_assignments_are_validated() -> None:
+    cfg = Toy()
+    with pytest.raises(ValidationError):
+        cfg.steps = "many"
+    with pytest.raises(ValidationError):
+        Toy(unknown=1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "people"),
+    [
+        (["people=3-7"], [3, 4, 5, 6, 7]),
+        (["people=2,4"], [2, 4]),
+        (["people=[3,4]"], [3, 4]),
+        (["people=5"], [5]),
+    ],
+)
+def test_data_config_people(overrides: list[str], people: list[int]) -> None:
+    assert load_config(DataConfig, overrides=overrides).people == people
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["people=1-3"], "^people: number of people must be in 2..30, got 1$"),
+        (["train=-1"], "^train: Input should be greater than or equal to 0$"),
+        (["roles=Knight"], "^roles: role words must look like"),
+        (["operators=[xor]"], "^operators: unknown operator 'xor'"),
+        (["formats=[csv]"], "^formats.0: Input should be 'jsonl' or 'parquet'$"),
+        (["depht=3"], "^unknown config key 'depht' \\(valid keys: people, train, test, depth, width,"),
+    ],
+)
+def test_data_config_errors(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(DataConfig, overrides=overrides)

@@ -1,0 +1,136 @@
+"""io.py: atomic writes (all or nothing, no temp files left) and located errors when reading records.
+
+Run: .venv/bin/python -m pytest tests/test_io.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from logicrl.io import (
+    DataError,
+    atomic_path,
+    atomic_write_text,
+    read_jsonl,
+    read_rows,
+    write_jsonl,
+    write_parquet,
+)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_write_creates_parents_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "out.txt"
+    atomic_write_text(target, "héllo\n")
+    assert target.read_text(encoding="utf-8") == "héllo\n"
+    assert listing(target.parent) == ["out.txt"]
+    atomic_write_text(target, "second\n")
+    assert target.read_text() == "second\n" and listing(target.parent) == ["out.txt"]
+
+
+def test_failure_midway_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(target) as tmp:
+            assert tmp.parent == tmp_path and tmp != target
+            tmp.write_text("half-written")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old\n"
+    assert listing(tmp_path) == ["out.txt"]
+
+
+def test_failed_jsonl_write_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "rows.jsonl"
+    write_jsonl(target, [{"a": 1}])
+    before = target.read_bytes()
+
+    def rows():
+        yield {"a": 2}
+        yield {"a": {1, 2}}  # not JSON-serializable: fails after one line was written
+
+    with pytest.raises(TypeError):
+        write_jsonl(target, rows())
+    assert target.read_bytes() == before and listing(tmp_path) == ["rows.jsonl"]
+
+
+def test_failure_on_a_new_file_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "new.txt") as tmp:
+            tmp.write_text("x")
+            raise KeyboardInterrupt
+    assert listing(tmp_path) == []
+
+
+def test_atomic_write_keeps_normal_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        atomic = tmp_path / "atomic.txt"
+        atomic_write_text(atomic, "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o644
+    assert stat.S_IMODE(atomic.stat().st_mode) == 0o644
+
+
+def test_jsonl_is_deterministic_utf8(tmp_path: Path) -> None:
+    rows = [{"b": 1, "a": "Zoë"}, {"x": [1, True, None]}]
+    write_jsonl(tmp_path / "1.jsonl", rows)
+    write_jsonl(tmp_path / "2.jsonl", rows)
+    data = (tmp_path / "1.jsonl").read_bytes()
+    assert data == (tmp_path / "2.jsonl").read_bytes()
+    assert data.decode("utf-8") == '{"b": 1, "a": "Zoë"}\n{"x": [1, true, null]}\n'
+    assert [row for _, row in read_jsonl(tmp_path / "1.jsonl")] == rows
+
+
+def test_read_jsonl_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": \n')
+    with pytest.raises(DataError, match=f"^{path}:3: not valid JSON"):
+        list(read_jsonl(path))
+    path.write_text('{"a": 1}\n[1, 2]\n')
+    with pytest.raises(DataError, match=f"^{path}:2: expected a JSON object, got list"):
+        list(read_jsonl(path))
+    with pytest.raises(DataError, match="file not found"):
+        list(read_jsonl(tmp_path / "missing.jsonl"))
+    assert issubclass(DataError, ValueError)
+
+
+def test_read_rows_locations(tmp_path: Path) -> None:
+    rows = [{"a": 1, "b": [True]}, {"a": 2, "b": [False, True]}]
+    write_jsonl(tmp_path / "x.jsonl", rows)
+    write_parquet(tmp_path / "x.parquet", rows)
+    jsonl = tmp_path / "x.jsonl"
+    assert list(read_rows(jsonl)) == [(f"{jsonl}:{i}", r) for i, r in enumerate(rows, 1)]
+    assert list(read_rows(tmp_path / "x.parquet")) == [
+        (f"{tmp_path / 'x.parquet'}[row {i}]", r) for i, r in enumerate(rows)
+    ]
+    assert listing(tmp_path) == ["x.jsonl", "x.parquet"]
+
+
+def test_read_rows_errors(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("a,b\n")
+    with pytest.raises(DataError, match="unsupported file type"):
+        list(read_rows(tmp_path / "x.csv"))
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(DataError, match="not a readable parquet file"):
+        list(read_rows(tmp_path / "bad.parquet"))
+    with pytest.raises(DataError, match="file not found"):
+        list(read_rows(tmp_path / "none.parquet"))
+
+
+def test_parquet_round_trip_nested(tmp_path: Path) -> None:
+    rows = [{"names": ["A", "B"], "kk": {"knight": "sage"}, "solution": [True, False], "s": json.dumps([1])}]
+    write_parquet(tmp_path / "n.parquet", rows)
+    assert [r for _, r in read_rows(tmp_path / "n.parquet")] == rows
+    assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
