@@ -1,0 +1,49 @@
+"""Model and tokenizer loading, the embedded default model, and a tiny model for tests.
+
+* `load_model_and_tokenizer(name)`: ``(model, tokenizer)`` ready for batched generation;
+* `resolve_model_path(name)`: aliases (``smollm2-135m``, ``tiny-random``) → cached checkpoint dirs;
+* `build_tiny_model()`: a tiny random Llama with a local K&K tokenizer, no download;
+* `save_pretrained_atomic(model, tokenizer, out_dir)`: checkpoints that are complete or absent.
+
+Files: loading.py (names, cache, loading), smollm2.py (GGUF → HF conversion), tiny.py (tiny model
+and tokenizer), checkpoint.py (atomic directories).
+"""
+
+from logicrl.models.checkpoint import atomic_directory, save_pretrained_atomic
+from logicrl.models.loading import (
+    DEFAULT_MODEL,
+    MODEL_ALIASES,
+    TINY_MODEL,
+    ModelAlias,
+    ModelNotFoundError,
+    default_cache_dir,
+    load_model_and_tokenizer,
+    prepare_tokenizer,
+    register_model_alias,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_path,
+)
+from logicrl.models.smollm2 import find_smollm2_gguf
+from logicrl.models.tiny import CHATML_TEMPLATE, build_tiny_model, build_tiny_tokenizer
+
+__all__ = [
+    "CHATML_TEMPLATE",
+    "DEFAULT_MODEL",
+    "MODEL_ALIASES",
+    "TINY_MODEL",
+    "ModelAlias",
+    "ModelNotFoundError",
+    "atomic_directory",
+    "build_tiny_model",
+    "build_tiny_tokenizer",
+    "default_cache_dir",
+    "find_smollm2_gguf",
+    "load_model_and_tokenizer",
+    "prepare_tokenizer",
+    "register_model_alias",
+    "resolve_device",
+    "resolve_dtype",
+    "resolve_model_path",
+    "save_pretrained_atomic",
+]

