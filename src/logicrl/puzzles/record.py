@@ -11,6 +11,7 @@ in which the statements are told.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import random
@@ -44,7 +45,7 @@ class Puzzle:
     def n_people(self) -> int:
         return len(self.statements)
 
-    @property
+    @functools.cached_property
     def statements_json(self) -> str:
         return json.dumps(statements_to_json(self.statements), separators=(",", ":"))
 
