@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from logicrl.errors import ConfigError
+from logicrl.io import atomic_write_text
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -107,6 +108,4 @@ def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
 
 def save_config(config: BaseModel, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from logicrl.io import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

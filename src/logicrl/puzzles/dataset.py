@@ -156,10 +156,16 @@ def dataset_files(path: Path, split: str | None = None) -> list[Path]:
     if not path.is_dir():
         raise DataError(f"{path}: no such file or dataset directory")
     pattern = f"*ppl/{split or '*'}"
-    files = sorted(path.glob(pattern + ".jsonl")) or sorted(path.glob(pattern + ".parquet"))
+    files = list(path.glob(pattern + ".jsonl")) or list(path.glob(pattern + ".parquet"))
     if not files:
         raise DataError(f"{path}: no {pattern}.jsonl or .parquet files (make one with `logicrl data generate`)")
-    return sorted(files, key=lambda p: (int(p.parent.name[:-3]) if p.parent.name[:-3].isdigit() else 0, p.name))
+    return sorted(files, key=_by_people_then_name)
+
+
+def _by_people_then_name(path: Path) -> tuple[int, str]:
+    """Sort ``10ppl/`` after ``9ppl/`` (numerically), then by file name."""
+    people = path.parent.name.removesuffix("ppl")
+    return (int(people) if people.isdigit() else 0, path.name)
 
 
 def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str, Any]]:

@@ -79,9 +79,10 @@ def perturb_leaf(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
     for _ in range(MAX_TRIES):
         speaker = rng.randrange(puzzle.n_people)
         stmt = puzzle.statements[speaker]
-        target = rng.randrange(len(stmt.leaves()))
+        leaves = stmt.leaves()
+        target = rng.randrange(len(leaves))
         new_leaf = sampler.leaf(speaker)
-        if new_leaf == stmt.leaves()[target]:
+        if new_leaf == leaves[target]:
             continue
         statements = list(puzzle.statements)
         statements[speaker] = replace_leaf(stmt, target, new_leaf)[0]

@@ -17,15 +17,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from logicrl.puzzles.logic import (
-    MAX_BITSET_PEOPLE,
-    Op,
-    Statement,
-    all_assignments,
-    assignment_from_index,
-    knight_tables,
-)
-from logicrl.puzzles.solver import solve
+from logicrl.puzzles.logic import MAX_BITSET_PEOPLE, Op, Statement, all_assignments, assignment_from_index
+from logicrl.puzzles.solver import solve, speaker_constraint
 
 ALL_OPERATORS: tuple[Op, ...] = (Op.NOT, Op.AND, Op.OR, Op.IMPLIES, Op.IFF)
 MAX_PEOPLE = 30  # beyond this the search solver's pruning is not guaranteed to be fast
@@ -137,12 +130,11 @@ def sample_unique_puzzle(
 def _draw_with_bitsets(sampler: StatementSampler) -> tuple[tuple[Statement, ...], int]:
     """One draw of a puzzle, abandoned (consistent set 0) once no assignment can survive."""
     n, depth = sampler.level.n_people, sampler.level.depth
-    full, knights = all_assignments(n), knight_tables(n)
-    consistent = full
+    consistent = all_assignments(n)
     statements = []
     for speaker in range(n):
         stmt = sampler.statement(speaker, depth)
-        consistent &= full ^ (knights[speaker] ^ stmt.truth_table(n))
+        consistent &= speaker_constraint(speaker, stmt, n)
         if not consistent:
             return (), 0
         statements.append(stmt)

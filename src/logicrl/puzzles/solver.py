@@ -31,14 +31,18 @@ from logicrl.puzzles.logic import (
 Assignment = tuple[bool, ...]
 
 
+def speaker_constraint(speaker: int, stmt: Statement, n_people: int) -> int:
+    """Bitset of the assignments under which ``knight_speaker == stmt``: ¬(K_speaker ⊕ S)."""
+    full = all_assignments(n_people)
+    return full ^ (knight_tables(n_people)[speaker] ^ stmt.truth_table(n_people))
+
+
 def consistency_table(statements: Sequence[Statement]) -> int:
     """Bitset of the assignments under which every speaker i has ``knight_i == S_i``."""
     n = len(statements)
-    full = all_assignments(n)
-    knights = knight_tables(n)
-    consistent = full
+    consistent = all_assignments(n)
     for i, stmt in enumerate(statements):
-        consistent &= full ^ (knights[i] ^ stmt.truth_table(n))
+        consistent &= speaker_constraint(i, stmt, n)
         if not consistent:
             break
     return consistent

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
+from logicrl.puzzles.names import ROLE_PAIRS
+
 THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
 TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
@@ -24,11 +26,8 @@ END_OF_TEXT_TOKENS = (
 )
 _TRAILER = re.compile("(?:\\s|" + "|".join(re.escape(t) for t in END_OF_TEXT_TOKENS) + ")*")
 
-# Role pairs (truthful, lying) used by K&K puzzles and their role-word perturbations.
-STANDARD_ROLE_PAIRS = (
-    ("knight", "knave"), ("sage", "fool"), ("saint", "sinner"), ("hero", "villain"),
-    ("angel", "devil"), ("altruist", "egoist"), ("pioneer", "laggard"),
-)
+# Role pairs (truthful, lying) of the puzzle engine, as plain tuples.
+STANDARD_ROLE_PAIRS = tuple((roles.knight, roles.knave) for roles in ROLE_PAIRS)
 
 # Text that stands in for reasoning: the Logic-RL system prompt's own example ("<think> reasoning process
 # here </think>") and its usual variants. A think block whose words all come from these phrases fails.
