@@ -1,0 +1,84 @@
+"""Prompts: the Logic-RL instruction, the quiz, and the ``<think>`` pre-fill, for every stage.
+
+SFT, RL, evaluation and the veRL export all build prompts here, so a model is trained and tested on
+the same text. Two templates:
+
+* ``chat`` (instruct models): system message = the instruction, user message = the quiz, then the
+  tokenizer's chat template with the generation prompt, then the pre-fill (``<think>``);
+* ``plain`` (base models): ``<instruction>\\n\\nUser: <quiz>\\nAssistant: <think>``, as Logic-RL's base
+  template.
+
+The response the model writes starts inside the think block when the pre-fill is ``<think>``; the reward
+is told so through `PromptConfig.prefilled_think`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from logicrl.config import StrictModel
+from logicrl.puzzles.cot import cot_text
+
+# The Logic-RL instruction (Xie et al. 2025, section 2.1), as a system message.
+SYSTEM_PROMPT = (
+    "The user asks a question, and the Assistant solves it. The assistant first thinks about the reasoning "
+    "process in the mind and then provides the user with the answer. The reasoning process and answer are "
+    "enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning "
+    "process here </think><answer> answer here </answer>. Now the user asks you to solve a logical "
+    "reasoning problem. After thinking, when you finally reach a conclusion, clearly state the identity of "
+    "each character within <answer> </answer> tags. i.e., <answer> (1) Zoey is a knight\n(2) Oliver is a "
+    "knight </answer>."
+)
+TEMPLATES = ("chat", "plain")
+
+
+class PromptConfig(StrictModel):
+    """How a puzzle becomes the model's input."""
+
+    template: Literal["chat", "plain"] = Field(
+        "chat", description="'chat': the tokenizer's chat template (instruct models); 'plain': base models.")
+    system_prompt: str = Field(SYSTEM_PROMPT, description="The instruction (Logic-RL's by default).")
+    prefill: str = Field("<think>", description="Text the assistant turn starts with ('' for none).")
+
+    @property
+    def prefilled_think(self) -> bool:
+        """The response starts inside the think block (tell the reward)."""
+        return self.prefill.strip() == "<think>"
+
+
+def chat_messages(quiz: str, config: PromptConfig) -> list[dict[str, str]]:
+    """The conversation before the assistant turn: ``[system, user]`` (no system if its text is empty)."""
+    messages = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+    return [*messages, {"role": "user", "content": quiz}]
+
+
+def prompt_text(quiz: str, tokenizer: Any, config: PromptConfig) -> str:
+    """The full prompt string for one quiz, ending with the pre-fill; tokenize it without special tokens."""
+    if config.template == "plain":
+        head = f"{config.system_prompt}\n\n" if config.system_prompt else ""
+        return f"{head}User: {quiz}\nAssistant: {config.prefill}"
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            "the tokenizer has no chat template: use prompt.template=plain for a base model"
+        )
+    text = tokenizer.apply_chat_template(chat_messages(quiz, config), tokenize=False, add_generation_prompt=True)
+    return text + config.prefill
+
+
+def encode_prompts(records: list[Mapping[str, Any]], tokenizer: Any, config: PromptConfig) -> list[list[int]]:
+    """Token ids of each record's prompt (special tokens come from the template, none are added)."""
+    texts = [prompt_text(str(r["quiz"]), tokenizer, config) for r in records]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def response_target(record: Mapping[str, Any], config: PromptConfig) -> str:
+    """The supervised response for a record: template reasoning in the think/answer format.
+
+    ``<think>`` is left out when the prompt already ends with it; the caller appends the end-of-turn token.
+    """
+    think = cot_text(record)
+    body = f"{think}</think><answer>{record['solution_text_format']}</answer>"
+    return f" {body}" if config.prefilled_think else f"<think> {body}"

@@ -1,0 +1,140 @@
+"""`TrainConfig`: everything ``logicrl train`` reads, one section per concern, each field documented once.
+
+YAML files in ``configs/`` set these keys; the command line overrides any of them with dotted
+``section.key=value`` pairs (``optim.lr=1e-6 rollout.group_size=4``). Defaults are the paper's recipe
+(Xie et al. 2025: REINFORCE++, 8 prompts × 8 rollouts, lr 4e-7, temperature 0.7, k3 KL loss 0.001) except
+where a CPU cannot follow it (response length, model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from logicrl.config import StrictModel
+from logicrl.models import DEFAULT_MODEL
+from logicrl.prompts import PromptConfig
+from logicrl.reward.score import RewardConfig
+from logicrl.rl.advantages import ADVANTAGE_ESTIMATORS
+from logicrl.rl.kl import KL_ESTIMATORS
+from logicrl.rl.losses import AGGREGATIONS
+
+
+class ModelConfig(StrictModel):
+    """The policy to train (and, frozen, the reference model)."""
+
+    name: str = Field(DEFAULT_MODEL, description="Alias (smollm2-135m, tiny-random), local checkpoint or hub id.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="'auto': bf16 on a GPU that supports it, else float32.")
+    device: str = Field("auto", description="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:N'.")
+    trust_remote_code: bool = Field(False, description="Run the checkpoint's own code; only if you trust it.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the update.")
+
+
+class DataConfig(StrictModel):
+    """Where the puzzles come from and in which order the trainer sees them."""
+
+    train: Path = Field(Path("outputs/data"), description="Dataset directory (from `logicrl data generate`) or file.")
+    val: Path | None = Field(None, description="Held-out puzzles; default: the test split of `train`.")
+    people: list[int] | None = Field(None, description="Numbers of people to train on (default: all found).")
+    schedule: Literal["curriculum", "mixed"] = Field(
+        "mixed", description="'curriculum': one pass per number of people, fewest first; 'mixed': one shuffle.")
+    epochs: int = Field(1, ge=1, description="Passes over the training puzzles.")
+    val_puzzles_per_people: int = Field(50, ge=0, description="Held-out puzzles per number of people.")
+
+
+class RolloutConfig(StrictModel):
+    """Sampling of responses."""
+
+    prompts_per_step: int = Field(8, ge=1, description="Puzzles per RL step (the paper's batch size, 8).")
+    group_size: int = Field(8, ge=1, description="Responses sampled per puzzle (the paper's rollout.n, 8).")
+    temperature: float = Field(0.7, gt=0.0, description="Sampling temperature (the paper's 0.7).")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold.")
+    max_response_tokens: int = Field(4096, ge=1, description="Longest response; longer ones are cut (clipped).")
+    stop_at_answer: bool = Field(
+        False, description="Also stop a response at '</answer>' (faster; hides text written after the answer).")
+    val_max_response_tokens: int | None = Field(None, ge=1, description="Validation cap (default: the same).")
+
+
+class AlgorithmConfig(StrictModel):
+    """Advantage estimator, KL, and the clipped policy loss; see docs/algorithms.md for the formulas."""
+
+    advantage: str = Field("reinforce_pp", description="reinforce_pp, reinforce_pp_baseline, grpo, rloo, gae (PPO).")
+    gamma: float = Field(1.0, ge=0.0, le=1.0, description="Discount of the returns.")
+    lam: float = Field(1.0, ge=0.0, le=1.0, description="GAE λ (PPO).")
+    scale_by_std: bool = Field(True, description="GRPO divides by the group std; false is Dr.GRPO.")
+    kl_placement: Literal["loss", "reward", "none"] = Field(
+        "loss", description="'loss': β·KL added to the loss (Logic-RL); 'reward': −β·KL_t in token rewards.")
+    kl_estimator: str = Field("k3", description="k1, k2, k3, abs, k3+ (k3 is the paper's).")
+    kl_coef: float = Field(0.001, ge=0.0, description="β, the KL coefficient (the paper's 0.001).")
+    kl_target: float | None = Field(None, gt=0.0, description="Set to adapt β toward this KL (Ziegler et al.).")
+    kl_horizon: float = Field(10000.0, gt=0.0, description="Adaptive KL horizon, in responses.")
+    clip_low: float = Field(0.2, ge=0.0, description="ε_low of the clipped ratio.")
+    clip_high: float = Field(0.2, ge=0.0, description="ε_high of the clipped ratio (DAPO raises it).")
+    dual_clip: float | None = Field(3.0, gt=1.0, description="Dual-clip c for negative advantages; null disables.")
+    loss_agg: str = Field("token-mean", description="token-mean, seq-mean-token-mean, seq-mean-token-sum(-norm).")
+    entropy_coef: float = Field(0.0, ge=0.0, description="Entropy bonus coefficient.")
+    update_epochs: int = Field(1, ge=1, description="Passes over each batch of rollouts (PPO epochs).")
+    mini_batch_size: int | None = Field(
+        None, ge=1, description="Responses per optimizer step; default: the whole batch (one on-policy step).")
+    micro_batch_size: int = Field(8, ge=1, description="Responses per forward/backward (gradient accumulation).")
+    value_clip: float = Field(0.5, gt=0.0, description="PPO value clip around the old values.")
+
+    @model_validator(mode="after")
+    def _known_names(self) -> "AlgorithmConfig":
+        for label, value, known in (
+            ("advantage", self.advantage, ADVANTAGE_ESTIMATORS),
+            ("kl_estimator", self.kl_estimator, KL_ESTIMATORS),
+            ("loss_agg", self.loss_agg, AGGREGATIONS),
+        ):
+            if value not in known:
+                raise ValueError(f"unknown {label} {value!r}; choose from {', '.join(known)}")
+        return self
+
+
+class OptimConfig(StrictModel):
+    """AdamW and the learning-rate schedule (policy; `critic_lr` for PPO's value model)."""
+
+    lr: float = Field(4e-7, gt=0.0, description="Peak learning rate (the paper's 4e-7, constant).")
+    schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="Decay after warm-up.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up, in optimizer steps.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    grad_clip: float = Field(1.0, gt=0.0, description="Clip the global gradient norm to this.")
+    critic_lr: float = Field(1e-5, gt=0.0, description="Value model learning rate (PPO only).")
+
+
+class TrainConfig(StrictModel):
+    """A whole RL run. ``out_dir`` receives config.yaml, metrics.jsonl, tb/, rollouts/, checkpoints/."""
+
+    model: ModelConfig = ModelConfig()
+    prompt: PromptConfig = PromptConfig()
+    data: DataConfig = DataConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    algorithm: AlgorithmConfig = AlgorithmConfig()
+    optim: OptimConfig = OptimConfig()
+    reward: RewardConfig = RewardConfig()
+    out_dir: Path = Field(Path("outputs/train"), description="Run directory.")
+    steps: int | None = Field(None, ge=1, description="Stop after this many steps (default: all data epochs).")
+    seed: int = Field(0, description="Seeds data order, sampling and initialisation.")
+    save_every: int = Field(20, ge=0, description="Checkpoint every k steps (0: only at the end).")
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept (older ones are deleted).")
+    val_every: int = Field(10, ge=0, description="Validate every k steps, and before the first (0: never).")
+    log_rollouts: bool = Field(True, description="Write every rollout to rollouts/step_*.jsonl.")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU (default: physical cores).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        batch = self.rollout.prompts_per_step * self.rollout.group_size
+        mini = self.algorithm.mini_batch_size or batch
+        if batch % mini:
+            raise ValueError(
+                f"algorithm.mini_batch_size={mini} must divide the batch of {batch} responses "
+                f"(rollout.prompts_per_step × rollout.group_size)")
+        if self.algorithm.advantage in ("grpo", "rloo", "reinforce_pp_baseline") and self.rollout.group_size < 2:
+            raise ValueError(
+                f"algorithm.advantage={self.algorithm.advantage} compares responses to the same puzzle: "
+                "set rollout.group_size >= 2")
+        return self
