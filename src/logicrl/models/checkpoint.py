@@ -85,13 +85,28 @@ def atomic_directory(out_dir: str | os.PathLike[str], *, overwrite: bool = True)
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def quiet_hf_progress() -> Iterator[None]:
+    """No transformers progress bars inside the block (weights loading/saving): ours say enough."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def write_checkpoint(model: Any, tokenizer: Any | None, directory: Path) -> None:
     """Write ``model`` (safetensors, config, generation config) and ``tokenizer`` into ``directory``.
 
     The tokenizer files include its chat template (``chat_template.jinja`` in transformers 5). Not
     atomic by itself: use `save_pretrained_atomic` or `atomic_directory`.
     """
-    model.save_pretrained(directory, safe_serialization=True)
+    with quiet_hf_progress():
+        model.save_pretrained(directory, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from logicrl.models.checkpoint import atomic_directory, remove_stale_temporaries, write_checkpoint
+from logicrl.models.checkpoint import atomic_directory, quiet_hf_progress, remove_stale_temporaries, write_checkpoint
 from logicrl.models.smollm2 import convert_smollm2, smollm2_fingerprint
 from logicrl.models.tiny import TINY_RECIPE_VERSION, build_tiny_model
 
@@ -270,9 +270,10 @@ def load_model_and_tokenizer(
     hub = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **hub)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=resolve_dtype(dtype, target), **hub, **model_kwargs
-        )
+        with quiet_hf_progress():
+            model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=resolve_dtype(dtype, target), **hub, **model_kwargs
+            )
     except OSError as err:
         raise ModelNotFoundError(_not_found_message(name_or_path, path, err, offline)) from err
     prepare_tokenizer(tokenizer)

@@ -1,0 +1,88 @@
+"""`RolloutBatch`: the tensors of one RL step, and micro-batches trimmed to their own padding.
+
+Rows are ``[prompt (left-padded, width P) | response (right-padded, width T)]``. A micro-batch keeps only
+the columns its own rows need: prompt columns where some row has a token, response columns up to its
+longest response. Per-token tensors ([B, T]: mask, log-probs, advantages, ...) are cut the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+from torch import Tensor
+
+from logicrl.rl.generation import Generation
+
+PER_TOKEN = ("response_ids", "mask", "old_logp", "ref_logp", "values", "advantages", "returns")
+
+
+@dataclass
+class RolloutBatch:
+    """One step's rollouts. Optional per-token tensors are filled as the step goes on."""
+
+    prompt_ids: Tensor  # [B, P] left-padded
+    prompt_mask: Tensor  # [B, P]
+    response_ids: Tensor  # [B, T] right-padded
+    mask: Tensor  # [B, T] float response mask
+    scores: Tensor  # [B] reward totals
+    group_ids: Tensor  # [B] one id per puzzle
+    old_logp: Tensor | None = None
+    ref_logp: Tensor | None = None
+    values: Tensor | None = None
+    advantages: Tensor | None = None
+    returns: Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_generation(cls, generation: Generation, scores: Tensor, group_size: int) -> "RolloutBatch":
+        rows = generation.response_ids.shape[0]
+        return cls(
+            prompt_ids=generation.prompt_ids, prompt_mask=generation.prompt_mask,
+            response_ids=generation.response_ids, mask=generation.response_mask.float(), scores=scores.float(),
+            group_ids=torch.arange(rows) // group_size,
+        )
+
+    def __len__(self) -> int:
+        return self.response_ids.shape[0]
+
+    def select(self, rows: Tensor) -> "RolloutBatch":
+        """Rows ``rows``, with padding columns no selected row uses removed."""
+        prompt_mask = self.prompt_mask[rows]
+        used = prompt_mask.any(0).nonzero()
+        start = int(used[0]) if len(used) else prompt_mask.shape[1]
+        width = max(int(self.mask[rows].sum(-1).max()), 1)
+        changes = {"prompt_ids": self.prompt_ids[rows, start:], "prompt_mask": prompt_mask[:, start:],
+                   "scores": self.scores[rows], "group_ids": self.group_ids[rows]}
+        for name in PER_TOKEN:
+            value = getattr(self, name)
+            changes[name] = None if value is None else value[rows, :width]
+        return replace(self, **changes)
+
+    def model_inputs(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """``(input_ids, attention_mask, position_ids)`` of prompt + response on ``device``."""
+        input_ids = torch.cat([self.prompt_ids, self.response_ids], dim=1)
+        attention_mask = torch.cat([self.prompt_mask, self.mask.to(self.prompt_mask.dtype)], dim=1)
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        return input_ids.to(device), attention_mask.to(device), position_ids.to(device)
+
+    def to(self, device: torch.device) -> "RolloutBatch":
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if isinstance(getattr(self, f.name), Tensor)}
+        return replace(self, **moved)
+
+
+def micro_batches(rows: Tensor, size: int) -> list[Tensor]:
+    """Split a 1-D index tensor into consecutive chunks of at most ``size``."""
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+def share(batch: RolloutBatch, of: RolloutBatch, agg: str) -> float:
+    """Weight of micro-batch ``batch`` inside mini-batch ``of`` so Σ weight·agg(micro) = agg(mini).
+
+    token-mean averages over tokens (weight = tokens share); the seq-mean modes average over responses
+    with at least one token (weight = responses share).
+    """
+    if agg == "token-mean":
+        return float(batch.mask.sum() / of.mask.sum().clamp(min=1))
+    return float((batch.mask.sum(-1) > 0).sum() / (of.mask.sum(-1) > 0).sum().clamp(min=1))

@@ -1,0 +1,79 @@
+"""A run directory's logs: ``metrics.jsonl``, TensorBoard scalars (``tb/``), and per-step sample files.
+
+Layout (the contract `logicrl report` reads; docs/architecture.md)::
+
+    RUN_DIR/metrics.jsonl            {"kind": "train"|"val", "step": int, "time": unix s, "<metric>": float, ...}
+    RUN_DIR/tb/                      the same scalars for TensorBoard
+    RUN_DIR/rollouts/step_000001.jsonl   every sampled response of a training step
+    RUN_DIR/val/step_000010.jsonl        every validation response
+
+On resume `truncate_after(step)` drops lines and files newer than the checkpoint, so the logs of a resumed
+run are those of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from logicrl.io import atomic_write_text, read_jsonl, write_jsonl
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def step_file(directory: Path, step: int) -> Path:
+    return directory / f"step_{step:06d}.jsonl"
+
+
+class RunLog:
+    """Appends metric lines and writes sample files; TensorBoard is optional (``tensorboard`` installed)."""
+
+    def __init__(self, run_dir: Path, *, tensorboard: bool = True, purge_step: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.run_dir / METRICS_FILE
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is an optional dependency
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge_step)
+
+    def metrics(self, kind: str, step: int, values: Mapping[str, float]) -> None:
+        line = {"kind": kind, "step": step, "time": round(time.time(), 3), **values}
+        with self.metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+        if self._tb is not None:
+            prefix = "" if kind == "val" else "train/"
+            for key, value in values.items():
+                if isinstance(value, (int, float)):
+                    self._tb.add_scalar(prefix + key, value, step)
+            self._tb.flush()
+
+    def samples(self, folder: str, step: int, rows: Iterable[Mapping[str, Any]]) -> None:
+        write_jsonl(step_file(self.run_dir / folder, step), ({"step": step, **row} for row in rows))
+
+    def truncate_after(self, step: int) -> None:
+        """Forget everything logged after ``step`` (metrics lines, sample files)."""
+        if self.metrics_path.is_file():
+            kept = [json.dumps(row) for _, row in read_jsonl(self.metrics_path) if row.get("step", 0) <= step]
+            atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+        for folder in ("rollouts", "val"):
+            for path in (self.run_dir / folder).glob("step_*.jsonl"):
+                if int(path.stem.removeprefix("step_")) > step:
+                    path.unlink()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(run_dir: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """The metric lines of a run (optionally only one kind)."""
+    rows = [row for _, row in read_jsonl(Path(run_dir) / METRICS_FILE)]
+    return [r for r in rows if kind is None or r.get("kind") == kind]

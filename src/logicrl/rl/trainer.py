@@ -1,0 +1,306 @@
+"""The RL loop: sample → score → log-probs → advantages → clipped update, for every algorithm.
+
+One step (``Trainer.train_step``):
+  1. the schedule's puzzles for this step (`logicrl.rl.schedule`), ``group_size`` responses each, sampled
+     with a per-step seed (so a resumed run samples the same responses);
+  2. the reward (`logicrl.reward.score`) on each decoded response;
+  3. ℓ_old (skipped when the update is on-policy), ℓ_ref (when KL is used), critic values (PPO);
+  4. advantages from the registry (`algorithm.advantage`), then `update_epochs` passes of clipped
+     updates in mini/micro-batches (`logicrl.rl.update`).
+Validation (greedy, held-out puzzles per number of people) runs before the first step, every
+``val_every`` steps and at the end; checkpoints every ``save_every`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from logicrl.config import load_config, save_config
+from logicrl.errors import UserError
+from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
+from logicrl.models import load_model_and_tokenizer, resolve_device, resolve_dtype
+from logicrl.prompts import encode_prompts
+from logicrl.rl.advantages import get_advantage_estimator
+from logicrl.rl.batch import RolloutBatch
+from logicrl.rl.checkpoints import latest_checkpoint, load_state, restore_rng, save_checkpoint
+from logicrl.rl.config import TrainConfig
+from logicrl.rl.critic import ValueModel
+from logicrl.rl.generation import generate
+from logicrl.rl.kl import AdaptiveKLController, FixedKLController
+from logicrl.rl.metrics import rollout_metrics, validation_metrics
+from logicrl.rl.run_log import RunLog
+from logicrl.rl.schedule import PromptSchedule, load_puzzles, validation_subset
+from logicrl.rl.update import (
+    batch_logprobs,
+    batch_values,
+    compute_advantages,
+    loss_norm_constant,
+    critic_step,
+    optimise,
+    policy_step,
+)
+
+ANSWER_STOP = "</answer>"
+
+
+def lr_lambda(schedule: str, warmup: int, total: int):
+    """Multiplier of the peak lr at optimizer step s: linear warm-up, then constant/linear/cosine to 0."""
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        progress = min(1.0, (s - warmup) / max(1, total - warmup))
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress if schedule == "linear" else 1.0
+    return factor
+
+
+def step_seed(seed: int, step: int) -> int:
+    return seed * 1_000_003 + step
+
+
+class Trainer:
+    """Builds models, data, optimizers and logs from a `TrainConfig`; `fit()` runs the loop."""
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, show_progress: bool = True) -> None:
+        self.config = config
+        self.run_dir = Path(config.out_dir)
+        self.show_progress = show_progress
+        self.start_step = 1
+        checkpoint = self._prepare_run_dir(resume)
+        self._setup_device()
+        self._load_models(checkpoint)
+        self._load_data()
+        self._build_optimizers()
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.log = RunLog(self.run_dir, purge_step=self.start_step if resume else None)
+
+    # ------------------------------------------------------------------ setup
+
+    def _prepare_run_dir(self, resume: bool) -> Path | None:
+        if resume:
+            step, path = latest_checkpoint(self.run_dir)
+            self.start_step = step + 1
+            return path
+        if (self.run_dir / "metrics.jsonl").exists():
+            raise UserError(
+                f"{self.run_dir} already holds a run: continue it with `logicrl train --resume {self.run_dir}` "
+                "or pick another out_dir")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.run_dir / "config.yaml")
+        return None
+
+    def _setup_device(self) -> None:
+        cfg = self.config
+        self.device = resolve_device(cfg.model.device)
+        self.compute_dtype = resolve_dtype(cfg.model.dtype, self.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        torch.manual_seed(cfg.seed)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16/fp16 compute over fp32 master weights on GPU; nothing on CPU."""
+        if self.device.type == "cuda" and self.compute_dtype != torch.float32:
+            return torch.autocast("cuda", dtype=self.compute_dtype)
+        return contextlib.nullcontext()
+
+    def _load_models(self, checkpoint: Path | None) -> None:
+        cfg = self.config
+        source = str(checkpoint) if checkpoint is not None else cfg.model.name
+        self.policy, self.tokenizer = load_model_and_tokenizer(
+            source, dtype="float32", device=str(self.device), trust_remote_code=cfg.model.trust_remote_code)
+        if cfg.model.gradient_checkpointing:
+            self.policy.gradient_checkpointing_enable()
+        algo = cfg.algorithm
+        self.ref = None
+        if algo.kl_placement != "none" and (algo.kl_coef > 0 or algo.kl_target is not None):
+            self.ref, _ = load_model_and_tokenizer(
+                cfg.model.name, dtype=self.compute_dtype, device=str(self.device),
+                trust_remote_code=cfg.model.trust_remote_code)
+            self.ref.requires_grad_(False)
+        self.critic = ValueModel(self.policy).to(self.device) if self._needs_critic() else None
+        self.stop_ids = stop_token_ids(self.tokenizer)
+
+    def _needs_critic(self) -> bool:
+        return get_advantage_estimator(self.config.algorithm.advantage).needs_critic
+
+    def _load_data(self) -> None:
+        cfg = self.config
+        records = load_puzzles(cfg.data.train, "train", cfg.data.people)
+        self.schedule = PromptSchedule.build(
+            records, schedule=cfg.data.schedule, batch_size=cfg.rollout.prompts_per_step, epochs=cfg.data.epochs,
+            seed=cfg.seed, steps=cfg.steps)
+        val_source = cfg.data.val or cfg.data.train
+        self.val_records = []
+        if cfg.val_every and cfg.data.val_puzzles_per_people:
+            self.val_records = validation_subset(
+                load_puzzles(val_source, "test", cfg.data.people), cfg.data.val_puzzles_per_people)
+
+    def _build_optimizers(self) -> None:
+        cfg, optim = self.config, self.config.optim
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=optim.lr, betas=optim.betas,
+                                           weight_decay=optim.weight_decay)
+        batch = cfg.rollout.prompts_per_step * cfg.rollout.group_size
+        per_step = cfg.algorithm.update_epochs * (batch // (cfg.algorithm.mini_batch_size or batch))
+        total = per_step * len(self.schedule)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(optim.schedule, optim.warmup_steps, total))
+        self.critic_optimizer = None
+        if self.critic is not None:
+            self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=optim.critic_lr,
+                                                      betas=optim.betas, weight_decay=optim.weight_decay)
+        algo = cfg.algorithm
+        self.kl_controller = (AdaptiveKLController(algo.kl_coef, algo.kl_target, algo.kl_horizon)
+                              if algo.kl_target is not None else FixedKLController(algo.kl_coef))
+
+    def _restore(self, checkpoint: Path) -> None:
+        state = load_state(checkpoint)
+        if state["data_fingerprint"] != self.schedule_fingerprint(self.start_step - 1):
+            raise UserError(
+                f"{checkpoint}: the training data or its order changed since this checkpoint; resume with the "
+                "same data, data.* keys, rollout.prompts_per_step and seed")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.kl_controller.coef = float(state["kl_coef"])
+        if self.critic is not None:
+            self.critic.load(checkpoint)
+            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        restore_rng(state["rng"])
+
+    def schedule_fingerprint(self, steps: int) -> str:
+        return PromptSchedule(self.schedule.records, self.schedule.batches[:steps]).fingerprint()
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> dict[str, float]:
+        """Train from ``start_step`` to the end of the schedule; return the last validation metrics."""
+        cfg = self.config
+        total = len(self.schedule)
+        last_val: dict[str, float] = {}
+        if self.start_step == 1 and self.val_records:
+            last_val = self.validate(0)
+        bar = tqdm(total=total, initial=self.start_step - 1, desc="RL", unit="step", disable=not self.show_progress)
+        try:
+            for step in range(self.start_step, total + 1):
+                metrics = self.train_step(step)
+                bar.update(1)
+                bar.set_postfix(reward=f"{metrics['reward/mean']:.2f}", acc=f"{metrics['acc']:.2f}",
+                                fmt=f"{metrics['format_ok']:.2f}", len=f"{metrics['length/mean']:.0f}",
+                                s=f"{metrics['time/step']:.0f}")
+                if self.val_records and (step % cfg.val_every == 0 or step == total):
+                    last_val = self.validate(step)
+                if (cfg.save_every and step % cfg.save_every == 0) or step == total:
+                    self.save(step)
+        finally:
+            bar.close()
+            self.log.close()
+        return last_val
+
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg, algo = self.config, self.config.algorithm
+        timer = time.perf_counter()
+        records = self.schedule.batch(step - 1)
+        self.policy.eval()
+        with self.autocast():
+            generation = generate(
+                self.policy, encode_prompts(records, self.tokenizer, cfg.prompt), n=cfg.rollout.group_size,
+                max_new_tokens=cfg.rollout.max_response_tokens, temperature=cfg.rollout.temperature,
+                top_p=cfg.rollout.top_p, pad_token_id=self.tokenizer.pad_token_id, stop_token_ids=self.stop_ids,
+                stop_texts=(ANSWER_STOP,) if cfg.rollout.stop_at_answer else (), tokenizer=self.tokenizer,
+                seed=step_seed(cfg.seed, step))
+        times = {"time/generate": time.perf_counter() - timer}
+        rows, breakdowns = score_generation(records, generation, self.tokenizer, n=cfg.rollout.group_size,
+                                            prompt=cfg.prompt, reward=cfg.reward)
+        batch = RolloutBatch.from_generation(generation, torch.tensor([b.total for b in breakdowns]),
+                                             cfg.rollout.group_size)
+        times["time/score"] = time.perf_counter() - timer - sum(times.values())
+        stats = self._update(batch, step, times)
+        times["time/update"] = time.perf_counter() - timer - sum(times.values())
+        times["time/step"] = time.perf_counter() - timer
+        metrics = {**rollout_metrics(rows), **stats, "lr": self.scheduler.get_last_lr()[0],
+                   "kl_coef": self.kl_controller.coef,
+                   "tokens_per_s": float(batch.mask.sum()) / times["time/step"], **times}
+        self.log.metrics("train", step, metrics)
+        if cfg.log_rollouts:
+            self.log.samples("rollouts", step, rows)
+        return metrics
+
+    def _update(self, batch: RolloutBatch, step: int, times: dict[str, float]) -> dict[str, float]:
+        cfg, algo = self.config, self.config.algorithm
+        timer = time.perf_counter()
+        micro, temperature = algo.micro_batch_size, cfg.rollout.temperature
+        on_policy = algo.update_epochs == 1 and algo.mini_batch_size in (None, len(batch)) \
+            and algo.kl_placement != "reward"
+        if not on_policy:
+            batch.old_logp = batch_logprobs(self.policy, batch, micro_batch_size=micro, temperature=temperature,
+                                            autocast=self.autocast)
+        if self.ref is not None:
+            batch.ref_logp = batch_logprobs(self.ref, batch, micro_batch_size=micro, temperature=temperature,
+                                            autocast=self.autocast)
+        if self.critic is not None:
+            batch.values = batch_values(self.critic, batch, micro_batch_size=micro, autocast=self.autocast)
+        times["time/logprobs"] = time.perf_counter() - timer
+        compute_advantages(batch, algo, self.kl_controller.coef)
+        norm = loss_norm_constant(algo, cfg.rollout.max_response_tokens)
+
+        def one_step(mini: RolloutBatch, _: RolloutBatch) -> dict[str, Any]:
+            out = policy_step(self.policy, self.optimizer, self.scheduler, mini, algo, kl_coef=self.kl_controller.coef,
+                              temperature=temperature, norm_constant=norm, grad_clip=cfg.optim.grad_clip,
+                              on_policy=on_policy, autocast=self.autocast)
+            if self.critic is not None:
+                out.update(critic_step(self.critic, self.critic_optimizer, mini, algo, grad_clip=cfg.optim.grad_clip,
+                                       norm_constant=norm, autocast=self.autocast))
+            return out
+
+        self.policy.train()
+        stats = optimise(batch, algo, seed=step_seed(cfg.seed, step), step_fn=one_step)
+        self.policy.eval()
+        if "kl" in stats:
+            self.kl_controller.update(stats["kl"], len(batch))
+        return stats
+
+    def validate(self, step: int) -> dict[str, float]:
+        """Greedy responses to the held-out puzzles; logs ``val/*`` metrics and the samples."""
+        cfg = self.config
+        self.policy.eval()
+        with self.autocast(), tqdm(total=len(self.val_records), desc="validate", unit="pz", leave=False,
+                                   disable=not self.show_progress) as bar:
+            rows = generate_and_score(
+                self.policy, self.tokenizer, self.val_records, prompt=cfg.prompt, reward=cfg.reward,
+                max_new_tokens=cfg.rollout.val_max_response_tokens or cfg.rollout.max_response_tokens,
+                batch_size=max(cfg.algorithm.micro_batch_size, 8), progress=bar.update,
+                stop_texts=(ANSWER_STOP,) if cfg.rollout.stop_at_answer else ())
+        metrics = validation_metrics(rows)
+        self.log.metrics("val", step, metrics)
+        self.log.samples("val", step, rows)
+        return metrics
+
+    def save(self, step: int) -> Path:
+        state = {
+            "step": step, "data_fingerprint": self.schedule_fingerprint(step), "kl_coef": self.kl_controller.coef,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+        }
+        if self.critic_optimizer is not None:
+            state["critic_optimizer"] = self.critic_optimizer.state_dict()
+        return save_checkpoint(self.run_dir, step, self.policy, self.tokenizer, state,
+                               keep_last=self.config.keep_last,
+                               extra=self.critic.save if self.critic is not None else None)
+
+
+def resume_config(run_dir: Path, overrides: list[str] | None = None) -> TrainConfig:
+    """The config a run was started with (``RUN_DIR/config.yaml``), with ``overrides`` applied."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml); start one with `logicrl train`")
+    config = load_config(TrainConfig, path, overrides)
+    return config.model_copy(update={"out_dir": Path(run_dir)}) if config.out_dir != Path(run_dir) else config
+

@@ -1,0 +1,164 @@
+"""The optimisation half of an RL step: log-prob passes, advantages, and the PPO-style update.
+
+Loss per mini-batch (aggregated with ``algorithm.loss_agg``, formulas in `logicrl.rl.losses`):
+
+    L = L_clip(ℓ, ℓ_old, A) + β·agg(KL_t(ℓ, ℓ_ref))   [kl_placement = loss]   − c_H·agg(H_t)
+
+Each mini-batch is split into micro-batches whose losses are weighted by their share of the mini-batch
+(`logicrl.rl.batch.share`), so gradient accumulation gives exactly the mini-batch loss's gradient. When the
+update is on-policy (one epoch, one mini-batch) the rollout-time log-probs ℓ_old equal the current ones, so
+they are taken from the update's own forward (detached) instead of a separate pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from logicrl.rl.advantages import AdvantageInputs, get_advantage_estimator
+from logicrl.rl.batch import RolloutBatch, micro_batches, share
+from logicrl.rl.config import AlgorithmConfig
+from logicrl.rl.critic import ValueModel
+from logicrl.rl.kl import kl_estimate
+from logicrl.rl.logprobs import response_logprobs
+from logicrl.rl.losses import aggregate, masked_mean, policy_loss_with_stats, value_loss_with_stats
+
+Autocast = Callable[[], contextlib.AbstractContextManager]
+
+
+def batch_logprobs(model, batch: RolloutBatch, *, micro_batch_size: int, temperature: float,
+                   autocast: Autocast = contextlib.nullcontext) -> Tensor:
+    """ℓ [B, T] of every response under ``model``, no grad, in trimmed micro-batches (zero on padding)."""
+    device = next(model.parameters()).device
+    out = torch.zeros_like(batch.mask)
+    with torch.no_grad():
+        for rows in micro_batches(torch.arange(len(batch)), micro_batch_size):
+            micro = batch.select(rows)
+            with autocast():
+                logp, _ = response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device),
+                                            temperature=temperature)
+            width = micro.mask.shape[1]
+            out[rows, :width] = logp.float().cpu() * micro.mask
+    return out
+
+
+def batch_values(critic: ValueModel, batch: RolloutBatch, *, micro_batch_size: int,
+                 autocast: Autocast = contextlib.nullcontext) -> Tensor:
+    """V [B, T] from the critic, no grad, zero on padding."""
+    device = next(critic.parameters()).device
+    out = torch.zeros_like(batch.mask)
+    with torch.no_grad():
+        for rows in micro_batches(torch.arange(len(batch)), micro_batch_size):
+            micro = batch.select(rows)
+            with autocast():
+                values = critic(*micro.model_inputs(device), micro.mask.shape[1])
+            out[rows, :micro.mask.shape[1]] = values.float().cpu() * micro.mask
+    return out
+
+
+def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: float) -> RolloutBatch:
+    """Fill ``advantages`` (and ``returns`` for GAE) with the configured estimator.
+
+    With ``kl_placement = reward`` the token rewards carry −β·KL_t(ℓ_old, ℓ_ref) (veRL apply_kl_penalty).
+    """
+    kl = None
+    if algo.kl_placement == "reward" and batch.ref_logp is not None:
+        kl = kl_estimate(batch.old_logp, batch.ref_logp, algo.kl_estimator) * batch.mask
+    inputs = AdvantageInputs.from_scores(
+        batch.scores, batch.group_ids, batch.mask, kl=kl, kl_coef=kl_coef if kl is not None else 0.0,
+        values=batch.values, gamma=algo.gamma, lam=algo.lam, scale_by_std=algo.scale_by_std)
+    out = get_advantage_estimator(algo.advantage)(inputs)
+    batch.advantages, batch.returns = out.advantages, out.returns
+    return batch
+
+
+def loss_norm_constant(algo: AlgorithmConfig, max_response_tokens: int) -> float | None:
+    """Dr.GRPO's constant is the generation budget, not the (trimmed) batch width."""
+    return float(max_response_tokens) if algo.loss_agg == "seq-mean-token-sum-norm" else None
+
+
+def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_coef: float, temperature: float,
+                      norm_constant: float | None, on_policy: bool) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss of one micro-batch (unweighted) and its detached statistics."""
+    device = next(policy.parameters()).device
+    mask = micro.mask.to(device)
+    logp, ent = response_logprobs(policy, *micro.model_inputs(device), micro.response_ids.to(device),
+                                  temperature=temperature, with_entropy=True)
+    old = logp.detach() if on_policy else micro.old_logp.to(device)
+    loss, stats = policy_loss_with_stats(
+        logp, old, micro.advantages.to(device), mask, clip_low=algo.clip_low, clip_high=algo.clip_high,
+        dual_clip=algo.dual_clip, agg=algo.loss_agg, norm_constant=norm_constant)
+    stats = {"policy/loss": loss.detach(), **{f"policy/{k}": v for k, v in stats.items()}}
+    if micro.ref_logp is not None:
+        kl = kl_estimate(logp, micro.ref_logp.to(device), algo.kl_estimator)
+        stats["kl"] = masked_mean(kl.detach(), mask)
+        if algo.kl_placement == "loss" and kl_coef > 0:
+            loss = loss + kl_coef * aggregate(kl, mask, algo.loss_agg, norm_constant=norm_constant)
+    stats["entropy"] = masked_mean(ent.detach(), mask)
+    if algo.entropy_coef > 0:
+        loss = loss - algo.entropy_coef * aggregate(ent, mask, algo.loss_agg, norm_constant=norm_constant)
+    return loss, stats
+
+
+def optimise(batch: RolloutBatch, algo: AlgorithmConfig, *, seed: int,
+             step_fn: Callable[[RolloutBatch, RolloutBatch], dict[str, Tensor]]) -> dict[str, float]:
+    """Run ``update_epochs`` passes over ``batch`` in shuffled mini-batches; ``step_fn(mini, batch)`` does one
+    optimizer step. Returns the statistics averaged over optimizer steps."""
+    mini_size = algo.mini_batch_size or len(batch)
+    totals: dict[str, float] = defaultdict(float)
+    count = 0
+    for epoch in range(algo.update_epochs):
+        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+        order = torch.randperm(len(batch), generator=generator) if mini_size < len(batch) else torch.arange(len(batch))
+        for rows in micro_batches(order, mini_size):
+            for key, value in step_fn(batch.select(rows), batch).items():
+                totals[key] += float(value)
+            count += 1
+    return {key: value / count for key, value in totals.items()}
+
+
+def policy_step(policy, optimizer, scheduler, mini: RolloutBatch, algo: AlgorithmConfig, *, kl_coef: float,
+                temperature: float, norm_constant: float | None, grad_clip: float, on_policy: bool,
+                autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
+    """One optimizer step of the policy on ``mini`` with gradient accumulation over micro-batches."""
+    stats: dict[str, Tensor] = defaultdict(lambda: torch.zeros(()))
+    for rows in micro_batches(torch.arange(len(mini)), algo.micro_batch_size):
+        micro = mini.select(rows)
+        weight = share(micro, mini, algo.loss_agg)
+        with autocast():
+            loss, micro_stats = policy_micro_loss(policy, micro, algo, kl_coef=kl_coef, temperature=temperature,
+                                                  norm_constant=norm_constant, on_policy=on_policy)
+        (loss * weight).backward()
+        for key, value in micro_stats.items():
+            stats[key] = stats[key] + value.float().cpu() * weight
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {**stats, "grad_norm": grad_norm.detach().float().cpu()}
+
+
+def critic_step(critic: ValueModel, optimizer, mini: RolloutBatch, algo: AlgorithmConfig, *, grad_clip: float,
+                norm_constant: float | None, autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
+    """One optimizer step of the value model on ``mini`` (clipped value loss toward the GAE returns)."""
+    device = next(critic.parameters()).device
+    stats: dict[str, Tensor] = defaultdict(lambda: torch.zeros(()))
+    for rows in micro_batches(torch.arange(len(mini)), algo.micro_batch_size):
+        micro = mini.select(rows)
+        weight = share(micro, mini, algo.loss_agg)
+        mask = micro.mask.to(device)
+        with autocast():
+            values = critic(*micro.model_inputs(device), mask.shape[1]).float()
+        loss, extra = value_loss_with_stats(values, micro.values.to(device), micro.returns.to(device), mask,
+                                            clip=algo.value_clip, agg=algo.loss_agg, norm_constant=norm_constant)
+        (loss * weight).backward()
+        stats["critic/loss"] = stats["critic/loss"] + loss.detach().cpu() * weight
+        stats["critic/clip_frac"] = stats["critic/clip_frac"] + extra["value_clip_frac"].cpu() * weight
+    grad_norm = torch.nn.utils.clip_grad_norm_(critic.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {**stats, "critic/grad_norm": grad_norm.detach().float().cpu()}

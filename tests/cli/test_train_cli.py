@@ -1,0 +1,52 @@
+"""`logicrl train` through the console entry point: a short real run, resume, and one-line user errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from logicrl.rl.run_log import read_metrics
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    code = "from logicrl.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                          env={"OMP_NUM_THREADS": "1", **__import__("os").environ})
+
+
+TINY = ["--model", "tiny-random", "model.device=cpu", "rollout.prompts_per_step=2", "rollout.group_size=2",
+        "rollout.max_response_tokens=8", "data.val_puzzles_per_people=1", "val_every=1", "threads=1"]
+
+
+def test_train_then_resume_with_more_steps(puzzle_dir, tmp_path):
+    out = tmp_path / "run"
+    first = run_cli("train", "--data", str(puzzle_dir), "--out", str(out), "--steps", "1", *TINY)
+    assert first.returncode == 0, first.stderr
+    assert "final validation" in first.stderr
+    again = run_cli("train", "--data", str(puzzle_dir), "--out", str(out), "--steps", "1", *TINY)
+    assert again.returncode == 2 and again.stderr.strip().splitlines()[-1].startswith("error: ")
+    resumed = run_cli("train", "--resume", str(out), "--steps", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [m["step"] for m in read_metrics(out, "train")] == [1, 2]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["optim.learning_rate=1"], "unknown config key 'optim.learning_rate'"),
+    (["algorithm.advantage=ppo2"], "unknown advantage 'ppo2'"),
+    (["rollout.group_size=1", "algorithm.advantage=grpo"], "set rollout.group_size >= 2"),
+    (["--data", "/nonexistent/data"], "no such file or dataset directory"),
+    (["--model", "/nonexistent/model"], "/nonexistent/model"),
+])
+def test_user_errors_are_one_line(puzzle_dir, tmp_path, args, message):
+    base = ["train", "--out", str(tmp_path / "run"), "--data", str(puzzle_dir), "model.device=cpu"]
+    result = run_cli(*base, *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_resume_of_a_directory_without_checkpoints(tmp_path):
+    result = run_cli("train", "--resume", str(tmp_path))
+    assert result.returncode == 2 and "not a run directory" in result.stderr

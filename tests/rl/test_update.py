@@ -1,0 +1,107 @@
+"""The update step: gradient accumulation is exact, the on-policy shortcut is exact, trimming is harmless.
+
+Each test takes one optimizer step on two copies of the tiny model and compares the parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from logicrl.models import build_tiny_model
+from logicrl.rl.batch import RolloutBatch
+from logicrl.rl.config import AlgorithmConfig
+from logicrl.rl.generation import left_pad
+from logicrl.rl.update import batch_logprobs, compute_advantages, policy_step
+
+PROMPT_LENGTHS = [5, 9, 7, 5, 9, 7, 6, 8]
+RESPONSE_LENGTHS = [6, 2, 9, 4, 7, 1, 3, 8]
+
+
+@pytest.fixture(scope="module")
+def tiny_policy():
+    model, _ = build_tiny_model()
+    return model.float().eval()
+
+
+def make_batch(seed: int = 0) -> RolloutBatch:
+    """8 responses to 4 prompts (groups of 2), ragged prompt and response lengths, fixed scores."""
+    gen = torch.Generator().manual_seed(seed)
+    prompts = [torch.randint(3, 200, (n,), generator=gen).tolist() for n in PROMPT_LENGTHS]
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id=0)
+    width = max(RESPONSE_LENGTHS)
+    response_ids = torch.zeros((8, width), dtype=torch.long)
+    mask = torch.zeros((8, width))
+    for i, n in enumerate(RESPONSE_LENGTHS):
+        response_ids[i, :n] = torch.randint(3, 200, (n,), generator=gen)
+        mask[i, :n] = 1.0
+    scores = torch.tensor([3.0, -1.0, -0.5, 3.0, -3.0, -1.0, 3.0, -0.5])
+    return RolloutBatch(prompt_ids, prompt_mask, response_ids, mask, scores, torch.arange(8) // 2)
+
+
+def one_step(policy, batch: RolloutBatch, algo: AlgorithmConfig, *, on_policy: bool):
+    policy = copy.deepcopy(policy)
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    policy.train()
+    stats = policy_step(policy, optimizer, scheduler, batch, algo, kl_coef=0.1, temperature=0.7,
+                        norm_constant=16.0 if algo.loss_agg.endswith("norm") else None, grad_clip=1e9,
+                        on_policy=on_policy)
+    return policy, stats
+
+
+def prepared(policy, algo: AlgorithmConfig) -> RolloutBatch:
+    batch = make_batch()
+    batch.old_logp = batch_logprobs(policy, batch, micro_batch_size=8, temperature=0.7)
+    batch.ref_logp = batch.old_logp - 0.05 * batch.mask  # a reference slightly away from the policy
+    return compute_advantages(batch, algo, kl_coef=0.1)
+
+
+def assert_same_parameters(a, b, atol=1e-6):
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=atol, rtol=0), name
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"])
+def test_micro_batches_accumulate_to_the_full_batch_gradient(tiny_policy, agg):
+    full = AlgorithmConfig(advantage="grpo", loss_agg=agg, micro_batch_size=8, entropy_coef=0.01)
+    micro = full.model_copy(update={"micro_batch_size": 3})
+    batch = prepared(tiny_policy, full)
+    a, stats_a = one_step(tiny_policy, batch, full, on_policy=False)
+    b, stats_b = one_step(tiny_policy, batch, micro, on_policy=False)
+    moved = sum(float((p - q).detach().abs().sum()) for p, q in zip(a.parameters(), tiny_policy.parameters()))
+    assert moved > 1e-3  # the step did something
+    assert_same_parameters(a, b)
+    for key in ("policy/loss", "kl", "entropy", "grad_norm"):
+        assert stats_a[key] == pytest.approx(float(stats_b[key]), rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.parametrize("advantage", ["reinforce_pp", "grpo", "rloo"])
+def test_on_policy_shortcut_equals_a_separate_old_logprob_pass(tiny_policy, advantage):
+    algo = AlgorithmConfig(advantage=advantage, micro_batch_size=4)
+    batch = prepared(tiny_policy, algo)
+    a, stats_a = one_step(tiny_policy, batch, algo, on_policy=True)
+    b, stats_b = one_step(tiny_policy, batch, algo, on_policy=False)
+    assert_same_parameters(a, b, atol=1e-5)
+    assert float(stats_b["policy/clip_frac"]) == 0.0  # ρ = 1 at the first step on fresh rollouts
+
+
+def test_select_trims_padding_without_changing_logprobs(tiny_policy):
+    batch = make_batch()
+    whole = batch_logprobs(tiny_policy, batch, micro_batch_size=8, temperature=1.0)
+    rows = torch.tensor([1, 5])  # the two shortest responses and a short+long prompt
+    part = batch.select(rows)
+    assert part.mask.shape[1] == max(RESPONSE_LENGTHS[1], RESPONSE_LENGTHS[5])
+    assert part.prompt_ids.shape[1] == max(PROMPT_LENGTHS[1], PROMPT_LENGTHS[5])
+    trimmed = batch_logprobs(tiny_policy, part, micro_batch_size=8, temperature=1.0)
+    assert torch.allclose(trimmed, whole[rows, :part.mask.shape[1]], atol=1e-5)
+
+
+def test_kl_in_the_reward_changes_the_advantages_and_kl_in_the_loss_does_not(tiny_policy):
+    in_loss = prepared(tiny_policy, AlgorithmConfig(advantage="reinforce_pp", kl_placement="loss"))
+    in_reward = prepared(tiny_policy, AlgorithmConfig(advantage="reinforce_pp", kl_placement="reward"))
+    no_kl = prepared(tiny_policy, AlgorithmConfig(advantage="reinforce_pp", kl_placement="none"))
+    assert torch.equal(in_loss.advantages, no_kl.advantages)
+    assert not torch.allclose(in_reward.advantages, no_kl.advantages)
