@@ -82,3 +82,17 @@ def response_target(record: Mapping[str, Any], config: PromptConfig) -> str:
     think = cot_text(record)
     body = f"{think}</think><answer>{record['solution_text_format']}</answer>"
     return f" {body}" if config.prefilled_think else f"<think> {body}"
+
+
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+def end_of_turn_id(tokenizer: Any) -> int:
+    """The token that closes an assistant turn: a chat end-of-turn token the vocabulary has, else eos."""
+    vocab = tokenizer.get_vocab()
+    for token in END_OF_TURN_TOKENS:
+        if token in vocab:
+            return vocab[token]
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no end-of-turn or eos token to end SFT targets with")
+    return tokenizer.eos_token_id

@@ -15,10 +15,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import logicrl.rl.trainer as trainer_module
 from logicrl.errors import UserError
-from logicrl.rl.checkpoints import list_checkpoints
+from logicrl.rl.checkpoints import list_checkpoints, resume_config
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.run_log import read_metrics
-from logicrl.rl.trainer import Trainer, lr_lambda, resume_config
+from logicrl.rl.trainer import Trainer, lr_lambda
 
 real_score_generation = trainer_module.score_generation
 VOLATILE = ("time", "tokens_per_s")
@@ -94,7 +94,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(puzzle_dir, tmp_path
     crashing.train_step = crash_at_three
     with pytest.raises(RuntimeError, match="power cut"):
         crashing.fit()
-    resumed = Trainer(resume_config(tmp_path / "b"), resume=True, show_progress=False)
+    resumed = Trainer(resume_config(TrainConfig, tmp_path / "b"), resume=True, show_progress=False)
     assert resumed.start_step == 3
     resumed.fit()
 
@@ -126,7 +126,7 @@ def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, m
     with pytest.raises(UserError, match="already holds a run.*--resume"):
         Trainer(config, show_progress=False)
     with pytest.raises(UserError, match="not a run directory"):
-        resume_config(tmp_path)
+        resume_config(TrainConfig, tmp_path)
 
 
 def test_lr_schedules():

@@ -1,4 +1,4 @@
-"""``logicrl train``: rule-based RL on puzzles (REINFORCE++, GRPO, PPO, RLOO), resumable."""
+"""``logicrl train`` (RL: REINFORCE++, GRPO, PPO, RLOO) and ``logicrl sft`` (cold start / RFT), resumable."""
 
 from __future__ import annotations
 
@@ -9,33 +9,36 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from logicrl.config import load_config
+from logicrl.cli.runs import run_config
 from logicrl.errors import UserError
 from logicrl.models import ModelNotFoundError
 from logicrl.rl.config import TrainConfig
-from logicrl.rl.trainer import Trainer, resume_config
+from logicrl.rl.sft import SFTConfig, SFTTrainer
+from logicrl.rl.trainer import Trainer
 
 console = Console(stderr=True)
 
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with the run's config keys")]
+ResumeOpt = Annotated[Optional[Path], typer.Option(help="continue the run in this directory from its last checkpoint")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="run directory (out_dir)")]
+ModelOpt = Annotated[Optional[str], typer.Option(help="model alias, path or hub id (model.name)")]
+DataOpt = Annotated[Optional[Path], typer.Option(help="dataset directory or file (data.train)")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides: section.key=value (optim.lr=1e-6)")]
 
-def train_cmd(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with TrainConfig keys")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="continue the run in this directory from its last checkpoint")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="run directory (out_dir)")] = None,
-    model: Annotated[Optional[str], typer.Option(help="model alias, path or hub id (model.name)")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="dataset directory (data.train)")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="stop after this many steps")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides: section.key=value (optim.lr=1e-6)")] = None,
-) -> None:
-    """Train a policy with RL on puzzles; metrics, rollouts and checkpoints go to the run directory."""
-    explicit = {"out_dir": out, "steps": steps}
-    nested = [f"model.name={model}"] * bool(model) + [f"data.train={data}"] * bool(data)
-    if resume is not None:
-        if config is not None:
-            raise UserError("--resume reads the run's own config.yaml; drop --config (overrides are allowed)")
-        cfg = resume_config(resume, [*nested, *(overrides or []), *[f"steps={steps}"] * bool(steps)])
-    else:
-        cfg = load_config(TrainConfig, config, [*nested, *(overrides or [])], **explicit)
+
+def _print_final(final: dict[str, float]) -> None:
+    if final:
+        summary = {k: round(v, 3) for k, v in final.items() if k.count("/") == 1}
+        console.print("final validation: " + json.dumps(summary))
+
+
+def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
+              data: DataOpt = None,
+              steps: Annotated[Optional[int], typer.Option(help="stop after this many steps")] = None,
+              overrides: Overrides = None) -> None:
+    """RL on puzzles; metrics, rollouts and checkpoints go to the run directory."""
+    cfg = run_config(TrainConfig, config, resume, overrides,
+                     {"out_dir": out, "model.name": model, "data.train": data, "steps": steps})
     try:
         trainer = Trainer(cfg, resume=resume is not None)
     except ModelNotFoundError as exc:
@@ -43,7 +46,20 @@ def train_cmd(
     console.print(f"[bold]logicrl train[/]: {cfg.algorithm.advantage}, {len(trainer.schedule)} steps of "
                   f"{cfg.rollout.prompts_per_step}×{cfg.rollout.group_size} rollouts, "
                   f"{len(trainer.val_records)} validation puzzles → {cfg.out_dir}")
-    final = trainer.fit()
-    if final:
-        console.print("final validation: " + json.dumps({k: round(v, 3) for k, v in final.items()
-                                                          if k.count("/") == 1}))
+    _print_final(trainer.fit())
+
+
+def sft_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
+            data: DataOpt = None,
+            mode: Annotated[Optional[str], typer.Option(help="'template' (cold start) or 'rft' (rejection sampling)")] = None,
+            overrides: Overrides = None) -> None:
+    """Supervised fine-tuning on template reasoning (cold start) or on the model's own solved samples (RFT)."""
+    cfg = run_config(SFTConfig, config, resume, overrides,
+                     {"out_dir": out, "model.name": model, "data.train": data, "mode": mode})
+    try:
+        trainer = SFTTrainer(cfg, resume=resume is not None)
+    except ModelNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    console.print(f"[bold]logicrl sft[/] ({cfg.mode}): {len(trainer.examples)} examples, {len(trainer.schedule)} "
+                  f"steps of {cfg.batch_size} → {cfg.out_dir}")
+    _print_final(trainer.fit())

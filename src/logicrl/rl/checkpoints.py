@@ -15,12 +15,15 @@ import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
+from logicrl.config import load_config, save_config
 from logicrl.errors import UserError
 from logicrl.models import save_pretrained_atomic
+
+T = TypeVar("T")
 
 STATE_FILE = "trainer_state.pt"
 STATE_JSON = "trainer_state.json"
@@ -44,6 +47,29 @@ def latest_checkpoint(run_dir: Path) -> tuple[int, Path]:
     if not found:
         raise UserError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*/ with {STATE_FILE})")
     return found[-1]
+
+
+def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool, command: str) -> tuple[int, Path | None]:
+    """``(first step, checkpoint to load)``: the latest checkpoint when resuming, else a fresh run directory
+    with ``config.yaml`` (refusing a directory that already holds a run)."""
+    run_dir = Path(run_dir)
+    if resume:
+        step, path = latest_checkpoint(run_dir)
+        return step + 1, path
+    if (run_dir / "metrics.jsonl").exists():
+        raise UserError(f"{run_dir} already holds a run: continue it with `logicrl {command} --resume {run_dir}` "
+                        "or pick another out_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    return 1, None
+
+
+def resume_config(config_class: type[T], run_dir: Path, overrides: list[str] | None = None) -> T:
+    """The config a run was started with (``RUN_DIR/config.yaml``) with ``overrides``, pointed at ``run_dir``."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    return load_config(config_class, path, [*(overrides or []), f"out_dir={run_dir}"])
 
 
 def rng_states() -> dict[str, Any]:

@@ -23,14 +23,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from logicrl.config import load_config, save_config
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
 from logicrl.models import load_model_and_tokenizer, resolve_device, resolve_dtype
 from logicrl.prompts import encode_prompts
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.batch import RolloutBatch
-from logicrl.rl.checkpoints import latest_checkpoint, load_state, restore_rng, save_checkpoint
+from logicrl.rl.checkpoints import load_state, prepare_run_dir, restore_rng, save_checkpoint
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.critic import ValueModel
 from logicrl.rl.generation import generate
@@ -74,8 +73,7 @@ class Trainer:
         self.config = config
         self.run_dir = Path(config.out_dir)
         self.show_progress = show_progress
-        self.start_step = 1
-        checkpoint = self._prepare_run_dir(resume)
+        self.start_step, checkpoint = prepare_run_dir(self.run_dir, config, resume=resume, command="train")
         self._setup_device()
         self._load_models(checkpoint)
         self._load_data()
@@ -83,21 +81,10 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
         self.log = RunLog(self.run_dir, purge_step=self.start_step if resume else None)
+        if resume:
+            self.log.truncate_after(self.start_step - 1)
 
     # ------------------------------------------------------------------ setup
-
-    def _prepare_run_dir(self, resume: bool) -> Path | None:
-        if resume:
-            step, path = latest_checkpoint(self.run_dir)
-            self.start_step = step + 1
-            return path
-        if (self.run_dir / "metrics.jsonl").exists():
-            raise UserError(
-                f"{self.run_dir} already holds a run: continue it with `logicrl train --resume {self.run_dir}` "
-                "or pick another out_dir")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.run_dir / "config.yaml")
-        return None
 
     def _setup_device(self) -> None:
         cfg = self.config
@@ -294,13 +281,3 @@ class Trainer:
         return save_checkpoint(self.run_dir, step, self.policy, self.tokenizer, state,
                                keep_last=self.config.keep_last,
                                extra=self.critic.save if self.critic is not None else None)
-
-
-def resume_config(run_dir: Path, overrides: list[str] | None = None) -> TrainConfig:
-    """The config a run was started with (``RUN_DIR/config.yaml``), with ``overrides`` applied."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise UserError(f"{run_dir}: not a run directory (no config.yaml); start one with `logicrl train`")
-    config = load_config(TrainConfig, path, overrides)
-    return config.model_copy(update={"out_dir": Path(run_dir)}) if config.out_dir != Path(run_dir) else config
-

@@ -1,0 +1,218 @@
+"""Supervised fine-tuning on puzzle records: the cold start (template reasoning) and the RFT baseline.
+
+Targets (``mode``):
+* ``template``: the record's template reasoning in the think/answer format (`logicrl.prompts.response_target`);
+* ``rft`` (rejection-sampling fine-tuning, the paper's SFT baseline): ``rft_samples`` responses per puzzle
+  are sampled from the starting model; the solved ones (format and answer right, duplicates dropped) are
+  the targets.
+The prompt is the RL prompt (chat template + ``<think>`` pre-fill), the target ends with the end-of-turn
+token, and the loss is the mean negative log-likelihood over target tokens only:
+
+    L = −Σ_{i,t} m_it·log π(y_it | x_i, y_i<t) / Σ_{i,t} m_it
+
+Checkpoints, metrics and resume work as in ``logicrl train`` (`logicrl.rl.checkpoints`, `logicrl.rl.run_log`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from tqdm import tqdm
+
+from logicrl.config import StrictModel
+from logicrl.errors import DataError
+from logicrl.evaluate.scoring import generate_and_score
+from logicrl.io import read_jsonl, write_jsonl
+from logicrl.models import load_model_and_tokenizer, resolve_device
+from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
+from logicrl.reward.score import RewardConfig
+from logicrl.rl.batch import RolloutBatch, micro_batches, share
+from logicrl.rl.checkpoints import load_state, prepare_run_dir, restore_rng, save_checkpoint
+from logicrl.rl.config import DataConfig, ModelConfig
+from logicrl.rl.generation import left_pad
+from logicrl.rl.logprobs import response_logprobs
+from logicrl.rl.metrics import validation_metrics
+from logicrl.rl.run_log import RunLog
+from logicrl.rl.schedule import PromptSchedule, load_puzzles, validation_subset
+from logicrl.rl.trainer import lr_lambda
+
+RFT_FILE = "rft_samples.jsonl"
+
+
+class SFTConfig(StrictModel):
+    """A fine-tuning run. ``out_dir`` gets config.yaml, metrics.jsonl, tb/, val/, checkpoints/."""
+
+    model: ModelConfig = ModelConfig()
+    prompt: PromptConfig = PromptConfig()
+    data: DataConfig = DataConfig()
+    reward: RewardConfig = RewardConfig()
+    mode: Literal["template", "rft"] = Field("template", description="Targets: template reasoning, or RFT samples.")
+    rft_samples: int = Field(8, ge=1, description="RFT: responses sampled per puzzle.")
+    rft_temperature: float = Field(1.0, gt=0.0, description="RFT: sampling temperature.")
+    batch_size: int = Field(8, ge=1, description="Examples per optimizer step.")
+    micro_batch_size: int = Field(8, ge=1, description="Examples per forward/backward.")
+    lr: float = Field(5e-5, gt=0.0, description="Peak learning rate.")
+    schedule: Literal["constant", "cosine", "linear"] = Field("cosine", description="Decay after warm-up.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    grad_clip: float = Field(1.0, gt=0.0, description="Global gradient-norm clip.")
+    max_response_tokens: int = Field(512, ge=1, description="Longer targets are cut; also the validation cap.")
+    out_dir: Path = Field(Path("outputs/sft"), description="Run directory.")
+    seed: int = Field(0, description="Seeds the example order.")
+    save_every: int = Field(0, ge=0, description="Checkpoint every k steps (0: only at the end).")
+    keep_last: int = Field(1, ge=1, description="Checkpoints kept.")
+    val_every: int = Field(0, ge=0, description="Validate every k steps (0: only at the end).")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU.")
+
+
+def target_ids(responses: list[str], tokenizer, max_tokens: int) -> list[list[int]]:
+    """Tokenized targets, each ending with the end-of-turn token, cut at ``max_tokens``."""
+    end = end_of_turn_id(tokenizer)
+    ids = tokenizer(responses, add_special_tokens=False)["input_ids"]
+    return [(list(row) + [end])[:max_tokens] for row in ids]
+
+
+def example_batch(prompts: list[list[int]], targets: list[list[int]], pad_id: int) -> RolloutBatch:
+    """Prompts left-padded, targets right-padded with their loss mask; scores/groups unused (zeros)."""
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id)
+    width = max(len(t) for t in targets)
+    response_ids = torch.full((len(targets), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(targets), width))
+    for i, row in enumerate(targets):
+        response_ids[i, :len(row)] = torch.tensor(row)
+        mask[i, :len(row)] = 1.0
+    zeros = torch.zeros(len(targets))
+    return RolloutBatch(prompt_ids, prompt_mask, response_ids, mask, zeros, zeros.long())
+
+
+def nll_step(model, batch: RolloutBatch, micro_batch_size: int) -> float:
+    """Accumulate ∇ of the token-mean NLL of ``batch`` over micro-batches; return the loss."""
+    device = next(model.parameters()).device
+    total = 0.0
+    for rows in micro_batches(torch.arange(len(batch)), micro_batch_size):
+        micro = batch.select(rows)
+        logp, _ = response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device))
+        mask = micro.mask.to(device)
+        loss = -(logp * mask).sum() / mask.sum().clamp(min=1)
+        weight = share(micro, batch, "token-mean")
+        (loss * weight).backward()
+        total += float(loss.detach()) * weight
+    return total
+
+
+class SFTTrainer:
+    """Loads the model and examples, then `fit()` runs epochs of NLL steps with checkpoints."""
+
+    def __init__(self, config: SFTConfig, *, resume: bool = False, show_progress: bool = True) -> None:
+        self.config, self.show_progress = config, show_progress
+        self.run_dir = Path(config.out_dir)
+        self.start_step, checkpoint = prepare_run_dir(self.run_dir, config, resume=resume, command="sft")
+        device = resolve_device(config.model.device)
+        if device.type == "cpu" and config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.model, self.tokenizer = load_model_and_tokenizer(
+            str(checkpoint or config.model.name), dtype="float32", device=str(device),
+            trust_remote_code=config.model.trust_remote_code)
+        if config.model.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self._load_examples()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(config.schedule, config.warmup_steps, len(self.schedule)))
+        if checkpoint is not None:
+            state = load_state(checkpoint)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            restore_rng(state["rng"])
+        self.log = RunLog(self.run_dir, purge_step=self.start_step if resume else None)
+        if resume:
+            self.log.truncate_after(self.start_step - 1)
+
+    def _load_examples(self) -> None:
+        cfg = self.config
+        records = load_puzzles(cfg.data.train, "train", cfg.data.people)
+        responses = [response_target(r, cfg.prompt) for r in records]
+        if cfg.mode == "rft":
+            records, responses = self._rft_examples(records)
+        self.examples = list(zip(
+            encode_prompts(records, self.tokenizer, cfg.prompt),
+            target_ids(responses, self.tokenizer, cfg.max_response_tokens)))
+        self.schedule = PromptSchedule.build(
+            [{"id": i} for i in range(len(self.examples))], schedule="mixed", batch_size=cfg.batch_size,
+            epochs=cfg.data.epochs, seed=cfg.seed)
+        self.val_records = validation_subset(
+            load_puzzles(cfg.data.val or cfg.data.train, "test", cfg.data.people), cfg.data.val_puzzles_per_people)
+
+    def _rft_examples(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Solved samples of the starting model (cached in RUN_DIR/rft_samples.jsonl), one per distinct text."""
+        cfg, path = self.config, self.run_dir / RFT_FILE
+        if path.is_file():
+            rows = [row for _, row in read_jsonl(path)]
+        else:
+            with tqdm(total=len(records), desc="RFT sampling", unit="pz", disable=not self.show_progress) as bar:
+                rows = generate_and_score(
+                    self.model, self.tokenizer, records, prompt=cfg.prompt, reward=cfg.reward,
+                    max_new_tokens=cfg.max_response_tokens, n=cfg.rft_samples, greedy=False,
+                    temperature=cfg.rft_temperature, seed=cfg.seed, progress=bar.update)
+            write_jsonl(path, rows)
+        by_id = {r["id"]: r for r in records}
+        kept = {(row["id"], row["response"]) for row in rows if row["solved"]}
+        if not kept:
+            raise DataError(f"RFT: none of {len(rows)} samples solved its puzzle; start from a stronger model "
+                            "(e.g. the cold-start checkpoint) or raise rft_samples")
+        pairs = sorted(kept)
+        return [by_id[i] for i, _ in pairs], [text for _, text in pairs]
+
+    def fit(self) -> dict[str, float]:
+        cfg = self.config
+        total, last_val = len(self.schedule), {}
+        bar = tqdm(total=total, initial=self.start_step - 1, desc=f"SFT ({cfg.mode})", unit="step",
+                   disable=not self.show_progress)
+        try:
+            for step in range(self.start_step, total + 1):
+                timer = time.perf_counter()
+                chosen = [self.examples[int(r["id"])] for r in self.schedule.batch(step - 1)]
+                batch = example_batch([p for p, _ in chosen], [t for _, t in chosen], self.tokenizer.pad_token_id)
+                self.model.train()
+                loss = nll_step(self.model, batch, cfg.micro_batch_size)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                seconds = time.perf_counter() - timer
+                self.log.metrics("train", step, {"loss": loss, "grad_norm": float(grad_norm),
+                                                 "lr": self.scheduler.get_last_lr()[0], "time/step": seconds,
+                                                 "tokens_per_s": float(batch.mask.sum()) / seconds})
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", s=f"{seconds:.1f}")
+                if step == total or (cfg.val_every and step % cfg.val_every == 0):
+                    last_val = self.validate(step)
+                if step == total or (cfg.save_every and step % cfg.save_every == 0):
+                    state = {"step": step, "optimizer": self.optimizer.state_dict(),
+                             "scheduler": self.scheduler.state_dict()}
+                    save_checkpoint(self.run_dir, step, self.model, self.tokenizer, state, keep_last=cfg.keep_last)
+        finally:
+            bar.close()
+            self.log.close()
+        return last_val
+
+    def validate(self, step: int) -> dict[str, float]:
+        """Greedy accuracy/format on held-out puzzles, logged as ``val/*``."""
+        cfg = self.config
+        if not self.val_records:
+            return {}
+        self.model.eval()
+        with tqdm(total=len(self.val_records), desc="validate", unit="pz", leave=False,
+                  disable=not self.show_progress) as bar:
+            rows = generate_and_score(self.model, self.tokenizer, self.val_records, prompt=cfg.prompt,
+                                      reward=cfg.reward, max_new_tokens=cfg.max_response_tokens,
+                                      batch_size=max(cfg.micro_batch_size, 8), progress=bar.update)
+        metrics = validation_metrics(rows)
+        self.log.metrics("val", step, metrics)
+        self.log.samples("val", step, rows)
+        return metrics

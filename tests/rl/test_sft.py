@@ -1,0 +1,100 @@
+"""SFT: targets score 3 under the reward, the loss covers response tokens only, training fits, resume, RFT."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from logicrl.errors import DataError
+from logicrl.io import write_jsonl
+from logicrl.models import build_tiny_model
+from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
+from logicrl.reward import score
+from logicrl.rl.checkpoints import resume_config
+from logicrl.rl.run_log import read_metrics
+from logicrl.rl.schedule import load_puzzles
+from logicrl.rl.sft import RFT_FILE, SFTConfig, SFTTrainer, example_batch, nll_step, target_ids
+
+
+def make_config(puzzle_dir, out_dir, **changes) -> SFTConfig:
+    return SFTConfig.model_validate({
+        "model": {"name": "tiny-random", "device": "cpu"},
+        "data": {"train": str(puzzle_dir), "val_puzzles_per_people": 1, "people": [2], "epochs": 2},
+        "batch_size": 4, "micro_batch_size": 2, "lr": 3e-3, "max_response_tokens": 64, "out_dir": str(out_dir),
+        "threads": 1, **changes,
+    })
+
+
+@pytest.mark.parametrize("prefill", ["<think>", ""])
+def test_template_targets_get_the_full_reward(puzzle_dir, prefill):
+    prompt = PromptConfig(prefill=prefill)
+    for record in load_puzzles(puzzle_dir, "train"):
+        verdict = score(response_target(record, prompt), record["solution_text_format"],
+                        prefilled_think=prompt.prefilled_think, roles=record["knight_knave"], question=record["quiz"])
+        assert verdict.total == 3.0, verdict.format_reason or verdict.answer_reason
+
+
+def test_loss_is_the_mean_nll_of_response_tokens_only():
+    model, tokenizer = build_tiny_model()
+    prompts = [[5, 6, 7, 8], [9, 10]]
+    targets = target_ids(["Alice is a knight", "no"], tokenizer, max_tokens=64)
+    assert all(t[-1] == end_of_turn_id(tokenizer) for t in targets)
+    batch = example_batch(prompts, targets, tokenizer.pad_token_id)
+    loss = nll_step(model, batch, micro_batch_size=1)
+    terms = []
+    for prompt, target in zip(prompts, targets):
+        ids = torch.tensor([prompt + target])
+        logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+        terms += [logp[len(prompt) - 1 + t, tok] for t, tok in enumerate(target)]
+    assert loss == pytest.approx(-float(torch.stack(terms).mean()), rel=1e-5)
+
+
+def test_sft_fits_its_examples_and_resumes_exactly(puzzle_dir, tmp_path):
+    SFTTrainer(make_config(puzzle_dir, tmp_path / "a", save_every=2), show_progress=False).fit()
+    losses = [m["loss"] for m in read_metrics(tmp_path / "a", "train")]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    val = read_metrics(tmp_path / "a", "val")
+    assert [m["step"] for m in val] == [6] and "val/acc/2ppl" in val[0]
+
+    crashing = SFTTrainer(make_config(puzzle_dir, tmp_path / "b", save_every=2), show_progress=False)
+    crashing.log.metrics = _crash_after(crashing.log.metrics, step=3)
+    with pytest.raises(RuntimeError):
+        crashing.fit()
+    resumed = SFTTrainer(resume_config(SFTConfig, tmp_path / "b"), resume=True, show_progress=False)
+    assert resumed.start_step == 3
+    resumed.fit()
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time", "tokens_per_s"))} for r in rows]
+    assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
+
+
+def _crash_after(log_metrics, step):
+    def wrapped(kind, at, values):
+        log_metrics(kind, at, values)
+        if at == step:
+            raise RuntimeError("killed")
+    return wrapped
+
+
+def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path):
+    records = load_puzzles(puzzle_dir, "train", [2])
+    run = tmp_path / "rft"
+    run.mkdir()
+    good = response_target(records[0], PromptConfig())
+    rows = [{"id": records[0]["id"], "response": good, "solved": True},
+            {"id": records[0]["id"], "response": good, "solved": True},  # duplicate: kept once
+            {"id": records[1]["id"], "response": "nonsense", "solved": False}]
+    write_jsonl(run / RFT_FILE, rows)
+    config = make_config(puzzle_dir, run, mode="rft", batch_size=1, micro_batch_size=1)
+    config.data.epochs = 1
+    trainer = SFTTrainer(config, show_progress=False)
+    assert len(trainer.examples) == 1
+    expected = encode_prompts([records[0]], trainer.tokenizer, config.prompt)[0]
+    assert trainer.examples[0][0] == expected
+
+    write_jsonl(run / RFT_FILE, rows[2:])
+    (run / "metrics.jsonl").unlink(missing_ok=True)
+    with pytest.raises(DataError, match="none of 1 samples solved"):
+        SFTTrainer(make_config(puzzle_dir, run, mode="rft"), show_progress=False)
+    assert json.loads((run / RFT_FILE).read_text())["solved"] is False
