@@ -48,3 +48,11 @@ def test_extra_info_and_reward_kwargs():
     assert compute_score("kk", trailing, truth, None, mode="logic-rl") == 3.0
     odd = {"solution_text_format": "(1) Ava is a zorp", "knight_knave": {"knight": "zorp", "knave": "blip"}}
     assert compute_score("kk", f"{THINK}</think><answer>Ava is a blip</answer>", odd) == -0.5
+
+
+def test_prefill_from_reward_kwargs_overrides_the_row():
+    """`logicrl verl launch` passes prefilled_think through veRL's reward_kwargs (merged as keywords)."""
+    truth = {"solution_text_format": EXPECTED}
+    assert compute_score("kk", RESPONSES[1], truth, None, prefilled_think=True) == -3.0  # a second <think>
+    assert compute_score("kk", RESPONSES[0], truth, {"prefilled_think": False}, prefilled_think=True) == 3.0
+    assert compute_score("kk", RESPONSES[1], truth, None, prefilled_think=False, mode="logic-rl") == 3.0

@@ -1,7 +1,8 @@
 """The RL loop end to end on the tiny model: run directory contract, checkpoints, exact resume, errors.
 
-The tiny random model never earns a reward above −3, so most tests swap in a scorer that pays by
-response length (`length_scores`): advantages are then non-zero and every update really moves the weights.
+The tiny random model never earns a reward above −3, so most tests swap in a scorer that pays by a
+checksum of the response text (`checksum_scores`): responses in a group then disagree, advantages are
+non-zero and every update really moves the weights.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ real_score_generation = trainer_module.score_generation
 VOLATILE = ("time", "tokens_per_s")
 
 
-def length_scores(records, generation, tokenizer, **kwargs):
-    """The real rows, but reward = (length mod 4) − 1.5, so groups disagree."""
+def checksum(text: str) -> float:
+    return sum(map(ord, text)) % 7 - 3.0
+
+
+def checksum_scores(records, generation, tokenizer, **kwargs):
+    """The real rows, but reward = (Σ code points mod 7) − 3 of the response text."""
     rows, _ = real_score_generation(records, generation, tokenizer, **kwargs)
     for row in rows:
-        row["reward"] = row["length"] % 4 - 1.5
+        row["reward"] = checksum(row["response"])
     return rows, [SimpleNamespace(total=row["reward"]) for row in rows]
 
 
@@ -48,7 +53,7 @@ def stable(rows):
 
 
 def test_run_directory_contract(puzzle_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "score_generation", length_scores)
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 2})
     Trainer(config, show_progress=False).fit()
     run = tmp_path / "run"
@@ -63,7 +68,7 @@ def test_run_directory_contract(puzzle_dir, tmp_path, monkeypatch):
     rollouts = [json.loads(line) for line in (run / "rollouts" / "step_000001.jsonl").read_text().splitlines()]
     assert len(rollouts) == 6 and [r["sample"] for r in rollouts] == [0, 1, 2, 0, 1, 2]
     assert {"step", "id", "n_people", "response", "length", "reward", "solved", "format_ok"} <= set(rollouts[0])
-    assert rollouts[0]["reward"] == rollouts[0]["length"] % 4 - 1.5
+    assert rollouts[0]["reward"] == checksum(rollouts[0]["response"])
     assert len((run / "val" / "step_000000.jsonl").read_text().splitlines()) == 4  # 2 per level, greedy
     (step, checkpoint), = list_checkpoints(run)
     assert step == 2
@@ -79,7 +84,7 @@ def test_run_directory_contract(puzzle_dir, tmp_path, monkeypatch):
     {"advantage": "gae", "kl_placement": "reward"},
 ])
 def test_resume_continues_exactly_like_an_uninterrupted_run(puzzle_dir, tmp_path, monkeypatch, algorithm):
-    monkeypatch.setattr(trainer_module, "score_generation", length_scores)
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     straight = Trainer(make_config(puzzle_dir, tmp_path / "a", **algorithm), show_progress=False)
     straight.fit()
 
@@ -109,7 +114,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(puzzle_dir, tmp_path
 
 
 def test_updates_move_the_policy_and_keep_last_checkpoints(puzzle_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "score_generation", length_scores)
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"save_every": 1, "keep_last": 2})
     trainer = Trainer(config, show_progress=False)
     before = [p.detach().clone() for p in trainer.policy.parameters()]
@@ -120,7 +125,7 @@ def test_updates_move_the_policy_and_keep_last_checkpoints(puzzle_dir, tmp_path,
 
 
 def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "score_generation", length_scores)
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 1, "val_every": 0})
     Trainer(config, show_progress=False).fit()
     with pytest.raises(UserError, match="already holds a run.*--resume"):

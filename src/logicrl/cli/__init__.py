@@ -12,6 +12,10 @@ import sys
 import typer
 
 from logicrl.cli.data import data_app
+from logicrl.cli.eval import eval_app
+from logicrl.cli.report import report_cmd
+from logicrl.cli.train import sft_cmd, train_cmd
+from logicrl.cli.verl import verl_app
 from logicrl.errors import UserError
 
 app = typer.Typer(
@@ -21,6 +25,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
+app.command("report")(report_cmd)
+app.command("sft")(sft_cmd)
+app.command("train")(train_cmd)
+app.add_typer(verl_app, name="verl")
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """Generate responses to puzzle records and score them: the step shared by validation and evaluation.
 
 `generate_and_score` returns one flat row per sample (puzzle id, number of people, response, length,
-reward breakdown), the format of ``rollouts/step_*.jsonl`` and of evaluation outputs; `summarize_rows`
-turns rows into the per-number-of-people table (accuracy = format right and every role right, as the
-paper's evaluation).
+reward breakdown, parsed assignment; see `score_sample`), the format of ``rollouts/step_*.jsonl`` and of
+evaluation outputs; `summarize_rows` turns rows into the per-number-of-people table (accuracy = format
+right and every role right, as the paper's evaluation).
 """
 
 from __future__ import annotations
@@ -24,19 +24,37 @@ def score_generation(
     """Decode and score each row of ``generation`` (rows grouped ``n`` per record); return rows and scores."""
     rows, breakdowns = [], []
     lengths = generation.response_lengths.tolist()
-    for i, (ids, length) in enumerate(zip(generation.response_ids.tolist(), lengths)):
-        record = records[i // n]
+    for i, (ids, length) in enumerate(zip(generation.response_ids.tolist(), lengths, strict=True)):
         text = tokenizer.decode(ids[:length], skip_special_tokens=True)
-        verdict = score(text, record["solution_text_format"], prefilled_think=prompt.prefilled_think,
-                        roles=record.get("knight_knave"), question=record.get("quiz"), config=reward)
+        row, verdict = score_sample(records[i // n], sample=i % n, response=text, length=length,
+                                    truncated=bool(generation.truncated[i]),
+                                    prefilled_think=prompt.prefilled_think, reward=reward)
+        rows.append(row)
         breakdowns.append(verdict)
-        rows.append({
-            "id": record.get("id"), "n_people": record.get("n_people", len(record["names"])), "sample": i % n,
-            "response": text, "length": length, "truncated": bool(generation.truncated[i]),
-            "reward": verdict.total, "solved": verdict.solved, "format_ok": verdict.format_ok,
-            "format_reason": verdict.format_reason, "answer_status": verdict.answer_status,
-        })
     return rows, breakdowns
+
+
+def score_sample(
+    record: Mapping[str, Any], *, sample: int, response: str, length: int, truncated: bool,
+    prefilled_think: bool, reward: RewardConfig,
+) -> tuple[dict[str, Any], ScoreBreakdown]:
+    """Score one decoded response to ``record``; return its row and the reward breakdown.
+
+    Row fields: ``id``, ``n_people``, ``sample`` (index among the puzzle's samples), ``response``,
+    ``length`` (tokens), ``truncated``, ``reward``, ``solved``, ``format_ok``, ``format_reason``,
+    ``answer_status``, ``assignment`` (person -> role word parsed, or None) and ``prefilled_think`` (how the
+    response was read, so a later rescoring reads it the same way).
+    """
+    verdict = score(response, record["solution_text_format"], prefilled_think=prefilled_think,
+                    roles=record.get("knight_knave"), question=record.get("quiz"), config=reward)
+    row = {
+        "id": record.get("id"), "n_people": record.get("n_people", len(record["names"])), "sample": sample,
+        "response": response, "length": length, "truncated": truncated,
+        "reward": verdict.total, "solved": verdict.solved, "format_ok": verdict.format_ok,
+        "format_reason": verdict.format_reason, "answer_status": verdict.answer_status,
+        "assignment": verdict.assignment, "prefilled_think": prefilled_think,
+    }
+    return row, verdict
 
 
 def generate_and_score(

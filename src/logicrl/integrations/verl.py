@@ -1,9 +1,9 @@
 """veRL adapter: ``compute_score`` for ``custom_reward_function`` (veRL's reward signature).
 
-Point veRL at it with::
+Point veRL at it with (``logicrl verl launch`` does)::
 
-    custom_reward_function.path=<site-packages>/logicrl/integrations/verl.py
-    custom_reward_function.name=compute_score
+    reward.custom_reward_function.path=pkg://logicrl.integrations.verl
+    reward.custom_reward_function.name=compute_score
 
 veRL decodes the response tokens only, so ``solution_str`` is the generated text. With the Logic-RL
 prompt (assistant turn pre-filled with ``<think>``) it starts inside the think block.
@@ -34,19 +34,20 @@ def compute_score(
             may carry ``knight_knave`` (role words) and ``quiz`` (the question).
         extra_info: optional keys ``prefilled_think`` (bool), ``mode``, ``knight_knave``, ``quiz``; these
             override the same keys of ``ground_truth``.
-        reward_kwargs: ``custom_reward_function.reward_kwargs`` from the veRL config, as ``RewardConfig``
-            fields (e.g. ``mode="logic-rl"``).
+        reward_kwargs: ``custom_reward_function.reward_kwargs`` from the veRL config: ``prefilled_think``
+            (the launcher sets it from ``prompt.prefill``; it overrides the per-row keys) and
+            ``RewardConfig`` fields (e.g. ``mode="logic-rl"``).
 
-    ``prefilled_think`` defaults to ``starts_inside_think(solution_str)``: True (our exported prompts end
-    with ``<think>``) unless the response opens its own ``<think>``, so a prompt without the pre-fill
-    scores the same.
+    ``prefilled_think`` defaults to ``starts_inside_think(solution_str)``: True (the prompt ended with
+    ``<think>``) unless the response opens its own ``<think>``, so a prompt without the pre-fill scores
+    the same.
     """
     del data_source
     fields: dict[str, Any] = (
         dict(ground_truth) if isinstance(ground_truth, Mapping) else {"solution_text_format": ground_truth}
     )
     fields.update(extra_info or {})
-    prefilled = fields.get("prefilled_think")
+    prefilled = reward_kwargs.pop("prefilled_think", fields.get("prefilled_think"))
     prefilled = starts_inside_think(solution_str) if prefilled is None else bool(prefilled)
     config = RewardConfig(**reward_kwargs) if reward_kwargs else None
     breakdown = score(

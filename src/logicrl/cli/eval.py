@@ -1,0 +1,188 @@
+"""``logicrl eval``: accuracy by number of people (the paper's Table 2), pass@k and majority vote; and
+``logicrl eval memorization``: Acc, CR and LiMem on puzzles and their perturbed twins (Xie et al. 2024).
+
+Both write ``<out>/samples/<label>.jsonl`` (one scored row per sample) and their tables as Markdown, CSV and
+JSON; ``--rescore`` scores the saved samples again (e.g. with another ``--reward-mode``) without a model.
+Options override config keys (`logicrl.evaluate.config`); ``--set key=value`` reaches the others.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+from tqdm import tqdm
+
+from logicrl.config import load_config
+from logicrl.errors import UserError
+from logicrl.evaluate.config import EvalConfig, MemorizationConfig, RunConfig
+from logicrl.evaluate.memorization import make_twins, memorization_table
+from logicrl.evaluate.metrics import accuracy_table, by_puzzle
+from logicrl.evaluate.runner import ModelSpec, model_rows, parse_model_specs, saved_specs, select_records
+from logicrl.evaluate.tables import (
+    Table,
+    csv_text,
+    extra_metrics,
+    markdown,
+    memorization_json,
+    memorization_rows,
+    metric_table,
+    results_csv,
+    results_json,
+    table2,
+)
+from logicrl.io import atomic_write_text
+from logicrl.puzzles.perturb import PERTURBATIONS
+
+eval_app = typer.Typer(
+    help="Accuracy by number of people (the paper's Table 2) with format rate and length; pass@k and "
+    "majority vote with -k > 1. `logicrl eval memorization`: Acc, CR and LiMem on perturbed twins.",
+    invoke_without_command=True,
+)
+console = Console()
+
+
+def _opt(kind: Any, text: str, *names: str) -> Any:
+    return Annotated[Optional[kind], typer.Option(*names, help=text)]
+
+
+Models = _opt(list[str], "alias, checkpoint dir, hub id or served name; 'label=model' names the row; "
+              "repeatable", "--model", "-m")
+Data = _opt(Path, "dataset directory (`logicrl data generate`) or puzzle file")
+People = _opt(str, "numbers of people: '2-8' or '2,4,8' (default: 2-8)")
+Limit = _opt(int, "first N puzzles per number of people")
+TestSplit = _opt(str, "split of a dataset directory (default: test)")
+TrainSplit = _opt(str, "split of a dataset directory (default: train)")
+Samples = _opt(int, "responses per puzzle, for pass@k and maj@k (default: 1)", "--samples", "-k")
+Kinds = _opt(str, "comma-separated perturbations (default: all): " + ",".join(PERTURBATIONS))
+Temperature = _opt(float, "0 = greedy (default: 0)")
+MaxTokens = _opt(int, "response length cap in tokens (default: 1024)")
+Seed = _opt(int, "sampling seed")
+BatchSize = _opt(int, "rows per generate call (local backend)")
+Device = _opt(str, "local backend device: auto, cpu, cuda, cuda:N")
+Endpoint = _opt(str, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+Concurrency = _opt(int, "requests in flight (endpoint)")
+RewardMode = _opt(str, "strict (default) or logic-rl")
+Template = _opt(str, "chat (instruct models, default) or plain (base models)")
+Rescore = Annotated[bool, typer.Option(help="score the samples saved in --out again instead of generating")]
+ConfigOpt = _opt(Path, "YAML file with config keys", "--config", "-c")
+Sets = _opt(list[str], "config override key=value, e.g. reward.mode=logic-rl (repeatable)", "--set")
+
+
+def _config(model: type[RunConfig], config: Path | None, sets: list[str] | None, reward_mode: str | None,
+            template: str | None, **explicit: Any) -> Any:
+    """Defaults < YAML < options < ``--set`` overrides."""
+    nested = {"reward": {"mode": reward_mode} if reward_mode else None,
+              "prompt": {"template": template} if template else None}
+    return load_config(model, config, sets, **explicit, **nested)
+
+
+def _specs(models: list[str] | None, out: Path, rescore: bool) -> list[ModelSpec]:
+    if models:
+        return parse_model_specs(models)
+    if rescore:
+        return saved_specs(out)
+    raise UserError("give at least one --model (or --rescore to score the samples saved in --out)")
+
+
+def _data(data: Path | None) -> Path:
+    if data is None:
+        raise UserError("give --data: a dataset directory (make one with `logicrl data generate`) or a file")
+    return data
+
+
+@eval_app.callback()
+def eval_cmd(
+    ctx: typer.Context, model: Models = None, data: Data = None,
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("outputs/eval"),
+    people: People = None, split: TestSplit = None, limit: Limit = None, samples: Samples = None,
+    temperature: Temperature = None, max_tokens: MaxTokens = None, seed: Seed = None,
+    batch_size: BatchSize = None, device: Device = None, endpoint: Endpoint = None,
+    concurrency: Concurrency = None, reward_mode: RewardMode = None, template: Template = None,
+    rescore: Rescore = False, config: ConfigOpt = None, sets: Sets = None,
+) -> None:
+    """Accuracy by number of people (Table 2) with format rate and length; pass@k and maj@k with -k > 1."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = _config(EvalConfig, config, sets, reward_mode, template, people=people, split=split, limit=limit,
+                  samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                  batch_size=batch_size, device=device, endpoint=endpoint, concurrency=concurrency)
+    specs = _specs(model, out, rescore)
+    records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit)
+    results = {}
+    for spec in specs:
+        rows = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
+        most = max((len(group) for group in by_puzzle(rows).values()), default=1)
+        results[spec.label] = accuracy_table(rows, cfg.ks(most))
+    tables = [("Accuracy by number of people", table2(results))]
+    tables += [(metric, metric_table(results, metric)) for metric in extra_metrics(results)]
+    atomic_write_text(out / "table.md", "\n".join(f"### {title}\n\n{markdown(t)}" for title, t in tables))
+    atomic_write_text(out / "table.csv", results_csv(results))
+    summary = results_json(results, {s.label: s.name for s in specs}, cfg.model_dump(mode="json"))
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
+    for title, table in tables:
+        _print(title, table)
+    console.print(f"wrote {out}/table.md, table.csv, results.json and samples/")
+
+
+@eval_app.command("memorization")
+def memorization_cmd(
+    model: Models = None, data: Data = None,
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("outputs/memorization"),
+    kinds: Kinds = None, people: People = None, split: TrainSplit = None, limit: Limit = None,
+    temperature: Temperature = None, max_tokens: MaxTokens = None, seed: Seed = None,
+    batch_size: BatchSize = None, device: Device = None, endpoint: Endpoint = None,
+    concurrency: Concurrency = None, reward_mode: RewardMode = None, template: Template = None,
+    rescore: Rescore = False, config: ConfigOpt = None, sets: Sets = None,
+) -> None:
+    """Acc, CR and LiMem = Acc·(1 − CR) per number of people and perturbation kind (Xie et al. 2024)."""
+    cfg = _config(MemorizationConfig, config, sets, reward_mode, template, kinds=kinds, people=people,
+                  split=split, limit=limit, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                  batch_size=batch_size, device=device, endpoint=endpoint, concurrency=concurrency)
+    specs = _specs(model, out, rescore)
+    originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit)
+    twins, pairs = make_twins(originals, cfg.kinds, cfg.perturb_seed)
+    console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)}" for kind, p in pairs.items()))
+    people_of = {str(r["id"]): int(r["n_people"]) for r in originals}
+    results = {}
+    for spec in specs:
+        rows = _rows(spec, originals + twins, cfg, out, n=1, rescore=rescore)
+        solved = {str(r["id"]): bool(r["solved"]) for r in rows}
+        results[spec.label] = memorization_table(solved, people_of, pairs)
+    table = memorization_rows(results)
+    atomic_write_text(out / "memorization.md", markdown(table))
+    atomic_write_text(out / "memorization.csv", csv_text(table))
+    summary = memorization_json(results, cfg.model_dump(mode="json"))
+    atomic_write_text(out / "memorization.json", json.dumps(summary, indent=2) + "\n")
+    _print("Memorization (Xie et al. 2024): LiMem = Acc·(1 − CR)", table, labels=2)
+    console.print(f"wrote {out}/memorization.md, memorization.csv, memorization.json and samples/")
+
+
+def _rows(
+    spec: ModelSpec, records: list[dict], cfg: RunConfig, out: Path, *, n: int, rescore: bool
+) -> list[dict]:
+    """One model's scored rows, with a progress bar and the time taken."""
+    start = time.perf_counter()
+    with tqdm(total=len(records), desc=spec.label, unit="pz", disable=rescore) as bar:
+        rows = model_rows(spec, records, cfg, out, n=n, rescore=rescore, progress=bar.update)
+    verb = "rescored" if rescore else "generated"
+    console.print(f"{spec.label}: {verb} {len(rows)} samples in {time.perf_counter() - start:.1f}s")
+    return rows
+
+
+def _print(title: str, table: Table, labels: int = 1) -> None:
+    """The table on the console (the first ``labels`` columns left-aligned), never squeezed: a pipe would
+    get 80 columns from rich otherwise."""
+    header, rows = table
+    rich = RichTable(title=title)
+    for i, column in enumerate(header):
+        rich.add_column(column, justify="left" if i < labels else "right", no_wrap=True)
+    for row in rows:
+        rich.add_row(*row)
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    Console(width=max(console.width, sum(widths) + 3 * len(widths) + 1)).print(rich)

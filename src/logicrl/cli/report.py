@@ -1,0 +1,77 @@
+"""``logicrl report RUN_DIR``: plots, tables and one HTML page from a training run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from logicrl.analysis.config import ReportConfig
+from logicrl.analysis.report import ReportData, build_report, write_report
+from logicrl.config import load_config
+
+console = Console()
+
+Opt = typer.Option
+
+
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="run directory of `logicrl train` (holds metrics.jsonl)")],
+    out: Annotated[Optional[Path], Opt(help="output folder (default: RUN_DIR/report)")] = None,
+    source: Annotated[Optional[str], Opt(help="responses to analyse: 'rollouts' or 'val'")] = None,
+    bin: Annotated[Optional[int], Opt("--bin", help="steps pooled per point (default: ≤ 200 points)")] = None,
+    steps_every: Annotated[Optional[int], Opt(help="read only every k-th step file")] = None,
+    words: Annotated[Optional[str], Opt(help="comma-separated thinking words (replace the default)")] = None,
+    config: Annotated[Optional[Path], Opt("--config", "-c", help="YAML file with ReportConfig keys")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value (e.g. aha_window=5)")] = None,
+) -> None:
+    """Training curves, thinking words, language mixing, reflective behaviours, length vs accuracy."""
+    word_list = [w.strip() for w in words.split(",") if w.strip()] if words is not None else None
+    cfg = load_config(ReportConfig, config, overrides, source=source, bin=bin, steps_every=steps_every,
+                      words=word_list)
+    data = build_report(run_dir, cfg)
+    page = write_report(data, out or run_dir / "report")
+    print_summary(data)
+    console.print(f"report: {page}")
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}%" if percent else f"{value:.3g}"
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_summary(data: ReportData) -> None:
+    """Headline metrics, then words and mixing, then behaviours (pooled over all analysed responses)."""
+    stats = ("first", "last", "min", "max")
+    console.print(_table(f"{data.run_dir}: metrics", ("metric", *stats), [
+        (row["metric"], *(_fmt(row[k]) for k in stats)) for row in data.tables["metrics"]
+    ]))
+    if not data.bins:
+        console.print(f"no response logs in {data.run_dir / data.cfg.source}/")
+        return
+    responses = sum(b.all.n for b in data.bins)
+    console.print(f"{responses} {data.cfg.source} responses, {len(data.bins)} bins of {data.bin_size} steps")
+    mixing = {"word": "non-Latin script", **data.tables["mixing"]}
+    columns = ("feature", "n", "share", "reward with", "without")
+    console.print(_table("thinking words, language mixing", columns, [
+        (row["word"], str(row["n_with"]), _fmt(row["share"], True), _fmt(row["reward_with"]),
+         _fmt(row["reward_without"])) for row in [*data.tables["words"], mixing]
+    ]))
+    console.print(_table("reflective behaviours", ("behaviour", "n", "first → last", "trend", "aha step"), [
+        (row["behaviour"], str(row["n_with"]),
+         f"{_fmt(row['first_share'], True)} → {_fmt(row['last_share'], True)}", row["verdict"],
+         str(row["aha_step"] or "–")) for row in data.tables["behaviours"]
+    ]))

@@ -1,0 +1,66 @@
+"""``logicrl verl``: export puzzles in veRL's RL schema and launch veRL runs from a `TrainConfig`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from logicrl.config import load_config, parse_overrides
+from logicrl.integrations.verl_export import export_dataset
+from logicrl.integrations.verl_launch import VerlClusterConfig, plan_launch, run_plan
+from logicrl.prompts import PromptConfig
+from logicrl.puzzles.dataset import parse_people
+from logicrl.rl.config import TrainConfig
+
+verl_app = typer.Typer(help="Scale out through veRL: the same puzzles, reward and recipe on GPUs.",
+                       no_args_is_help=True)
+console = Console()
+
+
+@verl_app.command("export")
+def export_cmd(
+    data: Annotated[Path, typer.Option(help="dataset directory from `logicrl data generate`")],
+    out: Annotated[Path, typer.Option(help="output directory for the parquet files")],
+    people: Annotated[Optional[str], typer.Option(help="training puzzles with these numbers of people: '3-7'")] = None,
+    val: Annotated[Optional[Path], typer.Option(help="held-out puzzles (default: the test split of --data)")] = None,
+    val_per_people: Annotated[Optional[int], typer.Option(help="held-out puzzles kept per number of people")] = None,
+    system_prompt: Annotated[Optional[str], typer.Option(help="the instruction (default: Logic-RL's)")] = None,
+) -> None:
+    """Write train/test parquet in veRL's RL schema: all people, and one file per number of people."""
+    prompt = load_config(PromptConfig, system_prompt=system_prompt)
+    counts = export_dataset(data, out, prompt, parse_people(people) if people else None, val, val_per_people)
+    for name, rows in counts.items():
+        console.print(f"{rows:>7} rows  {out / name}")
+
+
+@verl_app.command("launch")
+def launch_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="the run config (as for `logicrl train`)")],
+    cluster: Annotated[Optional[Path], typer.Option(help="YAML with VerlClusterConfig keys (GPUs, nodes, ...)")] = None,
+    nodes: Annotated[Optional[int], typer.Option(help="machines in the Ray cluster")] = None,
+    gpus_per_node: Annotated[Optional[int], typer.Option(help="GPUs per machine")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the commands, write and run nothing")] = False,
+    verl: Annotated[Optional[list[str]], typer.Option(
+        "--verl", help="a raw veRL override appended to every stage, e.g. --verl trainer.val_only=true")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="overrides: TrainConfig keys (optim.lr=1e-6) or cluster.<key> (cluster.tensor_parallel=2)")] = None,
+) -> None:
+    """Run veRL's PPO trainer on our puzzles and reward: one stage per number of people (curriculum)."""
+    train_overrides, cluster_overrides = split_overrides(overrides or [])
+    cfg = load_config(TrainConfig, config, train_overrides)
+    cluster_cfg = load_config(VerlClusterConfig, cluster, cluster_overrides, nodes=nodes, gpus_per_node=gpus_per_node)
+    plan = plan_launch(cfg, cluster_cfg, verl)
+    if dry_run:
+        print(plan.describe())
+    else:
+        run_plan(plan)
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``cluster.<key>=v`` items go to the cluster config (prefix dropped), the rest to the run config."""
+    parse_overrides(overrides)  # one-line error for a malformed item before splitting
+    cluster = [item.removeprefix("cluster.") for item in overrides if item.startswith("cluster.")]
+    return [item for item in overrides if not item.startswith("cluster.")], cluster

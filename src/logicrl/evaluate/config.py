@@ -1,0 +1,108 @@
+"""Configs of ``logicrl eval`` and ``logicrl eval memorization``: which puzzles, how to sample, which backend.
+
+Built like every logicrl config (`logicrl.config.load_config`): defaults < ``--config x.yaml`` < command-line
+options < ``key=value`` overrides (``temperature=0.7``, ``prompt.template=plain``, ``reward.mode=logic-rl``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from logicrl.config import StrictModel
+from logicrl.evaluate.metrics import default_ks
+from logicrl.prompts import PromptConfig
+from logicrl.puzzles.dataset import parse_people
+from logicrl.puzzles.perturb import PERTURBATIONS
+from logicrl.reward.score import RewardConfig
+
+
+class RunConfig(StrictModel):
+    """What both evaluation commands share: puzzles, sampling, backend, prompt and reward."""
+
+    split: str = Field("test", description="Split to read from a dataset directory.")
+    people: list[int] = Field(list(range(2, 9)), description="Numbers of people ('2-8' or '2,4,8').")
+    limit: int | None = Field(None, ge=1, description="First N puzzles per number of people (default: all).")
+    temperature: float = Field(0.0, ge=0.0, description="0 is greedy decoding; > 0 samples.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold (when sampling).")
+    max_tokens: int = Field(1024, ge=1, description="Longest response in tokens; longer ones are cut.")
+    batch_size: int = Field(16, ge=1, description="Rows per generate call (local backend).")
+    seed: int = Field(0, description="Sampling seed (same seed, same samples on the same machine).")
+    device: str = Field("auto", description="Local backend: 'auto', 'cpu', 'cuda', 'cuda:N'.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Local weights dtype ('auto': bf16 on a GPU that has it, else float32).")
+    trust_remote_code: bool = Field(False, description="Run a checkpoint's own code; only if you trust it.")
+    endpoint: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible server (http://host:port/v1); default: local.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the endpoint's key.")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once (endpoint).")
+    timeout_s: float = Field(300.0, gt=0.0, description="Seconds one request may take (endpoint).")
+    retries: int = Field(3, ge=0, description="Retries of a failed request, with exponential backoff.")
+    prompt: PromptConfig = Field(default_factory=PromptConfig, description="Template and pre-fill.")
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward mode (strict/logic-rl).")
+
+    @field_validator("people", mode="before")
+    @classmethod
+    def _parse_people(cls, value: Any) -> Any:
+        return parse_people(value) if isinstance(value, (str, int)) else value
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @model_validator(mode="after")
+    def _chat_endpoint(self) -> RunConfig:
+        if self.endpoint and self.prompt.template != "chat":
+            raise ValueError("an endpoint takes chat messages: prompt.template=plain needs the local backend")
+        return self
+
+
+class EvalConfig(RunConfig):
+    """``logicrl eval``: accuracy by number of people (Table 2), pass@k and majority vote."""
+
+    samples: int = Field(1, ge=1, description="Responses per puzzle (k); > 1 needs temperature > 0.")
+    pass_k: list[int] | None = Field(
+        None, description="k values of pass@k (default: powers of 2 up to the samples per puzzle, and it).")
+
+    @field_validator("pass_k", mode="before")
+    @classmethod
+    def _parse_pass_k(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(k) for k in value.split(",") if k.strip()]
+        return [value] if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _check_samples(self) -> EvalConfig:
+        if self.samples > 1 and self.greedy:
+            raise ValueError(
+                f"samples={self.samples} with greedy decoding repeats one response: set temperature > 0")
+        if self.pass_k and min(self.pass_k) < 1:
+            raise ValueError(f"pass_k values must be >= 1, got {self.pass_k}")
+        return self
+
+    def ks(self, samples: int) -> list[int]:
+        """The k values of pass@k to report for ``samples`` responses per puzzle (larger k are skipped)."""
+        return sorted({k for k in self.pass_k if k <= samples}) if self.pass_k else default_ks(samples)
+
+
+class MemorizationConfig(RunConfig):
+    """``logicrl eval memorization``: Acc, CR and LiMem on (training) puzzles and their perturbed twins."""
+
+    split: str = Field("train", description="Split to read (memorization is measured on training puzzles).")
+    kinds: list[str] = Field(list(PERTURBATIONS), description="Perturbation kinds (logicrl.puzzles.perturb).")
+    perturb_seed: int = Field(0, description="Seed of the perturbations (same seed, same twins).")
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _parse_kinds(cls, value: Any) -> Any:
+        return [k.strip() for k in value.split(",") if k.strip()] if isinstance(value, str) else value
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        unknown = [k for k in value if k not in PERTURBATIONS]
+        if unknown or not value:
+            what = f"unknown perturbation(s) {', '.join(unknown)}" if unknown else "no perturbation kind"
+            raise ValueError(f"{what} (valid: {', '.join(PERTURBATIONS)})")
+        return value

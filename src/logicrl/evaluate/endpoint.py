@@ -1,0 +1,188 @@
+"""The HTTP backend: an OpenAI-compatible chat-completions server (vLLM, SGLang, ``transformers serve``,
+a hosted API) answers the puzzles; responses are scored like local ones.
+
+One request per sample (``n`` is not supported by every server), ``concurrency`` requests in flight, each
+retried on connection errors, timeouts, 429 and 5xx answers with exponential backoff (0.5 s, 1 s, 2 s, …;
+a ``Retry-After`` header is honoured up to 30 s). A server that cannot be reached, or that refuses a
+request for good (400, 401, 404, …), stops the run with a one-line `EndpointError`.
+
+The ``<think>`` pre-fill cannot be forced through a chat API: the messages are the system instruction and
+the quiz, and each response is scored with ``prefilled_think = starts_inside_think(response)`` (a response
+that opens its own ``<think>`` is read as is; one that starts with reasoning is read as if the pre-fill had
+been there). ``length`` is the server's ``usage.completion_tokens``; ``truncated`` is
+``finish_reason == "length"``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from logicrl.errors import UserError
+from logicrl.evaluate.scoring import score_sample
+from logicrl.prompts import PromptConfig, chat_messages
+from logicrl.reward.parse import starts_inside_think
+from logicrl.reward.score import RewardConfig
+
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_S = 30.0
+
+
+class EndpointError(UserError):
+    """The endpoint could not be reached or refused a request (printed as one line)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One chat completion: the text, its length in tokens (None if the server did not say), truncation."""
+
+    text: str
+    tokens: int | None
+    truncated: bool
+
+
+def completions_url(base_url: str) -> str:
+    """``http://host:port/v1`` → ``http://host:port/v1/chat/completions`` (a full URL is kept)."""
+    base = base_url.rstrip("/")
+    return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
+
+
+class EndpointClient:
+    """A thread-safe chat-completions client with retries; `complete` returns one `Completion`."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 300.0,
+                 retries: int = 3, backoff_s: float = 0.5) -> None:
+        self.url = completions_url(base_url)
+        self.model = model
+        self.retries = retries
+        self.backoff_s = backoff_s
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx2.Client(timeout=timeout_s, headers=headers)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def complete(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, top_p: float,
+                 seed: int | None = None) -> Completion:
+        """One completion; raises EndpointError after the retries or on a refusal."""
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                                "temperature": temperature}
+        if temperature > 0:
+            body["top_p"] = top_p
+        if seed is not None:
+            body["seed"] = seed
+        return _parse_completion(self.url, self._post(body))
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST with retries; the decoded JSON answer."""
+        for attempt in range(self.retries + 1):
+            wait = self.backoff_s * 2**attempt
+            try:
+                response = self._client.post(self.url, json=body)
+            except httpx2.TimeoutException:
+                failure = f"{self.url}: no answer within {self._client.timeout.read}s (raise timeout_s=...)"
+            except httpx2.TransportError as exc:
+                failure = f"cannot reach {self.url}: {exc or type(exc).__name__} (is the server running?)"
+            else:
+                if response.status_code < 400:
+                    return _json(self.url, response)
+                failure = _refusal(self.url, response)
+                if response.status_code not in RETRY_STATUS:
+                    raise EndpointError(failure)
+                wait = max(wait, _retry_after(response))
+            if attempt < self.retries:
+                time.sleep(wait)
+        raise EndpointError(f"{failure} [after {self.retries + 1} tries]")
+
+
+def _json(url: str, response: httpx2.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise EndpointError(f"{url}: answer is not JSON: {response.text[:200]!r}") from None
+    if not isinstance(data, dict):
+        raise EndpointError(f"{url}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _refusal(url: str, response: httpx2.Response) -> str:
+    """One line for an error status: the server's own message, and a hint for the usual causes."""
+    try:
+        error = response.json().get("error", response.json().get("detail", ""))
+        message = error.get("message", error) if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        message = response.text
+    message = " ".join(str(message).split())[:300] or response.reason_phrase
+    hints = {404: " (the base URL usually ends in /v1; is the model name the served one?)",
+             401: " (set the API key's environment variable, api_key_env)", 403: " (check the API key)"}
+    return f"{url} answered {response.status_code}: {message}{hints.get(response.status_code, '')}"
+
+
+def _retry_after(response: httpx2.Response) -> float:
+    try:
+        return min(float(response.headers.get("retry-after", 0)), MAX_RETRY_AFTER_S)
+    except ValueError:
+        return 0.0
+
+
+def _parse_completion(url: str, data: Mapping[str, Any]) -> Completion:
+    try:
+        choice = data["choices"][0]
+        text = choice["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise EndpointError(f"{url}: answer has no choices[0].message: {str(data)[:200]}") from None
+    usage = data.get("usage") or {}
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    truncated = choice.get("finish_reason") == "length"
+    return Completion(text, tokens if isinstance(tokens, int) else None, truncated)
+
+
+def endpoint_generate_and_score(
+    client: EndpointClient, records: Sequence[Mapping[str, Any]], *, prompt: PromptConfig,
+    reward: RewardConfig, max_new_tokens: int, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
+    seed: int | None = None, concurrency: int = 8, progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``n`` completions per record through ``client``, scored; rows as `generate_and_score` gives them.
+
+    Sample j of record i gets seed ``seed + i·n + j`` (when ``seed`` is set), so a rerun asks the same.
+    """
+    jobs = [(i, j) for i in range(len(records)) for j in range(n)]
+
+    def ask(job: tuple[int, int]) -> Completion:
+        i, j = job
+        messages = chat_messages(str(records[i]["quiz"]), prompt)
+        completion = client.complete(messages, max_tokens=max_new_tokens, temperature=temperature,
+                                     top_p=top_p, seed=None if seed is None else seed + i * n + j)
+        if progress and j == n - 1:
+            progress(1)
+        return completion
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(ask, job) for job in jobs]
+        try:
+            completions = [f.result() for f in futures]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the first failure ends the run
+            raise
+    rows = []
+    for (i, j), done in zip(jobs, completions, strict=True):
+        length = done.tokens if done.tokens is not None else len(done.text.split())
+        row, _ = score_sample(records[i], sample=j, response=done.text, length=length,
+                              truncated=done.truncated, prefilled_think=starts_inside_think(done.text),
+                              reward=reward)
+        rows.append(row)
+    return rows
+
+
+def endpoint_client(
+    base_url: str, model: str, *, api_key_env: str, timeout_s: float, retries: int
+) -> EndpointClient:
+    """A client for ``base_url`` serving ``model``, keyed from ``$api_key_env`` when it is set."""
+    api_key = os.environ.get(api_key_env) or None
+    return EndpointClient(base_url, model, api_key=api_key, timeout_s=timeout_s, retries=retries)

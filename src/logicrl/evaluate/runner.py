@@ -1,0 +1,165 @@
+"""Evaluation runs: pick the puzzles, get each model's scored samples (generate, or rescore a saved file),
+and keep them as ``<out>/samples/<label>.jsonl``.
+
+A sample row is a `logicrl.evaluate.scoring.score_sample` row plus ``model`` (the label). Rescoring reads
+the saved responses back, finds each row's puzzle by id, and scores it again with the current reward
+config (``prefilled_think`` as saved): a change of reward mode needs no model.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from logicrl.errors import DataError, UserError
+from logicrl.evaluate.config import RunConfig
+from logicrl.evaluate.endpoint import endpoint_client, endpoint_generate_and_score
+from logicrl.evaluate.scoring import generate_and_score, score_sample
+from logicrl.io import read_jsonl, write_jsonl
+from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
+from logicrl.puzzles.dataset import dataset_files, load_records
+
+SAMPLES_DIR = "samples"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to evaluate: ``label`` names its table row and sample file; ``name`` is what gets loaded
+    (an alias, a checkpoint directory, a hub id) or, with an endpoint, the served model's name."""
+
+    label: str
+    name: str
+
+    @property
+    def file_stem(self) -> str:
+        """The label made safe as a file name (``/`` and other odd characters become ``_``)."""
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.label).strip("._") or "model"
+
+
+def parse_model_specs(values: Iterable[str]) -> list[ModelSpec]:
+    """``["smollm2-135m", "sft=runs/sft/ckpt"]`` → specs; ``label=name`` sets a label (default: the name).
+
+    A value that is an existing path is a name even if it holds ``=``. Two specs may not share a label.
+    """
+    specs = []
+    for value in values:
+        label, sep, name = value.partition("=")
+        if not sep or Path(value).exists() or not label.strip() or not name.strip():
+            label, name = value, value
+        specs.append(ModelSpec(label.strip(), name.strip()))
+    stems = [s.file_stem for s in specs]
+    duplicates = sorted({s.label for s in specs if stems.count(s.file_stem) > 1})
+    if duplicates:
+        raise UserError(f"two models share the label(s) {', '.join(duplicates)}: name them with label=model")
+    return specs
+
+
+def samples_path(out: Path, spec: ModelSpec) -> Path:
+    return out / SAMPLES_DIR / f"{spec.file_stem}.jsonl"
+
+
+def saved_specs(out: Path) -> list[ModelSpec]:
+    """The models that have a sample file under ``out`` (for rescoring without ``--model``)."""
+    files = sorted((out / SAMPLES_DIR).glob("*.jsonl"))
+    if not files:
+        raise DataError(f"{out / SAMPLES_DIR}: no sample files to rescore (run without --rescore first)")
+    return [ModelSpec(label, label) for label in map(_saved_label, files)]
+
+
+def _saved_label(path: Path) -> str:
+    """The ``model`` of the file's first row, if it still names this file; else the file's stem."""
+    for _, row in read_jsonl(path):
+        label = str(row.get("model") or "")
+        return label if label and ModelSpec(label, label).file_stem == path.stem else path.stem
+    return path.stem
+
+
+def select_records(data: Path, split: str, people: Sequence[int], limit: int | None) -> list[dict[str, Any]]:
+    """The puzzles of ``split`` with ``people`` people, the first ``limit`` of each level, by level."""
+    records = load_records(dataset_files(data, split))
+    by_level: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        by_level.setdefault(int(record.get("n_people", len(record["names"]))), []).append(record)
+    chosen = [n for n in people if n in by_level]
+    if not chosen:
+        found = ", ".join(map(str, sorted(by_level))) or "none"
+        raise DataError(f"{data}: no {split} puzzles with {_span(people)} people (found: {found})")
+    return [r for n in sorted(chosen) for r in by_level[n][:limit]]
+
+
+def _span(people: Sequence[int]) -> str:
+    return ",".join(map(str, people)) if len(people) < 3 else f"{min(people)}-{max(people)}"
+
+
+def generate_rows(
+    spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: RunConfig, *, n: int,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``n`` scored samples per record from ``spec``'s model (local or endpoint), labelled with the model."""
+    common = {"prompt": cfg.prompt, "reward": cfg.reward, "max_new_tokens": cfg.max_tokens, "n": n,
+              "top_p": cfg.top_p, "seed": cfg.seed, "progress": progress}
+    if cfg.endpoint:
+        client = endpoint_client(cfg.endpoint, spec.name, api_key_env=cfg.api_key_env,
+                                 timeout_s=cfg.timeout_s, retries=cfg.retries)
+        try:
+            rows = endpoint_generate_and_score(client, records, temperature=cfg.temperature,
+                                               concurrency=cfg.concurrency, **common)
+        finally:
+            client.close()
+    else:
+        model, tokenizer = _load(spec, cfg)
+        rows = generate_and_score(model, tokenizer, records, greedy=cfg.greedy, temperature=cfg.temperature,
+                                  batch_size=cfg.batch_size, **common)
+        del model
+        gc.collect()
+    return [{"model": spec.label, **row} for row in rows]
+
+
+def _load(spec: ModelSpec, cfg: RunConfig) -> tuple[Any, Any]:
+    try:
+        return load_model_and_tokenizer(spec.name, dtype=cfg.dtype, device=cfg.device,
+                                        trust_remote_code=cfg.trust_remote_code)
+    except (ModelNotFoundError, ValueError) as err:
+        raise UserError(str(err).splitlines()[0]) from None
+
+
+def rescore_row(row: Mapping[str, Any], record: Mapping[str, Any], cfg: RunConfig) -> dict[str, Any]:
+    """A saved row scored again against its puzzle with ``cfg.reward`` (``prefilled_think`` as saved)."""
+    prefilled = bool(row.get("prefilled_think", cfg.prompt.prefilled_think))
+    new, _ = score_sample(record, sample=int(row.get("sample", 0)), response=str(row["response"]),
+                          length=int(row.get("length", 0)), truncated=bool(row.get("truncated", False)),
+                          prefilled_think=prefilled, reward=cfg.reward)
+    return new
+
+
+def model_rows(
+    spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: RunConfig, out: Path, *, n: int,
+    rescore: bool, progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Scored rows of one model, saved to its sample file: generated, or (``rescore``) read back and rescored
+    against ``records``, which must hold the puzzle of every saved row with ``cfg.people`` people (rows of
+    other levels stay in the file untouched and are not returned)."""
+    path = samples_path(out, spec)
+    if not rescore:
+        rows = generate_rows(spec, records, cfg, n=n, progress=progress)
+        write_jsonl(path, rows)
+        return rows
+    if not path.is_file():
+        raise DataError(f"{path}: no saved samples for model {spec.label!r} to rescore")
+    by_id = {str(r["id"]): r for r in records}
+    kept, chosen = [], []
+    for line, row in read_jsonl(path):
+        if row.get("n_people") is not None and int(row["n_people"]) not in cfg.people:
+            kept.append(row)  # another level: kept in the file as it was, left out of the tables
+            continue
+        record = by_id.get(str(row.get("id")))
+        if record is None:
+            raise DataError(f"{path}:{line}: puzzle {row.get('id')!r} is not in the data given (--data)")
+        chosen.append({"model": spec.label, **rescore_row(row, record, cfg)})
+        kept.append(chosen[-1])
+    write_jsonl(path, kept)
+    return chosen

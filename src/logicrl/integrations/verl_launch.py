@@ -1,0 +1,361 @@
+"""`logicrl verl launch`: a `TrainConfig` as veRL Hydra overrides, one ``main_ppo`` run per curriculum stage.
+
+The same YAML drives ``logicrl train`` and this launcher. What a `TrainConfig` cannot say (GPUs, nodes,
+rollout engine, memory) is a `VerlClusterConfig`. Names map as follows (veRL 0.9; docs/verl.md has the
+full table): advantage ``reinforce_pp`` → ``reinforce_plus_plus``, ``reinforce_pp_baseline`` →
+``reinforce_plus_plus_baseline``, ``grpo``/``rloo``/``gae`` unchanged (``gae`` adds the critic); KL
+estimator ``k1/k2/k3/abs/k3+`` → ``kl/mse/low_var_kl/abs/low_var_kl+``; ``kl_placement=loss`` →
+``actor.use_kl_loss`` (the paper's choice), ``reward`` → ``algorithm.use_kl_in_reward``.
+
+Batch sizes: ours count responses, veRL's ``ppo_mini_batch_size`` counts prompts (veRL multiplies it by
+``rollout.n``), so mini = ``algorithm.mini_batch_size / rollout.group_size``.
+
+Curriculum (``data.schedule=curriculum``): stage k trains on the puzzles of the k-th number of people
+and starts from stage k−1's last checkpoint, converted to Hugging Face by veRL's own model merger. Each
+stage's KL reference is its starting model (veRL loads actor and reference from one ``model.path``),
+as in Logic-RL's staged runs; the optimizer state starts fresh at each stage.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import shlex
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from logicrl.config import StrictModel
+from logicrl.errors import ConfigError, UserError
+from logicrl.integrations.verl_export import build_export, read_puzzles, rollout_chat_template
+from logicrl.io import write_parquet
+from logicrl.models import resolve_model_path
+from logicrl.rl.config import TrainConfig
+
+VERL_VERSION = "0.9.1"  # the veRL release the overrides are checked against (tests/integrations)
+REWARD_FUNCTION = "pkg://logicrl.integrations.verl"  # imported by name on every node, no file path
+ADVANTAGES = {"reinforce_pp": "reinforce_plus_plus", "reinforce_pp_baseline": "reinforce_plus_plus_baseline",
+              "grpo": "grpo", "rloo": "rloo", "gae": "gae"}
+KL_ESTIMATORS = {"k1": "kl", "k2": "mse", "k3": "low_var_kl", "abs": "abs", "k3+": "low_var_kl+"}
+
+
+class VerlClusterConfig(StrictModel):
+    """Launch-only settings: the hardware and veRL's engines (a `TrainConfig` has no place for them)."""
+
+    nodes: int = Field(1, ge=1, description="Machines in the Ray cluster (trainer.nnodes).")
+    gpus_per_node: int = Field(8, ge=1, description="GPUs per machine (trainer.n_gpus_per_node).")
+    rollout_engine: Literal["vllm", "sglang"] = Field("vllm", description="Generation engine.")
+    tensor_parallel: int = Field(1, ge=1, description="GPUs per rollout engine (tensor parallel).")
+    gpu_memory_utilization: float = Field(0.6, gt=0.0, le=1.0, description="Share of GPU memory for rollouts.")
+    micro_batch_per_gpu: int = Field(
+        4, ge=1, description="Responses per forward/backward per GPU (actor, reference, critic, log-probs).")
+    max_prompt_tokens: int = Field(1024, ge=1, description="Longest prompt; a longer one is an error.")
+    param_offload: bool = Field(False, description="FSDP: keep parameters on the CPU between uses.")
+    optimizer_offload: bool = Field(False, description="FSDP: keep optimizer state on the CPU.")
+    logger: list[str] = Field(["console", "file", "tensorboard"], description="veRL trainer.logger backends.")
+    project: str = Field("logicrl", description="trainer.project_name (wandb/mlflow project).")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ``main_ppo`` run: its puzzles, length, starting model and run directory."""
+
+    index: int
+    people: tuple[int, ...]
+    train_file: Path
+    steps: int
+    epochs: int
+    model_path: str
+    run_dir: Path
+
+    @property
+    def name(self) -> str:
+        return stage_name(self.index, self.people)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def last_actor_checkpoint(self) -> Path:
+        """veRL saves ``global_step_<S>/actor`` at the last step S (save_freq > 0 guarantees it)."""
+        return self.checkpoint_dir / f"global_step_{self.steps}" / "actor"
+
+    @property
+    def hf_dir(self) -> Path:
+        """The stage's last checkpoint as a Hugging Face model (the next stage's start, `logicrl eval`)."""
+        return self.run_dir / "hf"
+
+
+def stage_name(index: int, people: tuple[int, ...]) -> str:
+    """``stage1_3ppl`` (one number of people) or ``stage1_3-7ppl`` (a range, mixed)."""
+    span = str(people[0]) if len(people) == 1 else f"{people[0]}-{people[-1]}"
+    return f"stage{index}_{span}ppl"
+
+
+def plan_stages(cfg: TrainConfig, model_path: str, train_rows: dict[int, int], data_dir: Path,
+                run_root: Path) -> list[Stage]:
+    """The stages of a run: one per number of people (curriculum) or one over all (mixed).
+
+    As ``logicrl train`` schedules them (`logicrl.rl.schedule`): a stage makes ``data.epochs`` passes of
+    ``floor(rows / prompts_per_step)`` steps (the last partial batch is dropped); ``cfg.steps`` cuts the
+    run short, or, beyond the planned steps, lengthens the last stage with more passes.
+    """
+    groups = [(n,) for n in sorted(train_rows)] if cfg.data.schedule == "curriculum" else [tuple(sorted(train_rows))]
+    budget = cfg.steps if cfg.steps is not None else math.inf
+    stages: list[Stage] = []
+    for k, people in enumerate(groups):
+        rows = sum(train_rows[n] for n in people)
+        per_epoch = rows // cfg.rollout.prompts_per_step
+        if per_epoch == 0:
+            raise ConfigError(f"{rows} training puzzles with {'/'.join(map(str, people))} people fill no batch "
+                              f"of rollout.prompts_per_step={cfg.rollout.prompts_per_step}")
+        steps = per_epoch * cfg.data.epochs
+        if cfg.steps is not None and (k == len(groups) - 1 or budget < steps):
+            steps = int(budget)  # the step budget ends here: a shorter stage, or a longer last one
+        index = len(stages) + 1
+        start = stages[-1].hf_dir.as_posix() if stages else model_path
+        train_file = data_dir / (f"train_{people[0]}ppl.parquet" if len(groups) > 1 else "train.parquet")
+        stages.append(Stage(index, people, train_file, steps, math.ceil(steps / per_epoch), start,
+                            run_root / stage_name(index, people)))
+        budget -= steps
+        if budget <= 0:
+            break
+    return stages
+
+
+def hydra_value(value: Any) -> str:
+    """A Python value as a Hydra override value; strings are quoted unless they are plain words or paths.
+
+    A quoted value uses double quotes when the text has none (else single quotes); inside, only that
+    quote and the backslashes before it (or before the end) are escaped, and ``${`` so that OmegaConf
+    does not read an interpolation.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z_/][\w./-]*", text) and text.lower() not in ("null", "true", "false", "inf", "nan"):
+        return text
+    quote = "'" if '"' in text else '"'
+    escaped = re.sub(rf"(\\*){quote}", lambda m: m.group(1) * 2 + "\\" + quote, text)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped).replace("${", "\\${")
+    return f"{quote}{escaped}{quote}"
+
+
+def _pairs(prefix: str, values: dict[str, Any]) -> list[str]:
+    return [f"{prefix}{key}={hydra_value(value)}" for key, value in values.items()]
+
+
+def check_supported(cfg: TrainConfig) -> None:
+    """Refuse the settings veRL cannot honour, each with a one-line reason."""
+    algo = cfg.algorithm
+    unsupported = [
+        (cfg.optim.schedule == "linear", "optim.schedule=linear: veRL has constant and cosine only"),
+        (algo.kl_target is not None and algo.kl_placement == "loss",
+         "algorithm.kl_target: veRL adapts the KL coefficient only with kl_placement=reward"),
+        (cfg.rollout.stop_at_answer, "rollout.stop_at_answer: veRL's rollout has no stop strings"),
+        (cfg.rollout.val_max_response_tokens is not None,
+         "rollout.val_max_response_tokens: veRL validates with the training length"),
+        ((algo.mini_batch_size or 0) % cfg.rollout.group_size != 0,
+         "algorithm.mini_batch_size must be a multiple of rollout.group_size (veRL counts prompts)"),
+    ]
+    for failed, reason in unsupported:
+        if failed:
+            raise ConfigError(f"not supported by the veRL launcher: {reason}")
+
+
+def algorithm_overrides(cfg: TrainConfig, cluster: VerlClusterConfig) -> list[str]:
+    """Advantage, KL, policy loss and optimizer: the algorithm half of the overrides (pure)."""
+    algo, optim = cfg.algorithm, cfg.optim
+    mini = (algo.mini_batch_size or cfg.rollout.prompts_per_step * cfg.rollout.group_size) // cfg.rollout.group_size
+    kl_type = KL_ESTIMATORS[algo.kl_estimator]
+    actor = {
+        "optim.lr": optim.lr, "optim.lr_scheduler_type": optim.schedule, "optim.lr_warmup_steps": optim.warmup_steps,
+        "optim.weight_decay": optim.weight_decay, "optim.betas": list(optim.betas), "optim.clip_grad": optim.grad_clip,
+        "ppo_mini_batch_size": mini, "ppo_micro_batch_size_per_gpu": cluster.micro_batch_per_gpu,
+        "ppo_epochs": algo.update_epochs, "clip_ratio_low": algo.clip_low, "clip_ratio_high": algo.clip_high,
+        "clip_ratio_c": algo.dual_clip if algo.dual_clip is not None else math.inf,  # c = ∞: no dual clip
+        "loss_agg_mode": algo.loss_agg, "entropy_coeff": algo.entropy_coef,
+        "use_kl_loss": algo.kl_placement == "loss",
+    }
+    if algo.kl_placement == "loss":
+        actor.update({"kl_loss_coef": algo.kl_coef, "kl_loss_type": kl_type})
+    algorithm = {"adv_estimator": ADVANTAGES[algo.advantage], "gamma": algo.gamma, "lam": algo.lam,
+                 "norm_adv_by_std_in_grpo": algo.scale_by_std, "use_kl_in_reward": algo.kl_placement == "reward"}
+    if algo.kl_placement == "reward":
+        algorithm.update({"kl_penalty": kl_type, "kl_ctrl.kl_coef": algo.kl_coef,
+                          "kl_ctrl.type": "fixed" if algo.kl_target is None else "adaptive"})
+        if algo.kl_target is not None:
+            algorithm.update({"kl_ctrl.target_kl": algo.kl_target, "kl_ctrl.horizon": algo.kl_horizon})
+    return _pairs("actor_rollout_ref.actor.", actor) + _pairs("algorithm.", algorithm)
+
+
+def model_overrides(cfg: TrainConfig, cluster: VerlClusterConfig, model_path: str,
+                    chat_template: str | None) -> list[str]:
+    """Policy, reference, rollout engine and (PPO) critic."""
+    model = {"path": model_path, "trust_remote_code": cfg.model.trust_remote_code,
+             "enable_gradient_checkpointing": cfg.model.gradient_checkpointing}
+    if chat_template is not None:
+        model["custom_chat_template"] = chat_template
+    offload = {"actor.fsdp_config.param_offload": cluster.param_offload,
+               "actor.fsdp_config.optimizer_offload": cluster.optimizer_offload,
+               "ref.fsdp_config.param_offload": cluster.param_offload,
+               "ref.log_prob_micro_batch_size_per_gpu": cluster.micro_batch_per_gpu}
+    rollout = {"name": cluster.rollout_engine, "n": cfg.rollout.group_size, "temperature": cfg.rollout.temperature,
+               "top_p": cfg.rollout.top_p, "tensor_model_parallel_size": cluster.tensor_parallel,
+               "gpu_memory_utilization": cluster.gpu_memory_utilization,
+               "log_prob_micro_batch_size_per_gpu": cluster.micro_batch_per_gpu}
+    out = (_pairs("actor_rollout_ref.model.", model) + _pairs("actor_rollout_ref.", offload)
+           + _pairs("actor_rollout_ref.rollout.", rollout))
+    if cfg.algorithm.advantage == "gae":
+        critic = {"model.path": model_path, "model.trust_remote_code": cfg.model.trust_remote_code,
+                  "model.enable_gradient_checkpointing": cfg.model.gradient_checkpointing,
+                  "optim.lr": cfg.optim.critic_lr, "optim.weight_decay": cfg.optim.weight_decay,
+                  "ppo_micro_batch_size_per_gpu": cluster.micro_batch_per_gpu,
+                  "cliprange_value": cfg.algorithm.value_clip}
+        out += _pairs("critic.", critic)
+    return out
+
+
+def reward_overrides(cfg: TrainConfig) -> list[str]:
+    """Our `compute_score` as veRL's custom reward; non-default `RewardConfig` fields as its kwargs."""
+    kwargs = {"prefilled_think": cfg.prompt.prefilled_think, **cfg.reward.model_dump(exclude_defaults=True)}
+    return (_pairs("reward.custom_reward_function.", {"path": REWARD_FUNCTION, "name": "compute_score"})
+            + _pairs("+reward.custom_reward_function.reward_kwargs.", kwargs))
+
+
+def stage_overrides(cfg: TrainConfig, cluster: VerlClusterConfig, stage: Stage, val_file: Path | None,
+                    chat_template: str | None) -> list[str]:
+    """Every override of one stage's ``main_ppo`` run."""
+    validate = val_file is not None and cfg.val_every > 0
+    # veRL always loads a validation file: without held-out puzzles it gets the training file, never used.
+    data = {"train_files": [stage.train_file.as_posix()], "val_files": [(val_file or stage.train_file).as_posix()],
+            "train_batch_size": cfg.rollout.prompts_per_step, "max_prompt_length": cluster.max_prompt_tokens,
+            "max_response_length": cfg.rollout.max_response_tokens, "seed": cfg.seed}
+    trainer = {
+        "project_name": cluster.project, "experiment_name": f"{cfg.out_dir.name}-{stage.name}",
+        "logger": cluster.logger, "nnodes": cluster.nodes, "n_gpus_per_node": cluster.gpus_per_node,
+        "total_epochs": stage.epochs, "total_training_steps": stage.steps,
+        "save_freq": cfg.save_every or stage.steps, "max_actor_ckpt_to_keep": cfg.keep_last,
+        "test_freq": cfg.val_every if validate else -1, "val_before_train": validate,
+        "default_local_dir": stage.checkpoint_dir.as_posix(),
+        "rollout_data_dir": (stage.run_dir / "rollouts").as_posix() if cfg.log_rollouts else None,
+    }
+    # Ray passes these to every worker of the job, on every node (metrics.jsonl and tb/ like `logicrl train`).
+    env = {"VERL_FILE_LOGGER_PATH": (stage.run_dir / "metrics.jsonl").as_posix(),
+           "TENSORBOARD_DIR": (stage.run_dir / "tb").as_posix()}
+    return (_pairs("data.", data) + algorithm_overrides(cfg, cluster)
+            + model_overrides(cfg, cluster, stage.model_path, chat_template) + reward_overrides(cfg)
+            + _pairs("trainer.", trainer) + _pairs("+ray_kwargs.ray_init.runtime_env.env_vars.", env))
+
+
+def train_command(overrides: list[str], extra: list[str]) -> list[str]:
+    """``python -m verl.trainer.main_ppo <overrides> <extra>`` (``extra``: raw veRL overrides, last wins)."""
+    return [sys.executable, "-m", "verl.trainer.main_ppo", *overrides, *extra]
+
+
+def merge_command(stage: Stage) -> list[str]:
+    """veRL's model merger: the stage's last FSDP checkpoint → a Hugging Face model in ``stage.hf_dir``."""
+    return [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
+            "--local_dir", stage.last_actor_checkpoint.as_posix(), "--target_dir", stage.hf_dir.as_posix()]
+
+
+def format_command(command: list[str]) -> str:
+    """A command for bash, quoted, one override or ``--option value`` per line (copy-paste ready)."""
+    lines: list[list[str]] = [[]]
+    for arg in command:
+        if lines[-1] and (arg.startswith("--") or "=" in arg):
+            lines.append([])
+        lines[-1].append(shlex.quote(arg))
+    return " \\\n    ".join(" ".join(line) for line in lines)
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything a launch does: the parquet files to write, then per stage a training and a merge command."""
+
+    data_dir: Path
+    files: dict[str, list[dict[str, Any]]]
+    stages: list[Stage]
+    commands: list[tuple[list[str], list[str]]]
+
+    def describe(self) -> str:
+        """The plan as a bash script: comments, then every command in order."""
+        lines = [f"# veRL {VERL_VERSION}: {len(self.stages)} stage(s); `logicrl verl launch` first writes "
+                 f"{len(self.files)} parquet files to {self.data_dir}"]
+        for stage, (train, merge) in zip(self.stages, self.commands):
+            people = ", ".join(map(str, stage.people))
+            lines += [f"\n# {stage.name}: {people} people, {stage.steps} steps, from {stage.model_path}",
+                      format_command(train), "# its last checkpoint as a Hugging Face model:", format_command(merge)]
+        return "\n".join(lines)
+
+
+def model_chat_template(model_path: str, trust_remote_code: bool) -> str | None:
+    """The chat template of the model's tokenizer (read once; the merged stages keep the same tokenizer)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot read the tokenizer of {model_path} to add the prompt pre-fill ({first}); "
+                          "make the model reachable, or set prompt.prefill=''") from None
+    return tokenizer.chat_template
+
+
+def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] | None = None) -> LaunchPlan:
+    """Read the puzzles, build the export and the commands of every stage (writes nothing)."""
+    check_supported(cfg)
+    run_root = cfg.out_dir.resolve() / "verl"
+    data_dir = run_root / "data"
+    val_per_people = cfg.data.val_puzzles_per_people if cfg.val_every else 0
+    train, val = read_puzzles(cfg.data.train, cfg.data.people, cfg.data.val, val_per_people)
+    files = build_export(train, val, cfg.prompt)
+    model_path = resolve_model_path(cfg.model.name)
+    if Path(model_path).exists():
+        model_path = Path(model_path).resolve().as_posix()  # Ray workers do not share our working directory
+    needs_model_template = cfg.prompt.template == "chat" and bool(cfg.prompt.prefill)
+    model_template = model_chat_template(model_path, cfg.model.trust_remote_code) if needs_model_template else None
+    template = rollout_chat_template(cfg.prompt, model_template)
+    train_rows = Counter(row["extra_info"]["n_people"] for row in files["train.parquet"])
+    stages = plan_stages(cfg, model_path, dict(train_rows), data_dir, run_root)
+    val_file = data_dir / "test.parquet" if "test.parquet" in files else None
+    commands = [(train_command(stage_overrides(cfg, cluster, s, val_file, template), list(extra or [])),
+                 merge_command(s)) for s in stages]
+    return LaunchPlan(data_dir, files, stages, commands)
+
+
+def run_plan(plan: LaunchPlan, echo: Callable[[str], None] = print) -> None:
+    """Write the parquet files, then run each stage and its merge in order; finished stages are skipped.
+
+    A failed command stops the launch with a one-line error; launching again resumes: veRL restarts the
+    stage from its last checkpoint (``trainer.resume_mode=auto``) and stages with a merged model are done.
+    """
+    if importlib.util.find_spec("verl") is None:
+        raise UserError(f"veRL is not installed in this Python (pip install 'verl[vllm]=={VERL_VERSION}'); "
+                        "`logicrl verl launch --dry-run` prints the commands without it")
+    for name, rows in plan.files.items():
+        write_parquet(plan.data_dir / name, rows)
+    for stage, (train, merge) in zip(plan.stages, plan.commands):
+        if (stage.hf_dir / "config.json").is_file():
+            echo(f"{stage.name}: done ({stage.hf_dir}), skipped")
+            continue
+        for command in (train, merge):
+            echo(format_command(command))
+            code = subprocess.run(command, check=False).returncode
+            if code:
+                raise UserError(f"{stage.name}: {command[2]} exited with status {code}; fix the cause and launch "
+                                "again to resume from the last checkpoint")

@@ -1,0 +1,62 @@
+"""`logicrl report RUN_DIR` through the CLI: files, console summary, options, one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from logicrl.cli import app
+from logicrl.errors import ConfigError, DataError
+
+runner = CliRunner()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess (what a user's shell does)."""
+    code = "from logicrl.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_report_default_out(run_dir: Path) -> None:
+    result = runner.invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "report" / "index.html").is_file() and "report:" in result.output
+    assert re.search(r"summary +│ +50 │ +0.0% → 100.0% │ +sudden │ +6", result.output), result.output
+
+
+def test_report_options(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "elsewhere"
+    result = runner.invoke(app, ["report", str(run_dir), "--out", str(out), "--bin", "2",
+                                 "--steps-every", "2", "--words", "lies, summary", "aha_window=1",
+                                 "examples=2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bin_size"] == 2 and summary["files_read"] == 5 and summary["responses"] == 50
+    assert [row["word"] for row in summary["words"]] == ["lies", "summary"]
+    assert not (run_dir / "report").exists()
+
+
+def test_missing_run_dir_is_one_line_exit_2(tmp_path: Path) -> None:
+    missing = run_cli("report", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error: run directory ")
+    assert "does not exist" in missing.stderr
+    assert missing.stderr.count("\n") == 1
+
+
+def test_bad_inputs_raise_user_errors(run_dir: Path) -> None:
+    """The CLI's main() prints these as `error: ...` with exit 2 (checked above on one of them)."""
+    with (run_dir / "rollouts" / "step_000003.jsonl").open("a") as f:
+        f.write("{broken\n")
+    broken = runner.invoke(app, ["report", str(run_dir)])
+    assert isinstance(broken.exception, DataError)
+    assert "step_000003.jsonl:11: not valid JSON" in str(broken.exception)
+    assert not (run_dir / "report").exists()  # nothing written before the data is read
+    bad_option = runner.invoke(app, ["report", str(run_dir), "--source", "train"])
+    assert isinstance(bad_option.exception, ConfigError) and str(bad_option.exception).startswith("source")
+    (run_dir / "metrics.jsonl").unlink()
+    assert "has no metrics.jsonl" in str(runner.invoke(app, ["report", str(run_dir)]).exception)

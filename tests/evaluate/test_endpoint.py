@@ -1,0 +1,243 @@
+"""The HTTP backend against real servers on loopback: a scripted stdlib server (scoring, retries,
+refusals, concurrency), an unreachable port, and `transformers serve` with the tiny model (needs the
+transformers[serving] extra; skipped without it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx2
+import pytest
+from typer.testing import CliRunner
+
+from logicrl.cli import app
+from logicrl.errors import UserError
+from logicrl.evaluate.endpoint import EndpointClient, EndpointError, endpoint_generate_and_score
+from logicrl.models import TINY_MODEL, resolve_model_path
+from logicrl.prompts import SYSTEM_PROMPT, PromptConfig
+from logicrl.reward.score import RewardConfig
+
+Reply = Callable[[dict], tuple[int, dict]]
+
+
+class ScriptedServer(ThreadingHTTPServer):
+    """Answers POSTs with ``reply(body) -> (status, json)``; records the bodies and the most requests
+    in flight at once."""
+
+    daemon_threads = True
+
+    def __init__(self, reply: Reply, delay_s: float = 0.0) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.reply, self.delay_s = reply, delay_s
+        self.bodies: list[dict] = []
+        self.active = self.most_active = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ScriptedServer
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.server.lock:
+            self.server.bodies.append(body)
+            self.server.active += 1
+            self.server.most_active = max(self.server.most_active, self.server.active)
+        time.sleep(self.server.delay_s)
+        status, payload = self.server.reply(body)
+        with self.server.lock:
+            self.server.active -= 1
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve(reply: Reply, delay_s: float = 0.0) -> Iterator[ScriptedServer]:
+    server = ScriptedServer(reply, delay_s)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def completion(text: str, tokens: int = 7, finish: str = "stop") -> dict:
+    message = {"role": "assistant", "content": text}
+    return {"choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"completion_tokens": tokens}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_rows_are_scored_with_prefilled_think_detection(test_records: list[dict], respond) -> None:
+    by_quiz = {r["quiz"]: r for r in test_records}
+
+    def reply(body: dict) -> tuple[int, dict]:
+        record = by_quiz[body["messages"][-1]["content"]]
+        if record["n_people"] == 2:   # starts with reasoning: read as if <think> had been pre-filled
+            return 200, completion(respond(record))
+        if body["seed"] % 2 == 0:     # opens its own think block
+            return 200, completion(respond(record, opens_think=True), finish="length")
+        return 200, completion(f"<answer>{record['solution_text_format']}</answer>")  # no reasoning at all
+
+    with serve(reply) as server:
+        client = EndpointClient(server.url, "served-model", timeout_s=10, retries=0)
+        rows = endpoint_generate_and_score(client, test_records, prompt=PromptConfig(), reward=RewardConfig(),
+                                           max_new_tokens=64, n=2, temperature=0.7, top_p=0.9, seed=100)
+        client.close()
+    assert len(rows) == 2 * len(test_records)
+    two = [r for r in rows if r["n_people"] == 2]
+    assert all(r["solved"] and r["prefilled_think"] and r["length"] == 7 for r in two)
+    three = [r for r in rows if r["n_people"] == 3]
+    assert [r["solved"] for r in three] == [r["sample"] == 0 for r in three]
+    assert all(r["truncated"] == r["solved"] for r in three)
+    assert not any(r["prefilled_think"] for r in three if r["solved"])
+    body = server.bodies[0]
+    assert body["model"] == "served-model" and body["max_tokens"] == 64 and body["top_p"] == 0.9
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert body["messages"][0]["content"] == SYSTEM_PROMPT
+    assert sorted(b["seed"] for b in server.bodies) == list(range(100, 100 + 2 * len(test_records)))
+
+
+def complete(server_url: str, **client: object) -> object:
+    """One chat completion of "hi" through a fresh client."""
+    endpoint = EndpointClient(server_url, str(client.pop("model", "m")), timeout_s=10, **client)
+    try:
+        hi = [{"role": "user", "content": "hi"}]
+        return endpoint.complete(hi, max_tokens=4, temperature=0.0, top_p=1.0)
+    finally:
+        endpoint.close()
+
+
+def test_requests_run_concurrently(test_records: list[dict]) -> None:
+    with serve(lambda body: (200, completion("x")), delay_s=0.2) as server:
+        client = EndpointClient(server.url, "m", timeout_s=10, retries=0)
+        endpoint_generate_and_score(client, test_records[:4], prompt=PromptConfig(), reward=RewardConfig(),
+                                    max_new_tokens=8, concurrency=4)
+        client.close()
+    assert len(server.bodies) == 4 and server.most_active >= 2
+
+
+def test_retries_server_errors_then_succeeds() -> None:
+    answers = iter([(503, {"error": {"message": "loading"}}), (429, {"error": "slow down"}),
+                    (200, completion("ok"))])
+    with serve(lambda body: next(answers)) as server:
+        done = complete(server.url, retries=2, backoff_s=0.01)
+    assert done.text == "ok" and done.tokens == 7 and not done.truncated
+    assert len(server.bodies) == 3 and "top_p" not in server.bodies[0]  # greedy sends no top_p
+
+
+def test_gives_up_after_retries_with_one_line() -> None:
+    with serve(lambda body: (503, {"error": {"message": "model is loading"}})) as server:
+        with pytest.raises(EndpointError, match=r"answered 503: model is loading \[after 2 tries\]") as info:
+            complete(server.url, retries=1, backoff_s=0.01)
+    assert "\n" not in str(info.value) and len(server.bodies) == 2
+
+
+def test_refusal_is_not_retried() -> None:
+    with serve(lambda body: (404, {"error": {"message": "model 'nope' not found"}})) as server:
+        with pytest.raises(EndpointError, match="answered 404: model 'nope' not found .*ends in /v1"):
+            complete(server.url, model="nope", retries=3, backoff_s=0.01)
+    assert len(server.bodies) == 1
+
+
+def test_unreachable_server_is_one_user_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    where = r"cannot reach http://127\.0\.0\.1:\d+/v1/chat/completions.*after 2 tries"
+    with pytest.raises(UserError, match=where):
+        complete(url, retries=1, backoff_s=0.01)
+
+
+def test_malformed_answer_is_reported() -> None:
+    with serve(lambda body: (200, {"choices": []})) as server:
+        with pytest.raises(EndpointError, match="no choices"):
+            complete(server.url, retries=0)
+
+
+# --- a real OpenAI-compatible server: `transformers serve` (transformers[serving]) --------------------
+
+
+@pytest.fixture(scope="module")
+def transformers_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`transformers serve` preloading the tiny model from a local checkpoint on CPU, on loopback."""
+    pytest.importorskip("fastapi", reason="needs transformers[serving] (fastapi, uvicorn, openai)")
+    pytest.importorskip("uvicorn", reason="needs transformers[serving] (fastapi, uvicorn, openai)")
+    model = resolve_model_path(TINY_MODEL, cache_dir=tmp_path_factory.mktemp("cache"))
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    code = "import sys; from transformers.cli.transformers import main; sys.exit(main())"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", model, "--host", "127.0.0.1", "--port", str(port),
+         "--device", "cpu"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_healthy(process, f"http://127.0.0.1:{port}/health", timeout_s=120)
+        yield f"http://127.0.0.1:{port}/v1", model
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_healthy(process: subprocess.Popen, url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"transformers serve exited: {process.stderr.read()[-2000:]}")
+        try:
+            if httpx2.get(url, timeout=1).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"transformers serve did not become healthy in {timeout_s}s")
+
+
+def test_transformers_serve_backend(transformers_server: tuple[str, str], test_records: list[dict]) -> None:
+    url, model = transformers_server
+    client = EndpointClient(url, model, timeout_s=60, retries=1)
+    records = test_records[:2]
+    rows = endpoint_generate_and_score(client, records, prompt=PromptConfig(), reward=RewardConfig(),
+                                       max_new_tokens=12, n=2, temperature=0.8, seed=0, concurrency=2)
+    client.close()
+    assert [(r["id"], r["sample"]) for r in rows] == [(r["id"], j) for r in records for j in range(2)]
+    for row in rows:
+        assert isinstance(row["response"], str) and 1 <= row["length"] <= 12
+        assert row["truncated"] == (row["length"] == 12)
+        assert not row["solved"] and row["reward"] <= -0.5   # a random model does not solve puzzles
+
+
+def test_eval_command_through_transformers_serve(transformers_server: tuple[str, str], dataset,
+                                                 tmp_path) -> None:
+    url, model = transformers_server
+    args = ["--endpoint", url, "-m", f"served={model}", "--data", str(dataset), "--limit", "1"]
+    result = CliRunner().invoke(app, ["eval", *args, "--max-tokens", "6", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "| served | 0.00 | 0.00 | 0.00 | 0.00 |" in (tmp_path / "table.md").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "samples" / "served.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["model"] == "served" and r["length"] <= 6 for r in rows)

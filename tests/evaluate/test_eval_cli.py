@@ -1,0 +1,192 @@
+"""`logicrl eval` and `logicrl eval memorization` end to end: the tiny model under two labels, rescoring
+saved samples without a model (hand-written responses, hand-computed metrics), and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logicrl.cli import app
+from logicrl.errors import UserError
+from logicrl.evaluate.memorization import make_twins
+from logicrl.io import write_jsonl
+from logicrl.models import build_tiny_model
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _model_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Aliases build into a temporary cache; never touch the hub."""
+    monkeypatch.setenv("LOGICRL_CACHE", str(tmp_path_factory.getbasetemp() / "logicrl-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess (what a user's shell does)."""
+    code = "from logicrl.cli import main; main()"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def test_eval_two_models_one_table(tmp_path: Path, dataset: Path) -> None:
+    copy = tmp_path / "tiny-copy"
+    build_tiny_model(copy)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", "-m", "tiny-random", "-m", f"copy={copy}", "--data", str(dataset),
+                                 "--out", str(out), "--limit", "2", "--max-tokens", "8", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    table = (out / "table.md").read_text()
+    assert "| Model | 2 | 3 | Avg. | Format | Length |" in table
+    assert "| tiny-random | 0.00 | 0.00 | 0.00 | 0.00 |" in table
+    assert "| copy | 0.00 | 0.00 | 0.00 | 0.00 |" in table
+    assert "Accuracy by number of people" in result.output
+    summary = json.loads((out / "results.json").read_text())
+    assert list(summary["models"]) == ["tiny-random", "copy"]
+    assert summary["models"]["copy"]["name"] == str(copy)
+    assert summary["models"]["tiny-random"]["by_people"]["3"]["puzzles"] == 2
+    assert summary["config"]["reward"]["mode"] == "strict" and summary["config"]["split"] == "test"
+    samples = {label: [json.loads(x) for x in (out / "samples" / f"{label}.jsonl").read_text().splitlines()]
+               for label in ("tiny-random", "copy")}
+    assert len(samples["copy"]) == 4 and {r["model"] for r in samples["copy"]} == {"copy"}
+    assert [r["n_people"] for r in samples["copy"]] == [2, 2, 3, 3]
+    # the same weights, greedy: the same responses under both labels
+    assert [r["response"] for r in samples["copy"]] == [r["response"] for r in samples["tiny-random"]]
+    assert all(r["length"] <= 8 and "assignment" in r and r["prefilled_think"] for r in samples["copy"])
+    assert (out / "table.csv").read_text().splitlines()[0] == "model,metric,2,3,avg"
+
+
+def test_eval_k_samples_reports_pass_at_k_and_majority(tmp_path: Path, dataset: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", "-m", "tiny-random", "--data", str(dataset), "--out", str(out),
+                                 "--people", "2", "--limit", "2", "-k", "2", "--temperature", "1.0",
+                                 "--max-tokens", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    level = json.loads((out / "results.json").read_text())["models"]["tiny-random"]["by_people"]["2"]
+    assert level["n"] == 4 and level["puzzles"] == 2 and {"pass@1", "pass@2", "maj@2"} <= set(level)
+    assert "### pass@2" in (out / "table.md").read_text()
+
+
+def write_samples(path: Path, model: str, rows: list[tuple[dict, int, str]]) -> None:
+    """Saved sample rows (the fields rescoring reads) for (record, sample index, response)."""
+    write_jsonl(path, [{"model": model, "id": r["id"], "n_people": r["n_people"], "sample": j,
+                        "response": text, "length": 10, "truncated": False,
+                        "prefilled_think": not text.startswith("<think>")} for r, j, text in rows])
+
+
+def test_rescore_saved_samples_without_a_model(tmp_path: Path, dataset: Path, test_records: list[dict],
+                                               respond) -> None:
+    two = [r for r in test_records if r["n_people"] == 2]
+    three = [r for r in test_records if r["n_people"] == 3]
+    rows = [(r, 0, respond(r)) for r in two] + [(r, 1, respond(r, correct=False)) for r in two]
+    rows += [(three[0], 0, respond(three[0], opens_think=True)), (three[0], 1, respond(three[0]))]
+    rows += [(r, j, respond(r, correct=False)) for r in three[1:] for j in range(2)]
+    out = tmp_path / "out"
+    write_samples(out / "samples" / "hand.jsonl", "hand", rows)
+    result = runner.invoke(app, ["eval", "--rescore", "--data", str(dataset), "--out", str(out),
+                                 "--reward-mode", "logic-rl"])
+    assert result.exit_code == 0, result.output
+    assert "hand: rescored 12 samples" in result.output
+    summary = json.loads((out / "results.json").read_text())
+    levels = summary["models"]["hand"]["by_people"]
+    # 2 people: each puzzle 1 right + 1 wrong -> acc 1/2, pass@2 1, majority a 1-1 tie -> 1/2
+    assert levels["2"]["acc"] == 0.5 and levels["2"]["pass@2"] == 1.0 and levels["2"]["maj@2"] == 0.5
+    # 3 people: puzzle 0 right twice, the two others wrong twice -> 1/3 everywhere
+    assert levels["3"]["acc"] == pytest.approx(1 / 3) and levels["3"]["maj@2"] == pytest.approx(1 / 3)
+    assert summary["config"]["reward"]["mode"] == "logic-rl"
+    saved = [json.loads(x) for x in (out / "samples" / "hand.jsonl").read_text().splitlines()]
+    assert sum(r["solved"] for r in saved) == 5 and all(r["model"] == "hand" for r in saved)
+
+    # one level only: the other level's rows stay in the file, out of the table
+    result = runner.invoke(app, ["eval", "--rescore", "-m", "hand", "--data", str(dataset), "--out", str(out),
+                                 "--people", "3"])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads((out / "results.json").read_text())["models"]["hand"]["by_people"]) == ["3"]
+    assert (out / "samples" / "hand.jsonl").read_text().count("\n") == 12
+
+
+def test_rescore_refuses_samples_of_unknown_puzzles(tmp_path: Path, dataset: Path, test_records: list[dict],
+                                                    respond) -> None:
+    stranger = {**test_records[0], "id": "kk2-not-in-the-data"}
+    write_samples(tmp_path / "samples" / "m.jsonl", "m", [(stranger, 0, respond(stranger))])
+    result = runner.invoke(app, ["eval", "--rescore", "--data", str(dataset), "--out", str(tmp_path)])
+    assert isinstance(result.exception, UserError)
+    assert "m.jsonl:1: puzzle 'kk2-not-in-the-data' is not in the data given" in str(result.exception)
+
+
+def test_memorization_on_hand_written_samples(tmp_path: Path, dataset: Path, respond) -> None:
+    from logicrl.puzzles.dataset import dataset_files, load_records
+
+    originals = [r for r in load_records(dataset_files(dataset, "train")) if r["n_people"] == 2]
+    twins, pairs = make_twins(originals, ["reorder"], seed=0)
+    twin_of = dict(pairs["reorder"])
+    # originals: 3 of 4 solved; twins: solved for the first two originals only
+    rows = [(r, 0, respond(r, correct=i < 3)) for i, r in enumerate(originals)]
+    by_id = {t["id"]: t for t in twins}
+    rows += [(by_id[twin_of[r["id"]]], 0, respond(by_id[twin_of[r["id"]]], correct=i < 2))
+             for i, r in enumerate(originals)]
+    out = tmp_path / "mem"
+    write_samples(out / "samples" / "sft.jsonl", "sft", rows)
+    result = runner.invoke(app, ["eval", "memorization", "--rescore", "--data", str(dataset),
+                                 "--out", str(out), "--people", "2", "--kinds", "reorder"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "memorization.json").read_text())["models"]["sft"]["reorder"]["2"]
+    assert scores == {"pairs": 4, "acc": 0.75, "cr": pytest.approx(2 / 3), "limem": pytest.approx(0.25)}
+    assert "| sft | reorder | 2 | 4 | 0.75 | 0.67 | 0.25 |" in (out / "memorization.md").read_text()
+
+
+def test_memorization_generates_with_the_tiny_model(tmp_path: Path, dataset: Path) -> None:
+    out = tmp_path / "mem"
+    result = runner.invoke(app, ["eval", "memorization", "-m", "tiny-random", "--data", str(dataset), "--out",
+                                 str(out), "--people", "3", "--limit", "2", "--kinds", "flip_roles,leaf",
+                                 "--max-tokens", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in (out / "samples" / "tiny-random.jsonl").read_text().splitlines()]
+    ids = {r["id"] for r in rows}
+    assert sum("~" not in i for i in ids) == 2 and any(i.endswith("~flip_roles") for i in ids)
+    tables = json.loads((out / "memorization.json").read_text())["models"]["tiny-random"]
+    assert set(tables) == {"flip_roles", "leaf"} and tables["flip_roles"]["3"]["pairs"] == 2
+    assert (out / "memorization.csv").read_text().startswith("Model,Kind,People,Pairs,Acc,CR,LiMem")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["eval", "-m", "tiny-random", "--data", "/nonexistent/kk"], "no such file or dataset directory"),
+    (["eval", "-m", "./no/such/model", "--data", "{data}"], "does not exist"),
+    (["eval", "-m", "tiny-random", "--data", "{data}", "-k", "4"], "greedy decoding repeats one response"),
+    (["eval", "--data", "{data}"], "give at least one --model"),
+    (["eval", "-m", "tiny-random", "--data", "{data}", "--people", "9"], "no test puzzles with 9 people"),
+    (["eval", "-m", "a/b=tiny-random", "-m", "a_b=tiny-random", "--data", "{data}"], "share the label"),
+    (["eval", "--rescore", "--data", "{data}"], "no sample files to rescore"),
+    (["eval", "-m", "tiny-random", "--rescore", "--data", "{data}"], "no saved samples for model 'tiny"),
+    (["eval", "memorization", "-m", "x", "--data", "{data}", "--kinds", "shuffle"], "unknown perturbation"),
+    (["eval", "-m", "m", "--data", "{data}", "--endpoint", "http://127.0.0.1:9/v1", "--set", "retries=0"],
+     "cannot reach http://127.0.0.1:9/v1/chat/completions"),
+    (["eval", "-m", "m", "--data", "{data}", "--endpoint", "http://127.0.0.1:9/v1", "--template", "plain"],
+     "prompt.template=plain needs the local backend"),
+])
+def test_user_errors(tmp_path: Path, dataset: Path, args: list[str], message: str) -> None:
+    args = [a.format(data=dataset) for a in args]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert isinstance(result.exception, UserError), result.output
+    assert message in str(result.exception) and "\n" not in str(result.exception)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["eval", "-m", "tiny-random", "--data", "/nonexistent/kk"], "no such file or dataset directory"),
+    (["eval", "-m", "no-such-org/no-such-model", "--data", "{data}"], "not found locally and the hub"),
+])
+def test_console_errors_are_one_line_exit_2(
+    tmp_path: Path, dataset: Path, args: list[str], message: str
+) -> None:
+    result = run_cli(*[a.format(data=dataset) for a in args], "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
+    assert not any("Traceback" in line for line in lines)

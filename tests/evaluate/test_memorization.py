@@ -1,0 +1,69 @@
+"""Acc, CR and LiMem (Xie et al. 2024) on crafted results, hand-computed; twins from the puzzle engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from logicrl.evaluate.memorization import ALL_PEOPLE, make_twins, memorization_scores, memorization_table
+from logicrl.puzzles.record import Puzzle
+
+
+def test_scores_hand_computed() -> None:
+    # 10 puzzles: 8 originals solved; of those 6 twins still solved (2 flipped to failed);
+    # one unsolved original has a solved twin, which must not count.
+    originals = [True] * 8 + [False] * 2
+    twins = [True] * 6 + [False] * 2 + [True, False]
+    scores = memorization_scores(originals, twins)
+    assert scores["pairs"] == 10
+    assert scores["acc"] == 0.8
+    assert scores["cr"] == 0.75                      # 6 / 8
+    assert scores["limem"] == pytest.approx(0.2)     # 0.8 * (1 - 0.75)
+
+
+def test_limem_is_the_share_solved_but_not_after_perturbation() -> None:
+    originals = [True, True, False, True, False, True, True]
+    twins = [False, True, True, True, False, False, True]
+    scores = memorization_scores(originals, twins)
+    inconsistent = sum(o and not t for o, t in zip(originals, twins, strict=True)) / len(originals)
+    assert scores["limem"] == pytest.approx(inconsistent)  # 2 / 7
+
+
+def test_scores_edge_cases() -> None:
+    none_solved = memorization_scores([False, False], [True, False])
+    assert none_solved == {"pairs": 2, "acc": 0.0, "cr": None, "limem": 0.0}
+    all_consistent = memorization_scores([True, True], [True, True])
+    assert all_consistent["cr"] == 1.0 and all_consistent["limem"] == 0.0
+    assert memorization_scores([], [])["acc"] is None
+    with pytest.raises(ValueError):
+        memorization_scores([True], [])
+
+
+def test_table_per_kind_and_level_and_pooled() -> None:
+    people = {"a": 2, "b": 2, "c": 3, "d": 3}
+    solved = {"a": True, "b": True, "c": True, "d": False,
+              "a~reorder": True, "b~reorder": False, "c~reorder": True, "d~reorder": True,
+              "a~leaf": False}
+    pairs = {"reorder": [("a", "a~reorder"), ("b", "b~reorder"), ("c", "c~reorder"), ("d", "d~reorder")],
+             "leaf": [("a", "a~leaf")]}   # the other puzzles had no valid leaf twin
+    table = memorization_table(solved, people, pairs)
+    assert table["reorder"][2] == {"pairs": 2, "acc": 1.0, "cr": 0.5, "limem": 0.5}
+    assert table["reorder"][3] == {"pairs": 2, "acc": 0.5, "cr": 1.0, "limem": 0.0}
+    pooled = table["reorder"][ALL_PEOPLE]
+    assert pooled["acc"] == 0.75 and pooled["cr"] == pytest.approx(2 / 3)
+    assert pooled["limem"] == pytest.approx(0.25)
+    assert table["leaf"] == {2: {"pairs": 1, "acc": 1.0, "cr": 0.0, "limem": 1.0},
+                             ALL_PEOPLE: {"pairs": 1, "acc": 1.0, "cr": 0.0, "limem": 1.0}}
+
+
+def test_make_twins_links_each_twin_to_its_original(test_records: list[dict]) -> None:
+    twins, pairs = make_twins(test_records, ["reorder", "flip_roles", "leaf"], seed=0)
+    by_id = {t["id"]: t for t in twins}
+    assert len(pairs["reorder"]) == len(pairs["flip_roles"]) == len(test_records)  # surface kinds never fail
+    for kind, kind_pairs in pairs.items():
+        for original, twin in kind_pairs:
+            assert twin == f"{original}~{kind}"
+            record = by_id[twin]
+            assert record["original_id"] == original and record["perturbation"] == kind
+            Puzzle.from_record(record)  # a valid record
+    again, _ = make_twins(test_records, ["leaf"], seed=0)
+    assert [t["quiz"] for t in again] == [by_id[t]["quiz"] for _, t in pairs["leaf"]]

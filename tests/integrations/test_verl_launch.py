@@ -1,0 +1,218 @@
+"""Tests for `logicrl verl launch`: the TrainConfig → veRL override mapping (hand-checked values), the
+curriculum stages, Hydra quoting, the dry-run output and the errors. No veRL needed; that veRL accepts the
+overrides is test_verl_contract.py's job.
+
+Run: .venv/bin/python -m pytest tests/integrations/test_verl_launch.py -q
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logicrl.cli import app
+from logicrl.config import load_config
+from logicrl.errors import ConfigError
+from logicrl.integrations.verl_launch import (
+    VerlClusterConfig,
+    algorithm_overrides,
+    check_supported,
+    hydra_value,
+    model_overrides,
+    plan_launch,
+    plan_stages,
+    reward_overrides,
+)
+from logicrl.models import TINY_MODEL
+from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+from logicrl.rl.config import TrainConfig
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+runner = CliRunner()
+
+
+def as_dict(overrides: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in overrides)
+
+
+def train_config(*overrides: str) -> TrainConfig:
+    return load_config(TrainConfig, CONFIGS / "paper-reinforce-pp.yaml", list(overrides))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kk")
+    config = DataConfig(people=[3, 4], train=20, test=3, seed=2)
+    write_dataset(out, config, generate(config))
+    return out
+
+
+@pytest.mark.parametrize("name, advantage", [("paper-reinforce-pp", "reinforce_pp"), ("paper-grpo", "grpo"),
+                                             ("paper-ppo", "gae")])
+def test_paper_configs_are_train_configs(name: str, advantage: str) -> None:
+    cfg = load_config(TrainConfig, CONFIGS / f"{name}.yaml")  # what `logicrl train --config` reads
+    assert (cfg.model.name, cfg.algorithm.advantage, cfg.data.schedule) == (
+        "Qwen/Qwen2.5-7B-Instruct-1M", advantage, "curriculum")
+    assert (cfg.rollout.prompts_per_step, cfg.rollout.group_size, cfg.rollout.temperature) == (8, 8, 0.7)
+    assert (cfg.optim.lr, cfg.algorithm.kl_placement, cfg.algorithm.kl_estimator, cfg.algorithm.kl_coef) == (
+        4e-7, "loss", "k3", 0.001)
+    assert cfg.rollout.max_response_tokens == 4096 and cfg.data.people == [3, 4, 5, 6, 7]
+
+
+def test_paper_recipe_maps_to_reinforce_pp_with_k3_kl_loss() -> None:
+    got = as_dict(algorithm_overrides(train_config(), VerlClusterConfig()))
+    actor = "actor_rollout_ref.actor."
+    assert {k: got[k] for k in ("algorithm.adv_estimator", "algorithm.use_kl_in_reward", f"{actor}use_kl_loss",
+                                f"{actor}kl_loss_type", f"{actor}kl_loss_coef", f"{actor}optim.lr",
+                                f"{actor}ppo_mini_batch_size", f"{actor}clip_ratio_c", f"{actor}loss_agg_mode",
+                                f"{actor}optim.betas")} == {
+        "algorithm.adv_estimator": "reinforce_plus_plus", "algorithm.use_kl_in_reward": "false",
+        f"{actor}use_kl_loss": "true", f"{actor}kl_loss_type": "low_var_kl", f"{actor}kl_loss_coef": "0.001",
+        f"{actor}optim.lr": "4e-07", f"{actor}ppo_mini_batch_size": "8", f"{actor}clip_ratio_c": "3.0",
+        f"{actor}loss_agg_mode": "token-mean", f"{actor}optim.betas": "[0.9,0.999]"}
+    assert "algorithm.kl_penalty" not in got
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["algorithm.advantage=grpo", "algorithm.scale_by_std=false"],
+     {"algorithm.adv_estimator": "grpo", "algorithm.norm_adv_by_std_in_grpo": "false"}),
+    (["algorithm.advantage=rloo", "algorithm.kl_estimator=k2"],
+     {"algorithm.adv_estimator": "rloo", "actor_rollout_ref.actor.kl_loss_type": "mse"}),
+    (["algorithm.advantage=reinforce_pp_baseline", "algorithm.kl_estimator=k3+"],
+     {"algorithm.adv_estimator": "reinforce_plus_plus_baseline",
+      "actor_rollout_ref.actor.kl_loss_type": '"low_var_kl+"'}),
+    (["algorithm.kl_placement=reward", "algorithm.kl_estimator=abs", "algorithm.kl_coef=0.05"],
+     {"algorithm.use_kl_in_reward": "true", "algorithm.kl_penalty": "abs", "algorithm.kl_ctrl.kl_coef": "0.05",
+      "algorithm.kl_ctrl.type": "fixed", "actor_rollout_ref.actor.use_kl_loss": "false"}),
+    (["algorithm.kl_placement=reward", "algorithm.kl_estimator=k1", "algorithm.kl_target=0.02"],
+     {"algorithm.kl_penalty": "kl", "algorithm.kl_ctrl.type": "adaptive", "algorithm.kl_ctrl.target_kl": "0.02",
+      "algorithm.kl_ctrl.horizon": "10000.0"}),
+    (["algorithm.dual_clip=null", "algorithm.clip_high=0.28", "algorithm.entropy_coef=0.01"],
+     {"actor_rollout_ref.actor.clip_ratio_c": "inf", "actor_rollout_ref.actor.clip_ratio_high": "0.28",
+      "actor_rollout_ref.actor.entropy_coeff": "0.01"}),
+    (["algorithm.mini_batch_size=16", "algorithm.update_epochs=2", "algorithm.loss_agg=seq-mean-token-sum-norm"],
+     {"actor_rollout_ref.actor.ppo_mini_batch_size": "2", "actor_rollout_ref.actor.ppo_epochs": "2",
+      "actor_rollout_ref.actor.loss_agg_mode": "seq-mean-token-sum-norm"}),
+])
+def test_algorithm_mapping(overrides: list[str], expected: dict[str, str]) -> None:
+    got = as_dict(algorithm_overrides(train_config(*overrides), VerlClusterConfig()))
+    assert {k: got.get(k) for k in expected} == expected
+
+
+def test_kl_none_and_critic_only_for_gae() -> None:
+    got = as_dict(algorithm_overrides(train_config("algorithm.kl_placement=none"), VerlClusterConfig()))
+    assert got["actor_rollout_ref.actor.use_kl_loss"] == "false" and "actor_rollout_ref.actor.kl_loss_type" not in got
+    cluster = VerlClusterConfig(micro_batch_per_gpu=2, tensor_parallel=4)
+    ppo = as_dict(model_overrides(load_config(TrainConfig, CONFIGS / "paper-ppo.yaml"), cluster, "/m", None))
+    assert {k: ppo[k] for k in ("critic.model.path", "critic.optim.lr", "critic.cliprange_value",
+                                "critic.ppo_micro_batch_size_per_gpu",
+                                "actor_rollout_ref.rollout.tensor_model_parallel_size")} == {
+        "critic.model.path": "/m", "critic.optim.lr": "1e-05", "critic.cliprange_value": "0.5",
+        "critic.ppo_micro_batch_size_per_gpu": "2", "actor_rollout_ref.rollout.tensor_model_parallel_size": "4"}
+    assert not any(k.startswith("critic.") for k in as_dict(model_overrides(train_config(), cluster, "/m", None)))
+
+
+def test_reward_overrides() -> None:
+    assert as_dict(reward_overrides(train_config())) == {
+        "reward.custom_reward_function.path": '"pkg://logicrl.integrations.verl"',
+        "reward.custom_reward_function.name": "compute_score",
+        "+reward.custom_reward_function.reward_kwargs.prefilled_think": "true"}
+    lenient = as_dict(reward_overrides(train_config("reward.mode=logic-rl", "prompt.prefill=''")))
+    assert lenient["+reward.custom_reward_function.reward_kwargs.mode"] == "logic-rl"
+    assert lenient["+reward.custom_reward_function.reward_kwargs.prefilled_think"] == "false"
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, "null"), (True, "true"), (4e-7, "4e-07"), (math.inf, "inf"), ([1, "a b"], '[1,"a b"]'),
+    ("/data/kk/train.parquet", "/data/kk/train.parquet"), ("null", '"null"'), ("pkg://x.y", '"pkg://x.y"'),
+    ("it's", '"it\'s"'), ("say \"hi\" it's", "'say \"hi\" it\\'s'"), ('a"\\', "'a\"\\\\'"), ("${x}", '"\\${x}"'),
+])
+def test_hydra_value(value, expected: str) -> None:
+    assert hydra_value(value) == expected
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["optim.schedule=linear"], "constant and cosine"),
+    (["algorithm.kl_target=0.1"], "kl_placement=reward"),
+    (["rollout.stop_at_answer=true"], "stop strings"),
+    (["rollout.val_max_response_tokens=100"], "training length"),
+    (["algorithm.mini_batch_size=4"], "multiple of rollout.group_size"),
+])
+def test_unsupported_settings_are_one_line_errors(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_supported(train_config(*overrides))
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ([], [(3, 4, 2, "/m"), (4, 2, 2, "R/stage1_3ppl/hf")]),  # 20 // 8 = 2 steps a pass, 10 // 8 = 1
+    (["steps=3"], [(3, 3, 2, "/m")]),  # the budget ends inside stage 1
+    (["steps=5"], [(3, 4, 2, "/m"), (4, 1, 1, "R/stage1_3ppl/hf")]),
+    (["steps=9"], [(3, 4, 2, "/m"), (4, 5, 5, "R/stage1_3ppl/hf")]),  # the last stage is lengthened
+    (["data.schedule=mixed"], [((3, 4), 6, 2, "/m")]),  # 30 // 8 = 3 steps a pass
+])
+def test_curriculum_stages(overrides: list[str], expected: list[tuple]) -> None:
+    cfg = train_config("data.epochs=2", *overrides)
+    stages = plan_stages(cfg, "/m", {3: 20, 4: 10}, Path("D"), Path("R"))
+    got = [(s.people[0] if len(s.people) == 1 else s.people, s.steps, s.epochs, s.model_path) for s in stages]
+    assert got == expected
+    assert stages[0].train_file == Path("D") / ("train.parquet" if "mixed" in str(overrides) else "train_3ppl.parquet")
+    last = stages[-1]
+    assert last.last_actor_checkpoint == last.run_dir / "checkpoints" / f"global_step_{last.steps}" / "actor"
+    with pytest.raises(ConfigError, match="fill no batch"):
+        plan_stages(cfg, "/m", {3: 7}, Path("D"), Path("R"))
+
+
+def bash_words(command: str) -> list[str]:
+    """The arguments bash passes for a printed command (quotes, line continuations)."""
+    script = "printf '%s\\0' " + command
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split("\0")[:-1]
+
+
+def launch_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    return ["verl", "launch", "--config", str(CONFIGS / "paper-grpo.yaml"), f"model.name={TINY_MODEL}",
+            f"data.train={dataset}", "data.people=[3,4]", f"out_dir={out}", *extra]
+
+
+def test_dry_run_prints_runnable_commands_and_writes_nothing(dataset: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, launch_args(dataset, tmp_path / "run", "--dry-run", "--gpus-per-node", "4",
+                                            "cluster.tensor_parallel=2", "--verl", "trainer.val_only=true"))
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "run").exists()
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [f"model.name={TINY_MODEL}", f"data.train={dataset}",
+                                                                 "data.people=[3,4]", f"out_dir={tmp_path / 'run'}"])
+    plan = plan_launch(cfg, VerlClusterConfig(gpus_per_node=4, tensor_parallel=2), ["trainer.val_only=true"])
+    commands = [c for pair in plan.commands for c in pair]
+    blocks = [b for b in result.output.split("\n#") if b.lstrip().startswith(("stage", "its last"))]
+    printed = [bash_words(block.split("\n", 1)[1]) for block in blocks]
+    assert printed == commands and len(commands) == 4  # two stages, each a training run and a merge
+    train = as_dict(commands[0][3:])
+    assert commands[0][:3] == [sys.executable, "-m", "verl.trainer.main_ppo"]
+    assert commands[0][-1] == "trainer.val_only=true"  # --verl overrides come last, so they win
+    assert train["trainer.n_gpus_per_node"] == "4"
+    assert train["actor_rollout_ref.rollout.tensor_model_parallel_size"] == "2"
+    assert train["algorithm.adv_estimator"] == "grpo" and train["data.train_files"].endswith("train_3ppl.parquet]")
+    assert commands[1][:4] == [sys.executable, "-m", "verl.model_merger", "merge"]
+    assert as_dict(commands[2][3:])["actor_rollout_ref.model.path"] == commands[1][-1]  # stage 2 starts from it
+
+
+@pytest.mark.skipif(importlib.util.find_spec("verl") is not None, reason="veRL is installed here")
+def test_launch_without_verl_is_a_one_line_error(dataset: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, launch_args(dataset, tmp_path / "run"))
+    assert result.exit_code != 0 and "veRL is not installed" in str(result.exception)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_cluster_key_and_export_cli(dataset: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, launch_args(dataset, tmp_path / "run", "--dry-run", "cluster.gpus=4"))
+    assert "unknown config key 'gpus'" in str(result.exception)
+    result = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"),
+                                 "--people", "4", "--val-per-people", "2"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
+        "test.parquet", "test_4ppl.parquet", "train.parquet", "train_4ppl.parquet"]
