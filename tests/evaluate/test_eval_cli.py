@@ -61,6 +61,10 @@ def test_eval_two_models_one_table(tmp_path: Path, dataset: Path) -> None:
     assert [r["response"] for r in samples["copy"]] == [r["response"] for r in samples["tiny-random"]]
     assert all(r["length"] <= 8 and "assignment" in r and r["prefilled_think"] for r in samples["copy"])
     assert (out / "table.csv").read_text().splitlines()[0] == "model,metric,2,3,avg"
+    compare = json.loads((out / "compare.json").read_text())  # same responses: Δ = 0 everywhere
+    assert compare["copy vs tiny-random"]["solved"]["all"] == {"n": 4, "base": 0.0, "other": 0.0, "delta": 0.0,
+                                                               "low": 0.0, "high": 0.0}
+    assert "Paired difference vs tiny-random" in result.output
 
 
 def test_eval_k_samples_reports_pass_at_k_and_majority(tmp_path: Path, dataset: Path) -> None:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from logicrl.config import load_config
 from logicrl.errors import UserError
+from logicrl.evaluate.compare import compare_rows, comparison_table
 from logicrl.evaluate.config import EvalConfig, MemorizationConfig, RunConfig
 from logicrl.evaluate.memorization import make_twins, memorization_table
 from logicrl.evaluate.metrics import accuracy_table, by_puzzle
@@ -114,13 +115,20 @@ def eval_cmd(
                   batch_size=batch_size, device=device, endpoint=endpoint, concurrency=concurrency)
     specs = _specs(model, out, rescore)
     records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit)
-    results = {}
+    results, rows_by_label = {}, {}
     for spec in specs:
-        rows = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
+        rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
         most = max((len(group) for group in by_puzzle(rows).values()), default=1)
         results[spec.label] = accuracy_table(rows, cfg.ks(most))
     tables = [("Accuracy by number of people", table2(results))]
     tables += [(metric, metric_table(results, metric)) for metric in extra_metrics(results)]
+    if len(specs) > 1:
+        base = specs[0].label
+        comparisons = {f"{s.label} vs {base}": compare_rows(rows_by_label[base], rows_by_label[s.label])
+                       for s in specs[1:]}
+        atomic_write_text(out / "compare.json", json.dumps(comparisons, indent=2) + "\n")
+        tables.append((f"Paired difference vs {base} (first sample per puzzle; Δ and 95% interval)",
+                       comparison_table(comparisons)))
     atomic_write_text(out / "table.md", "\n".join(f"### {title}\n\n{markdown(t)}" for title, t in tables))
     atomic_write_text(out / "table.csv", results_csv(results))
     summary = results_json(results, {s.label: s.name for s in specs}, cfg.model_dump(mode="json"))
