@@ -32,6 +32,15 @@ def _print_final(final: dict[str, float]) -> None:
         console.print("final validation: " + json.dumps(summary))
 
 
+def _run(trainer_class, cfg, resume: Path | None, describe) -> None:
+    try:
+        trainer = trainer_class(cfg, resume=resume is not None)
+    except ModelNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    console.print(describe(trainer))
+    _print_final(trainer.fit())
+
+
 def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
               data: DataOpt = None,
               steps: Annotated[Optional[int], typer.Option(help="stop after this many steps")] = None,
@@ -39,14 +48,10 @@ def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = 
     """RL on puzzles; metrics, rollouts and checkpoints go to the run directory."""
     cfg = run_config(TrainConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "steps": steps})
-    try:
-        trainer = Trainer(cfg, resume=resume is not None)
-    except ModelNotFoundError as exc:
-        raise UserError(str(exc)) from None
-    console.print(f"[bold]logicrl train[/]: {cfg.algorithm.advantage}, {len(trainer.schedule)} steps of "
-                  f"{cfg.rollout.prompts_per_step}×{cfg.rollout.group_size} rollouts, "
-                  f"{len(trainer.val_records)} validation puzzles → {cfg.out_dir}")
-    _print_final(trainer.fit())
+    _run(Trainer, cfg, resume, lambda t: (
+        f"[bold]logicrl train[/]: {cfg.algorithm.advantage}, {len(t.schedule)} steps of "
+        f"{cfg.rollout.prompts_per_step}×{cfg.rollout.group_size} rollouts, {len(t.val_records)} validation "
+        f"puzzles → {cfg.out_dir}"))
 
 
 def sft_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
@@ -56,10 +61,6 @@ def sft_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = No
     """Supervised fine-tuning on template reasoning (cold start) or on the model's own solved samples (RFT)."""
     cfg = run_config(SFTConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "mode": mode})
-    try:
-        trainer = SFTTrainer(cfg, resume=resume is not None)
-    except ModelNotFoundError as exc:
-        raise UserError(str(exc)) from None
-    console.print(f"[bold]logicrl sft[/] ({cfg.mode}): {len(trainer.examples)} examples, {len(trainer.schedule)} "
-                  f"steps of {cfg.batch_size} → {cfg.out_dir}")
-    _print_final(trainer.fit())
+    _run(SFTTrainer, cfg, resume, lambda t: (
+        f"[bold]logicrl sft[/] ({cfg.mode}): {len(t.examples)} examples, {len(t.schedule)} steps of "
+        f"{cfg.batch_size} → {cfg.out_dir}"))

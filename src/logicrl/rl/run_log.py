@@ -22,6 +22,7 @@ from typing import Any
 from logicrl.io import atomic_write_text, read_jsonl, write_jsonl
 
 METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"  # written last: its presence marks a finished run
 
 
 def step_file(directory: Path, step: int) -> Path:
@@ -58,8 +59,14 @@ class RunLog:
     def samples(self, folder: str, step: int, rows: Iterable[Mapping[str, Any]]) -> None:
         write_jsonl(step_file(self.run_dir / folder, step), ({"step": step, **row} for row in rows))
 
+    def finish(self, step: int, checkpoint: Path, final: Mapping[str, float]) -> None:
+        """Mark the run finished: ``summary.json`` with the last step, its checkpoint and final validation."""
+        summary = {"finished": True, "steps": step, "checkpoint": str(checkpoint), "final": dict(final)}
+        atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+
     def truncate_after(self, step: int) -> None:
-        """Forget everything logged after ``step`` (metrics lines, sample files)."""
+        """Forget everything logged after ``step`` (metrics lines, sample files) and the finished mark."""
+        (self.run_dir / SUMMARY_FILE).unlink(missing_ok=True)
         if self.metrics_path.is_file():
             kept = [json.dumps(row) for _, row in read_jsonl(self.metrics_path) if row.get("step", 0) <= step]
             atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))

@@ -31,7 +31,7 @@ from logicrl.models import load_model_and_tokenizer, resolve_device
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward.score import RewardConfig
 from logicrl.rl.batch import RolloutBatch, micro_batches, share
-from logicrl.rl.checkpoints import load_state, prepare_run_dir, restore_rng, save_checkpoint
+from logicrl.rl.checkpoints import checkpoint_dir, load_state, prepare_run_dir, restore_rng, save_checkpoint
 from logicrl.rl.config import DataConfig, ModelConfig
 from logicrl.rl.generation import left_pad
 from logicrl.rl.logprobs import response_logprobs
@@ -196,6 +196,7 @@ class SFTTrainer:
                     state = {"step": step, "optimizer": self.optimizer.state_dict(),
                              "scheduler": self.scheduler.state_dict()}
                     save_checkpoint(self.run_dir, step, self.model, self.tokenizer, state, keep_last=cfg.keep_last)
+            self.log.finish(total, checkpoint_dir(self.run_dir, total), last_val)
         finally:
             bar.close()
             self.log.close()

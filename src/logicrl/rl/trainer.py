@@ -29,7 +29,7 @@ from logicrl.models import load_model_and_tokenizer, resolve_device, resolve_dty
 from logicrl.prompts import encode_prompts
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.batch import RolloutBatch
-from logicrl.rl.checkpoints import load_state, prepare_run_dir, restore_rng, save_checkpoint
+from logicrl.rl.checkpoints import checkpoint_dir, load_state, prepare_run_dir, restore_rng, save_checkpoint
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.critic import ValueModel
 from logicrl.rl.generation import generate
@@ -187,6 +187,7 @@ class Trainer:
                     last_val = self.validate(step)
                 if (cfg.save_every and step % cfg.save_every == 0) or step == total:
                     self.save(step)
+            self.log.finish(total, checkpoint_dir(self.run_dir, total), last_val)
         finally:
             bar.close()
             self.log.close()

@@ -30,34 +30,35 @@ from logicrl.rl.losses import aggregate, masked_mean, policy_loss_with_stats, va
 Autocast = Callable[[], contextlib.AbstractContextManager]
 
 
-def batch_logprobs(model, batch: RolloutBatch, *, micro_batch_size: int, temperature: float,
-                   autocast: Autocast = contextlib.nullcontext) -> Tensor:
-    """ℓ [B, T] of every response under ``model``, no grad, in trimmed micro-batches (zero on padding)."""
+def _per_token(fn: Callable[[RolloutBatch, torch.device], Tensor], model, batch: RolloutBatch,
+               micro_batch_size: int, autocast: Autocast) -> Tensor:
+    """[B, T] values of ``fn(micro, device)`` over trimmed micro-batches, no grad, zero on padding."""
     device = next(model.parameters()).device
     out = torch.zeros_like(batch.mask)
     with torch.no_grad():
         for rows in micro_batches(torch.arange(len(batch)), micro_batch_size):
             micro = batch.select(rows)
             with autocast():
-                logp, _ = response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device),
-                                            temperature=temperature)
-            width = micro.mask.shape[1]
-            out[rows, :width] = logp.float().cpu() * micro.mask
+                values = fn(micro, device)
+            out[rows, :micro.mask.shape[1]] = values.float().cpu() * micro.mask
     return out
+
+
+def batch_logprobs(model, batch: RolloutBatch, *, micro_batch_size: int, temperature: float,
+                   autocast: Autocast = contextlib.nullcontext) -> Tensor:
+    """ℓ [B, T] of every response under ``model`` (no grad; zero on padding)."""
+    def logp(micro: RolloutBatch, device: torch.device) -> Tensor:
+        return response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device),
+                                 temperature=temperature)[0]
+    return _per_token(logp, model, batch, micro_batch_size, autocast)
 
 
 def batch_values(critic: ValueModel, batch: RolloutBatch, *, micro_batch_size: int,
                  autocast: Autocast = contextlib.nullcontext) -> Tensor:
-    """V [B, T] from the critic, no grad, zero on padding."""
-    device = next(critic.parameters()).device
-    out = torch.zeros_like(batch.mask)
-    with torch.no_grad():
-        for rows in micro_batches(torch.arange(len(batch)), micro_batch_size):
-            micro = batch.select(rows)
-            with autocast():
-                values = critic(*micro.model_inputs(device), micro.mask.shape[1])
-            out[rows, :micro.mask.shape[1]] = values.float().cpu() * micro.mask
-    return out
+    """V [B, T] from the critic (no grad; zero on padding)."""
+    def values(micro: RolloutBatch, device: torch.device) -> Tensor:
+        return critic(*micro.model_inputs(device), micro.mask.shape[1])
+    return _per_token(values, critic, batch, micro_batch_size, autocast)
 
 
 def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: float) -> RolloutBatch:
