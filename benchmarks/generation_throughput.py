@@ -1,0 +1,149 @@
+"""Generation throughput: ``logicrl.rl.generation.generate`` vs plain ``model.generate``, same model and prompts.
+
+Batch of 16 rows, K&K prompts (2-person puzzles from ``logicrl.puzzles``, the Logic-RL chat prompt with the
+``<think>`` pre-fill), 128 new tokens, the default model (SmolLM2-135M-Instruct) in float32 on the CPU.
+Cases: 16 distinct prompts, and 4 prompts × 4 samples (the RL shape: ``n=4`` for us,
+``num_return_sequences=4`` for ``generate``). Every row writes all 128 tokens (``min_new_tokens`` for
+``generate``, no stop ids for us) so the token counts match; the last case stops at eos / ``</answer>`` on
+both sides (greedy, so both write the same tokens). Columns: tokens/s of ``model.generate``, of our loop
+on the model's own forward (``engine="model"``: prefill sharing, early stop), of our default engine, and
+the ratio default / ``generate``. Times include the prefill; one run per cell after a warm-up.
+
+``--levers`` instead adds the levers one at a time on the RL shape (4 prompts × 4 samples, sampled), each
+row with the seconds of one call and its gain over the row above: our loop on the model's forward
+without and with prefill sharing, then the fast engine with oneDNN switched off (prompts repeated, then
+shared), then the default (oneDNN pre-packed weights).
+
+Run:   .venv/bin/python benchmarks/generation_throughput.py [--threads 1] [--tokens 128] [--model NAME] [--levers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import time
+
+import torch
+
+from logicrl.evaluate.scoring import stop_token_ids
+from logicrl.models import DEFAULT_MODEL, load_model_and_tokenizer
+from logicrl.prompts import PromptConfig, encode_prompts
+from logicrl.puzzles.dataset import DataConfig
+from logicrl.puzzles.dataset import generate as generate_puzzles
+from logicrl.rl.generation import generate, left_pad
+
+STOP_TEXTS = ("</answer>",)
+
+
+def plain_generate(model, tokenizer, prompts, *, n: int, tokens: int, greedy: bool, stop: bool) -> None:
+    """``model.generate`` on the left-padded prompts."""
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    stops = stop_token_ids(tokenizer)
+    model.generate(
+        input_ids=ids, attention_mask=mask, max_new_tokens=tokens, min_new_tokens=None if stop else tokens,
+        do_sample=not greedy, num_return_sequences=n, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops,
+        stop_strings=list(STOP_TEXTS) if stop else None, tokenizer=tokenizer if stop else None,
+        **({} if greedy else {"temperature": 1.0, "top_p": 1.0, "top_k": 0}),
+    )
+
+
+def our_generate(model, tokenizer, prompts, *, n: int, tokens: int, greedy: bool, stop: bool, engine: str) -> int:
+    """`generate` on the same prompts; returns the number of generated tokens."""
+    out = generate(
+        model, prompts, n=n, max_new_tokens=tokens, pad_token_id=tokenizer.pad_token_id,
+        stop_token_ids=stop_token_ids(tokenizer) if stop else (), greedy=greedy, temperature=1.0,
+        stop_texts=STOP_TEXTS if stop else (), tokenizer=tokenizer, seed=0, engine=engine,
+    )
+    return int(out.response_mask.sum())
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, int | None]:
+    """``(seconds, result)`` of one call of ``fn``."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+@contextlib.contextmanager
+def onednn_off():
+    """The fast engine without oneDNN: its projections fall back to ``F.linear`` (MKL on this CPU)."""
+    available = torch.backends.mkldnn.is_available
+    torch.backends.mkldnn.is_available = lambda: False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.is_available = available
+
+
+def levers(model, tokenizer, prompts, tokens: int) -> None:
+    """Seconds for 4 prompts × 4 samples (sampled, no stops) as the levers are added one by one."""
+    repeated = [p for p in prompts for _ in range(4)]
+    options = {"tokens": tokens, "greedy": False, "stop": False}
+    rows = [
+        ("model.generate", lambda: plain_generate(model, tokenizer, prompts, n=4, **options)),
+        ("our loop, model forward, no sharing", lambda: our_generate(
+            model, tokenizer, repeated, n=1, engine="model", **options)),
+        ("+ prefill shared by the 4 samples", lambda: our_generate(
+            model, tokenizer, prompts, n=4, engine="model", **options)),
+        ("fast engine, no oneDNN, no sharing", lambda: our_generate(
+            model, tokenizer, repeated, n=1, engine="fast", **options), onednn_off),
+        ("+ prompt prefill and KV shared", lambda: our_generate(
+            model, tokenizer, prompts, n=4, engine="fast", **options), onednn_off),
+        ("+ oneDNN pre-packed weights (default)", lambda: our_generate(
+            model, tokenizer, prompts, n=4, engine="fast", **options)),
+    ]
+    print("| lever | seconds | tokens/s | gain over the row above |")
+    print("|---|---:|---:|---:|")
+    previous = None
+    for label, call, *context in rows:
+        with context[0]() if context else contextlib.nullcontext():
+            seconds, _ = timed(call)
+        gain = "" if previous is None else f"{previous / seconds:.2f}x"
+        print(f"| {label} | {seconds:.1f} | {16 * tokens / seconds:.0f} | {gain} |", flush=True)
+        previous = seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model alias, path or hub id")
+    parser.add_argument("--tokens", type=int, default=128, help="new tokens per row")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--levers", action="store_true", help="add the levers one at a time instead")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tokenizer = load_model_and_tokenizer(args.model, dtype="float32", device="cpu")
+    records = generate_puzzles(DataConfig(people=[2], train=16, test=0, seed=0))[2]["train"]
+    distinct = encode_prompts(records, tokenizer, PromptConfig())
+    print(f"# {datetime.date.today()}  {platform.machine()}  {os.cpu_count()} CPUs  torch {torch.__version__}  "
+          f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}  model {args.model}")
+    print(f"# prompts: {sum(map(len, distinct)) / len(distinct):.0f} tokens on average; {args.tokens} new tokens")
+    with torch.no_grad():
+        our_generate(model, tokenizer, distinct[:2], n=1, tokens=4, greedy=True, stop=False, engine="auto")
+        plain_generate(model, tokenizer, distinct[:2], n=1, tokens=4, greedy=True, stop=False)
+        if args.levers:
+            levers(model, tokenizer, distinct[:4], args.tokens)
+            return
+        cases = [
+            ("16 prompts, greedy", distinct, 1, True, False),
+            ("16 prompts, sampled t=1", distinct, 1, False, False),
+            ("4 prompts x 4 samples, sampled t=1", distinct[:4], 4, False, False),
+            ("16 prompts, greedy, stop at eos/</answer>", distinct, 1, True, True),
+        ]
+        print("| case | generate tok/s | ours, engine=model | ours tok/s | ours / generate |")
+        print("|---|---:|---:|---:|---:|")
+        for label, prompts, n, greedy, stop in cases:
+            options = {"n": n, "tokens": args.tokens, "greedy": greedy, "stop": stop}
+            ours, count = timed(our_generate, model, tokenizer, prompts, engine="auto", **options)
+            loop, _ = timed(our_generate, model, tokenizer, prompts, engine="model", **options)
+            plain, _ = timed(plain_generate, model, tokenizer, prompts, **options)
+            # without stops every row has all its tokens; with them (greedy) both sides write the same ones
+            print(f"| {label} | {count / plain:.0f} | {count / loop:.0f} | {count / ours:.0f} | "
+                  f"{plain / ours:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

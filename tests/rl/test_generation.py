@@ -1,0 +1,191 @@
+"""Generation: the fast engines against ``model.generate`` and against each other, sampling, stops, grouping.
+
+Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/rl/test_generation.py -q
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from logicrl.models import build_tiny_model
+from logicrl.rl import generation
+from logicrl.rl.generation import _Sampler, generate, left_pad, recommended_threads
+from logicrl.rl.logprobs import response_logprobs
+
+TEXTS = (
+    "A very special island is inhabited only by knights and knaves.",
+    "You meet 3 inhabitants: Zoey, Oliver, and Ethan. Zoey said that Oliver is a knave.",
+    "So who is a knight",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = build_tiny_model()
+    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    return model, tokenizer, prompts
+
+
+def hf_greedy(model, tokenizer, prompts, max_new_tokens, stop_ids):
+    """``model.generate`` greedy continuations, [B, max_new_tokens] (rows stopped early padded with pad)."""
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=list(stop_ids))
+    new = out[:, ids.shape[1]:]
+    return torch.nn.functional.pad(new, (0, max_new_tokens - new.shape[1]), value=tokenizer.pad_token_id)
+
+
+def ours(model, tokenizer, prompts, **kwargs):
+    options = {"max_new_tokens": 24, "pad_token_id": tokenizer.pad_token_id, "stop_token_ids": (),
+               "tokenizer": tokenizer} | kwargs
+    return generate(model, prompts, **options)
+
+
+@pytest.mark.parametrize("engine", ["fast", "model"])
+def test_greedy_matches_model_generate(tiny, engine):
+    model, tokenizer, prompts = tiny
+    eos = [tokenizer.eos_token_id]
+    out = ours(model, tokenizer, prompts, greedy=True, engine=engine, stop_token_ids=eos)
+    assert torch.equal(out.response_ids, hf_greedy(model, tokenizer, prompts, 24, eos))
+    assert out.truncated.all() and out.response_mask.sum() == 3 * 24  # the tiny model never says eos here
+
+
+@pytest.mark.parametrize("engine", ["fast", "model"])
+def test_greedy_with_stop_ids_matches_and_finished_prompts_leave_the_batch(tiny, engine):
+    model, tokenizer, prompts = tiny
+    free = ours(model, tokenizer, prompts, greedy=True, engine=engine).response_ids
+    stop = int(free[1, 5])  # row 1 stops at (or before) its 6th token; rows that never see it must not change
+    out = ours(model, tokenizer, prompts, greedy=True, engine=engine, stop_token_ids=[stop])
+    expected = hf_greedy(model, tokenizer, prompts, 24, [stop])
+    assert torch.equal(out.response_ids, expected[:, :out.response_ids.shape[1]])
+    for row, tokens in enumerate(free.tolist()):
+        length = tokens.index(stop) + 1 if stop in tokens else 24
+        assert int(out.response_lengths[row]) == length and bool(out.truncated[row]) == (stop not in tokens)
+    assert int(out.response_lengths[1]) <= 6 and out.response_ids[1, 5 + 1:].eq(tokenizer.pad_token_id).all()
+
+
+def test_left_padding_gives_each_prompt_its_own_greedy_continuation(tiny):
+    model, tokenizer, prompts = tiny
+    batch = ours(model, tokenizer, prompts, greedy=True)
+    for row, prompt in enumerate(prompts):
+        alone = ours(model, tokenizer, [prompt], greedy=True)
+        assert torch.equal(batch.response_ids[row], alone.response_ids[0])
+        assert batch.prompt_mask[row].sum() == len(prompt) and batch.prompt_ids[row, -len(prompt):].tolist() == prompt
+
+
+def test_sampling_is_reproducible_and_independent_of_the_other_rows(tiny):
+    model, tokenizer, prompts = tiny
+    a = ours(model, tokenizer, prompts, n=2, seed=7)
+    assert torch.equal(a.response_ids, ours(model, tokenizer, prompts, n=2, seed=7).response_ids)
+    assert not torch.equal(a.response_ids, ours(model, tokenizer, prompts, n=2, seed=8).response_ids)
+    # rows 4-5 answer prompt 2 in both calls; the rows before them sample other prompts
+    b = ours(model, tokenizer, [prompts[2], prompts[2], prompts[2]], n=2, seed=7)
+    assert torch.equal(a.response_ids[4:], b.response_ids[4:])
+
+
+def test_fast_engine_samples_what_the_model_engine_samples(tiny):
+    model, tokenizer, prompts = tiny
+    fast = ours(model, tokenizer, prompts, n=3, seed=3, temperature=0.7, top_p=0.9, engine="fast")
+    plain = ours(model, tokenizer, prompts, n=3, seed=3, temperature=0.7, top_p=0.9, engine="model")
+    assert torch.equal(fast.response_ids, plain.response_ids)
+    torch.testing.assert_close(fast.logprobs, plain.logprobs, atol=1e-4, rtol=0)
+
+
+def test_bfloat16_engines_agree():
+    model, tokenizer = build_tiny_model()
+    model = model.to(torch.bfloat16)
+    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    fast, plain = (ours(model, tokenizer, prompts, greedy=True, engine=e, max_new_tokens=8) for e in ("fast", "model"))
+    assert torch.equal(fast.response_ids, plain.response_ids) and fast.logprobs.dtype == torch.float32
+
+
+def test_rows_are_grouped_n_per_prompt(tiny):
+    model, tokenizer, prompts = tiny
+    out = ours(model, tokenizer, prompts, n=3, seed=0)
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    assert torch.equal(out.prompt_ids, ids.repeat_interleave(3, 0)) and torch.equal(out.prompt_mask, mask.repeat_interleave(3, 0))
+    greedy = ours(model, tokenizer, prompts, n=3, greedy=True)
+    assert torch.equal(greedy.response_ids, ours(model, tokenizer, prompts, greedy=True).response_ids.repeat_interleave(3, 0))
+
+
+def test_logprobs_are_those_of_a_scoring_forward(tiny):
+    model, tokenizer, prompts = tiny
+    out = ours(model, tokenizer, prompts, n=2, seed=1, temperature=0.8, stop_token_ids=[tokenizer.eos_token_id])
+    with torch.no_grad():
+        logp, _ = response_logprobs(model, *out.sequences(), out.response_ids, temperature=0.8, onednn=False)
+    valid = out.response_mask.bool()
+    torch.testing.assert_close(out.logprobs[valid], logp[valid], atol=1e-4, rtol=0)
+    assert out.logprobs[~valid].eq(0).all()
+
+
+def test_stop_text_ends_the_row_right_after_the_token_that_completes_it(tiny):
+    model, tokenizer, prompts = tiny
+    free = ours(model, tokenizer, prompts, greedy=True).response_ids[0].tolist()
+    stop_text = tokenizer.decode(free[4:7])[1:]  # spans several tokens, starts inside one
+    # reference: the shortest prefix whose full decoded text contains the stop text
+    expected = next(k for k in range(1, 25) if stop_text in tokenizer.decode(free[:k]))
+    out = ours(model, tokenizer, prompts, greedy=True, stop_texts=[stop_text])
+    assert int(out.response_lengths[0]) == expected and not out.truncated[0]
+    assert out.response_ids[0, :expected].tolist() == free[:expected]
+    assert out.response_ids[0, expected:].eq(tokenizer.pad_token_id).all()
+    with pytest.raises(ValueError, match="tokenizer"):
+        generate(model, prompts, max_new_tokens=4, pad_token_id=0, stop_token_ids=(), stop_texts=["x"])
+
+
+def test_truncated_flag_and_masks(tiny):
+    model, tokenizer, prompts = tiny
+    out = ours(model, tokenizer, prompts, max_new_tokens=5, seed=0)
+    assert out.truncated.all() and out.response_ids.shape == (3, 5) and out.response_mask.eq(1).all()
+    input_ids, _, position_ids = out.sequences()
+    assert input_ids.shape == (3, out.prompt_ids.shape[1] + 5) and position_ids[0, -1] == len(prompts[0]) + 4
+
+
+def test_sampler_follows_the_nucleus_distribution():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    rows = 20_000
+    logits = probs.log().expand(rows, 4)
+    for top_p, expected in [(1.0, probs), (0.8, torch.tensor([0.625, 0.375, 0.0, 0.0]))]:
+        sampler = _Sampler(rows, 1, temperature=1.0, top_p=top_p, greedy=False, seed=0, device=torch.device("cpu"))
+        tokens, logp = sampler(logits, torch.arange(rows), 0)
+        freq = torch.bincount(tokens, minlength=4).float() / rows
+        torch.testing.assert_close(freq, expected, atol=0.015, rtol=0)
+        torch.testing.assert_close(logp, probs.log()[tokens])  # log-probs before the top-p cut
+    hot = _Sampler(rows, 1, temperature=0.5, top_p=1.0, greedy=False, seed=0, device=torch.device("cpu"))
+    sharpened = probs**2 / (probs**2).sum()  # softmax(log p / 0.5) ∝ p²
+    freq = torch.bincount(hot(logits, torch.arange(rows), 0)[0], minlength=4).float() / rows
+    torch.testing.assert_close(freq, sharpened, atol=0.015, rtol=0)
+
+
+def test_engine_choice_is_checked(tiny):
+    model, tokenizer, prompts = tiny
+    with pytest.raises(ValueError, match="engine"):
+        ours(model, tokenizer, prompts, engine="turbo")
+    model.config.model_type = "gpt2"  # not a Llama-style block any more, as far as the fast engine knows
+    try:
+        with pytest.raises(ValueError, match="fast engine"):
+            ours(model, tokenizer, prompts, engine="fast")
+        assert ours(model, tokenizer, prompts, greedy=True).response_ids.shape == (3, 24)  # auto → model engine
+    finally:
+        model.config.model_type = "llama"
+
+
+@pytest.mark.parametrize(("load", "cores", "expected"), [(0.1, 2, 2), (0.6, 2, 1), (1.2, 2, 1), (9.0, 2, 1),
+                                                        (2.4, 8, 6)])
+def test_recommended_threads(load, cores, expected):
+    assert recommended_threads(load=load, cores=cores) == expected
+
+
+@pytest.mark.slow
+def test_default_model_greedy_matches_model_generate():
+    from logicrl.evaluate.scoring import stop_token_ids
+    from logicrl.models import DEFAULT_MODEL, load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(DEFAULT_MODEL, dtype="float32", device="cpu")
+    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    stops = stop_token_ids(tokenizer)
+    out = generate(model, prompts, max_new_tokens=48, pad_token_id=tokenizer.pad_token_id, stop_token_ids=stops,
+                   greedy=True)
+    expected = hf_greedy(model, tokenizer, prompts, 48, stops)
+    assert generation._fast_engine_fits(model, 100)
+    assert torch.equal(out.response_ids, expected[:, :out.response_ids.shape[1]])

@@ -1,0 +1,97 @@
+"""Response log-probs against a plain full forward; chunking; oneDNN linears with gradients.
+
+Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/rl/test_logprobs.py -q
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from logicrl.models import build_tiny_model
+from logicrl.rl.generation import left_pad, positions_from_mask
+from logicrl.rl.logprobs import onednn_linears, response_logprobs
+
+PROMPTS = [[5, 9, 13, 200, 41], [7, 8], [300, 301, 302, 303]]
+RESPONSES = [[11, 12, 13, 14], [21, 22, 2], [31]]  # right-padded to 4
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_tiny_model()[0]
+
+
+def batch(pad: int = 0):
+    prompt_ids, prompt_mask = left_pad(PROMPTS, pad)
+    response_ids = torch.tensor([r + [pad] * (4 - len(r)) for r in RESPONSES])
+    response_mask = torch.tensor([[1] * len(r) + [0] * (4 - len(r)) for r in RESPONSES])
+    ids = torch.cat([prompt_ids, response_ids], 1)
+    mask = torch.cat([prompt_mask, response_mask], 1)
+    return ids, mask, positions_from_mask(mask), response_ids, response_mask.bool()
+
+
+def reference(model, ids, mask, positions, response_ids, temperature=1.0):
+    """Full forward over every position, log_softmax, then the response tokens picked one by one."""
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.double() / temperature
+    logp = torch.log_softmax(logits, -1)
+    P, T = ids.shape[1] - response_ids.shape[1], response_ids.shape[1]
+    return torch.stack([logp[:, P + t - 1].gather(-1, response_ids[:, t:t + 1])[:, 0] for t in range(T)], 1)
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_logprobs_match_a_full_forward(tiny, onednn, temperature):
+    ids, mask, positions, response_ids, valid = batch()
+    with torch.no_grad():
+        logp, ent = response_logprobs(tiny, ids, mask, positions, response_ids, temperature=temperature,
+                                      with_entropy=True, onednn=onednn)
+        expected = reference(tiny, ids, mask, positions, response_ids, temperature)
+    torch.testing.assert_close(logp[valid].double(), expected[valid], atol=1e-5, rtol=0)
+    assert ent.shape == logp.shape and (ent[valid] > 0).all()
+
+
+def test_entropy_is_that_of_the_tempered_distribution(tiny):
+    ids, mask, positions, response_ids, valid = batch()
+    with torch.no_grad():
+        _, ent = response_logprobs(tiny, ids, mask, positions, response_ids, temperature=0.5, with_entropy=True)
+        logits = tiny(input_ids=ids, attention_mask=mask, position_ids=positions).logits.double() / 0.5
+    p = torch.softmax(logits[:, ids.shape[1] - 5:-1], -1)
+    torch.testing.assert_close(ent[valid].double(), -(p * p.log()).sum(-1)[valid], atol=1e-5, rtol=0)
+
+
+def test_chunked_rows_give_the_same_values(tiny):
+    ids, mask, positions, response_ids, _ = batch()
+    with torch.no_grad():
+        whole, _ = response_logprobs(tiny, ids, mask, positions, response_ids)
+        chunked, _ = response_logprobs(tiny, ids, mask, positions, response_ids, batch_size=2)
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+
+
+def test_onednn_gradients_match_the_default_ones(tiny):
+    ids, mask, positions, response_ids, valid = batch()
+    grads = []
+    for onednn in (False, True):
+        tiny.zero_grad()
+        logp, _ = response_logprobs(tiny, ids, mask, positions, response_ids, onednn=onednn, batch_size=2)
+        (logp * valid).sum().backward()
+        grads.append({name: p.grad.clone() for name, p in tiny.named_parameters()})
+    tiny.zero_grad()
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        assert grad.abs().sum() > 0, name  # every weight gets a gradient
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5 * float(grad.abs().max()), rtol=1e-4)
+
+
+def test_onednn_linears_only_on_cpu_float32(tiny):
+    bf16 = build_tiny_model()[0].to(torch.bfloat16)
+    assert type(onednn_linears(bf16)).__name__ == "nullcontext"
+    x = torch.randn(2, 3, 64, requires_grad=True)
+    weight, bias = torch.randn(5, 64, requires_grad=True), torch.randn(5, requires_grad=True)
+    with onednn_linears(tiny):
+        y = torch.nn.functional.linear(x, weight, bias)
+    assert y.grad_fn is not None and "OneDNN" in type(y.grad_fn).__name__
+    torch.testing.assert_close(y, x @ weight.T + bias)
+    y.sum().backward()
+    torch.testing.assert_close(bias.grad, torch.full((5,), 6.0))
+    torch.testing.assert_close(x.grad, weight.sum(0).expand(2, 3, 64))
+    torch.testing.assert_close(weight.grad, x.sum((0, 1)).expand(5, 64).detach())
