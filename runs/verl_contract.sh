@@ -36,7 +36,7 @@ neither a file nor a directory" -e "dependency resolver does not currently" -e "
     # torch is pinned to the base venv's CPU build, so nothing here can pull a CUDA wheel.
     pip_install --constraint <(echo "torch==$(.venv/bin/python -c 'import torch; print(torch.__version__)')") \
         "transformers>=5.5.3,<5.11,!=5.6.0" "hydra-core>=1.3" "ray>=2.41" "tensordict>=0.8,<=0.10,!=0.9.0" \
-        torchdata codetiming dill pylatexenc pybind11 cachetools aiohttp
+        torchdata codetiming dill pylatexenc pybind11 cachetools aiohttp peft
     rm -f "$VENV"/.verl-contract-*
     touch "$stamp"
 fi
