@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from logicrl.prompts import PromptConfig, encode_prompts
+from logicrl.prompts import END_OF_TURN_TOKENS, PromptConfig, encode_prompts
 from logicrl.reward.score import RewardConfig, ScoreBreakdown, score
 from logicrl.rl.generation import Generation, generate
 
@@ -82,9 +82,10 @@ def generate_and_score(
 
 
 def stop_token_ids(tokenizer) -> list[int]:
-    """End-of-turn ids: eos plus ``<|im_end|>``/``<|eot_id|>``-style tokens the vocabulary has."""
+    """Ids a response stops at: eos, the end-of-turn tokens of `END_OF_TURN_TOKENS` and ``<|endoftext|>``,
+    those the vocabulary has."""
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    for token in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>"):
+    for token in (*END_OF_TURN_TOKENS, "<|endoftext|>"):
         token_id = tokenizer.convert_tokens_to_ids(token)
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id >= 0:
             ids.add(token_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch import Tensor
 
-from logicrl.rl.generation import Generation
+from logicrl.rl.generation import Generation, sequence_inputs
 
 PER_TOKEN = ("response_ids", "mask", "old_logp", "ref_logp", "values", "advantages", "returns")
 
@@ -61,10 +61,8 @@ class RolloutBatch:
 
     def model_inputs(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
         """``(input_ids, attention_mask, position_ids)`` of prompt + response on ``device``."""
-        input_ids = torch.cat([self.prompt_ids, self.response_ids], dim=1)
-        attention_mask = torch.cat([self.prompt_mask, self.mask.to(self.prompt_mask.dtype)], dim=1)
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        return input_ids.to(device), attention_mask.to(device), position_ids.to(device)
+        inputs = sequence_inputs(self.prompt_ids, self.prompt_mask, self.response_ids, self.mask)
+        return tuple(t.to(device) for t in inputs)
 
     def to(self, device: torch.device) -> "RolloutBatch":
         moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -43,9 +42,3 @@ class ValueModel(nn.Module):
         device = next(self.parameters()).device
         self.load_state_dict(load_file(str(Path(directory) / CRITIC_FILE), device=str(device)))
 
-
-def critic_values(critic: ValueModel, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
-                  n_response: int) -> Tensor:
-    """Convenience no-grad call used for the old values."""
-    with torch.no_grad():
-        return critic(input_ids, attention_mask, position_ids, n_response)

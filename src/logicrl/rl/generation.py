@@ -52,9 +52,15 @@ class Generation:
 
     def sequences(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(input_ids, attention_mask, position_ids)`` of prompt + response, for scoring forwards."""
-        input_ids = torch.cat([self.prompt_ids, self.response_ids], dim=1)
-        attention_mask = torch.cat([self.prompt_mask, self.response_mask.to(self.prompt_mask.dtype)], dim=1)
-        return input_ids, attention_mask, positions_from_mask(attention_mask)
+        return sequence_inputs(self.prompt_ids, self.prompt_mask, self.response_ids, self.response_mask)
+
+
+def sequence_inputs(prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
+                    response_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``[prompt (left-padded) | response (right-padded)]`` as ``(input_ids, attention_mask, position_ids)``."""
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, response_mask.to(prompt_mask.dtype)], dim=1)
+    return input_ids, attention_mask, positions_from_mask(attention_mask)
 
 
 def positions_from_mask(mask: Tensor) -> Tensor:
