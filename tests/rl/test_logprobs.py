@@ -95,3 +95,64 @@ def test_onednn_linears_only_on_cpu_float32(tiny):
     torch.testing.assert_close(bias.grad, torch.full((5,), 6.0))
     torch.testing.assert_close(x.grad, weight.sum(0).expand(2, 3, 64))
     torch.testing.assert_close(weight.grad, x.sum((0, 1)).expand(5, 64).detach())
+
+
+def grouped_batch():
+    """Two prompts with 3 samples each and a lone prompt, rows interleaved, responses of 1..4 tokens."""
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[2], PROMPTS[1], PROMPTS[0], PROMPTS[1]]
+    responses = [[11, 12, 13, 14], [21], [15, 16], [31, 32, 33], [22, 23, 24, 25], [17, 2], [26, 27, 28]]
+    prompt_ids, prompt_mask = left_pad(prompts, 0)
+    response_ids = torch.tensor([r + [0] * (4 - len(r)) for r in responses])
+    response_mask = torch.tensor([[1] * len(r) + [0] * (4 - len(r)) for r in responses])
+    ids, mask = torch.cat([prompt_ids, response_ids], 1), torch.cat([prompt_mask, response_mask], 1)
+    return ids, mask, positions_from_mask(mask), response_ids, response_mask.bool()
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+def test_shared_prompts_give_the_full_forward_values(tiny, onednn):
+    ids, mask, positions, response_ids, valid = grouped_batch()
+    with torch.no_grad():
+        logp, ent = response_logprobs(tiny, ids, mask, positions, response_ids, with_entropy=True, onednn=onednn,
+                                      temperature=0.7)
+        plain, plain_ent = response_logprobs(tiny, ids, mask, positions, response_ids, with_entropy=True,
+                                             onednn=onednn, temperature=0.7, share_prompts=False)
+        expected = reference(tiny, ids, mask, positions, response_ids, 0.7)
+    torch.testing.assert_close(logp[valid].double(), expected[valid], atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent[valid], plain_ent[valid], atol=1e-5, rtol=0)
+    torch.testing.assert_close(plain[valid].double(), expected[valid], atol=1e-5, rtol=0)
+
+
+def test_shared_prompts_give_the_full_forward_gradients(tiny):
+    ids, mask, positions, response_ids, valid = grouped_batch()
+    grads = []
+    for share in (False, True):
+        tiny.zero_grad()
+        logp, _ = response_logprobs(tiny, ids, mask, positions, response_ids, share_prompts=share)
+        (logp * valid * torch.linspace(-1, 2, logp.shape[1])).sum().backward()
+        grads.append({name: p.grad.clone() for name, p in tiny.named_parameters()})
+    tiny.zero_grad()
+    for name, grad in grads[0].items():
+        assert grad.abs().sum() > 0, name
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5 * float(grad.abs().max()), rtol=1e-4)
+
+
+def test_shared_prompts_run_each_prompt_once(tiny):
+    ids, mask, positions, response_ids, _ = grouped_batch()
+    seen = []
+    hook = tiny.get_input_embeddings().register_forward_hook(lambda _m, args, _out: seen.append(args[0].numel()))
+    try:
+        with torch.no_grad():
+            response_logprobs(tiny, ids, mask, positions, response_ids)
+    finally:
+        hook.remove()
+    width = ids.shape[1] - response_ids.shape[1]
+    assert seen == [3 * width, len(ids) * (response_ids.shape[1] - 1)]  # 3 distinct prompts, then the responses
+
+
+def test_a_one_token_response_batch_is_shared_too(tiny):
+    ids, mask, positions, response_ids, _ = grouped_batch()
+    ids, mask, positions, response_ids = ids[:, :-3], mask[:, :-3], positions[:, :-3], response_ids[:, :1]
+    with torch.no_grad():
+        logp, _ = response_logprobs(tiny, ids, mask, positions, response_ids)
+        expected = reference(tiny, ids, mask, positions, response_ids)
+    torch.testing.assert_close(logp.double(), expected, atol=1e-5, rtol=0)

@@ -123,7 +123,9 @@ class TrainConfig(StrictModel):
     keep_last: int = Field(2, ge=1, description="Checkpoints kept (older ones are deleted).")
     val_every: int = Field(10, ge=0, description="Validate every k steps, and before the first (0: never).")
     log_rollouts: bool = Field(True, description="Write every rollout to rollouts/step_*.jsonl.")
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU (default: physical cores).")
+    threads: int | None = Field(None, ge=1, description=(
+        "torch intra-op threads on CPU (default: the cores other processes leave free, from the load average; "
+        "set it for bit-exact resumes)."))
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":

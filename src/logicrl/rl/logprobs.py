@@ -4,7 +4,8 @@ For rows ``[prompt (left-padded) | response (right-padded)]`` of widths P and T,
 P + t is predicted by the logits at P + t − 1, so only the last T + 1 positions need logits:
 ``logits_to_keep=T + 1`` skips the vocabulary projection over the prompt (the largest tensor of the
 forward for short responses). Logits are divided by the sampling temperature first, as veRL does, so the
-log-probs are those of the distribution the responses were sampled from.
+log-probs are those of the distribution the responses were sampled from. Rows that repeat a prompt (the
+n samples of a group) share one forward of it (`_shared_prompt_logits`), backward included.
 
 Memory: the logits of a forward are [rows, T + 1, V] (float32 on CPU: 16 rows × 512 tokens × 49,152 ×
 4 B = 1.6 GB for SmolLM2), and with grad enabled they are kept for the backward pass. ``batch_size``
@@ -88,23 +89,68 @@ def entropy(logits: Tensor) -> Tensor:
 
 
 def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, n_response: int,
-                    temperature: float = 1.0) -> Tensor:
-    """Logits [B, T, V] that predict the T response tokens (the last T positions of ``input_ids``)."""
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                logits_to_keep=n_response + 1, use_cache=False)
-    logits = out.logits[:, :-1, :]
+                    temperature: float = 1.0, share_prompts: bool = True) -> Tensor:
+    """Logits [B, T, V] that predict the T response tokens (the last T positions of ``input_ids``).
+
+    With ``share_prompts`` and rows that repeat a prompt (the n samples of a group), each distinct prompt
+    runs once (`_shared_prompt_logits`); otherwise one forward over the whole rows.
+    """
+    logits = None
+    width = input_ids.shape[1] - n_response
+    if share_prompts and width > 0:
+        prompts = torch.cat([input_ids[:, :width], attention_mask[:, :width]], dim=1)
+        distinct, row_prompt = torch.unique(prompts, dim=0, return_inverse=True)
+        if len(distinct) < len(prompts):
+            logits = _shared_prompt_logits(model, input_ids, attention_mask, position_ids, width, row_prompt)
+    if logits is None:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                       logits_to_keep=n_response + 1, use_cache=False).logits[:, :-1, :]
     return logits / temperature if temperature != 1.0 else logits
+
+
+def _shared_prompt_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, width: int,
+                          row_prompt: Tensor) -> Tensor | None:
+    """The logits of one forward over the rows, with each distinct prompt (the first ``width`` columns)
+    computed once; ``row_prompt[b]`` is the index of row b's prompt among the distinct ones.
+
+    1. The G distinct prompts run alone: their KV cache, and the logits at their last position, which
+       predict the first response token.
+    2. The cache is gathered per row and the responses run on it, all but their last token (whose
+       logits predict nothing). Autograd sums each prompt's gradient over its rows, so the gradient is
+       that of the full forward.
+    A prompt of P tokens repeated n times then costs P token-forwards (and backwards) instead of n·P: for
+    4 samples of a 180-token prompt with ~100-token responses, ≈ 45 % less work and activation memory.
+    Returns None for a model whose cache cannot be gathered by row; the caller then runs the rows whole.
+    """
+    first_row = torch.empty(int(row_prompt.max()) + 1, dtype=torch.long, device=row_prompt.device)
+    first_row.scatter_(0, row_prompt, torch.arange(len(row_prompt), device=row_prompt.device))
+    columns = slice(0, width)
+    prompt = model(input_ids=input_ids[first_row, columns], attention_mask=attention_mask[first_row, columns],
+                   position_ids=position_ids[first_row, columns], use_cache=True, logits_to_keep=1)
+    cache = prompt.past_key_values
+    if not hasattr(cache, "batch_select_indices"):
+        return None
+    first = prompt.logits[row_prompt]  # [B, 1, V]: predicts response token 0
+    if input_ids.shape[1] - width == 1:
+        return first
+    cache.batch_select_indices(row_prompt)
+    rest = model(input_ids=input_ids[:, width:-1], attention_mask=attention_mask[:, :-1],
+                 position_ids=position_ids[:, width:-1], past_key_values=cache, use_cache=True).logits
+    return torch.cat([first, rest], dim=1)
 
 
 def response_logprobs(
     model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, response_ids: Tensor, *,
     temperature: float = 1.0, with_entropy: bool = False, batch_size: int | None = None, onednn: bool = True,
+    share_prompts: bool = True, entropy_grad: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
     """``(logp [B, T], entropy [B, T] or None)`` of ``response_ids`` (the last T columns of ``input_ids``).
 
     Gradients flow when called with grad enabled; wrap in ``torch.no_grad()`` for old/reference passes.
     Values at padded response positions are meaningless: multiply by the response mask. ``batch_size``:
     rows per forward (default: all at once). ``onednn``: run the linears on oneDNN (CPU float32 only).
+    ``share_prompts``: rows of a chunk with the same prompt (the same ids and padding) share its forward.
+    ``entropy_grad=False`` returns the entropy detached (a statistic only: no softmax kept for backward).
     """
     step = batch_size or input_ids.shape[0]
     logps, entropies = [], []
@@ -112,9 +158,9 @@ def response_logprobs(
         rows = slice(start, start + step)
         with onednn_linears(model) if onednn else contextlib.nullcontext():
             logits = response_logits(model, input_ids[rows], attention_mask[rows], position_ids[rows],
-                                     response_ids.shape[1], temperature)
+                                     response_ids.shape[1], temperature, share_prompts)
         logps.append(token_logprobs(logits, response_ids[rows]))
         if with_entropy:
-            entropies.append(entropy(logits))
+            entropies.append(entropy(logits if entropy_grad else logits.detach()))
         del logits  # free this chunk's logits before the next forward (kept by autograd when grad is on)
     return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)

@@ -33,7 +33,7 @@ from logicrl.reward.score import RewardConfig
 from logicrl.rl.batch import RolloutBatch, micro_batches, share
 from logicrl.rl.checkpoints import checkpoint_dir, load_state, prepare_run_dir, restore_rng, save_checkpoint
 from logicrl.rl.config import DataConfig, ModelConfig
-from logicrl.rl.generation import left_pad
+from logicrl.rl.generation import left_pad, recommended_threads
 from logicrl.rl.logprobs import response_logprobs
 from logicrl.rl.metrics import validation_metrics
 from logicrl.rl.run_log import RunLog
@@ -66,7 +66,7 @@ class SFTConfig(StrictModel):
     save_every: int = Field(0, ge=0, description="Checkpoint every k steps (0: only at the end).")
     keep_last: int = Field(1, ge=1, description="Checkpoints kept.")
     val_every: int = Field(0, ge=0, description="Validate every k steps (0: only at the end).")
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU.")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU (default: the free cores).")
 
 
 def target_ids(responses: list[str], tokenizer, max_tokens: int) -> list[list[int]]:
@@ -112,8 +112,8 @@ class SFTTrainer:
         self.run_dir = Path(config.out_dir)
         self.start_step, checkpoint = prepare_run_dir(self.run_dir, config, resume=resume, command="sft")
         device = resolve_device(config.model.device)
-        if device.type == "cpu" and config.threads:
-            torch.set_num_threads(config.threads)
+        if device.type == "cpu":
+            torch.set_num_threads(config.threads or recommended_threads())
         torch.manual_seed(config.seed)
         self.model, self.tokenizer = load_model_and_tokenizer(
             str(checkpoint or config.model.name), dtype="float32", device=str(device),

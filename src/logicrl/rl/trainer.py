@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from logicrl.rl.batch import RolloutBatch
 from logicrl.rl.checkpoints import checkpoint_dir, load_state, prepare_run_dir, restore_rng, save_checkpoint
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.critic import ValueModel
-from logicrl.rl.generation import generate
+from logicrl.rl.generation import generate, recommended_threads
 from logicrl.rl.kl import AdaptiveKLController, FixedKLController
 from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.run_log import RunLog
@@ -91,7 +90,7 @@ class Trainer:
         self.device = resolve_device(cfg.model.device)
         self.compute_dtype = resolve_dtype(cfg.model.dtype, self.device)
         if self.device.type == "cpu":
-            torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+            torch.set_num_threads(cfg.threads or recommended_threads())
         torch.manual_seed(cfg.seed)
 
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -88,7 +88,7 @@ def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_
     device = next(policy.parameters()).device
     mask = micro.mask.to(device)
     logp, ent = response_logprobs(policy, *micro.model_inputs(device), micro.response_ids.to(device),
-                                  temperature=temperature, with_entropy=True)
+                                  temperature=temperature, with_entropy=True, entropy_grad=algo.entropy_coef > 0)
     old = logp.detach() if on_policy else micro.old_logp.to(device)
     loss, stats = policy_loss_with_stats(
         logp, old, micro.advantages.to(device), mask, clip_low=algo.clip_low, clip_high=algo.clip_high,
