@@ -15,7 +15,14 @@ floor of the step: 5 forward-equivalents (generation, reference, policy forward 
 2·params FLOPs per prompt+response token, at the fp32 matmul rate measured at the start (the issue's
 floor formula; attention scores left out). ``floor %`` = floor seconds / measured seconds.
 
+``--levers`` instead times the two log-prob passes of the update one lever at a time, on 16 rows (4 prompts
+of the benchmark × 4, 100-token responses) in micro-batches of 8: the reference pass (no grad) and the policy
+forward + backward, first as a plain forward through ``F.linear`` (MKL), then with oneDNN linears, then with
+each prompt run once per group, then (policy) with the entropy statistic detached. The on-policy shortcut
+(ℓ_old from the update's own forward) saves one more no-grad pass: the reference row's time.
+
 Run:   .venv/bin/python benchmarks/rl_step.py [--steps 2] [--warmup 1] [--threads N] [--cases trl,grpo,reinforce_pp]
+       .venv/bin/python benchmarks/rl_step.py --levers [--threads N]
 Needs: pip install -e '.[bench]'   (TRL; benchmark only)
 """
 
@@ -39,6 +46,8 @@ import torch
 from logicrl.models import DEFAULT_MODEL, load_model_and_tokenizer
 from logicrl.prompts import PromptConfig, encode_prompts, prompt_text
 from logicrl.reward.score import score
+from logicrl.rl.generation import left_pad, sequence_inputs
+from logicrl.rl.logprobs import response_logprobs
 from logicrl.rl.schedule import load_puzzles
 
 GROUPS, GROUP_SIZE, MAX_NEW_TOKENS, BETA, LR = 4, 4, 128, 0.001, 1e-6
@@ -139,6 +148,45 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps({"steps": steps[args.warmup:], "peak_rss_gb": peak_rss_gb()}), flush=True)
 
 
+def levers(args: argparse.Namespace, data: str) -> None:
+    """Seconds of the reference pass and of the policy forward + backward, adding one lever per row."""
+    torch.set_num_threads(args.threads)
+    model, tokenizer = load_model_and_tokenizer(args.model, dtype="float32")
+    prompts = encode_prompts(load_puzzles(Path(data), "train", [2])[:GROUPS], tokenizer, PromptConfig())
+    prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)
+    prompt_ids, prompt_mask = prompt_ids.repeat_interleave(GROUP_SIZE, 0), prompt_mask.repeat_interleave(GROUP_SIZE, 0)
+    responses = torch.randint(100, 40_000, (len(prompt_ids), 100), generator=torch.Generator().manual_seed(0))
+    inputs = sequence_inputs(prompt_ids, prompt_mask, responses, torch.ones_like(responses))
+
+    def run(grad: bool, **flags: bool) -> float:
+        start = time.perf_counter()
+        for rows in (slice(0, 8), slice(8, 16)):
+            with torch.set_grad_enabled(grad):
+                logp, ent = response_logprobs(model, *(t[rows] for t in inputs), responses[rows], with_entropy=grad,
+                                              **flags)
+            if grad:
+                (logp.sum() + ent.sum()).backward()
+        return time.perf_counter() - start
+
+    rows = [("reference pass, F.linear (MKL)", False, {"onednn": False, "share_prompts": False}),
+            ("+ oneDNN linears", False, {"share_prompts": False}),
+            ("+ each prompt once per group", False, {}),
+            ("policy forward + backward, F.linear (MKL)", True, {"onednn": False, "share_prompts": False}),
+            ("+ oneDNN linears", True, {"share_prompts": False}),
+            ("+ each prompt once per group", True, {}),
+            ("+ entropy detached (not in the loss)", True, {"entropy_grad": False})]
+    run(False)  # warm-up
+    print(f"# log-prob passes, {args.threads} threads, 16 rows × ({prompt_ids.shape[1]} prompt + 100 response) "
+          f"tokens, micro-batches of 8, load {os.getloadavg()[0]:.2f}\n")
+    print("| pass | s | gain over the row above |\n|---|---:|---:|")
+    previous = None
+    for name, grad, flags in rows:
+        seconds = run(grad, **flags)
+        gain = f"{previous / seconds:.2f}×" if previous and name.startswith("+") else ""
+        print(f"| {name} | {seconds:.1f} | {gain} |", flush=True)
+        previous = seconds
+
+
 # ------------------------------------------------------------------------------------------------ parent
 
 
@@ -151,6 +199,13 @@ def run_case(case: str, args: argparse.Namespace, data: str) -> dict:
     if out.returncode or not result:
         raise SystemExit(f"{case} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(result[-1][len("RESULT "):])
+
+
+def make_data(out: str, puzzles: int) -> None:
+    """2-person puzzles with ``logicrl data generate``."""
+    subprocess.run([str(Path(sys.executable).with_name("logicrl")), "data", "generate", "--people", "2",
+                    "--train", str(puzzles), "--test", "4", "--seed", "0", "--out", out], check=True,
+                   capture_output=True)
 
 
 def floor_seconds(params: int, tokens: float, gflops: float) -> float:
@@ -166,12 +221,17 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--micro-batch", type=int, default=8, help="logicrl responses per forward/backward")
+    parser.add_argument("--levers", action="store_true", help="time the log-prob passes lever by lever instead")
     parser.add_argument("--child", choices=list(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
 
+    if args.levers:
+        with tempfile.TemporaryDirectory(prefix="rl-step-bench-") as data:
+            make_data(data, GROUPS)
+            return levers(args, data)
     gflops = matmul_gflops(args.threads)
     model, _ = load_model_and_tokenizer(args.model, dtype="float32")
     params = sum(p.numel() for p in model.parameters())
@@ -182,9 +242,7 @@ def main() -> None:
     print(f"# {args.model} ({params / 1e6:.1f}M params), {GROUPS} prompts × {GROUP_SIZE} samples, "
           f"≤{MAX_NEW_TOKENS} new tokens, β={BETA}, {args.warmup} warm-up + {args.steps} timed steps\n")
     with tempfile.TemporaryDirectory(prefix="rl-step-bench-") as data:
-        subprocess.run([str(Path(sys.executable).with_name("logicrl")), "data", "generate", "--people", "2",
-                        "--train", str(GROUPS * (args.warmup + args.steps) * 2), "--test", "4", "--seed", "0",
-                        "--out", data], check=True, capture_output=True)
+        make_data(data, GROUPS * (args.warmup + args.steps) * 2)
         results = {}
         for case in args.cases.split(","):
             results[case] = run_case(case, args, data)

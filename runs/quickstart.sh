@@ -46,5 +46,7 @@ fi
 
 say "5/5 report" "Training curves, thinking words, language mixing and reflective behaviours of the RL run."
 "$LOGICRL" report "$OUT/rl"
+say "before/after" "The same 200 held-out puzzles, greedy, cold start vs RL ($OUT/eval/table.md):"
+cat "$OUT/eval/table.md"
 echo
-echo "before/after table: $OUT/eval/table.md · report: $OUT/rl/report/index.html"
+echo "report: $OUT/rl/report/index.html · reward curve: $OUT/rl/report/curves.png"
