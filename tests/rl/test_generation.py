@@ -5,6 +5,11 @@ Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/rl/test_generation.py -q
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -174,6 +179,16 @@ def test_engine_choice_is_checked(tiny):
                                                         (2.4, 8, 6)])
 def test_recommended_threads(load, cores, expected):
     assert recommended_threads(load=load, cores=cores) == expected
+
+
+def test_busy_cores_sees_a_spinning_process():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        busy = generation.busy_cores(interval_s=0.5)
+    finally:
+        spinner.kill()
+    assert 0.6 <= busy <= (os.cpu_count() or 1)
 
 
 @pytest.mark.slow

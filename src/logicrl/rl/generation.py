@@ -17,6 +17,7 @@ architectures run the model's own forward and cache (`_ModelEngine`) in the same
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -81,12 +82,31 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor
 
 
 def recommended_threads(load: float | None = None, cores: int | None = None) -> int:
-    """Intra-op threads for CPU work: the usable cores minus those other processes keep busy (1-minute load
-    average, rounded), at least 1; pass it to ``torch.set_num_threads`` before the run. An OpenMP thread
-    sharing its core with a busy process stalls every parallel region (docs/performance.md)."""
+    """Intra-op threads for CPU work: the usable cores minus those other processes keep busy now (rounded),
+    at least 1; pass it to ``torch.set_num_threads`` before the run. An OpenMP thread sharing its core with
+    a busy process stalls every parallel region (docs/performance.md). ``load``: busy cores (default:
+    `busy_cores`, measured over a quarter of a second)."""
     cores = cores if cores is not None else len(os.sched_getaffinity(0))
-    load = load if load is not None else os.getloadavg()[0]
+    load = load if load is not None else busy_cores()
     return max(1, min(cores, cores - round(load)))
+
+
+def busy_cores(interval_s: float = 0.25) -> float:
+    """Cores busy with other processes, from two reads of ``/proc/stat`` ``interval_s`` apart (this process
+    sleeps in between, so it is not counted). Falls back to the 1-minute load average where there is no
+    ``/proc/stat``; that average lags, so it still counts a job that has just finished."""
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # all, idle + iowait
+
+    try:
+        total, idle = ticks()
+        time.sleep(interval_s)
+        total2, idle2 = ticks()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    return (1 - (idle2 - idle) / max(total2 - total, 1)) * (os.cpu_count() or 1)
 
 
 class _Linear:
