@@ -12,8 +12,9 @@ and a `needs_critic` flag, so the trainer never branches on an algorithm's name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -218,7 +219,7 @@ class AdvantageInputs:
     def from_scores(
         cls, scores: Tensor, group_ids: Tensor, mask: Tensor, *, kl: Tensor | None = None,
         kl_coef: float = 0.0, **options,
-    ) -> "AdvantageInputs":
+    ) -> AdvantageInputs:
         """Build the inputs from scalar scores [B] (and KL [B, T] when KL goes in the reward)."""
         rewards = token_rewards_from_scores(scores, mask, kl=kl, kl_coef=kl_coef)
         return cls(token_rewards=rewards, mask=mask, group_ids=group_ids, **options)

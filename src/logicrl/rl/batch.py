@@ -35,7 +35,7 @@ class RolloutBatch:
     extras: dict = field(default_factory=dict)
 
     @classmethod
-    def from_generation(cls, generation: Generation, scores: Tensor, group_size: int) -> "RolloutBatch":
+    def from_generation(cls, generation: Generation, scores: Tensor, group_size: int) -> RolloutBatch:
         rows = generation.response_ids.shape[0]
         return cls(
             prompt_ids=generation.prompt_ids, prompt_mask=generation.prompt_mask,
@@ -46,7 +46,7 @@ class RolloutBatch:
     def __len__(self) -> int:
         return self.response_ids.shape[0]
 
-    def select(self, rows: Tensor) -> "RolloutBatch":
+    def select(self, rows: Tensor) -> RolloutBatch:
         """Rows ``rows``, with padding columns no selected row uses removed."""
         prompt_mask = self.prompt_mask[rows]
         used = prompt_mask.any(0).nonzero()
@@ -64,7 +64,7 @@ class RolloutBatch:
         inputs = sequence_inputs(self.prompt_ids, self.prompt_mask, self.response_ids, self.mask)
         return tuple(t.to(device) for t in inputs)
 
-    def to(self, device: torch.device) -> "RolloutBatch":
+    def to(self, device: torch.device) -> RolloutBatch:
         moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
                  if isinstance(getattr(self, f.name), Tensor)}
         return replace(self, **moved)

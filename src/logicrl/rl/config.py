@@ -83,7 +83,7 @@ class AlgorithmConfig(StrictModel):
     value_clip: float = Field(0.5, gt=0.0, description="PPO value clip around the old values.")
 
     @model_validator(mode="after")
-    def _known_names(self) -> "AlgorithmConfig":
+    def _known_names(self) -> AlgorithmConfig:
         for label, value, known in (
             ("advantage", self.advantage, ADVANTAGE_ESTIMATORS),
             ("kl_estimator", self.kl_estimator, KL_ESTIMATORS),
@@ -128,7 +128,7 @@ class TrainConfig(StrictModel):
         "set it for bit-exact resumes)."))
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrainConfig":
+    def _consistent(self) -> TrainConfig:
         batch = self.rollout.prompts_per_step * self.rollout.group_size
         mini = self.algorithm.mini_batch_size or batch
         if batch % mini:

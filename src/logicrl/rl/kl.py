@@ -16,7 +16,7 @@ kl_penalty_forward, AdaptiveKLController, FixedKLController, ray_trainer.apply_k
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -11,7 +11,7 @@ docs/algorithms.md lists where we deliberately differ.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -71,7 +71,7 @@ class PromptSchedule:
 
     @classmethod
     def build(cls, records: list[dict[str, Any]], *, schedule: str, batch_size: int, epochs: int, seed: int,
-              steps: int | None = None) -> "PromptSchedule":
+              steps: int | None = None) -> PromptSchedule:
         """Order the records; with ``steps`` beyond the given epochs, further epochs are added (mixed) or
         the last stage repeats (curriculum)."""
         if schedule not in ("curriculum", "mixed"):

@@ -39,6 +39,7 @@ from logicrl.rl.metrics import validation_metrics
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, load_puzzles, validation_subset
 from logicrl.rl.trainer import lr_lambda
+from logicrl.rl.update import adamw
 
 RFT_FILE = "rft_samples.jsonl"
 
@@ -121,7 +122,7 @@ class SFTTrainer:
         if config.model.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self._load_examples()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = adamw(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(config.schedule, config.warmup_steps, len(self.schedule)))
         if checkpoint is not None:

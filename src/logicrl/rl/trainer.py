@@ -37,11 +37,12 @@ from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, load_puzzles, validation_subset
 from logicrl.rl.update import (
+    adamw,
     batch_logprobs,
     batch_values,
     compute_advantages,
-    loss_norm_constant,
     critic_step,
+    loss_norm_constant,
     optimise,
     policy_step,
 )
@@ -133,8 +134,8 @@ class Trainer:
 
     def _build_optimizers(self) -> None:
         cfg, optim = self.config, self.config.optim
-        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=optim.lr, betas=optim.betas,
-                                           weight_decay=optim.weight_decay)
+        self.optimizer = adamw(self.policy.parameters(), lr=optim.lr, betas=optim.betas,
+                               weight_decay=optim.weight_decay)
         batch = cfg.rollout.prompts_per_step * cfg.rollout.group_size
         per_step = cfg.algorithm.update_epochs * (batch // (cfg.algorithm.mini_batch_size or batch))
         total = per_step * len(self.schedule)
@@ -142,8 +143,8 @@ class Trainer:
             self.optimizer, lr_lambda(optim.schedule, optim.warmup_steps, total))
         self.critic_optimizer = None
         if self.critic is not None:
-            self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=optim.critic_lr,
-                                                      betas=optim.betas, weight_decay=optim.weight_decay)
+            self.critic_optimizer = adamw(self.critic.parameters(), lr=optim.critic_lr, betas=optim.betas,
+                                          weight_decay=optim.weight_decay)
         algo = cfg.algorithm
         self.kl_controller = (AdaptiveKLController(algo.kl_coef, algo.kl_target, algo.kl_horizon)
                               if algo.kl_target is not None else FixedKLController(algo.kl_coef))
@@ -193,7 +194,7 @@ class Trainer:
         return last_val
 
     def train_step(self, step: int) -> dict[str, float]:
-        cfg, algo = self.config, self.config.algorithm
+        cfg = self.config
         timer = time.perf_counter()
         records = self.schedule.batch(step - 1)
         self.policy.eval()
