@@ -58,6 +58,7 @@ def test_sft_fits_its_examples_and_resumes_exactly(puzzle_dir, tmp_path):
     assert len(losses) == 6 and losses[-1] < losses[0]
     val = read_metrics(tmp_path / "a", "val")
     assert [m["step"] for m in val] == [6] and "val/acc/2ppl" in val[0]
+    assert val[0]["val/loss"] == pytest.approx(_template_nll(tmp_path / "a", puzzle_dir), rel=1e-4)
 
     crashing = SFTTrainer(make_config(puzzle_dir, tmp_path / "b", save_every=2), show_progress=False)
     crashing.log.metrics = _crash_after(crashing.log.metrics, step=3)
@@ -68,6 +69,22 @@ def test_sft_fits_its_examples_and_resumes_exactly(puzzle_dir, tmp_path):
     resumed.fit()
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time", "tokens_per_s"))} for r in rows]
     assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
+
+
+def _template_nll(run_dir, puzzle_dir) -> float:
+    """Token-mean NLL of the held-out puzzles' template targets under the final checkpoint, one full forward each."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    checkpoint = json.loads((run_dir / "summary.json").read_text())["checkpoint"]
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(checkpoint), AutoTokenizer.from_pretrained(checkpoint)
+    records = load_puzzles(puzzle_dir, "test", [2])[:1]  # val_puzzles_per_people=1
+    terms = []
+    for prompt, target in zip(encode_prompts(records, tokenizer, PromptConfig()),
+                              target_ids([response_target(r, PromptConfig()) for r in records], tokenizer, 64)):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([prompt + target])).logits[0].float(), -1)
+        terms += [logp[len(prompt) - 1 + t, tok] for t, tok in enumerate(target)]
+    return -float(torch.stack(terms).mean())
 
 
 def _crash_after(log_metrics, step):

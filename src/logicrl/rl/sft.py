@@ -90,17 +90,19 @@ def example_batch(prompts: list[list[int]], targets: list[list[int]], pad_id: in
     return RolloutBatch(prompt_ids, prompt_mask, response_ids, mask, zeros, zeros.long())
 
 
-def nll_step(model, batch: RolloutBatch, micro_batch_size: int) -> float:
-    """Accumulate ∇ of the token-mean NLL of ``batch`` over micro-batches; return the loss."""
+def nll_step(model, batch: RolloutBatch, micro_batch_size: int, *, backward: bool = True) -> float:
+    """The token-mean NLL of ``batch`` over micro-batches; with ``backward``, also accumulate its gradient."""
     device = next(model.parameters()).device
     total = 0.0
     for rows in micro_batches(torch.arange(len(batch)), micro_batch_size):
         micro = batch.select(rows)
-        logp, _ = response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device))
-        mask = micro.mask.to(device)
-        loss = -(logp * mask).sum() / mask.sum().clamp(min=1)
+        with torch.set_grad_enabled(backward):
+            logp, _ = response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device))
+            mask = micro.mask.to(device)
+            loss = -(logp * mask).sum() / mask.sum().clamp(min=1)
         weight = share(micro, batch, "token-mean")
-        (loss * weight).backward()
+        if backward:
+            (loss * weight).backward()
         total += float(loss.detach()) * weight
     return total
 
@@ -140,14 +142,22 @@ class SFTTrainer:
         responses = [response_target(r, cfg.prompt) for r in records]
         if cfg.mode == "rft":
             records, responses = self._rft_examples(records)
-        self.examples = list(zip(
-            encode_prompts(records, self.tokenizer, cfg.prompt),
-            target_ids(responses, self.tokenizer, cfg.max_response_tokens)))
+        self.examples = self._encode(records, responses)
         self.schedule = PromptSchedule.build(
             [{"id": i} for i in range(len(self.examples))], schedule="mixed", batch_size=cfg.batch_size,
             epochs=cfg.data.epochs, seed=cfg.seed)
         self.val_records = validation_subset(
             load_puzzles(cfg.data.val or cfg.data.train, "test", cfg.data.people), cfg.data.val_puzzles_per_people)
+        self.val_examples = self._encode(self.val_records, [response_target(r, cfg.prompt) for r in self.val_records])
+
+    def _encode(self, records: list[dict[str, Any]], responses: list[str]) -> list[tuple[list[int], list[int]]]:
+        """(prompt ids, target ids) per example."""
+        cfg = self.config
+        return list(zip(encode_prompts(records, self.tokenizer, cfg.prompt),
+                        target_ids(responses, self.tokenizer, cfg.max_response_tokens)))
+
+    def _batch(self, examples: list[tuple[list[int], list[int]]]) -> RolloutBatch:
+        return example_batch([p for p, _ in examples], [t for _, t in examples], self.tokenizer.pad_token_id)
 
     def _rft_examples(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Solved samples of the starting model (cached in RUN_DIR/rft_samples.jsonl), one per distinct text."""
@@ -177,8 +187,7 @@ class SFTTrainer:
         try:
             for step in range(self.start_step, total + 1):
                 timer = time.perf_counter()
-                chosen = [self.examples[int(r["id"])] for r in self.schedule.batch(step - 1)]
-                batch = example_batch([p for p, _ in chosen], [t for _, t in chosen], self.tokenizer.pad_token_id)
+                batch = self._batch([self.examples[int(r["id"])] for r in self.schedule.batch(step - 1)])
                 self.model.train()
                 loss = nll_step(self.model, batch, cfg.micro_batch_size)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -204,7 +213,8 @@ class SFTTrainer:
         return last_val
 
     def validate(self, step: int) -> dict[str, float]:
-        """Greedy accuracy/format on held-out puzzles, logged as ``val/*``."""
+        """Greedy accuracy/format on held-out puzzles and the NLL of their template targets (``val/loss``),
+        logged as ``val/*``."""
         cfg = self.config
         if not self.val_records:
             return {}
@@ -215,6 +225,8 @@ class SFTTrainer:
                                       reward=cfg.reward, max_new_tokens=cfg.max_response_tokens,
                                       batch_size=max(cfg.micro_batch_size, 8), progress=bar.update)
         metrics = validation_metrics(rows)
+        metrics["val/loss"] = nll_step(self.model, self._batch(self.val_examples), cfg.micro_batch_size,
+                                       backward=False)
         self.log.metrics("val", step, metrics)
         self.log.samples("val", step, rows)
         return metrics
