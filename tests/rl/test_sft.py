@@ -71,6 +71,14 @@ def test_sft_fits_its_examples_and_resumes_exactly(puzzle_dir, tmp_path):
     assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
 
 
+def test_sft_without_validation_puzzles(puzzle_dir, tmp_path):
+    config = make_config(puzzle_dir, tmp_path, data={"train": str(puzzle_dir), "val_puzzles_per_people": 0,
+                                                     "people": [2], "epochs": 1})
+    trainer = SFTTrainer(config, show_progress=False)
+    assert trainer.fit() == {}
+    assert read_metrics(tmp_path, "val") == [] and len(read_metrics(tmp_path, "train")) == len(trainer.schedule) > 0
+
+
 def _template_nll(run_dir, puzzle_dir) -> float:
     """Token-mean NLL of the held-out puzzles' template targets under the final checkpoint, one full forward each."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

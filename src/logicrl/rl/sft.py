@@ -153,6 +153,8 @@ class SFTTrainer:
     def _encode(self, records: list[dict[str, Any]], responses: list[str]) -> list[tuple[list[int], list[int]]]:
         """(prompt ids, target ids) per example."""
         cfg = self.config
+        if not records:
+            return []
         return list(zip(encode_prompts(records, self.tokenizer, cfg.prompt),
                         target_ids(responses, self.tokenizer, cfg.max_response_tokens)))
 
