@@ -97,7 +97,7 @@ def run_trl(args: argparse.Namespace) -> list[dict[str, float]]:
 
         def on_step_end(self, _args, _state, _control, **_kw) -> None:
             now = time.perf_counter()
-            self.steps.append({"seconds": now - self.last, "generated": 0.0})
+            self.steps.append({"seconds": now - self.last})
             self.last = now
 
     timer = StepTimer()

@@ -70,6 +70,8 @@ def prompt_text(quiz: str, tokenizer: Any, config: PromptConfig) -> str:
 
 def encode_prompts(records: list[Mapping[str, Any]], tokenizer: Any, config: PromptConfig) -> list[list[int]]:
     """Token ids of each record's prompt (special tokens come from the template, none are added)."""
+    if not records:
+        return []  # a fast tokenizer fails on an empty batch
     texts = [prompt_text(str(r["quiz"]), tokenizer, config) for r in records]
     return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 

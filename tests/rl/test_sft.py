@@ -75,6 +75,7 @@ def test_sft_without_validation_puzzles(puzzle_dir, tmp_path):
     config = make_config(puzzle_dir, tmp_path, data={"train": str(puzzle_dir), "val_puzzles_per_people": 0,
                                                      "people": [2], "epochs": 1})
     trainer = SFTTrainer(config, show_progress=False)
+    assert encode_prompts([], trainer.tokenizer, config.prompt) == [] == target_ids([], trainer.tokenizer, 64)
     assert trainer.fit() == {}
     assert read_metrics(tmp_path, "val") == [] and len(read_metrics(tmp_path, "train")) == len(trainer.schedule) > 0
 

@@ -72,6 +72,8 @@ class SFTConfig(StrictModel):
 
 def target_ids(responses: list[str], tokenizer, max_tokens: int) -> list[list[int]]:
     """Tokenized targets, each ending with the end-of-turn token, cut at ``max_tokens``."""
+    if not responses:
+        return []  # a fast tokenizer fails on an empty batch
     end = end_of_turn_id(tokenizer)
     ids = tokenizer(responses, add_special_tokens=False)["input_ids"]
     return [(list(row) + [end])[:max_tokens] for row in ids]
@@ -153,8 +155,6 @@ class SFTTrainer:
     def _encode(self, records: list[dict[str, Any]], responses: list[str]) -> list[tuple[list[int], list[int]]]:
         """(prompt ids, target ids) per example."""
         cfg = self.config
-        if not records:
-            return []
         return list(zip(encode_prompts(records, self.tokenizer, cfg.prompt),
                         target_ids(responses, self.tokenizer, cfg.max_response_tokens)))
 
