@@ -6,21 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash runs/setup.sh
 OUT=${OUT:-outputs/quickstart}
-LOGICRL=.venv/bin/logicrl
+source runs/lib.sh
 [ "${FORCE:-0}" = 1 ] && rm -rf "$OUT"
-
-say() { printf '\n\033[1m== %s\033[0m\n%s\n' "$1" "$2"; }
-last_checkpoint() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }
-run_stage() {  # run_stage DIR sft|train ARGS...: skip when finished, resume when interrupted, else start
-    local dir=$1 command=$2; shift 2
-    if [ -f "$dir/summary.json" ]; then echo "already done ($dir/summary.json)"; return; fi
-    if ls "$dir"/checkpoints/step_*/trainer_state.pt >/dev/null 2>&1; then
-        "$LOGICRL" "$command" --resume "$dir"
-    else
-        rm -rf "$dir"
-        "$LOGICRL" "$command" "$@" --out "$dir"
-    fi
-}
 
 say "1/5 data" "Unique-solution Knights-and-Knaves puzzles with 2 and 3 people: 120 per level to train on,
 100 per level held out for evaluation (the 2-person level has only ~400 distinct puzzles)."

@@ -1,10 +1,20 @@
-"""Fixtures shared across test folders: a small puzzle dataset on disk."""
+"""Fixtures shared across test folders: an isolated model cache, a small puzzle dataset on disk."""
 
 from __future__ import annotations
 
 import pytest
 
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """``$LOGICRL_CACHE`` for the whole session (subprocesses included): an empty temporary folder, so tests
+    build the aliases they use and never read or write the user's ``~/.cache/logicrl``."""
+    cache = tmp_path_factory.mktemp("logicrl-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOGICRL_CACHE", str(cache))
+        yield cache
 
 
 @pytest.fixture(scope="session")

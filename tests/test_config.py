@@ -150,7 +150,7 @@ def test_data_config_people(overrides: list[str], people: list[int]) -> None:
         (["roles=Knight"], "^roles: role words must look like"),
         (["operators=[xor]"], "^operators: unknown operator 'xor'"),
         (["formats=[csv]"], "^formats.0: Input should be 'jsonl' or 'parquet'$"),
-        (["depht=3"], "^unknown config key 'depht' \\(valid keys: people, train, test, depth, width,"),
+        (["depht=3"], "^unknown config key 'depht' \\(valid keys: people, train, test, val, depth, width,"),
     ],
 )
 def test_data_config_errors(overrides: list[str], message: str) -> None:

@@ -83,6 +83,18 @@ def test_atomic_write_keeps_normal_permissions(tmp_path: Path) -> None:
     assert stat.S_IMODE(atomic.stat().st_mode) == 0o644
 
 
+@pytest.mark.parametrize("umask", [0o002, 0o027], ids=["umask-002", "umask-027"])
+def test_atomic_write_follows_the_umask_at_write_time(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)  # changed after logicrl.io was imported, as a caller may do
+    try:
+        (tmp_path / "plain.txt").write_text("x")
+        atomic_write_text(tmp_path / "atomic.txt", "x")
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("plain.txt", "atomic.txt")}
+    assert modes == {0o666 & ~umask}
+
+
 def test_jsonl_is_deterministic_utf8(tmp_path: Path) -> None:
     rows = [{"b": 1, "a": "Zoë"}, {"x": [1, True, None]}]
     write_jsonl(tmp_path / "1.jsonl", rows)

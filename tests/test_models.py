@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +156,29 @@ def test_alias_with_changed_fingerprint_is_rebuilt(tmp_path):
     assert _siblings(path) == [TINY_MODEL]
 
 
+def test_alias_is_rebuilt_under_other_library_versions(tmp_path, monkeypatch):
+    path = Path(resolve_model_path(TINY_MODEL, cache_dir=tmp_path))
+    fingerprint = json.loads((path / MARKER_FILE).read_text())["fingerprint"]
+    assert fingerprint.endswith(f"/{loading.library_versions()}") and "/transformers==" in fingerprint
+    assert "/tokenizers==" in fingerprint
+    built = []
+    tiny = MODEL_ALIASES[TINY_MODEL]
+    counting = ModelAlias(TINY_MODEL, "x", built.append, tiny.fingerprint)
+    monkeypatch.setitem(MODEL_ALIASES, TINY_MODEL, counting)
+    resolve_model_path(TINY_MODEL, cache_dir=tmp_path)
+    assert built == []  # same versions: the cached entry is used
+    monkeypatch.setattr(loading, "library_versions", lambda: "transformers==0.1/tokenizers==0.1")
+    resolve_model_path(TINY_MODEL, cache_dir=tmp_path)
+    assert len(built) == 1 and _siblings(path) == [TINY_MODEL]
+
+
+def test_tests_use_an_isolated_model_cache(tmp_path_factory):
+    """tests/conftest.py points $LOGICRL_CACHE (inherited by subprocesses) into this session's temporary
+    folder: a test never reads an alias built on the developer's machine, nor writes into ~/.cache."""
+    assert default_cache_dir().is_relative_to(tmp_path_factory.getbasetemp())
+    assert Path(os.environ["LOGICRL_CACHE"]).is_relative_to(tmp_path_factory.getbasetemp())
+
+
 def test_other_names_pass_through(monkeypatch):
     assert resolve_model_path("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
     assert resolve_model_path("./tiny-random") == "./tiny-random"
@@ -259,6 +284,19 @@ def test_atomic_directory_refuses_to_overwrite_when_asked(tmp_path):
     with pytest.raises(FileExistsError), atomic_directory(tmp_path / "done", overwrite=False):
         pass
     assert _siblings(tmp_path / "done") == ["done"]
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o022, 0o077], ids=["umask-002", "umask-022", "umask-077"])
+def test_atomic_directory_follows_the_umask(tmp_path, umask):
+    old = os.umask(umask)  # changed while the process runs, after logicrl was imported
+    try:
+        with atomic_directory(tmp_path / "ckpt") as tmp:
+            (tmp / "x").write_text("x")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("ckpt", "plain")}
+    assert modes == {0o777 & ~umask}
 
 
 # --- the embedded default model --------------------------------------------------------------

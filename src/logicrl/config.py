@@ -1,13 +1,15 @@
 """Typed configs: YAML files plus dotted command-line overrides, validated before any work starts.
 
 Each command has one pydantic model (unknown keys and wrong types are errors). A config is built
-from, in order: the model's defaults, a YAML file (``--config x.yaml``), then ``key=value`` or
-``section.key=value`` overrides whose values are parsed as YAML scalars (``lr=3e-6``,
-``people=[3,4]``, ``curriculum=true``). Errors come out as one line: ``config error: ...``.
+from, in order: the model's defaults, a YAML file (``--config x.yaml``), the command's typed options (kept
+as they are: ``--out 2025-03-01`` is a path, not a date), then ``key=value`` or ``section.key=value``
+overrides whose values are parsed as YAML scalars (``lr=3e-6``, ``people=[3,4]``, ``curriculum=true``).
+Errors come out as one line: ``config error: ...``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,14 +39,37 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        node = tree
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r} conflicts with an earlier override of {part!r}")
-        node[parts[-1]] = value
+        _put(tree, key, value, f"override {item!r}")
     return tree
+
+
+def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1, "c": x}`` -> ``{"a": {"b": 1}, "c": x}``, the values kept as they are (typed)."""
+    tree: dict[str, Any] = {}
+    for key, value in values.items():
+        _put(tree, key, value, f"{key}={value!r}")
+    return tree
+
+
+def _put(tree: dict[str, Any], key: str, value: Any, what: str) -> None:
+    """``tree[a][b] = value`` for the dotted ``key`` ``a.b``; ConfigError naming ``what`` if ``a`` holds a
+    value."""
+    node = tree
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{what} conflicts with an earlier override of {part!r}")
+    node[parts[-1]] = value
+
+
+def exact_override(key: str, value: Any) -> str:
+    """A ``key=value`` override whose value `parse_overrides` reads back as exactly ``value`` (a string or a
+    path YAML would retype, like ``2025-03-01``, ``yes`` or ``0123``, is quoted)."""
+    text = yaml.safe_dump(str(value) if isinstance(value, Path) else value, default_flow_style=True,
+                          width=float("inf"))
+    text = text.removesuffix("\n").removesuffix("\n...")  # a scalar document ends with "..."
+    return f"{key}={text}"
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -72,9 +97,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def load_config(model: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
                 **explicit: Any) -> T:
-    """Defaults < YAML file < ``explicit`` keyword values < dotted overrides."""
+    """Defaults < YAML file < ``explicit`` keyword values < dotted overrides.
+
+    ``explicit`` holds typed values (None: not given), used as they are; a key may be dotted
+    (``**{"model.name": name}``)."""
     data = read_yaml(path) if path else {}
-    data = deep_merge(data, {k: v for k, v in explicit.items() if v is not None})
+    data = deep_merge(data, _nest({k: v for k, v in explicit.items() if v is not None}))
     data = deep_merge(data, parse_overrides(overrides or []))
     try:
         return model.model_validate(data)

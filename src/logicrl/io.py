@@ -13,13 +13,21 @@ from typing import Any
 from logicrl.errors import DataError
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """The process's file-mode creation mask now (it may change while the process runs).
+
+    Linux reports it in /proc without side effects; elsewhere it is read by setting and restoring it, which
+    leaves it at 0, process-wide, for that instant.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-_UMASK = _current_umask()
 
 
 @contextmanager
@@ -28,7 +36,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the file the mode open() would
     try:
         yield Path(tmp)
         os.replace(tmp, path)

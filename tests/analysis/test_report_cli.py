@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,10 +17,11 @@ from logicrl.errors import ConfigError, DataError
 runner = CliRunner()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """The real console entry point in a subprocess (what a user's shell does)."""
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess (what a user's shell does), with ``env`` added."""
     code = "from logicrl.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
 
 
 def test_report_default_out(run_dir: Path) -> None:
@@ -27,6 +29,16 @@ def test_report_default_out(run_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (run_dir / "report" / "index.html").is_file() and "report:" in result.output
     assert re.search(r"summary +│ +50 │ +0.0% → 100.0% │ +sudden │ +6", result.output), result.output
+
+
+def test_report_output_is_whole_in_a_narrow_terminal(run_dir: Path) -> None:
+    """A 50-column terminal neither wraps the report's path nor squeezes table cells into "…"."""
+    result = run_cli("report", str(run_dir), COLUMNS="50")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"report: {run_dir / 'report' / 'index.html'}" in lines
+    assert f"{run_dir}: metrics" in result.stdout and "…" not in result.stdout
+    assert re.search(r"summary +│ +50 │ +0.0% → 100.0% │ +sudden │ +6", result.stdout), result.stdout
 
 
 def test_report_options(run_dir: Path, tmp_path: Path) -> None:

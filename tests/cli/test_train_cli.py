@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from logicrl.rl.run_log import read_metrics
 
@@ -50,3 +53,37 @@ def test_user_errors_are_one_line(puzzle_dir, tmp_path, args, message):
 def test_resume_of_a_directory_without_checkpoints(tmp_path):
     result = run_cli("train", "--resume", str(tmp_path))
     assert result.returncode == 2 and "not a run directory" in result.stderr
+
+
+def test_resume_applies_allowed_changes_and_refuses_the_rest(puzzle_dir, tmp_path):
+    out = tmp_path / "run"
+    first = run_cli("train", "--data", str(puzzle_dir), "--out", str(out), "--steps", "2", "save_every=1",
+                    "keep_last=3", "optim.lr=1e-5", *TINY)
+    assert first.returncode == 0, first.stderr
+
+    refused = run_cli("train", "--resume", str(out), "algorithm.kl_coef=0.1", "reward.correct=5")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr
+    assert "algorithm.kl_coef, reward.correct cannot change when resuming" in lines[0]
+
+    resumed = run_cli("train", "--resume", str(out), "--steps", "3", "optim.lr=1e-6")
+    assert resumed.returncode == 0, resumed.stderr
+    lrs = {m["step"]: m["lr"] for m in read_metrics(out, "train")}
+    assert lrs == {1: 1e-5, 2: 1e-5, 3: 1e-6}  # the new rate is used, not the optimizer state's
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["optim"]["lr"] == 1e-6 and saved["steps"] == 3
+    assert Path(saved["data"]["train"]).is_absolute()
+    change = json.loads((out / "resumes.jsonl").read_text().splitlines()[-1])["changed"]
+    assert change == {"steps": [2, 3], "optim.lr": [1e-5, 1e-6]}
+
+    # a cut last metrics line and a broken newest checkpoint: resume falls back to step 2 with a warning,
+    # and a plain --resume keeps steps=3 from config.yaml
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write('{"kind": "train", "st')
+    (out / "checkpoints" / "step_000003" / "trainer_state.pt").write_bytes(b"truncated")
+    (out / "summary.json").unlink()
+    again = run_cli("train", "--resume", str(out))
+    assert again.returncode == 0, again.stderr
+    assert "step_000003: cannot be loaded" in again.stderr
+    assert [m["step"] for m in read_metrics(out, "train")] == [1, 2, 3]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 3

@@ -21,7 +21,14 @@ from typer.testing import CliRunner
 
 from logicrl.cli import app
 from logicrl.errors import UserError
-from logicrl.evaluate.endpoint import EndpointClient, EndpointError, endpoint_generate_and_score
+from logicrl.evaluate.config import EvalConfig
+from logicrl.evaluate.endpoint import (
+    EndpointClient,
+    EndpointError,
+    endpoint_client,
+    endpoint_generate_and_score,
+)
+from logicrl.evaluate.runner import ModelSpec, generate_rows
 from logicrl.models import TINY_MODEL, resolve_model_path
 from logicrl.prompts import SYSTEM_PROMPT, PromptConfig
 from logicrl.reward.score import RewardConfig
@@ -39,6 +46,7 @@ class ScriptedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.reply, self.delay_s = reply, delay_s
         self.bodies: list[dict] = []
+        self.keys: list[str | None] = []  # the Authorization header of each request
         self.active = self.most_active = 0
         self.lock = threading.Lock()
 
@@ -54,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.server.lock:
             self.server.bodies.append(body)
+            self.server.keys.append(self.headers.get("Authorization"))
             self.server.active += 1
             self.server.most_active = max(self.server.most_active, self.server.active)
         time.sleep(self.server.delay_s)
@@ -178,6 +187,50 @@ def test_malformed_answer_is_reported() -> None:
     with serve(lambda body: (200, {"choices": []})) as server:
         with pytest.raises(EndpointError, match="no choices"):
             complete(server.url, retries=0)
+
+
+def test_no_key_is_sent_unless_its_variable_is_named(test_records: list[dict], monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("MY_SERVER_KEY", "sk-mine")
+    with serve(lambda body: (200, completion("x"))) as server:
+        for api_key_env in (None, "MY_SERVER_KEY"):
+            cfg = EvalConfig(endpoint=server.url, api_key_env=api_key_env, retries=0)
+            generate_rows(ModelSpec("m", "m"), test_records[:1], cfg, n=1)
+        generate_rows(ModelSpec("m", "m"), test_records[:1], EvalConfig(endpoint=server.url), n=1)
+    assert server.keys == [None, "Bearer sk-mine", None]  # http is fine for a key to loopback
+
+
+@pytest.mark.parametrize("url", ["http://example.com/v1", "http://10.0.0.5:8000/v1",
+                                 "http://127.0.0.1.nip.io/v1", "HTTP://EXAMPLE.COM/v1"])
+def test_a_key_is_never_sent_over_plain_http_to_another_host(url: str) -> None:
+    with pytest.raises(EndpointError, match="^refusing to send the API key to .* over plain http") as info:
+        EndpointClient(url, "m", api_key="sk-secret")
+    assert "\n" not in str(info.value) and "sk-secret" not in str(info.value)
+    EndpointClient(url, "m").close()  # without a key: allowed
+
+
+@pytest.mark.parametrize("url", ["https://api.example.com/v1", "http://127.0.0.1:8000/v1",
+                                 "http://127.4.5.6/v1", "http://[::1]:8000/v1", "http://localhost:8000/v1",
+                                 "http://LOCALHOST./v1"])
+def test_a_key_may_go_to_https_or_loopback(url: str) -> None:
+    EndpointClient(url, "m", api_key="sk-secret").close()
+
+
+def test_a_named_key_variable_must_be_set(monkeypatch) -> None:
+    monkeypatch.delenv("MY_SERVER_KEY", raising=False)
+    with pytest.raises(EndpointError, match="^api_key_env=MY_SERVER_KEY names an unset or empty"):
+        endpoint_client("https://api.example.com/v1", "m", api_key_env="MY_SERVER_KEY", timeout_s=1,
+                        retries=0)
+
+
+def test_eval_refuses_a_key_over_http_before_any_request(dataset, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    args = ["eval", "--endpoint", "http://example.com/v1", "-m", "served", "--data", str(dataset),
+            "--out", str(tmp_path / "out"), "--set", "api_key_env=OPENAI_API_KEY"]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, EndpointError), result.output
+    assert str(result.exception).startswith("refusing to send the API key to http://example.com/v1")
+    assert not (tmp_path / "out" / "samples").exists()
 
 
 # --- a real OpenAI-compatible server: `transformers serve` (transformers[serving]) --------------------

@@ -22,9 +22,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _model_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Aliases build into a temporary cache; never touch the hub."""
-    monkeypatch.setenv("LOGICRL_CACHE", str(tmp_path_factory.getbasetemp() / "logicrl-cache"))
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the hub (aliases build into the session's cache, tests/conftest.py)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 

@@ -25,21 +25,27 @@ RL = {2: {"acc": 1.0, "format_ok": 1.0, "length": 300.0, "pass@2": 1.0, "maj@4":
 RESULTS = {"base": BASE, "rl-step-100": RL}
 
 
-def test_table2_markdown_two_models() -> None:
+def test_table2_averages_only_the_levels_every_model_has() -> None:
+    # base has 2 and 3 people, rl also 4: Avg., Format and Length of both are over 2 and 3 only, by hand
+    # rl: acc (1.00 + 0.75)/2 = 0.875, format (1 + 1)/2, length (300 + 400)/2; the header names the levels
     expected = (
-        "| Model | 2 | 3 | 4 | Avg. | Format | Length |\n"
+        "| Model | 2 | 3 | 4 | Avg. (2,3) | Format | Length |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         "| base | 0.50 | 0.25 | – | 0.38 | 0.75 | 150 |\n"
-        "| rl-step-100 | 1.00 | 0.75 | 0.50 | 0.75 | 0.92 | 400 |\n"
+        "| rl-step-100 | 1.00 | 0.75 | 0.50 | 0.88 | 1.00 | 350 |\n"
     )
     assert markdown(table2(RESULTS)) == expected
+    # with the same levels everywhere, "Avg." is the mean of all level columns, as the paper's Table 2
+    header, rows = table2({"rl-step-100": RL, "copy": RL})
+    assert header[4] == "Avg." and rows[0][4:] == ["0.75", "0.92", "400"]
 
 
 def test_extra_metric_tables() -> None:
     assert extra_metrics(RESULTS) == ["pass@2", "maj@4"]
     header, rows = metric_table(RESULTS, "maj@4")
-    assert header == ["Model (maj@4)", "2", "3", "4", "Avg."]
-    assert rows == [["base", "–", "–", "–", "–"], ["rl-step-100", "1.00", "0.50", "0.25", "0.58"]]
+    assert header == ["Model (maj@4)", "2", "3", "4", "Avg. (2,3)"]
+    assert rows == [["base", "–", "–", "–", "–"], ["rl-step-100", "1.00", "0.50", "0.25", "0.75"]]
+    assert metric_table({"rl-step-100": RL}, "maj@4")[1] == [["rl-step-100", "1.00", "0.50", "0.25", "0.58"]]
 
 
 def test_results_csv_has_a_row_per_model_and_metric() -> None:

@@ -51,7 +51,7 @@ def test_row_schema(dataset: Path) -> None:
         "solution_text_format": record["solution_text_format"], "knight_knave": record["knight_knave"],
         "quiz": record["quiz"]}}
     assert row["extra_info"] == {"split": "train", "index": 7, "id": record["id"], "n_people": 4,
-                                 "depth": record["depth"], "width": record["width"]}
+                                 "depth": record["depth"], "width": record["width"], "prefilled_think": True}
 
 
 def test_files_per_split_and_people(dataset: Path) -> None:

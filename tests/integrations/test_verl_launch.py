@@ -198,7 +198,9 @@ def test_dry_run_prints_runnable_commands_and_writes_nothing(dataset: Path, tmp_
     assert train["actor_rollout_ref.rollout.tensor_model_parallel_size"] == "2"
     assert train["algorithm.adv_estimator"] == "grpo" and train["data.train_files"].endswith("train_3ppl.parquet]")
     assert commands[1][:4] == [sys.executable, "-m", "verl.model_merger", "merge"]
-    assert as_dict(commands[2][3:])["actor_rollout_ref.model.path"] == commands[1][-1]  # stage 2 starts from it
+    merged = Path(commands[1][-1])  # the merge writes hf.partial, renamed to hf when it succeeded
+    assert merged.name == "hf.partial"
+    assert as_dict(commands[2][3:])["actor_rollout_ref.model.path"] == str(merged.with_name("hf"))  # stage 2 starts from it
 
 
 @pytest.mark.skipif(importlib.util.find_spec("verl") is not None, reason="veRL is installed here")
@@ -216,3 +218,37 @@ def test_bad_cluster_key_and_export_cli(dataset: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
         "test.parquet", "test_4ppl.parquet", "train.parquet", "train_4ppl.parquet"]
+
+
+def test_a_killed_merge_is_redone_on_relaunch(dataset, tmp_path, monkeypatch):
+    """The merger writes config.json before the weights: a merge killed in between must not count as done."""
+    from logicrl.integrations import verl_launch
+
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [f"model.name={TINY_MODEL}", f"data.train={dataset}",
+                                                                 "data.people=[3]", f"out_dir={tmp_path / 'run'}"])
+    plan = plan_launch(cfg, VerlClusterConfig(), [])
+    (stage,) = plan.stages
+    calls = []
+
+    def fake_run(command, check):
+        calls.append(command[2])
+        if command[2] == "verl.model_merger":
+            target = Path(command[command.index("--target_dir") + 1])
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "config.json").write_text("{}")
+            if len(calls) == 2:  # the first merge dies after config.json
+                return subprocess.CompletedProcess(command, -9)
+            (target / "model.safetensors").write_bytes(b"weights")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(verl_launch.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(verl_launch.subprocess, "run", fake_run)
+    with pytest.raises(verl_launch.UserError, match="exited with status -9"):
+        verl_launch.run_plan(plan, echo=lambda _: None)
+    assert not stage.hf_dir.exists()
+    verl_launch.run_plan(plan, echo=lambda _: None)  # relaunch: the stage is not skipped
+    assert calls == ["verl.trainer.main_ppo", "verl.model_merger"] * 2
+    assert sorted(p.name for p in stage.hf_dir.iterdir()) == ["config.json", "model.safetensors"]
+    assert not stage.merge_dir.exists()
+    verl_launch.run_plan(plan, echo=lambda _: None)  # now done: skipped
+    assert len(calls) == 4

@@ -6,7 +6,6 @@ Run: .venv/bin/python -m pytest tests/integrations/test_verl_reward.py
 import pytest
 
 from logicrl.integrations.verl import compute_score
-from logicrl.reward import score
 
 EXPECTED = "(1) Zoey is a knight\n(2) Oliver is a knave\n(3) Ethan is a knight"
 CLAIMS = "Zoey is a knight, Oliver is a knave, Ethan is a knight"
@@ -22,31 +21,50 @@ RESPONSES = [
 ]
 
 
-@pytest.mark.parametrize("response", RESPONSES)
-def test_compute_score_equals_score_total(response):
-    prefilled = not response.startswith("<think>")
-    expected = score(response, EXPECTED, prefilled_think=prefilled).total
-    got = compute_score("kk_logic", response, {"solution_text_format": EXPECTED})
-    assert isinstance(got, float) and got == expected
+# hand-computed totals: pre-filled prompt (the export's default), then a prompt without the pre-fill
+PREFILLED = [3.0, -3.0, -0.5, -3.0, -3.0, -3.0]  # [1] opens a second <think> after the pre-fill: -3, as kk.py
+NOT_PREFILLED = [-3.0, 3.0, -3.0, -3.0, -3.0, -3.0]
+
+
+@pytest.mark.parametrize(("response", "prefilled", "not_prefilled"), zip(RESPONSES, PREFILLED, NOT_PREFILLED))
+def test_compute_score_by_hand(response, prefilled, not_prefilled):
+    truth = {"solution_text_format": EXPECTED}
+    got = compute_score("kk_logic", response, truth, {"prefilled_think": True})
+    assert isinstance(got, float) and got == prefilled
+    assert compute_score("kk_logic", response, truth, {"prefilled_think": False}) == not_prefilled
+    assert compute_score("kk_logic", response, truth) == not_prefilled  # no flag: the text is scored as given
+
+
+def test_the_export_tells_the_reward_whether_it_prefilled():
+    from logicrl.integrations.verl_export import verl_row
+    from logicrl.prompts import PromptConfig
+
+    record = {"quiz": QUESTION, "names": ["Zoey", "Oliver", "Ethan"], "knight_knave": {"knight": "knight",
+              "knave": "knave"}, "solution_text_format": EXPECTED}
+    for prompt, expected in ((PromptConfig(), PREFILLED), (PromptConfig(prefill=""), NOT_PREFILLED)):
+        row = verl_row(record, "train", 0, prompt)
+        truth = row["reward_model"]["ground_truth"]
+        assert [compute_score(row["data_source"], r, truth, row["extra_info"]) for r in RESPONSES] == expected
 
 
 def test_default_prefill_and_explicit_flag():
     response = RESPONSES[0]
-    assert compute_score("kk", response, {"solution_text_format": EXPECTED}) == 3.0
+    assert compute_score("kk", response, {"solution_text_format": EXPECTED}, {"prefilled_think": True}) == 3.0
     assert compute_score("kk", response, {"solution_text_format": EXPECTED}, {"prefilled_think": False}) == -3.0
     assert compute_score("kk", RESPONSES[1], EXPECTED) == 3.0  # a bare string as ground truth
 
 
 def test_extra_info_and_reward_kwargs():
     copied = f"{QUESTION}</think><answer>{CLAIMS}</answer>"
-    truth = {"solution_text_format": EXPECTED}
+    truth = {"solution_text_format": EXPECTED, "prefilled_think": True}
     assert compute_score("kk", copied, truth) == 3.0
     assert compute_score("kk", copied, truth, {"quiz": QUESTION}) == -3.0
     trailing = RESPONSES[3]
     assert compute_score("kk", trailing, truth) == -3.0
     assert compute_score("kk", trailing, truth, {"mode": "logic-rl"}) == 3.0
     assert compute_score("kk", trailing, truth, None, mode="logic-rl") == 3.0
-    odd = {"solution_text_format": "(1) Ava is a zorp", "knight_knave": {"knight": "zorp", "knave": "blip"}}
+    odd = {"solution_text_format": "(1) Ava is a zorp", "knight_knave": {"knight": "zorp", "knave": "blip"},
+           "prefilled_think": True}
     assert compute_score("kk", f"{THINK}</think><answer>Ava is a blip</answer>", odd) == -0.5
 
 

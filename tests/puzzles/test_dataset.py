@@ -75,6 +75,20 @@ def test_splits_are_disjoint_unique_and_solved(dataset: Path) -> None:
         assert [r["index"] for r in test] == list(range(40, 55))
 
 
+def test_a_val_split_leaves_train_and_test_unchanged(tmp_path: Path) -> None:
+    from logicrl.rl.schedule import held_out_split
+
+    base = DataConfig(people=[3], train=10, test=5, seed=1)
+    plain = generate(base)[3]
+    with_val = generate(base.model_copy(update={"val": 4}))[3]
+    assert with_val["train"] == plain["train"] and with_val["test"] == plain["test"]
+    ids = {split: {r["id"] for r in rows} for split, rows in with_val.items()}
+    assert len(ids["val"]) == 4 and not ids["val"] & (ids["train"] | ids["test"])
+    write_dataset(tmp_path / "a", base, {3: plain})
+    write_dataset(tmp_path / "b", base, {3: with_val})
+    assert held_out_split(tmp_path / "a") == "test" and held_out_split(tmp_path / "b") == "val"
+
+
 def test_jsonl_and_parquet_hold_the_same_records(dataset: Path) -> None:
     jsonl = load_records([dataset / "5ppl/train.jsonl"])
     parquet = load_records([dataset / "5ppl/train.parquet"])

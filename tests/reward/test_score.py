@@ -30,6 +30,20 @@ def wrap(answer: str, think: str = THINK) -> str:
 # --- the four outcomes, with their exact totals -----------------------------------------------------------
 
 
+@pytest.mark.parametrize(("answer", "credit", "total"), [
+    (WRONG, 0.5, 1.0 - 1.5 + 0.5 * (2 / 3) * 3.5),  # 2 of 3 people right
+    ("(1) Zoey is a knave\n(2) Oliver is a knight\n(3) Ethan is a knave", 0.5, -0.5),  # none right: the paper's
+    (WRONG, 0.0, -0.5),  # partial_credit=0 is the paper's reward
+    (CLAIMS, 0.5, 3.0),  # a correct answer is unchanged
+    ("Zoey: knight, Oliver: knave, Ethan: knight", 0.5, -1.0),  # unparseable: no credit
+])
+def test_partial_credit(answer, credit, total):
+    breakdown = score(wrap(answer), EXPECTED, config=RewardConfig(partial_credit=credit))
+    assert breakdown.total == pytest.approx(total)
+    logic_rl = score(wrap(answer), EXPECTED, mode="logic-rl", config=RewardConfig(partial_credit=credit))
+    assert logic_rl.total == pytest.approx(total)
+
+
 @pytest.mark.parametrize(
     ("response", "total", "status", "format_ok"),
     [

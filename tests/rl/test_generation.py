@@ -15,7 +15,7 @@ import torch
 
 from logicrl.models import build_tiny_model
 from logicrl.rl import generation
-from logicrl.rl.generation import _Sampler, generate, left_pad, recommended_threads
+from logicrl.rl.generation import _Sampler, generate, left_pad
 from logicrl.rl.logprobs import response_logprobs
 
 TEXTS = (
@@ -175,20 +175,34 @@ def test_engine_choice_is_checked(tiny):
         model.config.model_type = "llama"
 
 
-@pytest.mark.parametrize(("load", "cores", "expected"), [(0.1, 2, 2), (0.6, 2, 1), (1.2, 2, 1), (9.0, 2, 1),
-                                                        (2.4, 8, 6)])
-def test_recommended_threads(load, cores, expected):
-    assert recommended_threads(load=load, cores=cores) == expected
+@pytest.mark.parametrize(("line", "expected"), [("max 100000", None), ("200000 100000", 2), ("150000 100000", 2),
+                                              ("50000 100000", 1), ("400000", 4), ("", None)])
+def test_cpu_quota(line, expected):
+    assert generation.cpu_quota(line) == expected
 
 
-def test_busy_cores_sees_a_spinning_process():
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+def test_usable_cores_respects_affinity():
+    assert 1 <= generation.usable_cores() <= len(os.sched_getaffinity(0))
+
+
+def test_busy_cores_sees_a_spinning_process_on_its_core():
+    core = sorted(os.sched_getaffinity(0))[0]
+    spinner = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
     try:
         time.sleep(0.3)
-        busy = generation.busy_cores(interval_s=0.5)
+        busy = generation.busy_cores(interval_s=0.5, cpus=[core])
     finally:
         spinner.kill()
-    assert 0.6 <= busy <= (os.cpu_count() or 1)
+    assert 0.6 <= busy <= 1.0
+
+
+def test_set_cpu_threads_is_deterministic_and_warns_under_load(monkeypatch):
+    monkeypatch.setattr(generation, "usable_cores", lambda: 4)
+    monkeypatch.setattr(generation, "busy_cores", lambda: 2.2)
+    with pytest.warns(UserWarning, match="set threads=2"):
+        assert generation.set_cpu_threads(None) == 4  # the load does not change the default
+    assert generation.set_cpu_threads(3) == 3  # an explicit number: no warning, no measurement needed
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
 
 
 @pytest.mark.slow

@@ -5,6 +5,9 @@ Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/rl/test_logprobs.py -q
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -57,6 +60,31 @@ def test_entropy_is_that_of_the_tempered_distribution(tiny):
         logits = tiny(input_ids=ids, attention_mask=mask, position_ids=positions).logits.double() / 0.5
     p = torch.softmax(logits[:, ids.shape[1] - 5:-1], -1)
     torch.testing.assert_close(ent[valid].double(), -(p * p.log()).sum(-1)[valid], atol=1e-5, rtol=0)
+
+
+class FixedLogits(torch.nn.Module):
+    """A stand-in model whose every position has the same logits (a parameter, so gradients can flow)."""
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.tensor(logits))
+
+    def forward(self, input_ids, logits_to_keep, **_):
+        return SimpleNamespace(logits=self.logits.expand(input_ids.shape[0], logits_to_keep, -1))
+
+
+@pytest.mark.parametrize("entropy_grad", [True, False])
+def test_entropy_is_finite_for_a_minus_inf_logit(entropy_grad):
+    # p = softmax([0, ln 3, −inf]) = [1/4, 3/4, 0]: H = −(¼·ln ¼ + ¾·ln ¾) = ln 4 − ¾·ln 3 (the −inf adds 0)
+    model = FixedLogits([0.0, math.log(3.0), -math.inf])
+    ids, mask, positions, response_ids, valid = batch()
+    logp, ent = response_logprobs(model, ids, mask, positions, response_ids.clamp(max=1), with_entropy=True,
+                                  onednn=False, entropy_grad=entropy_grad)
+    assert ent[valid].tolist() == pytest.approx([math.log(4) - 0.75 * math.log(3)] * int(valid.sum()))
+    assert torch.isfinite(logp).all()
+    if entropy_grad:
+        ent[valid].sum().backward()
+        assert torch.isfinite(model.logits.grad).all()
 
 
 def test_chunked_rows_give_the_same_values(tiny):

@@ -41,6 +41,13 @@ def test_steps_beyond_the_epochs_keep_going_and_steps_cap():
     assert len(capped) == 2
 
 
+def test_steps_that_end_before_the_last_curriculum_stage_are_refused():
+    records = _records({3: 8, 4: 8, 5: 8})  # stages of 2 steps: 3 people at 1, 4 at 3, 5 at 5
+    assert len(PromptSchedule.build(records, schedule="curriculum", batch_size=4, epochs=1, seed=0, steps=5)) == 5
+    with pytest.raises(DataError, match=r"steps=4 ends in the 4-person stage .* raise steps to at least 5"):
+        PromptSchedule.build(records, schedule="curriculum", batch_size=4, epochs=1, seed=0, steps=4)
+
+
 def test_too_few_puzzles_for_one_batch_is_a_data_error():
     with pytest.raises(DataError, match="cannot fill one batch of 8"):
         PromptSchedule.build(_records({3: 5}), schedule="mixed", batch_size=8, epochs=1, seed=0)

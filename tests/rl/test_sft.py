@@ -15,15 +15,15 @@ from logicrl.reward import score
 from logicrl.rl.checkpoints import resume_config
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
-from logicrl.rl.sft import RFT_FILE, SFTConfig, SFTTrainer, example_batch, nll_step, target_ids
+from logicrl.rl.sft import RFT_FILE, SFTConfig, SFTTrainer, example_batch, fit_examples, nll_step, target_ids
 
 
 def make_config(puzzle_dir, out_dir, **changes) -> SFTConfig:
     return SFTConfig.model_validate({
         "model": {"name": "tiny-random", "device": "cpu"},
         "data": {"train": str(puzzle_dir), "val_puzzles_per_people": 1, "people": [2], "epochs": 2},
-        "batch_size": 4, "micro_batch_size": 2, "lr": 3e-3, "max_response_tokens": 64, "out_dir": str(out_dir),
-        "threads": 1, **changes,
+        "batch_size": 4, "micro_batch_size": 2, "lr": 3e-3, "max_response_tokens": 64, "long_targets": "truncate",
+        "out_dir": str(out_dir), "threads": 1, **changes,
     })
 
 
@@ -36,10 +36,30 @@ def test_template_targets_get_the_full_reward(puzzle_dir, prefill):
         assert verdict.total == 3.0, verdict.format_reason or verdict.answer_reason
 
 
+def test_long_targets_are_counted_then_dropped_or_cut():
+    examples = [([1], [5, 6, 7, 2]), ([1], [5, 2]), ([1], [5, 6, 7, 8, 9, 2])]
+    assert fit_examples(examples, 4, "drop") == ([([1], [5, 6, 7, 2]), ([1], [5, 2])], 1)
+    assert fit_examples(examples, 4, "truncate") == ([([1], [5, 6, 7, 2]), ([1], [5, 2]), ([1], [5, 6, 7, 8])], 1)
+
+
+def test_sft_warns_about_long_targets(puzzle_dir, tmp_path):
+    _, tokenizer = build_tiny_model()
+    records = load_puzzles(puzzle_dir, "train", [2])
+    lengths = sorted(len(t) for t in target_ids([response_target(r, PromptConfig()) for r in records], tokenizer))
+    cap = lengths[len(lengths) // 2]
+    long = sum(n > cap for n in lengths)
+    config = SFTConfig(model={"name": "tiny-random", "device": "cpu"}, data={"train": puzzle_dir, "people": [2],
+                       "val_puzzles_per_people": 0}, max_response_tokens=cap, out_dir=tmp_path / "run", threads=1)
+    with pytest.warns(UserWarning, match=f"{long} of 12 targets are longer than max_response_tokens={cap} tokens "
+                      "and were dropped"):
+        trainer = SFTTrainer(config, show_progress=False)
+    assert len(trainer.examples) == 12 - long and all(len(t) <= cap for _, t in trainer.examples)
+
+
 def test_loss_is_the_mean_nll_of_response_tokens_only():
     model, tokenizer = build_tiny_model()
     prompts = [[5, 6, 7, 8], [9, 10]]
-    targets = target_ids(["Alice is a knight", "no"], tokenizer, max_tokens=64)
+    targets = target_ids(["Alice is a knight", "no"], tokenizer)
     assert all(t[-1] == end_of_turn_id(tokenizer) for t in targets)
     batch = example_batch(prompts, targets, tokenizer.pad_token_id)
     loss = nll_step(model, batch, micro_batch_size=1)
@@ -75,7 +95,7 @@ def test_sft_without_validation_puzzles(puzzle_dir, tmp_path):
     config = make_config(puzzle_dir, tmp_path, data={"train": str(puzzle_dir), "val_puzzles_per_people": 0,
                                                      "people": [2], "epochs": 1})
     trainer = SFTTrainer(config, show_progress=False)
-    assert encode_prompts([], trainer.tokenizer, config.prompt) == [] == target_ids([], trainer.tokenizer, 64)
+    assert encode_prompts([], trainer.tokenizer, config.prompt) == [] == target_ids([], trainer.tokenizer)
     assert trainer.fit() == {}
     assert read_metrics(tmp_path, "val") == [] and len(read_metrics(tmp_path, "train")) == len(trainer.schedule) > 0
 
@@ -89,7 +109,8 @@ def _template_nll(run_dir, puzzle_dir) -> float:
     records = load_puzzles(puzzle_dir, "test", [2])[:1]  # val_puzzles_per_people=1
     terms = []
     for prompt, target in zip(encode_prompts(records, tokenizer, PromptConfig()),
-                              target_ids([response_target(r, PromptConfig()) for r in records], tokenizer, 64)):
+                              [t[:64] for t in target_ids([response_target(r, PromptConfig()) for r in records],
+                                                          tokenizer)]):  # max_response_tokens=64
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([prompt + target])).logits[0].float(), -1)
         terms += [logp[len(prompt) - 1 + t, tok] for t, tok in enumerate(target)]

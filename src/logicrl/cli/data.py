@@ -33,6 +33,7 @@ def generate_cmd(
     people: Annotated[Optional[str], typer.Option(help="numbers of people: '3-7' or '2,4,8'")] = None,
     train: Annotated[Optional[int], typer.Option(help="training puzzles per number of people")] = None,
     test: Annotated[Optional[int], typer.Option(help="held-out puzzles per number of people")] = None,
+    val: Annotated[Optional[int], typer.Option(help="validation puzzles per number of people (default 0)")] = None,
     depth: Annotated[Optional[int], typer.Option(help="max statement depth (a leaf is 1)")] = None,
     width: Annotated[Optional[int], typer.Option(help="max operands of and/or")] = None,
     roles: Annotated[Optional[str], typer.Option(help="'knight/knave', another pair, or 'random'")] = None,
@@ -40,10 +41,10 @@ def generate_cmd(
     config: ConfigOpt = None,
     overrides: Overrides = None,
 ) -> None:
-    """Generate unique-solution puzzles as train/test splits (JSONL + parquet)."""
-    cfg = load_config(DataConfig, config, overrides, people=people, train=train, test=test, depth=depth,
+    """Generate unique-solution puzzles as train/test (and val) splits (JSONL + parquet)."""
+    cfg = load_config(DataConfig, config, overrides, people=people, train=train, test=test, val=val, depth=depth,
                       width=width, roles=roles, seed=seed)
-    total = len(cfg.people) * (cfg.train + cfg.test)
+    total = len(cfg.people) * (cfg.train + cfg.test + cfg.val)
     with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
         splits = generate(cfg, progress=bar.update)
     written = write_dataset(out, cfg, splits)

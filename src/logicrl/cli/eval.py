@@ -15,18 +15,24 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table as RichTable
 from tqdm import tqdm
 
+from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table
 from logicrl.evaluate.config import EvalConfig, MemorizationConfig, RunConfig
 from logicrl.evaluate.memorization import make_twins, memorization_table
 from logicrl.evaluate.metrics import accuracy_table, by_puzzle
-from logicrl.evaluate.runner import ModelSpec, model_rows, parse_model_specs, saved_specs, select_records
+from logicrl.evaluate.runner import (
+    SAMPLES_DIR,
+    ModelSpec,
+    model_rows,
+    parse_model_specs,
+    saved_specs,
+    select_records,
+)
 from logicrl.evaluate.tables import (
-    Table,
     csv_text,
     extra_metrics,
     markdown,
@@ -38,6 +44,7 @@ from logicrl.evaluate.tables import (
     table2,
 )
 from logicrl.io import atomic_write_text
+from logicrl.models import ModelNotFoundError, check_model_name
 from logicrl.puzzles.perturb import PERTURBATIONS
 
 eval_app = typer.Typer(
@@ -97,6 +104,20 @@ def _data(data: Path | None) -> Path:
     return data
 
 
+def _check_before_loading(specs: list[ModelSpec], cfg: RunConfig, out: Path, rescore: bool) -> None:
+    """Refuse, before the first model loads, what would fail after it: a local model name that cannot be a
+    model, and an output folder that cannot take the results."""
+    for path in (out, out / SAMPLES_DIR):
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--out {out}: {path} is a file, not a directory")
+    if not (cfg.endpoint or rescore):
+        for spec in specs:
+            try:
+                check_model_name(spec.name)
+            except ModelNotFoundError as exc:
+                raise UserError(str(exc)) from None
+
+
 @eval_app.callback()
 def eval_cmd(
     ctx: typer.Context, model: Models = None, data: Data = None,
@@ -115,6 +136,7 @@ def eval_cmd(
                   batch_size=batch_size, device=device, endpoint=endpoint, concurrency=concurrency)
     specs = _specs(model, out, rescore)
     records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit)
+    _check_before_loading(specs, cfg, out, rescore)
     results, rows_by_label = {}, {}
     for spec in specs:
         rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
@@ -134,8 +156,8 @@ def eval_cmd(
     summary = results_json(results, {s.label: s.name for s in specs}, cfg.model_dump(mode="json"))
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
     for title, table in tables:
-        _print(title, table)
-    console.print(f"wrote {out}/table.md, table.csv, results.json and samples/")
+        print_table(console, title, *table)
+    print_line(console, f"wrote {out}/table.md, table.csv, results.json and samples/")
 
 
 @eval_app.command("memorization")
@@ -154,6 +176,7 @@ def memorization_cmd(
                   batch_size=batch_size, device=device, endpoint=endpoint, concurrency=concurrency)
     specs = _specs(model, out, rescore)
     originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit)
+    _check_before_loading(specs, cfg, out, rescore)
     twins, pairs = make_twins(originals, cfg.kinds, cfg.perturb_seed)
     console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)}" for kind, p in pairs.items()))
     people_of = {str(r["id"]): int(r["n_people"]) for r in originals}
@@ -167,8 +190,8 @@ def memorization_cmd(
     atomic_write_text(out / "memorization.csv", csv_text(table))
     summary = memorization_json(results, cfg.model_dump(mode="json"))
     atomic_write_text(out / "memorization.json", json.dumps(summary, indent=2) + "\n")
-    _print("Memorization (Xie et al. 2024): LiMem = Acc·(1 − CR)", table, labels=2)
-    console.print(f"wrote {out}/memorization.md, memorization.csv, memorization.json and samples/")
+    print_table(console, "Memorization (Xie et al. 2024): LiMem = Acc·(1 − CR)", *table, labels=2)
+    print_line(console, f"wrote {out}/memorization.md, memorization.csv, memorization.json and samples/")
 
 
 def _rows(
@@ -182,15 +205,3 @@ def _rows(
     console.print(f"{spec.label}: {verb} {len(rows)} samples in {time.perf_counter() - start:.1f}s")
     return rows
 
-
-def _print(title: str, table: Table, labels: int = 1) -> None:
-    """The table on the console (the first ``labels`` columns left-aligned), never squeezed: a pipe would
-    get 80 columns from rich otherwise."""
-    header, rows = table
-    rich = RichTable(title=title)
-    for i, column in enumerate(header):
-        rich.add_column(column, justify="left" if i < labels else "right", no_wrap=True)
-    for row in rows:
-        rich.add_row(*row)
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    Console(width=max(console.width, sum(widths) + 3 * len(widths) + 1)).print(rich)

@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from logicrl.analysis.config import ReportConfig
 from logicrl.analysis.report import ReportData, build_report, write_report
+from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 
 console = Console()
@@ -35,7 +35,7 @@ def report_cmd(
     data = build_report(run_dir, cfg)
     page = write_report(data, out or run_dir / "report")
     print_summary(data)
-    console.print(f"report: {page}")
+    print_line(console, f"report: {page}")
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:
@@ -44,34 +44,25 @@ def _fmt(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.1f}%" if percent else f"{value:.3g}"
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
-    table = Table(title=title)
-    for i, col in enumerate(columns):
-        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
 def print_summary(data: ReportData) -> None:
     """Headline metrics, then words and mixing, then behaviours (pooled over all analysed responses)."""
     stats = ("first", "last", "min", "max")
-    console.print(_table(f"{data.run_dir}: metrics", ("metric", *stats), [
+    print_table(console, f"{data.run_dir}: metrics", ("metric", *stats), [
         (row["metric"], *(_fmt(row[k]) for k in stats)) for row in data.tables["metrics"]
-    ]))
+    ])
     if not data.bins:
-        console.print(f"no response logs in {data.run_dir / data.cfg.source}/")
+        print_line(console, f"no response logs in {data.run_dir / data.cfg.source}/")
         return
     responses = sum(b.all.n for b in data.bins)
     console.print(f"{responses} {data.cfg.source} responses, {len(data.bins)} bins of {data.bin_size} steps")
     mixing = {"word": "non-Latin script", **data.tables["mixing"]}
     columns = ("feature", "n", "share", "reward with", "without")
-    console.print(_table("thinking words, language mixing", columns, [
+    print_table(console, "thinking words, language mixing", columns, [
         (row["word"], str(row["n_with"]), _fmt(row["share"], True), _fmt(row["reward_with"]),
          _fmt(row["reward_without"])) for row in [*data.tables["words"], mixing]
-    ]))
-    console.print(_table("reflective behaviours", ("behaviour", "n", "first → last", "trend", "aha step"), [
+    ])
+    print_table(console, "reflective behaviours", ("behaviour", "n", "first → last", "trend", "aha step"), [
         (row["behaviour"], str(row["n_with"]),
          f"{_fmt(row['first_share'], True)} → {_fmt(row['last_share'], True)}", row["verdict"],
          str(row["aha_step"] or "–")) for row in data.tables["behaviours"]
-    ]))
+    ])

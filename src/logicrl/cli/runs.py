@@ -1,13 +1,16 @@
-"""Shared by the commands that make run directories (``train``, ``sft``): config or resume, then run."""
+"""Shared by the commands that make run directories (``train``, ``sft``): the config (fresh or resumed), and
+the read-only checks that run before any model is loaded, converted or downloaded."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, TypeVar
 
-from logicrl.config import load_config
+from logicrl.config import exact_override, load_config
 from logicrl.errors import UserError
-from logicrl.rl.checkpoints import resume_config
+from logicrl.rl.checkpoints import STATE_FILE, list_checkpoints, resume_config
+from logicrl.rl.config import DataConfig
+from logicrl.rl.schedule import held_out_split, load_puzzles
 
 T = TypeVar("T")
 
@@ -15,10 +18,35 @@ T = TypeVar("T")
 def run_config(config_class: type[T], config: Path | None, resume: Path | None, overrides: list[str] | None,
                shortcuts: dict[str, Any]) -> T:
     """A fresh run's config (defaults < YAML < options < overrides), or the resumed run's own config.yaml
-    with the options and overrides applied. ``shortcuts`` maps dotted keys to option values (None = unset)."""
-    dotted = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
+    with the options and overrides applied. ``shortcuts`` maps dotted keys to the options' typed values
+    (None = unset); YAML never retypes them (``--out 2025-03-01`` stays a path)."""
+    given = {key: value for key, value in shortcuts.items() if value is not None}
     if resume is None:
-        return load_config(config_class, config, [*dotted, *(overrides or [])])
+        return load_config(config_class, config, overrides, **given)
     if config is not None:
         raise UserError("--resume reads the run's own config.yaml; drop --config (overrides are allowed)")
-    return resume_config(config_class, resume, [*dotted, *(overrides or [])])
+    return resume_config(config_class, resume, [*(exact_override(k, v) for k, v in given.items()),
+                                                *(overrides or [])])
+
+
+def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
+    """Refuse, without writing anything, a run directory that `prepare_run_dir` would refuse later: a file,
+    a finished or started run without ``--resume``, or nothing to resume from."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"out_dir {run_dir} is a file, not a directory")
+    if resume and not list_checkpoints(run_dir):
+        raise UserError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*/ with {STATE_FILE})")
+    if not resume and (run_dir / "metrics.jsonl").exists():
+        raise UserError(f"{run_dir} already holds a run: continue it with "
+                        f"`logicrl {command} --resume {run_dir}` or pick another out_dir")
+
+
+def check_puzzles(data: DataConfig, *, held_out: bool) -> list[dict[str, Any]]:
+    """The training puzzles, read as the trainers read them (DataError for a missing path, split or number of
+    people); with ``held_out``, the validation puzzles are read too."""
+    records = load_puzzles(data.train, "train", data.people)
+    if held_out:
+        source = data.val or data.train
+        load_puzzles(source, held_out_split(source), data.people)
+    return records

@@ -9,10 +9,11 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from logicrl.cli.runs import run_config
+from logicrl.cli.runs import check_puzzles, check_run_dir, run_config
 from logicrl.errors import UserError
-from logicrl.models import ModelNotFoundError
+from logicrl.models import ModelNotFoundError, check_model_name
 from logicrl.rl.config import TrainConfig
+from logicrl.rl.schedule import PromptSchedule
 from logicrl.rl.sft import SFTConfig, SFTTrainer
 from logicrl.rl.trainer import Trainer
 
@@ -32,12 +33,35 @@ def _print_final(final: dict[str, float]) -> None:
         console.print("final validation: " + json.dumps(summary))
 
 
-def _run(trainer_class, cfg, resume: Path | None, describe) -> None:
+def _check_train(cfg: TrainConfig, resume: bool) -> None:
+    """What `Trainer` would refuse after loading its models, checked first: the run directory, the model
+    name, the puzzles (train, and held-out when validating) and whether they fill the schedule."""
+    check_run_dir(cfg.out_dir, resume=resume, command="train")
+    if not resume:
+        check_model_name(cfg.model.name)
+    records = check_puzzles(cfg.data, held_out=bool(cfg.val_every and cfg.data.val_puzzles_per_people))
+    PromptSchedule.build(records, schedule=cfg.data.schedule, batch_size=cfg.rollout.prompts_per_step,
+                         epochs=cfg.data.epochs, seed=cfg.seed, steps=cfg.steps)
+
+
+def _check_sft(cfg: SFTConfig, resume: bool) -> None:
+    """What `SFTTrainer` would refuse after loading its model, checked first: the run directory, the model
+    name, the train and held-out puzzles."""
+    check_run_dir(cfg.out_dir, resume=resume, command="sft")
+    if not resume:
+        check_model_name(cfg.model.name)
+    check_puzzles(cfg.data, held_out=True)
+
+
+def _run(trainer_class, cfg, resume: Path | None, check, describe) -> None:
+    """``check`` the inputs (before any model is loaded, converted or downloaded, and before the run directory
+    is made), then build the trainer and fit."""
     try:
+        check(cfg, resume is not None)
         trainer = trainer_class(cfg, resume=resume is not None)
     except ModelNotFoundError as exc:
         raise UserError(str(exc)) from None
-    console.print(describe(trainer))
+    console.print(describe(trainer), soft_wrap=True)
     _print_final(trainer.fit())
 
 
@@ -48,7 +72,7 @@ def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = 
     """RL on puzzles; metrics, rollouts and checkpoints go to the run directory."""
     cfg = run_config(TrainConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "steps": steps})
-    _run(Trainer, cfg, resume, lambda t: (
+    _run(Trainer, cfg, resume, _check_train, lambda t: (
         f"[bold]logicrl train[/]: {cfg.algorithm.advantage}, {len(t.schedule)} steps of "
         f"{cfg.rollout.prompts_per_step}×{cfg.rollout.group_size} rollouts, {len(t.val_records)} validation "
         f"puzzles → {cfg.out_dir}"))
@@ -61,6 +85,6 @@ def sft_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = No
     """Supervised fine-tuning on template reasoning (cold start) or on the model's own solved samples (RFT)."""
     cfg = run_config(SFTConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "mode": mode})
-    _run(SFTTrainer, cfg, resume, lambda t: (
+    _run(SFTTrainer, cfg, resume, _check_sft, lambda t: (
         f"[bold]logicrl sft[/] ({cfg.mode}): {len(t.examples)} examples, {len(t.schedule)} steps of "
         f"{cfg.batch_size} → {cfg.out_dir}"))

@@ -35,7 +35,9 @@ class RunConfig(StrictModel):
     trust_remote_code: bool = Field(False, description="Run a checkpoint's own code; only if you trust it.")
     endpoint: str | None = Field(
         None, description="Base URL of an OpenAI-compatible server (http://host:port/v1); default: local.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the endpoint's key.")
+    api_key_env: str | None = Field(None, description=(
+        "Environment variable holding the endpoint's key (e.g. OPENAI_API_KEY); none: no key is sent. A key "
+        "goes only to https:// or loopback endpoints."))
     concurrency: int = Field(8, ge=1, description="Requests in flight at once (endpoint).")
     timeout_s: float = Field(300.0, gt=0.0, description="Seconds one request may take (endpoint).")
     retries: int = Field(3, ge=0, description="Retries of a failed request, with exponential backoff.")

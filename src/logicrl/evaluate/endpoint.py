@@ -11,12 +11,17 @@ the quiz, and each response is scored with ``prefilled_think = starts_inside_thi
 that opens its own ``<think>`` is read as is; one that starts with reasoning is read as if the pre-fill had
 been there). ``length`` is the server's ``usage.completion_tokens``; ``truncated`` is
 ``finish_reason == "length"``.
+
+Credentials: no key is sent unless the caller passes one (``api_key``, or the environment variable named by
+``api_key_env``), and never over plain ``http://`` except to a loopback host (127.0.0.0/8, ::1, localhost).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +58,26 @@ def completions_url(base_url: str) -> str:
     return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
 
 
+def _is_loopback(host: str | None) -> bool:
+    """Whether ``host`` is this machine: ``localhost``, 127.0.0.0/8 or ::1."""
+    if host is None:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_key_transport(url: str) -> None:
+    """Raise EndpointError if a key sent to ``url`` could be read on the way: plain http to another host."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() != "https" and not _is_loopback(parts.hostname):
+        raise EndpointError(f"refusing to send the API key to {url} over plain {parts.scheme or 'http'}: use "
+                            "an https:// endpoint, or a loopback address for a local server")
+
+
 class EndpointClient:
     """A thread-safe chat-completions client with retries; `complete` returns one `Completion`."""
 
@@ -62,6 +87,8 @@ class EndpointClient:
         self.model = model
         self.retries = retries
         self.backoff_s = backoff_s
+        if api_key:
+            _check_key_transport(self.url)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx2.Client(timeout=timeout_s, headers=headers)
 
@@ -120,7 +147,7 @@ def _refusal(url: str, response: httpx2.Response) -> str:
         message = response.text
     message = " ".join(str(message).split())[:300] or response.reason_phrase
     hints = {404: " (the base URL usually ends in /v1; is the model name the served one?)",
-             401: " (set the API key's environment variable, api_key_env)", 403: " (check the API key)"}
+             401: " (name the API key's environment variable: api_key_env=NAME)", 403: " (check the API key)"}
     return f"{url} answered {response.status_code}: {message}{hints.get(response.status_code, '')}"
 
 
@@ -181,8 +208,13 @@ def endpoint_generate_and_score(
 
 
 def endpoint_client(
-    base_url: str, model: str, *, api_key_env: str, timeout_s: float, retries: int
+    base_url: str, model: str, *, api_key_env: str | None, timeout_s: float, retries: int
 ) -> EndpointClient:
-    """A client for ``base_url`` serving ``model``, keyed from ``$api_key_env`` when it is set."""
-    api_key = os.environ.get(api_key_env) or None
+    """A client for ``base_url`` serving ``model``: keyed from ``$api_key_env`` when a variable is named (it
+    must be set), without a key otherwise."""
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise EndpointError(f"api_key_env={api_key_env} names an unset or empty environment variable")
     return EndpointClient(base_url, model, api_key=api_key, timeout_s=timeout_s, retries=retries)

@@ -30,17 +30,36 @@ def level_columns(results: Results) -> list[int]:
     return sorted({n for table in results.values() for n in table})
 
 
+def shared_levels(results: Results) -> list[int]:
+    """The numbers of people every model has, ascending: the levels an "Avg." column averages over, so that
+    two models' averages are over the same levels."""
+    tables = list(results.values())
+    return sorted(set(tables[0]).intersection(*tables[1:])) if tables else []
+
+
+def average_header(results: Results) -> str:
+    """``Avg.``, or ``Avg. (2,3)`` naming the levels averaged when some model has levels the others lack."""
+    shared = shared_levels(results)
+    return "Avg." if shared == level_columns(results) else f"Avg. ({','.join(map(str, shared))})"
+
+
+def _shared_average(table: Mapping[int, Mapping[str, float]], levels: list[int], metric: str) -> float | None:
+    """`level_average` of ``metric`` over ``levels`` only."""
+    return level_average({n: table[n] for n in levels}, metric)
+
+
 def table2(results: Results) -> Table:
     """Accuracy by number of people, as the paper's Table 2, plus the average over levels ("Avg.", the
-    unweighted mean of the level columns), the format-ok rate and the mean response length (tokens), both
-    also averaged over levels."""
-    levels = level_columns(results)
-    header = ["Model", *map(str, levels), "Avg.", "Format", "Length"]
+    unweighted mean of the level columns that every model has: see `average_header`), the format-ok rate and
+    the mean response length (tokens), both averaged over the same levels."""
+    levels, shared = level_columns(results), shared_levels(results)
+    header = ["Model", *map(str, levels), average_header(results), "Format", "Length"]
     rows = []
     for label, table in results.items():
         cells = [_cell(table[n]["acc"]) if n in table else MISSING for n in levels]
-        averages = [_cell(level_average(table, "acc")), _cell(level_average(table, "format_ok")),
-                    _cell(level_average(table, "length"), 0)]
+        averages = [_cell(_shared_average(table, shared, "acc")),
+                    _cell(_shared_average(table, shared, "format_ok")),
+                    _cell(_shared_average(table, shared, "length"), 0)]
         rows.append([label, *cells, *averages])
     return header, rows
 
@@ -53,13 +72,13 @@ def extra_metrics(results: Results) -> list[str]:
 
 
 def metric_table(results: Results, metric: str) -> Table:
-    """One metric by number of people, a row per model, with the average over levels."""
-    levels = level_columns(results)
-    header = [f"Model ({metric})", *map(str, levels), "Avg."]
+    """One metric by number of people, a row per model, with the average over the levels every model has."""
+    levels, shared = level_columns(results), shared_levels(results)
+    header = [f"Model ({metric})", *map(str, levels), average_header(results)]
     rows = []
     for label, table in results.items():
         cells = [_cell(table.get(n, {}).get(metric)) for n in levels]
-        rows.append([label, *cells, _cell(level_average(table, metric))])
+        rows.append([label, *cells, _cell(_shared_average(table, shared, metric))])
     return header, rows
 
 

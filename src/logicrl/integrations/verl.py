@@ -6,7 +6,8 @@ Point veRL at it with (``logicrl verl launch`` does)::
     reward.custom_reward_function.name=compute_score
 
 veRL decodes the response tokens only, so ``solution_str`` is the generated text. With the Logic-RL
-prompt (assistant turn pre-filled with ``<think>``) it starts inside the think block.
+prompt (assistant turn pre-filled with ``<think>``) it starts inside the think block; the row's
+``extra_info["prefilled_think"]`` says so.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from logicrl.reward.parse import starts_inside_think
 from logicrl.reward.score import RewardConfig, score
 
 
@@ -38,17 +38,17 @@ def compute_score(
             (the launcher sets it from ``prompt.prefill``; it overrides the per-row keys) and
             ``RewardConfig`` fields (e.g. ``mode="logic-rl"``).
 
-    ``prefilled_think`` defaults to ``starts_inside_think(solution_str)``: True (the prompt ended with
-    ``<think>``) unless the response opens its own ``<think>``, so a prompt without the pre-fill scores
-    the same.
+    ``prefilled_think`` is a fact about the prompt, never guessed from the response (a guess would accept a
+    response that opens a second ``<think>`` after the pre-fill): `logicrl verl export` writes it into every
+    row's ``extra_info``, the launcher into ``reward_kwargs``. Without it the text is scored as given, as
+    kk.py scores its decoded text.
     """
     del data_source
     fields: dict[str, Any] = (
         dict(ground_truth) if isinstance(ground_truth, Mapping) else {"solution_text_format": ground_truth}
     )
     fields.update(extra_info or {})
-    prefilled = reward_kwargs.pop("prefilled_think", fields.get("prefilled_think"))
-    prefilled = starts_inside_think(solution_str) if prefilled is None else bool(prefilled)
+    prefilled = bool(reward_kwargs.pop("prefilled_think", fields.get("prefilled_think", False)))
     config = RewardConfig(**reward_kwargs) if reward_kwargs else None
     breakdown = score(
         solution_str,

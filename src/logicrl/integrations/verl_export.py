@@ -6,7 +6,7 @@ A row (what veRL's ``RLHFDataset`` and reward manager read)::
     prompt        [system, user]  `logicrl.prompts.chat_messages` (the Logic-RL instruction, the quiz)
     ability       "logic"
     reward_model  {"style": "rule", "ground_truth": {"solution_text_format", "knight_knave", "quiz"}}
-    extra_info    {"split", "index", "id", "n_people", "depth", "width"}
+    extra_info    {"split", "index", "id", "n_people", "depth", "width", "prefilled_think"}
 
 Files: ``OUT/{split}.parquet`` (every number of people) and ``OUT/{split}_{N}ppl.parquet`` (one curriculum
 stage each), for the splits ``train`` and ``test``.
@@ -30,7 +30,7 @@ from typing import Any
 from logicrl.errors import ConfigError
 from logicrl.io import write_parquet
 from logicrl.prompts import PromptConfig, chat_messages
-from logicrl.rl.schedule import load_puzzles, people_of, validation_subset
+from logicrl.rl.schedule import held_out_split, load_puzzles, people_of, validation_subset
 
 ABILITY = "logic"
 
@@ -60,7 +60,7 @@ def verl_row(record: Mapping[str, Any], split: str, index: int, prompt: PromptCo
         "quiz": record["quiz"],
     }
     info = {"split": split, "index": index, "id": record.get("id"), "n_people": n_people,
-            "depth": record.get("depth"), "width": record.get("width")}
+            "depth": record.get("depth"), "width": record.get("width"), "prefilled_think": prompt.prefilled_think}
     return {
         "data_source": data_source(n_people),
         "prompt": chat_messages(str(record["quiz"]), prompt),
@@ -94,12 +94,13 @@ def build_export(train: Iterable[Mapping[str, Any]], test: Iterable[Mapping[str,
 def read_puzzles(train: Path, people: Sequence[int] | None, val: Path | None,
                  val_per_people: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(training, validation) records, chosen as ``logicrl train`` chooses them: training puzzles with
-    ``people`` (all if None); validation from the test split of ``val`` (default ``train``), the same
+    ``people`` (all if None); validation from the val (else test) split of ``val`` (default ``train``), the same
     people, the first ``val_per_people`` of each number of people (all if None, none if 0)."""
     records = load_puzzles(train, "train", people)
     if val_per_people == 0:
         return records, []
-    held_out = load_puzzles(val or train, "test", people)
+    source = val or train
+    held_out = load_puzzles(source, held_out_split(source), people)
     return records, held_out if val_per_people is None else validation_subset(held_out, val_per_people)
 
 

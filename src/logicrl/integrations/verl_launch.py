@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -92,6 +94,12 @@ class Stage:
     def hf_dir(self) -> Path:
         """The stage's last checkpoint as a Hugging Face model (the next stage's start, `logicrl eval`)."""
         return self.run_dir / "hf"
+
+    @property
+    def merge_dir(self) -> Path:
+        """Where the merger writes; renamed to ``hf_dir`` once it succeeded, so that a merge killed half-way
+        (``config.json`` is written before the weights) never looks like a finished stage."""
+        return self.run_dir / "hf.partial"
 
 
 def stage_name(index: int, people: tuple[int, ...]) -> str:
@@ -268,9 +276,10 @@ def train_command(overrides: list[str], extra: list[str]) -> list[str]:
 
 
 def merge_command(stage: Stage) -> list[str]:
-    """veRL's model merger: the stage's last FSDP checkpoint → a Hugging Face model in ``stage.hf_dir``."""
+    """veRL's model merger: the stage's last FSDP checkpoint → a Hugging Face model in ``stage.merge_dir``
+    (`run_plan` renames it to ``stage.hf_dir`` when the merge succeeded)."""
     return [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
-            "--local_dir", stage.last_actor_checkpoint.as_posix(), "--target_dir", stage.hf_dir.as_posix()]
+            "--local_dir", stage.last_actor_checkpoint.as_posix(), "--target_dir", stage.merge_dir.as_posix()]
 
 
 def format_command(command: list[str]) -> str:
@@ -353,9 +362,11 @@ def run_plan(plan: LaunchPlan, echo: Callable[[str], None] = print) -> None:
         if (stage.hf_dir / "config.json").is_file():
             echo(f"{stage.name}: done ({stage.hf_dir}), skipped")
             continue
+        shutil.rmtree(stage.merge_dir, ignore_errors=True)  # what a killed merge left
         for command in (train, merge):
             echo(format_command(command))
             code = subprocess.run(command, check=False).returncode
             if code:
                 raise UserError(f"{stage.name}: {command[2]} exited with status {code}; fix the cause and launch "
                                 "again to resume from the last checkpoint")
+        os.replace(stage.merge_dir, stage.hf_dir)

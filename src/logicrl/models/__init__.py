@@ -2,6 +2,7 @@
 
 * `load_model_and_tokenizer(name)`: ``(model, tokenizer)`` ready for batched generation;
 * `resolve_model_path(name)`: aliases (``smollm2-135m``, ``tiny-random``) → cached checkpoint dirs;
+* `check_model_name(name)`: fail fast on a name that cannot be a model, before anything loads;
 * `build_tiny_model()`: a tiny random Llama with a local K&K tokenizer, no download;
 * `save_pretrained_atomic(model, tokenizer, out_dir)`: checkpoints that are complete or absent.
 
@@ -16,6 +17,7 @@ from logicrl.models.loading import (
     TINY_MODEL,
     ModelAlias,
     ModelNotFoundError,
+    check_model_name,
     default_cache_dir,
     load_model_and_tokenizer,
     prepare_tokenizer,
@@ -37,6 +39,7 @@ __all__ = [
     "atomic_directory",
     "build_tiny_model",
     "build_tiny_tokenizer",
+    "check_model_name",
     "default_cache_dir",
     "find_smollm2_gguf",
     "load_model_and_tokenizer",

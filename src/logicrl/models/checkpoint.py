@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from logicrl.io import current_umask
+
 logger = logging.getLogger(__name__)
 
 STALE_AFTER_S = 3600.0  # a temporary directory this old belongs to a writer that died
@@ -77,7 +79,7 @@ def atomic_directory(out_dir: str | os.PathLike[str], *, overwrite: bool = True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a checkpoint should read like a normal directory
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give it the mode mkdir() would
         yield tmp
         _move_into_place(tmp, out_dir, overwrite)
     finally:

@@ -11,11 +11,14 @@ local HF cache when offline). Aliases:
 
 The cache lives in ``$LOGICRL_CACHE/models/<alias>`` (default ``~/.cache/logicrl/models/<alias>``);
 each entry holds a ``logicrl_model.json`` marker written before the directory is renamed into place,
-so an entry is either complete or absent. Delete an entry to force a rebuild.
+so an entry is either complete or absent. The marker's fingerprint names the source, the recipe and the
+transformers and tokenizers versions that built it; a mismatch rebuilds the entry. Delete an entry to force
+a rebuild.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -36,6 +39,7 @@ DEFAULT_MODEL = "smollm2-135m"
 TINY_MODEL = "tiny-random"
 MARKER_FILE = "logicrl_model.json"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+BUILD_LIBRARIES = ("transformers", "tokenizers")  # their versions shape a built checkpoint
 
 
 class ModelNotFoundError(ValueError):
@@ -68,6 +72,18 @@ def default_cache_dir() -> Path:
         return Path(os.environ["LOGICRL_CACHE"]).expanduser() / "models"
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "logicrl" / "models"
+
+
+def library_versions() -> str:
+    """``transformers==X/tokenizers==Y``: the libraries whose versions decide what an alias build writes
+    (weight layout, tokenizer files), so a cache entry built under other versions is not reused."""
+    return "/".join(f"{name}=={importlib.metadata.version(name)}" for name in BUILD_LIBRARIES)
+
+
+def _cache_fingerprint(alias: ModelAlias) -> str | None:
+    """The alias's fingerprint (source + recipe) with `library_versions`; None (accept any) stays None."""
+    fingerprint = alias.fingerprint()
+    return None if fingerprint is None else f"{fingerprint}/{library_versions()}"
 
 
 def _is_cached(directory: Path, fingerprint: str | None) -> bool:
@@ -110,7 +126,7 @@ def resolve_model_path(name_or_path: str, *, cache_dir: Path | None = None) -> s
     if alias is None:
         return os.path.expanduser(name_or_path) if name_or_path.startswith("~") else name_or_path
     target = Path(cache_dir if cache_dir is not None else default_cache_dir()) / alias.name
-    fingerprint = alias.fingerprint()
+    fingerprint = _cache_fingerprint(alias)
     if not _is_cached(target, fingerprint):
         logger.info("building model alias %r into %s", alias.name, target)
         try:
@@ -191,6 +207,14 @@ def _check_local(name: str, path: str) -> None:
         raise ModelNotFoundError(f"model directory {name!r} has no config.json: {hint}")
     if not local.exists() and not _looks_like_repo_id(path):
         raise ModelNotFoundError(f"model path {name!r} does not exist: {hint}")
+
+
+def check_model_name(name_or_path: str) -> None:
+    """Raise ModelNotFoundError now, without loading, building or downloading anything, for a name that
+    cannot be a model: a missing path, a file, a directory without config.json. Aliases and names that may
+    be hub ids pass (whether a hub id exists is only known when it loads)."""
+    if name_or_path.strip().lower() not in MODEL_ALIASES:
+        _check_local(name_or_path, resolve_model_path(name_or_path))
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

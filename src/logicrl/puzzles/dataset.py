@@ -35,6 +35,9 @@ class DataConfig(StrictModel):
     people: list[int] = Field(default=[3, 4, 5, 6, 7], description="numbers of people, one split each")
     train: int = Field(default=900, ge=0, description="training puzzles per number of people")
     test: int = Field(default=100, ge=0, description="held-out puzzles per number of people")
+    val: int = Field(default=0, ge=0, description=(
+        "validation puzzles per number of people, for choosing checkpoints and settings; drawn after "
+        "test, so adding them leaves train and test unchanged"))
     depth: int = Field(default=2, ge=1, description="max depth of a statement tree (leaf = 1)")
     width: int = Field(default=2, ge=2, description="max operands of and/or")
     operators: list[str] = Field(default=[op.value for op in Op if not op.is_leaf])
@@ -120,12 +123,15 @@ def generate_level(
 
 
 def generate(config: DataConfig, progress: Callable[[int], None] | None = None) -> dict[int, dict[str, list]]:
-    """{n_people: {"train": [records], "test": [records]}}."""
+    """{n_people: {"train": [records], "test": [records], "val": [records] (only when asked)}}."""
     splits = {}
+    held_out = config.train + config.test
     for n in config.people:
-        puzzles = generate_level(config, n, config.train + config.test, progress)
+        puzzles = generate_level(config, n, held_out + config.val, progress)
         records = [p.to_record(i) for i, p in enumerate(puzzles)]
-        splits[n] = {"train": records[: config.train], "test": records[config.train :]}
+        splits[n] = {"train": records[: config.train], "test": records[config.train : held_out]}
+        if config.val:
+            splits[n]["val"] = records[held_out:]
     return splits
 
 

@@ -315,6 +315,7 @@ class AnswerVerdict:
     status: str  # "correct" | "wrong" | "unparseable" | "missing"
     assignment: dict[str, str] | None
     reason: str | None
+    share_right: float = 0.0  # share of people whose role is right (1.0 when correct, 0.0 unless parsed)
 
 
 def judge_answer(answer: str | None, expected: ExpectedAnswer) -> AnswerVerdict:
@@ -339,5 +340,6 @@ def judge_answer(answer: str | None, expected: ExpectedAnswer) -> AnswerVerdict:
     if missing:
         return AnswerVerdict("unparseable", None, f"no claim for {', '.join(missing)}")
     ordered = {n: assignment[n] for n in expected.names}
-    status = "correct" if ordered == expected.as_dict() else "wrong"
-    return AnswerVerdict(status, ordered, None)
+    truth = expected.as_dict()
+    right = sum(ordered[n] == truth[n] for n in expected.names) / len(expected.names)
+    return AnswerVerdict("correct" if right == 1.0 else "wrong", ordered, None, right)

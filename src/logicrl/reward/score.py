@@ -51,6 +51,10 @@ class RewardConfig(BaseModel):
         -1.5, description="Parsed but wrong: above unparseable so the model keeps the extractable form.")
     unparseable: float = Field(
         -2.0, description="Unparseable or missing answer, and any answer when the format failed.")
+    partial_credit: float = Field(
+        0.0, ge=0.0, le=1.0, description=(
+            "Shaped variant (not the paper's): a wrong parsed answer earns this share of correct − wrong per "
+            "person it gets right, a denser signal for small models; 0 keeps the paper's reward."))
     language_penalty_weight: float = Field(
         0.0, ge=0.0, description="Subtracts weight × share of other-script units; 0 keeps the paper's totals.")
     language_script: str = Field("latin", description="Script of the prompts (K&K puzzles are English).")
@@ -180,7 +184,8 @@ def _assemble(
     if format_ok and verdict.status == "correct":
         answer_score = config.correct
     elif format_ok and verdict.status == "wrong":
-        answer_score = config.wrong
+        # partial credit p: wrong + p·(share of people right)·(correct − wrong); p = 0 is the paper's −1.5
+        answer_score = config.wrong + config.partial_credit * verdict.share_right * (config.correct - config.wrong)
     mixing = language_mixing(response, config.language_script)
     penalty = config.language_penalty_weight * mixing
     return ScoreBreakdown(
@@ -277,4 +282,5 @@ def _judge_logic_rl(text: str, solution_text_format: str) -> tuple[FormatError |
     if not predicted:  # kk.py tests truthiness: an empty expected answer never scores
         return error, AnswerVerdict("unparseable", None, reason or "expected answer has no knight/knave")
     status = "correct" if predicted == expected else "wrong"
-    return error, AnswerVerdict(status, predicted, None)
+    right = sum(predicted.get(name) == role for name, role in expected.items()) / len(expected)
+    return error, AnswerVerdict(status, predicted, None, right)

@@ -10,23 +10,29 @@ checkpoints beyond ``keep_last`` are removed after a new one is in place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
+import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from pydantic import BaseModel
+from safetensors import safe_open
 
-from logicrl.config import load_config, save_config
-from logicrl.errors import UserError
+from logicrl.config import exact_override, load_config, save_config
+from logicrl.errors import ConfigError, UserError
 from logicrl.models import save_pretrained_atomic
 
 T = TypeVar("T")
 
 STATE_FILE = "trainer_state.pt"
 STATE_JSON = "trainer_state.json"
+RESUMES_FILE = "resumes.jsonl"  # one line per resume that changed a key: {"time", "changed": {key: [old, new]}}
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -42,11 +48,32 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint directory cannot be resumed from (a truncated or corrupt file), or None if it can."""
+    try:
+        load_state(path)
+        for weights in sorted(Path(path).glob("*.safetensors")):
+            with safe_open(str(weights), framework="pt") as f:  # reads the header and checks the file size
+                f.keys()
+    except Exception as exc:  # noqa: BLE001 - any unreadable file makes the checkpoint unusable
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    if not any(Path(path).glob("*.safetensors")):
+        return "no *.safetensors weights"
+    return None
+
+
 def latest_checkpoint(run_dir: Path) -> tuple[int, Path]:
+    """The newest checkpoint that loads; a broken newer one is skipped with a warning."""
     found = list_checkpoints(run_dir)
     if not found:
         raise UserError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*/ with {STATE_FILE})")
-    return found[-1]
+    for step, path in reversed(found):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return step, path
+        warnings.warn(f"{path}: cannot be loaded ({problem}); falling back to the checkpoint before it",
+                      stacklevel=2)
+    raise UserError(f"{run_dir}: no checkpoint can be loaded (all {len(found)} are broken); start a new run")
 
 
 def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool, command: str) -> tuple[int, Path | None]:
@@ -60,16 +87,89 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool, command: str) -
         raise UserError(f"{run_dir} already holds a run: continue it with `logicrl {command} --resume {run_dir}` "
                         "or pick another out_dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
+    save_config(absolute_paths(config), run_dir / "config.yaml")
     return 1, None
 
 
+def absolute_paths(config: BaseModel) -> BaseModel:
+    """``config`` with every path field made absolute, and ``model.name`` too when it names a local directory,
+    so that a run resumed from another working directory reads the same files."""
+    update: dict[str, Any] = {}
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if isinstance(value, BaseModel):
+            update[name] = absolute_paths(value)
+        elif isinstance(value, Path):
+            update[name] = value.resolve()
+    if "name" in type(config).model_fields and Path(str(config.name)).is_dir():
+        update["name"] = str(Path(str(config.name)).resolve())
+    return config.model_copy(update=update)
+
+
+def changed_keys(old: BaseModel, new: BaseModel, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (old, new)}`` for every leaf value that differs between two configs of one class."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    for name in type(old).model_fields:
+        a, b = getattr(old, name), getattr(new, name)
+        if isinstance(a, BaseModel):
+            changes.update(changed_keys(a, b, f"{prefix}{name}."))
+        elif a != b:
+            changes[prefix + name] = (a, b)
+    return changes
+
+
 def resume_config(config_class: type[T], run_dir: Path, overrides: list[str] | None = None) -> T:
-    """The config a run was started with (``RUN_DIR/config.yaml``) with ``overrides``, pointed at ``run_dir``."""
-    path = Path(run_dir) / "config.yaml"
+    """The config a run was started with (``RUN_DIR/config.yaml``) with ``overrides``, pointed at ``run_dir``.
+
+    Only the keys in ``config_class.resumable`` may change (the others would make the resumed run another
+    experiment: a one-line refusal names them). Accepted changes are written to ``config.yaml``, so a later
+    plain ``--resume`` keeps them, and appended to ``RUN_DIR/resumes.jsonl``."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-    return load_config(config_class, path, [*(overrides or []), f"out_dir={run_dir}"])
+    here = exact_override("out_dir", run_dir)
+    stored = load_config(config_class, path, [here])
+    config = load_config(config_class, path, [*(overrides or []), here])
+    changes = changed_keys(stored, config)
+    allowed = config_class.resumable
+    refused = [key for key in changes if key not in allowed]
+    if refused:
+        raise ConfigError(
+            f"{', '.join(refused)} cannot change when resuming (it would make {run_dir} another experiment); "
+            f"keys that may change: {', '.join(allowed)}; start a new run with --out for the rest")
+    if changes:
+        save_config(absolute_paths(config), path)
+        line = {"time": round(time.time(), 3),
+                "changed": {k: [_plain(a), _plain(b)] for k, (a, b) in changes.items()}}
+        with (run_dir / RESUMES_FILE).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+    return config
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's weights (every tensor's name, shape and sum): tells whether a resumed run's
+    reference model is the one the run started with, without storing it."""
+    digest = hashlib.sha1()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            digest.update(f"{name}:{tuple(tensor.shape)}:{float(tensor.double().sum()):.6e};".encode())
+    return digest.hexdigest()[:16]
+
+
+def apply_lr(optimizer: torch.optim.Optimizer, scheduler: Any, lr: float) -> None:
+    """Make ``lr`` the peak learning rate of a restored optimizer and scheduler (their saved state holds the
+    old one): ``base_lrs`` and ``initial_lr`` become ``lr``, and the current rate is ``lr`` × the schedule's
+    factor at the current step."""
+    scheduler.base_lrs = [lr for _ in optimizer.param_groups]
+    for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas):
+        group["initial_lr"] = lr
+        group["lr"] = lr * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def rng_states() -> dict[str, Any]:

@@ -9,7 +9,7 @@ where a CPU cannot follow it (response length, model).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -37,7 +37,8 @@ class DataConfig(StrictModel):
     """Where the puzzles come from and in which order the trainer sees them."""
 
     train: Path = Field(Path("outputs/data"), description="Dataset directory (from `logicrl data generate`) or file.")
-    val: Path | None = Field(None, description="Held-out puzzles; default: the test split of `train`.")
+    val: Path | None = Field(None, description=(
+        "Validation puzzles; default: the val split of `train` (`logicrl data generate --val N`), else its test split."))
     people: list[int] | None = Field(None, description="Numbers of people to train on (default: all found).")
     schedule: Literal["curriculum", "mixed"] = Field(
         "mixed", description="'curriculum': one pass per number of people, fewest first; 'mixed': one shuffle.")
@@ -108,6 +109,12 @@ class OptimConfig(StrictModel):
 
 class TrainConfig(StrictModel):
     """A whole RL run. ``out_dir`` receives config.yaml, metrics.jsonl, tb/, rollouts/, checkpoints/."""
+
+    # Keys that `logicrl train --resume RUN key=value` may change (recorded in RUN/resumes.jsonl): how long,
+    # how fast, and what is logged; everything else defines the experiment and is refused.
+    resumable: ClassVar[tuple[str, ...]] = (
+        "steps", "optim.lr", "optim.critic_lr", "optim.grad_clip", "save_every", "keep_last", "val_every",
+        "log_rollouts", "threads", "rollout.val_max_response_tokens")
 
     model: ModelConfig = ModelConfig()
     prompt: PromptConfig = PromptConfig()

@@ -16,10 +16,13 @@ architectures run the model's own forward and cache (`_ModelEngine`) in the same
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -81,32 +84,63 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor
     return ids, mask
 
 
-def recommended_threads(load: float | None = None, cores: int | None = None) -> int:
-    """Intra-op threads for CPU work: the usable cores minus those other processes keep busy now (rounded),
-    at least 1; pass it to ``torch.set_num_threads`` before the run. An OpenMP thread sharing its core with
-    a busy process stalls every parallel region (docs/performance.md). ``load``: busy cores (default:
-    `busy_cores`, measured over a quarter of a second)."""
-    cores = cores if cores is not None else len(os.sched_getaffinity(0))
-    load = load if load is not None else busy_cores()
-    return max(1, min(cores, cores - round(load)))
+def cpu_quota(cpu_max: str) -> int | None:
+    """Cores allowed by a cgroup v2 ``cpu.max`` line (``"200000 100000"`` → 2, rounded up; ``"max …"`` → None)."""
+    fields = cpu_max.split()
+    if not fields or fields[0] == "max":
+        return None
+    period = int(fields[1]) if len(fields) > 1 else 100_000
+    return max(1, math.ceil(int(fields[0]) / period))
 
 
-def busy_cores(interval_s: float = 0.25) -> float:
-    """Cores busy with other processes, from two reads of ``/proc/stat`` ``interval_s`` apart (this process
-    sleeps in between, so it is not counted). Falls back to the 1-minute load average where there is no
-    ``/proc/stat``; that average lags, so it still counts a job that has just finished."""
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity set, capped by the cgroup's ``cpu.max`` quota. The
+    default intra-op thread count of ``logicrl train``/``sft`` (deterministic: it does not depend on the load)."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota = cpu_quota(Path("/sys/fs/cgroup/cpu.max").read_text())
+    except (OSError, ValueError):
+        quota = None
+    return min(cores, quota) if quota else cores
+
+
+def busy_cores(interval_s: float = 0.25, cpus: Sequence[int] | None = None) -> float:
+    """Cores of ``cpus`` (default: this process's affinity set) kept busy by other processes, from two reads
+    of the per-CPU lines of ``/proc/stat`` ``interval_s`` apart (this process sleeps in between, so it is not
+    counted); 0.0 where there is no ``/proc/stat``."""
+    wanted = {f"cpu{c}" for c in (os.sched_getaffinity(0) if cpus is None else cpus)}
+
     def ticks() -> tuple[int, int]:
+        total = idle = 0
         with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        return sum(values), values[3] + values[4]  # all, idle + iowait
+            for line in stat:
+                name, *values = line.split()
+                if name in wanted:
+                    numbers = [int(v) for v in values]
+                    total, idle = total + sum(numbers), idle + numbers[3] + numbers[4]  # idle + iowait
+        return total, idle
 
     try:
         total, idle = ticks()
         time.sleep(interval_s)
         total2, idle2 = ticks()
     except (OSError, ValueError, IndexError):
-        return os.getloadavg()[0]
-    return (1 - (idle2 - idle) / max(total2 - total, 1)) * (os.cpu_count() or 1)
+        return 0.0
+    return (1 - (idle2 - idle) / max(total2 - total, 1)) * len(wanted)
+
+
+def set_cpu_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to ``threads`` (default: `usable_cores`) and return the number. Warns when
+    other processes keep some of those cores busy: an OpenMP thread that shares its core with a busy process
+    stalls every parallel region (docs/performance.md)."""
+    chosen = threads or usable_cores()
+    torch.set_num_threads(chosen)
+    busy = busy_cores() if threads is None else 0.0
+    if busy >= 0.5:
+        warnings.warn(
+            f"other processes keep {busy:.1f} of the {chosen} cores busy, and threads that share a busy core stall; "
+            f"set threads={max(1, chosen - round(busy))} for this run", stacklevel=2)
+    return chosen
 
 
 class _Linear:

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from logicrl.rl.losses import entropy_from_logits
+
 
 def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x [..., K] · weight [N, K]ᵀ + bias on oneDNN → [..., N]."""
@@ -79,13 +81,6 @@ def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
     logits = logits.float()
     picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
-
-
-def entropy(logits: Tensor) -> Tensor:
-    """H = logsumexp(z) − Σ softmax(z)·z per position. [B, T, V] → [B, T]."""
-    logits = logits.float()
-    probs = torch.softmax(logits, dim=-1)
-    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(-1)
 
 
 def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, n_response: int,
@@ -151,6 +146,7 @@ def response_logprobs(
     rows per forward (default: all at once). ``onednn``: run the linears on oneDNN (CPU float32 only).
     ``share_prompts``: rows of a chunk with the same prompt (the same ids and padding) share its forward.
     ``entropy_grad=False`` returns the entropy detached (a statistic only: no softmax kept for backward).
+    The entropy is `logicrl.rl.losses.entropy_from_logits` of the tempered logits (finite for −inf logits).
     """
     step = batch_size or input_ids.shape[0]
     logps, entropies = [], []
@@ -161,6 +157,6 @@ def response_logprobs(
                                      response_ids.shape[1], temperature, share_prompts)
         logps.append(token_logprobs(logits, response_ids[rows]))
         if with_entropy:
-            entropies.append(entropy(logits if entropy_grad else logits.detach()))
+            entropies.append(entropy_from_logits((logits if entropy_grad else logits.detach()).float()))
         del logits  # free this chunk's logits before the next forward (kept by autograd when grad is on)
     return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)

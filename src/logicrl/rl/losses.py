@@ -235,15 +235,16 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     """Categorical entropy H = −Σ_v p_v·log p_v with p = softmax(logits), over the last dim.
 
     Computed from log_softmax, so it is stable for large logits; vocabulary entries at −inf
-    (masked tokens) contribute 0 instead of NaN. An entropy bonus is
-    `−coef · aggregate(entropy_from_logits(logits), mask, agg)` added to the loss.
+    (masked tokens) contribute 0 instead of NaN. The trainer's entropy (`logprobs.response_logprobs`) is
+    this function; an entropy bonus is `−coef · aggregate(entropy_from_logits(logits), mask, agg)` added to
+    the loss.
 
     Source: veRL torch_functional.entropy_from_logits (logsumexp(z) − Σ p·z, the same quantity).
     Shapes: logits [..., V] → [...].
     """
     logp = torch.log_softmax(logits, dim=-1)
     p = logp.exp()
-    plogp = p * torch.where(p > 0, logp, torch.zeros_like(logp))
+    plogp = p * torch.where(p > 0, logp, 0.0)
     return -plogp.sum(dim=-1)
 
 

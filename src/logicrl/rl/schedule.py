@@ -39,6 +39,15 @@ def load_puzzles(path: Path, split: str, people: Sequence[int] | None = None) ->
     return records
 
 
+def held_out_split(path: Path) -> str:
+    """The split that validation reads under ``path``: ``val`` when the dataset has one, else ``test``.
+
+    A dataset made with ``logicrl data generate --val N`` keeps its test split for the final evaluation only,
+    so that choosing checkpoints or settings never looks at the puzzles a result is reported on."""
+    path = Path(path)
+    return "val" if path.is_dir() and any(path.glob("*ppl/val.*")) else "test"
+
+
 def validation_subset(records: Sequence[dict[str, Any]], per_people: int) -> list[dict[str, Any]]:
     """The first ``per_people`` records of each number of people (file order: deterministic)."""
     taken: dict[int, int] = {}
@@ -89,10 +98,18 @@ class PromptSchedule:
             stages: dict[int, list[int]] = {}
             for i, record in enumerate(records):
                 stages.setdefault(people_of(record), []).append(i)
+            starts = {}
             for n in sorted(stages):
+                starts[n] = len(batches) + 1
                 for epoch in range(epochs):
                     batches += _chunks(_shuffled(stages[n], seed, f"{n}ppl:{epoch}"), batch_size)
             last = max(stages)
+            if steps is not None and steps < starts[last]:
+                reached = max(n for n in starts if starts[n] <= steps)
+                raise DataError(
+                    f"steps={steps} ends in the {reached}-person stage of the curriculum (stages start at steps "
+                    f"{', '.join(f'{n} people: {start}' for n, start in starts.items())}); raise steps to at least "
+                    f"{starts[last]}, train on fewer numbers of people, or use data.schedule=mixed")
             epoch = epochs
             while steps is not None and batches and len(batches) < steps:
                 batches += _chunks(_shuffled(stages[last], seed, f"{last}ppl:{epoch}"), batch_size)

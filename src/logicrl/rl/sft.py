@@ -16,8 +16,9 @@ Checkpoints, metrics and resume work as in ``logicrl train`` (`logicrl.rl.checkp
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -31,13 +32,20 @@ from logicrl.models import load_model_and_tokenizer, resolve_device
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward.score import RewardConfig
 from logicrl.rl.batch import RolloutBatch, micro_batches, share
-from logicrl.rl.checkpoints import checkpoint_dir, load_state, prepare_run_dir, restore_rng, save_checkpoint
+from logicrl.rl.checkpoints import (
+    apply_lr,
+    checkpoint_dir,
+    load_state,
+    prepare_run_dir,
+    restore_rng,
+    save_checkpoint,
+)
 from logicrl.rl.config import DataConfig, ModelConfig
-from logicrl.rl.generation import left_pad, recommended_threads
+from logicrl.rl.generation import left_pad, set_cpu_threads
 from logicrl.rl.logprobs import response_logprobs
 from logicrl.rl.metrics import validation_metrics
 from logicrl.rl.run_log import RunLog
-from logicrl.rl.schedule import PromptSchedule, load_puzzles, validation_subset
+from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
 from logicrl.rl.trainer import lr_lambda
 from logicrl.rl.update import adamw
 
@@ -46,6 +54,9 @@ RFT_FILE = "rft_samples.jsonl"
 
 class SFTConfig(StrictModel):
     """A fine-tuning run. ``out_dir`` gets config.yaml, metrics.jsonl, tb/, val/, checkpoints/."""
+
+    # Keys that `logicrl sft --resume RUN key=value` may change (recorded in RUN/resumes.jsonl).
+    resumable: ClassVar[tuple[str, ...]] = ("lr", "grad_clip", "save_every", "keep_last", "val_every", "threads")
 
     model: ModelConfig = ModelConfig()
     prompt: PromptConfig = PromptConfig()
@@ -61,7 +72,9 @@ class SFTConfig(StrictModel):
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     grad_clip: float = Field(1.0, gt=0.0, description="Global gradient-norm clip.")
-    max_response_tokens: int = Field(512, ge=1, description="Longer targets are cut; also the validation cap.")
+    max_response_tokens: int = Field(512, ge=1, description="Longest target (see long_targets); also the validation cap.")
+    long_targets: Literal["drop", "truncate"] = Field(
+        "drop", description="Training targets over max_response_tokens: drop the example, or cut it (no end token).")
     out_dir: Path = Field(Path("outputs/sft"), description="Run directory.")
     seed: int = Field(0, description="Seeds the example order.")
     save_every: int = Field(0, ge=0, description="Checkpoint every k steps (0: only at the end).")
@@ -70,13 +83,23 @@ class SFTConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU (default: the free cores).")
 
 
-def target_ids(responses: list[str], tokenizer, max_tokens: int) -> list[list[int]]:
-    """Tokenized targets, each ending with the end-of-turn token, cut at ``max_tokens``."""
+def target_ids(responses: list[str], tokenizer) -> list[list[int]]:
+    """Tokenized targets, each ending with the end-of-turn token (not cut: see `fit_examples`)."""
     if not responses:
         return []  # a fast tokenizer fails on an empty batch
     end = end_of_turn_id(tokenizer)
     ids = tokenizer(responses, add_special_tokens=False)["input_ids"]
-    return [(list(row) + [end])[:max_tokens] for row in ids]
+    return [list(row) + [end] for row in ids]
+
+
+def fit_examples(examples: list[tuple[list[int], list[int]]], max_tokens: int,
+                 long_targets: str) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """``(examples, number of targets longer than max_tokens)``. A long target is dropped (``"drop"``) or cut
+    to ``max_tokens`` (``"truncate"``: it then lacks the end-of-turn token, so the model learns not to stop)."""
+    long = sum(len(target) > max_tokens for _, target in examples)
+    if long_targets == "drop":
+        return [(p, t) for p, t in examples if len(t) <= max_tokens], long
+    return [(p, t[:max_tokens]) for p, t in examples], long
 
 
 def example_batch(prompts: list[list[int]], targets: list[list[int]], pad_id: int) -> RolloutBatch:
@@ -118,7 +141,7 @@ class SFTTrainer:
         self.start_step, checkpoint = prepare_run_dir(self.run_dir, config, resume=resume, command="sft")
         device = resolve_device(config.model.device)
         if device.type == "cpu":
-            torch.set_num_threads(config.threads or recommended_threads())
+            set_cpu_threads(config.threads)
         torch.manual_seed(config.seed)
         self.model, self.tokenizer = load_model_and_tokenizer(
             str(checkpoint or config.model.name), dtype="float32", device=str(device),
@@ -133,6 +156,7 @@ class SFTTrainer:
             state = load_state(checkpoint)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            apply_lr(self.optimizer, self.scheduler, config.lr)
             restore_rng(state["rng"])
         self.log = RunLog(self.run_dir, purge_step=self.start_step if resume else None)
         if resume:
@@ -144,19 +168,28 @@ class SFTTrainer:
         responses = [response_target(r, cfg.prompt) for r in records]
         if cfg.mode == "rft":
             records, responses = self._rft_examples(records)
-        self.examples = self._encode(records, responses)
+        self.examples, long = fit_examples(self._encode(records, responses), cfg.max_response_tokens, cfg.long_targets)
+        if long:
+            action = "dropped" if cfg.long_targets == "drop" else "cut (they lose their end-of-turn token)"
+            warnings.warn(f"{long} of {len(records)} targets are longer than max_response_tokens="
+                          f"{cfg.max_response_tokens} tokens and were {action}; raise max_response_tokens to keep "
+                          "them whole", stacklevel=2)
+        if not self.examples:
+            raise DataError(f"every target is longer than max_response_tokens={cfg.max_response_tokens}; raise it")
         self.schedule = PromptSchedule.build(
             [{"id": i} for i in range(len(self.examples))], schedule="mixed", batch_size=cfg.batch_size,
             epochs=cfg.data.epochs, seed=cfg.seed)
+        val_source = cfg.data.val or cfg.data.train
         self.val_records = validation_subset(
-            load_puzzles(cfg.data.val or cfg.data.train, "test", cfg.data.people), cfg.data.val_puzzles_per_people)
-        self.val_examples = self._encode(self.val_records, [response_target(r, cfg.prompt) for r in self.val_records])
+            load_puzzles(val_source, held_out_split(val_source), cfg.data.people), cfg.data.val_puzzles_per_people)
+        self.val_examples, _ = fit_examples(  # the validation loss is measured on the first max tokens
+            self._encode(self.val_records, [response_target(r, cfg.prompt) for r in self.val_records]),
+            cfg.max_response_tokens, "truncate")
 
     def _encode(self, records: list[dict[str, Any]], responses: list[str]) -> list[tuple[list[int], list[int]]]:
         """(prompt ids, target ids) per example."""
-        cfg = self.config
-        return list(zip(encode_prompts(records, self.tokenizer, cfg.prompt),
-                        target_ids(responses, self.tokenizer, cfg.max_response_tokens)))
+        return list(zip(encode_prompts(records, self.tokenizer, self.config.prompt),
+                        target_ids(responses, self.tokenizer)))
 
     def _batch(self, examples: list[tuple[list[int], list[int]]]) -> RolloutBatch:
         return example_batch([p for p, _ in examples], [t for _, t in examples], self.tokenizer.pad_token_id)

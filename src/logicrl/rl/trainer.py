@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,22 @@ from logicrl.models import load_model_and_tokenizer, resolve_device, resolve_dty
 from logicrl.prompts import encode_prompts
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.batch import RolloutBatch
-from logicrl.rl.checkpoints import checkpoint_dir, load_state, prepare_run_dir, restore_rng, save_checkpoint
+from logicrl.rl.checkpoints import (
+    apply_lr,
+    checkpoint_dir,
+    load_state,
+    prepare_run_dir,
+    restore_rng,
+    save_checkpoint,
+    weights_fingerprint,
+)
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.critic import ValueModel
-from logicrl.rl.generation import generate, recommended_threads
+from logicrl.rl.generation import generate, set_cpu_threads
 from logicrl.rl.kl import AdaptiveKLController, FixedKLController
 from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.run_log import RunLog
-from logicrl.rl.schedule import PromptSchedule, load_puzzles, validation_subset
+from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
 from logicrl.rl.update import (
     adamw,
     batch_logprobs,
@@ -91,7 +100,7 @@ class Trainer:
         self.device = resolve_device(cfg.model.device)
         self.compute_dtype = resolve_dtype(cfg.model.dtype, self.device)
         if self.device.type == "cpu":
-            torch.set_num_threads(cfg.threads or recommended_threads())
+            set_cpu_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -114,6 +123,7 @@ class Trainer:
                 cfg.model.name, dtype=self.compute_dtype, device=str(self.device),
                 trust_remote_code=cfg.model.trust_remote_code)
             self.ref.requires_grad_(False)
+        self.ref_fingerprint = weights_fingerprint(self.ref) if self.ref is not None else None
         self.critic = ValueModel(self.policy).to(self.device) if self._needs_critic() else None
         self.stop_ids = stop_token_ids(self.tokenizer)
 
@@ -130,7 +140,8 @@ class Trainer:
         self.val_records = []
         if cfg.val_every and cfg.data.val_puzzles_per_people:
             self.val_records = validation_subset(
-                load_puzzles(val_source, "test", cfg.data.people), cfg.data.val_puzzles_per_people)
+                load_puzzles(val_source, held_out_split(val_source), cfg.data.people),
+                cfg.data.val_puzzles_per_people)
 
     def _build_optimizers(self) -> None:
         cfg, optim = self.config, self.config.optim
@@ -157,10 +168,22 @@ class Trainer:
                 "same data, data.* keys, rollout.prompts_per_step and seed")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        apply_lr(self.optimizer, self.scheduler, self.config.optim.lr)
+        if state.get("reference") != self.ref_fingerprint:
+            raise UserError(
+                f"{checkpoint}: the KL reference model ({self.config.model.name}) is not the one this run started "
+                "with; resume with the same model.name")
+        if self.device.type == "cpu" and int(state.get("threads", 0)) != torch.get_num_threads():
+            warnings.warn(
+                f"resuming with {torch.get_num_threads()} threads where the run used {state.get('threads')}: float "
+                "sums change, so the run will not repeat an uninterrupted one bit for bit (set threads=N)",
+                stacklevel=2)
         self.kl_controller.coef = float(state["kl_coef"])
         if self.critic is not None:
             self.critic.load(checkpoint)
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+            for group in self.critic_optimizer.param_groups:
+                group["lr"] = self.config.optim.critic_lr
         restore_rng(state["rng"])
 
     def schedule_fingerprint(self, steps: int) -> str:
@@ -275,6 +298,7 @@ class Trainer:
     def save(self, step: int) -> Path:
         state = {
             "step": step, "data_fingerprint": self.schedule_fingerprint(step), "kl_coef": self.kl_controller.coef,
+            "reference": self.ref_fingerprint, "threads": torch.get_num_threads(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
         }
         if self.critic_optimizer is not None:

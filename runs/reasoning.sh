@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2.5 hours:
+#   data (train / val / test) → cold start (SFT) → RL with partial credit and, beside it, RL with the paper's
+#   reward → greedy eval of all three on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
+# The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
+# (docs/experiments.md has the search behind the settings and the result.)
+# A rerun skips finished stages and resumes an interrupted one; FORCE=1 starts over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash runs/setup.sh
+OUT=${OUT:-outputs/reasoning}
+source runs/lib.sh
+[ "${FORCE:-0}" = 1 ] && rm -rf "$OUT"
+
+say "1/6 data" "2, 3 and 4 people: 160 training puzzles per level, 30 validation puzzles (the only ones that
+training looks at) and 100 test puzzles (only the final evaluation reads them). RL trains on 2 and 3 people;
+4 people is one level harder than anything trained on."
+if [ -f "$OUT/data/manifest.json" ]; then echo "already done ($OUT/data)"; else
+    "$LOGICRL" data generate --people 2-4 --train 160 --test 100 --val 30 --seed 0 --out "$OUT/data"
+fi
+
+say "2/6 cold start (SFT)" "One pass over 320 template-reasoning examples (2 and 3 people): the format and the look
+of the search, still near chance on the answers."
+run_stage "$OUT/cold" sft --config configs/cpu-reason-sft.yaml data.train="$OUT/data"
+
+say "3/6 RL, two runs side by side (one thread each)" "rl: GRPO, 4 puzzles × 8 samples at T = 1, partial credit
+per person (reward.partial_credit=0.5); rl-paper: the same with the paper's reward. Validation (greedy, 30
+val puzzles per level) every 10 steps."
+COLD=$(last_checkpoint "$OUT/cold")
+run_stage "$OUT/rl" train --config configs/cpu-reason-rl.yaml --model "$COLD" data.train="$OUT/data" &
+shaped=$!
+run_stage "$OUT/rl-paper" train --config configs/cpu-reason-rl.yaml --model "$COLD" data.train="$OUT/data" \
+    reward.partial_credit=0 &
+paper=$!
+wait $shaped
+wait $paper
+
+say "4/6 evaluation (greedy)" "The cold start and both RL checkpoints on the same 300 test puzzles: accuracy by
+number of people (the paper's strict criterion), and each RL run − cold start, paired, with a 95% interval."
+if [ -f "$OUT/eval/compare.json" ]; then cat "$OUT/eval/table.md"; else
+    "$LOGICRL" eval -m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")" \
+        -m "rl-paper=$(last_checkpoint "$OUT/rl-paper")" \
+        --data "$OUT/data" --people 2-4 --limit 100 --max-tokens 320 --out "$OUT/eval"
+fi
+
+say "5/6 pass@k" "8 samples at the RL temperature (T = 1) on 20 test puzzles per level: what the policy sometimes
+finds (pass@k) against what it answers (pass@1), before and after RL."
+if [ -f "$OUT/eval-passk/compare.json" ]; then cat "$OUT/eval-passk/table.md"; else
+    "$LOGICRL" eval -m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")" \
+        --data "$OUT/data" --people 2-4 --limit 20 --samples 8 --temperature 1.0 --max-tokens 320 \
+        --out "$OUT/eval-passk"
+fi
+
+say "6/6 report" "Training curves (reward, accuracy, validation accuracy), thinking words, length vs accuracy."
+"$LOGICRL" report "$OUT/rl"
+say "before/after" "300 test puzzles, greedy ($OUT/eval/table.md):"
+cat "$OUT/eval/table.md"
+echo
+echo "report: $OUT/rl/report/index.html"

@@ -1,0 +1,108 @@
+"""Fail fast: `logicrl train`, `logicrl sft` and `logicrl eval` check the config, the data and the output
+folder before they load, build, convert or download any model, and report one line; typed options stay
+typed."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from logicrl.cli import main
+from logicrl.cli.runs import run_config
+from logicrl.config import save_config
+from logicrl.evaluate import runner
+from logicrl.models import loading
+from logicrl.rl import sft, trainer
+from logicrl.rl.config import TrainConfig
+
+
+def run_main(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
+    """`logicrl ARGS` in this process (so that a test can patch what it calls): exit status, stderr lines."""
+    monkeypatch.setattr(sys, "argv", ["logicrl", *args])
+    with pytest.raises(SystemExit) as done:
+        main()
+    return done.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.fixture
+def fresh_machine(monkeypatch, tmp_path):
+    """An empty model cache, as on a fresh machine, where loading, building or converting any model fails
+    the test: the default model would print progress bars and take minutes before a user error."""
+    cache = tmp_path / "empty-cache"
+    monkeypatch.setenv("LOGICRL_CACHE", str(cache))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a model was loaded or built before the inputs were checked: {args}")
+
+    for module in (trainer, sft, runner):
+        monkeypatch.setattr(module, "load_model_and_tokenizer", refuse)
+    monkeypatch.setattr(loading, "_build_cached", refuse)
+    return cache
+
+
+def only_train_split(puzzle_dir, tmp_path):
+    """A copy of the dataset without its held-out (test) split."""
+    out = tmp_path / "only-train"
+    for path in puzzle_dir.glob("*ppl/train.jsonl"):
+        (out / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, out / path.parent.name / path.name)
+    return out
+
+
+@pytest.mark.parametrize(("command", "args", "message"), [
+    ("train", ["--data", "/nonexistent/data"], "/nonexistent/data: no such file or dataset directory"),
+    ("sft", ["--data", "/nonexistent/data"], "/nonexistent/data: no such file or dataset directory"),
+    ("train", ["data.people=[7]"], "no train puzzles with [7] people"),
+    ("train", ["--data", "ONLY_TRAIN"], "no *ppl/test.jsonl or .parquet files"),
+    ("sft", ["--data", "ONLY_TRAIN"], "no *ppl/test.jsonl or .parquet files"),
+    ("train", ["rollout.prompts_per_step=100"], "cannot fill one batch of 100"),
+    ("train", ["--out", "A_FILE"], "is a file, not a directory"),
+    ("sft", ["--out", "A_RUN"], "already holds a run: continue it with `logicrl sft --resume"),
+    ("train", ["--model", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
+])
+def test_inputs_are_checked_before_any_model_loads(fresh_machine, puzzle_dir, tmp_path, monkeypatch, capsys,
+                                                   command, args, message):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-run").mkdir()
+    (tmp_path / "a-run" / "metrics.jsonl").write_text("")
+    names = {"ONLY_TRAIN": str(only_train_split(puzzle_dir, tmp_path)), "A_FILE": str(tmp_path / "a-file"),
+             "A_RUN": str(tmp_path / "a-run")}
+    base = [command, "--out", str(tmp_path / "run"), "--data", str(puzzle_dir), "model.device=cpu"]
+    status, lines = run_main(monkeypatch, capsys, *base, *(names.get(arg, arg) for arg in args))
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not (tmp_path / "run").exists() and not fresh_machine.exists()
+
+
+@pytest.mark.parametrize("value", ["2025-03-01", "yes", "0123"])
+def test_shortcut_options_keep_their_type(value, fresh_machine, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    status, lines = run_main(monkeypatch, capsys, "train", "--out", value, "--data", "/nonexistent/data")
+    assert status == 2 and lines == ["error: /nonexistent/data: no such file or dataset directory"]
+    cfg = run_config(TrainConfig, None, None, None, {"out_dir": Path(value), "data.train": Path(value),
+                                                      "model.name": value, "steps": None})
+    assert (cfg.out_dir, cfg.data.train, cfg.model.name) == (Path(value), Path(value), value)
+    run = tmp_path / "run"  # on resume, the options reach the stored config unretyped too
+    save_config(TrainConfig(model={"name": value}, out_dir=run), run / "config.yaml")
+    resumed = run_config(TrainConfig, None, run, None, {"model.name": value, "steps": 3})
+    assert (resumed.model.name, resumed.steps, resumed.out_dir) == (value, 3, run)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-m", "tiny-random", "--out", "A_FILE"], "is a file, not a directory"),
+    (["-m", "tiny-random", "--out", "SAMPLES_FILE"], "samples is a file, not a directory"),
+    (["-m", "tiny-random", "-m", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
+    (["-m", "tiny-random", "--data", "/nonexistent/data"], "no such file or dataset directory"),
+])
+def test_eval_checks_before_the_first_model_loads(fresh_machine, puzzle_dir, tmp_path, monkeypatch, capsys,
+                                                  args, message):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "out-with-a-file" / "samples").parent.mkdir()
+    (tmp_path / "out-with-a-file" / "samples").write_text("x")
+    names = {"A_FILE": str(tmp_path / "a-file"), "SAMPLES_FILE": str(tmp_path / "out-with-a-file")}
+    base = ["eval", "--data", str(puzzle_dir), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    status, lines = run_main(monkeypatch, capsys, *base, *(names.get(arg, arg) for arg in args))
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not (tmp_path / "out").exists() and not fresh_machine.exists()
