@@ -13,3 +13,20 @@ run_stage() {  # run_stage DIR sft|train ARGS...: skip when finished, resume whe
         "$LOGICRL" "$command" "$@" --out "$dir"
     fi
 }
+export_results() {  # export_results OUT DEST: the small files behind a result (no checkpoints) for results/
+    local out=$1 dest=$2 run
+    mkdir -p "$dest"
+    for run in "$out"/*/; do
+        run=${run%/}
+        [ -f "$run/metrics.jsonl" ] || continue
+        mkdir -p "$dest/$(basename "$run")"
+        cp "$run/config.yaml" "$run/metrics.jsonl" "$dest/$(basename "$run")/"
+        [ -f "$run/resumes.jsonl" ] && cp "$run/resumes.jsonl" "$dest/$(basename "$run")/"
+        [ -d "$run/report" ] && cp "$run"/report/*.png "$run"/report/index.html "$dest/$(basename "$run")/" 2>/dev/null
+    done
+    for run in "$out"/eval*/; do
+        [ -d "$run" ] && cp -r "${run%/}" "$dest/"
+    done
+    cp "$out/data/manifest.json" "$dest/data-manifest.json"
+    return 0
+}

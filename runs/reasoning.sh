@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2.5 hours:
-#   data (train / val / test) → cold start (SFT) → RL with partial credit and, beside it, RL with the paper's
-#   reward → greedy eval of all three on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
+#   data (train / val / test) → cold start (SFT) → RL with partial credit (COMPARE=1: and with the paper's
+#   reward) → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
 # The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
 # (docs/experiments.md has the search behind the settings and the result.)
 # A rerun skips finished stages and resumes an interrupted one; FORCE=1 starts over.
@@ -23,24 +23,22 @@ say "2/6 cold start (SFT)" "One pass over 320 template-reasoning examples (2 and
 of the search, still near chance on the answers."
 run_stage "$OUT/cold" sft --config configs/cpu-reason-sft.yaml data.train="$OUT/data"
 
-say "3/6 RL, two runs side by side (one thread each)" "rl: GRPO, 4 puzzles × 8 samples at T = 1, partial credit
-per person (reward.partial_credit=0.5); rl-paper: the same with the paper's reward. Validation (greedy, 30
-val puzzles per level) every 10 steps."
+say "3/6 RL" "GRPO from the cold start: 2 puzzles × 8 samples a step at T = 1, partial credit per person
+(reward.partial_credit=0.5), 16 steps; greedy validation on 10 val puzzles per level every 10 steps.
+COMPARE=1 also runs the same recipe with the paper's reward (rl-paper), after it."
 COLD=$(last_checkpoint "$OUT/cold")
-run_stage "$OUT/rl" train --config configs/cpu-reason-rl.yaml --model "$COLD" data.train="$OUT/data" &
-shaped=$!
-run_stage "$OUT/rl-paper" train --config configs/cpu-reason-rl.yaml --model "$COLD" data.train="$OUT/data" \
-    reward.partial_credit=0 &
-paper=$!
-wait $shaped
-wait $paper
+run_stage "$OUT/rl" train --config configs/cpu-reason-rl.yaml --model "$COLD" data.train="$OUT/data"
+MODELS=(-m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")")
+if [ "${COMPARE:-0}" = 1 ]; then
+    run_stage "$OUT/rl-paper" train --config configs/cpu-reason-rl.yaml --model "$COLD" data.train="$OUT/data" \
+        reward.partial_credit=0
+    MODELS+=(-m "rl-paper=$(last_checkpoint "$OUT/rl-paper")")
+fi
 
-say "4/6 evaluation (greedy)" "The cold start and both RL checkpoints on the same 300 test puzzles: accuracy by
-number of people (the paper's strict criterion), and each RL run − cold start, paired, with a 95% interval."
+say "4/6 evaluation (greedy)" "The cold start and the RL checkpoint(s) on the same 300 test puzzles: accuracy by
+number of people (the paper's strict criterion), and RL − cold start, paired, with a 95% interval."
 if [ -f "$OUT/eval/compare.json" ]; then cat "$OUT/eval/table.md"; else
-    "$LOGICRL" eval -m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")" \
-        -m "rl-paper=$(last_checkpoint "$OUT/rl-paper")" \
-        --data "$OUT/data" --people 2-4 --limit 100 --max-tokens 320 --out "$OUT/eval"
+    "$LOGICRL" eval "${MODELS[@]}" --data "$OUT/data" --people 2-4 --limit 100 --max-tokens 320 --out "$OUT/eval"
 fi
 
 say "5/6 pass@k" "8 samples at the RL temperature (T = 1) on 20 test puzzles per level: what the policy sometimes
@@ -57,3 +55,7 @@ say "before/after" "300 test puzzles, greedy ($OUT/eval/table.md):"
 cat "$OUT/eval/table.md"
 echo
 echo "report: $OUT/rl/report/index.html"
+if [ -n "${RESULTS:-}" ]; then  # RESULTS=results/reasoning: copy the evidence (no checkpoints) for the repository
+    export_results "$OUT" "$RESULTS"
+    echo "evidence copied to $RESULTS"
+fi

@@ -87,3 +87,20 @@ def test_resume_applies_allowed_changes_and_refuses_the_rest(puzzle_dir, tmp_pat
     assert "step_000003: cannot be loaded" in again.stderr
     assert [m["step"] for m in read_metrics(out, "train")] == [1, 2, 3]
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
+
+
+def test_report_on_a_real_train_run(puzzle_dir, tmp_path):
+    """`logicrl report` reads what `logicrl train` writes: its metrics, rollouts and validation files."""
+    out = tmp_path / "run"
+    trained = run_cli("train", "--data", str(puzzle_dir), "--out", str(out), "--steps", "2", *TINY)
+    assert trained.returncode == 0, trained.stderr
+    report = run_cli("report", str(out))
+    assert report.returncode == 0, report.stderr
+    assert f"report: {out / 'report' / 'index.html'}" in report.stdout.splitlines()
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["source"] == "rollouts" and summary["files_read"] == summary["files_total"] == 2
+    assert summary["responses"] == 2 * 2 * 2  # steps × prompts_per_step × group_size
+    rewards = [m["reward/mean"] for m in read_metrics(out, "train")]
+    row = next(row for row in summary["metrics"] if row["metric"] == "reward/mean")
+    assert (row["first"], row["last"]) == (rewards[0], rewards[-1])
+    assert [row["people"] for row in summary["val_people"]] == [2, 3]  # one held-out puzzle per level

@@ -226,7 +226,7 @@ def test_a_named_key_variable_must_be_set(monkeypatch) -> None:
 def test_eval_refuses_a_key_over_http_before_any_request(dataset, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     args = ["eval", "--endpoint", "http://example.com/v1", "-m", "served", "--data", str(dataset),
-            "--out", str(tmp_path / "out"), "--set", "api_key_env=OPENAI_API_KEY"]
+            "--out", str(tmp_path / "out"), "api_key_env=OPENAI_API_KEY"]
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, EndpointError), result.output
     assert str(result.exception).startswith("refusing to send the API key to http://example.com/v1")

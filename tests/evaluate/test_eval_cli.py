@@ -66,6 +66,52 @@ def test_eval_two_models_one_table(tmp_path: Path, dataset: Path) -> None:
     assert "Paired difference vs tiny-random" in result.output
 
 
+def scripted_generate(replies: dict[str, str]):
+    """A stand-in for `logicrl.rl.generation.generate` that answers each prompt with the reply of the quiz it
+    holds (``replies``: quiz -> response text), tokenized as the model would have returned it."""
+    import torch
+
+    from logicrl.rl.generation import Generation
+
+    def generate(model, prompts, *, n, max_new_tokens, pad_token_id, tokenizer, **_):
+        texts = [tokenizer.decode(ids) for ids in prompts]
+        chosen = [next(reply for quiz, reply in replies.items() if quiz in text)
+                  for text in texts for _ in range(n)]
+        ids = [tokenizer(reply, add_special_tokens=False)["input_ids"][:max_new_tokens] for reply in chosen]
+        width = max(map(len, ids))
+        return Generation(
+            prompt_ids=torch.zeros(len(ids), 1, dtype=torch.long), prompt_mask=torch.ones(len(ids), 1),
+            response_ids=torch.tensor([row + [pad_token_id] * (width - len(row)) for row in ids]),
+            response_mask=torch.tensor([[1.0] * len(row) + [0.0] * (width - len(row)) for row in ids]),
+            truncated=torch.zeros(len(ids), dtype=torch.bool))
+
+    return generate
+
+
+def test_eval_table_from_known_responses(tmp_path: Path, dataset: Path, test_records: list[dict], respond,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny model loads and its prompts are built as usual, but its responses are known: both 2-person
+    puzzles answered right, the first 3-person one right and the second wrong. By hand: 1.00 and 0.50 per
+    level, 0.75 on average, every response well formed."""
+    from logicrl.evaluate import scoring
+
+    two = [r for r in test_records if r["n_people"] == 2][:2]
+    three = [r for r in test_records if r["n_people"] == 3][:2]
+    replies = {r["quiz"]: respond(r, correct=r is not three[1]) for r in [*two, *three]}
+    monkeypatch.setattr(scoring, "generate", scripted_generate(replies))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", "-m", "tiny-random", "--data", str(dataset), "--out", str(out),
+                                 "--limit", "2", "--max-tokens", "512", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "| tiny-random | 1.00 | 0.50 | 0.75 | 1.00 |" in (out / "table.md").read_text()
+    levels = json.loads((out / "results.json").read_text())["models"]["tiny-random"]["by_people"]
+    assert (levels["2"]["acc"], levels["3"]["acc"]) == (1.0, 0.5)
+    assert levels["2"]["reward"] == 3.0  # format 1 + answer 2
+    assert levels["3"]["reward"] == (3.0 - 0.5) / 2  # a wrong answer: format 1 − 1.5
+    saved = [json.loads(x) for x in (out / "samples" / "tiny-random.jsonl").read_text().splitlines()]
+    assert [row["response"] for row in saved] == [replies[r["quiz"]] for r in [*two, *three]]
+
+
 def test_eval_k_samples_reports_pass_at_k_and_majority(tmp_path: Path, dataset: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(app, ["eval", "-m", "tiny-random", "--data", str(dataset), "--out", str(out),
@@ -169,7 +215,7 @@ def test_memorization_generates_with_the_tiny_model(tmp_path: Path, dataset: Pat
     (["eval", "--rescore", "--data", "{data}"], "no sample files to rescore"),
     (["eval", "-m", "tiny-random", "--rescore", "--data", "{data}"], "no saved samples for model 'tiny"),
     (["eval", "memorization", "-m", "x", "--data", "{data}", "--kinds", "shuffle"], "unknown perturbation"),
-    (["eval", "-m", "m", "--data", "{data}", "--endpoint", "http://127.0.0.1:9/v1", "--set", "retries=0"],
+    (["eval", "-m", "m", "--data", "{data}", "--endpoint", "http://127.0.0.1:9/v1", "retries=0"],
      "cannot reach http://127.0.0.1:9/v1/chat/completions"),
     (["eval", "-m", "m", "--data", "{data}", "--endpoint", "http://127.0.0.1:9/v1", "--template", "plain"],
      "prompt.template=plain needs the local backend"),

@@ -66,12 +66,26 @@ def _tiny_model_and_tokenizer():
     return LlamaForCausalLM(config), tokenizer
 
 
+def claims(solution_text_format: str, *, flip: bool = False) -> str:
+    """The answer sentence for a solution ("(1) Zoey is a knight\n(2) ..." -> "Zoey is a knight, ..."), with
+    every role swapped when ``flip``."""
+    swap = {"knight": "knave", "knave": "knight"} if flip else {}
+    lines = [line.split(") ", 1)[1] for line in solution_text_format.splitlines()]
+    return ", ".join(" ".join(swap.get(word, word) for word in line.split(" ")) for line in lines)
+
+
 def test_grpo_trainer_one_step_on_cpu(tmp_path):
+    """One GRPO step through TRL's own calling convention (prompts, completions and the dataset's columns as
+    keyword arguments). The reward function is handed crafted completions in the first two slots of every
+    batch, a right and a wrong answer, so the rewards have hand-known values, vary within each group, and the
+    step moves the weights (a constant reward would give zero advantages and leave them as they were)."""
     pytest.importorskip("trl")
+    import torch
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     model, tokenizer = _tiny_model_and_tokenizer()
+    before = [p.detach().clone() for p in model.parameters()]
     assert tokenizer.decode(tokenizer("Zoey is a knight")["input_ids"]) == "Zoey is a knight"
     dataset = Dataset.from_dict({
         "prompt": ["Who is a knight?\n<think>", "Who is a knave?\n<think>"],
@@ -79,9 +93,14 @@ def test_grpo_trainer_one_step_on_cpu(tmp_path):
     })
     calls = []
 
-    class Spy(KKReward):
-        def __call__(self, *args, **kwargs):
-            rewards = super().__call__(*args, **kwargs)
+    class Crafted(KKReward):
+        """The real reward on the model's completions, but a right answer in slot 0, a wrong one in slot 1."""
+
+        def __call__(self, prompts, completions, solution_text_format, **kwargs):
+            crafted = [f"{THINK}</think><answer>{claims(solution_text_format[i], flip=i == 1)}</answer>"
+                       for i in range(2)]
+            completions = crafted + list(completions[2:])
+            rewards = super().__call__(prompts, completions, solution_text_format, **kwargs)
             calls.append(rewards)
             return rewards
 
@@ -90,9 +109,12 @@ def test_grpo_trainer_one_step_on_cpu(tmp_path):
         max_completion_length=8, learning_rate=1e-4, logging_steps=1, report_to="none", save_strategy="no",
         use_cpu=True, bf16=False, seed=0, dataloader_num_workers=0,
     )
-    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=Spy(), args=args,
-                          train_dataset=dataset)
+    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=Crafted(name="kk_reward"),
+                          args=args, train_dataset=dataset)
     trainer.train()
-    assert calls and all(r in (3.0, -0.5, -1.0, -3.0) for batch in calls for r in batch)
+    # slot 0 right (format 1 + answer 2), slot 1 wrong (1 − 1.5); the random model cannot find the format (−3)
+    assert calls and all(batch == [3.0, -0.5] + [-3.0] * (len(batch) - 2) for batch in calls), calls
     logged = [entry for entry in trainer.state.log_history if "rewards/kk_reward/mean" in entry]
-    assert logged and logged[0]["rewards/kk_reward/mean"] == -3.0  # a random model cannot find the format
+    every = [r for batch in calls for r in batch]
+    assert logged and logged[0]["rewards/kk_reward/mean"] == pytest.approx(sum(every) / len(every))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -41,17 +41,22 @@ def test_registries_hold_one_name_per_concept():
 
 
 def test_a_reinforce_pp_step_end_to_end():
-    """The Logic-RL recipe in miniature: REINFORCE++ advantages, clipped loss, k3 KL loss, one backward."""
+    """The Logic-RL recipe in miniature: REINFORCE++ advantages, clipped loss, k3 KL loss, one backward, one
+    gradient step; the step makes the well-scored responses likelier and the badly scored ones less likely."""
     g = torch.Generator().manual_seed(0)
     lengths = torch.tensor([3, 4, 2, 1])
     mask = (torch.arange(4) < lengths[:, None]).float()
-    batch = algorithms.AdvantageInputs.from_scores(
-        torch.tensor([3.0, -1.0, -0.5, 3.0]), torch.tensor([0, 0, 1, 1]), mask
-    )
+    scores = torch.tensor([3.0, -1.0, -0.5, 3.0])
+    batch = algorithms.AdvantageInputs.from_scores(scores, torch.tensor([0, 0, 1, 1]), mask)
     adv = algorithms.get_advantage_estimator("reinforce_pp")(batch).advantages
+    # the token-weighted mean score is (3·3 − 1·4 − 0.5·2 + 3·1) / 10 = 0.7: rows 0, 3 above it, 1, 2 below
+    signs = torch.tensor([1.0, -1.0, -1.0, 1.0])[:, None].expand(4, 4)
+    assert torch.equal(torch.sign(adv)[mask == 1], signs[mask == 1]) and torch.all(adv[mask == 0] == 0)
     logp = (-torch.rand(4, 4, generator=g)).requires_grad_(True)
     old, ref = logp.detach() - 0.05, logp.detach() + 0.1
     kl = algorithms.kl_loss(logp, ref, mask, kind="k3")
     loss = algorithms.policy_loss(logp, old, adv, mask) + 0.001 * kl
     loss.backward()
     assert torch.isfinite(loss) and torch.all(logp.grad[mask == 0] == 0) and logp.grad.abs().sum() > 0
+    moved = ((logp - 0.1 * logp.grad).detach() - logp.detach()) * mask  # one step of gradient descent
+    assert (torch.sign(moved.sum(-1)) == torch.sign(scores - 0.7)).all(), moved

@@ -7,15 +7,21 @@ non-zero and every update really moves the weights.
 
 from __future__ import annotations
 
+import itertools
 import json
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 import logicrl.rl.trainer as trainer_module
 from logicrl.errors import UserError
+from logicrl.models import save_pretrained_atomic
+from logicrl.models.tiny import build_tiny_tokenizer
+from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.rl.checkpoints import list_checkpoints, resume_config
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.run_log import read_metrics
@@ -82,6 +88,7 @@ def test_run_directory_contract(puzzle_dir, tmp_path, monkeypatch):
     {"advantage": "reinforce_pp"},
     {"advantage": "grpo", "mini_batch_size": 3, "update_epochs": 2},
     {"advantage": "gae", "kl_placement": "reward"},
+    {"advantage": "reinforce_pp", "kl_coef": 0.1, "kl_target": 0.05, "kl_horizon": 60.0},
 ])
 def test_resume_continues_exactly_like_an_uninterrupted_run(puzzle_dir, tmp_path, monkeypatch, algorithm):
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
@@ -132,6 +139,81 @@ def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, m
         Trainer(config, show_progress=False)
     with pytest.raises(UserError, match="not a run directory"):
         resume_config(TrainConfig, tmp_path)
+
+
+def test_resume_refuses_training_data_that_changed_since_the_checkpoint(puzzle_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    data = tmp_path / "data"
+    shutil.copytree(puzzle_dir, data)
+    config = make_config(data, tmp_path / "run").model_copy(update={"steps": 1, "val_every": 0})
+    Trainer(config, show_progress=False).fit()
+    other = DataConfig(people=[2, 3], train=12, test=4, seed=1)  # same path and sizes, other puzzles
+    write_dataset(data, other, generate(other))
+    with pytest.raises(UserError, match="training data or its order changed since this checkpoint"):
+        Trainer(config.model_copy(update={"steps": 2}), resume=True, show_progress=False)
+
+
+def test_adaptive_kl_coefficient_follows_the_measured_kl(puzzle_dir, tmp_path, monkeypatch):
+    """β ← β·(1 + clip(KL/target − 1, ±0.2)·n/horizon) after each step of n = 6 responses, from the step's KL;
+    a step logs the β its own loss used."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = make_config(puzzle_dir, tmp_path / "run", kl_coef=0.1, kl_target=0.005, kl_horizon=60.0)
+    Trainer(config.model_copy(update={"steps": 3, "val_every": 0}), show_progress=False).fit()
+    train = read_metrics(tmp_path / "run", "train")
+    assert train[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # the policy starts as the reference
+    assert train[0]["kl_coef"] == 0.1 and train[1]["kl_coef"] == pytest.approx(0.1 * (1 - 0.2 * 6 / 60))
+    coef = 0.1
+    for metrics in train:
+        assert metrics["kl_coef"] == pytest.approx(coef)
+        coef *= 1.0 + min(max(metrics["kl"] / 0.005 - 1.0, -0.2), 0.2) * 6 / 60.0
+
+
+SCRIPT = " so</think><answer>(1) Zoey is a knight</answer> then"
+
+
+def scripted_model(path: Path, text: str) -> Path:
+    """A Llama with the tiny tokenizer that, after the ``<think>`` pre-fill, writes ``text`` whatever the
+    puzzle: attention and MLP outputs are zero, so the last hidden state is the current token's embedding, and
+    the output row of each token of ``text`` is the (normalised) embedding of the token before it."""
+    tokenizer = build_tiny_tokenizer()
+    chain = [tokenizer.convert_tokens_to_ids("<think>"),
+             *tokenizer(text, add_special_tokens=False)["input_ids"]]
+    assert len(set(chain)) == len(chain), "each token of the script needs one successor"
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                         tie_word_embeddings=False, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.lm_head.weight.zero_()
+        for token, successor in itertools.pairwise(chain):
+            embedding = model.model.embed_tokens.weight[token]
+            model.lm_head.weight[successor] = embedding / embedding.pow(2).mean().sqrt()
+    return save_pretrained_atomic(model, tokenizer, path)
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_stop_at_answer_ends_rollouts_and_validation_at_the_answer(puzzle_dir, tmp_path, stop):
+    model = scripted_model(tmp_path / "scripted", SCRIPT)
+    config = make_config(puzzle_dir, tmp_path / "run")
+    config = config.model_copy(update={
+        "steps": 1, "model": config.model.model_copy(update={"name": str(model)}),
+        "rollout": config.rollout.model_copy(update={"stop_at_answer": stop, "max_response_tokens": 16})})
+    Trainer(config, show_progress=False).fit()
+    answered = SCRIPT[:SCRIPT.index("</answer>") + len("</answer>")]
+    for name in ("rollouts", "val"):
+        step = 1 if name == "rollouts" else 0
+        lines = (tmp_path / "run" / name / f"step_{step:06d}.jsonl").read_text().splitlines()
+        rows = [json.loads(x) for x in lines]
+        responses = {row["response"] for row in rows}
+        if stop:
+            assert responses == {answered}, responses
+        else:  # the script goes on after the answer, up to the length cap
+            assert all(r.startswith(SCRIPT) and len(r) > len(SCRIPT) for r in responses), responses
 
 
 def test_lr_schedules():

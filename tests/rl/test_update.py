@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from logicrl.models import build_tiny_model
-from logicrl.rl.batch import RolloutBatch
+from logicrl.rl.batch import RolloutBatch, token_budget_batches
 from logicrl.rl.config import AlgorithmConfig
 from logicrl.rl.generation import left_pad
 from logicrl.rl.update import batch_logprobs, compute_advantages, policy_step
@@ -76,6 +76,28 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(tiny_policy, agg):
     assert_same_parameters(a, b)
     for key in ("policy/loss", "kl", "entropy", "grad_norm"):
         assert stats_a[key] == pytest.approx(float(stats_b[key]), rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean"])
+def test_token_budget_micro_batches_give_the_same_step(tiny_policy, agg):
+    full = AlgorithmConfig(advantage="grpo", loss_agg=agg, micro_batch_size=8)
+    budget = full.model_copy(update={"micro_batch_tokens": 12})  # lengths 9,8,7,6,4,3,2,1 → [9] [8] [7] [6,4] [3,2,1]
+    batch = prepared(tiny_policy, full)
+    a, stats_a = one_step(tiny_policy, batch, full, on_policy=False)
+    b, stats_b = one_step(tiny_policy, batch, budget, on_policy=False)
+    assert_same_parameters(a, b)
+    assert stats_a["policy/loss"] == pytest.approx(float(stats_b["policy/loss"]), rel=1e-4, abs=1e-6)
+    logp = batch_logprobs(tiny_policy, batch, micro_batch_size=8, temperature=0.7, micro_batch_tokens=12)
+    assert torch.allclose(logp, batch.old_logp, atol=1e-5)
+
+
+def test_token_budget_batches_by_hand():
+    lengths = torch.tensor(RESPONSE_LENGTHS)  # [6, 2, 9, 4, 7, 1, 3, 8]
+    chunks = [c.tolist() for c in token_budget_batches(lengths, 8, 12)]
+    assert chunks == [[2], [7], [4], [0, 3], [6, 1, 5]]  # 9 | 8 | 7 | 2·6 ≤ 12 | 3·3 ≤ 12
+    assert [c.tolist() for c in token_budget_batches(lengths, 2, 100)] == [[2, 7], [4, 0], [3, 6], [1, 5]]
+    assert [c.tolist() for c in token_budget_batches(lengths, 3, None)] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert [c.tolist() for c in token_budget_batches(lengths, 8, 5)] == [[2], [7], [4], [0], [3], [6], [1, 5]]
 
 
 @pytest.mark.parametrize("advantage", ["reinforce_pp", "grpo", "rloo"])

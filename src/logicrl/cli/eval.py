@@ -3,19 +3,23 @@
 
 Both write ``<out>/samples/<label>.jsonl`` (one scored row per sample) and their tables as Markdown, CSV and
 JSON; ``--rescore`` scores the saved samples again (e.g. with another ``--reward-mode``) without a model.
-Options override config keys (`logicrl.evaluate.config`); ``--set key=value`` reaches the others.
+Options override config keys (`logicrl.evaluate.config`); positional ``key=value`` overrides reach the others,
+as for every other command (``--set key=value`` is a deprecated alias).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 from rich.console import Console
 from tqdm import tqdm
+from typer.core import TyperGroup
 
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
@@ -47,9 +51,25 @@ from logicrl.io import atomic_write_text
 from logicrl.models import ModelNotFoundError, check_model_name
 from logicrl.puzzles.perturb import PERTURBATIONS
 
+
+class EvalGroup(TyperGroup):
+    """``logicrl eval [OPTIONS] [KEY=VALUE]...`` or ``logicrl eval memorization ...``: a sub-command is
+    recognised only as the first argument; otherwise options and overrides may come in any order."""
+
+    allow_interspersed_args = True
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            super().parse_args(ctx, [])  # this command's own parameters at their defaults
+            ctx._protected_args, ctx.args = args[:1], args[1:]
+            return ctx.args
+        return super().parse_args(ctx, args)
+
+
 eval_app = typer.Typer(
     help="Accuracy by number of people (the paper's Table 2) with format rate and length; pass@k and "
     "majority vote with -k > 1. `logicrl eval memorization`: Acc, CR and LiMem on perturbed twins.",
+    cls=EvalGroup,
     invoke_without_command=True,
 )
 console = Console()
@@ -79,15 +99,25 @@ RewardMode = _opt(str, "strict (default) or logic-rl")
 Template = _opt(str, "chat (instruct models, default) or plain (base models)")
 Rescore = Annotated[bool, typer.Option(help="score the samples saved in --out again instead of generating")]
 ConfigOpt = _opt(Path, "YAML file with config keys", "--config", "-c")
-Sets = _opt(list[str], "config override key=value, e.g. reward.mode=logic-rl (repeatable)", "--set")
+Sets = Annotated[Optional[list[str]], typer.Option("--set", hidden=True, help="deprecated: give key=value")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(
+    help="config overrides, key=value (e.g. reward.mode=logic-rl top_p=0.95); keys: logicrl.evaluate.config")]
 
 
-def _config(model: type[RunConfig], config: Path | None, sets: list[str] | None, reward_mode: str | None,
+def _config(model: type[RunConfig], config: Path | None, overrides: list[str], reward_mode: str | None,
             template: str | None, **explicit: Any) -> Any:
-    """Defaults < YAML < options < ``--set`` overrides."""
+    """Defaults < YAML < options < ``key=value`` overrides."""
     nested = {"reward": {"mode": reward_mode} if reward_mode else None,
               "prompt": {"template": template} if template else None}
-    return load_config(model, config, sets, **explicit, **nested)
+    return load_config(model, config, overrides, **explicit, **nested)
+
+
+def _overrides(sets: list[str] | None, overrides: list[str] | None) -> list[str]:
+    """The positional overrides, after those of the deprecated ``--set`` (with a warning when it is used)."""
+    if sets:
+        print(f"warning: --set is deprecated; give the overrides as arguments: {' '.join(sets)}",
+              file=sys.stderr)
+    return [*(sets or []), *(overrides or [])]
 
 
 def _specs(models: list[str] | None, out: Path, rescore: bool) -> list[ModelSpec]:
@@ -126,14 +156,15 @@ def eval_cmd(
     temperature: Temperature = None, max_tokens: MaxTokens = None, seed: Seed = None,
     batch_size: BatchSize = None, device: Device = None, endpoint: Endpoint = None,
     concurrency: Concurrency = None, reward_mode: RewardMode = None, template: Template = None,
-    rescore: Rescore = False, config: ConfigOpt = None, sets: Sets = None,
+    rescore: Rescore = False, config: ConfigOpt = None, sets: Sets = None, overrides: Overrides = None,
 ) -> None:
     """Accuracy by number of people (Table 2) with format rate and length; pass@k and maj@k with -k > 1."""
     if ctx.invoked_subcommand is not None:
         return
-    cfg = _config(EvalConfig, config, sets, reward_mode, template, people=people, split=split, limit=limit,
-                  samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                  batch_size=batch_size, device=device, endpoint=endpoint, concurrency=concurrency)
+    cfg = _config(EvalConfig, config, _overrides(sets, overrides), reward_mode, template,
+                  people=people, split=split, limit=limit, samples=samples, temperature=temperature,
+                  max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
+                  concurrency=concurrency)
     specs = _specs(model, out, rescore)
     records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit)
     _check_before_loading(specs, cfg, out, rescore)
@@ -168,12 +199,13 @@ def memorization_cmd(
     temperature: Temperature = None, max_tokens: MaxTokens = None, seed: Seed = None,
     batch_size: BatchSize = None, device: Device = None, endpoint: Endpoint = None,
     concurrency: Concurrency = None, reward_mode: RewardMode = None, template: Template = None,
-    rescore: Rescore = False, config: ConfigOpt = None, sets: Sets = None,
+    rescore: Rescore = False, config: ConfigOpt = None, sets: Sets = None, overrides: Overrides = None,
 ) -> None:
     """Acc, CR and LiMem = Acc·(1 − CR) per number of people and perturbation kind (Xie et al. 2024)."""
-    cfg = _config(MemorizationConfig, config, sets, reward_mode, template, kinds=kinds, people=people,
-                  split=split, limit=limit, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                  batch_size=batch_size, device=device, endpoint=endpoint, concurrency=concurrency)
+    cfg = _config(MemorizationConfig, config, _overrides(sets, overrides), reward_mode, template,
+                  kinds=kinds, people=people, split=split, limit=limit, temperature=temperature,
+                  max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
+                  concurrency=concurrency)
     specs = _specs(model, out, rescore)
     originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit)
     _check_before_loading(specs, cfg, out, rescore)

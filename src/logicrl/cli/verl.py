@@ -1,4 +1,9 @@
-"""``logicrl verl``: export puzzles in veRL's RL schema and launch veRL runs from a `TrainConfig`."""
+"""``logicrl verl``: export puzzles in veRL's RL schema and launch veRL runs from a `TrainConfig`.
+
+Overrides are positional ``key=value`` as for every ``logicrl`` command: our config keys (`PromptConfig` for
+``export``; `TrainConfig`, and `VerlClusterConfig` under ``cluster.``, for ``launch``). Only veRL's own Hydra
+keys, another program's, go through ``--verl``.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +33,11 @@ def export_cmd(
     val: Annotated[Optional[Path], typer.Option(help="held-out puzzles (default: the test split of --data)")] = None,
     val_per_people: Annotated[Optional[int], typer.Option(help="held-out puzzles kept per number of people")] = None,
     system_prompt: Annotated[Optional[str], typer.Option(help="the instruction (default: Logic-RL's)")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="prompt overrides, key=value: template, system_prompt, prefill (e.g. prefill='')")] = None,
 ) -> None:
     """Write train/test parquet in veRL's RL schema: all people, and one file per number of people."""
-    prompt = load_config(PromptConfig, system_prompt=system_prompt)
+    prompt = load_config(PromptConfig, None, overrides, system_prompt=system_prompt)
     counts = export_dataset(data, out, prompt, parse_people(people) if people else None, val, val_per_people)
     for name, rows in counts.items():
         console.print(f"{rows:>7} rows  {out / name}")
@@ -44,7 +51,8 @@ def launch_cmd(
     gpus_per_node: Annotated[Optional[int], typer.Option(help="GPUs per machine")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the commands, write and run nothing")] = False,
     verl: Annotated[Optional[list[str]], typer.Option(
-        "--verl", help="a raw veRL override appended to every stage, e.g. --verl trainer.val_only=true")] = None,
+        "--verl", help="a raw veRL (Hydra) override: veRL's own key, not ours; appended to every stage after "
+        "ours, so it wins, e.g. --verl trainer.val_only=true (repeatable)")] = None,
     overrides: Annotated[Optional[list[str]], typer.Argument(
         help="overrides: TrainConfig keys (optim.lr=1e-6) or cluster.<key> (cluster.tensor_parallel=2)")] = None,
 ) -> None:

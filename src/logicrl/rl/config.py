@@ -81,6 +81,9 @@ class AlgorithmConfig(StrictModel):
     mini_batch_size: int | None = Field(
         None, ge=1, description="Responses per optimizer step; default: the whole batch (one on-policy step).")
     micro_batch_size: int = Field(8, ge=1, description="Responses per forward/backward (gradient accumulation).")
+    micro_batch_tokens: int | None = Field(None, ge=1, description=(
+        "Also cap each micro-batch at this many padded response tokens (rows × longest), rows sorted by length: "
+        "less padding when lengths vary; null: consecutive rows."))
     value_clip: float = Field(0.5, gt=0.0, description="PPO value clip around the old values.")
 
     @model_validator(mode="after")

@@ -219,6 +219,7 @@ class Trainer:
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.config
         timer = time.perf_counter()
+        kl_coef = self.kl_controller.coef  # the β of this step's loss (an adaptive controller moves it after)
         records = self.schedule.batch(step - 1)
         self.policy.eval()
         with self.autocast():
@@ -238,7 +239,7 @@ class Trainer:
         times["time/update"] = time.perf_counter() - timer - sum(times.values())
         times["time/step"] = time.perf_counter() - timer
         metrics = {**rollout_metrics(rows), **stats, "lr": self.scheduler.get_last_lr()[0],
-                   "kl_coef": self.kl_controller.coef,
+                   "kl_coef": kl_coef,
                    "tokens_per_s": float(batch.mask.sum()) / times["time/step"], **times}
         self.log.metrics("train", step, metrics)
         if cfg.log_rollouts:
@@ -248,17 +249,18 @@ class Trainer:
     def _update(self, batch: RolloutBatch, step: int, times: dict[str, float]) -> dict[str, float]:
         cfg, algo = self.config, self.config.algorithm
         timer = time.perf_counter()
-        micro, temperature = algo.micro_batch_size, cfg.rollout.temperature
+        micro, temperature = {"micro_batch_size": algo.micro_batch_size,
+                              "micro_batch_tokens": algo.micro_batch_tokens}, cfg.rollout.temperature
         on_policy = algo.update_epochs == 1 and algo.mini_batch_size in (None, len(batch)) \
             and algo.kl_placement != "reward"
         if not on_policy:
-            batch.old_logp = batch_logprobs(self.policy, batch, micro_batch_size=micro, temperature=temperature,
+            batch.old_logp = batch_logprobs(self.policy, batch, **micro, temperature=temperature,
                                             autocast=self.autocast)
         if self.ref is not None:
-            batch.ref_logp = batch_logprobs(self.ref, batch, micro_batch_size=micro, temperature=temperature,
+            batch.ref_logp = batch_logprobs(self.ref, batch, **micro, temperature=temperature,
                                             autocast=self.autocast)
         if self.critic is not None:
-            batch.values = batch_values(self.critic, batch, micro_batch_size=micro, autocast=self.autocast)
+            batch.values = batch_values(self.critic, batch, **micro, autocast=self.autocast)
         times["time/logprobs"] = time.perf_counter() - timer
         compute_advantages(batch, algo, self.kl_controller.coef)
         norm = loss_norm_constant(algo, cfg.rollout.max_response_tokens)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from logicrl.rl.advantages import AdvantageInputs, get_advantage_estimator
-from logicrl.rl.batch import RolloutBatch, micro_batches, share
+from logicrl.rl.batch import RolloutBatch, micro_batches, share, token_budget_batches
 from logicrl.rl.config import AlgorithmConfig
 from logicrl.rl.critic import ValueModel
 from logicrl.rl.kl import kl_estimate
@@ -40,12 +40,12 @@ def adamw(parameters, *, lr: float, betas: tuple[float, float] = (0.9, 0.999),
 
 
 def _per_token(fn: Callable[[RolloutBatch, torch.device], Tensor], model, batch: RolloutBatch,
-               micro_batch_size: int, autocast: Autocast) -> Tensor:
+               micro_batch_size: int, micro_batch_tokens: int | None, autocast: Autocast) -> Tensor:
     """[B, T] values of ``fn(micro, device)`` over trimmed micro-batches, no grad, zero on padding."""
     device = next(model.parameters()).device
     out = torch.zeros_like(batch.mask)
     with torch.no_grad():
-        for rows in micro_batches(torch.arange(len(batch)), micro_batch_size):
+        for rows in token_budget_batches(batch.mask.sum(-1), micro_batch_size, micro_batch_tokens):
             micro = batch.select(rows)
             with autocast():
                 values = fn(micro, device)
@@ -54,20 +54,20 @@ def _per_token(fn: Callable[[RolloutBatch, torch.device], Tensor], model, batch:
 
 
 def batch_logprobs(model, batch: RolloutBatch, *, micro_batch_size: int, temperature: float,
-                   autocast: Autocast = contextlib.nullcontext) -> Tensor:
+                   micro_batch_tokens: int | None = None, autocast: Autocast = contextlib.nullcontext) -> Tensor:
     """ℓ [B, T] of every response under ``model`` (no grad; zero on padding)."""
     def logp(micro: RolloutBatch, device: torch.device) -> Tensor:
         return response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device),
                                  temperature=temperature)[0]
-    return _per_token(logp, model, batch, micro_batch_size, autocast)
+    return _per_token(logp, model, batch, micro_batch_size, micro_batch_tokens, autocast)
 
 
 def batch_values(critic: ValueModel, batch: RolloutBatch, *, micro_batch_size: int,
-                 autocast: Autocast = contextlib.nullcontext) -> Tensor:
+                 micro_batch_tokens: int | None = None, autocast: Autocast = contextlib.nullcontext) -> Tensor:
     """V [B, T] from the critic (no grad; zero on padding)."""
     def values(micro: RolloutBatch, device: torch.device) -> Tensor:
         return critic(*micro.model_inputs(device), micro.mask.shape[1])
-    return _per_token(values, critic, batch, micro_batch_size, autocast)
+    return _per_token(values, critic, batch, micro_batch_size, micro_batch_tokens, autocast)
 
 
 def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: float) -> RolloutBatch:
@@ -136,7 +136,7 @@ def policy_step(policy, optimizer, scheduler, mini: RolloutBatch, algo: Algorith
                 autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
     """One optimizer step of the policy on ``mini`` with gradient accumulation over micro-batches."""
     stats: dict[str, Tensor] = defaultdict(lambda: torch.zeros(()))
-    for rows in micro_batches(torch.arange(len(mini)), algo.micro_batch_size):
+    for rows in token_budget_batches(mini.mask.sum(-1), algo.micro_batch_size, algo.micro_batch_tokens):
         micro = mini.select(rows)
         weight = share(micro, mini, algo.loss_agg)
         with autocast():
@@ -157,7 +157,7 @@ def critic_step(critic: ValueModel, optimizer, mini: RolloutBatch, algo: Algorit
     """One optimizer step of the value model on ``mini`` (clipped value loss toward the GAE returns)."""
     device = next(critic.parameters()).device
     stats: dict[str, Tensor] = defaultdict(lambda: torch.zeros(()))
-    for rows in micro_batches(torch.arange(len(mini)), algo.micro_batch_size):
+    for rows in token_budget_batches(mini.mask.sum(-1), algo.micro_batch_size, algo.micro_batch_tokens):
         micro = mini.select(rows)
         weight = share(micro, mini, algo.loss_agg)
         mask = micro.mask.to(device)

@@ -1,0 +1,130 @@
+"""The command line as a whole: one override syntax (positional ``key=value``) for every command that has
+config keys, ``python -m logicrl``, and ``logicrl --help`` listing the commands in pipeline order."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from logicrl.cli import PIPELINE, app
+from logicrl.errors import ConfigError, UserError
+from logicrl.io import write_jsonl
+from logicrl.puzzles.dataset import dataset_files, load_records
+
+runner = CliRunner()
+
+# every command that reads config keys: each takes them as positional key=value arguments
+CONFIG_COMMANDS = [("data", "generate"), ("sft",), ("train",), ("eval",), ("eval", "memorization"),
+                   ("report",), ("verl", "export"), ("verl", "launch")]
+
+
+def python_m(*args: str) -> subprocess.CompletedProcess:
+    """``python -m logicrl ARGS`` in a subprocess."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
+    return subprocess.run([sys.executable, "-m", "logicrl", *args], capture_output=True, text=True,
+                          timeout=120, env=env, check=False)
+
+
+def command(path: tuple[str, ...]) -> click.Command:
+    """The click command ``logicrl PATH...``."""
+    cmd = typer.main.get_command(app)
+    for name in path:
+        cmd = cmd.get_command(click.Context(cmd), name)
+    return cmd
+
+
+def listed_commands(help_text: str) -> list[str]:
+    """The command names of the ``Commands`` panel of a rich help text, in the order shown."""
+    panel = help_text.split("Commands")[1]
+    words = [line.strip("│ ").split(" ")[0] for line in panel.splitlines()]
+    return [word for word in words if word in PIPELINE]
+
+
+def write_hand_samples(out: Path, records: list[dict]) -> None:
+    """``out/samples/hand.jsonl``: a right answer to every puzzle whose answer section holds no stray text,
+    in the form Logic-RL's ``kk.py`` accepts and the strict mode refuses (text after ``</answer>``)."""
+    write_jsonl(out / "samples" / "hand.jsonl", [
+        {"model": "hand", "id": r["id"], "n_people": r["n_people"], "sample": 0, "length": 10,
+         "truncated": False, "prefilled_think": True,
+         "response": f" reasoning</think><answer>{r['solution_text_format']}</answer> done"}
+        for r in records])
+
+
+def test_help_lists_the_commands_in_pipeline_order_and_python_m_runs_the_cli():
+    group = typer.main.get_command(app)
+    assert group.list_commands(click.Context(group)) == list(PIPELINE)
+    result = python_m("--help")
+    assert result.returncode == 0, result.stderr
+    assert listed_commands(result.stdout) == ["data", "sft", "train", "eval", "report", "verl"]
+    error = python_m("eval", "-m", "tiny-random", "--data", "/nonexistent/kk")
+    assert error.returncode == 2 and error.stderr.strip().splitlines() == [
+        "error: /nonexistent/kk: no such file or dataset directory"], error.stderr
+
+
+@pytest.mark.parametrize("path", CONFIG_COMMANDS, ids=" ".join)
+def test_every_config_command_takes_positional_overrides(path):
+    params = {p.name: p for p in command(path).params}
+    overrides = params.get("overrides")
+    assert overrides is not None and overrides.param_type_name == "argument" and overrides.nargs == -1
+    assert not any("--set" in p.opts and not p.hidden for p in params.values())
+
+
+def test_eval_overrides_are_positional_anywhere_and_beat_the_options(tmp_path, puzzle_dir):
+    records = load_records(dataset_files(puzzle_dir, "test"))
+    out = tmp_path / "out"
+    write_hand_samples(out, records)
+    result = runner.invoke(app, ["eval", "--rescore", "reward.mode=logic-rl", "--data", str(puzzle_dir),
+                                 "--people", "2", "people=[3]", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["config"]["reward"]["mode"] == "logic-rl" and summary["config"]["people"] == [3]
+    assert list(summary["models"]["hand"]["by_people"]) == ["3"]
+    assert summary["models"]["hand"]["by_people"]["3"]["acc"] == 1.0  # kk.py ignores the text after </answer>
+
+    strict = runner.invoke(app, ["eval", "--rescore", "--data", str(puzzle_dir), "--out", str(out)])
+    assert strict.exit_code == 0, strict.output
+    assert json.loads((out / "results.json").read_text())["models"]["hand"]["by_people"]["3"]["acc"] == 0.0
+
+
+def test_eval_set_is_a_deprecated_alias(tmp_path, puzzle_dir):
+    out = tmp_path / "out"
+    write_hand_samples(out, load_records(dataset_files(puzzle_dir, "test")))
+    result = runner.invoke(app, ["eval", "--rescore", "--data", str(puzzle_dir), "--out", str(out),
+                                 "--set", "reward.mode=logic-rl"])
+    assert result.exit_code == 0, result.output
+    assert "warning: --set is deprecated" in result.stderr
+    assert json.loads((out / "results.json").read_text())["config"]["reward"]["mode"] == "logic-rl"
+
+
+@pytest.mark.parametrize(("args", "error", "message"), [
+    (["eval", "-m", "x", "--data", "{data}", "retries"], ConfigError,
+     "override 'retries' must look like key=value"),
+    (["eval", "-m", "x", "--data", "{data}", "bogus=1"], ConfigError, "unknown config key 'bogus'"),
+    (["eval", "memorization", "-m", "x", "--data", "{data}", "people=[9]"], UserError,
+     "no train puzzles with 9 people"),
+    (["eval", "memorization", "-m", "x", "--data", "{data}", "perturb_seed=x"], ConfigError, "perturb_seed"),
+])
+def test_bad_eval_overrides_are_one_line_errors(tmp_path, puzzle_dir, args, error, message):
+    result = runner.invoke(app, [*(a.format(data=puzzle_dir) for a in args), "--out", str(tmp_path / "out")])
+    assert isinstance(result.exception, error), result.output
+    assert message in str(result.exception) and "\n" not in str(result.exception)
+    assert not (tmp_path / "out").exists()
+
+
+def test_verl_export_takes_prompt_overrides(tmp_path, puzzle_dir):
+    out = tmp_path / "parquet"
+    result = runner.invoke(app, ["verl", "export", "--data", str(puzzle_dir), "--out", str(out), "prefill=",
+                                 "system_prompt=Solve it."])
+    assert result.exit_code == 0, result.output
+    row = pq.read_table(out / "train.parquet").to_pylist()[0]
+    assert row["extra_info"]["prefilled_think"] is False
+    assert row["prompt"][0] == {"role": "system", "content": "Solve it."}
