@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2.5 hours:
+# The reasoning pilot on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2 hours:
 #   data (train / val / test) → cold start (SFT) → RL with partial credit (COMPARE=1: and with the paper's
 #   reward) → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
 # The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
