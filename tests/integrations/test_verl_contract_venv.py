@@ -18,6 +18,7 @@ Run: "$(bash runs/verl_contract.sh)" -m pytest tests/integrations/test_verl_cont
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -207,6 +208,8 @@ def test_merged_checkpoint_is_a_model_logicrl_loads(dataset: Path, tmp_path: Pat
         dist.destroy_process_group()
     result = subprocess.run(merge, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not stage.hf_dir.exists()  # the merger writes stage.merge_dir; run_plan renames it when it succeeded
+    os.replace(stage.merge_dir, stage.hf_dir)
     merged, tokenizer = load_model_and_tokenizer(str(stage.hf_dir), dtype="bfloat16", device="cpu")
     assert all(torch.equal(merged.state_dict()[k], v) for k, v in expected.items())
     assert tokenizer.chat_template == AutoTokenizer.from_pretrained(source).chat_template  # not the custom one
