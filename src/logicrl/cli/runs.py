@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from logicrl.config import exact_override, load_config
 from logicrl.errors import UserError
-from logicrl.rl.checkpoints import STATE_FILE, list_checkpoints, resume_config
+from logicrl.rl.checkpoints import resume_config
 from logicrl.rl.config import DataConfig
 from logicrl.rl.schedule import held_out_split, load_puzzles
 
@@ -27,19 +27,6 @@ def run_config(config_class: type[T], config: Path | None, resume: Path | None, 
         raise UserError("--resume reads the run's own config.yaml; drop --config (overrides are allowed)")
     return resume_config(config_class, resume, [*(exact_override(k, v) for k, v in given.items()),
                                                 *(overrides or [])])
-
-
-def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
-    """Refuse, without writing anything, a run directory that `prepare_run_dir` would refuse later: a file,
-    a finished or started run without ``--resume``, or nothing to resume from."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"out_dir {run_dir} is a file, not a directory")
-    if resume and not list_checkpoints(run_dir):
-        raise UserError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*/ with {STATE_FILE})")
-    if not resume and (run_dir / "metrics.jsonl").exists():
-        raise UserError(f"{run_dir} already holds a run: continue it with "
-                        f"`logicrl {command} --resume {run_dir}` or pick another out_dir")
 
 
 def check_puzzles(data: DataConfig, *, held_out: bool) -> list[dict[str, Any]]:

@@ -9,9 +9,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from logicrl.cli.runs import check_puzzles, check_run_dir, run_config
+from logicrl.cli.runs import check_puzzles, run_config
 from logicrl.errors import UserError
 from logicrl.models import ModelNotFoundError, check_model_name
+from logicrl.rl.checkpoints import check_run_dir
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.schedule import PromptSchedule
 from logicrl.rl.sft import SFTConfig, SFTTrainer

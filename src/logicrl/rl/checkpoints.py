@@ -76,16 +76,27 @@ def latest_checkpoint(run_dir: Path) -> tuple[int, Path]:
     raise UserError(f"{run_dir}: no checkpoint can be loaded (all {len(found)} are broken); start a new run")
 
 
+def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
+    """Refuse, without writing anything, a run directory that cannot be used: a file, a started or finished
+    run without ``--resume``, or nothing to resume from. The CLI calls it before loading any model."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"out_dir {run_dir} is a file, not a directory")
+    if resume and not list_checkpoints(run_dir):
+        raise UserError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*/ with {STATE_FILE})")
+    if not resume and (run_dir / "metrics.jsonl").exists():
+        raise UserError(f"{run_dir} already holds a run: continue it with "
+                        f"`logicrl {command} --resume {run_dir}` or pick another out_dir")
+
+
 def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool, command: str) -> tuple[int, Path | None]:
     """``(first step, checkpoint to load)``: the latest checkpoint when resuming, else a fresh run directory
-    with ``config.yaml`` (refusing a directory that already holds a run)."""
+    with ``config.yaml`` (refusing what `check_run_dir` refuses)."""
     run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume=resume, command=command)
     if resume:
         step, path = latest_checkpoint(run_dir)
         return step + 1, path
-    if (run_dir / "metrics.jsonl").exists():
-        raise UserError(f"{run_dir} already holds a run: continue it with `logicrl {command} --resume {run_dir}` "
-                        "or pick another out_dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(absolute_paths(config), run_dir / "config.yaml")
     return 1, None
