@@ -1,51 +1,58 @@
 #!/usr/bin/env bash
-# The reasoning pilot on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2 hours:
-#   data (train / val / test) → cold start (SFT) → RL with partial credit (COMPARE=1: and with the paper's
-#   reward) → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
+# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2.5 hours:
+#   data (train / val / test) → cold start (SFT) → RL (COMPARE=1: also with the paper's reward)
+#   → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
 # The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
-# (docs/experiments.md has the search behind the settings and the result.)
+# RECIPE picks the configs (docs/experiments.md has the search behind them and the results):
+#   RECIPE=cases  (default) reasoning by cases: configs/cpu-cases-{sft,rl}.yaml → outputs/cases
+#   RECIPE=reason the first pilot, the solver's search as the trace: configs/cpu-reason-{sft,rl}.yaml
 # A rerun skips finished stages and resumes an interrupted one; FORCE=1 starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash runs/setup.sh
-OUT=${OUT:-outputs/reasoning}
+RECIPE=${RECIPE:-cases}
+case "$RECIPE" in cases) OUT=${OUT:-outputs/cases}; TRAIN=200; MAX_TOKENS=512 ;;
+                  reason) OUT=${OUT:-outputs/reasoning}; TRAIN=160; MAX_TOKENS=320 ;;
+                  *) echo "error: RECIPE=$RECIPE: choose cases or reason" >&2; exit 2 ;; esac
+SFT_CONFIG=configs/cpu-$RECIPE-sft.yaml RL_CONFIG=configs/cpu-$RECIPE-rl.yaml
 source runs/lib.sh
 [ "${FORCE:-0}" = 1 ] && rm -rf "$OUT"
 
-say "1/6 data" "2, 3 and 4 people: 160 training puzzles per level, 30 validation puzzles (the only ones that
+say "1/6 data" "2, 3 and 4 people: $TRAIN training puzzles per level, 30 validation puzzles (the only ones that
 training looks at) and 100 test puzzles (only the final evaluation reads them). RL trains on 2 and 3 people;
 4 people is one level harder than anything trained on."
 if [ -f "$OUT/data/manifest.json" ]; then echo "already done ($OUT/data)"; else
-    "$LOGICRL" data generate --people 2-4 --train 160 --test 100 --val 30 --seed 0 --out "$OUT/data"
+    "$LOGICRL" data generate --people 2-4 --train "$TRAIN" --test 100 --val 30 --seed 0 --out "$OUT/data"
 fi
 
-say "2/6 cold start (SFT)" "One pass over 320 template-reasoning examples (2 and 3 people): the format and the look
-of the search, still near chance on the answers."
-run_stage "$OUT/cold" sft --config configs/cpu-reason-sft.yaml data.train="$OUT/data"
+say "2/6 cold start (SFT)" "One pass over template reasoning for the 2- and 3-person training puzzles ($SFT_CONFIG):
+the format and a procedure the model can follow, still far from solving the puzzles."
+run_stage "$OUT/cold" sft --config "$SFT_CONFIG" data.train="$OUT/data"
 
-say "3/6 RL" "GRPO from the cold start: 2 puzzles × 8 samples a step at T = 1, partial credit per person
-(reward.partial_credit=0.5), 16 steps; greedy validation on 10 val puzzles per level every 10 steps.
-COMPARE=1 also runs the same recipe with the paper's reward (rl-paper), after it."
+say "3/6 RL" "GRPO from the cold start ($RL_CONFIG): 2 puzzles × 8 samples a step at T = 1; greedy validation
+on 10 val puzzles per level every few steps. COMPARE=1 also runs the recipe with the other reward (rl-paper:
+partial credit off, or rl-partial: reward.partial_credit=0.5, whichever the config does not use), after it."
 COLD=$(last_checkpoint "$OUT/cold")
-run_stage "$OUT/rl" train --config configs/cpu-reason-rl.yaml --model "$COLD" data.train="$OUT/data"
+run_stage "$OUT/rl" train --config "$RL_CONFIG" --model "$COLD" data.train="$OUT/data"
 MODELS=(-m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")")
 if [ "${COMPARE:-0}" = 1 ]; then
-    run_stage "$OUT/rl-paper" train --config configs/cpu-reason-rl.yaml --model "$COLD" data.train="$OUT/data" \
-        reward.partial_credit=0
-    MODELS+=(-m "rl-paper=$(last_checkpoint "$OUT/rl-paper")")
+    if grep -q "partial_credit" "$RL_CONFIG"; then OTHER=rl-paper PARTIAL=0; else OTHER=rl-partial PARTIAL=0.5; fi
+    run_stage "$OUT/$OTHER" train --config "$RL_CONFIG" --model "$COLD" data.train="$OUT/data" \
+        reward.partial_credit=$PARTIAL
+    MODELS+=(-m "$OTHER=$(last_checkpoint "$OUT/$OTHER")")
 fi
 
 say "4/6 evaluation (greedy)" "The cold start and the RL checkpoint(s) on the same 300 test puzzles: accuracy by
 number of people (the paper's strict criterion), and RL − cold start, paired, with a 95% interval."
 if [ -f "$OUT/eval/compare.json" ]; then cat "$OUT/eval/table.md"; else
-    "$LOGICRL" eval "${MODELS[@]}" --data "$OUT/data" --people 2-4 --limit 100 --max-tokens 320 --out "$OUT/eval"
+    "$LOGICRL" eval "${MODELS[@]}" --data "$OUT/data" --people 2-4 --limit 100 --max-tokens "$MAX_TOKENS" --out "$OUT/eval"
 fi
 
 say "5/6 pass@k" "8 samples at the RL temperature (T = 1) on 20 test puzzles per level: what the policy sometimes
 finds (pass@k) against what it answers (pass@1), before and after RL."
 if [ -f "$OUT/eval-passk/compare.json" ]; then cat "$OUT/eval-passk/table.md"; else
     "$LOGICRL" eval -m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")" \
-        --data "$OUT/data" --people 2-4 --limit 20 --samples 8 --temperature 1.0 --max-tokens 320 \
+        --data "$OUT/data" --people 2-4 --limit 20 --samples 8 --temperature 1.0 --max-tokens "$MAX_TOKENS" \
         --out "$OUT/eval-passk"
 fi
 

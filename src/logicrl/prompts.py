@@ -20,7 +20,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from logicrl.config import StrictModel
-from logicrl.puzzles.cot import cot_text
+from logicrl.puzzles.cot import cases_text, cot_text
+from logicrl.puzzles.record import Puzzle
 
 # The Logic-RL instruction (Xie et al. 2025, section 2.1), as a system message.
 SYSTEM_PROMPT = (
@@ -76,12 +77,23 @@ def encode_prompts(records: list[Mapping[str, Any]], tokenizer: Any, config: Pro
     return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-def response_target(record: Mapping[str, Any], config: PromptConfig) -> str:
-    """The supervised response for a record: template reasoning in the think/answer format.
+def cases_reasoning(record: Mapping[str, Any]) -> str:
+    """Reasoning by cases (`logicrl.puzzles.cot.case_steps`), computed from the record's statements."""
+    puzzle = Puzzle.from_record(dict(record))
+    return cases_text(puzzle.statements, puzzle.names, puzzle.roles)
+
+
+# Template reasoning styles for SFT targets (``sft.trace``): record -> the text inside <think>.
+TRACES = {"search": cot_text, "cases": cases_reasoning}
+
+
+def response_target(record: Mapping[str, Any], config: PromptConfig, trace: str = "search") -> str:
+    """The supervised response for a record: template reasoning (`TRACES`) in the
+    think/answer format.
 
     ``<think>`` is left out when the prompt already ends with it; the caller appends the end-of-turn token.
     """
-    think = cot_text(record)
+    think = TRACES[trace](record)
     body = f"{think}</think><answer>{record['solution_text_format']}</answer>"
     return f" {body}" if config.prefilled_think else f"<think> {body}"
 

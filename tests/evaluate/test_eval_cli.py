@@ -239,3 +239,40 @@ def test_console_errors_are_one_line_exit_2(
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
     assert not any("Traceback" in line for line in lines)
+
+
+def test_records_without_ids_are_separate_puzzles(tmp_path: Path, test_records: list[dict], respond) -> None:
+    """The public K&K release has no `id`: each record must still be its own puzzle in pass@k, maj@k and the
+    pairing (it used to be grouped under None: 3 puzzles × 2 samples gave pass@2 0.6, not 1/3)."""
+    three = [r for r in test_records if r["n_people"] == 3][:3]
+    public = tmp_path / "people3_num3.jsonl"
+    write_jsonl(public, [{k: v for k, v in r.items() if k not in ("id", "n_people")} for r in three])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", "-m", "tiny-random", "--data", str(public), "--out", str(out),
+                                 "-k", "2", "--temperature", "1.0", "--max-tokens", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    saved = [json.loads(x) for x in (out / "samples" / "tiny-random.jsonl").read_text().splitlines()]
+    ids = [row["id"] for row in saved]
+    assert len(set(ids)) == 3 and None not in ids and ids == [i for i in ids[::2] for _ in range(2)]
+    # one puzzle solved once of its two samples, the others never: pass@2 = 1/3, maj@2 = 1/6 (a 1-1 tie)
+    first = {**three[0], "id": ids[0]}
+    rows = [(first, 0, respond(three[0])), (first, 1, respond(three[0], correct=False))]
+    rows += [({**r, "id": i}, j, respond(r, correct=False)) for r, i in zip(three[1:], ids[2::2]) for j in range(2)]
+    write_samples(out / "samples" / "hand.jsonl", "hand", rows)
+    result = runner.invoke(app, ["eval", "--rescore", "--data", str(public), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    level = json.loads((out / "results.json").read_text())["models"]["hand"]["by_people"]["3"]
+    assert level["puzzles"] == 3 and level["pass@2"] == pytest.approx(1 / 3) and level["maj@2"] == pytest.approx(1 / 6)
+
+
+def test_memorization_on_records_without_ids(tmp_path: Path, test_records: list[dict]) -> None:
+    """`logicrl eval memorization --data <public file>` ended in KeyError: 'id'."""
+    two = [r for r in test_records if r["n_people"] == 2][:2]
+    public = tmp_path / "people2_num2.jsonl"
+    write_jsonl(public, [{k: v for k, v in r.items() if k not in ("id", "n_people")} for r in two + two[:1]])
+    out = tmp_path / "mem"
+    result = runner.invoke(app, ["eval", "memorization", "-m", "tiny-random", "--data", str(public), "--out",
+                                 str(out), "--kinds", "reorder", "--max-tokens", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    tables = json.loads((out / "memorization.json").read_text())["models"]["tiny-random"]
+    assert tables["reorder"]["2"]["pairs"] == 3  # the repeated record is its own puzzle, with its own twin

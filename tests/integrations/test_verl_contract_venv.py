@@ -10,8 +10,9 @@ in the project's .venv, without veRL, the module is skipped. What veRL itself ch
   (Continuous Token builder, custom chat template) gives exactly the prompt ids of ``logicrl train``;
 * veRL's reward loading finds ``compute_score`` (``pkg://`` path) and its reward manager, decoding token
   ids, scores exactly as ``logicrl.reward.score``;
-* a checkpoint written by veRL's FSDP checkpoint manager where the plan expects a stage's last step is
-  turned by the plan's merge command (``python -m verl.model_merger merge``) into a model logicrl loads.
+* a checkpoint written by veRL's FSDP checkpoint manager, with the plan's ``checkpoint.save_contents``, where
+  the plan expects a stage's last step holds the fp32 actor as a Hugging Face model, which the plan's hand-off
+  command copies to the stage's model directory, loaded by logicrl with the same fp32 weights.
 
 Run: "$(bash runs/verl_contract.sh)" -m pytest tests/integrations/test_verl_contract_venv.py -q
 """
@@ -61,6 +62,8 @@ VARIANTS = [
     ["algorithm.advantage=rloo", "algorithm.dual_clip=null", "algorithm.kl_estimator=k3+", "prompt.template=plain"],
     ["algorithm.advantage=reinforce_pp_baseline", "algorithm.kl_placement=none", "prompt.prefill=''",
      "reward.mode=logic-rl", "optim.schedule=cosine", "optim.warmup_steps=3", "data.schedule=mixed"],
+    ["algorithm.policy_loss=gspo", "algorithm.loss_agg=seq-mean-token-mean", "algorithm.tis_cap=2.0"],
+    ["algorithm.policy_loss=cispo"],
 ]
 
 
@@ -125,6 +128,9 @@ def test_other_mappings_compose_and_validate(overrides: list[str], dataset: Path
     kwargs = composed.reward.custom_reward_function.reward_kwargs
     assert kwargs.prefilled_think == cfg.prompt.prefilled_think
     assert kwargs.get("mode", "strict") == cfg.reward.mode
+    actor = composed.actor_rollout_ref.actor
+    assert actor.policy_loss.loss_mode == cfg.algorithm.policy_loss
+    assert (actor.clip_ratio_low, actor.clip_ratio_high) == cfg.algorithm.clip_range()
 
 
 @pytest.mark.parametrize("text", ["{{ 'a' }}\n{{ \"b\" }}", "it's \\'x\\' ${not.interp} a,b=[c]:{d}", "ends\\"])
@@ -184,21 +190,27 @@ def test_verl_reward_manager_scores_like_logicrl(dataset: Path, tmp_path: Path) 
     assert totals == [3.0, -0.5, -3.0, -3.0, -3.0]
 
 
-def test_merged_checkpoint_is_a_model_logicrl_loads(dataset: Path, tmp_path: Path) -> None:
-    """veRL's FSDP checkpoint manager (FSDP2 on one CPU process, gloo) writes a stage's last checkpoint
-    where the plan expects it; the plan's merge command turns it into a model `logicrl eval` loads."""
+def test_stage_checkpoint_hands_off_fp32(dataset: Path, tmp_path: Path) -> None:
+    """veRL's FSDP checkpoint manager (FSDP2 on one CPU process, gloo), given the plan's save_contents,
+    writes a stage's last checkpoint where the plan expects it, with the full fp32 actor as a Hugging Face
+    model; the plan's hand-off command turns it into the model the next stage and `logicrl eval` load."""
     _, plan = plan_for(CONFIGS / "paper-reinforce-pp.yaml", [], dataset, tmp_path)
-    stage, (_, merge) = plan.stages[0], plan.commands[0]
+    stage, (train, hand_off) = plan.stages[0], plan.commands[0]
+    composed = compose_stage(train[3:])
+    save_contents = OmegaConf.to_container(composed.actor_rollout_ref.actor.checkpoint.save_contents)
+    assert "hf_model" in save_contents
     source = resolve_model_path(TINY_MODEL)
-    model = AutoModelForCausalLM.from_pretrained(source)
-    expected = {k: v.to(torch.bfloat16) for k, v in model.state_dict().items()}  # the merger writes bf16
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-4)  # a value bf16 cannot hold exactly
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:
         fully_shard(model, mesh=init_device_mesh("cpu", (1,), mesh_dim_names=("fsdp",)))  # as veRL names it
-        contents = OmegaConf.create({"save_contents": ["model", "optimizer", "extra"],
+        contents = OmegaConf.create({"save_contents": save_contents,
                                      "load_contents": ["model", "optimizer", "extra"]})
         manager = FSDPCheckpointManager(model=model, optimizer=torch.optim.AdamW(model.parameters()),
                                         processing_class=AutoTokenizer.from_pretrained(source),
@@ -206,10 +218,11 @@ def test_merged_checkpoint_is_a_model_logicrl_loads(dataset: Path, tmp_path: Pat
         manager.save_checkpoint(str(stage.last_actor_checkpoint), global_step=stage.steps)
     finally:
         dist.destroy_process_group()
-    result = subprocess.run(merge, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(hand_off, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert not stage.hf_dir.exists()  # the merger writes stage.merge_dir; run_plan renames it when it succeeded
+    assert not stage.hf_dir.exists()  # the copy goes to stage.merge_dir; run_plan renames it when it succeeded
     os.replace(stage.merge_dir, stage.hf_dir)
-    merged, tokenizer = load_model_and_tokenizer(str(stage.hf_dir), dtype="bfloat16", device="cpu")
-    assert all(torch.equal(merged.state_dict()[k], v) for k, v in expected.items())
+    merged, tokenizer = load_model_and_tokenizer(str(stage.hf_dir), dtype="auto", device="cpu")
+    assert all(merged.state_dict()[k].dtype == torch.float32 and torch.equal(merged.state_dict()[k], v)
+               for k, v in expected.items())
     assert tokenizer.chat_template == AutoTokenizer.from_pretrained(source).chat_template  # not the custom one

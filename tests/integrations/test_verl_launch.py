@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from logicrl.cli import app
@@ -29,7 +31,7 @@ from logicrl.integrations.verl_launch import (
     plan_stages,
     reward_overrides,
 )
-from logicrl.models import TINY_MODEL
+from logicrl.models import TINY_MODEL, load_model_and_tokenizer
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.rl.config import TrainConfig
 
@@ -190,16 +192,19 @@ def test_dry_run_prints_runnable_commands_and_writes_nothing(dataset: Path, tmp_
     commands = [c for pair in plan.commands for c in pair]
     blocks = [b for b in result.output.split("\n#") if b.lstrip().startswith(("stage", "its last"))]
     printed = [bash_words(block.split("\n", 1)[1]) for block in blocks]
-    assert printed == commands and len(commands) == 4  # two stages, each a training run and a merge
+    assert printed == commands and len(commands) == 4  # two stages, each a training run and a hand-off
     train = as_dict(commands[0][3:])
     assert commands[0][:3] == [sys.executable, "-m", "verl.trainer.main_ppo"]
     assert commands[0][-1] == "trainer.val_only=true"  # --verl overrides come last, so they win
     assert train["trainer.n_gpus_per_node"] == "4"
     assert train["actor_rollout_ref.rollout.tensor_model_parallel_size"] == "2"
     assert train["algorithm.adv_estimator"] == "grpo" and train["data.train_files"].endswith("train_3ppl.parquet]")
-    assert commands[1][:4] == [sys.executable, "-m", "verl.model_merger", "merge"]
-    merged = Path(commands[1][-1])  # the merge writes hf.partial, renamed to hf when it succeeded
-    assert merged.name == "hf.partial"
+    # veRL's checkpoint manager also writes the fp32 actor as a Hugging Face model; the hand-off copies it
+    assert train["actor_rollout_ref.actor.checkpoint.save_contents"] == "[model,optimizer,extra,hf_model]"
+    stage1 = plan.stages[0]
+    assert commands[1] == ["cp", "-r", str(stage1.run_dir / f"checkpoints/global_step_{stage1.steps}/actor/huggingface"),
+                           str(stage1.run_dir / "hf.partial")]
+    merged = Path(commands[1][-1])  # the copy writes hf.partial, renamed to hf when it succeeded
     assert as_dict(commands[2][3:])["actor_rollout_ref.model.path"] == str(merged.with_name("hf"))  # stage 2 starts from it
 
 
@@ -220,8 +225,8 @@ def test_bad_cluster_key_and_export_cli(dataset: Path, tmp_path: Path) -> None:
         "test.parquet", "test_4ppl.parquet", "train.parquet", "train_4ppl.parquet"]
 
 
-def test_a_killed_merge_is_redone_on_relaunch(dataset, tmp_path, monkeypatch):
-    """The merger writes config.json before the weights: a merge killed in between must not count as done."""
+def test_a_killed_hand_off_is_redone_on_relaunch(dataset, tmp_path, monkeypatch):
+    """A copy killed after config.json, before the weights, must not count as a finished stage."""
     from logicrl.integrations import verl_launch
 
     cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [f"model.name={TINY_MODEL}", f"data.train={dataset}",
@@ -231,9 +236,9 @@ def test_a_killed_merge_is_redone_on_relaunch(dataset, tmp_path, monkeypatch):
     calls = []
 
     def fake_run(command, check):
-        calls.append(command[2])
-        if command[2] == "verl.model_merger":
-            target = Path(command[command.index("--target_dir") + 1])
+        calls.append(command[0] if command[0] == "cp" else command[2])
+        if command[0] == "cp":
+            target = Path(command[-1])
             target.mkdir(parents=True, exist_ok=True)
             (target / "config.json").write_text("{}")
             if len(calls) == 2:  # the first merge dies after config.json
@@ -247,8 +252,103 @@ def test_a_killed_merge_is_redone_on_relaunch(dataset, tmp_path, monkeypatch):
         verl_launch.run_plan(plan, echo=lambda _: None)
     assert not stage.hf_dir.exists()
     verl_launch.run_plan(plan, echo=lambda _: None)  # relaunch: the stage is not skipped
-    assert calls == ["verl.trainer.main_ppo", "verl.model_merger"] * 2
+    assert calls == ["verl.trainer.main_ppo", "cp"] * 2
     assert sorted(p.name for p in stage.hf_dir.iterdir()) == ["config.json", "model.safetensors"]
     assert not stage.merge_dir.exists()
     verl_launch.run_plan(plan, echo=lambda _: None)  # now done: skipped
     assert len(calls) == 4
+
+
+def test_stage_hand_off_keeps_fp32_weights(dataset, tmp_path, monkeypatch):
+    """The hand-off copies veRL's saved Hugging Face actor as it is: fp32 in, the same fp32 out (veRL's model
+    merger would cast to bf16), and stage 2 starts from it."""
+    from logicrl.integrations import verl_launch
+
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [f"model.name={TINY_MODEL}", f"data.train={dataset}",
+                                                                 "data.people=[3,4]", f"out_dir={tmp_path / 'run'}"])
+    plan = plan_launch(cfg, VerlClusterConfig(), [])
+    model, tokenizer = load_model_and_tokenizer(TINY_MODEL, dtype="float32", device="cpu")
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-4)  # a value bf16 cannot hold exactly
+    real_run = subprocess.run
+
+    def fake_run(command, check):
+        if command[0] == "cp":
+            return real_run(command, check=check)
+        stage = next(s for s in plan.stages if str(s.train_file) in " ".join(command))
+        model.save_pretrained(stage.saved_hf_dir)  # what veRL's checkpoint manager writes with hf_model
+        tokenizer.save_pretrained(stage.saved_hf_dir)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(verl_launch.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(verl_launch.subprocess, "run", fake_run)
+    verl_launch.run_plan(plan, echo=lambda _: None)
+    handed, _ = load_model_and_tokenizer(str(plan.stages[0].hf_dir), dtype="auto", device="cpu")
+    assert all(v.dtype == torch.float32 and torch.equal(v, model.state_dict()[k])
+               for k, v in handed.state_dict().items())
+    assert plan.stages[1].model_path == plan.stages[0].hf_dir.as_posix()
+
+
+@pytest.mark.parametrize("override, key", [("algorithm.reference=initial", "algorithm.reference=stage_start"),
+                                           ("optim.stage_reset=false", "optim.stage_reset=true")])
+def test_curriculum_that_verl_would_run_differently_is_refused(dataset, tmp_path, override, key):
+    base = [f"model.name={TINY_MODEL}", f"data.train={dataset}", f"out_dir={tmp_path / 'run'}"]
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "data.people=[3,4]", override])
+    with pytest.raises(ConfigError, match=f"not supported by the veRL launcher: .*set {re.escape(key)}"):
+        plan_launch(cfg, VerlClusterConfig(), [])
+    one_stage = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "data.people=[3]", override])
+    assert len(plan_launch(one_stage, VerlClusterConfig(), []).stages) == 1  # one stage: nothing differs
+
+
+def test_an_estimator_veRL_lacks_is_refused_by_its_registry_properties(dataset, tmp_path, monkeypatch):
+    """A newly registered estimator runs in `logicrl train` and is refused in one line by the launcher; its
+    registry properties (not its name) decide the critic and the group-size check."""
+    from logicrl.rl import advantages
+
+    monkeypatch.setitem(advantages.ADVANTAGE_ESTIMATORS, "my_groups", advantages.AdvantageEstimator(
+        name="my_groups", fn=lambda batch: None, needs_critic=False, needs_groups=True))
+    base = [f"model.name={TINY_MODEL}", f"data.train={dataset}", "data.people=[3]", f"out_dir={tmp_path / 'run'}"]
+    with pytest.raises(ConfigError, match="my_groups compares responses to the same puzzle"):
+        load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "algorithm.advantage=my_groups",
+                                                                "rollout.group_size=1"])
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "algorithm.advantage=my_groups"])
+    with pytest.raises(ConfigError, match=r"^not supported by the veRL launcher: algorithm.advantage=my_groups"):
+        plan_launch(cfg, VerlClusterConfig(), [])
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ([], {"policy_loss.loss_mode": "vanilla", "clip_ratio_low": "0.2", "clip_ratio_high": "0.2"}),
+    (["algorithm.policy_loss=gspo", "algorithm.loss_agg=seq-mean-token-mean"],
+     {"policy_loss.loss_mode": "gspo", "clip_ratio_low": "0.0003", "clip_ratio_high": "0.0004",
+      "loss_agg_mode": "seq-mean-token-mean"}),
+    (["algorithm.policy_loss=cispo", "algorithm.clip_high=0.28"],
+     {"policy_loss.loss_mode": "cispo", "clip_ratio_low": "1.0", "clip_ratio_high": "0.28"}),
+])
+def test_policy_loss_mapping_uses_the_loss_own_epsilon(overrides: list[str], expected: dict[str, str]) -> None:
+    got = as_dict(algorithm_overrides(train_config(*overrides), VerlClusterConfig()))
+    assert {k: got.get(f"actor_rollout_ref.actor.{k}") for k in expected} == expected
+
+
+def test_a_policy_loss_veRL_lacks_is_refused_in_one_line(monkeypatch) -> None:
+    from logicrl.rl import policy_losses
+
+    monkeypatch.setitem(policy_losses.POLICY_LOSSES, "my_loss", policy_losses.PolicyLoss(
+        name="my_loss", fn=policy_losses.cispo_loss_with_stats, clip=(0.2, 0.2)))
+    with pytest.raises(ConfigError, match=r"^not supported by the veRL launcher: algorithm.policy_loss=my_loss "
+                                          r"\(veRL's map from: vanilla, gspo, cispo\)$"):
+        check_supported(train_config("algorithm.policy_loss=my_loss"))
+
+
+def test_tis_maps_to_rollout_correction_and_dapo_sampling_is_refused() -> None:
+    cfg = train_config("algorithm.tis_cap=2.0")
+    got = as_dict(algorithm_overrides(cfg, VerlClusterConfig()))
+    assert (got["algorithm.rollout_correction.rollout_is"], got["algorithm.rollout_correction.rollout_is_threshold"]) \
+        == ("token", "2.0")
+    assert as_dict(model_overrides(cfg, VerlClusterConfig(), "/m", None))[
+        "actor_rollout_ref.rollout.calculate_log_probs"] == "true"
+    assert not any("rollout_correction" in k for k in algorithm_overrides(train_config(), VerlClusterConfig()))
+    for override, message in (("rollout.dynamic_sampling=true", "no group filter"),
+                              ("algorithm.overlong_buffer=512", "no overlong punishment"),
+                              ("algorithm.mask_truncated=true", "no overlong filtering")):
+        with pytest.raises(ConfigError, match=f"^not supported by the veRL launcher: .*{message}"):
+            check_supported(train_config(override))

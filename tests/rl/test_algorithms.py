@@ -15,7 +15,8 @@ TENSOR_FUNCTIONS = [
     "aggregate", "discounted_returns", "entropy_from_logits", "gae_advantages", "grpo_advantages",
     "kl_estimate", "kl_loss", "masked_mean", "masked_whiten", "policy_loss", "policy_loss_with_stats",
     "reinforce_pp_advantages", "reinforce_pp_baseline_advantages", "rloo_advantages",
-    "token_rewards_from_scores", "value_loss", "value_loss_with_stats",
+    "token_rewards_from_scores", "value_loss", "value_loss_with_stats", "gspo_loss_with_stats",
+    "cispo_loss_with_stats",
 ]
 
 

@@ -61,3 +61,27 @@ def test_load_puzzles_filters_people_and_validation_takes_first_k_per_level(puzz
     assert [people_of(r) for r in subset] == [2, 2, 3, 3]
     with pytest.raises(DataError, match=r"no test puzzles with \[7\] people"):
         load_puzzles(puzzle_dir, "test", [7])
+
+
+def test_stage_starts_and_spans_by_hand():
+    records = [{"n_people": 2, "id": f"a{i}", "names": ["A", "B"]} for i in range(4)] + \
+              [{"n_people": 3, "id": f"b{i}", "names": ["A", "B", "C"]} for i in range(6)]
+    curriculum = PromptSchedule.build(records, schedule="curriculum", batch_size=2, epochs=1, seed=0)
+    assert curriculum.stage_starts == (1, 3) and len(curriculum) == 5
+    assert [curriculum.stage_span(s) for s in range(1, 6)] == [(1, 2), (1, 2), (3, 5), (3, 5), (3, 5)]
+    mixed = PromptSchedule.build(records, schedule="mixed", batch_size=2, epochs=1, seed=0)
+    assert mixed.stage_starts == (1,) and mixed.stage_span(5) == (1, 5)
+
+
+def test_extra_batches_of_dynamic_sampling_are_a_pure_function_of_seed_step_and_draw():
+    records = _records({3: 6, 4: 7, 5: 4})
+    schedule = PromptSchedule.build(records, schedule="curriculum", batch_size=3, epochs=1, seed=0)
+    assert schedule.stage_starts == (1, 3, 5)
+    again = PromptSchedule.build(records, schedule="curriculum", batch_size=3, epochs=1, seed=0)
+    extra = schedule.extra_batch(3, 1, 3, seed=0)
+    assert extra == again.extra_batch(3, 1, 3, seed=0)  # rebuilt, as a resumed run does
+    assert {people_of(r) for r in extra} == {4} and len({r["id"] for r in extra}) == 3  # the step's stage, distinct
+    others = [schedule.extra_batch(3, 2, 3, seed=0), schedule.extra_batch(4, 1, 3, seed=0),
+              schedule.extra_batch(3, 1, 3, seed=1)]
+    assert all(o != extra for o in others)
+    assert len(schedule.extra_batch(5, 1, 9, seed=0)) == 3  # stage 5 used 3 puzzles (one batch): at most those

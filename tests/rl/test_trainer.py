@@ -84,6 +84,24 @@ def test_run_directory_contract(puzzle_dir, tmp_path, monkeypatch):
     assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
 
 
+def crash_and_resume(config: TrainConfig, crash_at: int) -> Trainer:
+    """Run ``config`` until a power cut at step ``crash_at``, resume it from its last checkpoint and finish it."""
+    crashing = Trainer(config, show_progress=False)
+    original = crashing.train_step
+
+    def crash(step):
+        if step == crash_at:
+            raise RuntimeError("power cut")
+        return original(step)
+
+    crashing.train_step = crash
+    with pytest.raises(RuntimeError, match="power cut"):
+        crashing.fit()
+    resumed = Trainer(resume_config(TrainConfig, config.out_dir), resume=True, show_progress=False)
+    resumed.fit()
+    return resumed
+
+
 @pytest.mark.parametrize("algorithm", [
     {"advantage": "reinforce_pp"},
     {"advantage": "grpo", "mini_batch_size": 3, "update_epochs": 2},
@@ -95,20 +113,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(puzzle_dir, tmp_path
     straight = Trainer(make_config(puzzle_dir, tmp_path / "a", **algorithm), show_progress=False)
     straight.fit()
 
-    crashing = Trainer(make_config(puzzle_dir, tmp_path / "b", **algorithm), show_progress=False)
-    original = crashing.train_step
-
-    def crash_at_three(step):
-        if step == 3:
-            raise RuntimeError("power cut")
-        return original(step)
-
-    crashing.train_step = crash_at_three
-    with pytest.raises(RuntimeError, match="power cut"):
-        crashing.fit()
-    resumed = Trainer(resume_config(TrainConfig, tmp_path / "b"), resume=True, show_progress=False)
+    resumed = crash_and_resume(make_config(puzzle_dir, tmp_path / "b", **algorithm), crash_at=3)
     assert resumed.start_step == 3
-    resumed.fit()
 
     assert stable(read_metrics(tmp_path / "a")) == stable(read_metrics(tmp_path / "b"))
     for a, b in zip(straight.policy.parameters(), resumed.policy.parameters()):
@@ -221,3 +227,140 @@ def test_lr_schedules():
     assert lr_lambda("linear", 0, 10)(5) == pytest.approx(0.5)
     assert lr_lambda("cosine", 0, 10)(5) == pytest.approx(0.5)
     assert lr_lambda("cosine", 0, 10)(10) == pytest.approx(0.0)
+
+
+def curriculum_config(puzzle_dir, out_dir, **optim) -> TrainConfig:
+    """2 then 3 people, 4 puzzles a step: stage 2 starts at step 4 of 6."""
+    config = make_config(puzzle_dir, out_dir, reference="stage_start", kl_coef=0.1)
+    return config.model_copy(update={
+        "data": config.data.model_copy(update={"schedule": "curriculum"}),
+        "rollout": config.rollout.model_copy(update={"prompts_per_step": 4, "group_size": 2}),
+        "optim": config.optim.model_copy(update={"schedule": "cosine", "stage_reset": True, **optim}),
+        "steps": 6})
+
+
+def test_stage_start_reference_and_stage_reset(puzzle_dir, tmp_path, monkeypatch):
+    """Entering stage 2 the reference becomes the policy as it is then, and AdamW, the cosine schedule and the
+    KL controller start afresh; with the defaults the reference stays the initial model and AdamW runs on."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    trainer = Trainer(curriculum_config(puzzle_dir, tmp_path / "a"), show_progress=False)
+    assert trainer.schedule.stage_starts == (1, 4)
+    initial = {k: v.clone() for k, v in trainer.ref.state_dict().items()}
+    entered = {}
+    original = trainer._enter_stage
+
+    def snapshot(step):
+        entered[step] = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+        original(step)
+
+    trainer._enter_stage = snapshot
+    trainer.fit()
+    assert list(entered) == [4]
+    assert all(torch.equal(v, entered[4][k]) for k, v in trainer.ref.state_dict().items())
+    assert not all(torch.equal(v, initial[k]) for k, v in trainer.ref.state_dict().items())
+    adam_steps = {int(s["step"]) for s in trainer.optimizer.state.values()}
+    assert adam_steps == {3}  # steps 4, 5, 6 since the reset
+    lrs = {m["step"]: m["lr"] for m in read_metrics(tmp_path / "a") if m["kind"] == "train"}
+    assert lrs[4] == lrs[1] and lrs[6] == lrs[3]  # the cosine restarts with the stage
+
+    default = make_config(puzzle_dir, tmp_path / "b", kl_coef=0.1)
+    default = default.model_copy(update={"data": default.data.model_copy(update={"schedule": "curriculum"}),
+                                         "rollout": default.rollout.model_copy(update={"prompts_per_step": 4,
+                                                                                       "group_size": 2}),
+                                         "steps": 6})
+    plain = Trainer(default, show_progress=False)
+    plain.fit()
+    assert all(torch.equal(v, initial[k]) for k, v in plain.ref.state_dict().items())
+    assert {int(s["step"]) for s in plain.optimizer.state.values()} == {6}
+
+
+@pytest.mark.parametrize("crash_at", [4, 5])  # resume before the stage boundary, or after it (saved reference)
+@pytest.mark.parametrize("advantage", ["grpo", "gae"])
+def test_resume_across_a_stage_boundary_is_exact(puzzle_dir, tmp_path, monkeypatch, crash_at, advantage):
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+
+    def config(out):
+        cfg = curriculum_config(puzzle_dir, out)
+        return cfg.model_copy(update={"algorithm": cfg.algorithm.model_copy(update={"advantage": advantage})})
+
+    straight = Trainer(config(tmp_path / "a"), show_progress=False)
+    straight.fit()
+    resumed = crash_and_resume(config(tmp_path / "b"), crash_at)
+    assert stable(read_metrics(tmp_path / "a")) == stable(read_metrics(tmp_path / "b"))
+    for model in ("policy", "ref") + (("critic",) if advantage == "gae" else ()):
+        for a, b in zip(getattr(straight, model).parameters(), getattr(resumed, model).parameters()):
+            assert torch.equal(a, b), model
+
+
+def dapo_config(puzzle_dir, out_dir, **rollout) -> TrainConfig:
+    config = make_config(puzzle_dir, out_dir, advantage="grpo", clip_high=0.28)
+    return config.model_copy(update={"rollout": config.rollout.model_copy(update={
+        "dynamic_sampling": True, "max_draws": 6, **rollout})})
+
+
+def constant_for(ids):
+    """`checksum_scores`, except that the puzzles in ``ids`` always score −3 (groups without signal)."""
+    def scores(records, generation, tokenizer, **kwargs):
+        rows, verdicts = checksum_scores(records, generation, tokenizer, **kwargs)
+        for row, verdict in zip(rows, verdicts):
+            if row["id"] in ids:
+                row["reward"] = verdict.total = -3.0
+        return rows, verdicts
+    return scores
+
+
+def groups_of(rows, size):
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+def test_dynamic_sampling_keeps_only_groups_with_signal(puzzle_dir, tmp_path, monkeypatch):
+    """The first puzzle of every scheduled batch scores −3 on all its responses: each step draws again, from the
+    stage's puzzles, and trains on two puzzles whose responses disagree."""
+    config = dapo_config(puzzle_dir, tmp_path / "run").model_copy(update={"val_every": 0})
+    trainer = Trainer(config, show_progress=False)
+    constant = {trainer.schedule.batch(s)[0]["id"] for s in range(len(trainer.schedule))}
+    monkeypatch.setattr(trainer_module, "score_generation", constant_for(constant))
+    trainer.fit()
+    for metrics in read_metrics(tmp_path / "run", "train"):
+        step = metrics["step"]
+        assert metrics["sampling/draws"] >= 2 and metrics["sampling/kept_groups"] == 2.0
+        rows = [json.loads(x) for x in (tmp_path / "run" / "rollouts" / f"step_{step:06d}.jsonl").read_text().splitlines()]
+        assert len(rows) == 6
+        for group in groups_of(rows, 3):
+            assert len({r["id"] for r in group}) == 1 and len({r["reward"] for r in group}) > 1, group
+        assert trainer.schedule.batch(step - 1)[0]["id"] not in {r["id"] for r in rows}
+
+
+def test_resume_with_dynamic_sampling_and_overlong_shaping_is_exact(puzzle_dir, tmp_path, monkeypatch):
+    def config(out):
+        cfg = dapo_config(puzzle_dir, out)
+        return cfg.model_copy(update={"algorithm": cfg.algorithm.model_copy(update={"overlong_buffer": 4,
+                                                                                    "tis_cap": 2.0})})
+
+    straight = Trainer(config(tmp_path / "a"), show_progress=False)
+    constant = {straight.schedule.batch(s)[0]["id"] for s in range(len(straight.schedule))}
+    monkeypatch.setattr(trainer_module, "score_generation", constant_for(constant))
+    straight.fit()
+    resumed = crash_and_resume(config(tmp_path / "b"), crash_at=3)
+    metrics = stable(read_metrics(tmp_path / "a"))
+    assert metrics == stable(read_metrics(tmp_path / "b"))
+    assert all(m["sampling/draws"] >= 2 and m["reward/overlong"] < 0 for m in metrics if m["kind"] == "train")
+    assert all(m["tis/ratio_mean"] == pytest.approx(1.0, abs=1e-3) for m in metrics if m["kind"] == "train")
+    for a, b in zip(straight.policy.parameters(), resumed.policy.parameters()):
+        assert torch.equal(a, b)
+    for name in ("step_000003.jsonl", "step_000004.jsonl"):
+        assert (tmp_path / "a" / "rollouts" / name).read_text() == (tmp_path / "b" / "rollouts" / name).read_text()
+
+
+def test_mask_truncated_takes_cut_responses_out_of_the_loss(puzzle_dir, tmp_path, monkeypatch):
+    """The tiny model never stops within 12 tokens: with overlong filtering no token is left in the loss, so the
+    gradient is zero; without it the same step has a gradient."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    grads = {}
+    for masked in (False, True):
+        config = make_config(puzzle_dir, tmp_path / str(masked), advantage="grpo", mask_truncated=masked)
+        Trainer(config.model_copy(update={"steps": 1, "val_every": 0}), show_progress=False).fit()
+        rows = (tmp_path / str(masked) / "rollouts" / "step_000001.jsonl").read_text().splitlines()
+        assert all(json.loads(r)["truncated"] for r in rows)
+        grads[masked] = read_metrics(tmp_path / str(masked), "train")[0]["grad_norm"]
+    assert grads[True] == 0.0 and grads[False] > 0.0

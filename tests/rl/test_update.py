@@ -6,6 +6,7 @@ Each test takes one optimizer step on two copies of the tiny model and compares 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -127,3 +128,37 @@ def test_kl_in_the_reward_changes_the_advantages_and_kl_in_the_loss_does_not(tin
     no_kl = prepared(tiny_policy, AlgorithmConfig(advantage="reinforce_pp", kl_placement="none"))
     assert torch.equal(in_loss.advantages, no_kl.advantages)
     assert not torch.allclose(in_reward.advantages, no_kl.advantages)
+
+
+@pytest.mark.parametrize("policy_loss, agg", [("gspo", "seq-mean-token-mean"), ("cispo", "token-mean")])
+def test_registered_policy_losses_accumulate_exactly_and_differ_from_vanilla(tiny_policy, policy_loss, agg):
+    """A GSPO/CISPO step over micro-batches of 3 equals the whole-batch step; off-policy (ℓ_old ≠ ℓ) it is not
+    the vanilla step, so the configured loss is the one the update runs."""
+    full = AlgorithmConfig(advantage="grpo", policy_loss=policy_loss, loss_agg=agg, clip_low=0.01, clip_high=0.01,
+                           micro_batch_size=8)
+    batch = prepared(tiny_policy, full)
+    batch.old_logp = batch.old_logp + 0.05 * torch.randn(batch.mask.shape, generator=torch.Generator().manual_seed(1))
+    a, stats = one_step(tiny_policy, batch, full, on_policy=False)
+    b, _ = one_step(tiny_policy, batch, full.model_copy(update={"micro_batch_size": 3}), on_policy=False)
+    assert_same_parameters(a, b)
+    assert 0.0 < float(stats["policy/clip_frac"]) < 1.0
+    vanilla, _ = one_step(tiny_policy, batch, full.model_copy(update={"policy_loss": "vanilla"}), on_policy=False)
+    assert any(not torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), vanilla.parameters()))
+
+
+def test_truncated_importance_sampling_weights_the_loss_and_logs_the_ratio(tiny_policy):
+    """Sampler log-probs equal to the trainer's: weights 1, the same step as without TIS. Sampler log-probs lower by
+    log 3 on every token: ρ = 3 is cut to the cap 2, so every token's policy loss is doubled."""
+    algo = AlgorithmConfig(advantage="grpo", micro_batch_size=8)
+    batch = prepared(tiny_policy, algo)
+    plain, plain_stats = one_step(tiny_policy, batch, algo, on_policy=False)
+    tis = algo.model_copy(update={"tis_cap": 2.0})
+    batch.rollout_logp = batch.old_logp.clone()
+    same, stats = one_step(tiny_policy, batch, tis, on_policy=False)
+    assert_same_parameters(plain, same)
+    assert float(stats["tis/ratio_mean"]) == pytest.approx(1.0) and float(stats["tis/clip_frac"]) == 0.0
+    batch.rollout_logp = batch.old_logp - math.log(3.0) * batch.mask
+    doubled, stats = one_step(tiny_policy, batch, tis, on_policy=False)
+    assert float(stats["tis/ratio_mean"]) == pytest.approx(3.0) and float(stats["tis/clip_frac"]) == 1.0
+    assert float(stats["policy/loss"]) == pytest.approx(2 * float(plain_stats["policy/loss"]), rel=1e-5)
+    assert any(not torch.allclose(p, q, atol=1e-6) for p, q in zip(plain.parameters(), doubled.parameters()))

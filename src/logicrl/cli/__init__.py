@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from logicrl.cli.data import data_app
 from logicrl.cli.eval import eval_app
+from logicrl.cli.eval_math import math_cmd  # noqa: F401  (registers `logicrl eval math`)
 from logicrl.cli.report import report_cmd
 from logicrl.cli.train import sft_cmd, train_cmd
 from logicrl.cli.verl import verl_app

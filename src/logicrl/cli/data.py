@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,15 +15,24 @@ from tqdm import tqdm
 from logicrl.config import load_config
 from logicrl.errors import UserError
 from logicrl.io import write_jsonl, write_parquet
-from logicrl.puzzles.dataset import DataConfig, dataset_files, generate, load_records, summarize, write_dataset
-from logicrl.puzzles.perturb import PERTURBATIONS, perturb
-from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.dataset import (
+    PRESETS,
+    DataConfig,
+    dataset_files,
+    generate,
+    generate_twins,
+    load_records,
+    summarize,
+    write_dataset,
+)
+from logicrl.puzzles.perturb import PERTURBATIONS, PUBLIC_KIND_OF, perturb, twin_source
+from logicrl.puzzles.public import is_public_dir, kinds_in
 
 data_app = typer.Typer(help="Make, perturb and inspect Knights-and-Knaves puzzle datasets.", no_args_is_help=True)
 console = Console()
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with DataConfig keys")]
-Overrides = Annotated[Optional[list[str]], typer.Argument(help="config overrides, key=value (e.g. depth=3)")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with DataConfig keys")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, key=value (e.g. depth=3)")]
 
 
 @data_app.command("generate")
@@ -30,26 +40,53 @@ def generate_cmd(
     out: Annotated[Path, typer.Option(help="output directory (one NNppl/ folder per number of people)")] = Path(
         "outputs/data"
     ),
-    people: Annotated[Optional[str], typer.Option(help="numbers of people: '3-7' or '2,4,8'")] = None,
-    train: Annotated[Optional[int], typer.Option(help="training puzzles per number of people")] = None,
-    test: Annotated[Optional[int], typer.Option(help="held-out puzzles per number of people")] = None,
-    val: Annotated[Optional[int], typer.Option(help="validation puzzles per number of people (default 0)")] = None,
-    depth: Annotated[Optional[int], typer.Option(help="max statement depth (a leaf is 1)")] = None,
-    width: Annotated[Optional[int], typer.Option(help="max operands of and/or")] = None,
-    roles: Annotated[Optional[str], typer.Option(help="'knight/knave', another pair, or 'random'")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="random seed (same seed, same bytes)")] = None,
+    people: Annotated[str | None, typer.Option(help="numbers of people: '3-7' or '2,4,8'")] = None,
+    train: Annotated[int | None, typer.Option(help="training puzzles per number of people")] = None,
+    test: Annotated[int | None, typer.Option(help="held-out puzzles per number of people")] = None,
+    val: Annotated[int | None, typer.Option(help="validation puzzles per number of people (default 0)")] = None,
+    depth: Annotated[int | None, typer.Option(help="max statement depth (a leaf is 1)")] = None,
+    width: Annotated[int | None, typer.Option(help="max operands of and/or")] = None,
+    roles: Annotated[str | None, typer.Option(help="'knight/knave', another pair, or 'random'")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (same seed, same bytes)")] = None,
+    preset: Annotated[str | None, typer.Option(help=(
+        "start from a preset: 'paper' = the public K&K release's shape (2-8 people, test 100 drawn first, "
+        "train 200/1000, the six twin kinds, public layout)"))] = None,
+    cap: Annotated[bool | None, typer.Option(
+        "--cap", help="keep what a level holds when it has fewer unique puzzles than asked (warns)")] = None,
     config: ConfigOpt = None,
     overrides: Overrides = None,
 ) -> None:
     """Generate unique-solution puzzles as train/test (and val) splits (JSONL + parquet)."""
-    cfg = load_config(DataConfig, config, overrides, people=people, train=train, test=test, val=val, depth=depth,
-                      width=width, roles=roles, seed=seed)
-    total = len(cfg.people) * (cfg.train + cfg.test + cfg.val)
+    base: dict = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset {preset!r} (valid: {', '.join(PRESETS)})")
+        if config is not None:
+            raise UserError("give --preset or --config, not both (put the preset's keys in the file)")
+        base = PRESETS[preset]
+    given = {"people": people, "train": train, "test": test, "val": val, "depth": depth, "width": width,
+             "roles": roles, "seed": seed, "cap": cap}
+    options = {**base, **{k: v for k, v in given.items() if v is not None}}  # options win over the preset
+    cfg = load_config(DataConfig, config, overrides, **options)
+    total = cfg.total()
     with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
-        splits = generate(cfg, progress=bar.update)
-    written = write_dataset(out, cfg, splits)
-    console.print(f"wrote {total} puzzles to {out}/ ({len(written)} files + manifest.json)")
+        splits = generate(cfg, progress=bar.update, warn=_warn)
+    made = sum(len(r) for by in splits.values() for r in by.values())
+    with tqdm(total=made * len(cfg.perturb), desc="twins", unit="pz", disable=made * len(cfg.perturb) < 2000) as bar:
+        twins = generate_twins(cfg, splits, progress=bar.update) if cfg.perturb else None
+    written = write_dataset(out, cfg, splits, twins)
+    console.print(f"wrote {made} puzzles to {out}/ ({len(written)} files + manifest.json)")
+    if twins:
+        counts = Counter()
+        for by_split in twins.values():
+            for by_kind in by_split.values():
+                counts.update({PUBLIC_KIND_OF[k]: len(t) for k, t in by_kind.items()})
+        console.print("twins: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print_stats([r for by in splits.values() for recs in by.values() for r in recs])
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 @data_app.command("perturb")
@@ -59,16 +96,26 @@ def perturb_cmd(
     kinds: Annotated[str, typer.Option(help="comma-separated: " + ",".join(PERTURBATIONS))] = ",".join(PERTURBATIONS),
     split: Annotated[str, typer.Option(help="split to read from a dataset directory")] = "train",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    equal_operands: Annotated[bool, typer.Option(
+        help="leaf twins may give a node two equal operands, as the public generator's do")] = False,
 ) -> None:
     """Write perturbed twins of each puzzle (memorization study); each links to its original by id."""
-    wanted = [k.strip() for k in kinds.split(",") if k.strip()]
-    unknown = [k for k in wanted if k not in PERTURBATIONS]
+    given = [k.strip() for k in kinds.split(",") if k.strip()]
+    known = {**{k: k for k in PERTURBATIONS}, **{public: ours for ours, public in PUBLIC_KIND_OF.items()}}
+    unknown = [k for k in given if k not in known]
     if unknown:
-        raise UserError(f"unknown perturbation(s) {', '.join(unknown)} (valid: {', '.join(PERTURBATIONS)})")
-    records = load_records(dataset_files(source, split))
-    puzzles = [Puzzle.from_record(r) for r in records]
+        valid = ", ".join(f"{ours} ({public})" for ours, public in PUBLIC_KIND_OF.items())
+        raise UserError(f"unknown perturbation(s) {', '.join(unknown)} (valid: {valid})")
+    wanted = [known[k] for k in given]
+    found = [twin_source(r) for r in load_records(dataset_files(source, split))]
+    puzzles = [p for p, _ in found]
+    reworded = sum(not exact for _, exact in found)
+    if reworded:
+        print(f"warning: the text of {reworded} puzzle(s) could not be reproduced; their wording twins are "
+              "rendered afresh", file=sys.stderr)
     for kind in wanted:
-        twins = [perturb(p, kind, seed) for p in tqdm(puzzles, desc=kind, disable=len(puzzles) < 500)]
+        twins = [perturb(p, kind, seed, equal_operands=equal_operands)
+                 for p in tqdm(puzzles, desc=kind, disable=len(puzzles) < 500)]
         kept = [t.to_record(i) for i, t in enumerate(t for t in twins if t is not None)]
         write_jsonl(out / f"{kind}.jsonl", kept)
         write_parquet(out / f"{kind}.parquet", kept)
@@ -80,10 +127,11 @@ def show_cmd(
     source: Annotated[Path, typer.Argument(help="a .jsonl/.parquet file or a dataset directory")],
     n: Annotated[int, typer.Option("-n", help="number of records")] = 2,
     split: Annotated[str, typer.Option(help="split to read from a dataset directory")] = "test",
+    kind: Annotated[str, typer.Option(help="public layout: clean or a twin kind (either naming)")] = "clean",
     cot: Annotated[bool, typer.Option(help="also print the template reasoning")] = False,
 ) -> None:
     """Print a few records: the quiz, the answer and (optionally) the template reasoning."""
-    for record in load_records(dataset_files(source, split))[:n]:
+    for record in load_records(dataset_files(source, split, kind))[:n]:
         console.rule(f"{record.get('id', '?')}  ({record.get('n_people', len(record['names']))} people)")
         console.print(record["quiz"], markup=False)
         console.print("[bold]answer[/bold]")
@@ -96,10 +144,14 @@ def show_cmd(
 @data_app.command("stats")
 def stats_cmd(
     source: Annotated[Path, typer.Argument(help="a .jsonl/.parquet file or a dataset directory")],
-    split: Annotated[Optional[str], typer.Option(help="only this split (default: all)")] = None,
+    split: Annotated[str | None, typer.Option(help="only this split (default: all)")] = None,
+    kind: Annotated[str, typer.Option(help="public layout: clean or a twin kind (either naming)")] = "clean",
 ) -> None:
     """Counts, knight share, statement depth and text lengths per number of people."""
-    print_stats(load_records(dataset_files(source, split)))
+    print_stats(load_records(dataset_files(source, split, kind)))
+    if source.is_dir() and is_public_dir(source):
+        kinds = kinds_in(source, split)
+        console.print("public K&K layout; twin kinds: " + (", ".join(kinds) or "none") + " (see --kind)")
 
 
 def print_stats(records: list[dict]) -> None:

@@ -23,10 +23,10 @@ from typer.core import TyperGroup
 
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
-from logicrl.errors import UserError
+from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table
 from logicrl.evaluate.config import EvalConfig, MemorizationConfig, RunConfig
-from logicrl.evaluate.memorization import make_twins, memorization_table
+from logicrl.evaluate.memorization import collect_twins, memorization_table
 from logicrl.evaluate.metrics import accuracy_table, by_puzzle
 from logicrl.evaluate.runner import (
     SAMPLES_DIR,
@@ -49,6 +49,7 @@ from logicrl.evaluate.tables import (
 )
 from logicrl.io import atomic_write_text
 from logicrl.models import ModelNotFoundError, check_model_name
+from logicrl.puzzles.dataset import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
 
 
@@ -88,6 +89,7 @@ TestSplit = _opt(str, "split of a dataset directory (default: test)")
 TrainSplit = _opt(str, "split of a dataset directory (default: train)")
 Samples = _opt(int, "responses per puzzle, for pass@k and maj@k (default: 1)", "--samples", "-k")
 Kinds = _opt(str, "comma-separated perturbations (default: all): " + ",".join(PERTURBATIONS))
+Twins = _opt(str, "auto (public twins beside --data, else made), own (always made), or a public-layout folder")
 Temperature = _opt(float, "0 = greedy (default: 0)")
 MaxTokens = _opt(int, "response length cap in tokens (default: 1024)")
 Seed = _opt(int, "sampling seed")
@@ -104,7 +106,7 @@ Overrides = Annotated[Optional[list[str]], typer.Argument(
     help="config overrides, key=value (e.g. reward.mode=logic-rl top_p=0.95); keys: logicrl.evaluate.config")]
 
 
-def _config(model: type[RunConfig], config: Path | None, overrides: list[str], reward_mode: str | None,
+def eval_config(model: type[RunConfig], config: Path | None, overrides: list[str], reward_mode: str | None,
             template: str | None, **explicit: Any) -> Any:
     """Defaults < YAML < options < ``key=value`` overrides."""
     nested = {"reward": {"mode": reward_mode} if reward_mode else None,
@@ -120,7 +122,7 @@ def _overrides(sets: list[str] | None, overrides: list[str] | None) -> list[str]
     return [*(sets or []), *(overrides or [])]
 
 
-def _specs(models: list[str] | None, out: Path, rescore: bool) -> list[ModelSpec]:
+def model_specs(models: list[str] | None, out: Path, rescore: bool) -> list[ModelSpec]:
     if models:
         return parse_model_specs(models)
     if rescore:
@@ -134,7 +136,7 @@ def _data(data: Path | None) -> Path:
     return data
 
 
-def _check_before_loading(specs: list[ModelSpec], cfg: RunConfig, out: Path, rescore: bool) -> None:
+def check_before_loading(specs: list[ModelSpec], cfg: RunConfig, out: Path, rescore: bool) -> None:
     """Refuse, before the first model loads, what would fail after it: a local model name that cannot be a
     model, and an output folder that cannot take the results."""
     for path in (out, out / SAMPLES_DIR):
@@ -161,13 +163,13 @@ def eval_cmd(
     """Accuracy by number of people (Table 2) with format rate and length; pass@k and maj@k with -k > 1."""
     if ctx.invoked_subcommand is not None:
         return
-    cfg = _config(EvalConfig, config, _overrides(sets, overrides), reward_mode, template,
+    cfg = eval_config(EvalConfig, config, _overrides(sets, overrides), reward_mode, template,
                   people=people, split=split, limit=limit, samples=samples, temperature=temperature,
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
-    specs = _specs(model, out, rescore)
+    specs = model_specs(model, out, rescore)
     records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit)
-    _check_before_loading(specs, cfg, out, rescore)
+    check_before_loading(specs, cfg, out, rescore)
     results, rows_by_label = {}, {}
     for spec in specs:
         rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
@@ -195,27 +197,34 @@ def eval_cmd(
 def memorization_cmd(
     model: Models = None, data: Data = None,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("outputs/memorization"),
-    kinds: Kinds = None, people: People = None, split: TrainSplit = None, limit: Limit = None,
+    kinds: Kinds = None, twins: Twins = None, people: People = None, split: TrainSplit = None, limit: Limit = None,
     temperature: Temperature = None, max_tokens: MaxTokens = None, seed: Seed = None,
     batch_size: BatchSize = None, device: Device = None, endpoint: Endpoint = None,
     concurrency: Concurrency = None, reward_mode: RewardMode = None, template: Template = None,
     rescore: Rescore = False, config: ConfigOpt = None, sets: Sets = None, overrides: Overrides = None,
 ) -> None:
     """Acc, CR and LiMem = Acc·(1 − CR) per number of people and perturbation kind (Xie et al. 2024)."""
-    cfg = _config(MemorizationConfig, config, _overrides(sets, overrides), reward_mode, template,
-                  kinds=kinds, people=people, split=split, limit=limit, temperature=temperature,
+    cfg = eval_config(MemorizationConfig, config, _overrides(sets, overrides), reward_mode, template,
+                  kinds=kinds, twins=twins, people=people, split=split, limit=limit, temperature=temperature,
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
-    specs = _specs(model, out, rescore)
+    specs = model_specs(model, out, rescore)
     originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit)
-    _check_before_loading(specs, cfg, out, rescore)
-    twins, pairs = make_twins(originals, cfg.kinds, cfg.perturb_seed)
-    console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)}" for kind, p in pairs.items()))
-    people_of = {str(r["id"]): int(r["n_people"]) for r in originals}
+    check_before_loading(specs, cfg, out, rescore)
+    twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
+    given = {} if cfg.twins == "own" else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto")
+    twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
+    console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
+                                        for kind, p in pairs.items()))
+    people_of = {str(r["id"]): len(r["names"]) for r in originals}
     results = {}
     for spec in specs:
-        rows = _rows(spec, originals + twins, cfg, out, n=1, rescore=rescore)
+        rows = _rows(spec, originals + twin_records, cfg, out, n=1, rescore=rescore)
         solved = {str(r["id"]): bool(r["solved"]) for r in rows}
+        missing = [i for kind_pairs in pairs.values() for pair in kind_pairs for i in pair if i not in solved]
+        if missing:
+            raise DataError(f"{spec.label}: no sample of {len(set(missing))} puzzle(s) of these twins, e.g. "
+                            f"{missing[0]!r} (rescore with the --data, --kinds and --twins they were made with)")
         results[spec.label] = memorization_table(solved, people_of, pairs)
     table = memorization_rows(results)
     atomic_write_text(out / "memorization.md", markdown(table))

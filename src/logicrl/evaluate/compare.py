@@ -14,7 +14,7 @@ With n < 2 the interval is undefined (None).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _TINY = 1e-300  # keeps the continued fraction's denominators away from 0
@@ -96,16 +96,25 @@ def paired_difference(base: Sequence[float], other: Sequence[float]) -> dict[str
     return {"n": n, "base": sum(base) / n, "other": sum(other) / n, "delta": delta, "low": low, "high": high}
 
 
-def compare_rows(base_rows: Sequence[Mapping[str, Any]], other_rows: Sequence[Mapping[str, Any]],
-                 metrics: Sequence[str] = ("solved", "format_ok")) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{metric: {"<N>ppl" | "all": paired_difference}}`` over the puzzles both row sets answered."""
+def people_group(row: Mapping[str, Any]) -> str:
+    """A puzzle row's comparison column: ``"<N>ppl"``."""
+    return f"{int(row['n_people'])}ppl"
+
+
+def compare_rows(
+    base_rows: Sequence[Mapping[str, Any]], other_rows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str] = ("solved", "format_ok"),
+    group: Callable[[Mapping[str, Any]], str] = people_group,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{metric: {"<N>ppl" | "all": paired_difference}}`` over the puzzles both row sets answered
+    (columns: ``group(row)`` of the baseline's row, by default its number of people)."""
     base, other = first_samples(base_rows), first_samples(other_rows)
-    shared = sorted(set(base) & set(other), key=lambda key: (int(base[key]["n_people"]), key))
+    shared = sorted(set(base) & set(other), key=lambda key: (_column_order(group(base[key])), key))
     if not shared:
         raise ValueError("the two models answered no puzzle in common: evaluate them on the same data")
     groups: dict[str, list[str]] = {}
     for key in shared:
-        groups.setdefault(f"{int(base[key]['n_people'])}ppl", []).append(key)
+        groups.setdefault(group(base[key]), []).append(key)
     groups["all"] = shared
     return {
         metric: {
@@ -121,12 +130,18 @@ def comparison_table(comparisons: Mapping[str, Mapping[str, Mapping[str, Mapping
         list[str], list[list[str]]]:
     """Rows ``(model vs baseline, metric)``; a cell reads ``0.20→0.31 +0.11 [+0.04, +0.18]``."""
     columns = sorted({g for by_metric in comparisons.values() for groups in by_metric.values() for g in groups},
-                     key=lambda g: (g == "all", int(g.removesuffix("ppl")) if g != "all" else 0))
+                     key=_column_order)
     rows = []
     for label, by_metric in comparisons.items():
         for metric, groups in by_metric.items():
             rows.append([label, metric, *(_cell(groups.get(g)) for g in columns)])
     return ["Model vs baseline", "Metric", *columns], rows
+
+
+def _column_order(name: str) -> tuple[bool, float, str]:
+    """``2ppl`` < ``10ppl`` < other names (alphabetical) < ``all``."""
+    people = name.removesuffix("ppl")
+    return name == "all", int(people) if name.endswith("ppl") and people.isdigit() else math.inf, name
 
 
 def _cell(result: Mapping[str, Any] | None) -> str:

@@ -18,12 +18,9 @@ from logicrl.puzzles.perturb import PERTURBATIONS
 from logicrl.reward.score import RewardConfig
 
 
-class RunConfig(StrictModel):
-    """What both evaluation commands share: puzzles, sampling, backend, prompt and reward."""
+class BackendConfig(StrictModel):
+    """What every evaluation command shares (puzzles and math alike): sampling, backend and prompt."""
 
-    split: str = Field("test", description="Split to read from a dataset directory.")
-    people: list[int] = Field(list(range(2, 9)), description="Numbers of people ('2-8' or '2,4,8').")
-    limit: int | None = Field(None, ge=1, description="First N puzzles per number of people (default: all).")
     temperature: float = Field(0.0, ge=0.0, description="0 is greedy decoding; > 0 samples.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold (when sampling).")
     max_tokens: int = Field(1024, ge=1, description="Longest response in tokens; longer ones are cut.")
@@ -42,6 +39,24 @@ class RunConfig(StrictModel):
     timeout_s: float = Field(300.0, gt=0.0, description="Seconds one request may take (endpoint).")
     retries: int = Field(3, ge=0, description="Retries of a failed request, with exponential backoff.")
     prompt: PromptConfig = Field(default_factory=PromptConfig, description="Template and pre-fill.")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @model_validator(mode="after")
+    def _chat_endpoint(self) -> BackendConfig:
+        if self.endpoint and self.prompt.template != "chat":
+            raise ValueError("an endpoint takes chat messages: prompt.template=plain needs the local backend")
+        return self
+
+
+class RunConfig(BackendConfig):
+    """What both puzzle evaluation commands share: which puzzles, and the reward that scores them."""
+
+    split: str = Field("test", description="Split to read from a dataset directory.")
+    people: list[int] = Field(list(range(2, 9)), description="Numbers of people ('2-8' or '2,4,8').")
+    limit: int | None = Field(None, ge=1, description="First N puzzles per number of people (default: all).")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward mode (strict/logic-rl).")
 
     @field_validator("people", mode="before")
@@ -49,19 +64,9 @@ class RunConfig(StrictModel):
     def _parse_people(cls, value: Any) -> Any:
         return parse_people(value) if isinstance(value, (str, int)) else value
 
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0.0
 
-    @model_validator(mode="after")
-    def _chat_endpoint(self) -> RunConfig:
-        if self.endpoint and self.prompt.template != "chat":
-            raise ValueError("an endpoint takes chat messages: prompt.template=plain needs the local backend")
-        return self
-
-
-class EvalConfig(RunConfig):
-    """``logicrl eval``: accuracy by number of people (Table 2), pass@k and majority vote."""
+class SampledConfig(BackendConfig):
+    """k responses per question, for pass@k and majority vote (``logicrl eval`` and ``logicrl eval math``)."""
 
     samples: int = Field(1, ge=1, description="Responses per puzzle (k); > 1 needs temperature > 0.")
     pass_k: list[int] | None = Field(
@@ -75,7 +80,7 @@ class EvalConfig(RunConfig):
         return [value] if isinstance(value, int) else value
 
     @model_validator(mode="after")
-    def _check_samples(self) -> EvalConfig:
+    def _check_samples(self) -> SampledConfig:
         if self.samples > 1 and self.greedy:
             raise ValueError(
                 f"samples={self.samples} with greedy decoding repeats one response: set temperature > 0")
@@ -88,12 +93,20 @@ class EvalConfig(RunConfig):
         return sorted({k for k in self.pass_k if k <= samples}) if self.pass_k else default_ks(samples)
 
 
+class EvalConfig(RunConfig, SampledConfig):
+    """``logicrl eval``: accuracy by number of people (Table 2), pass@k and majority vote."""
+
+
 class MemorizationConfig(RunConfig):
     """``logicrl eval memorization``: Acc, CR and LiMem on (training) puzzles and their perturbed twins."""
 
     split: str = Field("train", description="Split to read (memorization is measured on training puzzles).")
     kinds: list[str] = Field(list(PERTURBATIONS), description="Perturbation kinds (logicrl.puzzles.perturb).")
     perturb_seed: int = Field(0, description="Seed of the perturbations (same seed, same twins).")
+    twins: str = Field("auto", description=(
+        "Where twins come from: 'auto' (the public twins beside --data, per kind, when it is in the public K&K "
+        "layout; else made by logicrl), 'own' (always made), or a folder in the public layout holding them "
+        "(e.g. the perturbed release)."))
 
     @field_validator("kinds", mode="before")
     @classmethod

@@ -30,7 +30,7 @@ from typing import Any
 import httpx2
 
 from logicrl.errors import UserError
-from logicrl.evaluate.scoring import score_sample
+from logicrl.evaluate.scoring import Scorer, resolve_scorer
 from logicrl.prompts import PromptConfig, chat_messages
 from logicrl.reward.parse import starts_inside_think
 from logicrl.reward.score import RewardConfig
@@ -172,13 +172,16 @@ def _parse_completion(url: str, data: Mapping[str, Any]) -> Completion:
 
 def endpoint_generate_and_score(
     client: EndpointClient, records: Sequence[Mapping[str, Any]], *, prompt: PromptConfig,
-    reward: RewardConfig, max_new_tokens: int, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-    seed: int | None = None, concurrency: int = 8, progress: Callable[[int], None] | None = None,
+    reward: RewardConfig | None = None, max_new_tokens: int, n: int = 1, temperature: float = 0.0,
+    top_p: float = 1.0, seed: int | None = None, concurrency: int = 8,
+    progress: Callable[[int], None] | None = None, scorer: Scorer | None = None,
 ) -> list[dict[str, Any]]:
-    """``n`` completions per record through ``client``, scored; rows as `generate_and_score` gives them.
+    """``n`` completions per record through ``client``, scored (by ``scorer``, default the puzzle reward with
+    ``reward``); rows as `generate_and_score` gives them.
 
     Sample j of record i gets seed ``seed + i·n + j`` (when ``seed`` is set), so a rerun asks the same.
     """
+    scorer = resolve_scorer(reward, scorer)
     jobs = [(i, j) for i in range(len(records)) for j in range(n)]
 
     def ask(job: tuple[int, int]) -> Completion:
@@ -200,9 +203,8 @@ def endpoint_generate_and_score(
     rows = []
     for (i, j), done in zip(jobs, completions, strict=True):
         length = done.tokens if done.tokens is not None else len(done.text.split())
-        row, _ = score_sample(records[i], sample=j, response=done.text, length=length,
-                              truncated=done.truncated, prefilled_think=starts_inside_think(done.text),
-                              reward=reward)
+        row, _ = scorer(records[i], sample=j, response=done.text, length=length, truncated=done.truncated,
+                        prefilled_think=starts_inside_think(done.text))
         rows.append(row)
     return rows
 

@@ -12,6 +12,10 @@ the difficulty (`logicrl.puzzles.perturb`):
 Multiplying out, LiMem = #(original solved and twin not solved) / |D|: the share of all puzzles that the
 model solves but cannot solve once perturbed. High LiMem with high Acc is memorization; a model that
 reasons keeps CR near 1. CR is undefined when no puzzle is solved (reported as None; LiMem is then 0).
+
+The twins are the public release's when they are given (`collect_twins`: linked to their originals by
+number of people and ``index`` within one split, as the public generator numbers them), and made by
+`logicrl.puzzles.perturb` otherwise; a wording-only twin keeps every other word of its original.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from logicrl.puzzles.perturb import perturb
+from logicrl.errors import DataError
+from logicrl.puzzles.perturb import perturb, twin_source
 from logicrl.puzzles.record import Puzzle
+
+WORDING_KINDS = ("uncommon_names", "roles", "flip_roles", "reorder")  # twins that keep the logic
 
 ALL_PEOPLE = "all"
 
@@ -31,20 +38,88 @@ def make_twins(
     """The perturbed twins of ``records`` and, per kind, the ``(original id, twin id)`` pairs.
 
     A logic-changing kind (``statement``, ``leaf``) may find no valid twin for a puzzle: that puzzle is
-    then left out of that kind's pairs (and so of its Acc, CR and LiMem).
+    then left out of that kind's pairs (and so of its Acc, CR and LiMem). A wording-only twin keeps every
+    other word of its original's text (`logicrl.puzzles.perturb.twin_source`).
     """
-    puzzles = [Puzzle.from_record(dict(r)) for r in records]
+    return _made_twins([(str(r["id"]), twin_source(r)[0]) for r in records], kinds, seed)
+
+
+def _made_twins(
+    puzzles: Sequence[tuple[str, Puzzle]], kinds: Iterable[str], seed: int
+) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]]]:
     twins: list[dict[str, Any]] = []
     pairs: dict[str, list[tuple[str, str]]] = {}
     for kind in kinds:
         pairs[kind] = []
-        for puzzle in puzzles:
+        for original, puzzle in puzzles:
             twin = perturb(puzzle, kind, seed)
             if twin is not None:
-                record = twin.to_record(len(twins))
+                # named after the record's own id (a repeat in the data keeps its own twins)
+                record = {**twin.to_record(len(twins)), "id": f"{original}~{kind}", "original_id": original}
                 twins.append(record)
-                pairs[kind].append((puzzle.id, record["id"]))
+                pairs[kind].append((original, record["id"]))
     return twins, pairs
+
+
+def link_twins(
+    records: Sequence[Mapping[str, Any]], kind: str, twins: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Given twins of one ``kind`` (e.g. a public ``perturbed_leaf`` file), paired with their originals in
+    ``records`` by (number of people, ``index``); twins of puzzles not in ``records`` are left out.
+
+    Each twin is renamed ``<original id>~<kind>`` (a wording twin has its original's statements, hence its
+    content id). Returns the twin records and the ``(original id, twin id)`` pairs, as `make_twins` does.
+    """
+    original_of: dict[tuple[int, Any], str] = {}
+    for record in records:
+        key = (len(record["names"]), record.get("index"))
+        if key in original_of:
+            raise DataError(f"two puzzles with {key[0]} people have index {key[1]}: twins cannot be linked "
+                            "to them by index (give one split)")
+        original_of[key] = str(record["id"])
+    linked: list[dict[str, Any]] = []
+    pairs: list[tuple[str, str]] = []
+    paired: set[str] = set()
+    for twin in twins:
+        original = original_of.get((len(twin["names"]), twin.get("index")))
+        if original is None:
+            continue
+        if original in paired:
+            raise DataError(f"two {kind} twins have {len(twin['names'])} people and index {twin.get('index')}")
+        paired.add(original)
+        twin_id = f"{original}~{kind}"
+        linked.append({**twin, "id": twin_id, "original_id": original, "perturbation": kind})
+        pairs.append((original, twin_id))
+    return linked, pairs
+
+
+def collect_twins(
+    records: Sequence[Mapping[str, Any]], kinds: Iterable[str], seed: int,
+    given: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]], dict[str, str]]:
+    """The twins of every kind: those ``given`` for it (`link_twins`), else made (`make_twins`).
+
+    Returns (twin records, kind -> pairs, kind -> where they come from: ``public``, ``made``, or ``made, N
+    re-worded`` when N originals' text could not be reproduced, so their wording twins are rendered afresh)."""
+    twins: list[dict[str, Any]] = []
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    sources: dict[str, str] = {}
+    puzzles: list[tuple[str, Puzzle]] | None = None
+    reworded = 0
+    for kind in kinds:
+        if kind in given:
+            kind_twins, pairs[kind] = link_twins(records, kind, given[kind])
+            sources[kind] = "public"
+        else:
+            if puzzles is None:
+                found = [(str(r["id"]), *twin_source(r)) for r in records]
+                puzzles = [(i, p) for i, p, _ in found]
+                reworded = sum(not exact for _, _, exact in found)
+            kind_twins, made = _made_twins(puzzles, [kind], seed)
+            pairs[kind] = made[kind]
+            sources[kind] = f"made, {reworded} re-worded" if reworded and kind in WORDING_KINDS else "made"
+        twins += kind_twins
+    return twins, pairs, sources
 
 
 def memorization_scores(solved_original: Sequence[bool], solved_twin: Sequence[bool]) -> dict[str, Any]:

@@ -7,10 +7,13 @@ when ``solved`` (the format right and every role right), as in the paper's evalu
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from logicrl.evaluate.scoring import summarize_rows
+from logicrl.evaluate.scoring import people_level, summarize_rows
+
+# A sample's vote for majority voting: a hashable answer, or None for no vote.
+Vote = Callable[[Mapping[str, Any]], Hashable | None]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -40,19 +43,24 @@ def _vote_key(assignment: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((name.lower(), role.lower()) for name, role in assignment.items()))
 
 
-def majority_vote(samples: Sequence[Mapping[str, Any]]) -> float:
+def assignment_vote(row: Mapping[str, Any]) -> Hashable | None:
+    """A puzzle sample's vote: its parsed assignment, if the format is right (a correct answer needs it)."""
+    return _vote_key(row["assignment"]) if row.get("format_ok") and row.get("assignment") else None
+
+
+def majority_vote(samples: Sequence[Mapping[str, Any]], vote: Vote = assignment_vote) -> float:
     """Majority-vote correctness of one puzzle's samples, in [0, 1].
 
-    Votes are the parsed assignments of the samples whose format is right (``format_ok``; a correct
-    answer needs the format). The most frequent assignment wins; a tie between t assignments is broken
-    uniformly at random, so the score is 1/t when the correct one is among the tied leaders (the
+    Votes are ``vote(row)`` (default: the parsed assignments of the samples whose format is right); None is
+    no vote. The most frequent vote wins; a tie between t votes is broken uniformly at random, so the score
+    is 1/t when the correct one (a vote cast by a ``solved`` sample) is among the tied leaders (the
     expectation, independent of sample order), else 0. No vote at all scores 0.
     """
-    votes: Counter[tuple[tuple[str, str], ...]] = Counter()
-    correct: set[tuple[tuple[str, str], ...]] = set()
+    votes: Counter[Hashable] = Counter()
+    correct: set[Hashable] = set()
     for row in samples:
-        if row.get("format_ok") and row.get("assignment"):
-            key = _vote_key(row["assignment"])
+        key = vote(row)
+        if key is not None:
             votes[key] += 1
             if row["solved"]:
                 correct.add(key)
@@ -71,15 +79,19 @@ def by_puzzle(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, 
     return dict(groups)
 
 
-def accuracy_table(rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = ()) -> dict[int, dict[str, float]]:
-    """Per number of people: `summarize_rows`' columns (``n`` samples, ``acc``, ``format_ok``, ``reward``,
-    ``length``, ``truncated``) plus ``puzzles``, ``pass@k`` for each k in ``ks`` (mean over puzzles of
-    `pass_at_k`; pass@1 = acc when every puzzle has the same number of samples) and, with more than one
-    sample per puzzle, ``maj@n`` (mean `majority_vote`, n = the most samples any puzzle has)."""
-    table = summarize_rows(rows)
-    levels: dict[int, list[list[Mapping[str, Any]]]] = defaultdict(list)
+def accuracy_table(
+    rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = (), *,
+    level: Callable[[Mapping[str, Any]], Hashable] = people_level, vote: Vote = assignment_vote,
+) -> dict[Any, dict[str, float]]:
+    """Per number of people (or ``level(row)``): `summarize_rows`' columns (``n`` samples, ``acc``,
+    ``format_ok``, ``reward``, ``length``, ``truncated``) plus ``puzzles``, ``pass@k`` for each k in ``ks``
+    (mean over puzzles of `pass_at_k`; pass@1 = acc when every puzzle has the same number of samples) and,
+    with more than one sample per puzzle, ``maj@n`` (mean `majority_vote` with ``vote``, n = the most
+    samples any puzzle has)."""
+    table = summarize_rows(rows, level)
+    levels: dict[Any, list[list[Mapping[str, Any]]]] = defaultdict(list)
     for group in by_puzzle(rows).values():
-        levels[int(group[0]["n_people"])].append(group)
+        levels[level(group[0])].append(group)
     for people, groups in levels.items():
         entry = table[people]
         entry["puzzles"] = len(groups)
@@ -90,11 +102,11 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = ()) ->
                 entry[f"pass@{k}"] = sum(scores) / len(scores)
         most = max(len(g) for g in groups)
         if most > 1:
-            entry[f"maj@{most}"] = sum(majority_vote(g) for g in groups) / len(groups)
+            entry[f"maj@{most}"] = sum(majority_vote(g, vote) for g in groups) / len(groups)
     return table
 
 
-def level_average(table: Mapping[int, Mapping[str, float]], metric: str) -> float | None:
+def level_average(table: Mapping[Any, Mapping[str, float]], metric: str) -> float | None:
     """Unweighted mean of ``metric`` over the levels that have it (the paper's "Avg." column)."""
     values = [entry[metric] for entry in table.values() if metric in entry]
     return sum(values) / len(values) if values else None

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from logicrl.errors import DataError, UserError
-from logicrl.evaluate.config import RunConfig
+from logicrl.evaluate.config import BackendConfig, RunConfig
 from logicrl.evaluate.endpoint import endpoint_client, endpoint_generate_and_score
-from logicrl.evaluate.scoring import generate_and_score, score_sample
+from logicrl.evaluate.scoring import Scorer, generate_and_score, score_sample
 from logicrl.io import read_jsonl, write_jsonl
 from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
 from logicrl.puzzles.dataset import dataset_files, load_records
@@ -96,12 +96,16 @@ def _span(people: Sequence[int]) -> str:
 
 
 def generate_rows(
-    spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: RunConfig, *, n: int,
-    progress: Callable[[int], None] | None = None,
+    spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: BackendConfig, *, n: int,
+    progress: Callable[[int], None] | None = None, scorer: Scorer | None = None,
 ) -> list[dict[str, Any]]:
-    """``n`` scored samples per record from ``spec``'s model (local or endpoint), labelled with the model."""
-    common = {"prompt": cfg.prompt, "reward": cfg.reward, "max_new_tokens": cfg.max_tokens, "n": n,
-              "top_p": cfg.top_p, "seed": cfg.seed, "progress": progress}
+    """``n`` scored samples per record from ``spec``'s model (local or endpoint), labelled with the model.
+
+    Scored by ``scorer`` (`logicrl.evaluate.scoring.Scorer`); without one, by the puzzle reward of
+    ``cfg.reward`` (``cfg`` is then a `RunConfig`). The prompt is each record's ``quiz``."""
+    reward = None if scorer is not None else cfg.reward  # type: ignore[attr-defined]
+    common = {"prompt": cfg.prompt, "reward": reward, "scorer": scorer, "max_new_tokens": cfg.max_tokens,
+              "n": n, "top_p": cfg.top_p, "seed": cfg.seed, "progress": progress}
     if cfg.endpoint:
         client = endpoint_client(cfg.endpoint, spec.name, api_key_env=cfg.api_key_env,
                                  timeout_s=cfg.timeout_s, retries=cfg.retries)
@@ -119,7 +123,7 @@ def generate_rows(
     return [{"model": spec.label, **row} for row in rows]
 
 
-def _load(spec: ModelSpec, cfg: RunConfig) -> tuple[Any, Any]:
+def _load(spec: ModelSpec, cfg: BackendConfig) -> tuple[Any, Any]:
     try:
         return load_model_and_tokenizer(spec.name, dtype=cfg.dtype, device=cfg.device,
                                         trust_remote_code=cfg.trust_remote_code)

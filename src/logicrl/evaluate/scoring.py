@@ -3,32 +3,48 @@
 `generate_and_score` returns one flat row per sample (puzzle id, number of people, response, length,
 reward breakdown, parsed assignment; see `score_sample`), the format of ``rollouts/step_*.jsonl`` and of
 evaluation outputs; `summarize_rows` turns rows into the per-number-of-people table (accuracy = format
-right and every role right, as the paper's evaluation).
+right and every role right, as the paper's evaluation). Another task (``logicrl eval math``) passes its own
+`Scorer` and keeps the generation, batching and rows.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from logicrl.prompts import END_OF_TURN_TOKENS, PromptConfig, encode_prompts
 from logicrl.reward.score import RewardConfig, ScoreBreakdown, score
 from logicrl.rl.generation import Generation, generate
 
+# Scores one decoded response to a record: ``scorer(record, sample=, response=, length=, truncated=,
+# prefilled_think=)`` -> (row, verdict); `score_sample` with a reward config is the puzzles' scorer.
+Scorer = Callable[..., tuple[dict[str, Any], Any]]
+
+
+def resolve_scorer(reward: RewardConfig | None, scorer: Scorer | None) -> Scorer:
+    """``scorer`` if given, else the puzzle reward `score_sample` with ``reward``."""
+    if scorer is not None:
+        return scorer
+    if reward is None:
+        raise ValueError("give a reward config (puzzles) or a scorer")
+    return partial(score_sample, reward=reward)
+
 
 def score_generation(
     records: Sequence[Mapping[str, Any]], generation: Generation, tokenizer, *, n: int, prompt: PromptConfig,
-    reward: RewardConfig,
+    reward: RewardConfig | None = None, scorer: Scorer | None = None,
 ) -> tuple[list[dict[str, Any]], list[ScoreBreakdown]]:
-    """Decode and score each row of ``generation`` (rows grouped ``n`` per record); return rows and scores."""
+    """Decode and score each row of ``generation`` (rows grouped ``n`` per record); return rows and scores
+    (the verdicts of ``scorer``, by default the puzzle reward with ``reward``)."""
+    scorer = resolve_scorer(reward, scorer)
     rows, breakdowns = [], []
     lengths = generation.response_lengths.tolist()
     for i, (ids, length) in enumerate(zip(generation.response_ids.tolist(), lengths, strict=True)):
         text = tokenizer.decode(ids[:length], skip_special_tokens=True)
-        row, verdict = score_sample(records[i // n], sample=i % n, response=text, length=length,
-                                    truncated=bool(generation.truncated[i]),
-                                    prefilled_think=prompt.prefilled_think, reward=reward)
+        row, verdict = scorer(records[i // n], sample=i % n, response=text, length=length,
+                              truncated=bool(generation.truncated[i]), prefilled_think=prompt.prefilled_think)
         rows.append(row)
         breakdowns.append(verdict)
     return rows, breakdowns
@@ -58,12 +74,14 @@ def score_sample(
 
 
 def generate_and_score(
-    model, tokenizer, records: Sequence[Mapping[str, Any]], *, prompt: PromptConfig, reward: RewardConfig,
-    max_new_tokens: int, n: int = 1, greedy: bool = True, temperature: float = 1.0, top_p: float = 1.0,
-    batch_size: int = 32, stop_texts: Sequence[str] = (), seed: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    model, tokenizer, records: Sequence[Mapping[str, Any]], *, prompt: PromptConfig,
+    reward: RewardConfig | None = None, max_new_tokens: int, n: int = 1, greedy: bool = True,
+    temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 32, stop_texts: Sequence[str] = (),
+    seed: int | None = None, progress: Callable[[int], None] | None = None, scorer: Scorer | None = None,
 ) -> list[dict[str, Any]]:
-    """Sample ``n`` responses per record (greedy by default) in batches of ``batch_size`` rows; score them."""
+    """Sample ``n`` responses per record (greedy by default) in batches of ``batch_size`` rows; score them
+    with ``scorer`` (default: the puzzle reward with ``reward``)."""
+    scorer = resolve_scorer(reward, scorer)
     prompts = encode_prompts(list(records), tokenizer, prompt)
     per_batch = max(1, batch_size // n)
     rows: list[dict[str, Any]] = []
@@ -75,7 +93,7 @@ def generate_and_score(
             stop_token_ids=stop_token_ids(tokenizer), stop_texts=stop_texts, tokenizer=tokenizer,
             seed=None if seed is None else seed + start,
         )
-        rows += score_generation(chunk, generation, tokenizer, n=n, prompt=prompt, reward=reward)[0]
+        rows += score_generation(chunk, generation, tokenizer, n=n, prompt=prompt, scorer=scorer)[0]
         if progress:
             progress(len(chunk))
     return rows
@@ -92,22 +110,32 @@ def stop_token_ids(tokenizer) -> list[int]:
     return sorted(ids)
 
 
-def summarize_rows(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
-    """Per number of people: ``n`` samples, ``acc`` (solved share), ``format_ok``, ``reward``, ``length``,
-    ``truncated`` (share cut at the length cap)."""
-    groups: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+# summary column -> the row field it averages
+SUMMARY_COLUMNS = {"acc": "solved", "format_ok": "format_ok", "reward": "reward", "length": "length",
+                   "truncated": "truncated"}
+
+
+def people_level(row: Mapping[str, Any]) -> int:
+    """A puzzle row's table column: its number of people."""
+    return int(row["n_people"])
+
+
+def summarize_rows(
+    rows: Sequence[Mapping[str, Any]], level: Callable[[Mapping[str, Any]], Hashable] = people_level
+) -> dict[Any, dict[str, float]]:
+    """Per level (number of people by default, or ``level(row)``): ``n`` samples, ``acc`` (solved share),
+    ``format_ok``, ``reward`` (when the rows have one), ``length``, ``truncated`` (share cut at the length
+    cap)."""
+    groups: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[int(row["n_people"])].append(row)
+        groups[level(row)].append(row)
     table = {}
-    for people in sorted(groups):
-        group = groups[people]
+    for key in sorted(groups):
+        group = groups[key]
         count = len(group)
-        table[people] = {
-            "n": count,
-            "acc": sum(r["solved"] for r in group) / count,
-            "format_ok": sum(r["format_ok"] for r in group) / count,
-            "reward": sum(r["reward"] for r in group) / count,
-            "length": sum(r["length"] for r in group) / count,
-            "truncated": sum(r["truncated"] for r in group) / count,
-        }
+        entry: dict[str, float] = {"n": count}
+        for name, field in SUMMARY_COLUMNS.items():
+            if field != "reward" or all("reward" in r for r in group):  # math rows have no reward
+                entry[name] = sum(r[field] for r in group) / count
+        table[key] = entry
     return table

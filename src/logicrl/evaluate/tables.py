@@ -85,7 +85,7 @@ def metric_table(results: Results, metric: str) -> Table:
 def results_csv(results: Results) -> str:
     """Long-and-wide CSV: one row per (model, metric), one column per number of people, then ``avg``."""
     levels = level_columns(results)
-    metrics = ["acc", "format_ok", "length", "reward", "truncated", "puzzles", "n", "pass@1"]
+    metrics = ["acc", "format_ok", "length", "reward", "truncated", "puzzles", "n", "pass@1", "substring"]
     metrics += extra_metrics(results)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

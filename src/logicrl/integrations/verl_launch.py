@@ -4,16 +4,20 @@ The same YAML drives ``logicrl train`` and this launcher. What a `TrainConfig` c
 rollout engine, memory) is a `VerlClusterConfig`. Names map as follows (veRL 0.9; docs/verl.md has the
 full table): advantage ``reinforce_pp`` → ``reinforce_plus_plus``, ``reinforce_pp_baseline`` →
 ``reinforce_plus_plus_baseline``, ``grpo``/``rloo``/``gae`` unchanged (``gae`` adds the critic); KL
-estimator ``k1/k2/k3/abs/k3+`` → ``kl/mse/low_var_kl/abs/low_var_kl+``; ``kl_placement=loss`` →
+estimator ``k1/k2/k3/abs/k3+`` → ``kl/mse/low_var_kl/abs/low_var_kl+``; policy loss ``vanilla/gspo/cispo`` →
+``actor.policy_loss.loss_mode`` of the same name (ε from ``AlgorithmConfig.clip_range``); ``kl_placement=loss`` →
 ``actor.use_kl_loss`` (the paper's choice), ``reward`` → ``algorithm.use_kl_in_reward``.
 
 Batch sizes: ours count responses, veRL's ``ppo_mini_batch_size`` counts prompts (veRL multiplies it by
 ``rollout.n``), so mini = ``algorithm.mini_batch_size / rollout.group_size``.
 
 Curriculum (``data.schedule=curriculum``): stage k trains on the puzzles of the k-th number of people
-and starts from stage k−1's last checkpoint, converted to Hugging Face by veRL's own model merger. Each
-stage's KL reference is its starting model (veRL loads actor and reference from one ``model.path``),
-as in Logic-RL's staged runs; the optimizer state starts fresh at each stage.
+and starts from stage k−1's last checkpoint in fp32: veRL's checkpoint manager also saves the full
+actor as a Hugging Face model (``checkpoint.save_contents`` gains ``hf_model``; veRL's model merger would
+cast it to bf16), and the launcher copies that model to the stage's ``hf/``. A veRL run loads actor and
+reference from one ``model.path`` and starts its optimizer and critic fresh, so a curriculum needs
+``algorithm.reference=stage_start`` and ``optim.stage_reset=true``, which make ``logicrl train`` do the same;
+other settings are refused rather than run differently.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from logicrl.errors import ConfigError, UserError
 from logicrl.integrations.verl_export import build_export, read_puzzles, rollout_chat_template
 from logicrl.io import write_parquet
 from logicrl.models import resolve_model_path
+from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.config import TrainConfig
 
 VERL_VERSION = "0.9.1"  # the veRL release the overrides are checked against (tests/integrations)
@@ -46,6 +51,7 @@ REWARD_FUNCTION = "pkg://logicrl.integrations.verl"  # imported by name on every
 ADVANTAGES = {"reinforce_pp": "reinforce_plus_plus", "reinforce_pp_baseline": "reinforce_plus_plus_baseline",
               "grpo": "grpo", "rloo": "rloo", "gae": "gae"}
 KL_ESTIMATORS = {"k1": "kl", "k2": "mse", "k3": "low_var_kl", "abs": "abs", "k3+": "low_var_kl+"}
+POLICY_LOSSES = {"vanilla": "vanilla", "gspo": "gspo", "cispo": "cispo"}  # actor.policy_loss.loss_mode
 
 
 class VerlClusterConfig(StrictModel):
@@ -96,9 +102,14 @@ class Stage:
         return self.run_dir / "hf"
 
     @property
+    def saved_hf_dir(self) -> Path:
+        """The fp32 Hugging Face model veRL's checkpoint manager writes beside the last FSDP checkpoint."""
+        return self.last_actor_checkpoint / "huggingface"
+
+    @property
     def merge_dir(self) -> Path:
-        """Where the merger writes; renamed to ``hf_dir`` once it succeeded, so that a merge killed half-way
-        (``config.json`` is written before the weights) never looks like a finished stage."""
+        """Where the hand-off copy goes; renamed to ``hf_dir`` once it is whole, so that a copy killed half-way
+        never looks like a finished stage."""
         return self.run_dir / "hf.partial"
 
 
@@ -179,6 +190,17 @@ def check_supported(cfg: TrainConfig) -> None:
          "rollout.val_max_response_tokens: veRL validates with the training length"),
         ((algo.mini_batch_size or 0) % cfg.rollout.group_size != 0,
          "algorithm.mini_batch_size must be a multiple of rollout.group_size (veRL counts prompts)"),
+        (algo.advantage not in ADVANTAGES,
+         f"algorithm.advantage={algo.advantage} (veRL's estimators map from: {', '.join(ADVANTAGES)})"),
+        (algo.kl_estimator not in KL_ESTIMATORS,
+         f"algorithm.kl_estimator={algo.kl_estimator} (veRL's map from: {', '.join(KL_ESTIMATORS)})"),
+        (algo.policy_loss not in POLICY_LOSSES,
+         f"algorithm.policy_loss={algo.policy_loss} (veRL's map from: {', '.join(POLICY_LOSSES)})"),
+        (cfg.rollout.dynamic_sampling,
+         "rollout.dynamic_sampling: veRL's main_ppo has no group filter (its DAPO recipe does)"),
+        (algo.overlong_buffer is not None,
+         "algorithm.overlong_buffer: veRL's main_ppo reward has no overlong punishment (its DAPO reward manager does)"),
+        (algo.mask_truncated, "algorithm.mask_truncated: veRL's main_ppo has no overlong filtering"),
     ]
     for failed, reason in unsupported:
         if failed:
@@ -190,19 +212,25 @@ def algorithm_overrides(cfg: TrainConfig, cluster: VerlClusterConfig) -> list[st
     algo, optim = cfg.algorithm, cfg.optim
     mini = (algo.mini_batch_size or cfg.rollout.prompts_per_step * cfg.rollout.group_size) // cfg.rollout.group_size
     kl_type = KL_ESTIMATORS[algo.kl_estimator]
+    clip_low, clip_high = algo.clip_range()
     actor = {
         "optim.lr": optim.lr, "optim.lr_scheduler_type": optim.schedule, "optim.lr_warmup_steps": optim.warmup_steps,
         "optim.weight_decay": optim.weight_decay, "optim.betas": list(optim.betas), "optim.clip_grad": optim.grad_clip,
         "ppo_mini_batch_size": mini, "ppo_micro_batch_size_per_gpu": cluster.micro_batch_per_gpu,
-        "ppo_epochs": algo.update_epochs, "clip_ratio_low": algo.clip_low, "clip_ratio_high": algo.clip_high,
+        "ppo_epochs": algo.update_epochs, "clip_ratio_low": clip_low, "clip_ratio_high": clip_high,
         "clip_ratio_c": algo.dual_clip if algo.dual_clip is not None else math.inf,  # c = ∞: no dual clip
+        "policy_loss.loss_mode": POLICY_LOSSES[algo.policy_loss],
         "loss_agg_mode": algo.loss_agg, "entropy_coeff": algo.entropy_coef,
         "use_kl_loss": algo.kl_placement == "loss",
+        # hf_model: the full fp32 actor as a Hugging Face model, the next stage's start (see the module doc)
+        "checkpoint.save_contents": ["model", "optimizer", "extra", "hf_model"],
     }
     if algo.kl_placement == "loss":
         actor.update({"kl_loss_coef": algo.kl_coef, "kl_loss_type": kl_type})
     algorithm = {"adv_estimator": ADVANTAGES[algo.advantage], "gamma": algo.gamma, "lam": algo.lam,
                  "norm_adv_by_std_in_grpo": algo.scale_by_std, "use_kl_in_reward": algo.kl_placement == "reward"}
+    if algo.tis_cap is not None:  # token-level truncated IS between vLLM/SGLang and the FSDP actor
+        algorithm.update({"rollout_correction.rollout_is": "token", "rollout_correction.rollout_is_threshold": algo.tis_cap})
     if algo.kl_placement == "reward":
         algorithm.update({"kl_penalty": kl_type, "kl_ctrl.kl_coef": algo.kl_coef,
                           "kl_ctrl.type": "fixed" if algo.kl_target is None else "adaptive"})
@@ -226,9 +254,11 @@ def model_overrides(cfg: TrainConfig, cluster: VerlClusterConfig, model_path: st
                "top_p": cfg.rollout.top_p, "tensor_model_parallel_size": cluster.tensor_parallel,
                "gpu_memory_utilization": cluster.gpu_memory_utilization,
                "log_prob_micro_batch_size_per_gpu": cluster.micro_batch_per_gpu}
+    if cfg.algorithm.tis_cap is not None:
+        rollout["calculate_log_probs"] = True  # the sampler's log-probs, for rollout_correction
     out = (_pairs("actor_rollout_ref.model.", model) + _pairs("actor_rollout_ref.", offload)
            + _pairs("actor_rollout_ref.rollout.", rollout))
-    if cfg.algorithm.advantage == "gae":
+    if get_advantage_estimator(cfg.algorithm.advantage).needs_critic:
         critic = {"model.path": model_path, "model.trust_remote_code": cfg.model.trust_remote_code,
                   "model.enable_gradient_checkpointing": cfg.model.gradient_checkpointing,
                   "optim.lr": cfg.optim.critic_lr, "optim.weight_decay": cfg.optim.weight_decay,
@@ -276,10 +306,9 @@ def train_command(overrides: list[str], extra: list[str]) -> list[str]:
 
 
 def merge_command(stage: Stage) -> list[str]:
-    """veRL's model merger: the stage's last FSDP checkpoint → a Hugging Face model in ``stage.merge_dir``
-    (`run_plan` renames it to ``stage.hf_dir`` when the merge succeeded)."""
-    return [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
-            "--local_dir", stage.last_actor_checkpoint.as_posix(), "--target_dir", stage.merge_dir.as_posix()]
+    """The hand-off: copy the stage's last checkpoint as a Hugging Face model (fp32) to ``stage.merge_dir``
+    (`run_plan` renames it to ``stage.hf_dir`` when the copy succeeded)."""
+    return ["cp", "-r", stage.saved_hf_dir.as_posix(), stage.merge_dir.as_posix()]
 
 
 def format_command(command: list[str]) -> str:
@@ -308,7 +337,8 @@ class LaunchPlan:
         for stage, (train, merge) in zip(self.stages, self.commands):
             people = ", ".join(map(str, stage.people))
             lines += [f"\n# {stage.name}: {people} people, {stage.steps} steps, from {stage.model_path}",
-                      format_command(train), "# its last checkpoint as a Hugging Face model:", format_command(merge)]
+                      format_command(train), "# its last checkpoint as a Hugging Face model (fp32):",
+                      format_command(merge)]
         return "\n".join(lines)
 
 
@@ -325,6 +355,22 @@ def model_chat_template(model_path: str, trust_remote_code: bool) -> str | None:
     return tokenizer.chat_template
 
 
+def check_stages(cfg: TrainConfig, stages: list[Stage]) -> None:
+    """A veRL run per stage restarts the reference, optimizer and critic: refuse a curriculum that asks otherwise."""
+    if len(stages) < 2:
+        return
+    for failed, reason in (
+        (cfg.algorithm.reference != "stage_start",
+         "algorithm.reference=initial with a curriculum (veRL's reference is each stage's starting model); "
+         "set algorithm.reference=stage_start"),
+        (not cfg.optim.stage_reset,
+         "optim.stage_reset=false with a curriculum (each veRL stage starts its optimizer and critic fresh); "
+         "set optim.stage_reset=true"),
+    ):
+        if failed:
+            raise ConfigError(f"not supported by the veRL launcher: {reason}")
+
+
 def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] | None = None) -> LaunchPlan:
     """Read the puzzles, build the export and the commands of every stage (writes nothing)."""
     check_supported(cfg)
@@ -336,11 +382,12 @@ def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] |
     model_path = resolve_model_path(cfg.model.name)
     if Path(model_path).exists():
         model_path = Path(model_path).resolve().as_posix()  # Ray workers do not share our working directory
+    train_rows = Counter(row["extra_info"]["n_people"] for row in files["train.parquet"])
+    stages = plan_stages(cfg, model_path, dict(train_rows), data_dir, run_root)
+    check_stages(cfg, stages)
     needs_model_template = cfg.prompt.template == "chat" and bool(cfg.prompt.prefill)
     model_template = model_chat_template(model_path, cfg.model.trust_remote_code) if needs_model_template else None
     template = rollout_chat_template(cfg.prompt, model_template)
-    train_rows = Counter(row["extra_info"]["n_people"] for row in files["train.parquet"])
-    stages = plan_stages(cfg, model_path, dict(train_rows), data_dir, run_root)
     val_file = data_dir / "test.parquet" if "test.parquet" in files else None
     commands = [(train_command(stage_overrides(cfg, cluster, s, val_file, template), list(extra or [])),
                  merge_command(s)) for s in stages]
@@ -367,6 +414,6 @@ def run_plan(plan: LaunchPlan, echo: Callable[[str], None] = print) -> None:
             echo(format_command(command))
             code = subprocess.run(command, check=False).returncode
             if code:
-                raise UserError(f"{stage.name}: {command[2]} exited with status {code}; fix the cause and launch "
+                raise UserError(f"{stage.name}: `{shlex.join(command[:3])}` exited with status {code}; fix the cause and launch "
                                 "again to resume from the last checkpoint")
         os.replace(stage.merge_dir, stage.hf_dir)

@@ -16,11 +16,12 @@ Example (2 people)::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import Roles
-from logicrl.puzzles.render import statement_text
+from logicrl.puzzles.render import is_simple, statement_text
 from logicrl.puzzles.solver import SearchEvent, search_events
 
 COT_HEAD = (
@@ -90,3 +91,46 @@ def cot_steps(statements: Sequence[Statement], names: Sequence[str], roles: Role
 def cot_text(record: dict) -> str:
     """Head, steps and foot joined: the reasoning an SFT target puts inside ``<think>``."""
     return " ".join([record["cot_head"], *record["cot_repeat_steps"], record["cot_foot"]])
+
+
+CASES_HEAD = "Let's check the cases one by one until one has no contradiction."
+
+
+def case_steps(statements: Sequence[Statement], names: Sequence[str], roles: Roles) -> list[str]:
+    """Template reasoning by cases (``sft.trace: cases``): a shorter, more regular trace than the search.
+
+    Assignments are tried in order (all knights first, the last person changing fastest). For each, every
+    speaker's statement is evaluated under the assignment, clause by clause, and checked against the
+    speaker's role (a knight's statement must be true, a knave's false); the first failure ends the case.
+    Every step is a lookup in the line above it, so a small model can carry it out::
+
+        Case 1: Zoey knight, Oliver knight.
+        Zoey, a knight, says Oliver is a knave: false. Contradiction.
+        Case 2: Zoey knight, Oliver knave.
+        Zoey, a knight, says Oliver is a knave: true. OK.
+        Oliver, a knave, says Zoey is a knight (true) and Oliver is a knave (true): true. Contradiction.
+    """
+    steps = []
+    for number, assignment in enumerate(itertools.product((True, False), repeat=len(names)), start=1):
+        cast = ", ".join(f"{name} {roles.word(role)}" for name, role in zip(names, assignment))
+        steps.append(f"Case {number}: {cast}.")
+        for speaker, statement in enumerate(statements):
+            truth = statement.evaluate(assignment)
+            note = None if is_simple(statement) else (
+                lambda clause: f" ({str(clause.evaluate(assignment)).lower()})")
+            claim = statement_text(statement, names, roles, note)
+            verdict = "OK" if truth == assignment[speaker] else "Contradiction"
+            steps.append(f"{names[speaker]}, {roles.with_article(assignment[speaker])}, says {claim}: "
+                         f"{str(truth).lower()}. {verdict}.")
+            if verdict != "OK":
+                break
+        else:
+            steps.append(f"Case {number} has no contradiction.")
+            return steps
+    raise ValueError("the statements have no consistent assignment")
+
+
+
+def cases_text(statements: Sequence[Statement], names: Sequence[str], roles: Roles) -> str:
+    """Head and case steps joined: the reasoning by cases inside ``<think>``."""
+    return "\n".join([CASES_HEAD, *case_steps(statements, names, roles)])

@@ -6,25 +6,33 @@ Layout written by :func:`write_dataset` (the Logic-RL layout, one folder per num
     OUT/4ppl/...
     OUT/manifest.json     (the config and the counts)
 
+or, with ``layout: public``, the public K&K release's layout (`logicrl.puzzles.public`), twins included::
+
+    OUT/test/clean/people3_num100.jsonl  OUT/test/perturbed_leaf/people3_num100.jsonl  ...
+
 Train and test of one number of people come from one stream of unique puzzles, so no puzzle is in
-both. Everything derives from the seed: the same config gives the same bytes.
+both; train is drawn first, test next (``test_first``: test first, as the public generator does). Everything
+derives from the seed: the same config gives the same bytes. `dataset_files` reads both layouts.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from logicrl.config import StrictModel
 from logicrl.errors import DataError, UserError
 from logicrl.io import atomic_write_text, read_rows, write_jsonl, write_parquet
 from logicrl.puzzles.logic import Op
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
+from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS, perturb, perturbation_name
+from logicrl.puzzles.public import is_public_dir, public_files, public_path, twin_files
 from logicrl.puzzles.record import Puzzle
 from logicrl.puzzles.sampler import MAX_PEOPLE, Level, StatementSampler, sample_unique_puzzle
 
@@ -33,7 +41,8 @@ class DataConfig(StrictModel):
     """What ``logicrl data generate`` makes."""
 
     people: list[int] = Field(default=[3, 4, 5, 6, 7], description="numbers of people, one split each")
-    train: int = Field(default=900, ge=0, description="training puzzles per number of people")
+    train: int | dict[int, int] = Field(default=900, description=(
+        "training puzzles per number of people, or {people: count} (the paper preset: 200 for 2, else 1000)"))
     test: int = Field(default=100, ge=0, description="held-out puzzles per number of people")
     val: int = Field(default=0, ge=0, description=(
         "validation puzzles per number of people, for choosing checkpoints and settings; drawn after "
@@ -45,6 +54,18 @@ class DataConfig(StrictModel):
     names: Literal["common", "uncommon"] = "common"
     seed: int = 0
     formats: list[Literal["jsonl", "parquet"]] = ["jsonl", "parquet"]
+    test_first: bool = Field(default=False, description=(
+        "draw test before train, as the public generator does (default: train first, as before)"))
+    style: Literal["logicrl", "public"] = Field(default="logicrl", description=(
+        "text style: logicrl's, or the public generator's exact wording (render.py)"))
+    layout: Literal["logicrl", "public"] = Field(default="logicrl", description=(
+        "'logicrl': NNppl/{split}.jsonl; 'public': {split}/{kind}/peopleN_numM.jsonl (the K&K release's)"))
+    perturb: list[str] = Field(default=[], description=(
+        "perturbation kinds whose twins are written next to the puzzles (layout public only)"))
+    leaf_equal_operands: bool = Field(default=False, description=(
+        "leaf twins may give a node two equal operands, as the public generator's do (~10% of them)"))
+    cap: bool = Field(default=False, description=(
+        "a level with fewer unique puzzles than asked keeps those it has (with a warning) instead of failing"))
 
     @field_validator("people", mode="before")
     @classmethod
@@ -75,6 +96,41 @@ class DataConfig(StrictModel):
                 raise ValueError(f"unknown operator {name!r} (valid: {', '.join(inner)})")
         return value
 
+    @field_validator("train")
+    @classmethod
+    def _check_train(cls, value: int | dict[int, int]) -> int | dict[int, int]:
+        counts = value.values() if isinstance(value, dict) else [value]
+        if any(c < 0 for c in counts):
+            raise ValueError("Input should be greater than or equal to 0")  # pydantic's own words for ge=0
+        return value
+
+    @field_validator("perturb", mode="before")
+    @classmethod
+    def _parse_perturb(cls, value: Any) -> Any:
+        return [k.strip() for k in value.split(",") if k.strip()] if isinstance(value, str) else value
+
+    @field_validator("perturb")
+    @classmethod
+    def _check_perturb(cls, value: list[str]) -> list[str]:
+        return [perturbation_name(kind) for kind in value]
+
+    @model_validator(mode="after")
+    def _check_counts_and_layout(self) -> DataConfig:
+        if isinstance(self.train, dict):
+            missing = [n for n in self.people if n not in self.train]
+            if missing:
+                raise ValueError(f"train gives no count for {', '.join(map(str, missing))} people")
+        if self.perturb and self.layout != "public":
+            raise ValueError("twins (perturb) are written in the public layout only: add layout=public")
+        return self
+
+    def train_count(self, n_people: int) -> int:
+        return self.train[n_people] if isinstance(self.train, dict) else self.train
+
+    def total(self) -> int:
+        """Puzzles asked for, over all numbers of people (twins not counted)."""
+        return sum(self.train_count(n) + self.test + self.val for n in self.people)
+
     def level(self, n_people: int) -> Level:
         ops = tuple(op for op in Op if op.value in self.operators)
         return Level(n_people, self.depth, self.width, ops)
@@ -92,10 +148,27 @@ def parse_people(text: str | int) -> list[int]:
     return out
 
 
+PRESETS: dict[str, dict[str, Any]] = {
+    # The shape of the public K&K release (Xie et al. 2024), which Logic-RL evaluates on: 2..8 people at
+    # depth 2, width 2; 100 test puzzles per level, drawn first; train 200 (2 people: only 399 unique puzzles
+    # exist) and 1,000; the six perturbations, with the public leaf rule; JSONL in the public layout.
+    "paper": {
+        "people": list(range(2, 9)), "train": {2: 200, **dict.fromkeys(range(3, 9), 1000)}, "test": 100,
+        "val": 0, "depth": 2, "width": 2, "test_first": True, "style": "public", "layout": "public",
+        "formats": ["jsonl"],
+        "perturb": list(PUBLIC_KIND_OF), "leaf_equal_operands": True,
+    },
+}
+
+
 def generate_level(
-    config: DataConfig, n_people: int, count: int, progress: Callable[[int], None] | None = None
+    config: DataConfig, n_people: int, count: int, progress: Callable[[int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[Puzzle]:
-    """``count`` distinct unique-solution puzzles with ``n_people`` people, fully determined by the seed."""
+    """``count`` distinct unique-solution puzzles with ``n_people`` people, fully determined by the seed.
+
+    A level that holds fewer is a UserError saying how many were found, or with ``config.cap`` a warning
+    (``warn``, default `warnings.warn`) and that many puzzles."""
     level = config.level(n_people)
     stream = random.Random(f"logicrl:{config.seed}:{n_people}:{level.depth}:{level.width}:{config.operators}")
     sampler = StatementSampler(level, stream)
@@ -106,61 +179,111 @@ def generate_level(
         try:
             statements, solution = sample_unique_puzzle(sampler, seen)
         except RuntimeError:
-            raise UserError(
-                f"only {len(puzzles)} distinct unique-solution puzzles found for {n_people} people at "
-                f"depth {level.depth}, width {level.width}; ask for fewer or raise depth/width"
-            ) from None
+            found = (f"only {len(puzzles)} distinct unique-solution puzzles found for {n_people} people at "
+                     f"depth {level.depth}, width {level.width}")
+            if not config.cap:
+                raise UserError(f"{found}; {count} asked: ask for fewer, raise depth/width, or set cap=true "
+                                f"(--cap) to keep the {len(puzzles)}") from None
+            (warn or warnings.warn)(f"{found}; {count} asked: keeping {len(puzzles)} (cap)")
+            break
         seed = stream.getrandbits(32)
         look = random.Random(seed)
         roles = look.choice(ROLE_PAIRS) if config.roles == "random" else Roles.parse(config.roles)
         puzzles.append(
             Puzzle(statements, solution, tuple(look.sample(name_pool, n_people)), roles, seed,
-                   tuple(range(n_people)), level.depth, level.width)
+                   tuple(range(n_people)), level.depth, level.width, style=config.style)
         )
         if progress:
             progress(1)
     return puzzles
 
 
-def generate(config: DataConfig, progress: Callable[[int], None] | None = None) -> dict[int, dict[str, list]]:
-    """{n_people: {"train": [records], "test": [records], "val": [records] (only when asked)}}."""
+def generate(config: DataConfig, progress: Callable[[int], None] | None = None,
+             warn: Callable[[str], None] | None = None) -> dict[int, dict[str, list]]:
+    """{n_people: {"train": [records], "test": [records], "val": [records] (only when asked)}}.
+
+    One stream per level, cut in draw order: train, test, val (``test_first``: test, train, val). Records are
+    numbered (``index``) in draw order. A capped level (``config.cap``) comes up short in the last splits."""
     splits = {}
-    held_out = config.train + config.test
     for n in config.people:
-        puzzles = generate_level(config, n, held_out + config.val, progress)
+        counts = {"train": config.train_count(n), "test": config.test, "val": config.val}
+        puzzles = generate_level(config, n, sum(counts.values()), progress, warn)
         records = [p.to_record(i) for i, p in enumerate(puzzles)]
-        splits[n] = {"train": records[: config.train], "test": records[config.train : held_out]}
+        drawn, start = {}, 0
+        for split in ("test", "train", "val") if config.test_first else ("train", "test", "val"):
+            drawn[split], start = records[start:start + counts[split]], start + counts[split]
+        splits[n] = {"train": drawn["train"], "test": drawn["test"]}
         if config.val:
-            splits[n]["val"] = records[held_out:]
+            splits[n]["val"] = drawn["val"]
     return splits
 
 
-def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str, list]]) -> list[Path]:
-    """Write every split in every format, then the manifest; returns the files written."""
+def generate_twins(config: DataConfig, splits: dict[int, dict[str, list]],
+               progress: Callable[[int], None] | None = None) -> dict[int, dict[str, dict[str, list]]]:
+    """{n_people: {split: {kind: twin records}}} for ``config.perturb``; a twin keeps its original's
+    ``index`` (the public link) and is named ``<original id>~<kind>``; logic-changing kinds may skip one."""
+    twins: dict[int, dict[str, dict[str, list]]] = {}
+    for n, by_split in splits.items():
+        for split, records in by_split.items():
+            puzzles = [(r["index"], Puzzle.from_record(r)) for r in records]
+            for kind in config.perturb:
+                made = [(i, perturb(p, kind, config.seed, equal_operands=config.leaf_equal_operands))
+                        for i, p in puzzles]
+                twins.setdefault(n, {}).setdefault(split, {})[kind] = [
+                    t.to_record(i) for i, t in made if t is not None]
+                if progress:
+                    progress(len(puzzles))
+    return twins
+
+
+def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str, list]],
+                  twins: dict[int, dict[str, dict[str, list]]] | None = None) -> list[Path]:
+    """Write every split (and twin set) in every format, then the manifest; returns the files written."""
     written = []
     for n, by_split in splits.items():
         for split, records in by_split.items():
             if not records:
                 continue
-            for fmt in config.formats:
-                path = out_dir / f"{n}ppl" / f"{split}.{fmt}"
-                (write_jsonl if fmt == "jsonl" else write_parquet)(path, records)
-                written.append(path)
-    manifest = {
-        "config": config.model_dump(mode="json"),
-        "counts": {f"{n}ppl": {s: len(r) for s, r in by.items()} for n, by in splits.items()},
-    }
+            sets = {CLEAN_KIND: records} | {PUBLIC_KIND_OF[k]: t for k, t in (twins or {}).get(n, {})
+                                             .get(split, {}).items()}
+            for kind, rows in sets.items():
+                for fmt in config.formats:
+                    if config.layout == "public":
+                        path = public_path(out_dir, split, kind, n, len(records), fmt)
+                    else:
+                        path = out_dir / f"{n}ppl" / f"{split}.{fmt}"
+                    (write_jsonl if fmt == "jsonl" else write_parquet)(path, rows)
+                    written.append(path)
+    counts = {f"{n}ppl": {s: len(r) for s, r in by.items()} for n, by in splits.items()}
+    manifest: dict[str, Any] = {"config": config.model_dump(mode="json"), "counts": counts}
+    if twins:
+        manifest["twins"] = {f"{n}ppl": {s: {PUBLIC_KIND_OF[k]: len(t) for k, t in by.items()}
+                                          for s, by in by_split.items()} for n, by_split in twins.items()}
     atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return written
 
 
-def dataset_files(path: Path, split: str | None = None) -> list[Path]:
-    """The record files under ``path``: the file itself, or ``*ppl/{split}.jsonl`` in a dataset dir
-    (parquet when no JSONL is there)."""
+def dataset_files(path: Path, split: str | None = None, kind: str = CLEAN_KIND) -> list[Path]:
+    """The record files under ``path``: the file itself, ``*ppl/{split}.jsonl`` in a dataset dir (parquet when
+    no JSONL is there), or ``{split}/{kind}/people*_num*.jsonl`` in the public K&K layout (`public.py`;
+    ``kind`` in either naming, ``clean`` by default)."""
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise DataError(f"{path}: no such file or dataset directory")
+    if is_public_dir(path):
+        public_kind = PUBLIC_KIND_OF.get(kind, kind)
+        if public_kind != CLEAN_KIND and public_kind not in PUBLIC_KINDS:
+            valid = ", ".join([CLEAN_KIND, *PUBLIC_KINDS])
+            raise DataError(f"unknown kind {kind!r} (valid: {valid}, or logicrl's names)")
+        files = public_files(path, split, public_kind)
+        if not files:
+            raise DataError(f"{path}: no {split or '*'}/{public_kind}/people*_num*.jsonl files "
+                            "(public K&K layout)")
+        return files
+    if kind != CLEAN_KIND:
+        raise DataError(f"{path}: a logicrl dataset directory holds no twins; make them with `logicrl data "
+                        "perturb`, or use the public layout")
     pattern = f"*ppl/{split or '*'}"
     files = list(path.glob(pattern + ".jsonl")) or list(path.glob(pattern + ".parquet"))
     if not files:
@@ -175,17 +298,63 @@ def _by_people_then_name(path: Path) -> tuple[int, str]:
 
 
 def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str, Any]]:
-    """All records of the given files; a malformed row raises DataError naming file and line."""
+    """All records of the given files; a malformed row raises DataError naming file and line.
+
+    A row without an ``id`` (the public K&K release has none) gets its content id (`Puzzle.id`, with
+    ``#2``, ``#3``, ... for repeats), so that per-puzzle metrics and paired comparisons never lump
+    different puzzles together under ``None``; one without an ``index`` gets its 0-based line in its file.
+    Two different puzzles (another quiz or answer) under one explicit id are a DataError.
+    """
     records = []
+    owners: dict[str, tuple[tuple[Any, Any], str]] = {}  # id -> (what the puzzle is, where it was first)
     for path in paths:
-        for where, row in read_rows(path):
-            if check:
+        for position, (where, row) in enumerate(read_rows(path)):
+            puzzle = None
+            if check or not row.get("id"):
                 try:
-                    Puzzle.from_record(row)
+                    puzzle = Puzzle.from_record(row)
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise DataError(f"{where}: {exc}") from None
+                    if check:
+                        raise DataError(f"{where}: {exc}") from None  # unchecked and unreadable: left as is
+            if puzzle is not None and not row.get("id"):
+                row = {**row, "id": _free_id(puzzle.id, owners)}
+            if puzzle is not None and "index" not in row:
+                row = {**row, "index": position}
+            if row.get("id"):
+                _claim_id(str(row["id"]), (row.get("quiz"), row.get("solution_text_format")), where, owners)
             records.append(row)
     return records
+
+
+def _free_id(base: str, owners: dict[str, Any]) -> str:
+    """``base``, or ``base#2``, ``base#3``, ... — the first not yet taken."""
+    count, candidate = 1, base
+    while candidate in owners:
+        count += 1
+        candidate = f"{base}#{count}"
+    return candidate
+
+
+def _claim_id(puzzle_id: str, what: tuple[Any, Any], where: str,
+              owners: dict[str, tuple[tuple[Any, Any], str]]) -> None:
+    first = owners.setdefault(puzzle_id, (what, where))
+    if first[0] != what:
+        raise DataError(f"{where}: id {puzzle_id!r} is already the id of a different puzzle ({first[1]}); "
+                        "ids must be unique")
+
+
+def load_twins(data: Path, split: str, kinds: Iterable[str], *, required: bool = False) -> dict[str, list]:
+    """{kind: records} of the public twins of ``data`` (a public directory or file, `public.twin_files`) for
+    the logicrl ``kinds`` that have any; ``required``: a DataError when none of them has any."""
+    found = {}
+    for kind in kinds:
+        files = twin_files(data, split, PUBLIC_KIND_OF[kind])
+        if files:
+            found[kind] = load_records(files)
+    if required and not found:
+        wanted = ", ".join(f"{split}/{PUBLIC_KIND_OF[k]}/" for k in kinds)
+        raise DataError(f"{data}: no public twins ({wanted}people*_num*.jsonl)")
+    return found
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:

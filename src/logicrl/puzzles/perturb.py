@@ -13,7 +13,18 @@ Four keep the logic and change only the surface (same answer up to wording):
 * ``flip_roles`` — the two role words swap meaning: "knaves always tell the truth";
 * ``reorder`` — the statements are told in another order.
 
-Each twin links to its original through ``original_id`` and names its ``perturbation``.
+Each twin links to its original through ``original_id`` and names its ``perturbation``. A wording-only
+twin keeps every other word of its original: a record that was not rendered from its own seed (a public
+K&K record) is first matched to its exact text (`twin_source`).
+
+The public K&K release names the same kinds differently (`PUBLIC_KINDS`, both ways): ``perturbed_statement``
+= statement, ``perturbed_leaf`` = leaf, ``uncommon_name`` = uncommon_names, ``random_pair`` = roles,
+``flip_role`` = flip_roles, ``reorder_statement`` = reorder; its unperturbed puzzles are ``clean``.
+
+One deliberate difference: the public ``leaf`` perturbation keeps twins in which a node gets two equal
+operands ("Zoey is a knight and Zoey is a knight", about 10% of its leaf twins); logicrl rejects them by
+default, since such a twin is easier than its original. ``equal_operands=True`` keeps them, as the public
+generator does.
 """
 
 from __future__ import annotations
@@ -23,11 +34,39 @@ from collections.abc import Callable
 
 from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import ROLE_PAIRS, UNCOMMON_NAMES, Roles
-from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.record import Puzzle, recover_rendering
 from logicrl.puzzles.sampler import ALL_OPERATORS, Level, StatementSampler
 from logicrl.puzzles.solver import solve
 
 MAX_TRIES = 100  # attempts at a logic-changing twin before the puzzle is skipped
+
+CLEAN_KIND = "clean"  # the public release's name for the unperturbed puzzles
+PUBLIC_KINDS: dict[str, str] = {  # public kind -> logicrl perturbation
+    "perturbed_statement": "statement",
+    "perturbed_leaf": "leaf",
+    "uncommon_name": "uncommon_names",
+    "random_pair": "roles",
+    "flip_role": "flip_roles",
+    "reorder_statement": "reorder",
+}
+PUBLIC_KIND_OF: dict[str, str] = {ours: public for public, ours in PUBLIC_KINDS.items()}
+
+
+def perturbation_name(kind: str) -> str:
+    """logicrl's name of a perturbation given in either naming (``perturbed_leaf`` -> ``leaf``)."""
+    name = PUBLIC_KINDS.get(kind, kind)
+    if name not in PUBLIC_KIND_OF:
+        valid = ", ".join(f"{ours} ({public})" for ours, public in PUBLIC_KIND_OF.items())
+        raise ValueError(f"unknown perturbation {kind!r} (valid: {valid})")
+    return name
+
+
+def twin_source(record: dict) -> tuple[Puzzle, bool]:
+    """The puzzle of a record, ready to be perturbed, and whether it renders the record's own text exactly
+    (`record.recover_rendering`); when it does not, wording-only twins are rendered afresh from the seed."""
+    puzzle = Puzzle.from_record(dict(record))
+    exact = recover_rendering(puzzle, str(record.get("quiz", "")))
+    return (exact, True) if exact is not None else (puzzle, False)
 
 
 def _resolved(puzzle: Puzzle, statements: tuple[Statement, ...], kind: str) -> Puzzle | None:
@@ -74,7 +113,8 @@ def operands_distinct(stmt: Statement) -> bool:
     return len(set(stmt.children)) == len(stmt.children) and all(operands_distinct(c) for c in stmt.children)
 
 
-def perturb_leaf(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
+def perturb_leaf(puzzle: Puzzle, rng: random.Random, equal_operands: bool = False) -> Puzzle | None:
+    """One leaf replaced by a new leaf; ``equal_operands`` keeps twins with a node's operands equal (public)."""
     sampler = _sampler(puzzle, rng)
     for _ in range(MAX_TRIES):
         speaker = rng.randrange(puzzle.n_people)
@@ -86,7 +126,7 @@ def perturb_leaf(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
             continue
         statements = list(puzzle.statements)
         statements[speaker] = replace_leaf(stmt, target, new_leaf)[0]
-        if not operands_distinct(statements[speaker]):  # the sampler never repeats an operand
+        if not equal_operands and not operands_distinct(statements[speaker]):  # as the sampler never does
             continue
         twin = _resolved(puzzle, tuple(statements), "leaf")
         if twin:
@@ -130,10 +170,14 @@ PERTURBATIONS: dict[str, Callable[[Puzzle, random.Random], Puzzle | None]] = {
 }
 
 
-def perturb(puzzle: Puzzle, kind: str, seed: int) -> Puzzle | None:
-    """The ``kind`` twin of ``puzzle`` (None when no valid logic-changing twin was found)."""
+def perturb(puzzle: Puzzle, kind: str, seed: int, *, equal_operands: bool = False) -> Puzzle | None:
+    """The ``kind`` twin of ``puzzle`` (None when no valid logic-changing twin was found).
+
+    ``equal_operands`` (``leaf`` only): keep twins whose changed node has two equal operands, as the public
+    generator does."""
     try:
         fn = PERTURBATIONS[kind]
     except KeyError:
         raise ValueError(f"unknown perturbation {kind!r} (valid: {', '.join(PERTURBATIONS)})") from None
-    return fn(puzzle, random.Random(f"{seed}:{kind}:{puzzle.id}"))
+    rng = random.Random(f"{seed}:{kind}:{puzzle.id}")
+    return perturb_leaf(puzzle, rng, equal_operands) if kind == "leaf" else fn(puzzle, rng)

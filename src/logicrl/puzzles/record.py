@@ -5,7 +5,9 @@ solution_text_format, cot_head, cot_repeat_steps, cot_foot, statements, index`` 
 ones) plus ``n_people, depth, width, seed, id, order`` and, in perturbed sets, ``perturbation`` and
 ``original_id``. ``statements`` is a JSON string of nested lists (one per person, see logic.py);
 ``seed`` fixes the speech templates, so a record can be re-rendered exactly; ``order`` is the order
-in which the statements are told.
+in which the statements are told. A record whose text was not made from its seed (a public K&K record, or
+a twin of one) also stores ``templates`` (one speech template index per person) and ``style`` (``public``:
+the public generator's wording, see render.py); `recover_rendering` finds both from the text.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from typing import Any
 from logicrl.puzzles.cot import COT_FOOT, COT_HEAD, cot_steps
 from logicrl.puzzles.logic import Statement, statements_from_json, statements_to_json
 from logicrl.puzzles.names import Roles
-from logicrl.puzzles.render import choose_templates, quiz_text, solution_text, solution_text_format
+from logicrl.puzzles.render import (
+    PUBLIC_SPEECH_TEMPLATES,
+    SPEECH_TEMPLATES,
+    STYLES,
+    capitalize,
+    choose_templates,
+    quiz_text,
+    solution_text,
+    solution_text_format,
+    statement_text,
+)
 
 REQUIRED_FIELDS = ("quiz", "names", "solution", "solution_text_format", "statements")
 
@@ -40,6 +52,8 @@ class Puzzle:
     width: int
     perturbation: str | None = None
     original_id: str | None = None
+    templates: tuple[int, ...] | None = None  # speech template per person; None: drawn from ``seed``
+    style: str = "logicrl"  # text style (render.STYLES)
 
     @property
     def n_people(self) -> int:
@@ -59,12 +73,17 @@ class Puzzle:
     def evolve(self, **changes: Any) -> Puzzle:
         return replace(self, **changes)
 
+    @property
+    def quiz(self) -> str:
+        """The puzzle text, rendered from the statements, names, roles, templates, order and style."""
+        templates = self.templates or choose_templates(random.Random(self.seed), self.n_people)
+        return quiz_text(self.statements, self.names, self.roles, templates, self.order, self.style)
+
     def to_record(self, index: int) -> dict[str, Any]:
-        templates = choose_templates(random.Random(self.seed), self.n_people)
         record: dict[str, Any] = {
             "id": self.id,
             "index": index,
-            "quiz": quiz_text(self.statements, self.names, self.roles, templates, self.order),
+            "quiz": self.quiz,
             "names": list(self.names),
             "knight_knave": self.roles.to_record(),
             "solution": list(self.solution),
@@ -80,6 +99,10 @@ class Puzzle:
             "seed": self.seed,
             "order": list(self.order),
         }
+        if self.templates is not None:
+            record["templates"] = list(self.templates)
+        if self.style != "logicrl":
+            record["style"] = self.style
         if self.perturbation:
             record["perturbation"] = self.perturbation
             record["original_id"] = self.original_id
@@ -105,6 +128,16 @@ class Puzzle:
         order = tuple(record.get("order") or range(n))
         if sorted(order) != list(range(n)):
             raise ValueError(f"'order' must be a permutation of 0..{n - 1}, got {list(order)}")
+        templates = record.get("templates")
+        if templates is not None:
+            count = len(SPEECH_TEMPLATES)
+            if (not isinstance(templates, list) or len(templates) != n
+                    or not all(isinstance(t, int) and 0 <= t < count for t in templates)):
+                raise ValueError(f"'templates' must be a list of {n} template indices in 0..{count - 1}")
+            templates = tuple(templates)
+        style = record.get("style") or "logicrl"
+        if style not in STYLES:
+            raise ValueError(f"'style' must be one of {', '.join(STYLES)}, got {style!r}")
         return Puzzle(
             statements=statements,
             solution=tuple(solution),
@@ -116,7 +149,44 @@ class Puzzle:
             width=int(record.get("width", max(s.width for s in statements))),
             perturbation=record.get("perturbation"),
             original_id=record.get("original_id"),
+            templates=templates,
+            style=style,
         )
+
+
+def recover_rendering(puzzle: Puzzle, quiz: str) -> Puzzle | None:
+    """``puzzle`` set up to render ``quiz`` word for word, or None when no style and templates do.
+
+    A record made by logicrl renders its own text from its ``seed``. A public K&K record has no seed: its
+    style, speech template per person and the order in which the statements are told are read from its text
+    (each person's sentence is located in ``quiz``), then the whole text is rendered again and compared. So
+    a wording-only twin (other names, role words, order) changes only that part of the text.
+    """
+    if puzzle.quiz == quiz:
+        return puzzle
+    for style, speech in (("public", PUBLIC_SPEECH_TEMPLATES), ("logicrl", SPEECH_TEMPLATES)):
+        found = [_locate(puzzle, speaker, quiz, speech, public=style == "public")
+                 for speaker in range(puzzle.n_people)]
+        if None in found:
+            continue
+        order = tuple(sorted(range(puzzle.n_people), key=lambda s: found[s][0]))  # type: ignore[index]
+        candidate = puzzle.evolve(templates=tuple(f[1] for f in found), order=order,  # type: ignore[index]
+                                  style=style)
+        if candidate.quiz == quiz:
+            return candidate
+    return None
+
+
+def _locate(puzzle: Puzzle, speaker: int, quiz: str, speech: tuple[str, ...],
+            public: bool) -> tuple[int, int] | None:
+    """(position in ``quiz``, template index) of the speaker's sentence, or None."""
+    content = statement_text(puzzle.statements[speaker], puzzle.names, puzzle.roles, public=public)
+    name = puzzle.names[speaker]
+    for k, template in enumerate(speech):
+        position = quiz.find(" " + template.format(name=name, content=content, Content=capitalize(content)))
+        if position >= 0:
+            return position, k
+    return None
 
 
 def parse_statements_field(value: Any) -> tuple[Statement, ...]:

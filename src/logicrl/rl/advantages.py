@@ -238,11 +238,13 @@ class AdvantageOutputs(NamedTuple):
 
 @dataclass(frozen=True)
 class AdvantageEstimator:
-    """A registered estimator, called with AdvantageInputs; `needs_critic`: the trainer runs a value head."""
+    """A registered estimator, called with AdvantageInputs. `needs_critic`: the trainer runs a value head;
+    `needs_groups`: it compares responses to the same puzzle (``rollout.group_size`` must be ≥ 2)."""
 
     name: str
     fn: Callable[[AdvantageInputs], AdvantageOutputs]
     needs_critic: bool
+    needs_groups: bool = False
 
     def __call__(self, batch: AdvantageInputs) -> AdvantageOutputs:
         if self.needs_critic and batch.values is None:
@@ -253,7 +255,7 @@ class AdvantageEstimator:
 ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
 
 
-def register_advantage(name: str, *, needs_critic: bool = False):
+def register_advantage(name: str, *, needs_critic: bool = False, needs_groups: bool = False):
     """Decorator: register `fn(batch: AdvantageInputs) -> AdvantageOutputs` under `name`.
 
     Raises ValueError if the name is taken (veRL's advantage registry does the same).
@@ -262,7 +264,8 @@ def register_advantage(name: str, *, needs_critic: bool = False):
     def decorator(fn: Callable[[AdvantageInputs], AdvantageOutputs]):
         if name in ADVANTAGE_ESTIMATORS:
             raise ValueError(f"advantage estimator {name!r} is already registered")
-        ADVANTAGE_ESTIMATORS[name] = AdvantageEstimator(name=name, fn=fn, needs_critic=needs_critic)
+        ADVANTAGE_ESTIMATORS[name] = AdvantageEstimator(name=name, fn=fn, needs_critic=needs_critic,
+                                                        needs_groups=needs_groups)
         return fn
 
     return decorator
@@ -279,14 +282,14 @@ def get_advantage_estimator(name: str) -> AdvantageEstimator:
 
 
 # Registered at the bottom, as in style.md §3. Dr.GRPO is "grpo" with scale_by_std=False.
-@register_advantage("grpo")
+@register_advantage("grpo", needs_groups=True)
 def _grpo(batch: AdvantageInputs) -> AdvantageOutputs:
     scores = batch.sequence_scores()
     adv = grpo_advantages(scores, batch.group_ids, batch.mask, scale_by_std=batch.scale_by_std, eps=batch.eps)
     return AdvantageOutputs(adv)
 
 
-@register_advantage("rloo")
+@register_advantage("rloo", needs_groups=True)
 def _rloo(batch: AdvantageInputs) -> AdvantageOutputs:
     return AdvantageOutputs(rloo_advantages(batch.sequence_scores(), batch.group_ids, batch.mask))
 
@@ -296,7 +299,7 @@ def _reinforce_pp(batch: AdvantageInputs) -> AdvantageOutputs:
     return AdvantageOutputs(reinforce_pp_advantages(batch.token_rewards, batch.mask, gamma=batch.gamma))
 
 
-@register_advantage("reinforce_pp_baseline")
+@register_advantage("reinforce_pp_baseline", needs_groups=True)
 def _reinforce_pp_baseline(batch: AdvantageInputs) -> AdvantageOutputs:
     scores = batch.sequence_scores()
     return AdvantageOutputs(reinforce_pp_baseline_advantages(scores, batch.group_ids, batch.mask))

@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 
 from logicrl.rl.generation import Generation, sequence_inputs
+from logicrl.rl.losses import get_aggregation
 
-PER_TOKEN = ("response_ids", "mask", "old_logp", "ref_logp", "values", "advantages", "returns")
+PER_TOKEN = ("response_ids", "mask", "old_logp", "ref_logp", "values", "advantages", "returns", "rollout_logp")
 
 
 @dataclass
@@ -32,6 +33,8 @@ class RolloutBatch:
     values: Tensor | None = None
     advantages: Tensor | None = None
     returns: Tensor | None = None
+    truncated: Tensor | None = None  # [B] bool: cut at the length budget
+    rollout_logp: Tensor | None = None  # [B, T] the sampler's log-probs (truncated importance sampling)
     extras: dict = field(default_factory=dict)
 
     @classmethod
@@ -40,7 +43,8 @@ class RolloutBatch:
         return cls(
             prompt_ids=generation.prompt_ids, prompt_mask=generation.prompt_mask,
             response_ids=generation.response_ids, mask=generation.response_mask.float(), scores=scores.float(),
-            group_ids=torch.arange(rows) // group_size,
+            group_ids=torch.arange(rows) // group_size, truncated=generation.truncated,
+            rollout_logp=generation.logprobs,
         )
 
     def __len__(self) -> int:
@@ -53,7 +57,8 @@ class RolloutBatch:
         start = int(used[0]) if len(used) else prompt_mask.shape[1]
         width = max(int(self.mask[rows].sum(-1).max()), 1)
         changes = {"prompt_ids": self.prompt_ids[rows, start:], "prompt_mask": prompt_mask[:, start:],
-                   "scores": self.scores[rows], "group_ids": self.group_ids[rows]}
+                   "scores": self.scores[rows], "group_ids": self.group_ids[rows],
+                   "truncated": None if self.truncated is None else self.truncated[rows]}
         for name in PER_TOKEN:
             value = getattr(self, name)
             changes[name] = None if value is None else value[rows, :width]
@@ -98,9 +103,9 @@ def token_budget_batches(lengths: Tensor, max_rows: int, max_tokens: int | None)
 def share(batch: RolloutBatch, of: RolloutBatch, agg: str) -> float:
     """Weight of micro-batch ``batch`` inside mini-batch ``of`` so Σ weight·agg(micro) = agg(mini).
 
-    token-mean averages over tokens (weight = tokens share); the seq-mean modes average over responses
-    with at least one token (weight = responses share).
+    token-mean averages over tokens (weight = tokens share); the seq-mean modes (``per_sequence``) average
+    over responses with at least one token (weight = responses share).
     """
-    if agg == "token-mean":
+    if not get_aggregation(agg).per_sequence:
         return float(batch.mask.sum() / of.mask.sum().clamp(min=1))
     return float((batch.mask.sum(-1) > 0).sum() / (of.mask.sum(-1) > 0).sum().clamp(min=1))

@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 STATE_FILE = "trainer_state.pt"
 STATE_JSON = "trainer_state.json"
+REFERENCE_FILE = "reference.safetensors"  # the KL reference, when it is not the initial model
 RESUMES_FILE = "resumes.jsonl"  # one line per resume that changed a key: {"time", "changed": {key: [old, new]}}
 
 
@@ -160,6 +161,7 @@ def resume_config(config_class: type[T], run_dir: Path, overrides: list[str] | N
 
 def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
+
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:

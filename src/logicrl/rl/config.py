@@ -17,9 +17,10 @@ from logicrl.config import StrictModel
 from logicrl.models import DEFAULT_MODEL
 from logicrl.prompts import PromptConfig
 from logicrl.reward.score import RewardConfig
-from logicrl.rl.advantages import ADVANTAGE_ESTIMATORS
+from logicrl.rl.advantages import ADVANTAGE_ESTIMATORS, get_advantage_estimator
 from logicrl.rl.kl import KL_ESTIMATORS
 from logicrl.rl.losses import AGGREGATIONS
+from logicrl.rl.policy_losses import POLICY_LOSSES, get_policy_loss
 
 
 class ModelConfig(StrictModel):
@@ -57,10 +58,16 @@ class RolloutConfig(StrictModel):
     stop_at_answer: bool = Field(
         False, description="Also stop a response at '</answer>' (faster; hides text written after the answer).")
     val_max_response_tokens: int | None = Field(None, ge=1, description="Validation cap (default: the same).")
+    dynamic_sampling: bool = Field(False, description=(
+        "DAPO's dynamic sampling: drop puzzles whose responses all get the same score and sample more puzzles "
+        "of the stage until prompts_per_step puzzles carry signal (or max_draws)."))
+    max_draws: int = Field(4, ge=1, description=(
+        "Dynamic sampling: at most this many rounds of prompts_per_step puzzles per step (the first included); "
+        "then the batch is topped up with the dropped puzzles."))
 
 
 class AlgorithmConfig(StrictModel):
-    """Advantage estimator, KL, and the clipped policy loss; see docs/algorithms.md for the formulas."""
+    """Advantage estimator, KL, and the policy loss; see docs/algorithms.md for the formulas."""
 
     advantage: str = Field("reinforce_pp", description="reinforce_pp, reinforce_pp_baseline, grpo, rloo, gae (PPO).")
     gamma: float = Field(1.0, ge=0.0, le=1.0, description="Discount of the returns.")
@@ -72,9 +79,17 @@ class AlgorithmConfig(StrictModel):
     kl_coef: float = Field(0.001, ge=0.0, description="β, the KL coefficient (the paper's 0.001).")
     kl_target: float | None = Field(None, gt=0.0, description="Set to adapt β toward this KL (Ziegler et al.).")
     kl_horizon: float = Field(10000.0, gt=0.0, description="Adaptive KL horizon, in responses.")
-    clip_low: float = Field(0.2, ge=0.0, description="ε_low of the clipped ratio.")
-    clip_high: float = Field(0.2, ge=0.0, description="ε_high of the clipped ratio (DAPO raises it).")
-    dual_clip: float | None = Field(3.0, gt=1.0, description="Dual-clip c for negative advantages; null disables.")
+    reference: Literal["initial", "stage_start"] = Field("initial", description=(
+        "The KL reference: the model the run starts from, or the policy at the start of each curriculum stage "
+        "(separate runs per stage, as veRL's launcher does)."))
+    policy_loss: str = Field("vanilla", description=(
+        "vanilla (the clipped PPO loss), gspo (sequence-level ratio), cispo (clipped, detached IS weight)."))
+    clip_low: float | None = Field(None, ge=0.0, description=(
+        "ε_low of the clipped ratio; null: the policy loss's own (vanilla 0.2, gspo 3e-4, cispo 1 = no bound)."))
+    clip_high: float | None = Field(None, ge=0.0, description=(
+        "ε_high of the clipped ratio (DAPO raises it to 0.28); null: the policy loss's own (0.2, 4e-4, 0.2)."))
+    dual_clip: float | None = Field(3.0, gt=1.0, description=(
+        "Dual-clip c for negative advantages (vanilla only); null disables."))
     loss_agg: str = Field("token-mean", description="token-mean, seq-mean-token-mean, seq-mean-token-sum(-norm).")
     entropy_coef: float = Field(0.0, ge=0.0, description="Entropy bonus coefficient.")
     update_epochs: int = Field(1, ge=1, description="Passes over each batch of rollouts (PPO epochs).")
@@ -85,6 +100,16 @@ class AlgorithmConfig(StrictModel):
         "Also cap each micro-batch at this many padded response tokens (rows × longest), rows sorted by length: "
         "less padding when lengths vary; null: consecutive rows."))
     value_clip: float = Field(0.5, gt=0.0, description="PPO value clip around the old values.")
+    tis_cap: float | None = Field(None, ge=1.0, description=(
+        "Truncated importance sampling: weight each token's loss by min(π_trainer/π_sampler, tis_cap), the ratio "
+        "of the trainer's rollout-time log-prob to the sampler's; null: off."))
+    overlong_buffer: int | None = Field(None, ge=1, description=(
+        "DAPO's soft overlong punishment: the score falls linearly by up to overlong_penalty over the last "
+        "this many tokens of rollout.max_response_tokens; null: off."))
+    overlong_penalty: float = Field(1.0, ge=0.0, description="The largest overlong punishment (DAPO: 1).")
+    mask_truncated: bool = Field(False, description=(
+        "DAPO's overlong filtering: responses cut at max_response_tokens get no loss (they still count in "
+        "their group's baseline)."))
 
     @model_validator(mode="after")
     def _known_names(self) -> AlgorithmConfig:
@@ -92,10 +117,20 @@ class AlgorithmConfig(StrictModel):
             ("advantage", self.advantage, ADVANTAGE_ESTIMATORS),
             ("kl_estimator", self.kl_estimator, KL_ESTIMATORS),
             ("loss_agg", self.loss_agg, AGGREGATIONS),
+            ("policy_loss", self.policy_loss, POLICY_LOSSES),
         ):
             if value not in known:
                 raise ValueError(f"unknown {label} {value!r}; choose from {', '.join(known)}")
+        required = get_policy_loss(self.policy_loss).loss_agg
+        if required is not None and self.loss_agg != required:
+            raise ValueError(f"algorithm.policy_loss={self.policy_loss} is defined with loss_agg={required}; "
+                             f"set algorithm.loss_agg={required}")
         return self
+
+    def clip_range(self) -> tuple[float, float]:
+        """(ε_low, ε_high): the configured values, or the policy loss's own where unset."""
+        low, high = get_policy_loss(self.policy_loss).clip
+        return (low if self.clip_low is None else self.clip_low, high if self.clip_high is None else self.clip_high)
 
 
 class OptimConfig(StrictModel):
@@ -108,6 +143,9 @@ class OptimConfig(StrictModel):
     betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
     grad_clip: float = Field(1.0, gt=0.0, description="Clip the global gradient norm to this.")
     critic_lr: float = Field(1e-5, gt=0.0, description="Value model learning rate (PPO only).")
+    stage_reset: bool = Field(False, description=(
+        "At each curriculum stage start AdamW's state, the lr schedule (warm-up and decay over the stage) and "
+        "PPO's critic afresh, as separate runs per stage do (veRL's launcher always does)."))
 
 
 class TrainConfig(StrictModel):
@@ -145,8 +183,14 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"algorithm.mini_batch_size={mini} must divide the batch of {batch} responses "
                 f"(rollout.prompts_per_step × rollout.group_size)")
-        if self.algorithm.advantage in ("grpo", "rloo", "reinforce_pp_baseline") and self.rollout.group_size < 2:
+        if get_advantage_estimator(self.algorithm.advantage).needs_groups and self.rollout.group_size < 2:
             raise ValueError(
                 f"algorithm.advantage={self.algorithm.advantage} compares responses to the same puzzle: "
                 "set rollout.group_size >= 2")
+        if self.rollout.dynamic_sampling and self.rollout.group_size < 2:
+            raise ValueError("rollout.dynamic_sampling compares responses to the same puzzle: "
+                             "set rollout.group_size >= 2")
+        if (self.algorithm.overlong_buffer or 0) > self.rollout.max_response_tokens:
+            raise ValueError(f"algorithm.overlong_buffer={self.algorithm.overlong_buffer} is longer than "
+                             f"rollout.max_response_tokens={self.rollout.max_response_tokens}")
         return self

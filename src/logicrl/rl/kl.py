@@ -167,11 +167,22 @@ class AdaptiveKLController:
         self.coef *= 1.0 + error * n_steps / self.horizon
 
 
+KL_ESTIMATORS: dict[str, KLFn] = {}
+
+
+def register_kl_estimator(name: str, fn: KLFn) -> KLFn:
+    """Add ``fn(logp, ref_logp) -> per-token KL estimate`` (same shape) as KL estimator ``name``.
+
+    Raises ValueError if the name is taken (one name per estimator: no aliases)."""
+    if name in KL_ESTIMATORS:
+        raise ValueError(f"KL estimator {name!r} is already registered")
+    KL_ESTIMATORS[name] = fn
+    return fn
+
+
 # Registered at the bottom, as in style.md §3: one name per estimator, one signature (logp, ref_logp).
-KL_ESTIMATORS: dict[str, KLFn] = {
-    "k1": _k1,
-    "k2": _k2,
-    "k3": _k3,
-    "abs": _abs,
-    "k3+": _k3_straight_through,
-}
+register_kl_estimator("k1", _k1)
+register_kl_estimator("k2", _k2)
+register_kl_estimator("k3", _k3)
+register_kl_estimator("abs", _abs)
+register_kl_estimator("k3+", _k3_straight_through)

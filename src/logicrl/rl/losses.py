@@ -12,6 +12,7 @@ docs/algorithms.md lists where we deliberately differ.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -19,6 +20,45 @@ from torch import Tensor
 AggregateFn = Callable[[Tensor, Tensor, "float | None"], Tensor]
 
 LOG_RATIO_CLAMP = 20.0  # |ℓ − ℓ_old| is clamped before exp, as veRL does, so ρ never overflows
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """A registered aggregation mode: ``fn(loss, mask, norm_constant) -> scalar``.
+
+    ``per_sequence``: it averages over non-empty responses (so a micro-batch weighs its share of responses,
+    not of tokens: `logicrl.rl.batch.share`); ``uses_norm_constant``: it divides by a constant C that the
+    trainer sets to the generation budget (Dr.GRPO)."""
+
+    name: str
+    fn: AggregateFn
+    per_sequence: bool
+    uses_norm_constant: bool = False
+
+    def __call__(self, loss: Tensor, mask: Tensor, norm_constant: float | None) -> Tensor:
+        return self.fn(loss, mask, norm_constant)
+
+
+AGGREGATIONS: dict[str, Aggregation] = {}
+
+
+def register_aggregation(name: str, fn: AggregateFn, *, per_sequence: bool,
+                         uses_norm_constant: bool = False) -> AggregateFn:
+    """Add ``fn(loss [B, T], mask [B, T], norm_constant) -> scalar`` as aggregation mode ``name``.
+
+    Raises ValueError if the name is taken (one name per concept, as every registry here)."""
+    if name in AGGREGATIONS:
+        raise ValueError(f"aggregation mode {name!r} is already registered")
+    AGGREGATIONS[name] = Aggregation(name, fn, per_sequence, uses_norm_constant)
+    return fn
+
+
+def get_aggregation(name: str) -> Aggregation:
+    """The registered mode ``name``; an unknown name raises ValueError listing the valid modes."""
+    try:
+        return AGGREGATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown aggregation mode {name!r}; valid modes: {sorted(AGGREGATIONS)}") from None
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -85,11 +125,7 @@ def aggregate(
     Source: veRL core_algos.agg_loss. Shapes: loss_per_token [B, T], mask [B, T] → scalar.
     Raises ValueError naming the valid modes for an unknown `mode`.
     """
-    try:
-        fn = AGGREGATIONS[mode]
-    except KeyError:
-        raise ValueError(f"unknown aggregation mode {mode!r}; valid modes: {sorted(AGGREGATIONS)}") from None
-    return fn(loss_per_token, mask.to(loss_per_token.dtype), norm_constant)
+    return get_aggregation(mode)(loss_per_token, mask.to(loss_per_token.dtype), norm_constant)
 
 
 # ---------------------------------------------------------------- policy loss
@@ -106,6 +142,7 @@ def policy_loss_with_stats(
     dual_clip: float | None = 3.0,
     agg: str = "token-mean",
     norm_constant: float | None = None,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped surrogate policy loss with dual clip, plus diagnostics.
 
@@ -113,7 +150,8 @@ def policy_loss_with_stats(
         L_clip = max(−A·ρ, −A·clip(ρ, 1 − clip_low, 1 + clip_high))        (PPO, arXiv 1707.06347;
                                                                              asymmetric ε as DAPO 2503.14476)
         L      = min(L_clip, −A·c) if A < 0 else L_clip, c = dual_clip     (dual-clip PPO, arXiv 1912.09729)
-    then loss = aggregate(L, m, agg). Clipped tokens get zero gradient. dual_clip=None turns the
+    then loss = aggregate(L·w, m, agg), w = ``is_weights`` (detached per-token weights, e.g. truncated
+    importance sampling; None: 1). Clipped tokens get zero gradient. dual_clip=None turns the
     dual clip off; otherwise it must be > 1.
 
     Stats (detached scalars over valid tokens):
@@ -141,6 +179,8 @@ def policy_loss_with_stats(
         dual_clip_frac = masked_mean(dual_active.to(logp.dtype), mask)
     else:
         dual_clip_frac = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    if is_weights is not None:
+        per_token = per_token * is_weights
     loss = aggregate(per_token, mask, agg, norm_constant=norm_constant)
     stats = {
         "clip_frac": clip_frac.detach(),
@@ -249,9 +289,7 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
 
 
 # Registered at the bottom, as in style.md §3: one name per mode, one signature (loss, mask, C).
-AGGREGATIONS: dict[str, AggregateFn] = {
-    "token-mean": _token_mean,
-    "seq-mean-token-mean": _seq_mean_token_mean,
-    "seq-mean-token-sum": _seq_mean_token_sum,
-    "seq-mean-token-sum-norm": _seq_mean_token_sum_norm,
-}
+register_aggregation("token-mean", _token_mean, per_sequence=False)
+register_aggregation("seq-mean-token-mean", _seq_mean_token_mean, per_sequence=True)
+register_aggregation("seq-mean-token-sum", _seq_mean_token_sum, per_sequence=True)
+register_aggregation("seq-mean-token-sum-norm", _seq_mean_token_sum_norm, per_sequence=True, uses_norm_constant=True)

@@ -73,10 +73,12 @@ def _chunks(indices: list[int], size: int) -> list[list[int]]:
 
 @dataclass(frozen=True)
 class PromptSchedule:
-    """``batches[step]`` = indices into ``records`` of the puzzles used at that (0-based) step."""
+    """``batches[step]`` = indices into ``records`` of the puzzles used at that (0-based) step;
+    ``stage_starts``: the 1-based step at which each curriculum stage begins (``(1,)`` for a mix)."""
 
     records: list[dict[str, Any]]
     batches: list[list[int]]
+    stage_starts: tuple[int, ...] = (1,)
 
     @classmethod
     def build(cls, records: list[dict[str, Any]], *, schedule: str, batch_size: int, epochs: int, seed: int,
@@ -86,6 +88,7 @@ class PromptSchedule:
         if schedule not in ("curriculum", "mixed"):
             raise ValueError(f"unknown schedule {schedule!r}; choose curriculum or mixed")
         batches: list[list[int]] = []
+        starts: dict[int, int] = {}
         if schedule == "mixed":
             everything = list(range(len(records)))
             epoch = 0
@@ -98,7 +101,6 @@ class PromptSchedule:
             stages: dict[int, list[int]] = {}
             for i, record in enumerate(records):
                 stages.setdefault(people_of(record), []).append(i)
-            starts = {}
             for n in sorted(stages):
                 starts[n] = len(batches) + 1
                 for epoch in range(epochs):
@@ -118,13 +120,29 @@ class PromptSchedule:
             raise DataError(
                 f"{len(records)} puzzles cannot fill one batch of {batch_size} "
                 "(lower rollout.prompts_per_step or add puzzles)")
-        return cls(records, batches[:steps] if steps else batches)
+        batches = batches[:steps] if steps else batches
+        return cls(records, batches, tuple(sorted({s for s in starts.values() if s <= len(batches)})) or (1,))
 
     def __len__(self) -> int:
         return len(self.batches)
 
+    def stage_span(self, step: int) -> tuple[int, int]:
+        """``(first, last)`` 1-based steps of the stage that ``step`` belongs to."""
+        first = max(start for start in self.stage_starts if start <= step)
+        later = [start for start in self.stage_starts if start > step]
+        return first, (later[0] - 1 if later else len(self.batches))
+
     def batch(self, step: int) -> list[dict[str, Any]]:
         return [self.records[i] for i in self.batches[step]]
+
+    def extra_batch(self, step: int, draw: int, size: int, seed: int) -> list[dict[str, Any]]:
+        """Dynamic sampling's ``draw``-th extra puzzles (draw ≥ 1) at the 1-based ``step``: ``size`` distinct
+        puzzles of the step's stage, drawn with ``random.Random(f"{seed}:extra:{step}:{draw}")``. A pure function
+        of (records, order, seed, step, draw): the data cursor stays the step number."""
+        first, last = self.stage_span(step)
+        pool = sorted({i for batch in self.batches[first - 1:last] for i in batch})
+        rng = random.Random(f"{seed}:extra:{step}:{draw}")
+        return [self.records[i] for i in rng.sample(pool, min(size, len(pool)))]
 
     def fingerprint(self) -> str:
         """A hash of the whole order (puzzle ids per step): a resume checks the data did not change."""

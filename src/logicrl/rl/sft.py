@@ -63,6 +63,8 @@ class SFTConfig(StrictModel):
     data: DataConfig = DataConfig()
     reward: RewardConfig = RewardConfig()
     mode: Literal["template", "rft"] = Field("template", description="Targets: template reasoning, or RFT samples.")
+    trace: Literal["search", "cases"] = Field(
+        "search", description="Template targets: the solver's search (the public K&K's), or checking cases in turn.")
     rft_samples: int = Field(8, ge=1, description="RFT: responses sampled per puzzle.")
     rft_temperature: float = Field(1.0, gt=0.0, description="RFT: sampling temperature.")
     batch_size: int = Field(8, ge=1, description="Examples per optimizer step.")
@@ -165,7 +167,7 @@ class SFTTrainer:
     def _load_examples(self) -> None:
         cfg = self.config
         records = load_puzzles(cfg.data.train, "train", cfg.data.people)
-        responses = [response_target(r, cfg.prompt) for r in records]
+        responses = [response_target(r, cfg.prompt, cfg.trace) for r in records]
         if cfg.mode == "rft":
             records, responses = self._rft_examples(records)
         self.examples, long = fit_examples(self._encode(records, responses), cfg.max_response_tokens, cfg.long_targets)
@@ -183,7 +185,7 @@ class SFTTrainer:
         self.val_records = validation_subset(
             load_puzzles(val_source, held_out_split(val_source), cfg.data.people), cfg.data.val_puzzles_per_people)
         self.val_examples, _ = fit_examples(  # the validation loss is measured on the first max tokens
-            self._encode(self.val_records, [response_target(r, cfg.prompt) for r in self.val_records]),
+            self._encode(self.val_records, [response_target(r, cfg.prompt, cfg.trace) for r in self.val_records]),
             cfg.max_response_tokens, "truncate")
 
     def _encode(self, records: list[dict[str, Any]], responses: list[str]) -> list[tuple[list[int], list[int]]]:

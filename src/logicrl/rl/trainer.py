@@ -9,11 +9,16 @@ One step (``Trainer.train_step``):
      updates in mini/micro-batches (`logicrl.rl.update`).
 Validation (greedy, held-out puzzles per number of people) runs before the first step, every
 ``val_every`` steps and at the end; checkpoints every ``save_every`` steps and at the end.
+
+Curriculum stages: with ``algorithm.reference=stage_start`` the KL reference becomes the policy as it enters
+each stage, and with ``optim.stage_reset`` AdamW, the lr schedule, the KL controller and PPO's critic start
+afresh; both together make a curriculum run the same algorithm as separate runs per stage (veRL's launcher).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import time
 import warnings
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_model, save_model
 from tqdm import tqdm
 
 from logicrl.errors import UserError
@@ -30,6 +36,7 @@ from logicrl.prompts import encode_prompts
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.batch import RolloutBatch
 from logicrl.rl.checkpoints import (
+    REFERENCE_FILE,
     apply_lr,
     checkpoint_dir,
     load_state,
@@ -40,11 +47,13 @@ from logicrl.rl.checkpoints import (
 )
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.critic import ValueModel
+from logicrl.rl.dynamic_sampling import Draw, fill_batch
 from logicrl.rl.generation import generate, set_cpu_threads
 from logicrl.rl.kl import AdaptiveKLController, FixedKLController
 from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
+from logicrl.rl.shaping import mask_truncated, overlong_penalty
 from logicrl.rl.update import (
     adamw,
     batch_logprobs,
@@ -75,6 +84,13 @@ def step_seed(seed: int, step: int) -> int:
     return seed * 1_000_003 + step
 
 
+def draw_seed(seed: int, step: int, draw: int) -> int:
+    """The sampling seed of dynamic sampling's ``draw``-th round at ``step`` (draw 0: the step's own seed)."""
+    if draw == 0:
+        return step_seed(seed, step)
+    return int(hashlib.sha256(f"{seed}:{step}:{draw}".encode()).hexdigest()[:15], 16)
+
+
 class Trainer:
     """Builds models, data, optimizers and logs from a `TrainConfig`; `fit()` runs the loop."""
 
@@ -86,7 +102,7 @@ class Trainer:
         self._setup_device()
         self._load_models(checkpoint)
         self._load_data()
-        self._build_optimizers()
+        self._build_optimizers(self.start_step)
         if checkpoint is not None:
             self._restore(checkpoint)
         self.log = RunLog(self.run_dir, purge_step=self.start_step if resume else None)
@@ -143,13 +159,16 @@ class Trainer:
                 load_puzzles(val_source, held_out_split(val_source), cfg.data.people),
                 cfg.data.val_puzzles_per_people)
 
-    def _build_optimizers(self) -> None:
+    def _build_optimizers(self, step: int) -> None:
+        """AdamW, the lr schedule (over the run, or with ``optim.stage_reset`` over the stage of ``step``),
+        the critic's optimizer and the KL controller, all in their initial state."""
         cfg, optim = self.config, self.config.optim
         self.optimizer = adamw(self.policy.parameters(), lr=optim.lr, betas=optim.betas,
                                weight_decay=optim.weight_decay)
         batch = cfg.rollout.prompts_per_step * cfg.rollout.group_size
         per_step = cfg.algorithm.update_epochs * (batch // (cfg.algorithm.mini_batch_size or batch))
-        total = per_step * len(self.schedule)
+        first, last = self.schedule.stage_span(step) if optim.stage_reset else (1, len(self.schedule))
+        total = per_step * (last - first + 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(optim.schedule, optim.warmup_steps, total))
         self.critic_optimizer = None
@@ -160,8 +179,27 @@ class Trainer:
         self.kl_controller = (AdaptiveKLController(algo.kl_coef, algo.kl_target, algo.kl_horizon)
                               if algo.kl_target is not None else FixedKLController(algo.kl_coef))
 
+    def _enter_stage(self, step: int) -> None:
+        """The first step of a curriculum stage after the first: move the reference and/or reset (see above)."""
+        cfg = self.config
+        if cfg.algorithm.reference == "stage_start" and self.ref is not None:
+            self.ref.load_state_dict(self.policy.state_dict())  # cast to the reference's dtype
+            self.ref_fingerprint = weights_fingerprint(self.ref)
+        if cfg.optim.stage_reset:
+            if self.critic is not None:
+                self.critic = ValueModel(self.policy).to(self.device)  # as veRL: from the stage's starting actor
+            self._build_optimizers(step)
+
+    def _reference_moved(self, step: int) -> bool:
+        """The reference is not the initial model at ``step``: a checkpoint must carry its weights."""
+        return (self.ref is not None and self.config.algorithm.reference == "stage_start"
+                and self.schedule.stage_span(step)[0] > 1)
+
     def _restore(self, checkpoint: Path) -> None:
         state = load_state(checkpoint)
+        if (checkpoint / REFERENCE_FILE).is_file() and self.ref is not None:
+            load_model(self.ref, str(checkpoint / REFERENCE_FILE), device=str(self.device))
+            self.ref_fingerprint = weights_fingerprint(self.ref)
         if state["data_fingerprint"] != self.schedule_fingerprint(self.start_step - 1):
             raise UserError(
                 f"{checkpoint}: the training data or its order changed since this checkpoint; resume with the "
@@ -220,31 +258,62 @@ class Trainer:
         cfg = self.config
         timer = time.perf_counter()
         kl_coef = self.kl_controller.coef  # the β of this step's loss (an adaptive controller moves it after)
-        records = self.schedule.batch(step - 1)
+        if step > 1 and step in self.schedule.stage_starts:
+            self._enter_stage(step)
         self.policy.eval()
+        times = {"time/generate": 0.0, "time/score": 0.0}
+        rollout = cfg.rollout
+
+        def draw(k: int) -> Draw:
+            records = (self.schedule.batch(step - 1) if k == 0 else
+                       self.schedule.extra_batch(step, k, rollout.prompts_per_step, cfg.seed))
+            return self._sample(records, draw_seed(cfg.seed, step, k), times)
+
+        sampling: dict[str, float] = {}
+        if rollout.dynamic_sampling:
+            drawn, sampling = fill_batch(draw, groups=rollout.prompts_per_step, group_size=rollout.group_size,
+                                         max_draws=rollout.max_draws, pad_token_id=self.tokenizer.pad_token_id)
+        else:
+            drawn = draw(0)
+        scores, shaping = self._shaped_scores(drawn)
+        batch = RolloutBatch.from_generation(drawn.generation, scores, rollout.group_size)
+        stats = self._update(batch, step, times)
+        times["time/update"] = time.perf_counter() - timer - sum(times.values())
+        times["time/step"] = time.perf_counter() - timer
+        tokens = float(drawn.generation.response_mask.sum())
+        metrics = {**rollout_metrics(drawn.rows), **sampling, **shaping, **stats, "lr": self.scheduler.get_last_lr()[0],
+                   "kl_coef": kl_coef, "tokens_per_s": tokens / times["time/step"], **times}
+        self.log.metrics("train", step, metrics)
+        if cfg.log_rollouts:
+            self.log.samples("rollouts", step, drawn.rows)
+        return metrics
+
+    def _sample(self, records: list[dict[str, Any]], seed: int, times: dict[str, float]) -> Draw:
+        """``group_size`` responses to each of ``records``, scored; adds to ``time/generate`` and ``time/score``."""
+        cfg = self.config
+        timer = time.perf_counter()
         with self.autocast():
             generation = generate(
                 self.policy, encode_prompts(records, self.tokenizer, cfg.prompt), n=cfg.rollout.group_size,
                 max_new_tokens=cfg.rollout.max_response_tokens, temperature=cfg.rollout.temperature,
                 top_p=cfg.rollout.top_p, pad_token_id=self.tokenizer.pad_token_id, stop_token_ids=self.stop_ids,
                 stop_texts=(ANSWER_STOP,) if cfg.rollout.stop_at_answer else (), tokenizer=self.tokenizer,
-                seed=step_seed(cfg.seed, step))
-        times = {"time/generate": time.perf_counter() - timer}
+                seed=seed)
+        times["time/generate"] += time.perf_counter() - timer
+        timer = time.perf_counter()
         rows, breakdowns = score_generation(records, generation, self.tokenizer, n=cfg.rollout.group_size,
                                             prompt=cfg.prompt, reward=cfg.reward)
-        batch = RolloutBatch.from_generation(generation, torch.tensor([b.total for b in breakdowns]),
-                                             cfg.rollout.group_size)
-        times["time/score"] = time.perf_counter() - timer - sum(times.values())
-        stats = self._update(batch, step, times)
-        times["time/update"] = time.perf_counter() - timer - sum(times.values())
-        times["time/step"] = time.perf_counter() - timer
-        metrics = {**rollout_metrics(rows), **stats, "lr": self.scheduler.get_last_lr()[0],
-                   "kl_coef": kl_coef,
-                   "tokens_per_s": float(batch.mask.sum()) / times["time/step"], **times}
-        self.log.metrics("train", step, metrics)
-        if cfg.log_rollouts:
-            self.log.samples("rollouts", step, rows)
-        return metrics
+        times["time/score"] += time.perf_counter() - timer
+        return Draw(generation, rows, torch.tensor([b.total for b in breakdowns], dtype=torch.float32))
+
+    def _shaped_scores(self, drawn: Draw) -> tuple[torch.Tensor, dict[str, float]]:
+        """The scores the advantages see: the reward, plus DAPO's overlong punishment when configured."""
+        algo = self.config.algorithm
+        if algo.overlong_buffer is None:
+            return drawn.scores, {}
+        penalty = overlong_penalty(drawn.generation.response_lengths, self.config.rollout.max_response_tokens,
+                                   algo.overlong_buffer, algo.overlong_penalty)
+        return drawn.scores + penalty, {"reward/overlong": float(penalty.mean())}
 
     def _update(self, batch: RolloutBatch, step: int, times: dict[str, float]) -> dict[str, float]:
         cfg, algo = self.config, self.config.algorithm
@@ -263,6 +332,8 @@ class Trainer:
             batch.values = batch_values(self.critic, batch, **micro, autocast=self.autocast)
         times["time/logprobs"] = time.perf_counter() - timer
         compute_advantages(batch, algo, self.kl_controller.coef)
+        if algo.mask_truncated:  # after the advantages: truncated responses keep their place in the baselines
+            batch.mask = mask_truncated(batch.mask, batch.truncated)
         norm = loss_norm_constant(algo, cfg.rollout.max_response_tokens)
 
         def one_step(mini: RolloutBatch, _: RolloutBatch) -> dict[str, Any]:
@@ -305,6 +376,12 @@ class Trainer:
         }
         if self.critic_optimizer is not None:
             state["critic_optimizer"] = self.critic_optimizer.state_dict()
+
+        def extra(directory: Path) -> None:
+            if self.critic is not None:
+                self.critic.save(directory)
+            if self._reference_moved(step):  # a resume loads it instead of the initial model
+                save_model(self.ref, str(directory / REFERENCE_FILE))
+
         return save_checkpoint(self.run_dir, step, self.policy, self.tokenizer, state,
-                               keep_last=self.config.keep_last,
-                               extra=self.critic.save if self.critic is not None else None)
+                               keep_last=self.config.keep_last, extra=extra)

@@ -2,7 +2,9 @@
 
 Loss per mini-batch (aggregated with ``algorithm.loss_agg``, formulas in `logicrl.rl.losses`):
 
-    L = L_clip(ℓ, ℓ_old, A) + β·agg(KL_t(ℓ, ℓ_ref))   [kl_placement = loss]   − c_H·agg(H_t)
+    L = L_pg(ℓ, ℓ_old, A) + β·agg(KL_t(ℓ, ℓ_ref))   [kl_placement = loss]   − c_H·agg(H_t)
+
+L_pg is the registered ``algorithm.policy_loss`` (`logicrl.rl.policy_losses`: vanilla, gspo, cispo).
 
 Each mini-batch is split into micro-batches whose losses are weighted by their share of the mini-batch
 (`logicrl.rl.batch.share`), so gradient accumulation gives exactly the mini-batch loss's gradient. When the
@@ -25,7 +27,8 @@ from logicrl.rl.config import AlgorithmConfig
 from logicrl.rl.critic import ValueModel
 from logicrl.rl.kl import kl_estimate
 from logicrl.rl.logprobs import response_logprobs
-from logicrl.rl.losses import aggregate, masked_mean, policy_loss_with_stats, value_loss_with_stats
+from logicrl.rl.losses import aggregate, get_aggregation, masked_mean, value_loss_with_stats
+from logicrl.rl.policy_losses import get_policy_loss, tis_weights
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
 
@@ -88,7 +91,7 @@ def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: floa
 
 def loss_norm_constant(algo: AlgorithmConfig, max_response_tokens: int) -> float | None:
     """Dr.GRPO's constant is the generation budget, not the (trimmed) batch width."""
-    return float(max_response_tokens) if algo.loss_agg == "seq-mean-token-sum-norm" else None
+    return float(max_response_tokens) if get_aggregation(algo.loss_agg).uses_norm_constant else None
 
 
 def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_coef: float, temperature: float,
@@ -99,10 +102,14 @@ def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_
     logp, ent = response_logprobs(policy, *micro.model_inputs(device), micro.response_ids.to(device),
                                   temperature=temperature, with_entropy=True, entropy_grad=algo.entropy_coef > 0)
     old = logp.detach() if on_policy else micro.old_logp.to(device)
-    loss, stats = policy_loss_with_stats(
-        logp, old, micro.advantages.to(device), mask, clip_low=algo.clip_low, clip_high=algo.clip_high,
-        dual_clip=algo.dual_clip, agg=algo.loss_agg, norm_constant=norm_constant)
-    stats = {"policy/loss": loss.detach(), **{f"policy/{k}": v for k, v in stats.items()}}
+    weights, tis = None, {}
+    if algo.tis_cap is not None:
+        weights, tis = tis_weights(old, micro.rollout_logp.to(device), mask, algo.tis_cap)
+    clip_low, clip_high = algo.clip_range()
+    loss, stats = get_policy_loss(algo.policy_loss)(
+        logp, old, micro.advantages.to(device), mask, clip_low=clip_low, clip_high=clip_high,
+        dual_clip=algo.dual_clip, agg=algo.loss_agg, norm_constant=norm_constant, is_weights=weights)
+    stats = {"policy/loss": loss.detach(), **{f"policy/{k}": v for k, v in stats.items()}, **tis}
     if micro.ref_logp is not None:
         kl = kl_estimate(logp, micro.ref_logp.to(device), algo.kl_estimator)
         stats["kl"] = masked_mean(kl.detach(), mask)

@@ -1,0 +1,36 @@
+"""DAPO's length handling: the soft overlong punishment and masking truncated responses out of the loss.
+
+Pure tensor functions. L_max = ``rollout.max_response_tokens``, L_cache = ``algorithm.overlong_buffer``.
+Source: Yu et al., DAPO, arXiv 2503.14476 §3.4 (eq. 13) and veRL ``recipe/dapo`` (``overlong_buffer``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def overlong_penalty(lengths: Tensor, max_tokens: int, buffer: int, factor: float = 1.0) -> Tensor:
+    """Soft overlong punishment, added to each response's score (DAPO eq. 13, times ``factor``):
+
+        R_length(|y|) = 0                                  |y| ≤ L_max − L_cache
+                      = ((L_max − L_cache) − |y|) / L_cache  L_max − L_cache < |y| ≤ L_max
+                      = −1                                 |y| > L_max
+    so the penalty falls linearly from 0 to −factor over the last L_cache tokens of the budget.
+    Source: arXiv 2503.14476 §3.4; veRL recipe/dapo overlong_buffer (len, penalty_factor).
+    Shapes: lengths [B] (response tokens) → [B] float.
+    """
+    if not 0 < buffer <= max_tokens:
+        raise ValueError(f"the overlong buffer must be in 1..{max_tokens} tokens, got {buffer}")
+    expected = max_tokens - buffer
+    return torch.clamp((expected - lengths.float()) / buffer, min=-1.0, max=0.0) * factor
+
+
+def mask_truncated(mask: Tensor, truncated: Tensor) -> Tensor:
+    """Overlong filtering (DAPO §3.4): the loss mask without the responses cut at the length budget.
+
+    m'_it = m_it · (1 − truncated_i). Applied after the advantages, so truncated responses still count in
+    their group's baseline but contribute no loss, KL or entropy term and no token to any average.
+    Source: arXiv 2503.14476 §3.4 ("overlong filtering"). Shapes: mask [B, T], truncated [B] bool → [B, T].
+    """
+    return mask * (~truncated.bool()).to(mask.dtype)[:, None]
