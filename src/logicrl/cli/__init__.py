@@ -11,29 +11,58 @@ because every output goes through a temp file and a rename.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 import typer
 from typer.core import TyperGroup
 
-from logicrl.cli.data import data_app
-from logicrl.cli.eval import eval_app
-from logicrl.cli.eval_math import math_cmd  # noqa: F401  (registers `logicrl eval math`)
-from logicrl.cli.report import report_cmd
-from logicrl.cli.train import sft_cmd, train_cmd
-from logicrl.cli.verl import verl_app
 from logicrl.errors import UserError
 
-PIPELINE = ("data", "sft", "train", "eval", "report", "verl")
+# name -> (module, attribute, one-line help). A command's module (and with it torch, transformers, ...) is
+# imported only when that command runs or shows its own help: `logicrl data generate` never loads torch.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "data": ("logicrl.cli.data", "data_app", "Puzzles: generate, stats, show, perturb."),
+    "sft": ("logicrl.cli.train", "sft_cmd",
+            "Supervised fine-tuning on template reasoning (cold start) or on the model's own solved samples (RFT)."),
+    "train": ("logicrl.cli.train", "train_cmd", "RL on the puzzles: REINFORCE++, GRPO, RLOO, PPO, ..."),
+    "eval": ("logicrl.cli.eval_math", "eval_app",  # eval_math adds `eval math` to the eval group
+             "Accuracy by number of people (Table 2), pass@k, memorization, math."),
+    "report": ("logicrl.cli.report", "report_cmd", "Curves, thinking words and length of a run: PNGs and HTML."),
+    "verl": ("logicrl.cli.verl", "verl_app", "Export for veRL and launch veRL runs from the same config."),
+}
+PIPELINE = tuple(COMMANDS)
+
+
+def load_command(name: str) -> click.Command:
+    """Import the command's module and build its click command (a group for sub-apps)."""
+    module, attribute, _ = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        return typer.main.get_command(target)
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command(name)(target)
+    return typer.main.get_command(single)
 
 
 class PipelineGroup(TyperGroup):
-    """The top-level command, listing its sub-commands in pipeline order (typer lists plain commands
-    before sub-apps)."""
+    """The top-level command: sub-commands in pipeline order, each imported only when it is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(super().list_commands(ctx), key=PIPELINE.index)
+        return list(PIPELINE)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        command = load_command(cmd_name)
+        command.name = cmd_name
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from COMMANDS, so that `logicrl --help` imports no command module."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_text) for name, (_, _, help_text) in COMMANDS.items()])
 
 
 app = typer.Typer(
@@ -42,13 +71,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-app.add_typer(data_app, name="data")
-app.command("sft")(sft_cmd)
-app.command("train")(train_cmd)
-app.add_typer(eval_app, name="eval")
-app.command("report")(report_cmd)
-app.add_typer(verl_app, name="verl")
+
+
+@app.callback()
+def _root() -> None:
+    """Rule-based RL of language models on Knights-and-Knaves puzzles (Logic-RL, end to end)."""
 
 
 def main() -> None:
