@@ -352,3 +352,9 @@ def test_tis_maps_to_rollout_correction_and_dapo_sampling_is_refused() -> None:
                               ("algorithm.mask_truncated=true", "no overlong filtering")):
         with pytest.raises(ConfigError, match=f"^not supported by the veRL launcher: .*{message}"):
             check_supported(train_config(override))
+
+
+def test_adaptive_schedule_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^not supported by the veRL launcher: data.schedule=adaptive: .* no sampler"):
+        check_supported(train_config("data.schedule=adaptive", "algorithm.reference=initial", "optim.stage_reset=false"))
+    check_supported(train_config("data.schedule=mixed", "algorithm.reference=initial", "optim.stage_reset=false"))

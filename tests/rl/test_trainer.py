@@ -22,7 +22,7 @@ from logicrl.errors import UserError
 from logicrl.models import save_pretrained_atomic
 from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
-from logicrl.rl.checkpoints import list_checkpoints, resume_config
+from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.trainer import Trainer, lr_lambda
@@ -147,11 +147,13 @@ def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, m
         resume_config(TrainConfig, tmp_path)
 
 
-def test_resume_refuses_training_data_that_changed_since_the_checkpoint(puzzle_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("schedule", ["mixed", "adaptive"])
+def test_resume_refuses_training_data_that_changed_since_the_checkpoint(puzzle_dir, tmp_path, monkeypatch, schedule):
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     data = tmp_path / "data"
     shutil.copytree(puzzle_dir, data)
     config = make_config(data, tmp_path / "run").model_copy(update={"steps": 1, "val_every": 0})
+    config = config.model_copy(update={"data": config.data.model_copy(update={"schedule": schedule})})
     Trainer(config, show_progress=False).fit()
     other = DataConfig(people=[2, 3], train=12, test=4, seed=1)  # same path and sizes, other puzzles
     write_dataset(data, other, generate(other))
@@ -364,3 +366,81 @@ def test_mask_truncated_takes_cut_responses_out_of_the_loss(puzzle_dir, tmp_path
         assert all(json.loads(r)["truncated"] for r in rows)
         grads[masked] = read_metrics(tmp_path / str(masked), "train")[0]["grad_norm"]
     assert grads[True] == 0.0 and grads[False] > 0.0
+
+
+def solved_at(people, flat_first: bool = False):
+    """`checksum_scores`, with ``solved`` true exactly for the puzzles of ``people`` people (what the adaptive
+    schedule follows); the rewards still differ within groups, so the updates move the weights. ``flat_first``:
+    the first puzzle of every draw scores −3 on all its responses (dynamic sampling then draws twice a step)."""
+    def scores(records, generation, tokenizer, **kwargs):
+        rows, verdicts = checksum_scores(records, generation, tokenizer, **kwargs)
+        for row, verdict in zip(rows, verdicts):
+            row["solved"] = row["n_people"] in people
+            if flat_first and row["id"] == records[0]["id"]:
+                row["reward"] = verdict.total = -3.0
+        return rows, verdicts
+    return scores
+
+
+def adaptive_config(puzzle_dir, out_dir, steps: int, window: int, **update) -> TrainConfig:
+    config = make_config(puzzle_dir, out_dir)
+    return config.model_copy(update={
+        "data": config.data.model_copy(update={
+            "schedule": "adaptive", "adaptive": config.data.adaptive.model_copy(update={"window": window})}),
+        "steps": steps, "val_every": 0, **update})
+
+
+def levels_of(run: Path) -> list[float]:
+    train = read_metrics(run, "train")
+    for m in train:  # every response of a step has the step's level
+        rows = (run / "rollouts" / f"step_{m['step']:06d}.jsonl").read_text().splitlines()
+        assert {json.loads(r)["n_people"] for r in rows} == {m["curriculum/level"]}
+    return [m["curriculum/level"] for m in train]
+
+
+@pytest.mark.parametrize("people, levels, rolling", [
+    ({2, 3}, [2, 2, 3, 3], [1.0, 1.0, 1.0, 1.0]),  # succeeds: up after a full window of 2 steps, then the top
+    (set(), [2, 2, 2, 2], [0.0, 0.0, 0.0, 0.0]),  # fails: stays at the bottom
+])
+def test_adaptive_schedule_moves_up_on_success_and_stays_down_on_failure(puzzle_dir, tmp_path, monkeypatch,
+                                                                        people, levels, rolling):
+    monkeypatch.setattr(trainer_module, "score_generation", solved_at(people))
+    Trainer(adaptive_config(puzzle_dir, tmp_path / "run", steps=4, window=2), show_progress=False).fit()
+    assert levels_of(tmp_path / "run") == levels
+    assert [m["curriculum/rolling_acc"] for m in read_metrics(tmp_path / "run", "train")] == rolling
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_adaptive_resume_after_a_level_change_is_exact(puzzle_dir, tmp_path, monkeypatch, dynamic):
+    """2-person puzzles are solved, 3-person ones not: levels 2 2 | 3 3 | 2 2 with a window of 2. The checkpoint
+    of step 3 holds level 3, a half-full window and the cursors; the resumed run moves down after step 4 and
+    continues the 2-person pass where step 2 left it. With dynamic sampling the extra puzzles are of the step's
+    level and the accuracy counts every response drawn (12 a step)."""
+    monkeypatch.setattr(trainer_module, "score_generation", solved_at({2}, flat_first=dynamic))
+
+    def config(out):
+        cfg = adaptive_config(puzzle_dir, out, steps=6, window=2, save_every=3)
+        return cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"dynamic_sampling": dynamic}),
+                                      "algorithm": cfg.algorithm.model_copy(update={"advantage": "grpo"})})
+
+    straight = Trainer(config(tmp_path / "a"), show_progress=False)
+    straight.fit()
+    resumed = crash_and_resume(config(tmp_path / "b"), crash_at=5)
+    assert resumed.start_step == 4
+    assert levels_of(tmp_path / "a") == levels_of(tmp_path / "b") == [2, 2, 3, 3, 2, 2]
+    assert stable(read_metrics(tmp_path / "a")) == stable(read_metrics(tmp_path / "b"))
+    for a, b in zip(straight.policy.parameters(), resumed.policy.parameters()):
+        assert torch.equal(a, b)
+    for step in (4, 5, 6):
+        name = f"step_{step:06d}.jsonl"
+        assert (tmp_path / "a" / "rollouts" / name).read_text() == (tmp_path / "b" / "rollouts" / name).read_text()
+    train = read_metrics(tmp_path / "b", "train")
+    assert all(m.get("sampling/draws", 2.0) == 2.0 for m in train)
+    saved = load_state(tmp_path / "b" / "checkpoints" / "step_000003")["schedule"]
+    assert saved == {"level": 3, "window": [[0, 12 if dynamic else 6]], "cursors": [[2, 2], [3, 1]]}
+    assert straight.schedule.state_dict() == resumed.schedule.state_dict() == {
+        "level": 3, "window": [], "cursors": [[2, 4], [3, 2]]}  # steps 5, 6 solved: up again, window emptied
+    if not dynamic:
+        ids = [json.loads(r)["id"] for s in (1, 2, 5, 6)
+               for r in (tmp_path / "b" / "rollouts" / f"step_{s:06d}.jsonl").read_text().splitlines()]
+        assert len(set(ids)) == 8  # steps 5 and 6 go on with the 2-person pass: 4 batches of 2 distinct puzzles

@@ -86,3 +86,12 @@ class ReportConfig(StrictModel):
                 except re.error as exc:
                     raise ValueError(f"behaviour {name!r}: bad regex {pattern!r} ({exc})") from None
         return self
+
+
+class CompareConfig(StrictModel):
+    """Options of ``logicrl compare RUN…``; ``--config x.yaml key=value`` sets them."""
+
+    smooth: int | None = Field(
+        None, ge=1, description="Trailing moving-average window in points (default: the report's rule).")
+    ignore: list[str] = Field(
+        ["out_dir"], description="Config keys (and the keys under them) left out of the config diff.")

@@ -1,4 +1,5 @@
-"""The report as one self-contained HTML page: inline CSS, plots as base64 PNG data URIs, no scripts.
+"""The report (and the comparison of runs) as one self-contained HTML page: inline CSS, plots as base64 PNG
+data URIs, no scripts.
 
 Model output is data: every response, word, pattern and config value goes through ``html.escape``.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ from logicrl.analysis.examples import Example
 from logicrl.analysis.tables import Row
 
 if TYPE_CHECKING:
+    from logicrl.analysis.compare import Comparison
     from logicrl.analysis.report import ReportData
 
 Column = tuple[str, str, Callable[[Any], str]]
@@ -177,6 +180,66 @@ def render_html(data: ReportData, images: dict[str, bytes]) -> str:
     else:
         body = f"<p class=note>No response logs in {html.escape(str(data.run_dir / data.cfg.source))}/.</p>"
         examples = ""
-    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>logicrl report</title>"
-            f"<style>{CSS}</style></head><body>{_header(data)}{_curves(data, images)}{body}{examples}"
-            "</body></html>\n")
+    return page("logicrl report", f"{_header(data)}{_curves(data, images)}{body}{examples}")
+
+
+def page(title: str, body: str) -> str:
+    """A whole self-contained page: ``body`` (already HTML) under the shared CSS."""
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>{body}</body></html>\n")
+
+
+def _value(value: Any) -> str:
+    """A config value as text: strings as they are, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _cells(header: list[str], rows: list[list[str]]) -> str:
+    """A table of ready-made text cells (``evaluate.tables`` rows)."""
+    return table([dict(enumerate(row)) for row in rows], [(title, i, text) for i, title in enumerate(header)])
+
+
+def _runs(comparison: Comparison) -> str:
+    rows = []
+    for ref in comparison.runs:
+        config = comparison.configs[ref.label]
+        steps = max((c.steps[-1] for by_run in comparison.curves.values() for label, c in by_run.items()
+                     if label == ref.label), default=None)
+        rows.append({"label": ref.label, "dir": str(ref.path), "model": _setting(config, "model", "name"),
+                     "advantage": _setting(config, "algorithm", "advantage"), "steps": steps})
+    cols: list[Column] = [("run", "label", text), ("directory", "dir", text), ("model", "model", text),
+                          ("advantage", "advantage", text), ("last step", "steps", text)]
+    return f"<h1>logicrl compare: {len(comparison.runs)} runs</h1>" + table(rows, cols)
+
+
+def _diff(comparison: Comparison) -> str:
+    labels = [ref.label for ref in comparison.runs]
+    ignored = f" (not compared: {', '.join(comparison.ignored)})" if comparison.ignored else ""
+    if not comparison.diff:
+        return f"<h2>Config diff</h2><p class=note>The runs' configs are equal{html.escape(ignored)}.</p>"
+    rows = [{"key": row["key"], **{i: _value(row["values"][label]) if label in row["values"] else "(absent)"
+                                   for i, label in enumerate(labels)}} for row in comparison.diff]
+    cols: list[Column] = [("key", "key", text), *((label, i, text) for i, label in enumerate(labels))]
+    return (f"<h2>Config diff</h2><p class=note>The keys of config.yaml whose values differ{html.escape(ignored)}."
+            "</p>" + table(rows, cols))
+
+
+def _eval(comparison: Comparison) -> str:
+    if comparison.eval_dir is None:
+        return ""
+    tables = "".join(f"<h3>{html.escape(title)}</h3>" + _cells(*t) for title, t in comparison.eval_tables)
+    return f"<h2>Evaluation: {html.escape(str(comparison.eval_dir))}</h2>{tables}"
+
+
+def render_compare_html(comparison: Comparison, images: dict[str, bytes]) -> str:
+    """The page of ``logicrl compare``: the runs, curves over steps and over training time, the config diff,
+    the eval tables."""
+    windows = sorted({c.window for by_run in comparison.curves.values() for c in by_run.values()})
+    note = ("<p class=note>Smoothed: trailing moving average over "
+            f"{', '.join(map(str, windows))} point(s) (1: raw). Training time: the running sum of the trainer's "
+            "time/step (validation, checkpoints and pauses left out).</p>") if windows else ""
+    curves = (image(images, "curves_step", "curves over steps") + image(images, "curves_time",
+                                                                           "curves over training time")
+              if images else "<p class=note>No run logged these metrics.</p>")
+    return page("logicrl compare", _runs(comparison) + "<h2>Curves</h2>" + note + curves + _diff(comparison)
+                + _eval(comparison))

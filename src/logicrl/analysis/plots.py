@@ -7,6 +7,7 @@ display, global backend or open-figure registry is involved and figures are free
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
@@ -14,6 +15,9 @@ from logicrl.analysis.aggregate import Bin
 from logicrl.analysis.run import Metrics
 from logicrl.analysis.tables import Row, share_series
 from logicrl.analysis.trend import Trend
+
+if TYPE_CHECKING:
+    from logicrl.analysis.compare import Curve
 
 # (panel title, [(kind, metric key, legend label)]); a panel is drawn when any of its keys was logged.
 CURVE_PANELS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
@@ -45,13 +49,29 @@ def smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
-def _plot_series(ax, xs: list[float], ys: list[float], label: str, color: str | None = None) -> None:
-    """Raw line; with many points, a faint raw line plus a moving average (window = points / 40)."""
-    if len(ys) > 80:
+def auto_window(points: int) -> int:
+    """The report's smoothing window: 1 (raw) up to 80 points, then points // 40."""
+    return points // 40 if points > 80 else 1
+
+
+def _plot_series(ax, xs: list[float], ys: list[float], label: str, color: str | None = None,
+                 window: int | None = None) -> None:
+    """Raw line; when smoothed (``window`` > 1, default `auto_window`), a faint raw line plus the trailing
+    moving average."""
+    window = auto_window(len(ys)) if window is None else window
+    if window > 1:
         (line,) = ax.plot(xs, ys, alpha=0.25, linewidth=0.8, color=color)
-        ax.plot(xs, smooth(ys, len(ys) // 40), color=line.get_color(), label=f"{label} (smoothed)")
+        ax.plot(xs, smooth(ys, window), color=line.get_color(), label=f"{label} (smoothed)")
     else:
         ax.plot(xs, ys, marker="o" if len(ys) < 30 else None, markersize=3, label=label, color=color)
+
+
+def panel_figure(panels: int) -> tuple[Figure, list]:
+    """A figure of ``panels`` axes, 2 columns (3 above 4 panels), filled row by row."""
+    cols = 3 if panels > 4 else 2
+    rows = -(-panels // cols)
+    fig = Figure(figsize=(5 * cols, 3.4 * rows))
+    return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(panels)]
 
 
 def curves_png(metrics: Metrics) -> bytes | None:
@@ -60,11 +80,8 @@ def curves_png(metrics: Metrics) -> bytes | None:
     panels = [(title, series) for title, series in panels if series]
     if not panels:
         return None
-    cols = 3 if len(panels) > 4 else 2
-    rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(5 * cols, 3.4 * rows))
-    for i, (title, series) in enumerate(panels):
-        ax = fig.add_subplot(rows, cols, i + 1)
+    fig, axes = panel_figure(len(panels))
+    for ax, (title, series) in zip(axes, panels):
         for kind, key, label in series:
             xs, ys = metrics.series(key, kind)
             _plot_series(ax, xs, ys, label)
@@ -172,5 +189,38 @@ def length_png(rows: list[Row]) -> bytes | None:
     fig.colorbar(dots, ax=scatter_ax, label="step")
     scatter_ax.set(title="accuracy vs mean length (one dot per bin)", xlabel="mean tokens", ylabel="accuracy")
     scatter_ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def time_unit(seconds: float) -> tuple[str, float]:
+    """(unit, seconds per unit) that keeps an axis up to ``seconds`` readable."""
+    if seconds >= 7200:
+        return "h", 3600.0
+    return ("min", 60.0) if seconds >= 120 else ("s", 1.0)
+
+
+def compare_curves_png(curves: dict[str, dict[str, Curve]], colors: dict[str, str], axis: str) -> bytes | None:
+    """One panel per metric, one colour per run (raw, and smoothed over ``curve.window`` points as the report
+    smooths), over ``axis`` "step" or "time" (training time; points without a known time are left out)."""
+    if not curves:
+        return None
+    longest = max((s for by_run in curves.values() for c in by_run.values() for s in c.seconds if s is not None),
+                  default=0.0)
+    unit, per_unit = time_unit(longest)
+    fig, axes = panel_figure(len(curves))
+    for ax, (title, by_run) in zip(axes, curves.items()):
+        for label, c in by_run.items():
+            if axis == "step":
+                xs, ys = list(c.steps), c.values
+            else:
+                points = [(s / per_unit, v) for s, v in zip(c.seconds, c.values) if s is not None]
+                xs, ys = [x for x, _ in points], [y for _, y in points]
+            if ys:
+                _plot_series(ax, xs, ys, label, color=colors[label], window=c.window)
+        ax.set(title=title, xlabel="step" if axis == "step" else f"training time ({unit})")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return to_png(fig)

@@ -119,18 +119,25 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_report(data: ReportData, out_dir: Path) -> Path:
-    """Write ``<plot>.png`` files, summary.json and index.html (last) into ``out_dir``; return the page.
-    A plot without data this time removes its PNG from an earlier report."""
-    images = render_images(data)
-    for name in PLOTS:
+def write_page(out_dir: Path, images: dict[str, bytes], names: tuple[str, ...], summary: dict[str, Any],
+               page_html: str) -> Path:
+    """Write ``<name>.png`` for each plot of ``names``, summary.json (strict JSON: NaN/inf as null) and
+    index.html (last) into ``out_dir``, each atomically; return the page. A plot without data this time (not
+    in ``images``) has its PNG from an earlier run removed."""
+    for name in names:
         if name in images:
             with atomic_path(out_dir / f"{name}.png") as tmp:
                 tmp.write_bytes(images[name])
         else:
             (out_dir / f"{name}.png").unlink(missing_ok=True)
-    atomic_write_text(out_dir / "summary.json", json.dumps(_json_safe(data.summary()), indent=1) + "\n")
+    atomic_write_text(out_dir / "summary.json", json.dumps(_json_safe(summary), indent=1) + "\n")
     page = out_dir / "index.html"
-    atomic_write_text(page, render_html(data, images))
+    atomic_write_text(page, page_html)
     return page
+
+
+def write_report(data: ReportData, out_dir: Path) -> Path:
+    """Write ``<plot>.png`` files, summary.json and index.html (last) into ``out_dir``; return the page."""
+    images = render_images(data)
+    return write_page(out_dir, images, PLOTS, data.summary(), render_html(data, images))
 

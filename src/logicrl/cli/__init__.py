@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("logicrl.cli.eval_math", "eval_app",  # eval_math adds `eval math` to the eval group
              "Accuracy by number of people (Table 2), pass@k, memorization, math."),
     "report": ("logicrl.cli.report", "report_cmd", "Curves, thinking words and length of a run: PNGs and HTML."),
+    "compare": ("logicrl.cli.compare", "compare_cmd",
+                "Several runs side by side: curves, config diff, eval table; PNGs and HTML."),
     "verl": ("logicrl.cli.verl", "verl_app", "Export for veRL and launch veRL runs from the same config."),
 }
 PIPELINE = tuple(COMMANDS)

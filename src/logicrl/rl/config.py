@@ -34,6 +34,22 @@ class ModelConfig(StrictModel):
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the update.")
 
 
+class AdaptiveConfig(StrictModel):
+    """``data.schedule=adaptive``: the level (number of people) follows the rolling training accuracy, as in
+    reasoning-gym's K&K curriculum (up at ≥ 0.70, down at ≤ 0.30)."""
+
+    up: float = Field(0.70, ge=0.0, le=1.0, description="Move up a level when the rolling accuracy is at least this.")
+    down: float = Field(0.30, ge=0.0, le=1.0, description="Move down a level when the rolling accuracy is at most this.")
+    window: int = Field(10, ge=1, description=(
+        "Steps the rolling accuracy spans (solved / responses); it decides only when full, and empties on a move."))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveConfig:
+        if self.down >= self.up:
+            raise ValueError(f"down={self.down} must be below up={self.up}")
+        return self
+
+
 class DataConfig(StrictModel):
     """Where the puzzles come from and in which order the trainer sees them."""
 
@@ -41,8 +57,10 @@ class DataConfig(StrictModel):
     val: Path | None = Field(None, description=(
         "Validation puzzles; default: the val split of `train` (`logicrl data generate --val N`), else its test split."))
     people: list[int] | None = Field(None, description="Numbers of people to train on (default: all found).")
-    schedule: Literal["curriculum", "mixed"] = Field(
-        "mixed", description="'curriculum': one pass per number of people, fewest first; 'mixed': one shuffle.")
+    schedule: Literal["curriculum", "mixed", "adaptive"] = Field("mixed", description=(
+        "'curriculum': one pass per number of people, fewest first; 'mixed': one shuffle; 'adaptive': the number "
+        "of people moves up or down with the rolling training accuracy (data.adaptive)."))
+    adaptive: AdaptiveConfig = AdaptiveConfig()
     epochs: int = Field(1, ge=1, description="Passes over the training puzzles.")
     val_puzzles_per_people: int = Field(50, ge=0, description="Held-out puzzles per number of people.")
 
@@ -190,6 +208,9 @@ class TrainConfig(StrictModel):
         if self.rollout.dynamic_sampling and self.rollout.group_size < 2:
             raise ValueError("rollout.dynamic_sampling compares responses to the same puzzle: "
                              "set rollout.group_size >= 2")
+        if self.data.schedule == "adaptive" and (self.algorithm.reference == "stage_start" or self.optim.stage_reset):
+            raise ValueError("algorithm.reference=stage_start and optim.stage_reset act at curriculum stages, which "
+                             "data.schedule=adaptive does not have (its levels change with the rewards): drop them")
         if (self.algorithm.overlong_buffer or 0) > self.rollout.max_response_tokens:
             raise ValueError(f"algorithm.overlong_buffer={self.algorithm.overlong_buffer} is longer than "
                              f"rollout.max_response_tokens={self.rollout.max_response_tokens}")

@@ -8,6 +8,9 @@ dataloader does with ``drop_last``.
 * ``curriculum`` (Logic-RL §3): stages ordered by number of people, fewest first; each stage makes
   ``epochs`` passes over its puzzles, shuffled per pass.
 * ``mixed``: every pass shuffles all puzzles together.
+* ``adaptive`` (`AdaptiveSchedule`, reasoning-gym's K&K curriculum): the level (number of people) follows the
+  rolling training accuracy, so the order is a pure function of the data, the seed and the rewards seen; its
+  state (level, window, per-level cursors) is checkpointed.
 """
 
 from __future__ import annotations
@@ -82,11 +85,15 @@ class PromptSchedule:
 
     @classmethod
     def build(cls, records: list[dict[str, Any]], *, schedule: str, batch_size: int, epochs: int, seed: int,
-              steps: int | None = None) -> PromptSchedule:
+              steps: int | None = None, adaptive: Mapping[str, Any] | None = None) -> PromptSchedule | AdaptiveSchedule:
         """Order the records; with ``steps`` beyond the given epochs, further epochs are added (mixed) or
-        the last stage repeats (curriculum)."""
+        the last stage repeats (curriculum). ``adaptive`` returns an `AdaptiveSchedule` (``adaptive``: its
+        ``up``, ``down``, ``window``; default 0.7, 0.3, 10)."""
+        if schedule == "adaptive":
+            return AdaptiveSchedule.build(records, batch_size=batch_size, epochs=epochs, seed=seed, steps=steps,
+                                          **(adaptive or {}))
         if schedule not in ("curriculum", "mixed"):
-            raise ValueError(f"unknown schedule {schedule!r}; choose curriculum or mixed")
+            raise ValueError(f"unknown schedule {schedule!r}; choose curriculum, mixed or adaptive")
         batches: list[list[int]] = []
         starts: dict[int, int] = {}
         if schedule == "mixed":
@@ -144,9 +151,124 @@ class PromptSchedule:
         rng = random.Random(f"{seed}:extra:{step}:{draw}")
         return [self.records[i] for i in rng.sample(pool, min(size, len(pool)))]
 
-    def fingerprint(self) -> str:
-        """A hash of the whole order (puzzle ids per step): a resume checks the data did not change."""
+    def fingerprint(self, steps: int | None = None) -> str:
+        """A hash of the order of the first ``steps`` steps (default all; puzzle ids per step): a resume checks
+        the data did not change."""
         digest = hashlib.sha1()
-        for batch in self.batches:
+        for batch in self.batches[:steps]:
             digest.update(",".join(str(self.records[i].get("id", i)) for i in batch).encode() + b";")
+        return digest.hexdigest()[:16]
+
+    def observe(self, solved: int, total: int) -> dict[str, float]:
+        """A static order ignores the accuracy (the interface of `AdaptiveSchedule.observe`)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # the data cursor is the step number
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+def adaptive_move(window: Sequence[tuple[int, int]], size: int, up: float, down: float) -> int:
+    """+1 (up a level), −1 (down) or 0, from ``window``: ``(solved, responses)`` per step at the current level,
+    the newest last. Only a full window (``size`` steps) decides; its accuracy is Σ solved / Σ responses over
+    the last ``size`` steps: ≥ ``up`` moves up, ≤ ``down`` moves down (reasoning-gym's K&K thresholds 0.7, 0.3).
+    The caller keeps the level within its range."""
+    if len(window) < size:
+        return 0
+    recent = window[-size:]
+    accuracy = sum(s for s, _ in recent) / max(1, sum(n for _, n in recent))
+    return 1 if accuracy >= up else -1 if accuracy <= down else 0
+
+
+class AdaptiveSchedule:
+    """``data.schedule=adaptive``: start at the fewest people; after each step `observe` the step's accuracy and
+    move up a level when the rolling accuracy of the last ``window`` steps at this level is ≥ ``up``, down when
+    it is ≤ ``down``, never past the lowest or highest level. A level change empties the window, so the next
+    decision is made on ``window`` steps at the new level.
+
+    A level's puzzles come in passes: pass p is its puzzles shuffled with ``f"{seed}:{n}ppl:{p}"`` (the
+    curriculum's shuffle), cut into batches (the last partial one dropped); ``cursors[n]`` counts the batches
+    level n has given, so a level revisited continues where it stopped. The state (level, window, cursors) is
+    small and checkpointed (`state_dict`); everything else is a pure function of (records, seed, batch size).
+    Length: ``steps``, else the static curriculum's (``epochs`` passes of every level)."""
+
+    stage_starts: tuple[int, ...] = (1,)  # no stages: level changes depend on the rewards
+
+    def __init__(self, records: list[dict[str, Any]], pools: dict[int, list[int]], *, batch_size: int, seed: int,
+                 steps: int, up: float, down: float, window: int) -> None:
+        self.records, self.pools, self.batch_size, self.seed, self.steps = records, pools, batch_size, seed, steps
+        self.up, self.down, self.window_size = up, down, window
+        self.levels = sorted(pools)
+        self.level = self.levels[0]
+        self.window: list[tuple[int, int]] = []
+        self.cursors = {n: 0 for n in self.levels}
+
+    @classmethod
+    def build(cls, records: list[dict[str, Any]], *, batch_size: int, epochs: int, seed: int,
+              steps: int | None = None, up: float = 0.7, down: float = 0.3, window: int = 10) -> AdaptiveSchedule:
+        pools: dict[int, list[int]] = {}
+        for i, record in enumerate(records):
+            pools.setdefault(people_of(record), []).append(i)
+        short = [f"{n} people: {len(p)}" for n, p in sorted(pools.items()) if len(p) < batch_size]
+        if short:
+            raise DataError(f"data.schedule=adaptive needs a batch of {batch_size} puzzles at every level "
+                            f"({', '.join(short)}); lower rollout.prompts_per_step or add puzzles")
+        length = steps or epochs * sum(len(p) // batch_size for p in pools.values())
+        return cls(records, pools, batch_size=batch_size, seed=seed, steps=length, up=up, down=down, window=window)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def stage_span(self, step: int) -> tuple[int, int]:
+        return 1, self.steps
+
+    def batch(self, step: int) -> list[dict[str, Any]]:
+        """The current level's next batch (``step`` is not needed: the cursor moves in `observe`)."""
+        pool, cursor = self.pools[self.level], self.cursors[self.level]
+        per_pass = len(pool) // self.batch_size
+        order = _shuffled(pool, self.seed, f"{self.level}ppl:{cursor // per_pass}")
+        start = (cursor % per_pass) * self.batch_size
+        return [self.records[i] for i in order[start:start + self.batch_size]]
+
+    def extra_batch(self, step: int, draw: int, size: int, seed: int) -> list[dict[str, Any]]:
+        """Dynamic sampling's extra puzzles: ``size`` distinct puzzles of the current level, drawn with
+        ``random.Random(f"{seed}:extra:{step}:{draw}")``."""
+        pool = self.pools[self.level]
+        rng = random.Random(f"{seed}:extra:{step}:{draw}")
+        return [self.records[i] for i in rng.sample(pool, min(size, len(pool)))]
+
+    def observe(self, solved: int, total: int) -> dict[str, float]:
+        """Record a step at the current level (``solved`` of ``total`` responses), advance its cursor and move
+        the level if the window says so; return ``curriculum/level`` (the people of this step) and
+        ``curriculum/rolling_acc`` (the accuracy over the window, this step included)."""
+        level = self.level
+        self.cursors[level] += 1
+        self.window = [*self.window, (int(solved), int(total))][-self.window_size:]
+        rolling = sum(s for s, _ in self.window) / max(1, sum(n for _, n in self.window))
+        index = self.levels.index(level)
+        moved = min(max(index + adaptive_move(self.window, self.window_size, self.up, self.down), 0),
+                    len(self.levels) - 1)
+        if moved != index:
+            self.level, self.window = self.levels[moved], []
+        return {"curriculum/level": float(level), "curriculum/rolling_acc": rolling}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "window": [list(w) for w in self.window],
+                "cursors": [[n, self.cursors[n]] for n in self.levels]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.level = int(state["level"])
+        self.window = [(int(s), int(n)) for s, n in state["window"]]
+        self.cursors = {int(n): int(c) for n, c in state["cursors"]}
+
+    def fingerprint(self, steps: int | None = None) -> str:
+        """A hash of the puzzle pool (ids per level, in file order) and of the settings that order it: with the
+        checkpointed state they fix every later batch, so a resume refuses changed data."""
+        digest = hashlib.sha1(f"adaptive:{self.batch_size}:{self.seed}:{self.up}:{self.down}:{self.window_size};"
+                              .encode())
+        for n in self.levels:
+            ids = ",".join(str(self.records[i].get("id", i)) for i in self.pools[n])
+            digest.update(f"{n}:{ids};".encode())
         return digest.hexdigest()[:16]

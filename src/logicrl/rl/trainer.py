@@ -13,6 +13,8 @@ Validation (greedy, held-out puzzles per number of people) runs before the first
 Curriculum stages: with ``algorithm.reference=stage_start`` the KL reference becomes the policy as it enters
 each stage, and with ``optim.stage_reset`` AdamW, the lr schedule, the KL controller and PPO's critic start
 afresh; both together make a curriculum run the same algorithm as separate runs per stage (veRL's launcher).
+``data.schedule=adaptive`` has no stages (both keys are refused with it): the schedule `observe`s each step's
+accuracy to pick the next level, and its state travels in the checkpoint.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ class Trainer:
         records = load_puzzles(cfg.data.train, "train", cfg.data.people)
         self.schedule = PromptSchedule.build(
             records, schedule=cfg.data.schedule, batch_size=cfg.rollout.prompts_per_step, epochs=cfg.data.epochs,
-            seed=cfg.seed, steps=cfg.steps)
+            seed=cfg.seed, steps=cfg.steps, adaptive=cfg.data.adaptive.model_dump())
         val_source = cfg.data.val or cfg.data.train
         self.val_records = []
         if cfg.val_every and cfg.data.val_puzzles_per_people:
@@ -217,6 +219,7 @@ class Trainer:
                 "sums change, so the run will not repeat an uninterrupted one bit for bit (set threads=N)",
                 stacklevel=2)
         self.kl_controller.coef = float(state["kl_coef"])
+        self.schedule.load_state_dict(state.get("schedule", {}))  # adaptive: level, window, cursors
         if self.critic is not None:
             self.critic.load(checkpoint)
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
@@ -225,7 +228,8 @@ class Trainer:
         restore_rng(state["rng"])
 
     def schedule_fingerprint(self, steps: int) -> str:
-        return PromptSchedule(self.schedule.records, self.schedule.batches[:steps]).fingerprint()
+        """The order of the first ``steps`` steps (static schedules), or the adaptive schedule's puzzle pool."""
+        return self.schedule.fingerprint(steps)
 
     # ------------------------------------------------------------------ the loop
 
@@ -263,11 +267,14 @@ class Trainer:
         self.policy.eval()
         times = {"time/generate": 0.0, "time/score": 0.0}
         rollout = cfg.rollout
+        seen: list[dict[str, Any]] = []  # every response sampled this step (dynamic sampling: all draws)
 
         def draw(k: int) -> Draw:
             records = (self.schedule.batch(step - 1) if k == 0 else
                        self.schedule.extra_batch(step, k, rollout.prompts_per_step, cfg.seed))
-            return self._sample(records, draw_seed(cfg.seed, step, k), times)
+            sampled = self._sample(records, draw_seed(cfg.seed, step, k), times)
+            seen.extend(sampled.rows)
+            return sampled
 
         sampling: dict[str, float] = {}
         if rollout.dynamic_sampling:
@@ -282,7 +289,8 @@ class Trainer:
         times["time/step"] = time.perf_counter() - timer
         tokens = float(drawn.generation.response_mask.sum())
         metrics = {**rollout_metrics(drawn.rows), **sampling, **shaping, **stats, "lr": self.scheduler.get_last_lr()[0],
-                   "kl_coef": kl_coef, "tokens_per_s": tokens / times["time/step"], **times}
+                   "kl_coef": kl_coef, "tokens_per_s": tokens / times["time/step"], **times,
+                   **self.schedule.observe(sum(bool(r["solved"]) for r in seen), len(seen))}  # adaptive: level
         self.log.metrics("train", step, metrics)
         if cfg.log_rollouts:
             self.log.samples("rollouts", step, drawn.rows)
@@ -373,6 +381,7 @@ class Trainer:
             "step": step, "data_fingerprint": self.schedule_fingerprint(step), "kl_coef": self.kl_controller.coef,
             "reference": self.ref_fingerprint, "threads": torch.get_num_threads(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "schedule": self.schedule.state_dict(),
         }
         if self.critic_optimizer is not None:
             state["critic_optimizer"] = self.critic_optimizer.state_dict()

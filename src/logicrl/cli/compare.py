@@ -1,0 +1,60 @@
+"""``logicrl compare RUN_A RUN_B …``: training runs side by side — curves, config diff, eval table — as PNGs
+and one HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from logicrl.analysis.compare import Comparison, build_comparison, run_refs, write_comparison
+from logicrl.analysis.config import CompareConfig
+from logicrl.cli.output import print_line, print_table
+from logicrl.config import load_config
+
+console = Console()
+
+Opt = typer.Option
+
+
+def split_arguments(arguments: list[str]) -> tuple[list[str], list[str]]:
+    """(runs, overrides): an argument ``key=value`` whose key is a CompareConfig field (``smooth=5``,
+    ``ignore=[out_dir,seed]``) is an override, unless it names an existing path; the rest are ``DIR`` or
+    ``LABEL=DIR``."""
+    runs, overrides = [], []
+    for argument in arguments:
+        key, sep, _ = argument.partition("=")
+        is_key = sep and key.split(".")[0] in CompareConfig.model_fields and not Path(argument).exists()
+        (overrides if is_key else runs).append(argument)
+    return runs, overrides
+
+
+def compare_cmd(
+    runs: Annotated[Optional[list[str]], typer.Argument(
+        help="run directories of `logicrl train` (LABEL=DIR names one), then key=value overrides (smooth=5)",
+        show_default=False, metavar="RUN")] = None,
+    out: Annotated[Path, Opt(help="output folder")] = Path("outputs/compare"),
+    eval_dir: Annotated[Optional[Path], Opt(
+        "--eval", help="output directory of `logicrl eval`: its table and paired intervals")] = None,
+    smooth: Annotated[Optional[int], Opt(help="moving-average window in points (default: the report's)")] = None,
+    config: Annotated[Optional[Path], Opt("--config", "-c", help="YAML file with CompareConfig keys")] = None,
+) -> None:
+    """Several runs side by side: smoothed curves over steps and training time, config diff, eval table."""
+    specs, overrides = split_arguments(runs or [])
+    cfg = load_config(CompareConfig, config, overrides, smooth=smooth)
+    comparison = build_comparison(run_refs(specs), cfg, eval_dir)
+    page = write_comparison(comparison, out)
+    print_summary(comparison)
+    print_line(console, f"compare: {page}")
+
+
+def print_summary(comparison: Comparison) -> None:
+    """The config diff and the eval tables, as on the page."""
+    labels = [ref.label for ref in comparison.runs]
+    print_table(console, "config diff", ("key", *labels), [
+        (row["key"], *(str(row["values"].get(label, "(absent)")) for label in labels)) for row in comparison.diff
+    ])
+    for title, (header, rows) in comparison.eval_tables:
+        print_table(console, title, header, rows)
