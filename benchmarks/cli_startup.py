@@ -1,0 +1,89 @@
+"""Command-line start-up and end-to-end puzzle generation: logicrl's CLI against reasoning-gym, and against
+logicrl before its commands loaded lazily, side by side in one run.
+
+Rows (best wall time of ``--repeats`` fresh processes each, so every row pays Python's start-up):
+
+* ``logicrl --help`` and ``logicrl data generate --help``: what a user waits for before anything happens;
+* ``data generate``: ``logicrl data generate --people 8 --train K --test 0`` (records with quiz, answers and
+  template reasoning, written as JSONL + parquet) against a ``python -c`` that makes K reasoning-gym
+  ``knights_knaves`` items at 8 people, depth 2 / width 2 (the same difficulty) and iterates them.
+
+The "before" column runs the same commands with the source tree of an earlier commit first on PYTHONPATH
+(``--before REV``, default b2aa4f5: every command imported torch and transformers at start-up).
+
+Run:   .venv/bin/python benchmarks/cli_startup.py [--repeats 5] [--count 50] [--before REV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RG_CODE = ("import sys, reasoning_gym\n"
+           "ds = reasoning_gym.create_dataset('knights_knaves', n_people=8, depth_constraint=2, width_constraint=2,"
+           " size=int(sys.argv[1]), seed=0)\n"
+           "made = 0\n"
+           "for i in range(len(ds)):\n"
+           "    try:\n        ds[i]; made += 1\n"
+           "    except IndexError:\n        pass\n")
+
+
+def best_time(command: list[str], repeats: int, env: dict[str, str]) -> float:
+    """The fastest of ``repeats`` runs of ``command`` in a fresh process (it must succeed)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=env, cwd=ROOT)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--count", type=int, default=50, help="puzzles at 8 people (default 50)")
+    parser.add_argument("--before", default="b2aa4f5", help="the earlier commit to compare with")
+    args = parser.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        old_src = Path(tmp) / "before"
+        old_src.mkdir()
+        archive = subprocess.run(["git", "archive", args.before, "src"], check=True, capture_output=True, cwd=ROOT)
+        subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive.stdout, check=True)
+        before_env = {**env, "PYTHONPATH": str(old_src / "src")}
+        cli = [sys.executable, "-m", "logicrl"]
+
+        def generate(run: str) -> list[str]:  # a fresh output directory per run
+            return [*cli, "data", "generate", "--people", "8", "--train", str(args.count), "--test", "0",
+                    "--seed", "0", "--out", str(Path(tmp) / run)]
+
+        rows = []
+        for label, command in (("logicrl --help", [*cli, "--help"]),
+                               ("logicrl data generate --help", [*cli, "data", "generate", "--help"])):
+            now, before = best_time(command, args.repeats, env), best_time(command, args.repeats, before_env)
+            rows.append((label, now, before, None))
+        now = min(best_time(generate(f"now{k}"), 1, env) for k in range(args.repeats))
+        before = min(best_time(generate(f"before{k}"), 1, before_env) for k in range(args.repeats))
+        peer = best_time([sys.executable, "-c", RG_CODE, str(args.count)], args.repeats, env)
+        rows.append((f"data generate, {args.count} puzzles at 8 people", now, before, peer))
+    print(f"# CLI start-up — {datetime.date.today()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, best of {args.repeats} fresh processes, OMP_NUM_THREADS=1")
+    print(f"| command | logicrl (s) | logicrl at {args.before} (s) | speed-up | reasoning-gym (s) | logicrl ÷ peer |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, now, before, peer in rows:
+        ratio = f"{peer / now:.2f}× faster" if peer else "—"
+        print(f"| {label} | {now:.2f} | {before:.2f} | {before / now:.1f}× | "
+              f"{f'{peer:.2f}' if peer else '—'} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
