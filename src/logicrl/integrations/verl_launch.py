@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -205,7 +205,12 @@ def check_supported(cfg: TrainConfig) -> None:
          "data.schedule=adaptive: veRL's main_ppo has no sampler that follows the training accuracy; "
          "use curriculum or mixed"),
     ]
-    for failed, reason in unsupported:
+    refuse(unsupported)
+
+
+def refuse(checks: Iterable[tuple[bool, str]]) -> None:
+    """A ConfigError, one line, for the first ``(failed, reason)`` that failed."""
+    for failed, reason in checks:
         if failed:
             raise ConfigError(f"not supported by the veRL launcher: {reason}")
 
@@ -362,16 +367,14 @@ def check_stages(cfg: TrainConfig, stages: list[Stage]) -> None:
     """A veRL run per stage restarts the reference, optimizer and critic: refuse a curriculum that asks otherwise."""
     if len(stages) < 2:
         return
-    for failed, reason in (
+    refuse([
         (cfg.algorithm.reference != "stage_start",
          "algorithm.reference=initial with a curriculum (veRL's reference is each stage's starting model); "
          "set algorithm.reference=stage_start"),
         (not cfg.optim.stage_reset,
          "optim.stage_reset=false with a curriculum (each veRL stage starts its optimizer and critic fresh); "
          "set optim.stage_reset=true"),
-    ):
-        if failed:
-            raise ConfigError(f"not supported by the veRL launcher: {reason}")
+    ])
 
 
 def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] | None = None) -> LaunchPlan:
@@ -417,6 +420,6 @@ def run_plan(plan: LaunchPlan, echo: Callable[[str], None] = print) -> None:
             echo(format_command(command))
             code = subprocess.run(command, check=False).returncode
             if code:
-                raise UserError(f"{stage.name}: `{shlex.join(command[:3])}` exited with status {code}; fix the cause and launch "
-                                "again to resume from the last checkpoint")
+                raise UserError(f"{stage.name}: `{shlex.join(command[:3])}` exited with status {code}; fix the cause "
+                                "and launch again to resume from the last checkpoint")
         os.replace(stage.merge_dir, stage.hf_dir)

@@ -313,9 +313,9 @@ def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str,
             if check or not row.get("id"):
                 try:
                     puzzle = Puzzle.from_record(row)
-                except (ValueError, KeyError, TypeError) as exc:
+                except (ValueError, KeyError, TypeError) as exc:  # unchecked and unreadable: left as is
                     if check:
-                        raise DataError(f"{where}: {exc}") from None  # unchecked and unreadable: left as is
+                        raise DataError(f"{where}: {exc}") from None
             if puzzle is not None and not row.get("id"):
                 row = {**row, "id": _free_id(puzzle.id, owners)}
             if puzzle is not None and "index" not in row:

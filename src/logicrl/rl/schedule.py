@@ -70,6 +70,22 @@ def _shuffled(indices: list[int], seed: int, salt: str) -> list[int]:
     return out
 
 
+def _by_people(records: Sequence[Mapping[str, Any]]) -> dict[int, list[int]]:
+    """Indices of ``records`` per number of people, in file order."""
+    levels: dict[int, list[int]] = {}
+    for i, record in enumerate(records):
+        levels.setdefault(people_of(record), []).append(i)
+    return levels
+
+
+def _extra_puzzles(records: list[dict[str, Any]], pool: Sequence[int], *, seed: int, step: int, draw: int,
+                   size: int) -> list[dict[str, Any]]:
+    """Dynamic sampling's ``draw``-th extra puzzles at ``step``: ``size`` distinct puzzles of ``pool``, drawn
+    with ``random.Random(f"{seed}:extra:{step}:{draw}")``."""
+    rng = random.Random(f"{seed}:extra:{step}:{draw}")
+    return [records[i] for i in rng.sample(list(pool), min(size, len(pool)))]
+
+
 def _chunks(indices: list[int], size: int) -> list[list[int]]:
     return [indices[i:i + size] for i in range(0, len(indices) - size + 1, size)]
 
@@ -105,9 +121,7 @@ class PromptSchedule:
                 if not batches:
                     break
         else:
-            stages: dict[int, list[int]] = {}
-            for i, record in enumerate(records):
-                stages.setdefault(people_of(record), []).append(i)
+            stages = _by_people(records)
             for n in sorted(stages):
                 starts[n] = len(batches) + 1
                 for epoch in range(epochs):
@@ -148,8 +162,7 @@ class PromptSchedule:
         of (records, order, seed, step, draw): the data cursor stays the step number."""
         first, last = self.stage_span(step)
         pool = sorted({i for batch in self.batches[first - 1:last] for i in batch})
-        rng = random.Random(f"{seed}:extra:{step}:{draw}")
-        return [self.records[i] for i in rng.sample(pool, min(size, len(pool)))]
+        return _extra_puzzles(self.records, pool, seed=seed, step=step, draw=draw, size=size)
 
     def fingerprint(self, steps: int | None = None) -> str:
         """A hash of the order of the first ``steps`` steps (default all; puzzle ids per step): a resume checks
@@ -208,9 +221,7 @@ class AdaptiveSchedule:
     @classmethod
     def build(cls, records: list[dict[str, Any]], *, batch_size: int, epochs: int, seed: int,
               steps: int | None = None, up: float = 0.7, down: float = 0.3, window: int = 10) -> AdaptiveSchedule:
-        pools: dict[int, list[int]] = {}
-        for i, record in enumerate(records):
-            pools.setdefault(people_of(record), []).append(i)
+        pools = _by_people(records)
         short = [f"{n} people: {len(p)}" for n, p in sorted(pools.items()) if len(p) < batch_size]
         if short:
             raise DataError(f"data.schedule=adaptive needs a batch of {batch_size} puzzles at every level "
@@ -235,9 +246,7 @@ class AdaptiveSchedule:
     def extra_batch(self, step: int, draw: int, size: int, seed: int) -> list[dict[str, Any]]:
         """Dynamic sampling's extra puzzles: ``size`` distinct puzzles of the current level, drawn with
         ``random.Random(f"{seed}:extra:{step}:{draw}")``."""
-        pool = self.pools[self.level]
-        rng = random.Random(f"{seed}:extra:{step}:{draw}")
-        return [self.records[i] for i in rng.sample(pool, min(size, len(pool)))]
+        return _extra_puzzles(self.records, self.pools[self.level], seed=seed, step=step, draw=draw, size=size)
 
     def observe(self, solved: int, total: int) -> dict[str, float]:
         """Record a step at the current level (``solved`` of ``total`` responses), advance its cursor and move
