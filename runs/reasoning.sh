@@ -14,7 +14,7 @@ RECIPE=${RECIPE:-cases}
 case "$RECIPE" in cases) OUT=${OUT:-outputs/cases}; TRAIN=200; MAX_TOKENS=512 ;;
                   reason) OUT=${OUT:-outputs/reasoning}; TRAIN=160; MAX_TOKENS=320 ;;
                   *) echo "error: RECIPE=$RECIPE: choose cases or reason" >&2; exit 2 ;; esac
-SFT_CONFIG=configs/cpu-$RECIPE-sft.yaml RL_CONFIG=configs/cpu-$RECIPE-rl.yaml
+SFT_CONFIG=configs/cpu-$RECIPE-sft.yaml SFT2_CONFIG=configs/cpu-$RECIPE-sft2.yaml RL_CONFIG=configs/cpu-$RECIPE-rl.yaml
 source runs/lib.sh
 [ "${FORCE:-0}" = 1 ] && rm -rf "$OUT"
 
@@ -28,11 +28,17 @@ fi
 say "2/6 cold start (SFT)" "One pass over template reasoning for the 2- and 3-person training puzzles ($SFT_CONFIG):
 the format and a procedure the model can follow, still far from solving the puzzles."
 run_stage "$OUT/cold" sft --config "$SFT_CONFIG" data.train="$OUT/data"
+COLD=$(last_checkpoint "$OUT/cold")
+if [ -f "$SFT2_CONFIG" ]; then  # a second pass where the recipe has one ($SFT2_CONFIG)
+    say "2b/6 cold start, second pass" "The 2-person traces once more at a lower lr ($SFT2_CONFIG): one pass leaves
+the model's statement lookups at chance; the second makes them right most of the time."
+    run_stage "$OUT/cold2" sft --config "$SFT2_CONFIG" --model "$COLD" data.train="$OUT/data"
+    COLD=$(last_checkpoint "$OUT/cold2")
+fi
 
 say "3/6 RL" "GRPO from the cold start ($RL_CONFIG): 2 puzzles × 8 samples a step at T = 1; greedy validation
 on 10 val puzzles per level every few steps. COMPARE=1 also runs the recipe with the other reward (rl-paper:
 partial credit off, or rl-partial: reward.partial_credit=0.5, whichever the config does not use), after it."
-COLD=$(last_checkpoint "$OUT/cold")
 run_stage "$OUT/rl" train --config "$RL_CONFIG" --model "$COLD" data.train="$OUT/data"
 MODELS=(-m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")")
 if [ "${COMPARE:-0}" = 1 ]; then
