@@ -1,4 +1,4 @@
-"""Generation throughput: ``logicrl.rl.generation.generate`` vs plain ``model.generate``, same model and prompts.
+"""Generation throughput: ``logicrl.engine.decode.generate`` vs plain ``model.generate``, same model and prompts.
 
 Batch of 16 rows, K&K prompts (2-person puzzles from ``logicrl.puzzles``, the Logic-RL chat prompt with the
 ``<think>`` pre-fill), 128 new tokens, the default model (SmolLM2-135M-Instruct) in float32 on the CPU.
@@ -28,12 +28,14 @@ import time
 
 import torch
 
+from logicrl.engine import onednn
+from logicrl.engine.decode import generate
+from logicrl.engine.sequences import left_pad
 from logicrl.evaluate.scoring import stop_token_ids
 from logicrl.models import DEFAULT_MODEL, load_model_and_tokenizer
 from logicrl.prompts import PromptConfig, encode_prompts
 from logicrl.puzzles.dataset import DataConfig
 from logicrl.puzzles.dataset import generate as generate_puzzles
-from logicrl.rl.generation import generate, left_pad
 
 STOP_TEXTS = ("</answer>",)
 
@@ -70,12 +72,12 @@ def timed(fn, *args, **kwargs) -> tuple[float, int | None]:
 @contextlib.contextmanager
 def onednn_off():
     """The fast engine without oneDNN: its projections fall back to ``F.linear`` (MKL on this CPU)."""
-    available = torch.backends.mkldnn.is_available
-    torch.backends.mkldnn.is_available = lambda: False
+    probe = onednn.onednn_support
+    onednn.onednn_support = lambda: onednn.OneDNNSupport(linear=False, bf16=False)
     try:
         yield
     finally:
-        torch.backends.mkldnn.is_available = available
+        onednn.onednn_support = probe
 
 
 def levers(model, tokenizer, prompts, tokens: int) -> None:

@@ -43,11 +43,11 @@ from pathlib import Path
 
 import torch
 
+from logicrl.engine.logprobs import response_logprobs
+from logicrl.engine.sequences import left_pad, sequence_inputs
 from logicrl.models import DEFAULT_MODEL, load_model_and_tokenizer
 from logicrl.prompts import PromptConfig, encode_prompts, prompt_text
 from logicrl.reward.score import score
-from logicrl.rl.generation import left_pad, sequence_inputs
-from logicrl.rl.logprobs import response_logprobs
 from logicrl.rl.schedule import load_puzzles
 
 GROUPS, GROUP_SIZE, MAX_NEW_TOKENS, BETA, LR = 4, 4, 128, 0.001, 1e-6

@@ -67,11 +67,11 @@ def test_eval_two_models_one_table(tmp_path: Path, dataset: Path) -> None:
 
 
 def scripted_generate(replies: dict[str, str]):
-    """A stand-in for `logicrl.rl.generation.generate` that answers each prompt with the reply of the quiz it
+    """A stand-in for `logicrl.engine.decode.generate` that answers each prompt with the reply of the quiz it
     holds (``replies``: quiz -> response text), tokenized as the model would have returned it."""
     import torch
 
-    from logicrl.rl.generation import Generation
+    from logicrl.engine.sequences import Generation
 
     def generate(model, prompts, *, n, max_new_tokens, pad_token_id, tokenizer, **_):
         texts = [tokenizer.decode(ids) for ids in prompts]

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from logicrl.config import load_config
+from logicrl.engine.sequences import Generation
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.dynamic_sampling import Draw, fill_batch, signal_groups
-from logicrl.rl.generation import Generation
 from logicrl.rl.shaping import mask_truncated, overlong_penalty
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -11,10 +11,10 @@ import math
 import pytest
 import torch
 
+from logicrl.engine.sequences import left_pad
 from logicrl.models import build_tiny_model
 from logicrl.rl.batch import RolloutBatch, token_budget_batches
 from logicrl.rl.config import AlgorithmConfig
-from logicrl.rl.generation import left_pad
 from logicrl.rl.update import batch_logprobs, compute_advantages, policy_step
 
 PROMPT_LENGTHS = [5, 9, 7, 5, 9, 7, 6, 8]

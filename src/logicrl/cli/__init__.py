@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("logicrl.cli.report", "report_cmd", "Curves, thinking words and length of a run: PNGs and HTML."),
     "compare": ("logicrl.cli.compare", "compare_cmd",
                 "Several runs side by side: curves, config diff, eval table; PNGs and HTML."),
+    "experiment": ("logicrl.cli.experiment", "experiment_cmd",
+                   "A research question's runs (configs/rq/), then their eval and comparison; resumable."),
     "verl": ("logicrl.cli.verl", "verl_app", "Export for veRL and launch veRL runs from the same config."),
 }
 PIPELINE = tuple(COMMANDS)

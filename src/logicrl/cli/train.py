@@ -14,6 +14,7 @@ from logicrl.errors import UserError
 from logicrl.models import ModelNotFoundError, check_model_name
 from logicrl.rl.checkpoints import check_run_dir
 from logicrl.rl.config import TrainConfig
+from logicrl.rl.memory import check_memory, memory_report
 from logicrl.rl.schedule import PromptSchedule
 from logicrl.rl.sft import SFTConfig, SFTTrainer
 from logicrl.rl.trainer import Trainer
@@ -26,6 +27,8 @@ OutOpt = Annotated[Optional[Path], typer.Option(help="run directory (out_dir)")]
 ModelOpt = Annotated[Optional[str], typer.Option(help="model alias, path or hub id (model.name)")]
 DataOpt = Annotated[Optional[Path], typer.Option(help="dataset directory or file (data.train)")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides: section.key=value (optim.lr=1e-6)")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=(
+    "print the memory plan (peak accelerator memory by component) and exit; loads, checks and writes nothing"))]
 
 
 def _print_final(final: dict[str, float]) -> None:
@@ -54,11 +57,16 @@ def _check_sft(cfg: SFTConfig, resume: bool) -> None:
     check_puzzles(cfg.data, held_out=True)
 
 
-def _run(trainer_class, cfg, resume: Path | None, check, describe) -> None:
-    """``check`` the inputs (before any model is loaded, converted or downloaded, and before the run directory
-    is made), then build the trainer and fit."""
+def _run(trainer_class, cfg, resume: Path | None, check, describe, command: str, dry_run: bool = False) -> None:
+    """``check`` the inputs and the memory plan (before any model is loaded, converted or downloaded, and before
+    the run directory is made), then build the trainer and fit. ``dry_run``: print the memory plan only."""
+    if dry_run:
+        text, refusal = memory_report(cfg, command)
+        console.print(text + (f"\ndoes not fit: {refusal}" if refusal else ""), soft_wrap=True, markup=False)
+        return
     try:
         check(cfg, resume is not None)
+        console.print(check_memory(cfg, command), soft_wrap=True, markup=False)
         trainer = trainer_class(cfg, resume=resume is not None)
     except ModelNotFoundError as exc:
         raise UserError(str(exc)) from None
@@ -69,11 +77,11 @@ def _run(trainer_class, cfg, resume: Path | None, check, describe) -> None:
 def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
               data: DataOpt = None,
               steps: Annotated[Optional[int], typer.Option(help="stop after this many steps")] = None,
-              overrides: Overrides = None) -> None:
+              dry_run: DryRunOpt = False, overrides: Overrides = None) -> None:
     """RL on puzzles; metrics, rollouts and checkpoints go to the run directory."""
     cfg = run_config(TrainConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "steps": steps})
-    _run(Trainer, cfg, resume, _check_train, lambda t: (
+    _run(Trainer, cfg, resume, _check_train, command="train", dry_run=dry_run, describe=lambda t: (
         f"[bold]logicrl train[/]: {cfg.algorithm.advantage}, {len(t.schedule)} steps of "
         f"{cfg.rollout.prompts_per_step}×{cfg.rollout.group_size} rollouts, {len(t.val_records)} validation "
         f"puzzles → {cfg.out_dir}"))
@@ -82,10 +90,10 @@ def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = 
 def sft_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
             data: DataOpt = None,
             mode: Annotated[Optional[str], typer.Option(help="'template' (cold start) or 'rft' (rejection sampling)")] = None,
-            overrides: Overrides = None) -> None:
+            dry_run: DryRunOpt = False, overrides: Overrides = None) -> None:
     """Supervised fine-tuning on template reasoning (cold start) or on the model's own solved samples (RFT)."""
     cfg = run_config(SFTConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "mode": mode})
-    _run(SFTTrainer, cfg, resume, _check_sft, lambda t: (
+    _run(SFTTrainer, cfg, resume, _check_sft, command="sft", dry_run=dry_run, describe=lambda t: (
         f"[bold]logicrl sft[/] ({cfg.mode}): {len(t.examples)} examples, {len(t.schedule)} steps of "
         f"{cfg.batch_size} → {cfg.out_dir}"))

@@ -14,9 +14,10 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from logicrl.engine.decode import generate
+from logicrl.engine.sequences import Generation
 from logicrl.prompts import END_OF_TURN_TOKENS, PromptConfig, encode_prompts
 from logicrl.reward.score import RewardConfig, ScoreBreakdown, score
-from logicrl.rl.generation import Generation, generate
 
 # Scores one decoded response to a record: ``scorer(record, sample=, response=, length=, truncated=,
 # prefilled_think=)`` -> (row, verdict); `score_sample` with a reward config is the puzzles' scorer.

@@ -4,13 +4,14 @@
                 masked whitening, and the ADVANTAGE_ESTIMATORS registry (one signature for all)
     kl          k1/k2/k3/abs/k3+ estimators, KL as a loss or in the reward, fixed/adaptive controllers
     losses      loss aggregation modes (AGGREGATIONS registry), clipped policy loss (dual clip), clipped value
-                loss, entropy
+                loss; token entropy (entropy_from_logits) lives with the log-probs in logicrl.engine.logprobs
     policy_losses  the POLICY_LOSSES registry: vanilla (the clipped loss), gspo, cispo (one signature)
 
 The formulas, their papers, the veRL functions they mirror and where we differ are in docs/algorithms.md.
 Import from here (`from logicrl.rl.algorithms import grpo_advantages`); the submodules are an internal split.
 """
 
+from logicrl.engine.logprobs import entropy_from_logits
 from logicrl.rl.advantages import (
     ADVANTAGE_ESTIMATORS,
     AdvantageEstimator,
@@ -38,7 +39,6 @@ from logicrl.rl.kl import (
 from logicrl.rl.losses import (
     AGGREGATIONS,
     aggregate,
-    entropy_from_logits,
     get_aggregation,
     masked_mean,
     policy_loss,

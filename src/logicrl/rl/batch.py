@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch import Tensor
 
-from logicrl.rl.generation import Generation, sequence_inputs
+from logicrl.engine.sequences import Generation, sequence_inputs
 from logicrl.rl.losses import get_aggregation
 
 PER_TOKEN = ("response_ids", "mask", "old_logp", "ref_logp", "values", "advantages", "returns", "rollout_logp")

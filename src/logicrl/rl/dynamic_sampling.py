@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from logicrl.rl.generation import Generation
+from logicrl.engine.sequences import Generation
 
 
 def signal_groups(scores: Tensor, group_size: int) -> Tensor:

@@ -1,11 +1,11 @@
-"""Loss aggregation, the clipped policy loss, the clipped value loss and token entropy.
+"""Loss aggregation, the clipped policy loss and the clipped value loss.
 
 Pure tensor functions, no I/O. Notation used in every docstring:
     B responses, T response positions, m the response mask [B, T] (float 0/1),
     ℓ current log-prob, ℓ_old rollout-time log-prob, ρ = exp(ℓ − ℓ_old), A the advantage.
 
 Formulas follow veRL `verl/trainer/ppo/core_algos.py` (agg_loss, compute_policy_loss_vanilla,
-compute_value_loss) and `verl/utils/torch_functional.py` (masked_mean, entropy_from_logits);
+compute_value_loss) and `verl/utils/torch_functional.py` (masked_mean);
 docs/algorithms.md lists where we deliberately differ.
 """
 
@@ -266,26 +266,6 @@ def value_loss(
         values, old_values, returns, mask, clip=clip, agg=agg, norm_constant=norm_constant
     )
     return loss
-
-
-# ---------------------------------------------------------------- entropy
-
-
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """Categorical entropy H = −Σ_v p_v·log p_v with p = softmax(logits), over the last dim.
-
-    Computed from log_softmax, so it is stable for large logits; vocabulary entries at −inf
-    (masked tokens) contribute 0 instead of NaN. The trainer's entropy (`logprobs.response_logprobs`) is
-    this function; an entropy bonus is `−coef · aggregate(entropy_from_logits(logits), mask, agg)` added to
-    the loss.
-
-    Source: veRL torch_functional.entropy_from_logits (logsumexp(z) − Σ p·z, the same quantity).
-    Shapes: logits [..., V] → [...].
-    """
-    logp = torch.log_softmax(logits, dim=-1)
-    p = logp.exp()
-    plogp = p * torch.where(p > 0, logp, 0.0)
-    return -plogp.sum(dim=-1)
 
 
 # Registered at the bottom, as in style.md §3: one name per mode, one signature (loss, mask, C).

@@ -25,6 +25,9 @@ from pydantic import Field
 from tqdm import tqdm
 
 from logicrl.config import StrictModel
+from logicrl.engine.logprobs import response_logprobs
+from logicrl.engine.sequences import left_pad
+from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import DataError
 from logicrl.evaluate.scoring import generate_and_score
 from logicrl.io import read_jsonl, write_jsonl
@@ -41,9 +44,8 @@ from logicrl.rl.checkpoints import (
     save_checkpoint,
 )
 from logicrl.rl.config import DataConfig, ModelConfig
-from logicrl.rl.generation import left_pad, set_cpu_threads
-from logicrl.rl.logprobs import response_logprobs
 from logicrl.rl.metrics import validation_metrics
+from logicrl.rl.packing import packed_nll_step
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
 from logicrl.rl.trainer import lr_lambda
@@ -56,7 +58,8 @@ class SFTConfig(StrictModel):
     """A fine-tuning run. ``out_dir`` gets config.yaml, metrics.jsonl, tb/, val/, checkpoints/."""
 
     # Keys that `logicrl sft --resume RUN key=value` may change (recorded in RUN/resumes.jsonl).
-    resumable: ClassVar[tuple[str, ...]] = ("lr", "grad_clip", "save_every", "keep_last", "val_every", "threads")
+    resumable: ClassVar[tuple[str, ...]] = ("lr", "grad_clip", "save_every", "keep_last", "val_every", "threads",
+                                            "packing", "packing_length")  # same loss: layout only
 
     model: ModelConfig = ModelConfig()
     prompt: PromptConfig = PromptConfig()
@@ -68,7 +71,14 @@ class SFTConfig(StrictModel):
     rft_samples: int = Field(8, ge=1, description="RFT: responses sampled per puzzle.")
     rft_temperature: float = Field(1.0, gt=0.0, description="RFT: sampling temperature.")
     batch_size: int = Field(8, ge=1, description="Examples per optimizer step.")
-    micro_batch_size: int = Field(8, ge=1, description="Examples per forward/backward.")
+    micro_batch_size: int = Field(8, ge=1, description="Examples per forward/backward (with packing: packed rows).")
+    packing: bool = Field(False, description=(
+        "Pack several examples into each row (as TRL's SFTConfig.packing, but no example is split): each keeps "
+        "its own position ids and attends only to itself (a block-diagonal causal mask), so the loss is the "
+        "padded one, without the compute on padding (`logicrl.rl.packing`). Needs sdpa or eager attention."))
+    packing_length: int = Field(1024, ge=1, description=(
+        "Packing: row width in tokens, prompt + target (TRL's max_length, same default); a longer example gets a "
+        "row of its own. Memory per forward: micro_batch_size rows of this width."))
     lr: float = Field(5e-5, gt=0.0, description="Peak learning rate.")
     schedule: Literal["constant", "cosine", "linear"] = Field("cosine", description="Decay after warm-up.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
@@ -196,6 +206,14 @@ class SFTTrainer:
     def _batch(self, examples: list[tuple[list[int], list[int]]]) -> RolloutBatch:
         return example_batch([p for p, _ in examples], [t for _, t in examples], self.tokenizer.pad_token_id)
 
+    def _nll(self, examples: list[tuple[list[int], list[int]]], *, backward: bool) -> float:
+        """The token-mean NLL of ``examples`` (and its gradient with ``backward``), padded or packed."""
+        cfg = self.config
+        if cfg.packing:
+            return packed_nll_step(self.model, examples, cfg.micro_batch_size, self.tokenizer.pad_token_id,
+                                   width=cfg.packing_length, backward=backward)
+        return nll_step(self.model, self._batch(examples), cfg.micro_batch_size, backward=backward)
+
     def _rft_examples(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Solved samples of the starting model (cached in RUN_DIR/rft_samples.jsonl), one per distinct text."""
         cfg, path = self.config, self.run_dir / RFT_FILE
@@ -224,9 +242,9 @@ class SFTTrainer:
         try:
             for step in range(self.start_step, total + 1):
                 timer = time.perf_counter()
-                batch = self._batch([self.examples[int(r["id"])] for r in self.schedule.batch(step - 1)])
+                examples = [self.examples[int(r["id"])] for r in self.schedule.batch(step - 1)]
                 self.model.train()
-                loss = nll_step(self.model, batch, cfg.micro_batch_size)
+                loss = self._nll(examples, backward=True)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
@@ -234,7 +252,7 @@ class SFTTrainer:
                 seconds = time.perf_counter() - timer
                 self.log.metrics("train", step, {"loss": loss, "grad_norm": float(grad_norm),
                                                  "lr": self.scheduler.get_last_lr()[0], "time/step": seconds,
-                                                 "tokens_per_s": float(batch.mask.sum()) / seconds})
+                                                 "tokens_per_s": sum(len(t) for _, t in examples) / seconds})
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", s=f"{seconds:.1f}")
                 if step == total or (cfg.val_every and step % cfg.val_every == 0):
@@ -262,8 +280,7 @@ class SFTTrainer:
                                       reward=cfg.reward, max_new_tokens=cfg.max_response_tokens,
                                       batch_size=max(cfg.micro_batch_size, 8), progress=bar.update)
         metrics = validation_metrics(rows)
-        metrics["val/loss"] = nll_step(self.model, self._batch(self.val_examples), cfg.micro_batch_size,
-                                       backward=False)
+        metrics["val/loss"] = self._nll(self.val_examples, backward=False)
         self.log.metrics("val", step, metrics)
         self.log.samples("val", step, rows)
         return metrics

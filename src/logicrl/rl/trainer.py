@@ -31,6 +31,8 @@ import torch
 from safetensors.torch import load_model, save_model
 from tqdm import tqdm
 
+from logicrl.engine.decode import generate
+from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
 from logicrl.models import load_model_and_tokenizer, resolve_device, resolve_dtype
@@ -50,7 +52,6 @@ from logicrl.rl.checkpoints import (
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.critic import ValueModel
 from logicrl.rl.dynamic_sampling import Draw, fill_batch
-from logicrl.rl.generation import generate, set_cpu_threads
 from logicrl.rl.kl import AdaptiveKLController, FixedKLController
 from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.run_log import RunLog

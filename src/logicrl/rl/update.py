@@ -21,12 +21,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from logicrl.engine.logprobs import response_logprobs
 from logicrl.rl.advantages import AdvantageInputs, get_advantage_estimator
 from logicrl.rl.batch import RolloutBatch, micro_batches, share, token_budget_batches
 from logicrl.rl.config import AlgorithmConfig
 from logicrl.rl.critic import ValueModel
 from logicrl.rl.kl import kl_estimate
-from logicrl.rl.logprobs import response_logprobs
 from logicrl.rl.losses import aggregate, get_aggregation, masked_mean, value_loss_with_stats
 from logicrl.rl.policy_losses import get_policy_loss, tis_weights
 

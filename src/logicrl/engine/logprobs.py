@@ -12,9 +12,9 @@ Memory: the logits of a forward are [rows, T + 1, V] (float32 on CPU: 16 rows ×
 runs the rows in chunks: without grad only one chunk's logits exist at a time; with grad each chunk's
 graph is kept until backward, so bound the memory by calling backward per micro-batch instead.
 
-Speed: on CPU the forward (and its backward) runs every ``F.linear`` on oneDNN (`onednn_linears`): this
-PyTorch's MKL takes a slow path on AMD CPUs (≈ 95 GFLOP/s per core here, oneDNN ≈ 210), which made the
-SmolLM2 forward + backward of 16 × 368 tokens 1.7× faster (docs/performance.md).
+Speed: on CPU the forward (and its backward) runs every ``F.linear`` on oneDNN
+(`logicrl.engine.onednn.onednn_linears`), which made the SmolLM2 forward + backward of 16 × 368 tokens
+1.7× faster (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -22,58 +22,9 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
 
-from logicrl.rl.losses import entropy_from_logits
-
-
-def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x [..., K] · weight [N, K]ᵀ + bias on oneDNN → [..., N]."""
-    y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias, "none", [], "")
-    return y.view(*x.shape[:-1], y.shape[-1])
-
-
-class _OneDNNLinear(torch.autograd.Function):
-    """``F.linear`` with oneDNN matmuls both ways: y = x·Wᵀ + b; dx = dy·W, dW = dyᵀ·x, db = Σ dy."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return _onednn(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        x, weight = ctx.saved_tensors
-        rows = grad.reshape(-1, grad.shape[-1])
-        dx = _onednn(grad, weight.t().contiguous()).view(x.shape) if ctx.needs_input_grad[0] else None
-        dw = _onednn(rows.t().contiguous(), x.reshape(-1, x.shape[-1]).t().contiguous()) \
-            if ctx.needs_input_grad[1] else None
-        db = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return dx, dw, db
-
-
-class _OneDNNLinearMode(TorchFunctionMode):
-    """Routes ``F.linear`` on CPU float32 tensors to `_OneDNNLinear`; every other call runs unchanged."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.linear:
-            x, weight = args[0], args[1]
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32:
-                return _OneDNNLinear.apply(x, weight, bias)
-        return func(*args, **kwargs)
-
-
-def onednn_linears(model) -> contextlib.AbstractContextManager:
-    """A context in which ``model``'s linears run on oneDNN (forward and backward), if the model is on CPU
-    in float32 and this PyTorch has oneDNN; otherwise a no-op context. Works with grad on or off."""
-    weight = next(model.parameters())
-    usable = weight.device.type == "cpu" and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-    return _OneDNNLinearMode() if usable else contextlib.nullcontext()
+from logicrl.engine.onednn import onednn_linears
 
 
 def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
@@ -81,6 +32,22 @@ def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
     logits = logits.float()
     picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
+
+
+def entropy_from_logits(logits: Tensor) -> Tensor:
+    """Categorical entropy H = −Σ_v p_v·log p_v with p = softmax(logits), over the last dim.
+
+    Computed from log_softmax, so it is stable for large logits; vocabulary entries at −inf
+    (masked tokens) contribute 0 instead of NaN. `response_logprobs` computes the trainer's entropy with
+    it; the entropy bonus is `−coef · aggregate(entropy, mask, agg)` added to the loss (`logicrl.rl.losses`).
+
+    Source: veRL torch_functional.entropy_from_logits (logsumexp(z) − Σ p·z, the same quantity).
+    Shapes: logits [..., V] → [...].
+    """
+    logp = torch.log_softmax(logits, dim=-1)
+    p = logp.exp()
+    plogp = p * torch.where(p > 0, logp, 0.0)
+    return -plogp.sum(dim=-1)
 
 
 def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, n_response: int,
@@ -146,7 +113,7 @@ def response_logprobs(
     rows per forward (default: all at once). ``onednn``: run the linears on oneDNN (CPU float32 only).
     ``share_prompts``: rows of a chunk with the same prompt (the same ids and padding) share its forward.
     ``entropy_grad=False`` returns the entropy detached (a statistic only: no softmax kept for backward).
-    The entropy is `logicrl.rl.losses.entropy_from_logits` of the tempered logits (finite for −inf logits).
+    The entropy is `entropy_from_logits` of the tempered logits (finite for −inf logits).
     """
     step = batch_size or input_ids.shape[0]
     logps, entropies = [], []

@@ -1,22 +1,19 @@
 """Generation: the fast engines against ``model.generate`` and against each other, sampling, stops, grouping.
 
-Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/rl/test_generation.py -q
+Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/engine/test_generation.py -q
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
 import pytest
 import torch
 
+from logicrl.engine import decode
+from logicrl.engine.decode import generate
+from logicrl.engine.logprobs import response_logprobs
+from logicrl.engine.sampling import _Sampler
+from logicrl.engine.sequences import left_pad
 from logicrl.models import build_tiny_model
-from logicrl.rl import generation
-from logicrl.rl.generation import _Sampler, generate, left_pad
-from logicrl.rl.logprobs import response_logprobs
 
 TEXTS = (
     "A very special island is inhabited only by knights and knaves.",
@@ -175,36 +172,6 @@ def test_engine_choice_is_checked(tiny):
         model.config.model_type = "llama"
 
 
-@pytest.mark.parametrize(("line", "expected"), [("max 100000", None), ("200000 100000", 2), ("150000 100000", 2),
-                                              ("50000 100000", 1), ("400000", 4), ("", None)])
-def test_cpu_quota(line, expected):
-    assert generation.cpu_quota(line) == expected
-
-
-def test_usable_cores_respects_affinity():
-    assert 1 <= generation.usable_cores() <= len(os.sched_getaffinity(0))
-
-
-def test_busy_cores_sees_a_spinning_process_on_its_core():
-    core = sorted(os.sched_getaffinity(0))[0]
-    spinner = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
-    try:
-        time.sleep(0.3)
-        busy = generation.busy_cores(interval_s=0.5, cpus=[core])
-    finally:
-        spinner.kill()
-    assert 0.6 <= busy <= 1.0
-
-
-def test_set_cpu_threads_is_deterministic_and_warns_under_load(monkeypatch):
-    monkeypatch.setattr(generation, "usable_cores", lambda: 4)
-    monkeypatch.setattr(generation, "busy_cores", lambda: 2.2)
-    with pytest.warns(UserWarning, match="set threads=2"):
-        assert generation.set_cpu_threads(None) == 4  # the load does not change the default
-    assert generation.set_cpu_threads(3) == 3  # an explicit number: no warning, no measurement needed
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-
-
 @pytest.mark.slow
 def test_default_model_greedy_matches_model_generate():
     from logicrl.evaluate.scoring import stop_token_ids
@@ -216,5 +183,5 @@ def test_default_model_greedy_matches_model_generate():
     out = generate(model, prompts, max_new_tokens=48, pad_token_id=tokenizer.pad_token_id, stop_token_ids=stops,
                    greedy=True)
     expected = hf_greedy(model, tokenizer, prompts, 48, stops)
-    assert generation._fast_engine_fits(model, 100)
+    assert decode._fast_engine_fits(model, 100)
     assert torch.equal(out.response_ids, expected[:, :out.response_ids.shape[1]])

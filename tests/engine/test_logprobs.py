@@ -1,6 +1,6 @@
 """Response log-probs against a plain full forward; chunking; oneDNN linears with gradients.
 
-Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/rl/test_logprobs.py -q
+Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/engine/test_logprobs.py -q
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from logicrl.models import build_tiny_model
-from logicrl.rl.generation import left_pad, positions_from_mask
-from logicrl.rl.logprobs import onednn_linears, response_logprobs
+from logicrl.engine.logprobs import response_logprobs
+from logicrl.engine.onednn import onednn_linears
+from logicrl.engine.sequences import left_pad, positions_from_mask
 
 PROMPTS = [[5, 9, 13, 200, 41], [7, 8], [300, 301, 302, 303]]
 RESPONSES = [[11, 12, 13, 14], [21, 22, 2], [31]]  # right-padded to 4

@@ -1,4 +1,4 @@
-"""Sampling responses: prompts (token ids) in, a padded batch of responses with masks out.
+"""Sampling responses: prompts (token ids) in, a padded batch of responses with masks out (`generate`).
 
 Rows are grouped: with ``n`` samples per prompt, rows ``i·n … i·n+n−1`` answer prompt ``i``. A response
 ends at the first stop token (an end-of-sequence id, kept in the response) or, with ``stop_texts``, at the
@@ -8,163 +8,27 @@ first token whose decoded text completes one of them; otherwise it is cut at ``m
 The decode loop (each lever measured in docs/performance.md): every distinct prompt is prefilled once
 for its ``n`` rows, and the Llama-family engine (`_LlamaEngine`) keeps that prompt KV cache once per
 prompt, attending to it group-wise; the response KV cache is preallocated and written in place; on CPU
-the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights (≈ 2–3× the default BLAS
-here); a prompt whose ``n`` rows have all stopped leaves the batch; sampling uses one uniform number per
-row and step, drawn from ``seed`` up front, so a row's tokens do not depend on the other rows. Other
-architectures run the model's own forward and cache (`_ModelEngine`) in the same loop.
+the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights (`logicrl.engine.onednn`);
+a prompt whose ``n`` rows have all stopped leaves the batch; sampling uses one uniform number per row and
+step, drawn from ``seed`` up front (`logicrl.engine.sampling`). Other architectures run the model's own
+forward and cache (`_ModelEngine`) in the same loop.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import time
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from logicrl.engine.onednn import _Linear
+from logicrl.engine.sampling import _Sampler, _StopCheck
+from logicrl.engine.sequences import Generation, left_pad, positions_from_mask
+
 FAST_MODEL_TYPES = ("llama", "mistral", "qwen2")  # the same decoder block as Llama (Qwen2: q/k/v biases)
 ENGINES = ("auto", "fast", "model")
-
-
-@dataclass
-class Generation:
-    """A batch of prompt + response rows.
-
-    prompt_ids [B, P] left-padded; prompt_mask [B, P]; response_ids [B, T] right-padded with the pad id;
-    response_mask [B, T] float 0/1; truncated [B] bool (hit max_new_tokens without a stop); logprobs
-    [B, T] float: log-prob of each response token under the sampling distribution (softmax of
-    logits / temperature, before top-p; plain softmax when greedy), 0 on padding.
-    """
-
-    prompt_ids: Tensor
-    prompt_mask: Tensor
-    response_ids: Tensor
-    response_mask: Tensor
-    truncated: Tensor
-    logprobs: Tensor | None = None
-
-    @property
-    def response_lengths(self) -> Tensor:
-        return self.response_mask.sum(-1).long()
-
-    def sequences(self) -> tuple[Tensor, Tensor, Tensor]:
-        """``(input_ids, attention_mask, position_ids)`` of prompt + response, for scoring forwards."""
-        return sequence_inputs(self.prompt_ids, self.prompt_mask, self.response_ids, self.response_mask)
-
-
-def sequence_inputs(prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
-                    response_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``[prompt (left-padded) | response (right-padded)]`` as ``(input_ids, attention_mask, position_ids)``."""
-    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, response_mask.to(prompt_mask.dtype)], dim=1)
-    return input_ids, attention_mask, positions_from_mask(attention_mask)
-
-
-def positions_from_mask(mask: Tensor) -> Tensor:
-    """Position ids of left-padded rows: ``cumsum(mask) − 1``, 0 on padding. [B, S] → [B, S]."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
-    """Token id lists → ``(ids [B, P], mask [B, P])`` padded on the left."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row):] = torch.tensor(list(row), dtype=torch.long)
-            mask[i, width - len(row):] = 1
-    return ids, mask
-
-
-def cpu_quota(cpu_max: str) -> int | None:
-    """Cores allowed by a cgroup v2 ``cpu.max`` line (``"200000 100000"`` → 2, rounded up; ``"max …"`` → None)."""
-    fields = cpu_max.split()
-    if not fields or fields[0] == "max":
-        return None
-    period = int(fields[1]) if len(fields) > 1 else 100_000
-    return max(1, math.ceil(int(fields[0]) / period))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its affinity set, capped by the cgroup's ``cpu.max`` quota. The
-    default intra-op thread count of ``logicrl train``/``sft`` (deterministic: it does not depend on the load)."""
-    cores = len(os.sched_getaffinity(0))
-    try:
-        quota = cpu_quota(Path("/sys/fs/cgroup/cpu.max").read_text())
-    except (OSError, ValueError):
-        quota = None
-    return min(cores, quota) if quota else cores
-
-
-def busy_cores(interval_s: float = 0.25, cpus: Sequence[int] | None = None) -> float:
-    """Cores of ``cpus`` (default: this process's affinity set) kept busy by other processes, from two reads
-    of the per-CPU lines of ``/proc/stat`` ``interval_s`` apart (this process sleeps in between, so it is not
-    counted); 0.0 where there is no ``/proc/stat``."""
-    wanted = {f"cpu{c}" for c in (os.sched_getaffinity(0) if cpus is None else cpus)}
-
-    def ticks() -> tuple[int, int]:
-        total = idle = 0
-        with open("/proc/stat") as stat:
-            for line in stat:
-                name, *values = line.split()
-                if name in wanted:
-                    numbers = [int(v) for v in values]
-                    total, idle = total + sum(numbers), idle + numbers[3] + numbers[4]  # idle + iowait
-        return total, idle
-
-    try:
-        total, idle = ticks()
-        time.sleep(interval_s)
-        total2, idle2 = ticks()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return (1 - (idle2 - idle) / max(total2 - total, 1)) * len(wanted)
-
-
-def set_cpu_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads to ``threads`` (default: `usable_cores`) and return the number. Warns when
-    other processes keep some of those cores busy: an OpenMP thread that shares its core with a busy process
-    stalls every parallel region (docs/performance.md)."""
-    chosen = threads or usable_cores()
-    torch.set_num_threads(chosen)
-    busy = busy_cores() if threads is None else 0.0
-    if busy >= 0.5:
-        warnings.warn(
-            f"other processes keep {busy:.1f} of the {chosen} cores busy, and threads that share a busy core stall; "
-            f"set threads={max(1, chosen - round(busy))} for this run", stacklevel=2)
-    return chosen
-
-
-class _Linear:
-    """``y = x Wᵀ + b`` for one or several projections that read the same input (outputs concatenated).
-
-    On CPU (float32, or bfloat16 where supported) the weights are concatenated and pre-packed for
-    oneDNN once; elsewhere each projection is a plain ``F.linear`` on the module's own weight (no copy).
-    """
-
-    def __init__(self, linears: Sequence[torch.nn.Linear], rows_hint: int) -> None:
-        self.parts = [(m.weight.detach(), None if m.bias is None else m.bias.detach()) for m in linears]
-        weight, self.packed = self.parts[0][0], None
-        if weight.device.type == "cpu" and torch.backends.mkldnn.is_available() and (
-                weight.dtype == torch.float32 or (weight.dtype == torch.bfloat16
-                                                  and torch.ops.mkldnn._is_mkldnn_bf16_supported())):
-            weight, bias = (None if t[0] is None else torch.cat(t) for t in zip(*self.parts))
-            self.packed = (torch.ops.mkldnn._reorder_linear_weight(weight, rows_hint), bias)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        if self.packed is None:
-            outs = [F.linear(x, w, b) for w, b in self.parts]
-            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), *self.packed, "none", [], "")
-        return y.view(*x.shape[:-1], y.shape[-1])
 
 
 def _fast_engine_fits(model, cache_len: int) -> bool:
@@ -313,72 +177,6 @@ class _ModelEngine:
 def _group_rows(groups: Tensor, group_size: int) -> Tensor:
     """Row indices of ``groups`` when group i holds rows i·size … i·size+size−1."""
     return (groups[:, None] * group_size + torch.arange(group_size, device=groups.device)).flatten()
-
-
-class _Sampler:
-    """Next tokens from logits [B, V]: argmax (greedy), or inverse-CDF sampling of
-    softmax(logits / temperature), restricted to the top-p nucleus, with uniform numbers
-    ``u[row, step]`` drawn up front from ``seed`` (on the CPU, so every device samples the same)."""
-
-    def __init__(self, rows: int, steps: int, *, temperature: float, top_p: float, greedy: bool,
-                 seed: int | None, device: torch.device) -> None:
-        self.temperature, self.top_p, self.greedy = temperature, top_p, greedy
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        self.uniform = None if greedy else torch.rand(rows, steps, generator=generator).to(device)
-
-    def __call__(self, logits: Tensor, rows: Tensor, step: int) -> tuple[Tensor, Tensor]:
-        """``(tokens [B], log-probs [B])`` for the rows ``rows`` (global row indices) at ``step``."""
-        logits = logits.float()
-        if self.greedy:
-            tokens = logits.argmax(-1)
-            return tokens, logits.gather(-1, tokens[:, None])[:, 0] - logits.logsumexp(-1)
-        logp = torch.log_softmax(logits / self.temperature, dim=-1)
-        probs, ids = _nucleus(logp.exp(), self.top_p)
-        cdf = probs.cumsum(-1)
-        u = self.uniform[rows.to(self.uniform.device), step][:, None] * cdf[:, -1:]
-        pick = torch.searchsorted(cdf, u, right=True).clamp(max=cdf.shape[-1] - 1)
-        tokens = (pick if ids is None else ids.gather(-1, pick))[:, 0]
-        return tokens, logp.gather(-1, tokens[:, None])[:, 0]
-
-
-def _nucleus(probs: Tensor, top_p: float) -> tuple[Tensor, Tensor | None]:
-    """Top-p filter: ``(kept probs [B, K], their token ids [B, K] or None when all are kept)``.
-
-    Keeps, per row, the most probable tokens up to and including the one that brings their mass to
-    ``top_p``. Sorting the whole vocabulary costs more than a decode step, so candidates come from
-    ``topk`` with k growing ×8 until every row's nucleus fits.
-    """
-    if top_p >= 1.0:
-        return probs, None
-    k = min(64, probs.shape[-1])
-    while True:
-        top, ids = probs.topk(k, dim=-1)
-        before = top.cumsum(-1) - top  # mass of the more probable tokens
-        if k == probs.shape[-1] or bool((before[:, -1] >= top_p).all()):
-            return top.masked_fill(before >= top_p, 0.0), ids
-        k = min(k * 8, probs.shape[-1])
-
-
-class _StopCheck:
-    """Which rows just ended: the new token is a stop id, or the text of the row's last tokens contains a
-    stop text (only a window as long as the longest stop text's UTF-8 bytes, plus 2, is decoded: each
-    token holds at least one byte, so a stop text that the newest token completes lies inside it)."""
-
-    def __init__(self, stop_token_ids: Sequence[int], stop_texts: Sequence[str], tokenizer) -> None:
-        if stop_texts and tokenizer is None:
-            raise ValueError("stop_texts needs the tokenizer")
-        self.ids = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long)
-        self.texts, self.tokenizer = tuple(stop_texts), tokenizer
-        self.window = max((len(s.encode()) for s in self.texts), default=0) + 2
-
-    def __call__(self, tokens: Tensor, history: Tensor, step: int) -> Tensor:
-        """tokens [B] just sampled (CPU), history [B, ≥ step + 1] the rows' tokens so far → ended [B] bool."""
-        ended = torch.isin(tokens, self.ids)
-        if self.texts:
-            window = history[:, max(0, step + 1 - self.window):step + 1].tolist()
-            texts = self.tokenizer.batch_decode(window, skip_special_tokens=False)
-            ended |= torch.tensor([any(s in text for s in self.texts) for text in texts])
-        return ended
 
 
 def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_tokens: int, pad_token_id: int,

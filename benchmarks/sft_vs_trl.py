@@ -1,0 +1,232 @@
+"""SFT throughput, side by side: `logicrl sft` (padded rows, packed rows) against TRL's ``SFTTrainer``, one run.
+
+The data are the cold start's (issue #15): 2- and 3-person puzzles from ``logicrl data generate``, the RL prompt
+(chat template + ``<think>`` pre-fill) and the template reasoning target ending with the end-of-turn token
+(`logicrl.rl.sft`); TRL gets the same strings as a prompt-completion dataset (loss on the completion only).
+Same model (default SmolLM2-135M-Instruct in float32, through `logicrl.models.load_model_and_tokenizer`;
+``--quick``: the tiny random model), batch of ``--batch`` examples per optimizer step in micro-batches of
+``--micro-batch``, lr 5e-5 with a cosine decay, grad clip 1.0, no weight decay, the same number of steps.
+
+Cases (each in its own child process, so each has its own peak RSS, with the same intra-op threads):
+* ``logicrl`` padded: every example of a micro-batch padded to the longest (``packing=false``);
+* ``logicrl_packed``: ``packing=true``, rows of ``--row-tokens`` (`logicrl.rl.packing`); a micro-batch is
+  ``--micro-batch`` rows;
+* ``trl``: SFTTrainer's default, padded batches;
+* ``trl_padding_free``: ``padding_free=True``, each micro-batch flattened into one row (on CPU the sdpa mask
+  is built from the position ids);
+* ``trl_packing``: ``packing=True`` (best-fit decreasing, so padding-free too), rows of ``max_length =
+  --row-tokens``; a step then takes ``--batch`` packed rows, more examples than the others.
+Packing changes how many examples a step holds, so the comparison is tokens per second: target tokens (those
+with a loss) and all tokens (prompt + target, no padding). A step is the wall time from one optimizer step to
+the next; the first ``--warmup`` steps are not timed. Ratios are against the fastest TRL case.
+
+Run:   .venv/bin/python benchmarks/sft_vs_trl.py [--steps 4] [--warmup 1] [--threads N] [--cases ...]
+       .venv/bin/python benchmarks/sft_vs_trl.py --quick     (tiny random model, a few seconds: checks it runs)
+Needs: pip install -e '.[bench]'   (TRL; benchmark only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from logicrl.models import DEFAULT_MODEL
+
+CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packed",
+         "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
+         "trl_packing": "TRL SFTTrainer, packing (bfd)"}
+LR, PEOPLE = 5e-5, [2, 3]
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
+
+
+# ---------------------------------------------------------------------------------------------- children
+
+
+def examples(args: argparse.Namespace, tokenizer) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, target ids) as `logicrl sft` builds them (mode template, trace search)."""
+    from logicrl.prompts import PromptConfig, encode_prompts, response_target
+    from logicrl.rl.schedule import load_puzzles
+    from logicrl.rl.sft import target_ids
+
+    records = load_puzzles(Path(args.data), "train", PEOPLE)
+    return list(zip(encode_prompts(records, tokenizer, PromptConfig()),
+                    target_ids([response_target(r, PromptConfig()) for r in records], tokenizer)))
+
+
+def run_logicrl(args: argparse.Namespace, packing: bool) -> list[dict[str, float]]:
+    """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule."""
+    from logicrl.rl.run_log import read_metrics
+    from logicrl.rl.sft import SFTConfig, SFTTrainer
+
+    out = tempfile.mkdtemp(prefix="logicrl-sft-bench-")
+    config = SFTConfig.model_validate({
+        "model": {"name": args.model, "device": "cpu"}, "out_dir": out, "threads": args.threads,
+        "data": {"train": args.data, "people": PEOPLE, "epochs": 1, "val_puzzles_per_people": 0},
+        "batch_size": args.batch, "micro_batch_size": args.micro_batch, "lr": LR, "schedule": "cosine",
+        "max_response_tokens": 4096, "packing": packing, "packing_length": args.row_tokens, "seed": 0})
+    trainer = SFTTrainer(config, show_progress=False)
+    trainer.fit()
+    steps = []
+    for row in read_metrics(Path(out), "train"):
+        batch = [trainer.examples[int(r["id"])] for r in trainer.schedule.batch(row["step"] - 1)]
+        steps.append({"seconds": row["time/step"], "targets": sum(len(t) for _, t in batch),
+                      "tokens": sum(len(p) + len(t) for p, t in batch)})
+    return steps
+
+
+def run_trl(args: argparse.Namespace, variant: str) -> list[dict[str, float]]:
+    """TRL SFTTrainer on the same prompt/completion strings; tokens counted in its data collator."""
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from logicrl.models import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(args.model, dtype="float32")
+    data = examples(args, tokenizer)
+    longest = max(len(p) + len(t) for p, t in data)
+    rows = [{"prompt": tokenizer.decode(p), "completion": tokenizer.decode(t)} for p, t in data]
+    counts = {"targets": 0, "tokens": 0}
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.steps: list[dict[str, float]] = []
+
+        def on_train_begin(self, _args, _state, _control, **_kw) -> None:
+            self.last = time.perf_counter()
+
+        def on_step_end(self, _args, _state, _control, **_kw) -> None:
+            now = time.perf_counter()
+            self.steps.append({"seconds": now - self.last, **counts})
+            counts.update(targets=0, tokens=0)
+            self.last = now
+
+    options = {"trl": {}, "trl_padding_free": {"padding_free": True},
+               "trl_packing": {"packing": True, "packing_strategy": "bfd"}}[variant]
+    timer = StepTimer()
+    config = SFTConfig(
+        output_dir=tempfile.mkdtemp(prefix="trl-sft-bench-"), per_device_train_batch_size=args.micro_batch,
+        gradient_accumulation_steps=args.batch // args.micro_batch, learning_rate=LR, lr_scheduler_type="cosine",
+        max_grad_norm=1.0, weight_decay=0.0, max_steps=args.warmup + args.steps, logging_steps=1,
+        max_length={"trl": longest, "trl_padding_free": None, "trl_packing": max(longest, args.row_tokens)}[variant],
+        report_to="none", use_cpu=True, save_strategy="no", seed=0, disable_tqdm=True, dataloader_num_workers=0,
+        **options)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, callbacks=[timer])
+    collate = trainer.data_collator
+
+    def counting(features):
+        batch = collate(features)
+        counts["targets"] += int((batch["labels"] != -100).sum())
+        mask = batch.get("attention_mask")
+        counts["tokens"] += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        return batch
+
+    trainer.data_collator = counting
+    trainer.train()
+    return timer.steps
+
+
+def child(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.child.startswith("trl"):
+        steps = run_trl(args, args.child)
+    else:
+        steps = run_logicrl(args, packing=args.child == "logicrl_packed")
+    print("RESULT " + json.dumps({"steps": steps[args.warmup:], "peak_rss_gb": peak_rss_gb()}), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ parent
+
+
+def run_case(case: str, args: argparse.Namespace, data: str) -> dict:
+    command = [sys.executable, __file__, "--child", case, "--data", data, "--model", args.model,
+               "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--batch", str(args.batch), "--micro-batch", str(args.micro_batch),
+               "--row-tokens", str(args.row_tokens)]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if out.returncode or not result:
+        raise SystemExit(f"{case} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(result[-1][len("RESULT "):])
+
+
+def make_data(out: str, puzzles: int) -> None:
+    """``puzzles`` 2- and as many 3-person puzzles with ``logicrl data generate`` (the quick start's cold start)."""
+    subprocess.run([str(Path(sys.executable).with_name("logicrl")), "data", "generate", "--people",
+                    ",".join(map(str, PEOPLE)), "--train", str(puzzles), "--test", "4", "--seed", "0", "--out", out],
+                   check=True, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per case")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--batch", type=int, default=8, help="examples per optimizer step (TRL packing: rows)")
+    parser.add_argument("--micro-batch", type=int, default=4, help="examples (packed: rows) per forward/backward")
+    parser.add_argument("--row-tokens", type=int, default=1024, help="packed row width (packing_length, max_length)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--quick", action="store_true", help="tiny random model, 2 timed steps: checks it runs")
+    parser.add_argument("--child", choices=list(CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    if args.quick:
+        args.model, args.steps, args.warmup = "tiny-random", 2, 1
+
+    print(f"# SFT throughput, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, {args.threads} threads, torch {torch.__version__}, load {os.getloadavg()[0]:.2f}")
+    print(f"# {args.model}, {PEOPLE}-person template targets, {args.batch} examples a step in micro-batches of "
+          f"{args.micro_batch}, packed rows of {args.row_tokens} tokens, {args.warmup} warm-up + {args.steps} "
+          "timed steps\n")
+    with tempfile.TemporaryDirectory(prefix="sft-bench-") as data:
+        # exactly warm-up + timed steps of examples for logicrl's one epoch; TRL's max_steps cycles them (packing
+        # takes --batch rows of several examples a step)
+        make_data(data, -(-args.batch * (args.warmup + args.steps) // len(PEOPLE)))
+        results = {}
+        for case in args.cases.split(","):
+            results[case] = run_case(case, args, data)
+            print(f"... {CASES[case]} done", file=sys.stderr, flush=True)
+
+    def rate(result: dict, key: str) -> float:
+        steps = result["steps"]
+        return sum(s[key] for s in steps) / sum(s["seconds"] for s in steps)
+
+    trl = [c for c in results if c.startswith("trl")]
+    best = max(trl, key=lambda c: rate(results[c], "targets")) if trl else None
+    print("| trainer | s/step | target tok/step | target tok/s | all tok/s | peak RSS GB | target tok/s ÷ best TRL "
+          "| all tok/s ÷ best TRL |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for case, result in results.items():
+        steps = result["steps"]
+        seconds = statistics.mean(s["seconds"] for s in steps)
+        targets, tokens = rate(result, "targets"), rate(result, "tokens")
+        ratios = ([f"{targets / rate(results[best], 'targets'):.2f}×", f"{tokens / rate(results[best], 'tokens'):.2f}×"]
+                  if best else ["–", "–"])
+        print(f"| {CASES[case]} | {seconds:.2f} | {statistics.mean(s['targets'] for s in steps):.0f} | {targets:.0f} "
+              f"| {tokens:.0f} | {result['peak_rss_gb']:.2f} | {ratios[0]} | {ratios[1]} |")
+    if best:
+        print(f"\nbest TRL case (by target tokens/s): {CASES[best]}")
+
+
+if __name__ == "__main__":
+    main()

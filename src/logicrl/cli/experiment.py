@@ -1,0 +1,95 @@
+"""``logicrl experiment FILE``: the runs of a research question, then their eval and comparison page
+(`logicrl.experiment`); a rerun resumes where it stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from logicrl.cli.runs import check_puzzles
+from logicrl.config import load_config, read_yaml
+from logicrl.errors import UserError
+from logicrl.experiment import ExperimentConfig, Step, plan, resolve_args
+from logicrl.models import ModelNotFoundError, check_model_name
+
+console = Console(stderr=True)
+
+
+def _config_class(command: str) -> type:
+    from logicrl.rl.config import TrainConfig
+    from logicrl.rl.sft import SFTConfig
+    return {"train": TrainConfig, "sft": SFTConfig}[command]
+
+
+def check_runs(cfg: ExperimentConfig) -> None:
+    """Before the first run starts: every run's config validates with its overrides, its model and puzzles
+    exist, and a run already started was started with the config the file now asks for (a resume never
+    silently ignores a changed experiment file)."""
+    for label in cfg.runs:
+        spec, run_dir = cfg.run(label), cfg.out_dir / label
+        explicit = {"out_dir": run_dir, "model.name": spec.model, "data.train": spec.data}
+        wanted = load_config(_config_class(spec.command), spec.config, spec.overrides, **explicit)
+        if (run_dir / "config.yaml").is_file():
+            _check_same(label, wanted.model_dump(mode="json"), read_yaml(run_dir / "config.yaml"))
+            continue
+        if spec.model and not spec.model.startswith("@"):
+            try:
+                check_model_name(spec.model)
+            except ModelNotFoundError as exc:
+                raise UserError(f"run {label}: {exc}") from None
+        check_puzzles(wanted.data, held_out=False)
+
+
+def _check_same(label: str, wanted: dict, saved: dict, prefix: str = "") -> None:
+    for key in sorted(set(wanted) | set(saved)):
+        a, b = wanted.get(key), saved.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            _check_same(label, a, b, f"{prefix}{key}.")
+        elif not _same(a, b) and f"{prefix}{key}" != "model.name":  # @LABEL becomes a path once that run exists
+            raise UserError(f"run {label} was started with {prefix}{key}={b!r}, the experiment now asks for "
+                            f"{a!r}: restore the file, or delete {label}'s run directory to start it again")
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, or the same path (a run's config.yaml keeps data paths absolute)."""
+    if a == b:
+        return True
+    return isinstance(a, str) and isinstance(b, str) and Path(a).resolve() == Path(b).resolve()
+
+
+def _execute(step: Step, out_dir: Path) -> None:
+    args = resolve_args(step.args, out_dir)
+    console.print(f"[bold]== {step.what}[/]: logicrl {' '.join(args)}", soft_wrap=True)
+    code = subprocess.run([sys.executable, "-m", "logicrl", *args], check=False).returncode
+    if code != 0:
+        raise UserError(f"{step.what} failed (exit {code}); fix it and run the same `logicrl experiment` "
+                        "again: finished runs are kept, an interrupted one resumes")
+
+
+def experiment_cmd(
+    file: Annotated[Path, typer.Argument(help="experiment YAML (configs/rq/*.yaml)", show_default=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the commands and what is done; run nothing")] = False,
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="overrides of the experiment file: out_dir=..., defaults.model=..., runs.grpo.overrides=[...]",
+        show_default=False)] = None,
+) -> None:
+    """Several runs that answer one question (configs/rq/), then eval, memorization and `logicrl compare`."""
+    cfg = load_config(ExperimentConfig, file, overrides)
+    steps = plan(cfg)
+    console.print(f"[bold]{cfg.question}[/] → {cfg.out_dir}", soft_wrap=True)
+    if dry_run:
+        for step in steps:
+            console.print(f"{step.what}: {'skip, ' + step.skip if step.skip else step.text()}", soft_wrap=True)
+        return
+    check_runs(cfg)
+    for step in steps:
+        if step.skip:
+            console.print(f"== {step.what}: {step.skip}")
+            continue
+        _execute(step, cfg.out_dir)
+    console.print(f"done: {cfg.out_dir}")

@@ -1,0 +1,64 @@
+"""Prompt + response rows as tensors: the `Generation` batch, left padding and position ids.
+
+A row is ``[prompt (left-padded) | response (right-padded)]``, so every prompt ends at the same column
+and the response starts right after it; the position ids count the real tokens only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Generation:
+    """A batch of prompt + response rows.
+
+    prompt_ids [B, P] left-padded; prompt_mask [B, P]; response_ids [B, T] right-padded with the pad id;
+    response_mask [B, T] float 0/1; truncated [B] bool (hit max_new_tokens without a stop); logprobs
+    [B, T] float: log-prob of each response token under the sampling distribution (softmax of
+    logits / temperature, before top-p; plain softmax when greedy), 0 on padding.
+    """
+
+    prompt_ids: Tensor
+    prompt_mask: Tensor
+    response_ids: Tensor
+    response_mask: Tensor
+    truncated: Tensor
+    logprobs: Tensor | None = None
+
+    @property
+    def response_lengths(self) -> Tensor:
+        return self.response_mask.sum(-1).long()
+
+    def sequences(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(input_ids, attention_mask, position_ids)`` of prompt + response, for scoring forwards."""
+        return sequence_inputs(self.prompt_ids, self.prompt_mask, self.response_ids, self.response_mask)
+
+
+def sequence_inputs(prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
+                    response_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``[prompt (left-padded) | response (right-padded)]`` as ``(input_ids, attention_mask, position_ids)``."""
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, response_mask.to(prompt_mask.dtype)], dim=1)
+    return input_ids, attention_mask, positions_from_mask(attention_mask)
+
+
+def positions_from_mask(mask: Tensor) -> Tensor:
+    """Position ids of left-padded rows: ``cumsum(mask) − 1``, 0 on padding. [B, S] → [B, S]."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Token id lists → ``(ids [B, P], mask [B, P])`` padded on the left."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.tensor(list(row), dtype=torch.long)
+            mask[i, width - len(row):] = 1
+    return ids, mask

@@ -1,0 +1,199 @@
+"""The memory plan at the edge: a model's config.json, the device's capacity, and a run config's `RunShape`.
+
+``logicrl train`` and ``logicrl sft`` call `check_memory` after their input checks and before anything loads:
+it prints the plan (`logicrl.models.memory_plan`), and on a CUDA device that the plan does not fit it raises a
+one-line `UserError` naming the knobs that fix it. Nothing here loads, builds or downloads a model: the
+config comes from a local checkpoint, an alias's cache entry (or its known shape), or the local Hugging Face
+cache; when none has it the plan is skipped with a note.
+
+`train_run_shape` and `sft_run_shape` mirror what the trainers do today: the policy is loaded in fp32
+whatever ``model.dtype`` says (`Trainer._load_models`), ``model.dtype`` decides the reference's dtype and the
+bf16/fp16 autocast of the forwards on CUDA, and the rollout engine's KV cache takes the activations' dtype
+(fp32: the embedding's output, which autocast leaves in fp32). Change them with the trainers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from logicrl.errors import UserError
+from logicrl.models.loading import MODEL_ALIASES, default_cache_dir
+from logicrl.models.memory_plan import (
+    DTYPE_BYTES,
+    MemoryPlan,
+    ModelShape,
+    RunShape,
+    format_plan,
+    gib,
+    plan,
+)
+from logicrl.rl.advantages import get_advantage_estimator
+
+PROMPT_TOKENS = 512  # longest prompt assumed (not tokenized before loading): an 8-person K&K puzzle in the
+# chat template with the system prompt is ≈ 400 tokens under Qwen2.5's and SmolLM2's tokenizers
+WEIGHT_BYTES = 4  # both trainers load the policy in float32 (fp32 master weights, docs/architecture.md)
+KNOWN_ALIAS_CONFIGS = {  # an alias whose cache entry is not built yet: its config.json, as it will be built
+    "smollm2-135m": {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9,
+                     "num_key_value_heads": 3, "intermediate_size": 1536, "vocab_size": 49152,
+                     "tie_word_embeddings": True},
+    "tiny-random": {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                    "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 717,
+                    "tie_word_embeddings": True},
+}
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the run goes: a label, its memory in bytes, and whether a plan that exceeds it is refused."""
+
+    label: str
+    capacity: int | None
+    enforce: bool
+
+
+def model_config(name: str, cache_dir: Path | None = None) -> dict[str, Any] | None:
+    """The config.json of model ``name`` without loading, building or downloading anything; None if unknown.
+
+    An alias: its cache entry's config, else its known shape. A local directory: its config.json. A hub id:
+    the config in the local Hugging Face cache only.
+    """
+    key = name.strip().lower()
+    if key in MODEL_ALIASES:
+        cached = Path(cache_dir if cache_dir is not None else default_cache_dir()) / key / "config.json"
+        return json.loads(cached.read_text()) if cached.is_file() else KNOWN_ALIAS_CONFIGS.get(key)
+    local = Path(os.path.expanduser(name))
+    if local.exists():
+        return json.loads((local / "config.json").read_text()) if (local / "config.json").is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid repo id
+        return None
+    return json.loads(Path(hit).read_text()) if isinstance(hit, str) else None
+
+
+def memory_total() -> int | None:
+    """MemTotal of /proc/meminfo in bytes (None where there is no such file)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def device_capacity(device: str) -> Device:
+    """``model.device`` → `Device`: a CUDA device's total memory (enforced); otherwise the machine's RAM, for
+    information only (CPU runs are not refused)."""
+    import torch
+
+    if device in ("auto", "cuda") or device.startswith("cuda:"):
+        if torch.cuda.is_available():
+            index = int(device.split(":")[1]) if ":" in device else 0
+            props = torch.cuda.get_device_properties(index)
+            return Device(f"cuda:{index} ({props.name})", props.total_memory, True)
+    return Device("this machine's RAM", memory_total(), False)
+
+
+def _compute_bytes(dtype: str, on_cuda: bool) -> tuple[int, int]:
+    """(reference bytes, activation bytes) for ``model.dtype``: `resolve_dtype` gives the reference's dtype
+    ('auto': bf16 on CUDA, fp32 elsewhere); autocast runs only on CUDA below fp32."""
+    reference = DTYPE_BYTES["bfloat16" if on_cuda else "float32"] if dtype == "auto" else DTYPE_BYTES[dtype]
+    return reference, (reference if on_cuda else 4)
+
+
+def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
+    """A `TrainConfig` → `RunShape` (worst case: every response at ``rollout.max_response_tokens``)."""
+    algo, rollout = cfg.algorithm, cfg.rollout
+    T = rollout.max_response_tokens
+    rows = algo.micro_batch_size
+    if algo.micro_batch_tokens is not None:
+        rows = max(1, min(rows, algo.micro_batch_tokens // T))
+    batch = rollout.prompts_per_step * rollout.group_size
+    # a micro-batch holds whole groups only when the rows stay in order (no mini-batch shuffle, no length sort);
+    # under gradient checkpointing the prompt forward returns no cache, so every row runs its prompt (today)
+    grouped = ((algo.mini_batch_size or batch) == batch and algo.micro_batch_tokens is None
+               and not cfg.model.gradient_checkpointing)
+    reference_bytes, compute_bytes = _compute_bytes(cfg.model.dtype, on_cuda)
+    needs_reference = algo.kl_placement != "none" and (algo.kl_coef > 0 or algo.kl_target is not None)
+    val_rows, val_tokens = max(algo.micro_batch_size, 8), rollout.val_max_response_tokens or T
+    sampled = (rollout.prompts_per_step, rollout.group_size, T)
+    if val_rows * (PROMPT_TOKENS + val_tokens) > rollout.prompts_per_step * (PROMPT_TOKENS + rollout.group_size * T):
+        sampled = (val_rows, 1, val_tokens)
+    return RunShape(
+        micro_batch_rows=rows, prompt_tokens=PROMPT_TOKENS, response_tokens=T,
+        rows_per_prompt=rollout.group_size if grouped else 1, weight_bytes=WEIGHT_BYTES, compute_bytes=compute_bytes,
+        reference_bytes=reference_bytes if needs_reference else None,
+        critic=get_advantage_estimator(algo.advantage).needs_critic,
+        gradient_checkpointing=cfg.model.gradient_checkpointing, entropy=True,
+        rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=4)
+
+
+def sft_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
+    """An `SFTConfig` → `RunShape`: fp32 without autocast, no reference, NLL without entropy; the sampling is
+    validation's (greedy, ``max(micro_batch_size, 8)`` rows) or RFT's (``rft_samples`` per puzzle, 32 rows)."""
+    T = cfg.max_response_tokens
+    rft = cfg.mode == "rft"
+    return RunShape(
+        micro_batch_rows=cfg.micro_batch_size, prompt_tokens=PROMPT_TOKENS, response_tokens=T,
+        weight_bytes=WEIGHT_BYTES, compute_bytes=4, gradient_checkpointing=cfg.model.gradient_checkpointing,
+        entropy=False, rollout_prompts=max(1, 32 // cfg.rft_samples) if rft else max(cfg.micro_batch_size, 8),
+        rollout_group=cfg.rft_samples if rft else 1, rollout_tokens=T, kv_bytes=4)
+
+
+def fixes(memory: MemoryPlan, cfg: Any, command: str, capacity: int) -> list[str]:
+    """The knobs that shrink the components over budget, in the order they help most."""
+    c = memory.components
+    persistent = sum(c[k] for k in memory.PERSISTENT)
+    knobs = []
+    if persistent + c["gradients"] > capacity:
+        knobs.append(f"the weights, gradients, optimizer state and reference alone need "
+                     f"{gib(persistent + c['gradients'])}, "
+                     f"so full fine-tuning of this model does not fit one device: train on several GPUs with "
+                     f"`logicrl verl launch` (docs/verl.md), or choose a smaller model")
+    micro = "algorithm.micro_batch_size" if command == "train" else "micro_batch_size"
+    length = "rollout.max_response_tokens" if command == "train" else "max_response_tokens"
+    if memory.update >= memory.rollout:
+        knobs.append(f"lower {micro}" + (" or set algorithm.micro_batch_tokens" if command == "train" else ""))
+        if not cfg.model.gradient_checkpointing:
+            knobs.append("set model.gradient_checkpointing=true")
+    elif command == "train":
+        knobs.append("lower rollout.prompts_per_step or rollout.group_size (the rollout KV cache)")
+    knobs.append(f"lower {length}")
+    return knobs
+
+
+def memory_report(cfg: Any, command: str) -> tuple[str, str | None]:
+    """``(plan text, refusal)`` for ``cfg`` (``command``: "train" or "sft"). The refusal is one line naming the
+    knobs, or None when the plan fits, the device is not enforced (CPU) or the plan cannot be made."""
+    device = device_capacity(cfg.model.device)
+    config = model_config(cfg.model.name)
+    if config is None:
+        return (f"memory plan: not made (no config.json for {cfg.model.name!r} on this machine; a hub model's "
+                "config is read from the local Hugging Face cache only)"), None
+    try:
+        shape = ModelShape.from_config(config)
+    except ValueError as err:
+        return f"memory plan: not made ({err})", None
+    run = train_run_shape(cfg, device.enforce) if command == "train" else sft_run_shape(cfg, device.enforce)
+    memory = plan(shape, run)
+    text = format_plan(memory, device.capacity, device.label)
+    if not device.enforce or memory.total <= device.capacity:
+        return text, None
+    return text, (f"the memory plan needs {gib(memory.total)} at peak but {device.label} has "
+                  f"{gib(device.capacity)} (`logicrl {command} --dry-run` prints it): "
+                  + "; ".join(fixes(memory, cfg, command, device.capacity)))
+
+
+def check_memory(cfg: Any, command: str) -> str:
+    """The plan's text; a one-line UserError when the plan does not fit an enforced device."""
+    text, refusal = memory_report(cfg, command)
+    if refusal is not None:
+        raise UserError(refusal)
+    return text

@@ -1,0 +1,143 @@
+"""`logicrl experiment`: the research questions' files validate, the plan skips, resumes and resolves runs, and
+a two-run experiment on the tiny model runs end to end, then resumes as a no-op."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from logicrl.cli.experiment import check_runs
+from logicrl.config import load_config
+from logicrl.errors import ConfigError, UserError
+from logicrl.experiment import ExperimentConfig, plan, resolve_args
+from logicrl.rl.config import TrainConfig
+from logicrl.rl.sft import SFTConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+RQ_FILES = sorted((ROOT / "configs" / "rq").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RQ_FILES, ids=lambda p: p.stem)
+def test_every_research_question_file_and_its_runs_validate(path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the files name configs/… relative to the repository
+    cfg = load_config(ExperimentConfig, path)
+    classes = {"train": TrainConfig, "sft": SFTConfig}
+    for label in cfg.runs:
+        spec = cfg.run(label)
+        run = load_config(classes[spec.command], spec.config, spec.overrides,
+                          **{"model.name": spec.model, "data.train": spec.data})
+        assert run.data.train == (spec.data or run.data.train)
+    assert len(RQ_FILES) == 10 and {p.name.split(".")[1] for p in RQ_FILES} == {"cpu", "paper"}
+
+
+def _experiment(tmp_path: Path, **extra) -> ExperimentConfig:
+    body = {"question": "q", "out_dir": str(tmp_path / "x"),
+            "defaults": {"command": "train", "config": "a.yaml", "data": "d", "overrides": ["steps=2"]},
+            "runs": {"cold": {"command": "sft", "config": "s.yaml"},
+                     "rl": {"model": "@cold", "overrides": ["optim.lr=1e-6"]},
+                     "rl2": {"model": "base"}},
+            **extra}
+    return ExperimentConfig.model_validate(body)
+
+
+def test_plan_fresh_finished_and_interrupted_runs(tmp_path):
+    cfg = _experiment(tmp_path, eval={"baseline": "base=tiny", "args": ["--limit", 3]})
+    steps = {s.what: s for s in plan(cfg)}
+    out = tmp_path / "x"
+    assert steps["run cold"].args == ("sft", "--config", "s.yaml", "--out", str(out / "cold"), "--data", "d",
+                                      "steps=2")
+    assert steps["run rl"].args[-3:] == ("d", "steps=2", "optim.lr=1e-6")  # defaults' overrides first
+    assert "--model" in steps["run rl"].args and "@cold" in steps["run rl"].args
+    assert steps["eval"].args == ("eval", "-m", "base=tiny", "-m", "cold=@cold", "-m", "rl=@rl", "-m", "rl2=@rl2",
+                                  "--out", str(out / "eval"), "--limit", "3")
+    assert steps["compare"].args[1:3] == (f"rl={out / 'rl'}", f"rl2={out / 'rl2'}")  # RL runs only
+    (out / "cold").mkdir(parents=True)
+    (out / "cold" / "summary.json").write_text("{}")
+    (out / "rl" / "checkpoints" / "step_000004").mkdir(parents=True)
+    (out / "rl" / "checkpoints" / "step_000004" / "trainer_state.pt").write_text("")
+    steps = {s.what: s for s in plan(cfg)}
+    assert steps["run cold"].skip and steps["run rl"].args == ("train", "--resume", str(out / "rl"))
+    assert steps["run rl2"].skip is None and steps["run rl2"].args[0:2] == ("train", "--config")
+
+
+def test_model_references_resolve_to_the_last_checkpoint(tmp_path):
+    out = tmp_path / "x"
+    with pytest.raises(UserError, match="@cold: run .* has no checkpoint yet"):
+        resolve_args(("train", "--model", "@cold"), out)
+    for step in ("step_000005", "step_000010"):
+        (out / "cold" / "checkpoints" / step).mkdir(parents=True)
+    last = str(out / "cold" / "checkpoints" / "step_000010")
+    assert resolve_args(("train", "--model", "@cold", "x=@y"), out) == ["train", "--model", last, "x=@y"]
+    assert resolve_args(("eval", "-m", "c=@cold", "-m", str(out / "cold"), "-m", "hub/id"), out) == [
+        "eval", "-m", f"c={last}", "-m", last, "-m", "hub/id"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"runs": {"a": {"model": "@b"}, "b": {}}}, "must name an earlier run"),
+    ({"runs": {"a": {"command": None}}, "defaults": {"config": "c.yaml"}}, "needs a command and a config"),
+    ({"runs": {"a b": {}}}, "run label 'a b'"),
+    ({"eval": {"runs": ["nope"]}}, "eval.runs: 'nope' is not a run"),
+    ({"runs": {}}, "at least one run"),
+])
+def test_malformed_experiments_are_refused(tmp_path, change, message):
+    body = {"question": "q", "out_dir": "x", "defaults": {"command": "train", "config": "c.yaml"},
+            "runs": {"a": {}}, **change}
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(ConfigError, match=message):
+        load_config(ExperimentConfig, path)
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "logicrl", *args], capture_output=True, text=True, timeout=600,
+                          cwd=cwd, env={"OMP_NUM_THREADS": "1", **__import__("os").environ})
+
+
+def test_a_two_run_experiment_runs_evals_compares_and_resumes(puzzle_dir, tmp_path):
+    tiny = ["model.device=cpu", "rollout.prompts_per_step=2", "rollout.group_size=2",
+            "rollout.max_response_tokens=8", "data.val_puzzles_per_people=0", "threads=1", "steps=2"]
+    (tmp_path / "rl.yaml").write_text(yaml.safe_dump({"model": {"name": "tiny-random"}}))
+    body = {"question": "grpo vs rloo on the tiny model", "out_dir": "out",
+            "defaults": {"command": "train", "config": "rl.yaml", "data": str(puzzle_dir), "overrides": tiny},
+            "runs": {"grpo": {"overrides": ["algorithm.advantage=grpo"]},
+                     "rloo": {"overrides": ["algorithm.advantage=rloo"]}},
+            "eval": {"baseline": "start=tiny-random",
+                     "args": ["--data", str(puzzle_dir), "--people", "2", "--limit", 2, "--max-tokens", 8]}}
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(body))
+
+    dry = run_cli("experiment", "e.yaml", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "run grpo: logicrl train --config rl.yaml --out out/grpo" in dry.stderr
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+    done = run_cli("experiment", "e.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    for label in ("grpo", "rloo"):
+        saved = yaml.safe_load((out / label / "config.yaml").read_text())
+        assert saved["algorithm"]["advantage"] == label and saved["steps"] == 2
+    results = yaml.safe_load((out / "eval" / "results.json").read_text())
+    assert list(results["models"]) == ["start", "grpo", "rloo"]
+    assert (out / "compare" / "index.html").is_file()
+
+    again = run_cli("experiment", "e.yaml", cwd=tmp_path)
+    assert again.returncode == 0 and again.stderr.count("finished (") == 2, again.stderr
+
+    # the file changed after the runs: refused in one line, before anything runs
+    changed = run_cli("experiment", "e.yaml", "runs.rloo.overrides=[algorithm.advantage=grpo]", cwd=tmp_path)
+    lines = changed.stderr.strip().splitlines()
+    assert changed.returncode == 2 and lines[-1].startswith("error: run rloo was started with algorithm.advantage")
+
+
+def test_check_runs_refuses_a_missing_model_before_any_run(puzzle_dir, tmp_path):
+    (tmp_path / "rl.yaml").write_text("{}")
+    cfg = ExperimentConfig.model_validate({
+        "question": "q", "out_dir": str(tmp_path / "out"),
+        "defaults": {"command": "train", "config": str(tmp_path / "rl.yaml"), "data": str(puzzle_dir)},
+        "runs": {"a": {"model": "tiny-random"}, "b": {"model": str(tmp_path / "missing")}}})
+    with pytest.raises(UserError, match="run b: model path .*missing.* does not exist"):
+        check_runs(cfg)
