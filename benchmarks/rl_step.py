@@ -76,7 +76,7 @@ def peak_rss_gb() -> float:
 def run_trl(args: argparse.Namespace) -> list[dict[str, float]]:
     """TRL GRPOTrainer on string prompts (already templated, so TRL adds no chat template of its own)."""
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from trl_timing import StepTimer
     from trl import GRPOConfig, GRPOTrainer
 
     model, tokenizer = load_model_and_tokenizer(args.model, dtype="float32")
@@ -87,18 +87,6 @@ def run_trl(args: argparse.Namespace) -> list[dict[str, float]]:
 
     def logic_reward(completions: list[str], solution: list[str], **_: object) -> list[float]:
         return [score(c, s, prefilled_think=True).total for c, s in zip(completions, solution)]
-
-    class StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.steps: list[dict[str, float]] = []
-
-        def on_train_begin(self, _args, _state, _control, **_kw) -> None:
-            self.last = time.perf_counter()
-
-        def on_step_end(self, _args, _state, _control, **_kw) -> None:
-            now = time.perf_counter()
-            self.steps.append({"seconds": now - self.last})
-            self.last = now
 
     timer = StepTimer()
     config = GRPOConfig(

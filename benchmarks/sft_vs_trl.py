@@ -92,7 +92,7 @@ def run_logicrl(args: argparse.Namespace, packing: bool) -> list[dict[str, float
 def run_trl(args: argparse.Namespace, variant: str) -> list[dict[str, float]]:
     """TRL SFTTrainer on the same prompt/completion strings; tokens counted in its data collator."""
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from trl_timing import StepTimer
     from trl import SFTConfig, SFTTrainer
 
     from logicrl.models import load_model_and_tokenizer
@@ -103,22 +103,7 @@ def run_trl(args: argparse.Namespace, variant: str) -> list[dict[str, float]]:
     rows = [{"prompt": tokenizer.decode(p), "completion": tokenizer.decode(t)} for p, t in data]
     counts = {"targets": 0, "tokens": 0}
 
-    class StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.steps: list[dict[str, float]] = []
-
-        def on_train_begin(self, _args, _state, _control, **_kw) -> None:
-            self.last = time.perf_counter()
-
-        def on_step_end(self, _args, _state, _control, **_kw) -> None:
-            now = time.perf_counter()
-            self.steps.append({"seconds": now - self.last, **counts})
-            counts.update(targets=0, tokens=0)
-            self.last = now
-
-    options = {"trl": {}, "trl_padding_free": {"padding_free": True},
-               "trl_packing": {"packing": True, "packing_strategy": "bfd"}}[variant]
-    timer = StepTimer()
+    timer = StepTimer(counts)
     config = SFTConfig(
         output_dir=tempfile.mkdtemp(prefix="trl-sft-bench-"), per_device_train_batch_size=args.micro_batch,
         gradient_accumulation_steps=args.batch // args.micro_batch, learning_rate=LR, lr_scheduler_type="cosine",

@@ -156,3 +156,26 @@ def test_data_config_people(overrides: list[str], people: list[int]) -> None:
 def test_data_config_errors(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(DataConfig, overrides=overrides)
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_config_validates(path: Path) -> None:
+    """configs/*.yaml: `*-sft*` are `logicrl sft` configs, `eval-*` are `logicrl eval` configs, the rest
+    `logicrl train` configs; each must load with no unknown key or bad value."""
+    from logicrl.evaluate.config import EvalConfig
+    from logicrl.rl.config import TrainConfig
+    from logicrl.rl.sft import SFTConfig
+
+    kind = SFTConfig if "-sft" in path.stem else EvalConfig if path.stem.startswith("eval-") else TrainConfig
+    load_config(kind, path)
+
+
+def test_the_reference_eval_preset_has_the_reference_settings() -> None:
+    from logicrl.evaluate.config import EvalConfig
+
+    cfg = load_config(EvalConfig, Path(__file__).resolve().parents[1] / "configs" / "eval-reference.yaml")
+    assert (cfg.people, cfg.limit, cfg.samples, cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.split) == (
+        list(range(2, 9)), 100, 1, 1.0, 1.0, 8192, "test")
