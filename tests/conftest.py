@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+
+sys.path.insert(0, str(Path(__file__).parent))  # test helpers shared across folders (live_bytes.py)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,18 +7,15 @@ Run: ``OMP_NUM_THREADS=1 pytest tests/test_memory_plan.py`` (a few seconds).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import weakref
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from live_bytes import LiveBytes
 from logicrl.models.memory_plan import ModelShape, RunShape, lora_params, plan
 from logicrl.rl import memory
 from logicrl.rl.config import AlgorithmConfig, TrainConfig
@@ -83,7 +80,7 @@ def test_paper_recipe_7b_by_hand_does_not_fit_80_gb():
     n = shape.params
     memory_plan = plan(shape, memory.train_run_shape(cfg, on_cuda=True))
     c = memory_plan.components
-    tokens = 8 * (512 + 4096)  # checkpointing: the shared-prompt path gets no cache, every row runs its prompt
+    tokens = 8 * (512 + 4096)  # checkpointing turns the cache off: the log-probs run every row whole
     assert (c["weights"], c["gradients"], c["optimizer"], c["reference"]) == (4 * n, 4 * n, 8 * n, 2 * n)
     assert c["logits"] == 8 * 4096 * 152064 * (2 + 4 + 4 + 4 * 4)  # bf16 kept, fp32 copy, entropy's 5 fp32
     layer = tokens * (10 * 3584 + 4 * 512 + 4 * 18944) * 2  # one recomputed layer: less than the logits
@@ -91,13 +88,27 @@ def test_paper_recipe_7b_by_hand_does_not_fit_80_gb():
     assert c["kv_cache"] == 28 * 2 * 4 * 128 * 4 * 8 * (512 + 8 * 4096)  # fp32 cache, prompt kept once
     assert 18 * n > 80 * GB  # weights + gradients + AdamW + bf16 reference: 137 GB before any activation
     line = memory.fixes(memory_plan, cfg, "train", 80 * GB)
-    assert "logicrl verl launch" in line[0]
+    assert "logicrl verl launch" in line[0] and "model.lora.r=" in line[0]
+    assert any("algorithm.logprob_chunk" in knob for knob in line)
 
 
 def test_7b_lora_with_chunked_logprobs_and_bf16_weights_fits_80_gb():
     run = memory.train_run_shape(paper_config(), on_cuda=True)
     run = RunShape(**{**run.__dict__, "weight_bytes": 2})
     assert plan(ModelShape.from_config(QWEN_7B), run, lora_rank=64, logprob_chunk=512).total < 80 * GB
+
+
+def test_the_run_config_knobs_reach_the_plan():
+    """model.lora (bf16 base under 'auto' on CUDA, no reference) and algorithm.logprob_chunk, from the config (LoRA
+    refuses the paper's reference=stage_start: the adapter-disabled reference cannot move)."""
+    shape = ModelShape.from_config(QWEN_7B)
+    cfg = paper_config(**{"model.lora": {"r": 64}, "algorithm.logprob_chunk": 512, "algorithm.reference": "initial"})
+    fitted = memory.train_plan(cfg, shape, on_cuda=True)
+    c = fitted.components
+    assert fitted.trainable == lora_params(shape, 64) and c["reference"] == 0
+    assert c["weights"] == 2 * shape.params + 4 * fitted.trainable
+    assert c["logits"] * 8 == memory.train_plan(paper_config(), shape, on_cuda=True).components["logits"]
+    assert fitted.total < 80 * GB
 
 
 def test_model_config_reads_local_dirs_aliases_and_never_the_network(tmp_path):
@@ -118,38 +129,6 @@ def test_tiny_alias_known_config_matches_the_built_model():
 
 
 # --- estimate against measurement ----------------------------------------------------------------------
-
-
-class LiveBytes(TorchDispatchMode):
-    """Peak bytes of live tensor storages: the ones `add`ed, and every op's outputs while the mode is on (a
-    storage counts once, however many views; it leaves the count when it is freed)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, int] = {}
-        self.current = self.peak = 0
-        self._refs: list[weakref.ref] = []
-
-    def add(self, tensor) -> None:
-        if not isinstance(tensor, torch.Tensor):
-            return
-        storage = tensor.untyped_storage()
-        key, nbytes = storage.data_ptr(), storage.nbytes()
-        if nbytes == 0 or key in self.live:
-            return
-        self.live[key] = nbytes
-        self.current += nbytes
-        self.peak = max(self.peak, self.current)
-        self._refs.append(weakref.ref(storage, lambda _, key=key: self._free(key)))
-
-    def _free(self, key: int) -> None:
-        self.current -= self.live.pop(key, 0)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for tensor in tree_leaves(out):
-            self.add(tensor)
-        return out
 
 
 def test_live_bytes_counts_allocations_and_frees():
@@ -194,18 +173,8 @@ def _measure(model, optimizer, batch, step) -> int:
     return tracker.peak
 
 
-def _no_onednn_under_checkpointing(monkeypatch, checkpointing: bool) -> None:
-    # The oneDNN route is not active when checkpointing recomputes a layer in backward, and the recomputed
-    # tensors' metadata differ (CheckpointError): measure checkpointing on the plain F.linear route.
-    if checkpointing:
-        from logicrl.engine import logprobs
-
-        monkeypatch.setattr(logprobs, "onednn_linears", lambda model: contextlib.nullcontext())
-
-
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_sft_step_estimate_within_25_percent(monkeypatch, checkpointing):
-    _no_onednn_under_checkpointing(monkeypatch, checkpointing)
+def test_sft_step_estimate_within_25_percent(checkpointing):
     model, batch = _model_and_batch(checkpointing, group=1)
     optimizer = adamw(model.parameters(), lr=1e-4)
 
@@ -225,8 +194,7 @@ def test_sft_step_estimate_within_25_percent(monkeypatch, checkpointing):
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_rl_policy_step_estimate_within_25_percent(monkeypatch, checkpointing):
-    _no_onednn_under_checkpointing(monkeypatch, checkpointing)
+def test_rl_policy_step_estimate_within_25_percent(checkpointing):
     model, batch = _model_and_batch(checkpointing, group=GROUP)
     batch.advantages = torch.randn(batch.mask.shape, generator=torch.Generator().manual_seed(1))
     batch.ref_logp = torch.full(batch.mask.shape, -5.0)

@@ -92,7 +92,7 @@ def test_help_lists_the_commands_in_pipeline_order_and_python_m_runs_the_cli():
     assert group.list_commands(click.Context(group)) == list(PIPELINE)
     result = python_m("--help")
     assert result.returncode == 0, result.stderr
-    assert listed_commands(result.stdout) == ["data", "sft", "train", "eval", "report", "compare", "verl"]
+    assert listed_commands(result.stdout) == ["data", "sft", "train", "eval", "report", "compare", "experiment", "verl"]
     error = python_m("eval", "-m", "tiny-random", "--data", "/nonexistent/kk")
     assert error.returncode == 2 and error.stderr.strip().splitlines() == [
         "error: /nonexistent/kk: no such file or dataset directory"], error.stderr

@@ -185,3 +185,96 @@ def test_a_one_token_response_batch_is_shared_too(tiny):
         logp, _ = response_logprobs(tiny, ids, mask, positions, response_ids)
         expected = reference(tiny, ids, mask, positions, response_ids)
     torch.testing.assert_close(logp.double(), expected, atol=1e-5, rtol=0)
+
+
+# --- chunked log-probs and gradient checkpointing ------------------------------------------------------------
+
+
+def logp_and_grads(model, inputs, **kwargs):
+    """(logp, entropy, {name: grad}) of a loss that weighs every position differently, entropy included."""
+    ids, mask, positions, response_ids, valid = inputs
+    model.zero_grad()
+    logp, ent = response_logprobs(model, ids, mask, positions, response_ids, with_entropy=True, temperature=0.7,
+                                  **kwargs)
+    ((logp + 0.1 * ent) * valid * torch.linspace(-1, 2, logp.shape[1])).sum().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    return logp.detach() * valid, ent.detach() * valid, grads
+
+
+def assert_same(a, b, atol=1e-5):
+    torch.testing.assert_close(a[0], b[0], atol=atol, rtol=0)
+    torch.testing.assert_close(a[1], b[1], atol=atol, rtol=0)
+    assert a[2].keys() == b[2].keys() and a[2]
+    for name, grad in a[2].items():
+        torch.testing.assert_close(b[2][name], grad, atol=atol * max(1.0, float(grad.abs().max())), rtol=1e-4)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_chunked_logprobs_give_the_same_values_and_gradients(tiny, share):
+    inputs = grouped_batch()
+    whole = logp_and_grads(tiny, inputs, share_prompts=share, onednn=False)
+    for chunk in (1, 3):
+        assert_same(whole, logp_and_grads(tiny, inputs, share_prompts=share, onednn=False, logprob_chunk=chunk))
+    with torch.no_grad():
+        logp, _ = response_logprobs(tiny, *inputs[:4], temperature=0.7, logprob_chunk=3)
+    torch.testing.assert_close(logp * inputs[4], whole[0], atol=1e-5, rtol=0)
+
+
+def test_chunked_logprobs_bound_the_full_vocabulary_tensors():
+    """Peak live bytes of forward + backward: the logits' copies span one chunk instead of the whole response."""
+    from live_bytes import LiveBytes
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                                         num_key_value_heads=2, intermediate_size=128, vocab_size=8192,
+                                         tie_word_embeddings=True, pad_token_id=0))
+    rows, P, T = 4, 16, 128
+    ids = torch.randint(1, 8192, (rows, P + T), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    peaks = {}
+    for chunk in (None, 16):
+        tracker = LiveBytes()
+        for tensor in (*model.parameters(), ids, mask):
+            tracker.add(tensor)
+        with tracker:
+            logp, ent = response_logprobs(model, ids, mask, positions_from_mask(mask), ids[:, P:], with_entropy=True,
+                                          onednn=False, logprob_chunk=chunk)
+            (logp.sum() + ent.sum()).backward()
+        model.zero_grad(set_to_none=True)
+        peaks[chunk] = tracker.peak
+    logits = rows * T * 8192 * 4  # one fp32 copy of the response's logits: 16.8 MB
+    print(f"peak live bytes, forward + backward: unchunked {peaks[None] / 1e6:.1f} MB, "
+          f"chunks of 16 {peaks[16] / 1e6:.1f} MB (one logits copy {logits / 1e6:.1f} MB)")
+    assert peaks[None] > 4 * logits and peaks[16] < peaks[None] - 3 * logits
+
+
+def test_gradient_checkpointing_gives_the_same_values_and_gradients():
+    model = build_tiny_model()[0].train()
+    inputs = grouped_batch()
+    for kwargs in ({}, {"logprob_chunk": 2}):
+        plain = logp_and_grads(model, inputs, **kwargs)
+        model.gradient_checkpointing_enable()
+        try:  # on the default oneDNN route, which used to raise CheckpointError in backward
+            assert_same(plain, logp_and_grads(model, inputs, **kwargs))
+        finally:
+            model.gradient_checkpointing_disable()
+
+
+def test_under_gradient_checkpointing_the_prompts_run_once():
+    """Checkpointing turns the cache off: each row then runs whole once, without a prompt forward whose cache is
+    dropped (the tokens the embedding sees count the forwards)."""
+    model = build_tiny_model()[0]
+    model.gradient_checkpointing_enable()
+    seen = []
+    model.get_input_embeddings().register_forward_hook(lambda module, args, out: seen.append(args[0].numel()))
+    ids, mask, positions, response_ids, valid = grouped_batch()
+    logp, _ = response_logprobs(model.train(), ids, mask, positions, response_ids)
+    (logp * valid).sum().backward()
+    assert sum(seen) == ids.numel()
+    seen.clear()
+    with torch.no_grad():  # eval: the shared-prompt path, 3 distinct prompts once + the rows' responses
+        response_logprobs(model.eval(), ids, mask, positions, response_ids)
+    width = ids.shape[1] - response_ids.shape[1]
+    assert sum(seen) == 3 * width + len(ids) * (response_ids.shape[1] - 1)

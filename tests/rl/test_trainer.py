@@ -18,8 +18,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 import logicrl.rl.trainer as trainer_module
+from logicrl.engine.logprobs import response_logprobs
 from logicrl.errors import UserError
-from logicrl.models import save_pretrained_atomic
+from logicrl.models import resolve_model_path, save_pretrained_atomic
 from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
@@ -444,3 +445,106 @@ def test_adaptive_resume_after_a_level_change_is_exact(puzzle_dir, tmp_path, mon
         ids = [json.loads(r)["id"] for s in (1, 2, 5, 6)
                for r in (tmp_path / "b" / "rollouts" / f"step_{s:06d}.jsonl").read_text().splitlines()]
         assert len(set(ids)) == 8  # steps 5 and 6 go on with the 2-person pass: 4 batches of 2 distinct puzzles
+
+
+# --- LoRA, model.dtype, gradient checkpointing in the loop ---------------------------------------------------
+
+LORA = {"r": 4, "lora_alpha": 8.0, "target_modules": ["q_proj", "v_proj", "down_proj"]}
+
+
+def with_changes(config: TrainConfig, model: dict | None = None, **top) -> TrainConfig:
+    """``config`` with ``model.*`` keys and top-level keys changed, validated again."""
+    data = config.model_dump(mode="json")
+    return TrainConfig.model_validate({**data, **top, "model": {**data["model"], **(model or {})}})
+
+
+def lora_config(puzzle_dir, out_dir, **algorithm) -> TrainConfig:
+    return with_changes(make_config(puzzle_dir, out_dir, **algorithm), {"lora": LORA}, val_every=0)
+
+
+def test_lora_trains_the_adapter_only_and_its_checkpoint_merges_into_a_plain_model(puzzle_dir, tmp_path,
+                                                                                     monkeypatch):
+    peft = pytest.importorskip("peft")
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = lora_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 2})
+    trainer = Trainer(config, show_progress=False)
+    assert trainer.ref is None  # the reference is the adapter disabled, not a second copy
+    trainer.fit()
+    named = dict(trainer.policy.named_parameters())
+    adapter = {n for n in named if "lora_" in n}
+    assert adapter and {n for n, p in named.items() if p.requires_grad} == adapter
+    assert all(named[n].grad is None for n in named if n not in adapter)
+    assert any(float(named[n].detach().abs().sum()) > 0 for n in adapter if "lora_B" in n)  # B starts at 0: it moved
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert optimised == {id(named[n]) for n in adapter}
+
+    ids, mask, positions, response_ids = tiny_rows(trainer.tokenizer)
+    base = AutoModelForCausalLM.from_pretrained(resolve_model_path("tiny-random"))
+    with torch.no_grad():
+        with trainer.policy.disable_adapter():
+            disabled, _ = response_logprobs(trainer.policy, ids, mask, positions, response_ids)
+        expected, _ = response_logprobs(base, ids, mask, positions, response_ids)
+        adapted, _ = response_logprobs(trainer.policy, ids, mask, positions, response_ids)
+    torch.testing.assert_close(disabled, expected, atol=1e-6, rtol=0)
+    assert not torch.allclose(adapted, expected, atol=1e-6)
+
+    (step, checkpoint), = list_checkpoints(tmp_path / "run")
+    assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "adapter_config.json").is_file()
+    merged = peft.PeftModel.from_pretrained(base, str(checkpoint)).merge_and_unload()
+    save_pretrained_atomic(merged, None, tmp_path / "merged")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    with torch.no_grad():
+        logp, _ = response_logprobs(reloaded, ids, mask, positions, response_ids)
+    torch.testing.assert_close(logp, adapted, atol=1e-5, rtol=0)
+
+
+def tiny_rows(tokenizer):
+    ids = torch.tensor([[5, 9, 13, 200, 41, 11, 12, 13], [5, 9, 13, 200, 41, 21, 22, 23]])
+    mask = torch.ones_like(ids)
+    return ids, mask, torch.arange(ids.shape[1]).expand_as(ids), ids[:, 5:]
+
+
+def test_lora_resume_continues_exactly_like_an_uninterrupted_run(puzzle_dir, tmp_path, monkeypatch):
+    pytest.importorskip("peft")
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    straight = Trainer(lora_config(puzzle_dir, tmp_path / "a"), show_progress=False)
+    straight.fit()
+    resumed = crash_and_resume(lora_config(puzzle_dir, tmp_path / "b"), crash_at=3)
+    assert resumed.start_step == 3
+    assert stable(read_metrics(tmp_path / "a")) == stable(read_metrics(tmp_path / "b"))
+    for (name, a), b in zip(straight.policy.named_parameters(), resumed.policy.parameters()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_bfloat16_dtype_keeps_trained_weights_and_adamw_state_in_float32(puzzle_dir, tmp_path, monkeypatch, lora):
+    """model.dtype=bfloat16 on CPU: full fine-tuning keeps fp32 master weights (the reference is bf16); LoRA
+    stores the frozen base in bf16 and trains an fp32 adapter. AdamW's state follows the trained weights."""
+    if lora:
+        pytest.importorskip("peft")
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = with_changes(make_config(puzzle_dir, tmp_path / "run"),
+                          {"dtype": "bfloat16", **({"lora": LORA} if lora else {})}, val_every=0, steps=1)
+    trainer = Trainer(config, show_progress=False)
+    trainer.fit()
+    trained = [p for p in trainer.policy.parameters() if p.requires_grad]
+    frozen = [p for p in trainer.policy.parameters() if not p.requires_grad]
+    assert trained and all(p.dtype == torch.float32 for p in trained)
+    assert all(p.dtype == torch.bfloat16 for p in frozen) and bool(frozen) == lora
+    state = [v for s in trainer.optimizer.state.values() for k, v in s.items() if k != "step"]
+    assert state and all(v.dtype == torch.float32 for v in state)
+    if not lora:
+        assert next(trainer.ref.parameters()).dtype == torch.bfloat16
+
+
+def test_gradient_checkpointing_runs_in_the_loop_and_reaches_the_critic(puzzle_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = with_changes(make_config(puzzle_dir, tmp_path / "run", advantage="gae", kl_placement="reward"),
+                          {"gradient_checkpointing": True}, val_every=0, steps=1)
+    trainer = Trainer(config, show_progress=False)
+    modes = []
+    trainer.critic.body.register_forward_pre_hook(
+        lambda module, args: modes.append(module.training) if torch.is_grad_enabled() else None)
+    trainer.fit()
+    assert modes and all(modes)  # the critic's update runs in train mode, where checkpointing applies
+    assert trainer.critic.body.gradient_checkpointing and not trainer.critic.training

@@ -9,13 +9,19 @@ The decode loop (each lever measured in docs/performance.md): every distinct pro
 for its ``n`` rows, and the Llama-family engine (`_LlamaEngine`) keeps that prompt KV cache once per
 prompt, attending to it group-wise; the response KV cache is preallocated and written in place; on CPU
 the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights (`logicrl.engine.onednn`);
-a prompt whose ``n`` rows have all stopped leaves the batch; sampling uses one uniform number per row and
-step, drawn from ``seed`` up front (`logicrl.engine.sampling`). Other architectures run the model's own
-forward and cache (`_ModelEngine`) in the same loop.
+a prompt whose ``n`` rows have all stopped leaves the batch (at the next multiple of 8 steps); sampling
+uses one uniform number per row and step, drawn from ``seed`` up front (`logicrl.engine.sampling`). Other
+architectures run the model's own forward and cache (`_ModelEngine`) in the same loop.
+
+Precision (``dtype``, e.g. bfloat16 on a GPU): the fast engine copies the weights into ``dtype`` once per
+call (then no decode step casts a weight, as autocast would) and keeps both KV caches in it; logits are
+upcast to float32 before the softmax. Stops are checked every ``stop_check_every`` tokens, one host sync
+per check; the result is the same as checking every token.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -29,6 +35,10 @@ from logicrl.engine.sequences import Generation, left_pad, positions_from_mask
 
 FAST_MODEL_TYPES = ("llama", "mistral", "qwen2")  # the same decoder block as Llama (Qwen2: q/k/v biases)
 ENGINES = ("auto", "fast", "model")
+# finished prompts leave the batch only every this many steps, whatever the stop-check interval: the batch
+# shapes, hence the kernels' rounding (batch-size dependent in BLAS and cuBLAS), are then the same for any
+# interval, and so are the results
+SHRINK_EVERY = 8
 
 
 def _fast_engine_fits(model, cache_len: int) -> bool:
@@ -40,16 +50,37 @@ def _fast_engine_fits(model, cache_len: int) -> bool:
     blocks = [m for layer in inner.layers for m in (
         layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
         layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
-    return all(type(m) is torch.nn.Linear for m in [*blocks, model.lm_head]) and hasattr(inner, "rotary_emb")
+    norms = [inner.norm, *(n for layer in inner.layers
+                           for n in (layer.input_layernorm, layer.post_attention_layernorm))]
+    return (all(type(m) is torch.nn.Linear for m in [*blocks, model.lm_head]) and hasattr(inner, "rotary_emb")
+            and all(hasattr(n, "variance_epsilon") for n in norms))
+
+
+class _RMSNorm(NamedTuple):
+    """``LlamaRMSNorm`` (the same in Qwen2 and Mistral) with its weight in the engine's dtype:
+    ``w · x / sqrt(mean(x²) + eps)``, the statistics in float32, the product in x's dtype."""
+
+    weight: Tensor
+    eps: float
+
+    @classmethod
+    def of(cls, norm: torch.nn.Module, dtype: torch.dtype) -> _RMSNorm:
+        return cls(norm.weight.detach().to(dtype), norm.variance_epsilon)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
 
 
 class _Block(NamedTuple):
-    """One decoder layer of `_LlamaEngine`: the model's norms and activation, fused projections."""
+    """One decoder layer of `_LlamaEngine`: norms, fused projections (weights in the engine's dtype) and
+    the model's activation."""
 
-    attn_norm: torch.nn.Module
+    attn_norm: _RMSNorm
     qkv: _Linear
     out: _Linear
-    mlp_norm: torch.nn.Module
+    mlp_norm: _RMSNorm
     gate_up: _Linear
     down: _Linear
     act: torch.nn.Module
@@ -60,21 +91,27 @@ class _LlamaEngine:
     ``n`` rows) and the response part, preallocated per row. Attention of a decode step is one softmax
     over [prompt keys | response keys]; the prompt scores come from one matmul per group of rows:
     ``[g, kv_heads, n·q_per_kv, D] @ [g, kv_heads, D, P]``, so the prompt cache is read once per prompt.
+
+    Activations, weights and both caches are in ``dtype`` (default: the model's): the projection and norm
+    weights are copied into it here, once; embeddings are looked up in the model's table, then cast.
     """
 
-    def __init__(self, model, rows: int, max_new_tokens: int) -> None:
+    def __init__(self, model, rows: int, max_new_tokens: int, dtype: torch.dtype | None = None) -> None:
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
         inner, config, self.rope_apply = model.model, model.config, apply_rotary_pos_emb
-        self.embed, self.rotary, self.norm = inner.embed_tokens, inner.rotary_emb, inner.norm
+        self.dtype = dtype = dtype or model.lm_head.weight.dtype
+        self.embed, self.rotary = inner.embed_tokens, inner.rotary_emb
         attention = inner.layers[0].self_attn
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim, self.scaling = attention.head_dim, attention.scaling
-        self.layers = [_Block(layer.input_layernorm, _Linear([a.q_proj, a.k_proj, a.v_proj], rows),
-                              _Linear([a.o_proj], rows), layer.post_attention_layernorm,
-                              _Linear([m.gate_proj, m.up_proj], rows), _Linear([m.down_proj], rows), m.act_fn)
+        linear = functools.partial(_Linear, rows_hint=rows, dtype=dtype)
+        norm = functools.partial(_RMSNorm.of, dtype=dtype)
+        self.layers = [_Block(norm(layer.input_layernorm), linear([a.q_proj, a.k_proj, a.v_proj]),
+                              linear([a.o_proj]), norm(layer.post_attention_layernorm),
+                              linear([m.gate_proj, m.up_proj]), linear([m.down_proj]), m.act_fn)
                        for layer in inner.layers for a, m in [(layer.self_attn, layer.mlp)]]
-        self.head = _Linear([model.lm_head], rows)
+        self.norm, self.head = norm(inner.norm), linear([model.lm_head])
         self.max_new_tokens, self.length = max_new_tokens, 0
 
     def _qkv(self, layer: _Block, x: Tensor, rope: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -96,7 +133,7 @@ class _LlamaEngine:
     def prefill(self, ids: Tensor, mask: Tensor, n: int) -> Tensor:
         """Run the g prompts [g, P] (left-padded), keep their KV; return next-token logits [g·n, V]."""
         g, P = ids.shape
-        x = self.embed(ids)
+        x = self.embed(ids).to(self.dtype)
         rope = self.rotary(x, positions_from_mask(mask))
         eye = torch.eye(P, dtype=torch.bool, device=ids.device)
         # causal, padding keys hidden; a padding query sees itself (no empty softmax rows)
@@ -116,7 +153,7 @@ class _LlamaEngine:
 
     def step(self, tokens: Tensor, positions: Tensor) -> Tensor:
         """Append one token per row (tokens, positions [B]); return next-token logits [B, V]."""
-        x = self.embed(tokens[:, None])
+        x = self.embed(tokens[:, None]).to(self.dtype)
         rope = self.rotary(x, positions[:, None])
         t = self.length
         for i, layer in enumerate(self.layers):
@@ -180,32 +217,45 @@ def _group_rows(groups: Tensor, group_size: int) -> Tensor:
 
 
 def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_tokens: int, pad_token_id: int,
-            sampler: _Sampler, stops: _StopCheck) -> tuple[Tensor, Tensor, Tensor]:
+            sampler: _Sampler, stops: _StopCheck, check_every: int = 1) -> tuple[Tensor, Tensor, Tensor]:
     """The decode loop over ``g`` distinct prompts × ``n`` rows; returns CPU tensors
     ``(tokens [g·n, max_new_tokens], log-probs [g·n, max_new_tokens], lengths [g·n] or −1 if never stopped)``.
 
-    Rows are finished once they stop; a prompt leaves the batch once all its rows have finished."""
+    Rows are finished once they stop; a prompt leaves the batch at the first multiple of `SHRINK_EVERY`
+    steps after all its rows have finished. Tokens stay on the device until the next check (every
+    ``check_every`` steps and at those multiples), then come to the host at once (one sync) and the stop
+    check runs step by step over them: a row that ended inside the block has kept decoding to its end, but
+    its length is that of its first stop, and `generate` pads everything after it."""
     device, total = prompt_ids.device, prompt_ids.shape[0] * n
     logits = engine.prefill(prompt_ids, prompt_mask, n)
     positions = prompt_mask.sum(-1).repeat_interleave(n)  # position of the next token, per row
     rows = torch.arange(total)  # global index of each row in the batch
+    rows_on_device = rows.to(device)
     tokens_out = torch.full((total, max_new_tokens), pad_token_id, dtype=torch.long)
     logp_out = torch.zeros(total, max_new_tokens)
     lengths = torch.full((total,), -1, dtype=torch.long)
+    block: list[tuple[Tensor, Tensor]] = []  # (tokens [B], log-probs [B]) since the last check, on the device
     for step in range(max_new_tokens):
-        tokens, logp = sampler(logits, rows, step)
-        tokens_cpu = tokens.cpu()
-        tokens_out[rows, step], logp_out[rows, step] = tokens_cpu, logp.float().cpu()
-        ended = stops(tokens_cpu, tokens_out[rows], step) & (lengths[rows] < 0)
-        lengths[rows[ended]] = step + 1
-        if step + 1 == max_new_tokens or bool((lengths >= 0).all()):
-            break
-        open_groups = (lengths[rows] < 0).view(-1, n).any(-1)
-        if not bool(open_groups.all()):
-            groups = open_groups.nonzero()[:, 0]
-            engine.select(groups.to(device))
-            keep = _group_rows(groups, n)
-            rows, tokens, positions = rows[keep], tokens[keep.to(device)], positions[keep.to(device)]
+        tokens, logp = sampler(logits, rows_on_device, step)
+        block.append((tokens, logp))
+        shrink = (step + 1) % SHRINK_EVERY == 0
+        if len(block) == check_every or shrink or step + 1 == max_new_tokens:
+            first, (block_tokens, block_logp), block = step + 1 - len(block), zip(*block), []
+            tokens_out[rows, first:step + 1] = torch.stack(block_tokens, 1).cpu()
+            logp_out[rows, first:step + 1] = torch.stack(block_logp, 1).float().cpu()
+            history = tokens_out[rows]
+            for s in range(first, step + 1):
+                ended = stops(history[:, s], history, s) & (lengths[rows] < 0)
+                lengths[rows[ended]] = s + 1
+            if step + 1 == max_new_tokens or bool((lengths >= 0).all()):
+                break
+            open_groups = (lengths[rows] < 0).view(-1, n).any(-1)
+            if shrink and not bool(open_groups.all()):
+                groups = open_groups.nonzero()[:, 0]
+                engine.select(groups.to(device))
+                keep = _group_rows(groups, n)
+                rows, keep = rows[keep], keep.to(device)
+                rows_on_device, tokens, positions = rows_on_device[keep], tokens[keep], positions[keep]
         logits, positions = engine.step(tokens, positions), positions + 1
     return tokens_out, logp_out, lengths
 
@@ -226,6 +276,8 @@ def generate(
     tokenizer=None,
     seed: int | None = None,
     engine: str = "auto",
+    dtype: torch.dtype | None = None,
+    stop_check_every: int | None = None,
 ) -> Generation:
     """Sample ``n`` responses per prompt (greedy: the same response ``n`` times).
 
@@ -234,21 +286,37 @@ def generate(
     ``stop_texts`` needs ``tokenizer`` (stop strings may span tokens). ``engine``: "fast" (the
     Llama-family engine; ValueError for other models), "model" (the model's own forward), "auto"
     (fast when the model allows it).
+
+    ``dtype``: the precision of the forward (default: the caller's autocast dtype if autocast is on, else
+    the model's). The fast engine copies its weights into it once for this call, keeps its KV caches in it
+    and runs with autocast off; the model engine runs under autocast to ``dtype`` when that is not the
+    model's. Logits are upcast to float32 for sampling either way. ``stop_check_every``: tokens between
+    two stop checks (each one a host sync; default 8 on CUDA, 1 elsewhere); the result does not depend on it.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    device = next(model.parameters()).device
+    if stop_check_every is not None and stop_check_every < 1:
+        raise ValueError(f"stop_check_every must be at least 1, not {stop_check_every}")
+    weight = next(model.parameters())
+    device = weight.device
+    if dtype is None:
+        autocast = torch.is_autocast_enabled(device.type)
+        dtype = torch.get_autocast_dtype(device.type) if autocast else weight.dtype
     prompt_ids, prompt_mask = left_pad(prompts, pad_token_id)
     fits = _fast_engine_fits(model, prompt_ids.shape[1] + max_new_tokens)
     if engine == "fast" and not fits:
         raise ValueError(f"the fast engine does not support this model ({model.config.model_type})")
     rows = torch.arange(len(prompts)).repeat_interleave(n)
-    runner = _LlamaEngine(model, len(rows), max_new_tokens) if engine != "model" and fits else _ModelEngine(model)
+    fast = engine != "model" and fits
+    runner = _LlamaEngine(model, len(rows), max_new_tokens, dtype) if fast else _ModelEngine(model)
     sampler = _Sampler(len(rows), max_new_tokens, temperature=temperature, top_p=top_p, greedy=greedy, seed=seed,
                        device=device)
-    tokens, logp, lengths = _decode(
-        runner, prompt_ids.to(device), prompt_mask.to(device), n=n, max_new_tokens=max_new_tokens,
-        pad_token_id=pad_token_id, sampler=sampler, stops=_StopCheck(stop_token_ids, stop_texts, tokenizer))
+    check_every = stop_check_every or (8 if device.type == "cuda" else 1)  # a CPU "sync" costs nothing
+    with torch.autocast(device.type, dtype=dtype, enabled=not fast and dtype != weight.dtype):
+        tokens, logp, lengths = _decode(
+            runner, prompt_ids.to(device), prompt_mask.to(device), n=n, max_new_tokens=max_new_tokens,
+            pad_token_id=pad_token_id, sampler=sampler, check_every=check_every,
+            stops=_StopCheck(stop_token_ids, stop_texts, tokenizer))
     truncated = lengths < 0
     lengths = lengths.masked_fill(truncated, max_new_tokens)
     width = max(int(lengths.max()), 1)

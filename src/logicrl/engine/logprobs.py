@@ -12,6 +12,16 @@ Memory: the logits of a forward are [rows, T + 1, V] (float32 on CPU: 16 rows ×
 runs the rows in chunks: without grad only one chunk's logits exist at a time; with grad each chunk's
 graph is kept until backward, so bound the memory by calling backward per micro-batch instead.
 
+``logprob_chunk`` bounds the full-vocabulary tensors of a forward with grad: the forward returns the final
+hidden states, and the vocabulary projection, log-softmax and entropy run ``logprob_chunk`` response
+positions at a time (`chunked_head_logprobs`), each chunk under ``torch.utils.checkpoint`` so its logits
+are recomputed in backward instead of kept: at most rows × chunk × V floats exist at once, not rows × T × V.
+
+Gradient checkpointing (``model.gradient_checkpointing_enable()``, in train mode): the oneDNN route steps
+aside (backward recomputes each layer outside this module's context, and oneDNN's outputs differ in
+metadata from F.linear's: torch's CheckpointError), and so does the shared-prompt path (checkpointing
+turns the cache off, so a prompt forward would be wasted work).
+
 Speed: on CPU the forward (and its backward) runs every ``F.linear`` on oneDNN
 (`logicrl.engine.onednn.onednn_linears`), which made the SmolLM2 forward + backward of 16 × 368 tokens
 1.7× faster (docs/performance.md).
@@ -20,9 +30,12 @@ Speed: on CPU the forward (and its backward) runs every ``F.linear`` on oneDNN
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from logicrl.engine.onednn import onednn_linears
 
@@ -50,28 +63,62 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     return -plogp.sum(dim=-1)
 
 
+def gradient_checkpointing(model) -> bool:
+    """Whether backward will recompute ``model``'s layers: checkpointing enabled and the model in train mode
+    (``is_activation_checkpointing``, transformers ≥ 5; ``is_gradient_checkpointing`` before)."""
+    enabled = getattr(model, "is_activation_checkpointing", None)
+    if enabled is None:
+        enabled = getattr(model, "is_gradient_checkpointing", False)
+    return bool(enabled) and model.training
+
+
+@functools.cache
+def _cache_argument(forward_class: type) -> str:
+    """The forward's KV-cache argument: ``cache`` (transformers ≥ 5.x) or ``past_key_values`` (older)."""
+    return "cache" if "cache" in inspect.signature(forward_class.forward).parameters else "past_key_values"
+
+
+def _forward(model, hidden: bool, keep: int, cache=None, **inputs) -> tuple[Tensor, object]:
+    """``(states of the last keep positions (0: all), cache)``: the logits [B, keep, V], or with ``hidden`` the
+    final hidden states [B, keep, h] of the decoder (the input of the vocabulary projection)."""
+    if cache is not None:
+        inputs[_cache_argument(type(model.get_decoder()))] = cache
+    if hidden:
+        out = model.get_decoder()(**inputs)
+        states = out.last_hidden_state
+        out_states = states[:, -keep:] if keep else states
+    else:
+        out = model(**inputs, logits_to_keep=keep)
+        out_states = out.logits
+    fields = getattr(out, "__dataclass_fields__", {})
+    return out_states, getattr(out, "cache" if "cache" in fields else "past_key_values", None)
+
+
 def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, n_response: int,
-                    temperature: float = 1.0, share_prompts: bool = True) -> Tensor:
-    """Logits [B, T, V] that predict the T response tokens (the last T positions of ``input_ids``).
+                    temperature: float = 1.0, share_prompts: bool = True, hidden: bool = False) -> Tensor:
+    """Logits [B, T, V] that predict the T response tokens (the last T positions of ``input_ids``); with
+    ``hidden``, the final hidden states [B, T, h] at those positions instead (not tempered).
 
     With ``share_prompts`` and rows that repeat a prompt (the n samples of a group), each distinct prompt
-    runs once (`_shared_prompt_logits`); otherwise one forward over the whole rows.
+    runs once (`_shared_prompt_logits`); otherwise one forward over the whole rows. Under gradient
+    checkpointing the rows run whole (no cache, see the module docstring).
     """
     logits = None
     width = input_ids.shape[1] - n_response
-    if share_prompts and width > 0:
+    if share_prompts and width > 0 and not gradient_checkpointing(model):
         prompts = torch.cat([input_ids[:, :width], attention_mask[:, :width]], dim=1)
         distinct, row_prompt = torch.unique(prompts, dim=0, return_inverse=True)
         if len(distinct) < len(prompts):
-            logits = _shared_prompt_logits(model, input_ids, attention_mask, position_ids, width, row_prompt)
+            logits = _shared_prompt_logits(model, input_ids, attention_mask, position_ids, width, row_prompt,
+                                           hidden)
     if logits is None:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                       logits_to_keep=n_response + 1, use_cache=False).logits[:, :-1, :]
-    return logits / temperature if temperature != 1.0 else logits
+        logits = _forward(model, hidden, n_response + 1, input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=position_ids, use_cache=False)[0][:, :-1, :]
+    return logits / temperature if temperature != 1.0 and not hidden else logits
 
 
 def _shared_prompt_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, width: int,
-                          row_prompt: Tensor) -> Tensor | None:
+                          row_prompt: Tensor, hidden: bool = False) -> Tensor | None:
     """The logits of one forward over the rows, with each distinct prompt (the first ``width`` columns)
     computed once; ``row_prompt[b]`` is the index of row b's prompt among the distinct ones.
 
@@ -87,24 +134,59 @@ def _shared_prompt_logits(model, input_ids: Tensor, attention_mask: Tensor, posi
     first_row = torch.empty(int(row_prompt.max()) + 1, dtype=torch.long, device=row_prompt.device)
     first_row.scatter_(0, row_prompt, torch.arange(len(row_prompt), device=row_prompt.device))
     columns = slice(0, width)
-    prompt = model(input_ids=input_ids[first_row, columns], attention_mask=attention_mask[first_row, columns],
-                   position_ids=position_ids[first_row, columns], use_cache=True, logits_to_keep=1)
-    cache = prompt.past_key_values
+    prompt, cache = _forward(model, hidden, 1, input_ids=input_ids[first_row, columns],
+                             attention_mask=attention_mask[first_row, columns],
+                             position_ids=position_ids[first_row, columns], use_cache=True)
     if not hasattr(cache, "batch_select_indices"):
         return None
-    first = prompt.logits[row_prompt]  # [B, 1, V]: predicts response token 0
+    first = prompt[row_prompt]  # [B, 1, V] (or [B, 1, h]): predicts response token 0
     if input_ids.shape[1] - width == 1:
         return first
     cache.batch_select_indices(row_prompt)
-    rest = model(input_ids=input_ids[:, width:-1], attention_mask=attention_mask[:, :-1],
-                 position_ids=position_ids[:, width:-1], past_key_values=cache, use_cache=True).logits
+    rest, _ = _forward(model, hidden, 0, input_ids=input_ids[:, width:-1], attention_mask=attention_mask[:, :-1],
+                       position_ids=position_ids[:, width:-1], cache=cache, use_cache=True)
     return torch.cat([first, rest], dim=1)
+
+
+def _head_logprobs(head, hidden: Tensor, tokens: Tensor, temperature: float, with_entropy: bool,
+                   entropy_grad: bool) -> tuple[Tensor, ...]:
+    """``(logp, entropy)`` (or ``(logp,)``) of one chunk: the same ops, in the same order, as the unchunked path."""
+    logits = head(hidden)
+    if temperature != 1.0:
+        logits = logits / temperature
+    logp = token_logprobs(logits, tokens)
+    if not with_entropy:
+        return (logp,)
+    return logp, entropy_from_logits((logits if entropy_grad else logits.detach()).float())
+
+
+def chunked_head_logprobs(head, hidden: Tensor, tokens: Tensor, chunk: int, *, temperature: float = 1.0,
+                          with_entropy: bool = False, entropy_grad: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(logp [B, T], entropy [B, T] or None)`` from the final hidden states [B, T, h] through the vocabulary
+    projection ``head``, ``chunk`` positions at a time.
+
+    With grad enabled each chunk runs under non-reentrant ``torch.utils.checkpoint``: backward keeps only the
+    chunk's hidden states and recomputes its logits, so the full-vocabulary tensors alive at once are those of
+    one chunk [B, chunk, V], in the forward and in the backward.
+    """
+    logps, entropies = [], []
+    for start in range(0, hidden.shape[1], chunk):
+        columns = slice(start, start + chunk)
+        args = (head, hidden[:, columns], tokens[:, columns], temperature, with_entropy, entropy_grad)
+        if torch.is_grad_enabled():
+            out = checkpoint(_head_logprobs, *args, use_reentrant=False)
+        else:
+            out = _head_logprobs(*args)
+        logps.append(out[0])
+        if with_entropy:
+            entropies.append(out[1])
+    return torch.cat(logps, dim=1), (torch.cat(entropies, dim=1) if with_entropy else None)
 
 
 def response_logprobs(
     model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, response_ids: Tensor, *,
     temperature: float = 1.0, with_entropy: bool = False, batch_size: int | None = None, onednn: bool = True,
-    share_prompts: bool = True, entropy_grad: bool = True,
+    share_prompts: bool = True, entropy_grad: bool = True, logprob_chunk: int | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """``(logp [B, T], entropy [B, T] or None)`` of ``response_ids`` (the last T columns of ``input_ids``).
 
@@ -113,12 +195,25 @@ def response_logprobs(
     rows per forward (default: all at once). ``onednn``: run the linears on oneDNN (CPU float32 only).
     ``share_prompts``: rows of a chunk with the same prompt (the same ids and padding) share its forward.
     ``entropy_grad=False`` returns the entropy detached (a statistic only: no softmax kept for backward).
-    The entropy is `entropy_from_logits` of the tempered logits (finite for −inf logits).
+    The entropy is `entropy_from_logits` of the tempered logits (finite for −inf logits). ``logprob_chunk``:
+    response positions per vocabulary projection (`chunked_head_logprobs`; None: all at once). The oneDNN
+    route is off under gradient checkpointing (module docstring).
     """
     step = batch_size or input_ids.shape[0]
+    onednn = onednn and not gradient_checkpointing(model)
     logps, entropies = [], []
     for start in range(0, input_ids.shape[0], step):
         rows = slice(start, start + step)
+        if logprob_chunk is not None:
+            with onednn_linears(model) if onednn else contextlib.nullcontext():
+                hidden = response_logits(model, input_ids[rows], attention_mask[rows], position_ids[rows],
+                                         response_ids.shape[1], share_prompts=share_prompts, hidden=True)
+            logp, ent = chunked_head_logprobs(model.get_output_embeddings(), hidden, response_ids[rows],
+                                              logprob_chunk, temperature=temperature, with_entropy=with_entropy,
+                                              entropy_grad=entropy_grad)
+            logps.append(logp)
+            entropies.append(ent)
+            continue
         with onednn_linears(model) if onednn else contextlib.nullcontext():
             logits = response_logits(model, input_ids[rows], attention_mask[rows], position_ids[rows],
                                      response_ids.shape[1], temperature, share_prompts)

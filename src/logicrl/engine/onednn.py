@@ -74,13 +74,17 @@ def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 class _Linear:
     """``y = x Wᵀ + b`` for one or several projections that read the same input (outputs concatenated).
 
-    On CPU (float32, or bfloat16 where oneDNN supports it) the weights are concatenated and pre-packed for
-    oneDNN once; elsewhere, and for an input of another dtype or under autocast, each projection is a plain
-    ``F.linear`` on the module's own weight (no copy).
+    The weights are taken in ``dtype`` (default: the module's): a copy made once here when it differs,
+    so a decode step casts no weight. On CPU (float32, or bfloat16 where oneDNN supports it) they are
+    also concatenated and pre-packed for oneDNN once; elsewhere, and for an input of another dtype or
+    under autocast, each projection is a plain ``F.linear`` on those weights (the module's own when the
+    dtype is theirs: no copy).
     """
 
-    def __init__(self, linears: Sequence[torch.nn.Linear], rows_hint: int) -> None:
-        self.parts = [(m.weight.detach(), None if m.bias is None else m.bias.detach()) for m in linears]
+    def __init__(self, linears: Sequence[torch.nn.Linear], rows_hint: int,
+                 dtype: torch.dtype | None = None) -> None:
+        self.parts = [tuple(None if t is None else t.detach().to(dtype or t.dtype) for t in (m.weight, m.bias))
+                      for m in linears]  # (weight, bias) per projection; .to() copies only to another dtype
         weight, self.packed = self.parts[0][0], None
         support = onednn_support()
         if weight.device.type == "cpu" and (support.linear if weight.dtype == torch.float32

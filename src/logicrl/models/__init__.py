@@ -4,10 +4,11 @@
 * `resolve_model_path(name)`: aliases (``smollm2-135m``, ``tiny-random``) → cached checkpoint dirs;
 * `check_model_name(name)`: fail fast on a name that cannot be a model, before anything loads;
 * `build_tiny_model()`: a tiny random Llama with a local K&K tokenizer, no download;
-* `save_pretrained_atomic(model, tokenizer, out_dir)`: checkpoints that are complete or absent.
+* `save_pretrained_atomic(model, tokenizer, out_dir)`: checkpoints that are complete or absent;
+* `lora_model(model, lora)`: a peft LoRA adapter on the model (fresh, or a checkpoint's).
 
 Files: loading.py (names, cache, loading), smollm2.py (GGUF → HF conversion), tiny.py (tiny model
-and tokenizer), checkpoint.py (atomic directories).
+and tokenizer), checkpoint.py (atomic directories), lora.py (peft adapters), memory_plan.py.
 """
 
 from logicrl.models.checkpoint import atomic_directory, save_pretrained_atomic
@@ -26,6 +27,7 @@ from logicrl.models.loading import (
     resolve_dtype,
     resolve_model_path,
 )
+from logicrl.models.lora import lora_model
 from logicrl.models.smollm2 import find_smollm2_gguf
 from logicrl.models.tiny import CHATML_TEMPLATE, build_tiny_model, build_tiny_tokenizer
 
@@ -43,6 +45,7 @@ __all__ = [
     "default_cache_dir",
     "find_smollm2_gguf",
     "load_model_and_tokenizer",
+    "lora_model",
     "prepare_tokenizer",
     "register_model_alias",
     "resolve_device",

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from logicrl.config import StrictModel
 from logicrl.models import DEFAULT_MODEL
+from logicrl.models.memory_plan import LORA_TARGETS
 from logicrl.prompts import PromptConfig
 from logicrl.reward.score import RewardConfig
 from logicrl.rl.advantages import ADVANTAGE_ESTIMATORS, get_advantage_estimator
@@ -23,15 +24,31 @@ from logicrl.rl.losses import AGGREGATIONS
 from logicrl.rl.policy_losses import POLICY_LOSSES, get_policy_loss
 
 
+class LoraConfig(StrictModel):
+    """``model.lora``: train a low-rank adapter through peft instead of every weight (Hu et al. 2021,
+    arXiv 2106.09685); peft's and TRL's names. The base weights are frozen, and the KL reference is the base
+    model with the adapter disabled (no second copy)."""
+
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    lora_alpha: float = Field(32.0, gt=0.0, description="Scale: the update is (lora_alpha / r) · B·A.")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the adapter's input.")
+    target_modules: tuple[str, ...] = Field(
+        LORA_TARGETS, min_length=1, description="Linears that get an adapter (default: all 7 of each layer).")
+
+
 class ModelConfig(StrictModel):
     """The policy to train (and, frozen, the reference model)."""
 
     name: str = Field(DEFAULT_MODEL, description="Alias (smollm2-135m, tiny-random), local checkpoint or hub id.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="'auto': bf16 on a GPU that supports it, else float32.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description=(
+        "Compute dtype: 'auto' is bf16 on a GPU that supports it, else float32. The forwards run under its "
+        "autocast on CUDA and the reference is stored in it. Trained weights stay float32 (master weights, so "
+        "AdamW's state is float32 too: a 4e-7 step is below bf16's resolution); the frozen base weights of a "
+        "model.lora run are stored in this dtype."))
     device: str = Field("auto", description="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:N'.")
     trust_remote_code: bool = Field(False, description="Run the checkpoint's own code; only if you trust it.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the update.")
+    lora: LoraConfig | None = Field(None, description="Train a LoRA adapter (peft) instead of every weight.")
 
 
 class AdaptiveConfig(StrictModel):
@@ -117,6 +134,9 @@ class AlgorithmConfig(StrictModel):
     micro_batch_tokens: int | None = Field(None, ge=1, description=(
         "Also cap each micro-batch at this many padded response tokens (rows × longest), rows sorted by length: "
         "less padding when lengths vary; null: consecutive rows."))
+    logprob_chunk: int | None = Field(None, ge=1, description=(
+        "Compute log-probs and entropy this many response tokens at a time (the chunk's logits recomputed in "
+        "backward), so no full-vocabulary tensor of the whole micro-batch exists; null: all at once."))
     value_clip: float = Field(0.5, gt=0.0, description="PPO value clip around the old values.")
     tis_cap: float | None = Field(None, ge=1.0, description=(
         "Truncated importance sampling: weight each token's loss by min(π_trainer/π_sampler, tis_cap), the ratio "
@@ -211,6 +231,9 @@ class TrainConfig(StrictModel):
         if self.data.schedule == "adaptive" and (self.algorithm.reference == "stage_start" or self.optim.stage_reset):
             raise ValueError("algorithm.reference=stage_start and optim.stage_reset act at curriculum stages, which "
                              "data.schedule=adaptive does not have (its levels change with the rewards): drop them")
+        if self.model.lora is not None and self.algorithm.reference == "stage_start":
+            raise ValueError("model.lora: the reference is the base model with the adapter disabled, which does not "
+                             "move at a stage; drop algorithm.reference=stage_start")
         if (self.algorithm.overlong_buffer or 0) > self.rollout.max_response_tokens:
             raise ValueError(f"algorithm.overlong_buffer={self.algorithm.overlong_buffer} is longer than "
                              f"rollout.max_response_tokens={self.rollout.max_response_tokens}")

@@ -6,10 +6,12 @@ one-line `UserError` naming the knobs that fix it. Nothing here loads, builds or
 config comes from a local checkpoint, an alias's cache entry (or its known shape), or the local Hugging Face
 cache; when none has it the plan is skipped with a note.
 
-`train_run_shape` and `sft_run_shape` mirror what the trainers do today: the policy is loaded in fp32
-whatever ``model.dtype`` says (`Trainer._load_models`), ``model.dtype`` decides the reference's dtype and the
-bf16/fp16 autocast of the forwards on CUDA, and the rollout engine's KV cache takes the activations' dtype
-(fp32: the embedding's output, which autocast leaves in fp32). Change them with the trainers.
+`train_run_shape` and `sft_run_shape` mirror what the trainers do today: trained weights are fp32 master
+weights whatever ``model.dtype`` says (`Trainer._load_models`), ``model.dtype`` decides the reference's dtype,
+a LoRA run's frozen base weights (``model.lora``: no reference copy) and the bf16/fp16 autocast of the
+forwards on CUDA, and the rollout engine's KV cache takes the activations' dtype (fp32: the embedding's
+output, which autocast leaves in fp32). `train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``.
+Change them with the trainers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from logicrl.errors import UserError
 from logicrl.models.loading import MODEL_ALIASES, default_cache_dir
 from logicrl.models.memory_plan import (
     DTYPE_BYTES,
+    LORA_TARGETS,
     MemoryPlan,
     ModelShape,
     RunShape,
@@ -35,7 +38,7 @@ from logicrl.rl.advantages import get_advantage_estimator
 
 PROMPT_TOKENS = 512  # longest prompt assumed (not tokenized before loading): an 8-person K&K puzzle in the
 # chat template with the system prompt is ≈ 400 tokens under Qwen2.5's and SmolLM2's tokenizers
-WEIGHT_BYTES = 4  # both trainers load the policy in float32 (fp32 master weights, docs/architecture.md)
+WEIGHT_BYTES = 4  # both trainers train float32 weights (fp32 master weights, docs/architecture.md)
 KNOWN_ALIAS_CONFIGS = {  # an alias whose cache entry is not built yet: its config.json, as it will be built
     "smollm2-135m": {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9,
                      "num_key_value_heads": 3, "intermediate_size": 1536, "vocab_size": 49152,
@@ -117,7 +120,7 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         rows = max(1, min(rows, algo.micro_batch_tokens // T))
     batch = rollout.prompts_per_step * rollout.group_size
     # a micro-batch holds whole groups only when the rows stay in order (no mini-batch shuffle, no length sort);
-    # under gradient checkpointing the prompt forward returns no cache, so every row runs its prompt (today)
+    # gradient checkpointing turns the cache off, so the log-probs run every row whole (its prompt included)
     grouped = ((algo.mini_batch_size or batch) == batch and algo.micro_batch_tokens is None
                and not cfg.model.gradient_checkpointing)
     reference_bytes, compute_bytes = _compute_bytes(cfg.model.dtype, on_cuda)
@@ -128,11 +131,20 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         sampled = (val_rows, 1, val_tokens)
     return RunShape(
         micro_batch_rows=rows, prompt_tokens=PROMPT_TOKENS, response_tokens=T,
-        rows_per_prompt=rollout.group_size if grouped else 1, weight_bytes=WEIGHT_BYTES, compute_bytes=compute_bytes,
+        rows_per_prompt=rollout.group_size if grouped else 1, compute_bytes=compute_bytes,
+        weight_bytes=reference_bytes if cfg.model.lora is not None else WEIGHT_BYTES,  # LoRA: the frozen base
         reference_bytes=reference_bytes if needs_reference else None,
         critic=get_advantage_estimator(algo.advantage).needs_critic,
         gradient_checkpointing=cfg.model.gradient_checkpointing, entropy=True,
         rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=4)
+
+
+def train_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
+    """The plan of a `TrainConfig`: `train_run_shape` with ``model.lora`` and ``algorithm.logprob_chunk``."""
+    lora = cfg.model.lora
+    return plan(shape, train_run_shape(cfg, on_cuda), lora_rank=lora.r if lora is not None else None,
+                lora_targets=tuple(lora.target_modules) if lora is not None else LORA_TARGETS,
+                logprob_chunk=cfg.algorithm.logprob_chunk)
 
 
 def sft_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
@@ -152,15 +164,20 @@ def fixes(memory: MemoryPlan, cfg: Any, command: str, capacity: int) -> list[str
     c = memory.components
     persistent = sum(c[k] for k in memory.PERSISTENT)
     knobs = []
+    lora = command == "train" and cfg.model.lora is None
     if persistent + c["gradients"] > capacity:
         knobs.append(f"the weights, gradients, optimizer state and reference alone need "
                      f"{gib(persistent + c['gradients'])}, "
-                     f"so full fine-tuning of this model does not fit one device: train on several GPUs with "
-                     f"`logicrl verl launch` (docs/verl.md), or choose a smaller model")
+                     f"so {'full fine-tuning' if lora else 'this run'} of this model does not fit one device: "
+                     + ("train a LoRA adapter (model.lora.r=16: the base in model.dtype, no reference copy), " if lora
+                        else "")
+                     + "train on several GPUs with `logicrl verl launch` (docs/verl.md), or choose a smaller model")
     micro = "algorithm.micro_batch_size" if command == "train" else "micro_batch_size"
     length = "rollout.max_response_tokens" if command == "train" else "max_response_tokens"
     if memory.update >= memory.rollout:
         knobs.append(f"lower {micro}" + (" or set algorithm.micro_batch_tokens" if command == "train" else ""))
+        if command == "train" and cfg.algorithm.logprob_chunk is None and c["logits"] > memory.update // 4:
+            knobs.append("set algorithm.logprob_chunk=512 (the logits)")
         if not cfg.model.gradient_checkpointing:
             knobs.append("set model.gradient_checkpointing=true")
     elif command == "train":
@@ -181,8 +198,11 @@ def memory_report(cfg: Any, command: str) -> tuple[str, str | None]:
         shape = ModelShape.from_config(config)
     except ValueError as err:
         return f"memory plan: not made ({err})", None
-    run = train_run_shape(cfg, device.enforce) if command == "train" else sft_run_shape(cfg, device.enforce)
-    memory = plan(shape, run)
+    try:
+        memory = (train_plan(cfg, shape, device.enforce) if command == "train"
+                  else plan(shape, sft_run_shape(cfg, device.enforce)))
+    except ValueError as err:  # a model.lora target the plan does not know
+        return f"memory plan: not made ({err})", None
     text = format_plan(memory, device.capacity, device.label)
     if not device.enforce or memory.total <= device.capacity:
         return text, None

@@ -35,7 +35,7 @@ from logicrl.engine.decode import generate
 from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
-from logicrl.models import load_model_and_tokenizer, resolve_device, resolve_dtype
+from logicrl.models import load_model_and_tokenizer, lora_model, resolve_device, resolve_dtype
 from logicrl.prompts import encode_prompts
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.batch import RolloutBatch
@@ -129,22 +129,35 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _load_models(self, checkpoint: Path | None) -> None:
-        cfg = self.config
-        source = str(checkpoint) if checkpoint is not None else cfg.model.name
+        """The policy (fp32 master weights; with ``model.lora`` the base in ``model.dtype`` plus an fp32 adapter,
+        from the checkpoint's adapter on resume), the frozen reference (none with LoRA: the adapter disabled),
+        and PPO's critic (a copy of the policy's decoder, taken before any adapter is injected)."""
+        cfg, lora = self.config, self.config.model.lora
+        source = str(checkpoint) if checkpoint is not None and lora is None else cfg.model.name
         self.policy, self.tokenizer = load_model_and_tokenizer(
-            source, dtype="float32", device=str(self.device), trust_remote_code=cfg.model.trust_remote_code)
+            source, dtype=self.compute_dtype if lora is not None else "float32", device=str(self.device),
+            trust_remote_code=cfg.model.trust_remote_code)
         if cfg.model.gradient_checkpointing:
-            self.policy.gradient_checkpointing_enable()
+            enable = getattr(self.policy, "activation_checkpointing_enable", None)  # transformers >= 5
+            (enable or self.policy.gradient_checkpointing_enable)()
+        self.critic = ValueModel(self.policy).to(self.device) if self._needs_critic() else None
+        if lora is not None:
+            self.policy = lora_model(self.policy, lora, checkpoint)
         algo = cfg.algorithm
+        self.uses_reference = algo.kl_placement != "none" and (algo.kl_coef > 0 or algo.kl_target is not None)
         self.ref = None
-        if algo.kl_placement != "none" and (algo.kl_coef > 0 or algo.kl_target is not None):
+        if self.uses_reference and lora is None:
             self.ref, _ = load_model_and_tokenizer(
                 cfg.model.name, dtype=self.compute_dtype, device=str(self.device),
                 trust_remote_code=cfg.model.trust_remote_code)
             self.ref.requires_grad_(False)
         self.ref_fingerprint = weights_fingerprint(self.ref) if self.ref is not None else None
-        self.critic = ValueModel(self.policy).to(self.device) if self._needs_critic() else None
         self.stop_ids = stop_token_ids(self.tokenizer)
+
+    def _sampler(self):
+        """The model rollouts and validation run: with LoRA the base model with the adapter injected (peft's
+        wrapper is not a transformers model; the injected layers compute the adapted forward)."""
+        return self.policy.get_base_model() if self.config.model.lora is not None else self.policy
 
     def _needs_critic(self) -> bool:
         return get_advantage_estimator(self.config.algorithm.advantage).needs_critic
@@ -166,7 +179,7 @@ class Trainer:
         """AdamW, the lr schedule (over the run, or with ``optim.stage_reset`` over the stage of ``step``),
         the critic's optimizer and the KL controller, all in their initial state."""
         cfg, optim = self.config, self.config.optim
-        self.optimizer = adamw(self.policy.parameters(), lr=optim.lr, betas=optim.betas,
+        self.optimizer = adamw((p for p in self.policy.parameters() if p.requires_grad), lr=optim.lr, betas=optim.betas,
                                weight_decay=optim.weight_decay)
         batch = cfg.rollout.prompts_per_step * cfg.rollout.group_size
         per_step = cfg.algorithm.update_epochs * (batch // (cfg.algorithm.mini_batch_size or batch))
@@ -303,7 +316,7 @@ class Trainer:
         timer = time.perf_counter()
         with self.autocast():
             generation = generate(
-                self.policy, encode_prompts(records, self.tokenizer, cfg.prompt), n=cfg.rollout.group_size,
+                self._sampler(), encode_prompts(records, self.tokenizer, cfg.prompt), n=cfg.rollout.group_size,
                 max_new_tokens=cfg.rollout.max_response_tokens, temperature=cfg.rollout.temperature,
                 top_p=cfg.rollout.top_p, pad_token_id=self.tokenizer.pad_token_id, stop_token_ids=self.stop_ids,
                 stop_texts=(ANSWER_STOP,) if cfg.rollout.stop_at_answer else (), tokenizer=self.tokenizer,
@@ -329,14 +342,16 @@ class Trainer:
         timer = time.perf_counter()
         micro, temperature = {"micro_batch_size": algo.micro_batch_size,
                               "micro_batch_tokens": algo.micro_batch_tokens}, cfg.rollout.temperature
+        chunk = {"logprob_chunk": algo.logprob_chunk}
         on_policy = algo.update_epochs == 1 and algo.mini_batch_size in (None, len(batch)) \
             and algo.kl_placement != "reward"
         if not on_policy:
-            batch.old_logp = batch_logprobs(self.policy, batch, **micro, temperature=temperature,
+            batch.old_logp = batch_logprobs(self.policy, batch, **micro, **chunk, temperature=temperature,
                                             autocast=self.autocast)
-        if self.ref is not None:
-            batch.ref_logp = batch_logprobs(self.ref, batch, **micro, temperature=temperature,
-                                            autocast=self.autocast)
+        if self.uses_reference:  # LoRA: the base model is the reference, with the adapter disabled
+            with self.policy.disable_adapter() if self.ref is None else contextlib.nullcontext():
+                batch.ref_logp = batch_logprobs(self.ref if self.ref is not None else self.policy, batch, **micro, **chunk,
+                                                temperature=temperature, autocast=self.autocast)
         if self.critic is not None:
             batch.values = batch_values(self.critic, batch, **micro, autocast=self.autocast)
         times["time/logprobs"] = time.perf_counter() - timer
@@ -354,9 +369,13 @@ class Trainer:
                                        norm_constant=norm, autocast=self.autocast))
             return out
 
-        self.policy.train()
+        for model in (self.policy, self.critic):  # train mode: gradient checkpointing applies (and dropout)
+            if model is not None:
+                model.train()
         stats = optimise(batch, algo, seed=step_seed(cfg.seed, step), step_fn=one_step)
-        self.policy.eval()
+        for model in (self.policy, self.critic):
+            if model is not None:
+                model.eval()
         if "kl" in stats:
             self.kl_controller.update(stats["kl"], len(batch))
         return stats
@@ -368,7 +387,7 @@ class Trainer:
         with self.autocast(), tqdm(total=len(self.val_records), desc="validate", unit="pz", leave=False,
                                    disable=not self.show_progress) as bar:
             rows = generate_and_score(
-                self.policy, self.tokenizer, self.val_records, prompt=cfg.prompt, reward=cfg.reward,
+                self._sampler(), self.tokenizer, self.val_records, prompt=cfg.prompt, reward=cfg.reward,
                 max_new_tokens=cfg.rollout.val_max_response_tokens or cfg.rollout.max_response_tokens,
                 batch_size=max(cfg.algorithm.micro_batch_size, 8), progress=bar.update,
                 stop_texts=(ANSWER_STOP,) if cfg.rollout.stop_at_answer else ())

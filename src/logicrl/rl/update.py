@@ -57,11 +57,12 @@ def _per_token(fn: Callable[[RolloutBatch, torch.device], Tensor], model, batch:
 
 
 def batch_logprobs(model, batch: RolloutBatch, *, micro_batch_size: int, temperature: float,
-                   micro_batch_tokens: int | None = None, autocast: Autocast = contextlib.nullcontext) -> Tensor:
+                   micro_batch_tokens: int | None = None, autocast: Autocast = contextlib.nullcontext,
+                   logprob_chunk: int | None = None) -> Tensor:
     """ℓ [B, T] of every response under ``model`` (no grad; zero on padding)."""
     def logp(micro: RolloutBatch, device: torch.device) -> Tensor:
         return response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device),
-                                 temperature=temperature)[0]
+                                 temperature=temperature, logprob_chunk=logprob_chunk)[0]
     return _per_token(logp, model, batch, micro_batch_size, micro_batch_tokens, autocast)
 
 
@@ -100,7 +101,8 @@ def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_
     device = next(policy.parameters()).device
     mask = micro.mask.to(device)
     logp, ent = response_logprobs(policy, *micro.model_inputs(device), micro.response_ids.to(device),
-                                  temperature=temperature, with_entropy=True, entropy_grad=algo.entropy_coef > 0)
+                                  temperature=temperature, with_entropy=True, entropy_grad=algo.entropy_coef > 0,
+                                  logprob_chunk=algo.logprob_chunk)
     old = logp.detach() if on_policy else micro.old_logp.to(device)
     weights, tis = None, {}
     if algo.tis_cap is not None:
