@@ -35,9 +35,8 @@ from logicrl.engine.decode import generate
 from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
-from logicrl.models import load_model_and_tokenizer, lora_model, resolve_device, resolve_dtype
+from logicrl.models import resolve_device, resolve_dtype
 from logicrl.prompts import encode_prompts
-from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.batch import RolloutBatch
 from logicrl.rl.checkpoints import (
     REFERENCE_FILE,
@@ -54,6 +53,7 @@ from logicrl.rl.critic import ValueModel
 from logicrl.rl.dynamic_sampling import Draw, fill_batch
 from logicrl.rl.kl import AdaptiveKLController, FixedKLController
 from logicrl.rl.metrics import rollout_metrics, validation_metrics
+from logicrl.rl.policy import load_run_models
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
 from logicrl.rl.shaping import mask_truncated, overlong_penalty
@@ -129,38 +129,10 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _load_models(self, checkpoint: Path | None) -> None:
-        """The policy (fp32 master weights; with ``model.lora`` the base in ``model.dtype`` plus an fp32 adapter,
-        from the checkpoint's adapter on resume), the frozen reference (none with LoRA: the adapter disabled),
-        and PPO's critic (a copy of the policy's decoder, taken before any adapter is injected)."""
-        cfg, lora = self.config, self.config.model.lora
-        source = str(checkpoint) if checkpoint is not None and lora is None else cfg.model.name
-        self.policy, self.tokenizer = load_model_and_tokenizer(
-            source, dtype=self.compute_dtype if lora is not None else "float32", device=str(self.device),
-            trust_remote_code=cfg.model.trust_remote_code)
-        if cfg.model.gradient_checkpointing:
-            enable = getattr(self.policy, "activation_checkpointing_enable", None)  # transformers >= 5
-            (enable or self.policy.gradient_checkpointing_enable)()
-        self.critic = ValueModel(self.policy).to(self.device) if self._needs_critic() else None
-        if lora is not None:
-            self.policy = lora_model(self.policy, lora, checkpoint)
-        algo = cfg.algorithm
-        self.uses_reference = algo.kl_placement != "none" and (algo.kl_coef > 0 or algo.kl_target is not None)
-        self.ref = None
-        if self.uses_reference and lora is None:
-            self.ref, _ = load_model_and_tokenizer(
-                cfg.model.name, dtype=self.compute_dtype, device=str(self.device),
-                trust_remote_code=cfg.model.trust_remote_code)
-            self.ref.requires_grad_(False)
+        self.models, self.critic = load_run_models(self.config, self.device, self.compute_dtype, checkpoint)
+        self.policy, self.tokenizer, self.ref = self.models.policy, self.models.tokenizer, self.models.ref
         self.ref_fingerprint = weights_fingerprint(self.ref) if self.ref is not None else None
         self.stop_ids = stop_token_ids(self.tokenizer)
-
-    def _sampler(self):
-        """The model rollouts and validation run: with LoRA the base model with the adapter injected (peft's
-        wrapper is not a transformers model; the injected layers compute the adapted forward)."""
-        return self.policy.get_base_model() if self.config.model.lora is not None else self.policy
-
-    def _needs_critic(self) -> bool:
-        return get_advantage_estimator(self.config.algorithm.advantage).needs_critic
 
     def _load_data(self) -> None:
         cfg = self.config
@@ -316,7 +288,7 @@ class Trainer:
         timer = time.perf_counter()
         with self.autocast():
             generation = generate(
-                self._sampler(), encode_prompts(records, self.tokenizer, cfg.prompt), n=cfg.rollout.group_size,
+                self.models.sampler(), encode_prompts(records, self.tokenizer, cfg.prompt), n=cfg.rollout.group_size,
                 max_new_tokens=cfg.rollout.max_response_tokens, temperature=cfg.rollout.temperature,
                 top_p=cfg.rollout.top_p, pad_token_id=self.tokenizer.pad_token_id, stop_token_ids=self.stop_ids,
                 stop_texts=(ANSWER_STOP,) if cfg.rollout.stop_at_answer else (), tokenizer=self.tokenizer,
@@ -348,10 +320,11 @@ class Trainer:
         if not on_policy:
             batch.old_logp = batch_logprobs(self.policy, batch, **micro, **chunk, temperature=temperature,
                                             autocast=self.autocast)
-        if self.uses_reference:  # LoRA: the base model is the reference, with the adapter disabled
-            with self.policy.disable_adapter() if self.ref is None else contextlib.nullcontext():
-                batch.ref_logp = batch_logprobs(self.ref if self.ref is not None else self.policy, batch, **micro, **chunk,
-                                                temperature=temperature, autocast=self.autocast)
+        if self.models.uses_reference:
+            reference, context = self.models.reference()
+            with context:
+                batch.ref_logp = batch_logprobs(reference, batch, **micro, **chunk, temperature=temperature,
+                                                autocast=self.autocast)
         if self.critic is not None:
             batch.values = batch_values(self.critic, batch, **micro, autocast=self.autocast)
         times["time/logprobs"] = time.perf_counter() - timer
@@ -387,7 +360,7 @@ class Trainer:
         with self.autocast(), tqdm(total=len(self.val_records), desc="validate", unit="pz", leave=False,
                                    disable=not self.show_progress) as bar:
             rows = generate_and_score(
-                self._sampler(), self.tokenizer, self.val_records, prompt=cfg.prompt, reward=cfg.reward,
+                self.models.sampler(), self.tokenizer, self.val_records, prompt=cfg.prompt, reward=cfg.reward,
                 max_new_tokens=cfg.rollout.val_max_response_tokens or cfg.rollout.max_response_tokens,
                 batch_size=max(cfg.algorithm.micro_batch_size, 8), progress=bar.update,
                 stop_texts=(ANSWER_STOP,) if cfg.rollout.stop_at_answer else ())
