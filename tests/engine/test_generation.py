@@ -185,3 +185,28 @@ def test_default_model_greedy_matches_model_generate():
     expected = hf_greedy(model, tokenizer, prompts, 48, stops)
     assert decode._fast_engine_fits(model, 100)
     assert torch.equal(out.response_ids, expected[:, :out.response_ids.shape[1]])
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+def test_a_lora_policy_runs_on_the_fast_engine_and_samples_what_peft_computes(disabled):
+    """peft's LoRA layers (random B, so the adapter changes the outputs) are merged per call: the fast engine
+    takes them and samples what the model's own forward through peft samples; with the adapter disabled, what
+    the base model samples."""
+    peft = pytest.importorskip("peft")
+    model, tokenizer = build_tiny_model()
+    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    base = ours(model, tokenizer, prompts, n=2, seed=5, temperature=1.0, engine="model")
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=[
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    torch.manual_seed(0)
+    for name, param in wrapped.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    inner = wrapped.get_base_model()
+    assert decode._fast_engine_fits(inner, 64)
+    with wrapped.disable_adapter() if disabled else torch.no_grad():
+        fast = ours(inner, tokenizer, prompts, n=2, seed=5, temperature=1.0, engine="fast")
+        plain = ours(inner, tokenizer, prompts, n=2, seed=5, temperature=1.0, engine="model")
+    assert torch.equal(fast.response_ids, plain.response_ids)
+    torch.testing.assert_close(fast.logprobs, plain.logprobs, atol=1e-4, rtol=0)
+    assert torch.equal(fast.response_ids, base.response_ids) == disabled  # the adapter matters

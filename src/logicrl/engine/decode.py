@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from logicrl.engine.compat import cache_argument, output_cache
+from logicrl.engine.linears import mergeable
 from logicrl.engine.onednn import _Linear
 from logicrl.engine.sampling import _Sampler, _StopCheck
 from logicrl.engine.sequences import Generation, left_pad, positions_from_mask
@@ -42,7 +44,8 @@ SHRINK_EVERY = 8
 
 
 def _fast_engine_fits(model, cache_len: int) -> bool:
-    """Whether `_LlamaEngine` computes exactly what ``model`` does (a Llama-style block, plain Linears)."""
+    """Whether `_LlamaEngine` computes exactly what ``model`` does (a Llama-style block; plain Linears, or peft
+    LoRA Linears over them: `logicrl.engine.linears`)."""
     config, inner = model.config, getattr(model, "model", None)
     window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
     if config.model_type not in FAST_MODEL_TYPES or inner is None or (window and window < cache_len):
@@ -52,7 +55,7 @@ def _fast_engine_fits(model, cache_len: int) -> bool:
         layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
     norms = [inner.norm, *(n for layer in inner.layers
                            for n in (layer.input_layernorm, layer.post_attention_layernorm))]
-    return (all(type(m) is torch.nn.Linear for m in [*blocks, model.lm_head]) and hasattr(inner, "rotary_emb")
+    return (all(mergeable(m) for m in [*blocks, model.lm_head]) and hasattr(inner, "rotary_emb")
             and all(hasattr(n, "variance_epsilon") for n in norms))
 
 
@@ -100,7 +103,7 @@ class _LlamaEngine:
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
         inner, config, self.rope_apply = model.model, model.config, apply_rotary_pos_emb
-        self.dtype = dtype = dtype or model.lm_head.weight.dtype
+        self.dtype = dtype = dtype or getattr(model.lm_head, "base_layer", model.lm_head).weight.dtype
         self.embed, self.rotary = inner.embed_tokens, inner.rotary_emb
         attention = inner.layers[0].self_attn
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
@@ -195,14 +198,14 @@ class _ModelEngine:
     def prefill(self, ids: Tensor, mask: Tensor, n: int) -> Tensor:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
                          use_cache=True, logits_to_keep=1)
-        self.cache, self.mask, self.group_size = out.past_key_values, mask.repeat_interleave(n, 0), n
+        self.cache, self.mask, self.group_size = output_cache(out), mask.repeat_interleave(n, 0), n
         self.cache.batch_repeat_interleave(n)
         return out.logits[:, -1].repeat_interleave(n, 0)
 
     def step(self, tokens: Tensor, positions: Tensor) -> Tensor:
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
         out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=positions[:, None],
-                         past_key_values=self.cache, use_cache=True)
+                         use_cache=True, **{cache_argument(self.model): self.cache})
         return out.logits[:, -1]
 
     def select(self, groups: Tensor) -> None:

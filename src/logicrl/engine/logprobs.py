@@ -30,13 +30,12 @@ Speed: on CPU the forward (and its backward) runs every ``F.linear`` on oneDNN
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from logicrl.engine.compat import cache_argument, output_cache
 from logicrl.engine.onednn import onednn_linears
 
 
@@ -72,17 +71,11 @@ def gradient_checkpointing(model) -> bool:
     return bool(enabled) and model.training
 
 
-@functools.cache
-def _cache_argument(forward_class: type) -> str:
-    """The forward's KV-cache argument: ``cache`` (transformers ≥ 5.x) or ``past_key_values`` (older)."""
-    return "cache" if "cache" in inspect.signature(forward_class.forward).parameters else "past_key_values"
-
-
 def _forward(model, hidden: bool, keep: int, cache=None, **inputs) -> tuple[Tensor, object]:
     """``(states of the last keep positions (0: all), cache)``: the logits [B, keep, V], or with ``hidden`` the
     final hidden states [B, keep, h] of the decoder (the input of the vocabulary projection)."""
     if cache is not None:
-        inputs[_cache_argument(type(model.get_decoder()))] = cache
+        inputs[cache_argument(model.get_decoder())] = cache
     if hidden:
         out = model.get_decoder()(**inputs)
         states = out.last_hidden_state
@@ -90,8 +83,7 @@ def _forward(model, hidden: bool, keep: int, cache=None, **inputs) -> tuple[Tens
     else:
         out = model(**inputs, logits_to_keep=keep)
         out_states = out.logits
-    fields = getattr(out, "__dataclass_fields__", {})
-    return out_states, getattr(out, "cache" if "cache" in fields else "past_key_values", None)
+    return out_states, output_cache(out)
 
 
 def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, n_response: int,

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from logicrl.engine.linears import weight_and_bias
+
 # what a missing op (AttributeError), a changed signature (TypeError) or an unsupported CPU raises
 _PROBE_ERRORS = (AttributeError, TypeError, RuntimeError, NotImplementedError)
 
@@ -81,9 +83,9 @@ class _Linear:
     dtype is theirs: no copy).
     """
 
-    def __init__(self, linears: Sequence[torch.nn.Linear], rows_hint: int,
+    def __init__(self, linears: Sequence[torch.nn.Module], rows_hint: int,
                  dtype: torch.dtype | None = None) -> None:
-        self.parts = [tuple(None if t is None else t.detach().to(dtype or t.dtype) for t in (m.weight, m.bias))
+        self.parts = [tuple(None if t is None else t.to(dtype or t.dtype) for t in weight_and_bias(m))
                       for m in linears]  # (weight, bias) per projection; .to() copies only to another dtype
         weight, self.packed = self.parts[0][0], None
         support = onednn_support()

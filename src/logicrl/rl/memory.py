@@ -9,8 +9,8 @@ cache; when none has it the plan is skipped with a note.
 `train_run_shape` and `sft_run_shape` mirror what the trainers do today: trained weights are fp32 master
 weights whatever ``model.dtype`` says (`Trainer._load_models`), ``model.dtype`` decides the reference's dtype,
 a LoRA run's frozen base weights (``model.lora``: no reference copy) and the bf16/fp16 autocast of the
-forwards on CUDA, and the rollout engine's KV cache takes the activations' dtype (fp32: the embedding's
-output, which autocast leaves in fp32). `train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``.
+forwards on CUDA; the rollout engine (`logicrl.engine.decode`) runs in the autocast dtype, so its KV cache is
+bf16 on a bf16 GPU run and fp32 on CPU. `train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``.
 Change them with the trainers.
 """
 
@@ -136,7 +136,7 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         reference_bytes=reference_bytes if needs_reference else None,
         critic=get_advantage_estimator(algo.advantage).needs_critic,
         gradient_checkpointing=cfg.model.gradient_checkpointing, entropy=True,
-        rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=4)
+        rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=compute_bytes)
 
 
 def train_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
