@@ -99,13 +99,15 @@ def test_7b_lora_with_chunked_logprobs_and_bf16_weights_fits_80_gb():
 
 
 def test_the_run_config_knobs_reach_the_plan():
-    """model.lora (bf16 base under 'auto' on CUDA, no reference) and algorithm.logprob_chunk, from the config (LoRA
-    refuses the paper's reference=stage_start: the adapter-disabled reference cannot move)."""
+    """model.lora (bf16 base under 'auto' on CUDA; the paper's reference=stage_start is a frozen fp32 copy of
+    the adapter, the initial reference none) and algorithm.logprob_chunk, from the config."""
     shape = ModelShape.from_config(QWEN_7B)
-    cfg = paper_config(**{"model.lora": {"r": 64}, "algorithm.logprob_chunk": 512, "algorithm.reference": "initial"})
+    cfg = paper_config(**{"model.lora": {"r": 64}, "algorithm.logprob_chunk": 512})
     fitted = memory.train_plan(cfg, shape, on_cuda=True)
     c = fitted.components
-    assert fitted.trainable == lora_params(shape, 64) and c["reference"] == 0
+    assert fitted.trainable == lora_params(shape, 64) and c["reference"] == 4 * fitted.trainable
+    initial = paper_config(**{"model.lora": {"r": 64}, "algorithm.reference": "initial"})
+    assert memory.train_plan(initial, shape, on_cuda=True).components["reference"] == 0
     assert c["weights"] == 2 * shape.params + 4 * fitted.trainable
     assert c["logits"] * 8 == memory.train_plan(paper_config(), shape, on_cuda=True).components["logits"]
     assert fitted.total < 80 * GB

@@ -21,6 +21,7 @@ import logicrl.rl.trainer as trainer_module
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.errors import UserError
 from logicrl.models import resolve_model_path, save_pretrained_atomic
+from logicrl.models.lora import REFERENCE_ADAPTER, TRAINED_ADAPTER, adapter_state
 from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
@@ -277,22 +278,88 @@ def test_stage_start_reference_and_stage_reset(puzzle_dir, tmp_path, monkeypatch
     assert {int(s["step"]) for s in plain.optimizer.state.values()} == {6}
 
 
-@pytest.mark.parametrize("crash_at", [4, 5])  # resume before the stage boundary, or after it (saved reference)
-@pytest.mark.parametrize("advantage", ["grpo", "gae"])
-def test_resume_across_a_stage_boundary_is_exact(puzzle_dir, tmp_path, monkeypatch, crash_at, advantage):
+@pytest.mark.parametrize("crash_at, advantage, lora", [  # resume before the stage boundary, or after it
+    (4, "grpo", False), (5, "grpo", False), (4, "gae", False), (5, "gae", False),
+    (4, "grpo", True), (5, "grpo", True)])
+def test_resume_across_a_stage_boundary_is_exact(puzzle_dir, tmp_path, monkeypatch, crash_at, advantage,
+                                                 lora):
+    """After the boundary the checkpoint carries the reference (reference.safetensors; with LoRA the reference
+    adapter's tensors, the policy's directory holding the trained adapter only)."""
+    if lora:
+        pytest.importorskip("peft")
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
 
     def config(out):
         cfg = curriculum_config(puzzle_dir, out)
-        return cfg.model_copy(update={"algorithm": cfg.algorithm.model_copy(update={"advantage": advantage})})
+        cfg = cfg.model_copy(update={"algorithm": cfg.algorithm.model_copy(update={"advantage": advantage})})
+        return with_changes(cfg, {"lora": LORA}) if lora else cfg
 
     straight = Trainer(config(tmp_path / "a"), show_progress=False)
     straight.fit()
     resumed = crash_and_resume(config(tmp_path / "b"), crash_at)
     assert stable(read_metrics(tmp_path / "a")) == stable(read_metrics(tmp_path / "b"))
-    for model in ("policy", "ref") + (("critic",) if advantage == "gae" else ()):
-        for a, b in zip(getattr(straight, model).parameters(), getattr(resumed, model).parameters()):
-            assert torch.equal(a, b), model
+    models = ("policy",) + (() if lora else ("ref",)) + (("critic",) if advantage == "gae" else ())
+    for model in models:  # with LoRA the policy's parameters are both adapters' (and the frozen base)
+        a, b = getattr(straight, model).named_parameters(), getattr(resumed, model).named_parameters()
+        for (name, x), (other, y) in itertools.zip_longest(a, b, fillvalue=("missing", None)):
+            assert name == other and torch.equal(x, y), (model, name)
+    if lora:
+        reference = adapter_state(resumed.policy, REFERENCE_ADAPTER)
+        assert reference and reference.keys() == adapter_state(straight.policy, REFERENCE_ADAPTER).keys()
+        checkpoint = tmp_path / "b" / "checkpoints" / "step_000004"
+        assert (checkpoint / "reference.safetensors").is_file()
+        assert not (checkpoint / REFERENCE_ADAPTER).exists()
+
+
+def test_lora_stage_start_reference_is_a_frozen_copy_of_the_adapter(puzzle_dir, tmp_path, monkeypatch):
+    """model.lora with algorithm.reference=stage_start: in stage 1 the reference is the base (the adapter
+    disabled); entering stage 2 it becomes the policy as it is then (a frozen copy of the adapter) and stays
+    so, while the rollouts sample the trained adapter alone."""
+    pytest.importorskip("peft")
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    trainer = Trainer(with_changes(curriculum_config(puzzle_dir, tmp_path / "run"), {"lora": LORA}),
+                      show_progress=False)
+    rows = tiny_rows(trainer.tokenizer)
+
+    def logprobs(model):
+        with torch.no_grad():
+            return response_logprobs(model, *rows)[0]
+
+    base = logprobs(AutoModelForCausalLM.from_pretrained(resolve_model_path("tiny-random")))
+    entered, references, sampled = {}, [], []
+    enter, reference, generate = trainer._enter_stage, trainer.models.reference, trainer_module.generate
+
+    def snapshot(step):
+        entered[step] = logprobs(trainer.policy)
+        enter(step)
+
+    def spy_reference():
+        model, context = reference()
+        with context:
+            references.append(logprobs(model))
+        return reference()  # a fresh context for the trainer
+
+    def spy_generate(model, *args, **kwargs):
+        layers = [m for m in model.modules() if hasattr(m, "lora_A")]
+        sampled.append(({tuple(m.active_adapters) for m in layers}, {n for m in layers for n in m.lora_A}))
+        return generate(model, *args, **kwargs)
+
+    trainer._enter_stage, trainer.models.reference = snapshot, spy_reference
+    monkeypatch.setattr(trainer_module, "generate", spy_generate)
+    trainer.fit()
+    assert list(entered) == [4] and len(references) == 6
+    for logp in references[:3]:
+        torch.testing.assert_close(logp, base, atol=1e-6, rtol=0)
+    for logp in references[3:]:
+        assert torch.equal(logp, entered[4])
+    assert not torch.allclose(entered[4], base, atol=1e-6)
+    assert not torch.allclose(logprobs(trainer.policy), entered[4], atol=1e-6)  # the policy moved on
+    assert [active for active, _ in sampled] == [{(TRAINED_ADAPTER,)}] * 6
+    both = {TRAINED_ADAPTER, REFERENCE_ADAPTER}
+    assert [names for _, names in sampled] == [{TRAINED_ADAPTER}] * 3 + [both] * 3
+    frozen = [p for name, p in trainer.policy.named_parameters() if f".{REFERENCE_ADAPTER}." in name]
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert frozen and not any(p.requires_grad for p in frozen) and not optimised & {id(p) for p in frozen}
 
 
 def dapo_config(puzzle_dir, out_dir, **rollout) -> TrainConfig:

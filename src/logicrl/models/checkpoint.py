@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from logicrl.io import current_umask
+from logicrl.models.lora import TRAINED_ADAPTER
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +108,10 @@ def write_checkpoint(model: Any, tokenizer: Any | None, directory: Path) -> None
     The tokenizer files include its chat template (``chat_template.jinja`` in transformers 5). Not
     atomic by itself: use `save_pretrained_atomic` or `atomic_directory`.
     """
+    # a peft model: the trained adapter only (a stage-start reference adapter is the trainer's to save)
+    adapters = {"selected_adapters": [TRAINED_ADAPTER]} if hasattr(model, "get_base_model") else {}
     with quiet_hf_progress():
-        model.save_pretrained(directory, safe_serialization=True)
+        model.save_pretrained(directory, safe_serialization=True, **adapters)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
 

@@ -5,14 +5,26 @@ keeps it in float32 over a 16-bit base (``autocast_adapter_dtype``), so AdamW's 
 checkpoint of a LoRA run holds peft's ``adapter_model.safetensors`` + ``adapter_config.json`` (the base is
 ``model.name``): ``PeftModel.from_pretrained(base, path).merge_and_unload()`` gives a plain model.
 peft is an optional dependency (``pip install logicrl[peft]``), imported only here and only when used.
+
+A stage-start KL reference (``algorithm.reference=stage_start``) is a second adapter, `REFERENCE_ADAPTER`:
+a frozen float32 copy of the trained one over the same base (`copy_adapter`), active only inside
+`adapter_active` (merging it into a bf16 base would round its small deltas away).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from logicrl.errors import UserError
+
+TRAINED_ADAPTER = "default"  # peft's name for the adapter `get_peft_model` makes: the one trained and sampled
+REFERENCE_ADAPTER = "reference"  # the frozen copy that is the KL reference from a stage's entry
 
 
 def lora_model(model: Any, lora: Any, checkpoint: Path | None = None) -> Any:
@@ -30,3 +42,42 @@ def lora_model(model: Any, lora: Any, checkpoint: Path | None = None) -> Any:
     config = LoraConfig(r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
                         target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def adapter_state(model: Any, name: str) -> dict[str, torch.Tensor]:
+    """Adapter ``name``'s tensors, keyed as peft saves them (without the adapter's name)."""
+    from peft import get_peft_model_state_dict
+    return get_peft_model_state_dict(model, adapter_name=name, save_embedding_layers=False)
+
+
+def load_adapter_state(model: Any, name: str, state: dict[str, torch.Tensor]) -> None:
+    """Make adapter ``name`` hold ``state`` (an `adapter_state`), frozen; it is added first if the model lacks
+    it, with the trained adapter's config. The active adapter and what is trainable do not change."""
+    from peft import set_peft_model_state_dict
+    if name not in model.peft_config:
+        with torch.random.fork_rng(devices=[]):  # peft initialises it randomly: keep the run's RNG stream
+            model.add_adapter(name, copy.deepcopy(model.peft_config[TRAINED_ADAPTER]))
+    loaded = set_peft_model_state_dict(model, state, adapter_name=name)
+    if loaded.unexpected_keys:
+        raise ValueError(f"adapter {name!r}: tensors without a place: {loaded.unexpected_keys[:3]}")
+    model.set_requires_grad(name, requires_grad=False)
+
+
+def copy_adapter(model: Any, name: str = REFERENCE_ADAPTER) -> None:
+    """Adapter ``name`` becomes a frozen copy of the trained adapter as it is now (float32 to float32: exact;
+    the values are copied into the adapter's own tensors)."""
+    load_adapter_state(model, name, adapter_state(model, TRAINED_ADAPTER))
+
+
+@contextlib.contextmanager
+def adapter_active(model: Any, name: str) -> Iterator[None]:
+    """Run ``model`` with adapter ``name`` in place of the trained one, then switch back. peft's
+    ``set_adapter`` also marks the active adapter trainable: every ``requires_grad`` is put back as it was."""
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    model.set_adapter(name, inference_mode=True)
+    try:
+        yield
+    finally:
+        model.set_adapter(TRAINED_ADAPTER)
+        for param, flag in flags:
+            param.requires_grad_(flag)

@@ -9,8 +9,8 @@ Components (bytes; N = parameters, N_t = trainable parameters):
 * weights     N · weight_bytes (the trainer keeps fp32 master weights: 4), + N_t · 4 for a LoRA adapter
 * gradients   N_t · weight_bytes (gradients take the parameters' dtype)
 * optimizer   N_t · 2 · weight_bytes (AdamW's exp_avg and exp_avg_sq, in the parameters' dtype)
-* reference   N · reference_bytes, when the KL needs a frozen reference (none with LoRA: the reference is
-              the base model with the adapter disabled)
+* reference   N · reference_bytes, when the KL needs a frozen reference (with LoRA: the base model with the
+              adapter disabled, or N_t · 4 for a stage-start reference, a frozen fp32 copy of the adapter)
 * critic      N_decoder · 3 · 4 (PPO's value model, an fp32 copy of the decoder: its weights and AdamW state
               persist; its gradients exist only in its own step, which needs less than the policy's update)
 * logits      rows · min(T, logprob_chunk) · V · bytes per element (`logit_bytes_per_element`: the full-
@@ -121,6 +121,7 @@ class RunShape:
     weight_bytes: int = 4  # the policy's parameters (and so gradients and AdamW state)
     compute_bytes: int = 4  # activations and logits: 2 under bf16/fp16 autocast
     reference_bytes: int | None = None  # the frozen KL reference; None: no reference
+    reference_moves: bool = False  # algorithm.reference=stage_start (LoRA: a copy of the adapter per stage)
     critic: bool = False  # PPO's value model
     gradient_checkpointing: bool = False
     entropy: bool = True  # the loss computes the entropy of the logits (the RL loss does, as a statistic)
@@ -192,7 +193,8 @@ def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
     Args:
         lora_rank: train a rank-r LoRA adapter on ``lora_targets`` instead of every weight: the trainable
             parameters are `lora_params` (fp32, with their gradients and AdamW state), the base weights stay
-            frozen and the reference is the base model (no second copy).
+            frozen and the reference is the base model (no second copy; a moving reference is a copy of the
+            adapter).
         logprob_chunk: log-probs computed this many response tokens at a time (the chunk's logits recomputed
             in backward), so full-vocabulary tensors span at most rows × chunk tokens; None: the whole response.
     """
@@ -218,7 +220,8 @@ def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
         "weights": n * run.weight_bytes + (trainable * 4 if lora_rank is not None else 0),
         "gradients": trainable * trainable_bytes,
         "optimizer": trainable * 2 * trainable_bytes,
-        "reference": n * reference if reference else 0,
+        "reference": n * reference if reference else (
+            trainable * 4 if lora_rank is not None and run.reference_bytes and run.reference_moves else 0),
         "critic": shape.decoder_params * 3 * 4 if run.critic else 0,
         "logits": logits,
         "activations": activations,

@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 STATE_FILE = "trainer_state.pt"
 STATE_JSON = "trainer_state.json"
-REFERENCE_FILE = "reference.safetensors"  # the KL reference, when it is not the initial model
+REFERENCE_FILE = "reference.safetensors"  # the KL reference once it moved (LoRA: the reference adapter)
 RESUMES_FILE = "resumes.jsonl"  # one line per resume that changed a key: {"time", "changed": {key: [old, new]}}
 
 

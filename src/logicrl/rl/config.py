@@ -27,7 +27,9 @@ from logicrl.rl.policy_losses import POLICY_LOSSES, get_policy_loss
 class LoraConfig(StrictModel):
     """``model.lora``: train a low-rank adapter through peft instead of every weight (Hu et al. 2021,
     arXiv 2106.09685); peft's and TRL's names. The base weights are frozen, and the KL reference is the base
-    model with the adapter disabled (no second copy)."""
+    model with the adapter disabled (no second copy of the base); with ``algorithm.reference=stage_start``,
+    from the second curriculum stage on, the base with a frozen float32 copy of the adapter as it was at the
+    stage's entry (a second peft adapter, ``reference``, checkpointed as ``reference.safetensors``)."""
 
     r: int = Field(16, ge=1, description="Adapter rank.")
     lora_alpha: float = Field(32.0, gt=0.0, description="Scale: the update is (lora_alpha / r) · B·A.")
@@ -48,7 +50,9 @@ class ModelConfig(StrictModel):
     device: str = Field("auto", description="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:N'.")
     trust_remote_code: bool = Field(False, description="Run the checkpoint's own code; only if you trust it.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the update.")
-    lora: LoraConfig | None = Field(None, description="Train a LoRA adapter (peft) instead of every weight.")
+    lora: LoraConfig | None = Field(None, description=(
+        "Train a LoRA adapter (peft) instead of every weight; the reference is then the base, or the base "
+        "with a frozen copy of the adapter (algorithm.reference=stage_start)."))
 
 
 class AdaptiveConfig(StrictModel):
@@ -116,7 +120,7 @@ class AlgorithmConfig(StrictModel):
     kl_horizon: float = Field(10000.0, gt=0.0, description="Adaptive KL horizon, in responses.")
     reference: Literal["initial", "stage_start"] = Field("initial", description=(
         "The KL reference: the model the run starts from, or the policy at the start of each curriculum stage "
-        "(separate runs per stage, as veRL's launcher does)."))
+        "(separate runs per stage, as veRL's launcher does; with model.lora, a frozen copy of the adapter)."))
     policy_loss: str = Field("vanilla", description=(
         "vanilla (the clipped PPO loss), gspo (sequence-level ratio), cispo (clipped, detached IS weight)."))
     clip_low: float | None = Field(None, ge=0.0, description=(
@@ -231,9 +235,6 @@ class TrainConfig(StrictModel):
         if self.data.schedule == "adaptive" and (self.algorithm.reference == "stage_start" or self.optim.stage_reset):
             raise ValueError("algorithm.reference=stage_start and optim.stage_reset act at curriculum stages, which "
                              "data.schedule=adaptive does not have (its levels change with the rewards): drop them")
-        if self.model.lora is not None and self.algorithm.reference == "stage_start":
-            raise ValueError("model.lora: the reference is the base model with the adapter disabled, which does not "
-                             "move at a stage; drop algorithm.reference=stage_start")
         if (self.algorithm.overlong_buffer or 0) > self.rollout.max_response_tokens:
             raise ValueError(f"algorithm.overlong_buffer={self.algorithm.overlong_buffer} is longer than "
                              f"rollout.max_response_tokens={self.rollout.max_response_tokens}")

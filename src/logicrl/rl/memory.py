@@ -134,6 +134,7 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         rows_per_prompt=rollout.group_size if grouped else 1, compute_bytes=compute_bytes,
         weight_bytes=reference_bytes if cfg.model.lora is not None else WEIGHT_BYTES,  # LoRA: the frozen base
         reference_bytes=reference_bytes if needs_reference else None,
+        reference_moves=algo.reference == "stage_start",
         critic=get_advantage_estimator(algo.advantage).needs_critic,
         gradient_checkpointing=cfg.model.gradient_checkpointing, entropy=True,
         rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=compute_bytes)

@@ -3,7 +3,9 @@
 - Full fine-tuning: the policy in float32 (master weights, so AdamW's state is float32 too; on CUDA the
   forwards run under ``model.dtype``'s autocast), the reference a second copy stored in ``model.dtype``.
 - ``model.lora``: the base in ``model.dtype`` with a float32 peft adapter (from the checkpoint's adapter on
-  resume); there is no second copy: the reference is the same model with the adapter disabled.
+  resume); there is no second copy of the base: the reference is the same model with the adapter disabled,
+  or, once a stage-start reference has moved, with a frozen copy of the adapter active instead
+  (`logicrl.models.lora.REFERENCE_ADAPTER`). Rollouts always sample the trained adapter.
 - PPO: the critic is a copy of the policy's decoder with a value head, taken before any adapter is injected.
 """
 
@@ -15,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from logicrl.models import load_model_and_tokenizer, lora_model
+from logicrl.models.lora import (
+    REFERENCE_ADAPTER,
+    TRAINED_ADAPTER,
+    adapter_active,
+    adapter_state,
+    copy_adapter,
+    load_adapter_state,
+)
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.critic import ValueModel
@@ -26,19 +37,49 @@ from logicrl.rl.critic import ValueModel
 class RunModels:
     policy: Any
     tokenizer: Any
-    ref: Any | None  # a frozen copy; None without KL, and with LoRA (the adapter disabled is the reference)
+    ref: Any | None  # a frozen copy; None without KL, and with LoRA (an adapter state is the reference)
     uses_reference: bool  # the KL term needs reference log-probs
 
     def sampler(self) -> Any:
         """The model that rollouts and validation run: with LoRA, the base model with the adapter injected
-        (peft's wrapper is not a transformers model; the injected layers compute the adapted forward)."""
-        return self.policy.get_base_model() if hasattr(self.policy, "get_base_model") else self.policy
+        (peft's wrapper is not a transformers model; the injected layers compute the adapted forward, and
+        the fast engine merges their active adapters: that must be the trained one alone)."""
+        if not hasattr(self.policy, "get_base_model"):
+            return self.policy
+        if self.policy.active_adapters != [TRAINED_ADAPTER]:
+            raise RuntimeError(f"sampling needs the trained adapter alone, not {self.policy.active_adapters}")
+        return self.policy.get_base_model()
 
     def reference(self) -> tuple[Any, contextlib.AbstractContextManager]:
         """The model whose log-probs are the reference's, and the context to compute them in."""
         if self.ref is not None:
             return self.ref, contextlib.nullcontext()
+        if REFERENCE_ADAPTER in getattr(self.policy, "peft_config", {}):
+            return self.policy, adapter_active(self.policy, REFERENCE_ADAPTER)
         return self.policy, self.policy.disable_adapter()
+
+    def move_reference(self) -> None:
+        """The reference becomes the policy as it is now (``algorithm.reference=stage_start``, at a stage's
+        entry): the full copy takes the policy's weights (cast to its dtype); with LoRA the reference adapter
+        becomes a frozen copy of the trained one (added the first time). Nothing without KL."""
+        if self.ref is not None:
+            self.ref.load_state_dict(self.policy.state_dict())
+        elif self.uses_reference:
+            copy_adapter(self.policy, REFERENCE_ADAPTER)
+
+    def save_reference(self, path: Path) -> None:
+        """The moved reference as safetensors: the full copy, or the reference adapter's tensors."""
+        if self.ref is not None:
+            save_model(self.ref, str(path))
+        else:
+            save_file(adapter_state(self.policy, REFERENCE_ADAPTER), str(path))
+
+    def load_reference(self, path: Path, device: torch.device) -> None:
+        """Restore what `save_reference` wrote."""
+        if self.ref is not None:
+            load_model(self.ref, str(path), device=str(device))
+        else:
+            load_adapter_state(self.policy, REFERENCE_ADAPTER, load_file(str(path), device=str(device)))
 
 
 def load_run_models(cfg: TrainConfig, device: torch.device, compute_dtype: torch.dtype,

@@ -11,8 +11,9 @@ Validation (greedy, held-out puzzles per number of people) runs before the first
 ``val_every`` steps and at the end; checkpoints every ``save_every`` steps and at the end.
 
 Curriculum stages: with ``algorithm.reference=stage_start`` the KL reference becomes the policy as it enters
-each stage, and with ``optim.stage_reset`` AdamW, the lr schedule, the KL controller and PPO's critic start
-afresh; both together make a curriculum run the same algorithm as separate runs per stage (veRL's launcher).
+each stage (with ``model.lora``, a frozen copy of the adapter: `logicrl.rl.policy.RunModels.move_reference`),
+and with ``optim.stage_reset`` AdamW, the lr schedule, the KL controller and PPO's critic start afresh; both
+together make a curriculum run the same algorithm as separate runs per stage (veRL's launcher).
 ``data.schedule=adaptive`` has no stages (both keys are refused with it): the schedule `observe`s each step's
 accuracy to pick the next level, and its state travels in the checkpoint.
 """
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
 from tqdm import tqdm
 
 from logicrl.engine.decode import generate
@@ -131,7 +131,7 @@ class Trainer:
     def _load_models(self, checkpoint: Path | None) -> None:
         self.models, self.critic = load_run_models(self.config, self.device, self.compute_dtype, checkpoint)
         self.policy, self.tokenizer, self.ref = self.models.policy, self.models.tokenizer, self.models.ref
-        self.ref_fingerprint = weights_fingerprint(self.ref) if self.ref is not None else None
+        self._fingerprint_reference()
         self.stop_ids = stop_token_ids(self.tokenizer)
 
     def _load_data(self) -> None:
@@ -170,24 +170,29 @@ class Trainer:
     def _enter_stage(self, step: int) -> None:
         """The first step of a curriculum stage after the first: move the reference and/or reset (see above)."""
         cfg = self.config
-        if cfg.algorithm.reference == "stage_start" and self.ref is not None:
-            self.ref.load_state_dict(self.policy.state_dict())  # cast to the reference's dtype
-            self.ref_fingerprint = weights_fingerprint(self.ref)
+        if cfg.algorithm.reference == "stage_start":
+            self.models.move_reference()  # LoRA: a frozen copy of the adapter becomes the reference
+            self._fingerprint_reference()
         if cfg.optim.stage_reset:
             if self.critic is not None:
                 self.critic = ValueModel(self.policy).to(self.device)  # as veRL: from the stage's starting actor
             self._build_optimizers(step)
 
     def _reference_moved(self, step: int) -> bool:
-        """The reference is not the initial model at ``step``: a checkpoint must carry its weights."""
-        return (self.ref is not None and self.config.algorithm.reference == "stage_start"
+        """The reference is not the initial model at ``step``: a checkpoint must carry its weights (LoRA: the
+        reference adapter's)."""
+        return (self.models.uses_reference and self.config.algorithm.reference == "stage_start"
                 and self.schedule.stage_span(step)[0] > 1)
+
+    def _fingerprint_reference(self) -> None:
+        """What a resume checks the full reference copy against (LoRA: the base is not fingerprinted)."""
+        self.ref_fingerprint = weights_fingerprint(self.ref) if self.ref is not None else None
 
     def _restore(self, checkpoint: Path) -> None:
         state = load_state(checkpoint)
-        if (checkpoint / REFERENCE_FILE).is_file() and self.ref is not None:
-            load_model(self.ref, str(checkpoint / REFERENCE_FILE), device=str(self.device))
-            self.ref_fingerprint = weights_fingerprint(self.ref)
+        if (checkpoint / REFERENCE_FILE).is_file() and self.models.uses_reference:
+            self.models.load_reference(checkpoint / REFERENCE_FILE, self.device)
+            self._fingerprint_reference()
         if state["data_fingerprint"] != self.schedule_fingerprint(self.start_step - 1):
             raise UserError(
                 f"{checkpoint}: the training data or its order changed since this checkpoint; resume with the "
@@ -383,7 +388,7 @@ class Trainer:
             if self.critic is not None:
                 self.critic.save(directory)
             if self._reference_moved(step):  # a resume loads it instead of the initial model
-                save_model(self.ref, str(directory / REFERENCE_FILE))
+                self.models.save_reference(directory / REFERENCE_FILE)
 
         return save_checkpoint(self.run_dir, step, self.policy, self.tokenizer, state,
                                keep_last=self.config.keep_last, extra=extra)
