@@ -146,3 +146,10 @@ def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path):
     with pytest.raises(DataError, match="none of 1 samples solved"):
         SFTTrainer(make_config(puzzle_dir, run, mode="rft"), show_progress=False)
     assert json.loads((run / RFT_FILE).read_text())["solved"] is False
+
+
+def test_lora_is_refused_by_sft_in_one_line():
+    from logicrl.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="model.lora: `logicrl sft` trains every weight"):
+        load_config(SFTConfig, None, ["model.lora.r=8"])

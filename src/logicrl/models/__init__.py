@@ -25,6 +25,7 @@ from logicrl.models.loading import (
     register_model_alias,
     resolve_device,
     resolve_dtype,
+    compute_autocast,
     resolve_model_path,
 )
 from logicrl.models.lora import lora_model
@@ -50,6 +51,7 @@ __all__ = [
     "register_model_alias",
     "resolve_device",
     "resolve_dtype",
+    "compute_autocast",
     "resolve_model_path",
     "save_pretrained_atomic",
 ]

@@ -169,6 +169,18 @@ def resolve_dtype(dtype: Any = "auto", device: Any = "cpu") -> Any:
     return getattr(torch, dtype)
 
 
+def compute_autocast(device: Any, dtype: Any) -> Any:
+    """The context the training forwards run in: bf16/fp16 autocast over fp32 master weights on CUDA when
+    ``dtype`` (a `resolve_dtype` result) asks for it; nothing otherwise (CPU training stays float32)."""
+    import contextlib
+
+    import torch
+
+    if torch.device(device).type == "cuda" and dtype != torch.float32:
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
 def prepare_tokenizer(tokenizer: Any) -> Any:
     """Set a pad token (falling back to eos) and left padding, as batched generation needs; return it.
 

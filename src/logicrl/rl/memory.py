@@ -149,15 +149,17 @@ def train_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
 
 
 def sft_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
-    """An `SFTConfig` → `RunShape`: fp32 without autocast, no reference, NLL without entropy; the sampling is
+    """An `SFTConfig` → `RunShape`: fp32 master weights (bf16 autocast on CUDA as ``model.dtype`` says), no
+    reference, NLL without entropy; the sampling is
     validation's (greedy, ``max(micro_batch_size, 8)`` rows) or RFT's (``rft_samples`` per puzzle, 32 rows)."""
     T = cfg.max_response_tokens
     rft = cfg.mode == "rft"
+    compute_bytes = _compute_bytes(cfg.model.dtype, on_cuda)[1]
     return RunShape(
         micro_batch_rows=cfg.micro_batch_size, prompt_tokens=PROMPT_TOKENS, response_tokens=T,
-        weight_bytes=WEIGHT_BYTES, compute_bytes=4, gradient_checkpointing=cfg.model.gradient_checkpointing,
+        weight_bytes=WEIGHT_BYTES, compute_bytes=compute_bytes, gradient_checkpointing=cfg.model.gradient_checkpointing,
         entropy=False, rollout_prompts=max(1, 32 // cfg.rft_samples) if rft else max(cfg.micro_batch_size, 8),
-        rollout_group=cfg.rft_samples if rft else 1, rollout_tokens=T, kv_bytes=4)
+        rollout_group=cfg.rft_samples if rft else 1, rollout_tokens=T, kv_bytes=compute_bytes)
 
 
 def fixes(memory: MemoryPlan, cfg: Any, command: str, capacity: int) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from logicrl.config import StrictModel
@@ -31,7 +31,7 @@ from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import DataError
 from logicrl.evaluate.scoring import generate_and_score
 from logicrl.io import read_jsonl, write_jsonl
-from logicrl.models import load_model_and_tokenizer, resolve_device
+from logicrl.models import compute_autocast, load_model_and_tokenizer, resolve_device, resolve_dtype
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward.score import RewardConfig
 from logicrl.rl.batch import RolloutBatch, micro_batches, share
@@ -94,6 +94,13 @@ class SFTConfig(StrictModel):
     val_every: int = Field(0, ge=0, description="Validate every k steps (0: only at the end).")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU (default: the free cores).")
 
+    @model_validator(mode="after")
+    def _check_model(self) -> SFTConfig:
+        if self.model.lora is not None:
+            raise ValueError("model.lora: `logicrl sft` trains every weight (LoRA is a `logicrl train` option); "
+                             "drop model.lora")
+        return self
+
 
 def target_ids(responses: list[str], tokenizer) -> list[list[int]]:
     """Tokenized targets, each ending with the end-of-turn token (not cut: see `fit_examples`)."""
@@ -152,6 +159,7 @@ class SFTTrainer:
         self.run_dir = Path(config.out_dir)
         self.start_step, checkpoint = prepare_run_dir(self.run_dir, config, resume=resume, command="sft")
         device = resolve_device(config.model.device)
+        self.autocast = lambda: compute_autocast(device, resolve_dtype(config.model.dtype, device))
         if device.type == "cpu":
             set_cpu_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -209,10 +217,11 @@ class SFTTrainer:
     def _nll(self, examples: list[tuple[list[int], list[int]]], *, backward: bool) -> float:
         """The token-mean NLL of ``examples`` (and its gradient with ``backward``), padded or packed."""
         cfg = self.config
-        if cfg.packing:
-            return packed_nll_step(self.model, examples, cfg.micro_batch_size, self.tokenizer.pad_token_id,
-                                   width=cfg.packing_length, backward=backward)
-        return nll_step(self.model, self._batch(examples), cfg.micro_batch_size, backward=backward)
+        with self.autocast():
+            if cfg.packing:
+                return packed_nll_step(self.model, examples, cfg.micro_batch_size, self.tokenizer.pad_token_id,
+                                       width=cfg.packing_length, backward=backward)
+            return nll_step(self.model, self._batch(examples), cfg.micro_batch_size, backward=backward)
 
     def _rft_examples(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Solved samples of the starting model (cached in RUN_DIR/rft_samples.jsonl), one per distinct text."""
@@ -220,7 +229,8 @@ class SFTTrainer:
         if path.is_file():
             rows = [row for _, row in read_jsonl(path)]
         else:
-            with tqdm(total=len(records), desc="RFT sampling", unit="pz", disable=not self.show_progress) as bar:
+            with self.autocast(), tqdm(total=len(records), desc="RFT sampling", unit="pz",
+                                       disable=not self.show_progress) as bar:
                 rows = generate_and_score(
                     self.model, self.tokenizer, records, prompt=cfg.prompt, reward=cfg.reward,
                     max_new_tokens=cfg.max_response_tokens, n=cfg.rft_samples, greedy=False,
@@ -274,8 +284,8 @@ class SFTTrainer:
         if not self.val_records:
             return {}
         self.model.eval()
-        with tqdm(total=len(self.val_records), desc="validate", unit="pz", leave=False,
-                  disable=not self.show_progress) as bar:
+        with self.autocast(), tqdm(total=len(self.val_records), desc="validate", unit="pz", leave=False,
+                                   disable=not self.show_progress) as bar:
             rows = generate_and_score(self.model, self.tokenizer, self.val_records, prompt=cfg.prompt,
                                       reward=cfg.reward, max_new_tokens=cfg.max_response_tokens,
                                       batch_size=max(cfg.micro_batch_size, 8), progress=bar.update)

@@ -35,7 +35,7 @@ from logicrl.engine.decode import generate
 from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
-from logicrl.models import resolve_device, resolve_dtype
+from logicrl.models import compute_autocast, resolve_device, resolve_dtype
 from logicrl.prompts import encode_prompts
 from logicrl.rl.batch import RolloutBatch
 from logicrl.rl.checkpoints import (
@@ -124,9 +124,7 @@ class Trainer:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16/fp16 compute over fp32 master weights on GPU; nothing on CPU."""
-        if self.device.type == "cuda" and self.compute_dtype != torch.float32:
-            return torch.autocast("cuda", dtype=self.compute_dtype)
-        return contextlib.nullcontext()
+        return compute_autocast(self.device, self.compute_dtype)
 
     def _load_models(self, checkpoint: Path | None) -> None:
         self.models, self.critic = load_run_models(self.config, self.device, self.compute_dtype, checkpoint)
