@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash runs/setup.sh
 RECIPE=${RECIPE:-cases}
-case "$RECIPE" in cases) OUT=${OUT:-outputs/cases}; TRAIN=200; MAX_TOKENS=512 ;;
-                  reason) OUT=${OUT:-outputs/reasoning}; TRAIN=160; MAX_TOKENS=320 ;;
+case "$RECIPE" in cases) OUT=${OUT:-outputs/cases}; TRAIN=200; MAX_TOKENS=512; EVAL_PEOPLE=2-3 ;;
+                  reason) OUT=${OUT:-outputs/reasoning}; TRAIN=160; MAX_TOKENS=320; EVAL_PEOPLE=2-4 ;;
                   *) echo "error: RECIPE=$RECIPE: choose cases or reason" >&2; exit 2 ;; esac
 SFT_CONFIG=configs/cpu-$RECIPE-sft.yaml SFT2_CONFIG=configs/cpu-$RECIPE-sft2.yaml RL_CONFIG=configs/cpu-$RECIPE-rl.yaml
 source runs/lib.sh
@@ -37,7 +37,7 @@ the model's statement lookups at chance; the second makes them right most of the
 fi
 
 say "3/6 RL" "GRPO from the cold start ($RL_CONFIG): 2 puzzles × 8 samples a step at T = 1; greedy validation
-on 10 val puzzles per level every few steps. COMPARE=1 also runs the recipe with the other reward (rl-paper:
+on val puzzles every few steps. COMPARE=1 also runs the recipe with the other reward (rl-paper:
 partial credit off, or rl-partial: reward.partial_credit=0.5, whichever the config does not use), after it."
 run_stage "$OUT/rl" train --config "$RL_CONFIG" --model "$COLD" data.train="$OUT/data"
 MODELS=(-m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")")
@@ -48,17 +48,17 @@ if [ "${COMPARE:-0}" = 1 ]; then
     MODELS+=(-m "$OTHER=$(last_checkpoint "$OUT/$OTHER")")
 fi
 
-say "4/6 evaluation (greedy)" "The cold start and the RL checkpoint(s) on the same 300 test puzzles: accuracy by
-number of people (the paper's strict criterion), and RL − cold start, paired, with a 95% interval."
+say "4/6 evaluation (greedy)" "The cold start and the RL checkpoint(s) on the same test puzzles (100 per level,
+people $EVAL_PEOPLE): accuracy by number of people (the paper's strict criterion), and RL − cold start, paired, with a 95% interval."
 if [ -f "$OUT/eval/compare.json" ]; then cat "$OUT/eval/table.md"; else
-    "$LOGICRL" eval "${MODELS[@]}" --data "$OUT/data" --people 2-4 --limit 100 --max-tokens "$MAX_TOKENS" --out "$OUT/eval"
+    "$LOGICRL" eval "${MODELS[@]}" --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 100 --max-tokens "$MAX_TOKENS" --out "$OUT/eval"
 fi
 
 say "5/6 pass@k" "8 samples at the RL temperature (T = 1) on 20 test puzzles per level: what the policy sometimes
 finds (pass@k) against what it answers (pass@1), before and after RL."
 if [ -f "$OUT/eval-passk/compare.json" ]; then cat "$OUT/eval-passk/table.md"; else
     "$LOGICRL" eval -m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")" \
-        --data "$OUT/data" --people 2-4 --limit 20 --samples 8 --temperature 1.0 --max-tokens "$MAX_TOKENS" \
+        --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 20 --samples 8 --temperature 1.0 --max-tokens "$MAX_TOKENS" \
         --out "$OUT/eval-passk"
 fi
 
