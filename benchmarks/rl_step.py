@@ -30,18 +30,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from child_cases import make_data, report, run_child
 
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad, sequence_inputs
@@ -65,9 +63,6 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
 
 
 # ---------------------------------------------------------------------------------------------- children
@@ -133,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     steps = run_trl(args) if args.child == "trl" else run_logicrl(args, args.child)
-    print("RESULT " + json.dumps({"steps": steps[args.warmup:], "peak_rss_gb": peak_rss_gb()}), flush=True)
+    report({"steps": steps[args.warmup:]})
 
 
 def levers(args: argparse.Namespace, data: str) -> None:
@@ -179,21 +174,11 @@ def levers(args: argparse.Namespace, data: str) -> None:
 
 
 def run_case(case: str, args: argparse.Namespace, data: str) -> dict:
-    command = [sys.executable, __file__, "--child", case, "--data", data, "--model", args.model,
-               "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--micro-batch", str(args.micro_batch)]
-    out = subprocess.run(command, capture_output=True, text=True, check=False)
-    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode or not result:
-        raise SystemExit(f"{case} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(result[-1][len("RESULT "):])
+    return run_child(__file__, case, [
+        "--data", data, "--model", args.model,
+        "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
+        "--micro-batch", str(args.micro_batch)])
 
-
-def make_data(out: str, puzzles: int) -> None:
-    """2-person puzzles with ``logicrl data generate``."""
-    subprocess.run([str(Path(sys.executable).with_name("logicrl")), "data", "generate", "--people", "2",
-                    "--train", str(puzzles), "--test", "4", "--seed", "0", "--out", out], check=True,
-                   capture_output=True)
 
 
 def floor_seconds(params: int, tokens: float, gflops: float) -> float:
@@ -218,7 +203,7 @@ def main() -> None:
 
     if args.levers:
         with tempfile.TemporaryDirectory(prefix="rl-step-bench-") as data:
-            make_data(data, GROUPS)
+            make_data(data, "2", GROUPS)
             return levers(args, data)
     gflops = matmul_gflops(args.threads)
     model, _ = load_model_and_tokenizer(args.model, dtype="float32")
@@ -230,7 +215,7 @@ def main() -> None:
     print(f"# {args.model} ({params / 1e6:.1f}M params), {GROUPS} prompts × {GROUP_SIZE} samples, "
           f"≤{MAX_NEW_TOKENS} new tokens, β={BETA}, {args.warmup} warm-up + {args.steps} timed steps\n")
     with tempfile.TemporaryDirectory(prefix="rl-step-bench-") as data:
-        make_data(data, GROUPS * (args.warmup + args.steps) * 2)
+        make_data(data, "2", GROUPS * (args.warmup + args.steps) * 2)
         results = {}
         for case in args.cases.split(","):
             results[case] = run_case(case, args, data)

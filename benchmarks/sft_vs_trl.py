@@ -29,18 +29,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from child_cases import make_data, report, run_child
 
 from logicrl.models import DEFAULT_MODEL
 
@@ -49,9 +47,6 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "trl_packing": "TRL SFTTrainer, packing (bfd)"}
 LR, PEOPLE = 5e-5, [2, 3]
 
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
 
 
 # ---------------------------------------------------------------------------------------------- children
@@ -102,7 +97,8 @@ def run_trl(args: argparse.Namespace, variant: str) -> list[dict[str, float]]:
     longest = max(len(p) + len(t) for p, t in data)
     rows = [{"prompt": tokenizer.decode(p), "completion": tokenizer.decode(t)} for p, t in data]
     counts = {"targets": 0, "tokens": 0}
-
+    options = {"trl": {}, "trl_padding_free": {"padding_free": True},
+               "trl_packing": {"packing": True, "packing_strategy": "bfd"}}[variant]
     timer = StepTimer(counts)
     config = SFTConfig(
         output_dir=tempfile.mkdtemp(prefix="trl-sft-bench-"), per_device_train_batch_size=args.micro_batch,
@@ -134,29 +130,18 @@ def child(args: argparse.Namespace) -> None:
         steps = run_trl(args, args.child)
     else:
         steps = run_logicrl(args, packing=args.child == "logicrl_packed")
-    print("RESULT " + json.dumps({"steps": steps[args.warmup:], "peak_rss_gb": peak_rss_gb()}), flush=True)
+    report({"steps": steps[args.warmup:]})
 
 
 # ------------------------------------------------------------------------------------------------ parent
 
 
 def run_case(case: str, args: argparse.Namespace, data: str) -> dict:
-    command = [sys.executable, __file__, "--child", case, "--data", data, "--model", args.model,
-               "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--batch", str(args.batch), "--micro-batch", str(args.micro_batch),
-               "--row-tokens", str(args.row_tokens)]
-    out = subprocess.run(command, capture_output=True, text=True, check=False)
-    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode or not result:
-        raise SystemExit(f"{case} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(result[-1][len("RESULT "):])
+    return run_child(__file__, case, [
+        "--data", data, "--model", args.model,
+        "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
+        "--batch", str(args.batch), "--micro-batch", str(args.micro_batch), "--row-tokens", str(args.row_tokens)])
 
-
-def make_data(out: str, puzzles: int) -> None:
-    """``puzzles`` 2- and as many 3-person puzzles with ``logicrl data generate`` (the quick start's cold start)."""
-    subprocess.run([str(Path(sys.executable).with_name("logicrl")), "data", "generate", "--people",
-                    ",".join(map(str, PEOPLE)), "--train", str(puzzles), "--test", "4", "--seed", "0", "--out", out],
-                   check=True, capture_output=True)
 
 
 def main() -> None:
@@ -186,7 +171,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sft-bench-") as data:
         # exactly warm-up + timed steps of examples for logicrl's one epoch; TRL's max_steps cycles them (packing
         # takes --batch rows of several examples a step)
-        make_data(data, -(-args.batch * (args.warmup + args.steps) // len(PEOPLE)))
+        make_data(data, ",".join(map(str, PEOPLE)), -(-args.batch * (args.warmup + args.steps) // len(PEOPLE)))
         results = {}
         for case in args.cases.split(","):
             results[case] = run_case(case, args, data)
