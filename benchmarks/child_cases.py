@@ -34,3 +34,15 @@ def make_data(out: str, people: str, puzzles: int) -> None:
     subprocess.run([str(Path(sys.executable).with_name("logicrl")), "data", "generate", "--people", people,
                     "--train", str(puzzles), "--test", "4", "--seed", "0", "--out", out], check=True,
                    capture_output=True)
+
+
+def add_case_arguments(parser, cases: dict[str, str], default_model: str) -> None:
+    """The options every such benchmark takes: threads, which cases, the model, and the child's own two."""
+    import argparse
+    import os
+
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--cases", default=",".join(cases), help=f"comma-separated, from {list(cases)}")
+    parser.add_argument("--model", default=default_model)
+    parser.add_argument("--child", choices=list(cases), help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 import torch
-from child_cases import make_data, report, run_child
+from child_cases import add_case_arguments, make_data, report, run_child
 
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad, sequence_inputs
@@ -190,13 +190,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2, help="timed steps per trainer")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
-    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--micro-batch", type=int, default=8, help="logicrl responses per forward/backward")
     parser.add_argument("--levers", action="store_true", help="time the log-prob passes lever by lever instead")
-    parser.add_argument("--child", choices=list(CASES), help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
+    add_case_arguments(parser, CASES, DEFAULT_MODEL)
     args = parser.parse_args()
     if args.child:
         return child(args)

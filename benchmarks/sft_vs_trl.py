@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 import torch
-from child_cases import make_data, report, run_child
+from child_cases import add_case_arguments, make_data, report, run_child
 
 from logicrl.models import DEFAULT_MODEL
 
@@ -151,12 +151,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="examples per optimizer step (TRL packing: rows)")
     parser.add_argument("--micro-batch", type=int, default=4, help="examples (packed: rows) per forward/backward")
     parser.add_argument("--row-tokens", type=int, default=1024, help="packed row width (packing_length, max_length)")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
-    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--quick", action="store_true", help="tiny random model, 2 timed steps: checks it runs")
-    parser.add_argument("--child", choices=list(CASES), help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
+    add_case_arguments(parser, CASES, DEFAULT_MODEL)
     args = parser.parse_args()
     if args.child:
         return child(args)
