@@ -15,7 +15,7 @@ from logicrl.cli.runs import run_config
 from logicrl.config import save_config
 from logicrl.evaluate import runner
 from logicrl.models import loading
-from logicrl.rl import sft, trainer
+from logicrl.rl import policy, sft
 from logicrl.rl.config import TrainConfig
 
 
@@ -37,7 +37,7 @@ def fresh_machine(monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise AssertionError(f"a model was loaded or built before the inputs were checked: {args}")
 
-    for module in (trainer, sft, runner):
+    for module in (policy, sft, runner):
         monkeypatch.setattr(module, "load_model_and_tokenizer", refuse)
     monkeypatch.setattr(loading, "_build_cached", refuse)
     return cache
