@@ -127,7 +127,8 @@ def run_step(cfg: ExperimentConfig, label: str) -> Step:
     what = f"run {label}"
     if (run_dir / FINISHED).is_file():
         return Step(what, (spec.command, "--resume", str(run_dir)), skip=f"finished ({run_dir / FINISHED})")
-    if last_checkpoint(run_dir) is not None and (last_checkpoint(run_dir) / "trainer_state.pt").is_file():
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is not None and (checkpoint / "trainer_state.pt").is_file():
         return Step(what, (spec.command, "--resume", str(run_dir)))
     args = [spec.command, "--config", str(spec.config), "--out", str(run_dir)]
     args += ["--model", spec.model] if spec.model else []

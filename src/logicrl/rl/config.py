@@ -169,6 +169,12 @@ class AlgorithmConfig(StrictModel):
                              f"set algorithm.loss_agg={required}")
         return self
 
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the KL term needs reference log-probs: it is placed somewhere and its coefficient is or can
+        become non-zero (an adaptive controller with ``kl_target``)."""
+        return self.kl_placement != "none" and (self.kl_coef > 0 or self.kl_target is not None)
+
     def clip_range(self) -> tuple[float, float]:
         """(ε_low, ε_high): the configured values, or the policy loss's own where unset."""
         low, high = get_policy_loss(self.policy_loss).clip

@@ -124,7 +124,6 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
     grouped = ((algo.mini_batch_size or batch) == batch and algo.micro_batch_tokens is None
                and not cfg.model.gradient_checkpointing)
     reference_bytes, compute_bytes = _compute_bytes(cfg.model.dtype, on_cuda)
-    needs_reference = algo.kl_placement != "none" and (algo.kl_coef > 0 or algo.kl_target is not None)
     val_rows, val_tokens = max(algo.micro_batch_size, 8), rollout.val_max_response_tokens or T
     sampled = (rollout.prompts_per_step, rollout.group_size, T)
     if val_rows * (PROMPT_TOKENS + val_tokens) > rollout.prompts_per_step * (PROMPT_TOKENS + rollout.group_size * T):
@@ -133,7 +132,7 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         micro_batch_rows=rows, prompt_tokens=PROMPT_TOKENS, response_tokens=T,
         rows_per_prompt=rollout.group_size if grouped else 1, compute_bytes=compute_bytes,
         weight_bytes=reference_bytes if cfg.model.lora is not None else WEIGHT_BYTES,  # LoRA: the frozen base
-        reference_bytes=reference_bytes if needs_reference else None,
+        reference_bytes=reference_bytes if algo.uses_reference else None,
         reference_moves=algo.reference == "stage_start",
         critic=get_advantage_estimator(algo.advantage).needs_critic,
         gradient_checkpointing=cfg.model.gradient_checkpointing, entropy=True,

@@ -98,7 +98,7 @@ def load_run_models(cfg: TrainConfig, device: torch.device, compute_dtype: torch
     critic = ValueModel(policy).to(device) if get_advantage_estimator(algo.advantage).needs_critic else None
     if lora is not None:
         policy = lora_model(policy, lora, checkpoint)
-    uses_reference = algo.kl_placement != "none" and (algo.kl_coef > 0 or algo.kl_target is not None)
+    uses_reference = algo.uses_reference
     ref = None
     if uses_reference and lora is None:
         ref, _ = load_model_and_tokenizer(cfg.model.name, dtype=compute_dtype, **load)

@@ -159,7 +159,8 @@ class SFTTrainer:
         self.run_dir = Path(config.out_dir)
         self.start_step, checkpoint = prepare_run_dir(self.run_dir, config, resume=resume, command="sft")
         device = resolve_device(config.model.device)
-        self.autocast = lambda: compute_autocast(device, resolve_dtype(config.model.dtype, device))
+        compute_dtype = resolve_dtype(config.model.dtype, device)
+        self.autocast = lambda: compute_autocast(device, compute_dtype)
         if device.type == "cpu":
             set_cpu_threads(config.threads)
         torch.manual_seed(config.seed)
