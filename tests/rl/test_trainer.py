@@ -23,6 +23,7 @@ from logicrl.errors import UserError
 from logicrl.models import resolve_model_path, save_pretrained_atomic
 from logicrl.models.lora import REFERENCE_ADAPTER, TRAINED_ADAPTER, adapter_state
 from logicrl.models.tiny import build_tiny_tokenizer
+from logicrl.prompts import PromptConfig, response_target
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
 from logicrl.rl.config import TrainConfig
@@ -420,6 +421,38 @@ def test_resume_with_dynamic_sampling_and_overlong_shaping_is_exact(puzzle_dir, 
         assert torch.equal(a, b)
     for name in ("step_000003.jsonl", "step_000004.jsonl"):
         assert (tmp_path / "a" / "rollouts" / name).read_text() == (tmp_path / "b" / "rollouts" / name).read_text()
+
+
+def same_reward_different_traces(records, generation, tokenizer, **kwargs):
+    """Every response scores −1, but the first of each group reads as a perfect trace by cases and the others
+    have no check line: only trace shaping tells them apart."""
+    rows, _ = real_score_generation(records, generation, tokenizer, **kwargs)
+    by_id = {r["id"]: r for r in records}
+    for row in rows:
+        row["response"] = response_target(by_id[row["id"]], PromptConfig(), "cases") if row["sample"] == 0 else "?"
+        row["reward"] = -1.0
+    return rows, [SimpleNamespace(total=-1.0) for _ in rows]
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_trace_shaping_reaches_dynamic_sampling_and_the_update(puzzle_dir, tmp_path, monkeypatch, weight):
+    monkeypatch.setattr(trainer_module, "score_generation", same_reward_different_traces)
+    config = dapo_config(puzzle_dir, tmp_path / "run").model_copy(update={"val_every": 0, "steps": 2})
+    config = config.model_copy(update={"algorithm": config.algorithm.model_copy(
+        update={"trace_check_weight": weight})})
+    Trainer(config, show_progress=False).fit()
+    for metrics in read_metrics(tmp_path / "run", "train"):
+        rows = [json.loads(x) for x in
+                (tmp_path / "run" / "rollouts" / f"step_{metrics['step']:06d}.jsonl").read_text().splitlines()]
+        if weight:  # every group carries signal at the first draw, and the update moves the weights
+            assert metrics["sampling/draws"] == 1 and metrics["sampling/kept_groups"] == 2
+            assert [r["trace_shaping"] for r in rows] == [0.0, -0.5, -0.5] * 2
+            assert metrics["reward/trace_checks"] == pytest.approx(-1 / 3)
+            assert metrics["grad_norm"] > 0
+        else:  # the paper's reward alone: no group has signal, sampling draws to the cap, nothing to learn
+            assert metrics["sampling/draws"] == 6 and metrics["sampling/kept_groups"] == 0
+            assert "trace_shaping" not in rows[0] and "reward/trace_checks" not in metrics
+            assert metrics["grad_norm"] == 0
 
 
 def test_mask_truncated_takes_cut_responses_out_of_the_loss(puzzle_dir, tmp_path, monkeypatch):

@@ -1,70 +1,13 @@
-"""Audit a response written in the reasoning-by-cases form (`logicrl.puzzles.cot.case_steps`).
-
-A trace by cases can be checked line by line against the puzzle, so it shows whether a model's reasoning got
-better, not only its answers. For every check line ``Name, a role, says …: true|false. OK|Contradiction.`` under
-the latest ``Case k: …`` line, the audit evaluates the speaker's real statement under that case's assignment:
-
-    truth right    the line's true/false is the statement's value under the case
-    verdict right  OK exactly when that value agrees with the speaker's role in the case (a knight's
-                   statement must be true, a knave's false)
-
-and a case line is *in order* when it is the k-th assignment of the fixed order (all knights first, the last
-person changing fastest). Lines that are not case or check lines are ignored. Pure functions, no I/O.
+"""Pooled audit of sampled responses in the reasoning-by-cases form (the line-by-line check itself is
+`logicrl.puzzles.audit.audit_cases`). Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from logicrl.puzzles.record import Puzzle
-
-CASE_LINE = re.compile(r"Case (\d+): (.+)\.")
-CHECK_LINE = re.compile(r"(\S+), (?:a|an) (\S+), says .+: (true|false)\. (OK|Contradiction)\.")
-
-
-def audit_cases(response: str, record: Mapping[str, Any]) -> dict[str, int]:
-    """Counts for one response: ``cases``, ``cases_in_order``, ``checks``, ``truth_right``, ``verdict_right``
-    and ``checks_right`` (both right). A check line whose speaker or role words do not belong to the puzzle,
-    or that comes before any case line, counts as a check that is not right."""
-    puzzle = Puzzle.from_record(dict(record))
-    names = list(puzzle.names)
-    words = {puzzle.roles.word(True): True, puzzle.roles.word(False): False}
-    order = list(itertools.product((True, False), repeat=len(names)))
-    counts = dict.fromkeys(("cases", "cases_in_order", "checks", "truth_right", "verdict_right", "checks_right"), 0)
-    assignment: tuple[bool, ...] | None = None
-    for line in (part.strip() for part in response.splitlines()):
-        if m := CASE_LINE.fullmatch(line):
-            counts["cases"] += 1
-            assignment = _cast(m[2], names, words)
-            number = int(m[1])
-            counts["cases_in_order"] += assignment is not None and 1 <= number <= len(order) \
-                and order[number - 1] == assignment
-        elif m := CHECK_LINE.fullmatch(line):
-            counts["checks"] += 1
-            if assignment is None or m[1] not in names:
-                continue
-            speaker = names.index(m[1])
-            truth = puzzle.statements[speaker].evaluate(assignment)
-            truth_right = m[3] == str(truth).lower()
-            verdict_right = (m[4] == "OK") == (truth == assignment[speaker])
-            counts["truth_right"] += truth_right
-            counts["verdict_right"] += verdict_right
-            counts["checks_right"] += truth_right and verdict_right
-    return counts
-
-
-def _cast(text: str, names: list[str], words: dict[str, bool]) -> tuple[bool, ...] | None:
-    """``"Zoey knight, Oliver knave"`` → (True, False) in the puzzle's name order; None if it is not a full cast."""
-    roles: dict[str, bool] = {}
-    for part in text.split(", "):
-        name, _, word = part.partition(" ")
-        if name not in names or word not in words or name in roles:
-            return None
-        roles[name] = words[word]
-    return tuple(roles[n] for n in names) if len(roles) == len(names) else None
+from logicrl.puzzles.audit import audit_cases
 
 
 def audit_summary(rows: Iterable[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:

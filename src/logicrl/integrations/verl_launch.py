@@ -201,6 +201,8 @@ def check_supported(cfg: TrainConfig) -> None:
         (algo.overlong_buffer is not None,
          "algorithm.overlong_buffer: veRL's main_ppo reward has no overlong punishment (its DAPO reward manager does)"),
         (algo.mask_truncated, "algorithm.mask_truncated: veRL's main_ppo has no overlong filtering"),
+        (algo.trace_check_weight > 0,
+         "algorithm.trace_check_weight: the exported reward function scores the answer only (no trace shaping)"),
         (cfg.data.schedule == "adaptive",
          "data.schedule=adaptive: veRL's main_ppo has no sampler that follows the training accuracy; "
          "use curriculum or mixed"),

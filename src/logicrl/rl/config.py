@@ -149,6 +149,10 @@ class AlgorithmConfig(StrictModel):
         "DAPO's soft overlong punishment: the score falls linearly by up to overlong_penalty over the last "
         "this many tokens of rollout.max_response_tokens; null: off."))
     overlong_penalty: float = Field(1.0, ge=0.0, description="The largest overlong punishment (DAPO: 1).")
+    trace_check_weight: float = Field(0.0, ge=0.0, description=(
+        "Shaped, not the paper's reward: add w × (share of the response's case-check lines that are right − 1) "
+        "to its score (logicrl.rl.shaping.trace_check_shaping), for a cold start that reasons by cases; "
+        "0: the paper's reward alone. Evaluation never sees it."))
     mask_truncated: bool = Field(False, description=(
         "DAPO's overlong filtering: responses cut at max_response_tokens get no loss (they still count in "
         "their group's baseline)."))

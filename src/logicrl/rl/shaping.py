@@ -1,13 +1,19 @@
-"""DAPO's length handling: the soft overlong punishment and masking truncated responses out of the loss.
+"""Score shaping on top of the reward: DAPO's length handling (the soft overlong punishment, masking truncated
+responses out of the loss) and trace shaping for responses in the reasoning-by-cases form.
 
-Pure tensor functions. L_max = ``rollout.max_response_tokens``, L_cache = ``algorithm.overlong_buffer``.
+Pure functions. L_max = ``rollout.max_response_tokens``, L_cache = ``algorithm.overlong_buffer``.
 Source: Yu et al., DAPO, arXiv 2503.14476 §3.4 (eq. 13) and veRL ``recipe/dapo`` (``overlong_buffer``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import torch
 from torch import Tensor
+
+from logicrl.puzzles.audit import audit_cases
 
 
 def overlong_penalty(lengths: Tensor, max_tokens: int, buffer: int, factor: float = 1.0) -> Tensor:
@@ -34,3 +40,23 @@ def mask_truncated(mask: Tensor, truncated: Tensor) -> Tensor:
     Source: arXiv 2503.14476 §3.4 ("overlong filtering"). Shapes: mask [B, T], truncated [B] bool → [B, T].
     """
     return mask * (~truncated.bool()).to(mask.dtype)[:, None]
+
+
+def trace_check_shaping(responses: Sequence[str], records: Sequence[Mapping[str, Any]], weight: float) -> Tensor:
+    """Process shaping for traces by cases (logicrl's, not the paper's reward), added to each response's score:
+
+        s_i = w · (c_i / max(k_i, 1) − 1)
+
+    with k_i the response's check lines and c_i those whose truth value and verdict are both right under their
+    case (`logicrl.puzzles.audit.audit_cases`). A trace whose every check is right loses nothing, so the best
+    score stays the paper's; one without check lines loses w. Two responses with the same answer then score
+    apart when one reasoned with fewer slips, which the outcome reward alone cannot see.
+    Shapes: ``responses[i]`` answers ``records[i]`` → [len(responses)] float.
+    """
+    if len(responses) != len(records):
+        raise ValueError(f"{len(responses)} responses for {len(records)} records")
+    shares = []
+    for response, record in zip(responses, records):
+        counts = audit_cases(response, record)
+        shares.append(counts["checks_right"] / max(counts["checks"], 1))
+    return weight * (torch.tensor(shares, dtype=torch.float32) - 1.0)

@@ -56,7 +56,7 @@ from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.policy import load_run_models
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
-from logicrl.rl.shaping import mask_truncated, overlong_penalty
+from logicrl.rl.shaping import mask_truncated, overlong_penalty, trace_check_shaping
 from logicrl.rl.update import (
     adamw,
     batch_logprobs,
@@ -300,17 +300,27 @@ class Trainer:
         timer = time.perf_counter()
         rows, breakdowns = score_generation(records, generation, self.tokenizer, n=cfg.rollout.group_size,
                                             prompt=cfg.prompt, reward=cfg.reward)
+        scores = torch.tensor([b.total for b in breakdowns], dtype=torch.float32)
+        if weight := cfg.algorithm.trace_check_weight:  # shaped before dynamic sampling judges the groups
+            shaping = trace_check_shaping([r["response"] for r in rows],
+                                          [r for r in records for _ in range(cfg.rollout.group_size)], weight)
+            for row, value in zip(rows, shaping.tolist()):
+                row["trace_shaping"] = value
+            scores = scores + shaping
         times["time/score"] += time.perf_counter() - timer
-        return Draw(generation, rows, torch.tensor([b.total for b in breakdowns], dtype=torch.float32))
+        return Draw(generation, rows, scores)
 
     def _shaped_scores(self, drawn: Draw) -> tuple[torch.Tensor, dict[str, float]]:
-        """The scores the advantages see: the reward, plus DAPO's overlong punishment when configured."""
+        """The scores the advantages see: the reward (plus trace shaping, added when sampled), plus DAPO's
+        overlong punishment when configured."""
         algo = self.config.algorithm
+        metrics = ({"reward/trace_checks": sum(r["trace_shaping"] for r in drawn.rows) / len(drawn.rows)}
+                   if algo.trace_check_weight else {})
         if algo.overlong_buffer is None:
-            return drawn.scores, {}
+            return drawn.scores, metrics
         penalty = overlong_penalty(drawn.generation.response_lengths, self.config.rollout.max_response_tokens,
                                    algo.overlong_buffer, algo.overlong_penalty)
-        return drawn.scores + penalty, {"reward/overlong": float(penalty.mean())}
+        return drawn.scores + penalty, {**metrics, "reward/overlong": float(penalty.mean())}
 
     def _update(self, batch: RolloutBatch, step: int, times: dict[str, float]) -> dict[str, float]:
         cfg, algo = self.config, self.config.algorithm

@@ -1,0 +1,61 @@
+"""The audit of a reasoning-by-cases trace (puzzles/audit.py) on hand-made responses, and what is built on it: the
+eval summary (analysis/cases.py) and the trainer's trace shaping (rl/shaping.py; in the RL loop:
+tests/rl/test_trainer.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from logicrl.analysis.cases import audit_summary
+from logicrl.prompts import PromptConfig, response_target
+from logicrl.puzzles.audit import audit_cases
+from logicrl.puzzles.logic import statements_from_json
+from logicrl.puzzles.names import Roles
+from logicrl.puzzles.record import Puzzle
+from logicrl.rl.shaping import trace_check_shaping
+
+# Zoey: "Oliver is a knave"; Oliver: "Zoey is a knave and Oliver is a knave" (solution: Zoey knight, Oliver knave)
+PUZZLE = Puzzle(names=("Zoey", "Oliver"), roles=Roles(), solution=(True, False), seed=0, order=(0, 1), depth=2, width=2,
+                statements=statements_from_json([["lying", 1], ["and", ["lying", 0], ["lying", 1]]]))
+RECORD = PUZZLE.to_record(0)
+
+
+def test_the_template_trace_is_all_right() -> None:
+    counts = audit_cases(response_target(RECORD, PromptConfig(), "cases"), RECORD)
+    assert counts == {"cases": 2, "cases_in_order": 2, "checks": 3, "truth_right": 3, "verdict_right": 3,
+                      "checks_right": 3}
+
+
+HAND_MADE = "\n".join([
+    "Case 1: Zoey knight, Oliver knight.",
+    "Zoey, a knight, says Oliver is a knave: true. OK.",            # truth wrong (false), verdict wrong
+    "Case 3: Zoey knight, Oliver knave.",                            # number 3 is not this case: out of order
+    "Zoey, a knight, says Oliver is a knave: true. Contradiction.",  # truth right, verdict wrong
+    "Oliver, a knave, says Zoey is a knave (false) and Oliver is a knave (true): false. OK.",  # both right
+    "Bob, a knave, says nothing: false. OK.",                        # not a person of the puzzle
+    "so the answer is clear.",                                       # ignored
+])
+
+
+def test_wrong_truth_wrong_verdict_and_skipped_cases_by_hand() -> None:
+    assert audit_cases(HAND_MADE, RECORD) == {"cases": 2, "cases_in_order": 1, "checks": 4, "truth_right": 2,
+                                              "verdict_right": 1, "checks_right": 1}
+
+
+def test_summary_pools_rows() -> None:
+    good = response_target(RECORD, PromptConfig(), "cases")
+    rows = [{"id": RECORD["id"], "response": good}, {"id": RECORD["id"], "response": "Case 1: Zoey knight."}]
+    summary = audit_summary(rows, {RECORD["id"]: json.loads(json.dumps(RECORD))})
+    assert summary["responses"] == 2 and summary["checks_per_response"] == 1.5
+    assert summary["check_acc"] == 1.0 and summary["cases_in_order"] == 2 / 3  # the cast without Oliver is no case
+
+
+def test_trace_check_shaping_by_hand() -> None:
+    perfect = response_target(RECORD, PromptConfig(), "cases")
+    shaping = trace_check_shaping([perfect, HAND_MADE, "Zoey is a knight.</think>"], [RECORD] * 3, 0.5)
+    assert shaping.tolist() == pytest.approx([0.0, 0.5 * (1 / 4 - 1), -0.5])  # 1 of 4 checks right; no check
+    assert trace_check_shaping([HAND_MADE], [RECORD], 0.0).tolist() == [0.0]
+    with pytest.raises(ValueError, match="2 responses for 1 records"):
+        trace_check_shaping([perfect, perfect], [RECORD], 1.0)
