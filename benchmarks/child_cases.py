@@ -36,7 +36,7 @@ def make_data(out: str, people: str, puzzles: int) -> None:
                    capture_output=True)
 
 
-def add_case_arguments(parser, cases: dict[str, str], default_model: str) -> None:
+def add_case_arguments(parser, cases: dict[str, str], default_model: str | None) -> None:
     """The options every such benchmark takes: threads, which cases, the model, and the child's own two."""
     import argparse
     import os

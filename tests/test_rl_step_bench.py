@@ -1,0 +1,39 @@
+"""benchmarks/rl_step.py (issue #15) with the tiny random model: ``--shape quickstart`` refuses to run without
+the cold-start checkpoint, and ``--update`` prints its before/after table and the agreement lines. (That the
+token budget gives the same loss and gradients is tests/rl/test_update.py's; this only keeps the benchmark's
+use of the Trainer working.) No timings are asserted.
+
+Run: ``OMP_NUM_THREADS=1 pytest tests/test_rl_step_bench.py`` (about 20 s).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rl_step.py"
+
+
+def bench(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *flags], capture_output=True, text=True, check=False)
+
+
+def test_quickstart_shape_needs_the_cold_start_model():
+    proc = bench("--shape", "quickstart")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "error: --shape quickstart needs --model: the cold-start checkpoint (outputs/quickstart/cold/checkpoints/step_*)")
+
+
+def test_update_mode_prints_before_after_and_the_check():
+    proc = bench("--update", "--shape", "quickstart", "--model", "tiny-random", "--max-new-tokens", "48",
+                 "--micro-batch-tokens", "256", "--steps", "1", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("# update phase, quickstart shape, tiny-random, 1 threads, load ")
+    rows = [line.split(" | ") for line in lines if line.startswith(("| before", "| after"))]
+    assert [r[0] for r in rows] == ["| before: micro-batches of consecutive rows", "| after: token budget 256"]
+    assert rows[0][4] == rows[1][4] and all(int(r[3]) >= int(r[4]) for r in rows)  # padded ≥ real tokens
+    checks = [line for line in lines if line.startswith(("policy/loss:", "kl:", "entropy:", "grad_norm:"))]
+    assert len(checks) == 4 and all(": agree (" in line for line in checks)
