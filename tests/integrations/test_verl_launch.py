@@ -350,7 +350,8 @@ def test_tis_maps_to_rollout_correction_and_dapo_sampling_is_refused() -> None:
     for override, message in (("rollout.dynamic_sampling=true", "no group filter"),
                               ("algorithm.overlong_buffer=512", "no overlong punishment"),
                               ("algorithm.mask_truncated=true", "no overlong filtering"),
-                              ("algorithm.trace_check_weight=0.5", "no trace shaping")):
+                              ("algorithm.trace_check_weight=0.5", "no trace shaping"),
+                              ("optim.eps=1e-6", "AdamW at its default ε")):
         with pytest.raises(ConfigError, match=f"^not supported by the veRL launcher: .*{message}"):
             check_supported(train_config(override))
 

@@ -140,6 +140,21 @@ def test_updates_move_the_policy_and_keep_last_checkpoints(puzzle_dir, tmp_path,
     assert all(m["grad_norm"] > 0 for m in read_metrics(tmp_path / "run", "train"))
 
 
+@pytest.mark.parametrize("eps", [1e-8, 1e3])
+def test_optim_eps_reaches_the_policy_optimizer_and_a_resume_cannot_change_it(puzzle_dir, tmp_path, monkeypatch, eps):
+    """Step 1 of AdamW moves a coordinate by lr · |g| / (|g| + ε): ~lr at the default ε, far below lr at ε = 1e3."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 1, "val_every": 0})
+    config = config.model_copy(update={"optim": config.optim.model_copy(update={"eps": eps})})
+    trainer = Trainer(config, show_progress=False)
+    before = [p.detach().clone() for p in trainer.policy.parameters()]
+    trainer.fit()
+    moved = max((a - b).abs().max().item() for a, b in zip(before, trainer.policy.parameters()))
+    assert moved == pytest.approx(config.optim.lr, rel=1e-3) if eps < 1 else 0 < moved < 1e-3 * config.optim.lr
+    with pytest.raises(UserError, match="optim.eps"):
+        resume_config(TrainConfig, tmp_path / "run", ["optim.eps=1e-6"])
+
+
 def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 1, "val_every": 0})

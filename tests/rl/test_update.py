@@ -15,7 +15,7 @@ from logicrl.engine.sequences import left_pad
 from logicrl.models import build_tiny_model
 from logicrl.rl.batch import RolloutBatch, token_budget_batches
 from logicrl.rl.config import AlgorithmConfig
-from logicrl.rl.update import batch_logprobs, compute_advantages, policy_step
+from logicrl.rl.update import adamw, batch_logprobs, compute_advantages, policy_step
 
 PROMPT_LENGTHS = [5, 9, 7, 5, 9, 7, 6, 8]
 RESPONSE_LENGTHS = [6, 2, 9, 4, 7, 1, 3, 8]
@@ -162,3 +162,17 @@ def test_truncated_importance_sampling_weights_the_loss_and_logs_the_ratio(tiny_
     assert float(stats["tis/ratio_mean"]) == pytest.approx(3.0) and float(stats["tis/clip_frac"]) == 1.0
     assert float(stats["policy/loss"]) == pytest.approx(2 * float(plain_stats["policy/loss"]), rel=1e-5)
     assert any(not torch.allclose(p, q, atol=1e-6) for p, q in zip(plain.parameters(), doubled.parameters()))
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-3, 10.0])
+def test_adamw_eps_enters_the_first_step_as_in_the_formula(eps):
+    """Step 1 of AdamW (bias-corrected, no decay): θ − lr · g / (|g| + ε). At ε = 1e-8 every coordinate moves
+    by ~lr whatever its gradient (sign descent); at ε ≫ |g| it moves by lr · g / ε (SGD)."""
+    torch.manual_seed(0)
+    theta = torch.nn.Parameter(torch.randn(64, dtype=torch.float64))
+    start = theta.detach().clone()
+    grad = torch.randn(64, dtype=torch.float64) * torch.logspace(-6, 0, 64, dtype=torch.float64)
+    optimizer = adamw([theta], lr=0.1, eps=eps)
+    theta.grad = grad.clone()
+    optimizer.step()
+    torch.testing.assert_close(theta.detach(), start - 0.1 * grad / (grad.abs() + eps), rtol=1e-6, atol=1e-12)

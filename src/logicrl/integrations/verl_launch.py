@@ -44,7 +44,7 @@ from logicrl.integrations.verl_export import build_export, read_puzzles, rollout
 from logicrl.io import write_parquet
 from logicrl.models import resolve_model_path
 from logicrl.rl.advantages import get_advantage_estimator
-from logicrl.rl.config import TrainConfig
+from logicrl.rl.config import OptimConfig, TrainConfig
 
 VERL_VERSION = "0.9.1"  # the veRL release the overrides are checked against (tests/integrations)
 REWARD_FUNCTION = "pkg://logicrl.integrations.verl"  # imported by name on every node, no file path
@@ -183,6 +183,7 @@ def check_supported(cfg: TrainConfig) -> None:
     algo = cfg.algorithm
     unsupported = [
         (cfg.optim.schedule == "linear", "optim.schedule=linear: veRL has constant and cosine only"),
+        (cfg.optim.eps != OptimConfig.model_fields["eps"].default, "optim.eps: the launcher leaves veRL's AdamW at its default ε"),
         (algo.kl_target is not None and algo.kl_placement == "loss",
          "algorithm.kl_target: veRL adapts the KL coefficient only with kl_placement=reward"),
         (cfg.rollout.stop_at_answer, "rollout.stop_at_answer: veRL's rollout has no stop strings"),

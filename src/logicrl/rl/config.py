@@ -193,6 +193,9 @@ class OptimConfig(StrictModel):
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up, in optimizer steps.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    eps: float = Field(1e-8, gt=0.0, description=(
+        "AdamW's ε in lr · m / (√v + ε). Above a coordinate's gradient scale the step there shrinks toward "
+        "lr · m / ε (SGD with momentum), so coordinates whose gradient is small noise stop moving by ~lr a step."))
     grad_clip: float = Field(1.0, gt=0.0, description="Clip the global gradient norm to this.")
     critic_lr: float = Field(1e-5, gt=0.0, description="Value model learning rate (PPO only).")
     stage_reset: bool = Field(False, description=(

@@ -150,7 +150,7 @@ class Trainer:
         the critic's optimizer and the KL controller, all in their initial state."""
         cfg, optim = self.config, self.config.optim
         self.optimizer = adamw((p for p in self.policy.parameters() if p.requires_grad), lr=optim.lr, betas=optim.betas,
-                               weight_decay=optim.weight_decay)
+                               eps=optim.eps, weight_decay=optim.weight_decay)
         batch = cfg.rollout.prompts_per_step * cfg.rollout.group_size
         per_step = cfg.algorithm.update_epochs * (batch // (cfg.algorithm.mini_batch_size or batch))
         first, last = self.schedule.stage_span(step) if optim.stage_reset else (1, len(self.schedule))
@@ -160,7 +160,7 @@ class Trainer:
         self.critic_optimizer = None
         if self.critic is not None:
             self.critic_optimizer = adamw(self.critic.parameters(), lr=optim.critic_lr, betas=optim.betas,
-                                          weight_decay=optim.weight_decay)
+                                          eps=optim.eps, weight_decay=optim.weight_decay)
         algo = cfg.algorithm
         self.kl_controller = (AdaptiveKLController(algo.kl_coef, algo.kl_target, algo.kl_horizon)
                               if algo.kl_target is not None else FixedKLController(algo.kl_coef))
