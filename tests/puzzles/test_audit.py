@@ -14,7 +14,7 @@ from logicrl.puzzles.audit import audit_cases
 from logicrl.puzzles.logic import statements_from_json
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.record import Puzzle
-from logicrl.rl.shaping import trace_check_shaping
+from logicrl.rl.shaping import check_line_credit, token_lines, trace_check_shaping
 
 # Zoey: "Oliver is a knave"; Oliver: "Zoey is a knave and Oliver is a knave" (solution: Zoey knight, Oliver knave)
 PUZZLE = Puzzle(names=("Zoey", "Oliver"), roles=Roles(), solution=(True, False), seed=0, order=(0, 1), depth=2, width=2,
@@ -59,3 +59,20 @@ def test_trace_check_shaping_by_hand() -> None:
     assert trace_check_shaping([HAND_MADE], [RECORD], 0.0).tolist() == [0.0]
     with pytest.raises(ValueError, match="2 responses for 1 records"):
         trace_check_shaping([perfect, perfect], [RECORD], 1.0)
+
+
+def test_token_lines_and_check_line_credit_by_hand() -> None:
+    assert token_lines(["Case", " 1", ".\n", "Zoey", "\n\n", "x"]) == [0, 0, 0, 1, 1, 3]
+    lines = HAND_MADE.split("\n")
+    pieces = [piece for line in lines for piece in (line[:10], line[10:] + "\n")]  # two tokens a line
+    pieces[-1] = pieces[-1].rstrip("\n")
+    credit, shares = check_line_credit([pieces, ["?"]], [RECORD, RECORD], 0.5, width=len(pieces) + 1)
+    # lines: case, check (wrong), case, check (wrong), check (right), check (stranger: wrong), other text
+    per_line = [0.0, -0.5, 0.0, -0.5, 0.5, -0.5, 0.0]
+    assert credit[0].tolist() == [c for c in per_line for _ in range(2)] + [0.0]
+    assert credit[1].tolist() == [0.0] * (len(pieces) + 1) and shares == [1 / 4, 1.0]
+    perfect = response_target(RECORD, PromptConfig(), "cases")
+    credit, shares = check_line_credit([list(perfect)], [RECORD], 1.0, width=len(perfect))  # one char a token
+    assert set(credit[0].tolist()) == {0.0, 1.0} and shares == [1.0]
+    with pytest.raises(ValueError, match="1 responses for 2 records"):
+        check_line_credit([pieces], [RECORD, RECORD], 1.0, width=3)

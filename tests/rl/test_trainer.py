@@ -11,6 +11,7 @@ import itertools
 import json
 import shutil
 from pathlib import Path
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -28,6 +29,7 @@ from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.run_log import read_metrics
+from logicrl.rl.schedule import load_puzzles
 from logicrl.rl.trainer import Trainer, lr_lambda
 
 real_score_generation = trainer_module.score_generation
@@ -468,6 +470,63 @@ def test_trace_shaping_reaches_dynamic_sampling_and_the_update(puzzle_dir, tmp_p
             assert metrics["sampling/draws"] == 6 and metrics["sampling/kept_groups"] == 0
             assert "trace_shaping" not in rows[0] and "reward/trace_checks" not in metrics
             assert metrics["grad_norm"] == 0
+
+
+def crafted_traces(puzzle_dir, tokenizer):
+    """A `generate` that keeps the prompts but answers each puzzle with three traces by cases: sample 0 the
+    template (every check right), sample 1 the template with its first check line's truth value flipped, sample
+    2 no trace at all."""
+    records = load_puzzles(Path(puzzle_dir), "train")
+    real = trainer_module.generate
+
+    def fake(model, prompts, *, n, **kwargs):
+        out = real(model, prompts, n=n, **kwargs)
+        texts = []
+        for prompt in prompts:
+            record = next(r for r in records if r["quiz"] in tokenizer.decode(prompt))
+            perfect = response_target(record, PromptConfig(), "cases")
+            texts += [perfect, perfect.replace(": true.", ": FLIP.", 1).replace(": false.", ": true.", 1)
+                      .replace(": FLIP.", ": false.", 1), "?"]
+        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
+        width = max(map(len, ids))
+        response = torch.full((len(ids), width), tokenizer.pad_token_id)
+        mask = torch.zeros(len(ids), width)
+        for i, row in enumerate(ids):
+            response[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1.0
+        return replace(out, response_ids=response, response_mask=mask, truncated=torch.zeros(len(ids), dtype=torch.bool),
+                       logprobs=torch.zeros(len(ids), width))
+    return fake
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_check_line_credit_gives_each_lookup_its_own_sign(puzzle_dir, tmp_path, monkeypatch, weight):
+    """Every response scores −1 (GRPO advantages 0): only the per-token credit can move the weights, +w on the
+    right check lines and −w on the flipped one."""
+    config = make_config(puzzle_dir, tmp_path / "run", advantage="grpo", check_line_credit=weight)
+    config = config.model_copy(update={"val_every": 0, "steps": 1, "data": config.data.model_copy(
+        update={"people": [2]})})
+    trainer = Trainer(config, show_progress=False)
+    monkeypatch.setattr(trainer_module, "generate", crafted_traces(puzzle_dir, trainer.tokenizer))
+    monkeypatch.setattr(trainer_module, "score_generation", constant_for({r["id"] for r in load_puzzles(
+        Path(puzzle_dir), "train")}))
+    seen = []
+    real_credit = trainer_module.check_line_credit
+    monkeypatch.setattr(trainer_module, "check_line_credit", lambda *a, **k: seen.append(real_credit(*a, **k))
+                        or seen[-1])
+    trainer.fit()
+    metrics = read_metrics(tmp_path / "run", "train")[0]
+    if not weight:
+        assert not seen and "reward/check_lines_right" not in metrics and metrics["grad_norm"] == 0
+        return
+    (credit, shares), = seen
+    for group in range(2):
+        perfect, flipped, empty = (credit[3 * group + j] for j in range(3))
+        assert set(perfect.tolist()) == {0.0, 0.5} and set(flipped.tolist()) == {-0.5, 0.0, 0.5}
+        wrong = (flipped < 0).nonzero().flatten()
+        assert int(wrong[-1] - wrong[0]) + 1 == len(wrong)  # one line, the flipped one
+        assert not empty.any()
+    assert metrics["reward/check_lines_right"] == pytest.approx(sum(shares) / 6) and min(shares) < 1.0
+    assert metrics["grad_norm"] > 0
 
 
 def test_mask_truncated_takes_cut_responses_out_of_the_loss(puzzle_dir, tmp_path, monkeypatch):

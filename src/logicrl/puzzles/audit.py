@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from logicrl.puzzles.record import Puzzle
@@ -27,34 +27,44 @@ CASE_LINE = re.compile(r"Case (\d+): (.+)\.")
 CHECK_LINE = re.compile(r"(\S+), (?:a|an) (\S+), says .+: (true|false)\. (OK|Contradiction)\.")
 
 
-def audit_cases(response: str, record: Mapping[str, Any]) -> dict[str, int]:
-    """Counts for one response: ``cases``, ``cases_in_order``, ``checks``, ``truth_right``, ``verdict_right``
-    and ``checks_right`` (both right). A check line whose speaker or role words do not belong to the puzzle,
-    or that comes before any case line, counts as a check that is not right."""
+def audit_lines(response: str, record: Mapping[str, Any]) -> Iterator[tuple[int, str, dict[str, bool]]]:
+    """``(line index, kind, verdicts)`` for each case or check line of ``response`` (lines split at ``"\n"``):
+    kind ``"case"`` with ``{"in_order"}``, or ``"check"`` with ``{"truth_right", "verdict_right"}``. A check line
+    whose speaker or role words do not belong to the puzzle, or that comes before any case line, has both False."""
     puzzle = Puzzle.from_record(dict(record))
     names = list(puzzle.names)
     words = {puzzle.roles.word(True): True, puzzle.roles.word(False): False}
     order = list(itertools.product((True, False), repeat=len(names)))
-    counts = dict.fromkeys(("cases", "cases_in_order", "checks", "truth_right", "verdict_right", "checks_right"), 0)
     assignment: tuple[bool, ...] | None = None
-    for line in (part.strip() for part in response.splitlines()):
+    for index, line in enumerate(part.strip() for part in response.split("\n")):
         if m := CASE_LINE.fullmatch(line):
-            counts["cases"] += 1
             assignment = _cast(m[2], names, words)
             number = int(m[1])
-            counts["cases_in_order"] += assignment is not None and 1 <= number <= len(order) \
-                and order[number - 1] == assignment
+            yield index, "case", {"in_order": assignment is not None and 1 <= number <= len(order)
+                                  and order[number - 1] == assignment}
         elif m := CHECK_LINE.fullmatch(line):
-            counts["checks"] += 1
             if assignment is None or m[1] not in names:
+                yield index, "check", {"truth_right": False, "verdict_right": False}
                 continue
             speaker = names.index(m[1])
             truth = puzzle.statements[speaker].evaluate(assignment)
-            truth_right = m[3] == str(truth).lower()
-            verdict_right = (m[4] == "OK") == (truth == assignment[speaker])
-            counts["truth_right"] += truth_right
-            counts["verdict_right"] += verdict_right
-            counts["checks_right"] += truth_right and verdict_right
+            yield index, "check", {"truth_right": m[3] == str(truth).lower(),
+                                   "verdict_right": (m[4] == "OK") == (truth == assignment[speaker])}
+
+
+def audit_cases(response: str, record: Mapping[str, Any]) -> dict[str, int]:
+    """Counts for one response (`audit_lines` summed): ``cases``, ``cases_in_order``, ``checks``,
+    ``truth_right``, ``verdict_right`` and ``checks_right`` (both right)."""
+    counts = dict.fromkeys(("cases", "cases_in_order", "checks", "truth_right", "verdict_right", "checks_right"), 0)
+    for _, kind, verdicts in audit_lines(response, record):
+        if kind == "case":
+            counts["cases"] += 1
+            counts["cases_in_order"] += verdicts["in_order"]
+        else:
+            counts["checks"] += 1
+            counts["truth_right"] += verdicts["truth_right"]
+            counts["verdict_right"] += verdicts["verdict_right"]
+            counts["checks_right"] += verdicts["truth_right"] and verdicts["verdict_right"]
     return counts
 
 

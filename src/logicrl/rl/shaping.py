@@ -1,5 +1,6 @@
 """Score shaping on top of the reward: DAPO's length handling (the soft overlong punishment, masking truncated
-responses out of the loss) and trace shaping for responses in the reasoning-by-cases form.
+responses out of the loss), and for responses in the reasoning-by-cases form trace shaping (per response) and
+check-line credit (per token).
 
 Pure functions. L_max = ``rollout.max_response_tokens``, L_cache = ``algorithm.overlong_buffer``.
 Source: Yu et al., DAPO, arXiv 2503.14476 §3.4 (eq. 13) and veRL ``recipe/dapo`` (``overlong_buffer``).
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from logicrl.puzzles.audit import audit_cases
+from logicrl.puzzles.audit import audit_cases, audit_lines
 
 
 def overlong_penalty(lengths: Tensor, max_tokens: int, buffer: int, factor: float = 1.0) -> Tensor:
@@ -60,3 +61,42 @@ def trace_check_shaping(responses: Sequence[str], records: Sequence[Mapping[str,
         counts = audit_cases(response, record)
         shares.append(counts["checks_right"] / max(counts["checks"], 1))
     return weight * (torch.tensor(shares, dtype=torch.float32) - 1.0)
+
+
+def token_lines(pieces: Sequence[str]) -> list[int]:
+    """The line each token of a response starts on: the number of ``"\n"`` in the pieces before it (a token
+    that holds a newline belongs to the line that newline ends). ``pieces[t]`` is token t's decoded text."""
+    lines, count = [], 0
+    for piece in pieces:
+        lines.append(count)
+        count += piece.count("\n")
+    return lines
+
+
+def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping[str, Any]], weight: float,
+                      width: int) -> tuple[Tensor, list[float]]:
+    """Per-token credit for traces by cases (logicrl's, not the paper's), added to the advantages:
+
+        c_t = +w   if token t lies on a check line whose truth value and verdict are both right under its case
+              −w   if it lies on a check line that is not right
+               0   otherwise (case lines, the answer, other text)
+
+    An outcome advantage gives every token of a trace the sign of the whole trace, so a right lookup in a
+    failed trace is pushed down and a wrong one in a lucky trace up; c_t gives each check line the sign of its
+    own correctness (`logicrl.puzzles.audit.audit_lines`), so the gradient at an uncertain lookup points to
+    the right value whatever the rest of the trace did. Lines are read from the tokens' own text, so they
+    match the tokens exactly. ``pieces[i]`` are the decoded tokens of response i (which answers
+    ``records[i]``), padded to ``width`` with 0. Returns ([B, width] credit, share of right check lines per
+    response, 1.0 when it has none).
+    """
+    if len(pieces) != len(records):
+        raise ValueError(f"{len(pieces)} responses for {len(records)} records")
+    credit = torch.zeros(len(pieces), width)
+    shares = []
+    for i, (row, record) in enumerate(zip(pieces, records)):
+        sign = {index: 1.0 if v["truth_right"] and v["verdict_right"] else -1.0
+                for index, kind, v in audit_lines("".join(row), record) if kind == "check"}
+        for t, line in enumerate(token_lines(row[:width])):
+            credit[i, t] = weight * sign.get(line, 0.0)
+        shares.append(sum(v > 0 for v in sign.values()) / len(sign) if sign else 1.0)
+    return credit, shares

@@ -56,7 +56,7 @@ from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.policy import load_run_models
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
-from logicrl.rl.shaping import mask_truncated, overlong_penalty, trace_check_shaping
+from logicrl.rl.shaping import check_line_credit, mask_truncated, overlong_penalty, trace_check_shaping
 from logicrl.rl.update import (
     adamw,
     batch_logprobs,
@@ -257,10 +257,12 @@ class Trainer:
         times = {"time/generate": 0.0, "time/score": 0.0}
         rollout = cfg.rollout
         seen: list[dict[str, Any]] = []  # every response sampled this step (dynamic sampling: all draws)
+        records_by_id: dict[str, dict[str, Any]] = {}
 
         def draw(k: int) -> Draw:
             records = (self.schedule.batch(step - 1) if k == 0 else
                        self.schedule.extra_batch(step, k, rollout.prompts_per_step, cfg.seed))
+            records_by_id.update((r["id"], r) for r in records)
             sampled = self._sample(records, draw_seed(cfg.seed, step, k), times)
             seen.extend(sampled.rows)
             return sampled
@@ -273,11 +275,12 @@ class Trainer:
             drawn = draw(0)
         scores, shaping = self._shaped_scores(drawn)
         batch = RolloutBatch.from_generation(drawn.generation, scores, rollout.group_size)
-        stats = self._update(batch, step, times)
+        credit, credit_metrics = self._check_credit(drawn, records_by_id)
+        stats = self._update(batch, step, times, credit)
         times["time/update"] = time.perf_counter() - timer - sum(times.values())
         times["time/step"] = time.perf_counter() - timer
         tokens = float(drawn.generation.response_mask.sum())
-        metrics = {**rollout_metrics(drawn.rows), **sampling, **shaping, **stats, "lr": self.scheduler.get_last_lr()[0],
+        metrics = {**rollout_metrics(drawn.rows), **sampling, **shaping, **credit_metrics, **stats, "lr": self.scheduler.get_last_lr()[0],
                    "kl_coef": kl_coef, "tokens_per_s": tokens / times["time/step"], **times,
                    **self.schedule.observe(sum(bool(r["solved"]) for r in seen), len(seen))}  # adaptive: level
         self.log.metrics("train", step, metrics)
@@ -322,7 +325,20 @@ class Trainer:
                                    algo.overlong_buffer, algo.overlong_penalty)
         return drawn.scores + penalty, {**metrics, "reward/overlong": float(penalty.mean())}
 
-    def _update(self, batch: RolloutBatch, step: int, times: dict[str, float]) -> dict[str, float]:
+    def _check_credit(self, drawn: Draw, records: dict[str, dict[str, Any]]) -> tuple[torch.Tensor | None,
+                                                                                      dict[str, float]]:
+        """The per-token check-line credit of ``algorithm.check_line_credit`` (None when off), read from the
+        tokens' own decoded text, and the share of right check lines."""
+        weight = self.config.algorithm.check_line_credit
+        if not weight:
+            return None, {}
+        ids, lengths = drawn.generation.response_ids, drawn.generation.response_lengths.tolist()
+        pieces = [[self.tokenizer.decode([t]) for t in row[:n].tolist()] for row, n in zip(ids, lengths)]
+        credit, shares = check_line_credit(pieces, [records[r["id"]] for r in drawn.rows], weight, ids.shape[1])
+        return credit, {"reward/check_lines_right": sum(shares) / len(shares)}
+
+    def _update(self, batch: RolloutBatch, step: int, times: dict[str, float],
+                credit: torch.Tensor | None = None) -> dict[str, float]:
         cfg, algo = self.config, self.config.algorithm
         timer = time.perf_counter()
         micro, temperature = {"micro_batch_size": algo.micro_batch_size,
@@ -342,6 +358,8 @@ class Trainer:
             batch.values = batch_values(self.critic, batch, **micro, autocast=self.autocast)
         times["time/logprobs"] = time.perf_counter() - timer
         compute_advantages(batch, algo, self.kl_controller.coef)
+        if credit is not None:  # per-token, after the estimator: it is no part of any group's baseline
+            batch.advantages = batch.advantages + credit * batch.mask
         if algo.mask_truncated:  # after the advantages: truncated responses keep their place in the baselines
             batch.mask = mask_truncated(batch.mask, batch.truncated)
         norm = loss_norm_constant(algo, cfg.rollout.max_response_tokens)
