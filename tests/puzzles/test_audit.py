@@ -14,7 +14,7 @@ from logicrl.puzzles.audit import audit_cases
 from logicrl.puzzles.logic import statements_from_json
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.record import Puzzle
-from logicrl.rl.shaping import check_line_credit, token_lines, trace_check_shaping
+from logicrl.rl.shaping import check_line_credit, first_difference, trace_check_shaping
 
 # Zoey: "Oliver is a knave"; Oliver: "Zoey is a knave and Oliver is a knave" (solution: Zoey knight, Oliver knave)
 PUZZLE = Puzzle(names=("Zoey", "Oliver"), roles=Roles(), solution=(True, False), seed=0, order=(0, 1), depth=2, width=2,
@@ -61,18 +61,22 @@ def test_trace_check_shaping_by_hand() -> None:
         trace_check_shaping([perfect, perfect], [RECORD], 1.0)
 
 
-def test_token_lines_and_check_line_credit_by_hand() -> None:
-    assert token_lines(["Case", " 1", ".\n", "Zoey", "\n\n", "x"]) == [0, 0, 0, 1, 1, 3]
+def test_check_line_credit_by_hand() -> None:
+    assert (first_difference("abc", "abd"), first_difference("ab", "abc"), first_difference("ab", "ab")) == (2, 2, 2)
     lines = HAND_MADE.split("\n")
     pieces = [piece for line in lines for piece in (line[:10], line[10:] + "\n")]  # two tokens a line
     pieces[-1] = pieces[-1].rstrip("\n")
     credit, shares = check_line_credit([pieces, ["?"]], [RECORD, RECORD], 0.5, width=len(pieces) + 1)
-    # lines: case, check (wrong), case, check (wrong), check (right), check (stranger: wrong), other text
-    per_line = [0.0, -0.5, 0.0, -0.5, 0.5, -0.5, 0.0]
-    assert credit[0].tolist() == [c for c in per_line for _ in range(2)] + [0.0]
+    # case; check wrong in its 2nd token ("true" for "false"); case; check wrong in its 2nd token ("Contradiction"
+    # for "OK"); check right; a stranger's check (wrong from its first character); other text
+    expected = [0, 0, 0.5, -0.5, 0, 0, 0.5, -0.5, 0.5, 0.5, -0.5, 0, 0, 0, 0]
+    assert credit[0].tolist() == expected
     assert credit[1].tolist() == [0.0] * (len(pieces) + 1) and shares == [1 / 4, 1.0]
     perfect = response_target(RECORD, PromptConfig(), "cases")
     credit, shares = check_line_credit([list(perfect)], [RECORD], 1.0, width=len(perfect))  # one char a token
     assert set(credit[0].tolist()) == {0.0, 1.0} and shares == [1.0]
+    slip = perfect.replace(": true. OK.", ": false. OK.", 1)  # one char a token: exactly the "f" is pushed down
+    credit, _ = check_line_credit([list(slip)], [RECORD], 1.0, width=len(slip))
+    assert credit[0].tolist().count(-1.0) == 1 and slip[credit[0].tolist().index(-1.0)] == "f"
     with pytest.raises(ValueError, match="1 responses for 2 records"):
         check_line_credit([pieces], [RECORD, RECORD], 1.0, width=3)

@@ -474,8 +474,8 @@ def test_trace_shaping_reaches_dynamic_sampling_and_the_update(puzzle_dir, tmp_p
 
 def crafted_traces(puzzle_dir, tokenizer):
     """A `generate` that keeps the prompts but answers each puzzle with three traces by cases: sample 0 the
-    template (every check right), sample 1 the template with its first check line's truth value flipped, sample
-    2 no trace at all."""
+    template (every check right), sample 1 the template with one check line's truth value flipped, sample 2 no
+    trace at all."""
     records = load_puzzles(Path(puzzle_dir), "train")
     real = trainer_module.generate
 
@@ -485,8 +485,9 @@ def crafted_traces(puzzle_dir, tokenizer):
         for prompt in prompts:
             record = next(r for r in records if r["quiz"] in tokenizer.decode(prompt))
             perfect = response_target(record, PromptConfig(), "cases")
-            texts += [perfect, perfect.replace(": true.", ": FLIP.", 1).replace(": false.", ": true.", 1)
-                      .replace(": FLIP.", ": false.", 1), "?"]
+            flipped = (perfect.replace(": true.", ": false.", 1) if ": true." in perfect
+                       else perfect.replace(": false.", ": true.", 1))
+            texts += [perfect, flipped, "?"]
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
         width = max(map(len, ids))
         response = torch.full((len(ids), width), tokenizer.pad_token_id)
@@ -501,7 +502,7 @@ def crafted_traces(puzzle_dir, tokenizer):
 @pytest.mark.parametrize("weight", [0.0, 0.5])
 def test_check_line_credit_gives_each_lookup_its_own_sign(puzzle_dir, tmp_path, monkeypatch, weight):
     """Every response scores −1 (GRPO advantages 0): only the per-token credit can move the weights, +w on the
-    right check lines and −w on the flipped one."""
+    right check lines and −w on the flipped value."""
     config = make_config(puzzle_dir, tmp_path / "run", advantage="grpo", check_line_credit=weight)
     config = config.model_copy(update={"val_every": 0, "steps": 1, "data": config.data.model_copy(
         update={"people": [2]})})
@@ -522,8 +523,7 @@ def test_check_line_credit_gives_each_lookup_its_own_sign(puzzle_dir, tmp_path, 
     for group in range(2):
         perfect, flipped, empty = (credit[3 * group + j] for j in range(3))
         assert set(perfect.tolist()) == {0.0, 0.5} and set(flipped.tolist()) == {-0.5, 0.0, 0.5}
-        wrong = (flipped < 0).nonzero().flatten()
-        assert int(wrong[-1] - wrong[0]) + 1 == len(wrong)  # one line, the flipped one
+        assert int((flipped < 0).sum()) == 1  # the token that holds the flipped value, and nothing after it
         assert not empty.any()
     assert metrics["reward/check_lines_right"] == pytest.approx(sum(shares) / 6) and min(shares) < 1.0
     assert metrics["grad_norm"] > 0

@@ -21,16 +21,19 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from logicrl.puzzles.cot import check_line
 from logicrl.puzzles.record import Puzzle
 
 CASE_LINE = re.compile(r"Case (\d+): (.+)\.")
 CHECK_LINE = re.compile(r"(\S+), (?:a|an) (\S+), says .+: (true|false)\. (OK|Contradiction)\.")
 
 
-def audit_lines(response: str, record: Mapping[str, Any]) -> Iterator[tuple[int, str, dict[str, bool]]]:
-    """``(line index, kind, verdicts)`` for each case or check line of ``response`` (lines split at ``"\n"``):
-    kind ``"case"`` with ``{"in_order"}``, or ``"check"`` with ``{"truth_right", "verdict_right"}``. A check line
-    whose speaker or role words do not belong to the puzzle, or that comes before any case line, has both False."""
+def audit_lines(response: str, record: Mapping[str, Any]) -> Iterator[tuple[int, str, dict[str, bool], str | None]]:
+    """``(line index, kind, verdicts, expected)`` for each case or check line of ``response`` (lines split at
+    ``"\n"``): kind ``"case"`` with ``{"in_order"}``, or ``"check"`` with ``{"truth_right", "verdict_right"}`` and
+    the line the template trace writes for that speaker under that case (`logicrl.puzzles.cot.check_line`). A
+    check line whose speaker or role words do not belong to the puzzle, or that comes before any case line, has
+    both False and no expected line."""
     puzzle = Puzzle.from_record(dict(record))
     names = list(puzzle.names)
     words = {puzzle.roles.word(True): True, puzzle.roles.word(False): False}
@@ -41,22 +44,23 @@ def audit_lines(response: str, record: Mapping[str, Any]) -> Iterator[tuple[int,
             assignment = _cast(m[2], names, words)
             number = int(m[1])
             yield index, "case", {"in_order": assignment is not None and 1 <= number <= len(order)
-                                  and order[number - 1] == assignment}
+                                  and order[number - 1] == assignment}, None
         elif m := CHECK_LINE.fullmatch(line):
             if assignment is None or m[1] not in names:
-                yield index, "check", {"truth_right": False, "verdict_right": False}
+                yield index, "check", {"truth_right": False, "verdict_right": False}, None
                 continue
             speaker = names.index(m[1])
             truth = puzzle.statements[speaker].evaluate(assignment)
             yield index, "check", {"truth_right": m[3] == str(truth).lower(),
-                                   "verdict_right": (m[4] == "OK") == (truth == assignment[speaker])}
+                                   "verdict_right": (m[4] == "OK") == (truth == assignment[speaker])}, \
+                check_line(puzzle.statements[speaker], speaker, assignment, names, puzzle.roles)
 
 
 def audit_cases(response: str, record: Mapping[str, Any]) -> dict[str, int]:
     """Counts for one response (`audit_lines` summed): ``cases``, ``cases_in_order``, ``checks``,
     ``truth_right``, ``verdict_right`` and ``checks_right`` (both right)."""
     counts = dict.fromkeys(("cases", "cases_in_order", "checks", "truth_right", "verdict_right", "checks_right"), 0)
-    for _, kind, verdicts in audit_lines(response, record):
+    for _, kind, verdicts, _ in audit_lines(response, record):
         if kind == "case":
             counts["cases"] += 1
             counts["cases_in_order"] += verdicts["in_order"]

@@ -115,20 +115,25 @@ def case_steps(statements: Sequence[Statement], names: Sequence[str], roles: Rol
         cast = ", ".join(f"{name} {roles.word(role)}" for name, role in zip(names, assignment))
         steps.append(f"Case {number}: {cast}.")
         for speaker, statement in enumerate(statements):
-            truth = statement.evaluate(assignment)
-            note = None if is_simple(statement) else (
-                lambda clause: f" ({str(clause.evaluate(assignment)).lower()})")
-            claim = statement_text(statement, names, roles, note)
-            verdict = "OK" if truth == assignment[speaker] else "Contradiction"
-            steps.append(f"{names[speaker]}, {roles.with_article(assignment[speaker])}, says {claim}: "
-                         f"{str(truth).lower()}. {verdict}.")
-            if verdict != "OK":
+            steps.append(check_line(statement, speaker, assignment, names, roles))
+            if statement.evaluate(assignment) != assignment[speaker]:
                 break
         else:
             steps.append(f"Case {number} has no contradiction.")
             return steps
     raise ValueError("the statements have no consistent assignment")
 
+
+def check_line(statement: Statement, speaker: int, assignment: Sequence[bool], names: Sequence[str],
+               roles: Roles) -> str:
+    """The check line of `case_steps` for ``speaker``'s ``statement`` under ``assignment``: the claim with each
+    clause's value (compound statements), the statement's value and the verdict (OK when it agrees with the
+    speaker's role)."""
+    truth = statement.evaluate(assignment)
+    note = None if is_simple(statement) else (lambda clause: f" ({str(clause.evaluate(assignment)).lower()})")
+    claim = statement_text(statement, names, roles, note)
+    verdict = "OK" if truth == assignment[speaker] else "Contradiction"
+    return f"{names[speaker]}, {roles.with_article(assignment[speaker])}, says {claim}: {str(truth).lower()}. {verdict}."
 
 
 def cases_text(statements: Sequence[Statement], names: Sequence[str], roles: Roles) -> str:

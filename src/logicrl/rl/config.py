@@ -154,9 +154,10 @@ class AlgorithmConfig(StrictModel):
         "to its score (logicrl.rl.shaping.trace_check_shaping), for a cold start that reasons by cases; "
         "0: the paper's reward alone. Evaluation never sees it."))
     check_line_credit: float = Field(0.0, ge=0.0, description=(
-        "Shaped, not the paper's reward: add +w to the advantage of every token of a right case-check line and "
-        "−w to those of a wrong one (logicrl.rl.shaping.check_line_credit), so each lookup is credited by its "
-        "own correctness, not the whole trace's; 0: off. Evaluation never sees it."))
+        "Shaped, not the paper's reward: add +w to the advantage of the tokens of a case-check line up to its "
+        "first wrong character (against the template's line) and −w to the token holding it "
+        "(logicrl.rl.shaping.check_line_credit), so each lookup is credited by its own correctness, not the "
+        "whole trace's; 0: off. Evaluation never sees it."))
     mask_truncated: bool = Field(False, description=(
         "DAPO's overlong filtering: responses cut at max_response_tokens get no loss (they still count in "
         "their group's baseline)."))

@@ -8,6 +8,7 @@ Source: Yu et al., DAPO, arXiv 2503.14476 §3.4 (eq. 13) and veRL ``recipe/dapo`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,40 +64,52 @@ def trace_check_shaping(responses: Sequence[str], records: Sequence[Mapping[str,
     return weight * (torch.tensor(shares, dtype=torch.float32) - 1.0)
 
 
-def token_lines(pieces: Sequence[str]) -> list[int]:
-    """The line each token of a response starts on: the number of ``"\n"`` in the pieces before it (a token
-    that holds a newline belongs to the line that newline ends). ``pieces[t]`` is token t's decoded text."""
-    lines, count = [], 0
-    for piece in pieces:
-        lines.append(count)
-        count += piece.count("\n")
-    return lines
+def first_difference(a: str, b: str) -> int:
+    """The index of the first character where ``a`` and ``b`` differ (the shorter length if one is a prefix of
+    the other; ``len(a)`` if they are equal)."""
+    return next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping[str, Any]], weight: float,
                       width: int) -> tuple[Tensor, list[float]]:
-    """Per-token credit for traces by cases (logicrl's, not the paper's), added to the advantages:
+    """Per-token credit for traces by cases (logicrl's, not the paper's), added to the advantages. Each check
+    line is compared character by character with the line the template trace writes for that speaker under that
+    case (`logicrl.puzzles.audit.audit_lines`):
 
-        c_t = +w   if token t lies on a check line whose truth value and verdict are both right under its case
-              −w   if it lies on a check line that is not right
-               0   otherwise (case lines, the answer, other text)
+        c_t = +w   if token t lies on the line before its first wrong character (all of it, when the line is right)
+              −w   if token t holds the line's first wrong character
+               0   otherwise (after the first error, case lines, the answer, other text)
 
-    An outcome advantage gives every token of a trace the sign of the whole trace, so a right lookup in a
-    failed trace is pushed down and a wrong one in a lucky trace up; c_t gives each check line the sign of its
-    own correctness (`logicrl.puzzles.audit.audit_lines`), so the gradient at an uncertain lookup points to
-    the right value whatever the rest of the trace did. Lines are read from the tokens' own text, so they
-    match the tokens exactly. ``pieces[i]`` are the decoded tokens of response i (which answers
-    ``records[i]``), padded to ``width`` with 0. Returns ([B, width] credit, share of right check lines per
-    response, 1.0 when it has none).
+    An outcome advantage gives every token of a trace the sign of the whole trace, so a right lookup in a failed
+    trace is pushed down and a wrong one in a lucky trace up. Here each lookup is credited on its own, and only
+    the first slip of a line is pushed down: what follows it (a verdict that agrees with a wrong value) is
+    consistent and gets no credit either way. Lines are read from the tokens' own text, so they match the tokens
+    exactly. ``pieces[i]`` are the decoded tokens of response i (which answers ``records[i]``); the credit is
+    padded to ``width`` with 0. Returns ([B, width] credit, share of right check lines per response, 1.0 when it
+    has none).
     """
     if len(pieces) != len(records):
         raise ValueError(f"{len(pieces)} responses for {len(records)} records")
     credit = torch.zeros(len(pieces), width)
     shares = []
     for i, (row, record) in enumerate(zip(pieces, records)):
-        sign = {index: 1.0 if v["truth_right"] and v["verdict_right"] else -1.0
-                for index, kind, v in audit_lines("".join(row), record) if kind == "check"}
-        for t, line in enumerate(token_lines(row[:width])):
-            credit[i, t] = weight * sign.get(line, 0.0)
-        shares.append(sum(v > 0 for v in sign.values()) / len(sign) if sign else 1.0)
+        text = "".join(row)
+        starts = list(itertools.accumulate((len(p) for p in row), initial=0))  # token t: [starts[t], starts[t+1])
+        line_starts = list(itertools.accumulate((len(line) + 1 for line in text.split("\n")), initial=0))
+        checks = [(index, expected) for index, kind, _, expected in audit_lines(text, record) if kind == "check"]
+        right = 0
+        for index, expected in checks:
+            raw = text[line_starts[index]:line_starts[index + 1] - 1]
+            line = raw.strip()
+            begin = line_starts[index] + len(raw) - len(raw.lstrip())
+            right += line == expected
+            wrong_at = None if line == expected else begin + first_difference(line, expected or "")
+            for t in range(min(len(row), width)):
+                if starts[t + 1] <= begin or starts[t] >= begin + len(line):
+                    continue  # not on this line
+                if wrong_at is None or starts[t + 1] <= wrong_at:
+                    credit[i, t] = weight
+                elif starts[t] <= wrong_at:
+                    credit[i, t] = -weight
+        shares.append(right / len(checks) if checks else 1.0)
     return credit, shares
