@@ -352,7 +352,8 @@ def test_tis_maps_to_rollout_correction_and_dapo_sampling_is_refused() -> None:
                               ("algorithm.mask_truncated=true", "no overlong filtering"),
                               ("algorithm.trace_check_weight=0.5", "no trace shaping"),
                               ("optim.eps=1e-6", "AdamW at its default ε"),
-                              ("algorithm.check_line_credit=1", "no per-token credit")):
+                              ("algorithm.check_line_credit=1", "no per-token credit"),
+                              ("algorithm.positive_only=true", "not clamped")):
         with pytest.raises(ConfigError, match=f"^not supported by the veRL launcher: .*{message}"):
             check_supported(train_config(override))
 

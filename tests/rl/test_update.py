@@ -176,3 +176,20 @@ def test_adamw_eps_enters_the_first_step_as_in_the_formula(eps):
     theta.grad = grad.clone()
     optimizer.step()
     torch.testing.assert_close(theta.detach(), start - 0.1 * grad / (grad.abs() + eps), rtol=1e-6, atol=1e-12)
+
+
+def test_credit_is_added_on_response_tokens_and_positive_only_clamps_by_hand():
+    """GRPO on one group of scores [1, 0]: A = ±1/√2 (std with Bessel's correction: 1/√2 → ±0.7071); the credit
+    adds on masked tokens only; positive_only keeps max(A, 0)."""
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    batch = RolloutBatch(torch.zeros(2, 1, dtype=torch.long), torch.ones(2, 1), torch.zeros(2, 3, dtype=torch.long),
+                         mask, torch.tensor([1.0, 0.0]), torch.tensor([0, 0]))
+    credit = torch.tensor([[0.0, -2.0, 5.0], [1.0, 0.0, 0.0]])
+    plain = compute_advantages(copy.deepcopy(batch), AlgorithmConfig(advantage="grpo"), 0.0).advantages
+    a = plain[0, 0].item()
+    assert a > 0 and torch.allclose(plain, torch.tensor([[a, a, 0.0], [-a, -a, -a]]))
+    shaped = compute_advantages(copy.deepcopy(batch), AlgorithmConfig(advantage="grpo"), 0.0, credit).advantages
+    assert torch.allclose(shaped, torch.tensor([[a, a - 2, 0.0], [1 - a, -a, -a]]))
+    clamped = compute_advantages(copy.deepcopy(batch), AlgorithmConfig(advantage="grpo", positive_only=True), 0.0,
+                                 credit).advantages
+    assert torch.allclose(clamped, torch.tensor([[a, 0.0, 0.0], [1 - a, 0.0, 0.0]]))

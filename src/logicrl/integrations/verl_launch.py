@@ -206,6 +206,7 @@ def check_supported(cfg: TrainConfig) -> None:
          "algorithm.trace_check_weight: the exported reward function scores the answer only (no trace shaping)"),
         (algo.check_line_credit > 0,
          "algorithm.check_line_credit: veRL's advantages come from its estimators only (no per-token credit)"),
+        (algo.positive_only, "algorithm.positive_only: veRL's advantages are not clamped"),
         (cfg.data.schedule == "adaptive",
          "data.schedule=adaptive: veRL's main_ppo has no sampler that follows the training accuracy; "
          "use curriculum or mixed"),

@@ -158,6 +158,9 @@ class AlgorithmConfig(StrictModel):
         "first wrong character (against the template's line) and −w to the token holding it "
         "(logicrl.rl.shaping.check_line_credit), so each lookup is credited by its own correctness, not the "
         "whole trace's; 0: off. Evaluation never sees it."))
+    positive_only: bool = Field(False, description=(
+        "Reinforce only what worked: advantages (and check-line credit) clamped at 0, so no sampled token is "
+        "pushed down (a negative gradient on an unlikely token is large and moves mass elsewhere at random)."))
     mask_truncated: bool = Field(False, description=(
         "DAPO's overlong filtering: responses cut at max_response_tokens get no loss (they still count in "
         "their group's baseline)."))

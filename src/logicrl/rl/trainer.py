@@ -357,9 +357,7 @@ class Trainer:
         if self.critic is not None:
             batch.values = batch_values(self.critic, batch, **micro, autocast=self.autocast)
         times["time/logprobs"] = time.perf_counter() - timer
-        compute_advantages(batch, algo, self.kl_controller.coef)
-        if credit is not None:  # per-token, after the estimator: it is no part of any group's baseline
-            batch.advantages = batch.advantages + credit * batch.mask
+        compute_advantages(batch, algo, self.kl_controller.coef, credit)
         if algo.mask_truncated:  # after the advantages: truncated responses keep their place in the baselines
             batch.mask = mask_truncated(batch.mask, batch.truncated)
         norm = loss_norm_constant(algo, cfg.rollout.max_response_tokens)

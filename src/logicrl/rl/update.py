@@ -75,8 +75,11 @@ def batch_values(critic: ValueModel, batch: RolloutBatch, *, micro_batch_size: i
     return _per_token(values, critic, batch, micro_batch_size, micro_batch_tokens, autocast)
 
 
-def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: float) -> RolloutBatch:
-    """Fill ``advantages`` (and ``returns`` for GAE) with the configured estimator.
+def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: float,
+                       credit: Tensor | None = None) -> RolloutBatch:
+    """Fill ``advantages`` (and ``returns`` for GAE) with the configured estimator, plus the per-token ``credit``
+    (`logicrl.rl.shaping.check_line_credit`; no part of any baseline) on response tokens; with
+    ``algorithm.positive_only`` then max(A_t, 0): only what worked is reinforced, nothing is pushed down.
 
     With ``kl_placement = reward`` the token rewards carry −β·KL_t(ℓ_old, ℓ_ref) (veRL apply_kl_penalty).
     """
@@ -88,6 +91,10 @@ def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: floa
         values=batch.values, gamma=algo.gamma, lam=algo.lam, scale_by_std=algo.scale_by_std)
     out = get_advantage_estimator(algo.advantage)(inputs)
     batch.advantages, batch.returns = out.advantages, out.returns
+    if credit is not None:
+        batch.advantages = batch.advantages + credit * batch.mask
+    if algo.positive_only:
+        batch.advantages = batch.advantages.clamp(min=0.0)
     return batch
 
 
