@@ -183,7 +183,8 @@ def check_supported(cfg: TrainConfig) -> None:
     algo = cfg.algorithm
     unsupported = [
         (cfg.optim.schedule == "linear", "optim.schedule=linear: veRL has constant and cosine only"),
-        (cfg.optim.eps != OptimConfig.model_fields["eps"].default, "optim.eps: the launcher leaves veRL's AdamW at its default ε"),
+        (cfg.optim.eps != OptimConfig.model_fields["eps"].default,
+         "optim.eps: the launcher leaves veRL's AdamW at its default ε"),
         (algo.kl_target is not None and algo.kl_placement == "loss",
          "algorithm.kl_target: veRL adapts the KL coefficient only with kl_placement=reward"),
         (cfg.rollout.stop_at_answer, "rollout.stop_at_answer: veRL's rollout has no stop strings"),

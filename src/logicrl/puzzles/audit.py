@@ -28,7 +28,8 @@ CASE_LINE = re.compile(r"Case (\d+): (.+)\.")
 CHECK_LINE = re.compile(r"(\S+), (?:a|an) (\S+), says .+: (true|false)\. (OK|Contradiction)\.")
 
 
-def audit_lines(response: str, record: Mapping[str, Any]) -> Iterator[tuple[int, str, dict[str, bool], str | None]]:
+def audit_lines(response: str,
+                record: Mapping[str, Any]) -> Iterator[tuple[int, str, dict[str, bool], str | None]]:
     """``(line index, kind, verdicts, expected)`` for each case or check line of ``response`` (lines split at
     ``"\n"``): kind ``"case"`` with ``{"in_order"}``, or ``"check"`` with ``{"truth_right", "verdict_right"}`` and
     the line the template trace writes for that speaker under that case (`logicrl.puzzles.cot.check_line`). A

@@ -133,7 +133,8 @@ def check_line(statement: Statement, speaker: int, assignment: Sequence[bool], n
     note = None if is_simple(statement) else (lambda clause: f" ({str(clause.evaluate(assignment)).lower()})")
     claim = statement_text(statement, names, roles, note)
     verdict = "OK" if truth == assignment[speaker] else "Contradiction"
-    return f"{names[speaker]}, {roles.with_article(assignment[speaker])}, says {claim}: {str(truth).lower()}. {verdict}."
+    return (f"{names[speaker]}, {roles.with_article(assignment[speaker])}, says {claim}: "
+            f"{str(truth).lower()}. {verdict}.")
 
 
 def cases_text(statements: Sequence[Statement], names: Sequence[str], roles: Roles) -> str:

@@ -280,7 +280,8 @@ class Trainer:
         times["time/update"] = time.perf_counter() - timer - sum(times.values())
         times["time/step"] = time.perf_counter() - timer
         tokens = float(drawn.generation.response_mask.sum())
-        metrics = {**rollout_metrics(drawn.rows), **sampling, **shaping, **credit_metrics, **stats, "lr": self.scheduler.get_last_lr()[0],
+        metrics = {**rollout_metrics(drawn.rows), **sampling, **shaping, **credit_metrics, **stats,
+                   "lr": self.scheduler.get_last_lr()[0],
                    "kl_coef": kl_coef, "tokens_per_s": tokens / times["time/step"], **times,
                    **self.schedule.observe(sum(bool(r["solved"]) for r in seen), len(seen))}  # adaptive: level
         self.log.metrics("train", step, metrics)
