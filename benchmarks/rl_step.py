@@ -3,7 +3,9 @@
 Two shapes (``--shape``), both 4 prompts × 4 samples (TRL: ``per_device_train_batch_size=16,
 num_generations=4``) of Knights-and-Knaves puzzles with the Logic-RL system prompt and the ``<think>`` pre-fill
 (the same prompt string for both), temperature 1.0, β = 0.001 with the k3 KL in the loss (so both load a
-reference model), one gradient step per generation batch, the logicrl rule-based reward, fp32 weights:
+reference model), one gradient step per generation batch, the logicrl rule-based reward, fp32 weights
+(logicrl's ``reinforce_pp_bf16`` case, like TRL's default, runs its forwards under bf16 autocast over them:
+``model.dtype=bfloat16``):
 
 * ``untrained`` (the default; issue #8): the default model (SmolLM2-135M-Instruct), 2-person puzzles (~180
   prompt tokens), at most 128 new tokens, stopping at the end of the turn; logicrl in micro-batches of
@@ -90,7 +92,10 @@ from logicrl.rl.schedule import load_puzzles
 GROUPS, GROUP_SIZE, BETA, LR, CB_PAGE = 4, 4, 0.001, 1e-6, 256
 CASES = {"trl": "TRL GRPOTrainer (default)", "trl_tuned": "TRL GRPOTrainer, fp32, no grad. checkpointing",
          "trl_cb": "TRL GRPOTrainer, fp32, no grad. checkpointing, continuous batching", "grpo": "logicrl GRPO",
-         "reinforce_pp": "logicrl REINFORCE++"}
+         "reinforce_pp": "logicrl REINFORCE++",
+         "reinforce_pp_bf16": "logicrl REINFORCE++, model.dtype=bfloat16 (bf16 autocast, as TRL's default)"}
+LOGICRL_CASES = {"grpo": ("grpo", "float32"), "reinforce_pp": ("reinforce_pp", "float32"),
+                 "reinforce_pp_bf16": ("reinforce_pp", "bfloat16")}  # case → (advantage, model.dtype)
 TUNED = {"bf16": False, "gradient_checkpointing": False}  # GRPOConfig's defaults are True for both
 TRL_CASES = {"trl": {}, "trl_tuned": TUNED, "trl_cb": {**TUNED, "use_transformers_continuous_batching": True}}
 
@@ -172,13 +177,14 @@ def run_trl(args: argparse.Namespace, options: dict) -> list[dict[str, float]]:
             for s, length in zip(timer.steps, lengths)]
 
 
-def train_config(args: argparse.Namespace, advantage: str, micro_batch_tokens: int | None):
+def train_config(args: argparse.Namespace, advantage: str, micro_batch_tokens: int | None,
+                 dtype: str = "float32"):
     """logicrl's `TrainConfig` at the shape of ``args`` (a fresh run directory)."""
     from logicrl.rl.config import TrainConfig
 
     shape = shape_of(args)
     return TrainConfig.model_validate({
-        "model": {"name": args.model}, "out_dir": tempfile.mkdtemp(prefix="logicrl-bench-"),
+        "model": {"name": args.model, "dtype": dtype}, "out_dir": tempfile.mkdtemp(prefix="logicrl-bench-"),
         "data": {"train": args.data, "people": shape.people_list, "schedule": "mixed", "val_puzzles_per_people": 0},
         "rollout": {"prompts_per_step": GROUPS, "group_size": GROUP_SIZE, "temperature": 1.0,
                     "max_response_tokens": shape.max_new_tokens, "stop_at_answer": shape.stop_at_answer},
@@ -189,12 +195,13 @@ def train_config(args: argparse.Namespace, advantage: str, micro_batch_tokens: i
     })
 
 
-def run_logicrl(args: argparse.Namespace, advantage: str) -> list[dict[str, float]]:
+def run_logicrl(args: argparse.Namespace, case: str) -> list[dict[str, float]]:
     """logicrl's Trainer, stepped by hand so that each step is timed on its own."""
     from logicrl.rl.trainer import Trainer
 
     budget = args.micro_batch_tokens if shape_of(args).token_budget else None
-    config = train_config(args, advantage, budget)
+    advantage, dtype = LOGICRL_CASES[case]
+    config = train_config(args, advantage, budget, dtype)
     trainer = Trainer(config, show_progress=False)
     steps = []
     for step in range(1, config.steps + 1):

@@ -11,6 +11,8 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
 * ``logicrl`` padded: every example of a micro-batch padded to the longest (``packing=false``);
 * ``logicrl_packed``: ``packing=true``, rows of ``--row-tokens`` (`logicrl.rl.packing`); a micro-batch is
   ``--micro-batch`` rows;
+* ``logicrl_packed_bf16``: the same with ``model.dtype=bfloat16``: forwards under bf16 autocast over the fp32
+  weights, as TRL's (SFTConfig's ``bf16`` defaults to True, on the CPU too);
 * ``trl``: SFTTrainer's default, padded batches;
 * ``trl_padding_free``: ``padding_free=True``, each micro-batch flattened into one row (on CPU the sdpa mask
   is built from the position ids);
@@ -43,6 +45,7 @@ from child_cases import add_case_arguments, make_data, report, run_child
 from logicrl.models import DEFAULT_MODEL
 
 CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packed",
+         "logicrl_packed_bf16": "logicrl sft, packed, model.dtype=bfloat16",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)"}
 LR, PEOPLE = 5e-5, [2, 3]
@@ -63,14 +66,14 @@ def examples(args: argparse.Namespace, tokenizer) -> list[tuple[list[int], list[
                     target_ids([response_target(r, PromptConfig()) for r in records], tokenizer)))
 
 
-def run_logicrl(args: argparse.Namespace, packing: bool) -> list[dict[str, float]]:
+def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str) -> list[dict[str, float]]:
     """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule."""
     from logicrl.rl.run_log import read_metrics
     from logicrl.rl.sft import SFTConfig, SFTTrainer
 
     out = tempfile.mkdtemp(prefix="logicrl-sft-bench-")
     config = SFTConfig.model_validate({
-        "model": {"name": args.model, "device": "cpu"}, "out_dir": out, "threads": args.threads,
+        "model": {"name": args.model, "device": "cpu", "dtype": dtype}, "out_dir": out, "threads": args.threads,
         "data": {"train": args.data, "people": PEOPLE, "epochs": 1, "val_puzzles_per_people": 0},
         "batch_size": args.batch, "micro_batch_size": args.micro_batch, "lr": LR, "schedule": "cosine",
         "max_response_tokens": 4096, "packing": packing, "packing_length": args.row_tokens, "seed": 0})
@@ -129,7 +132,8 @@ def child(args: argparse.Namespace) -> None:
     if args.child.startswith("trl"):
         steps = run_trl(args, args.child)
     else:
-        steps = run_logicrl(args, packing=args.child == "logicrl_packed")
+        steps = run_logicrl(args, packing=args.child.startswith("logicrl_packed"),
+                            dtype="bfloat16" if args.child.endswith("_bf16") else "float32")
     report({"steps": steps[args.warmup:]})
 
 

@@ -26,6 +26,7 @@ from logicrl.models import (
     ModelNotFoundError,
     atomic_directory,
     build_tiny_model,
+    compute_autocast,
     default_cache_dir,
     find_smollm2_gguf,
     load_model_and_tokenizer,
@@ -247,6 +248,18 @@ def test_dtype_and_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("dtype, expected", [(torch.bfloat16, torch.bfloat16), (torch.float32, None),
+                                             (torch.float16, None)])
+def test_cpu_training_runs_under_bf16_autocast_only_when_asked(dtype, expected):
+    """compute_autocast on CPU: bf16 matmuls for model.dtype=bfloat16; float32 (what "auto" resolves to) and
+    float16 (no fast CPU kernels) run as stored."""
+    layer = torch.nn.Linear(4, 3)
+    with compute_autocast("cpu", dtype):
+        out = layer(torch.randn(2, 4))
+        assert torch.is_autocast_enabled("cpu") == (expected is not None)
+    assert out.dtype == (expected or torch.float32) and layer.weight.dtype == torch.float32
 
 
 # --- atomic saves ----------------------------------------------------------------------------

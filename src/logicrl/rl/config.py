@@ -44,7 +44,8 @@ class ModelConfig(StrictModel):
     name: str = Field(DEFAULT_MODEL, description="Alias (smollm2-135m, tiny-random), local checkpoint or hub id.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description=(
         "Compute dtype: 'auto' is bf16 on a GPU that supports it, else float32. The forwards run under its "
-        "autocast on CUDA and the reference is stored in it. Trained weights stay float32 (master weights, so "
+        "autocast (on CUDA; on CPU for bfloat16, ≈ 2× float32 where the CPU has AVX512-BF16 or AMX) and the "
+        "reference is stored in it. Trained weights stay float32 (master weights, so "
         "AdamW's state is float32 too: a 4e-7 step is below bf16's resolution); the frozen base weights of a "
         "model.lora run are stored in this dtype."))
     device: str = Field("auto", description="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:N'.")

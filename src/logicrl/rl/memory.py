@@ -106,9 +106,9 @@ def device_capacity(device: str) -> Device:
 
 def _compute_bytes(dtype: str, on_cuda: bool) -> tuple[int, int]:
     """(reference bytes, activation bytes) for ``model.dtype``: `resolve_dtype` gives the reference's dtype
-    ('auto': bf16 on CUDA, fp32 elsewhere); autocast runs only on CUDA below fp32."""
+    ('auto': bf16 on CUDA, fp32 elsewhere); autocast runs on CUDA below fp32 and on CPU for bf16."""
     reference = DTYPE_BYTES["bfloat16" if on_cuda else "float32"] if dtype == "auto" else DTYPE_BYTES[dtype]
-    return reference, (reference if on_cuda else 4)
+    return reference, (reference if on_cuda or dtype == "bfloat16" else 4)
 
 
 def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:

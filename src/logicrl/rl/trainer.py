@@ -123,7 +123,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16/fp16 compute over fp32 master weights on GPU; nothing on CPU."""
+        """bf16/fp16 compute over fp32 master weights: on GPU, and on CPU with model.dtype=bfloat16."""
         return compute_autocast(self.device, self.compute_dtype)
 
     def _load_models(self, checkpoint: Path | None) -> None:
