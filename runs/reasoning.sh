@@ -1,26 +1,39 @@
 #!/usr/bin/env bash
-# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2.5 hours:
+# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2 hours:
 #   data (train / val / test) → cold start (SFT) → RL (COMPARE=1: also with the paper's reward)
 #   → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
 # The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
 # RECIPE picks the configs (docs/experiments.md has the search behind them and the results):
-#   RECIPE=cases  (default) reasoning by cases: configs/cpu-cases-{sft,rl}.yaml → outputs/cases
+#   RECIPE=credit (default) one SFT pass of reasoning by cases, then GRPO with per-line credit and positive-only
+#                 updates (configs/cpu-cases-sft.yaml, configs/cpu-credit-rl.yaml) → outputs/credit
+#   RECIPE=cases  the third attempt: two SFT passes, GRPO with the paper's reward: configs/cpu-cases-{sft,sft2,rl}.yaml
 #   RECIPE=reason the first pilot, the solver's search as the trace: configs/cpu-reason-{sft,rl}.yaml
 # A rerun skips finished stages and resumes an interrupted one; FORCE=1 starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash runs/setup.sh
-RECIPE=${RECIPE:-cases}
-case "$RECIPE" in cases) OUT=${OUT:-outputs/cases}; TRAIN=200; MAX_TOKENS=512; EVAL_PEOPLE=2-3 ;;
-                  reason) OUT=${OUT:-outputs/reasoning}; TRAIN=160; MAX_TOKENS=320; EVAL_PEOPLE=2-4 ;;
-                  *) echo "error: RECIPE=$RECIPE: choose cases or reason" >&2; exit 2 ;; esac
-SFT_CONFIG=configs/cpu-$RECIPE-sft.yaml SFT2_CONFIG=configs/cpu-$RECIPE-sft2.yaml RL_CONFIG=configs/cpu-$RECIPE-rl.yaml
+RECIPE=${RECIPE:-credit}
+# per recipe: output dir, training puzzles per level, eval cap and levels, the configs, and the run that
+# COMPARE=1 adds beside the recipe's RL (its name and overrides: the paper's reward where the recipe shapes it)
+case "$RECIPE" in
+    credit) OUT=${OUT:-outputs/credit}; TRAIN=200; MAX_TOKENS=1024; EVAL_PEOPLE=2-4
+            SFT_CONFIG=configs/cpu-cases-sft.yaml SFT2_CONFIG= RL_CONFIG=configs/cpu-credit-rl.yaml
+            OTHER=rl-paper OTHER_OVERRIDES=(algorithm.check_line_credit=0 algorithm.positive_only=false) ;;
+    cases)  OUT=${OUT:-outputs/cases}; TRAIN=200; MAX_TOKENS=512; EVAL_PEOPLE=2-3
+            SFT_CONFIG=configs/cpu-cases-sft.yaml SFT2_CONFIG=configs/cpu-cases-sft2.yaml
+            RL_CONFIG=configs/cpu-cases-rl.yaml OTHER=rl-partial OTHER_OVERRIDES=(reward.partial_credit=0.5) ;;
+    reason) OUT=${OUT:-outputs/reasoning}; TRAIN=160; MAX_TOKENS=320; EVAL_PEOPLE=2-4
+            SFT_CONFIG=configs/cpu-reason-sft.yaml SFT2_CONFIG= RL_CONFIG=configs/cpu-reason-rl.yaml
+            OTHER=rl-paper OTHER_OVERRIDES=(reward.partial_credit=0) ;;
+    *) echo "error: RECIPE=$RECIPE: choose credit, cases or reason" >&2; exit 2 ;;
+esac
+RL_TEMPERATURE=$(grep -E '^ *temperature:' "$RL_CONFIG" | head -1 | awk '{print $2}')
 source runs/lib.sh
 [ "${FORCE:-0}" = 1 ] && rm -rf "$OUT"
 
 say "1/6 data" "2, 3 and 4 people: $TRAIN training puzzles per level, 30 validation puzzles (the only ones that
-training looks at) and 100 test puzzles (only the final evaluation reads them). RL trains on 2 and 3 people;
-4 people is one level harder than anything trained on."
+training looks at) and 100 test puzzles (only the final evaluation reads them). The cold start trains on 2 and 3
+people, RL on the levels its config names; 4 people is harder than anything trained on."
 if [ -f "$OUT/data/manifest.json" ]; then echo "already done ($OUT/data)"; else
     "$LOGICRL" data generate --people 2-4 --train "$TRAIN" --test 100 --val 30 --seed 0 --out "$OUT/data"
 fi
@@ -29,22 +42,19 @@ say "2/6 cold start (SFT)" "One pass over template reasoning for the 2- and 3-pe
 the format and a procedure the model can follow, still far from solving the puzzles."
 run_stage "$OUT/cold" sft --config "$SFT_CONFIG" data.train="$OUT/data"
 COLD=$(last_checkpoint "$OUT/cold")
-if [ -f "$SFT2_CONFIG" ]; then  # a second pass where the recipe has one ($SFT2_CONFIG)
+if [ -n "$SFT2_CONFIG" ]; then  # a second pass where the recipe has one
     say "2b/6 cold start, second pass" "The 2-person traces once more at a lower lr ($SFT2_CONFIG): one pass leaves
 the model's statement lookups at chance; the second makes them right most of the time."
     run_stage "$OUT/cold2" sft --config "$SFT2_CONFIG" --model "$COLD" data.train="$OUT/data"
     COLD=$(last_checkpoint "$OUT/cold2")
 fi
 
-say "3/6 RL" "GRPO from the cold start ($RL_CONFIG): 2 puzzles × 8 samples a step at T = 1; greedy validation
-on val puzzles every few steps. COMPARE=1 also runs the recipe with the other reward (rl-paper:
-partial credit off, or rl-partial: reward.partial_credit=0.5, whichever the config does not use), after it."
+say "3/6 RL" "GRPO from the cold start ($RL_CONFIG), 2-person puzzles at T = $RL_TEMPERATURE; greedy validation on
+val puzzles every few steps. COMPARE=1 also runs $OTHER (${OTHER_OVERRIDES[*]}) after it."
 run_stage "$OUT/rl" train --config "$RL_CONFIG" --model "$COLD" data.train="$OUT/data"
 MODELS=(-m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")")
 if [ "${COMPARE:-0}" = 1 ]; then
-    if grep -q "partial_credit" "$RL_CONFIG"; then OTHER=rl-paper PARTIAL=0; else OTHER=rl-partial PARTIAL=0.5; fi
-    run_stage "$OUT/$OTHER" train --config "$RL_CONFIG" --model "$COLD" data.train="$OUT/data" \
-        reward.partial_credit=$PARTIAL
+    run_stage "$OUT/$OTHER" train --config "$RL_CONFIG" --model "$COLD" data.train="$OUT/data" "${OTHER_OVERRIDES[@]}"
     MODELS+=(-m "$OTHER=$(last_checkpoint "$OUT/$OTHER")")
 fi
 
@@ -54,11 +64,11 @@ if [ -f "$OUT/eval/compare.json" ]; then cat "$OUT/eval/table.md"; else
     "$LOGICRL" eval "${MODELS[@]}" --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 100 --max-tokens "$MAX_TOKENS" --out "$OUT/eval"
 fi
 
-say "5/6 pass@k" "8 samples at the RL temperature (T = 1) on 20 test puzzles per level: what the policy sometimes
-finds (pass@k) against what it answers (pass@1), before and after RL."
+say "5/6 pass@k" "8 samples at the RL temperature (T = $RL_TEMPERATURE) on 20 test puzzles per level: what the policy
+sometimes finds (pass@k) against what it answers (pass@1), before and after RL."
 if [ -f "$OUT/eval-passk/compare.json" ]; then cat "$OUT/eval-passk/table.md"; else
     "$LOGICRL" eval -m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")" \
-        --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 20 --samples 8 --temperature 1.0 --max-tokens "$MAX_TOKENS" \
+        --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 20 --samples 8 --temperature "$RL_TEMPERATURE" --max-tokens "$MAX_TOKENS" \
         --out "$OUT/eval-passk"
 fi
 
