@@ -48,6 +48,8 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "logicrl_packed_bf16": "logicrl sft, packed, model.dtype=bfloat16",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)"}
+LOGICRL_CASES = {"logicrl": (False, "float32"), "logicrl_packed": (True, "float32"),
+                 "logicrl_packed_bf16": (True, "bfloat16")}  # case → (packing, model.dtype)
 LR, PEOPLE = 5e-5, [2, 3]
 
 
@@ -129,11 +131,10 @@ def run_trl(args: argparse.Namespace, variant: str) -> list[dict[str, float]]:
 def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.child.startswith("trl"):
-        steps = run_trl(args, args.child)
+    if args.child in LOGICRL_CASES:
+        steps = run_logicrl(args, *LOGICRL_CASES[args.child])
     else:
-        steps = run_logicrl(args, packing=args.child.startswith("logicrl_packed"),
-                            dtype="bfloat16" if args.child.endswith("_bf16") else "float32")
+        steps = run_trl(args, args.child)
     report({"steps": steps[args.warmup:]})
 
 
