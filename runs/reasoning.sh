@@ -49,8 +49,8 @@ the model's statement lookups at chance; the second makes them right most of the
     COLD=$(last_checkpoint "$OUT/cold2")
 fi
 
-say "3/6 RL" "GRPO from the cold start ($RL_CONFIG), 2-person puzzles at T = $RL_TEMPERATURE; greedy validation on
-val puzzles every few steps. COMPARE=1 also runs $OTHER (${OTHER_OVERRIDES[*]}) after it."
+say "3/6 RL" "GRPO from the cold start ($RL_CONFIG) at T = $RL_TEMPERATURE, on the levels its config names; greedy
+validation on val puzzles every few steps. COMPARE=1 also runs $OTHER (${OTHER_OVERRIDES[*]}) after it."
 run_stage "$OUT/rl" train --config "$RL_CONFIG" --model "$COLD" data.train="$OUT/data"
 MODELS=(-m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")")
 if [ "${COMPARE:-0}" = 1 ]; then
