@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2 hours:
+# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2 hours (estimated from its stages):
 #   data (train / val / test) → cold start (SFT) → RL (COMPARE=1: also with the paper's reward)
 #   → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
 # The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
