@@ -11,8 +11,8 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
 * ``logicrl`` padded: every example of a micro-batch padded to the longest (``packing=false``);
 * ``logicrl_packed``: ``packing=true``, rows of ``--row-tokens`` (`logicrl.rl.packing`); a micro-batch is
   ``--micro-batch`` rows;
-* ``logicrl_packed_bf16``: the same with ``model.dtype=bfloat16``: forwards under bf16 autocast over the fp32
-  weights, as TRL's (SFTConfig's ``bf16`` defaults to True, on the CPU too);
+* ``logicrl_bf16``, ``logicrl_packed_bf16``: padded and packed with ``model.dtype=bfloat16``: forwards under bf16
+  autocast over the fp32 weights, as TRL's (SFTConfig's ``bf16`` defaults to True, on the CPU too);
 * ``trl``: SFTTrainer's default, padded batches;
 * ``trl_padding_free``: ``padding_free=True``, each micro-batch flattened into one row (on CPU the sdpa mask
   is built from the position ids);
@@ -45,11 +45,12 @@ from child_cases import add_case_arguments, make_data, report, run_child
 from logicrl.models import DEFAULT_MODEL
 
 CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packed",
+         "logicrl_bf16": "logicrl sft, padded, model.dtype=bfloat16",
          "logicrl_packed_bf16": "logicrl sft, packed, model.dtype=bfloat16",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)"}
 LOGICRL_CASES = {"logicrl": (False, "float32"), "logicrl_packed": (True, "float32"),
-                 "logicrl_packed_bf16": (True, "bfloat16")}  # case → (packing, model.dtype)
+                 "logicrl_bf16": (False, "bfloat16"), "logicrl_packed_bf16": (True, "bfloat16")}  # case → (packing, model.dtype)
 LR, PEOPLE = 5e-5, [2, 3]
 
 
