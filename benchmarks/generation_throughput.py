@@ -9,12 +9,17 @@ both sides (greedy, so both write the same tokens). Columns: tokens/s of ``model
 on the model's own forward (``engine="model"``: prefill sharing, early stop), of our default engine, and
 the ratio default / ``generate``. Times include the prefill; one run per cell after a warm-up.
 
+``--dtype bfloat16`` runs every call under CPU bf16 autocast over the float32 weights, as TRL's and
+``logicrl train model.dtype=bfloat16`` do: ``model.generate`` then casts weights inside each op, our engine
+casts them once per call (its ``dtype`` follows the autocast dtype).
+
 ``--levers`` instead adds the levers one at a time on the RL shape (4 prompts × 4 samples, sampled), each
 row with the seconds of one call and its gain over the row above: our loop on the model's forward
 without and with prefill sharing, then the fast engine with oneDNN switched off (prompts repeated, then
 shared), then the default (oneDNN pre-packed weights).
 
 Run:   .venv/bin/python benchmarks/generation_throughput.py [--threads 1] [--tokens 128] [--model NAME] [--levers]
+                                                               [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -114,6 +119,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per row")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--levers", action="store_true", help="add the levers one at a time instead")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16: every call under CPU bf16 autocast (weights stay float32)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -121,9 +128,10 @@ def main() -> None:
     records = generate_puzzles(DataConfig(people=[2], train=16, test=0, seed=0))[2]["train"]
     distinct = encode_prompts(records, tokenizer, PromptConfig())
     print(f"# {datetime.date.today()}  {platform.machine()}  {os.cpu_count()} CPUs  torch {torch.__version__}  "
-          f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}  model {args.model}")
+          f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}  model {args.model}  {args.dtype}")
     print(f"# prompts: {sum(map(len, distinct)) / len(distinct):.0f} tokens on average; {args.tokens} new tokens")
-    with torch.no_grad():
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
+    with torch.no_grad(), autocast:
         our_generate(model, tokenizer, distinct[:2], n=1, tokens=4, greedy=True, stop=False, engine="auto")
         plain_generate(model, tokenizer, distinct[:2], n=1, tokens=4, greedy=True, stop=False)
         if args.levers:
