@@ -49,8 +49,9 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "logicrl_packed_bf16": "logicrl sft, packed, model.dtype=bfloat16",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)"}
+# case → (packing, model.dtype)
 LOGICRL_CASES = {"logicrl": (False, "float32"), "logicrl_packed": (True, "float32"),
-                 "logicrl_bf16": (False, "bfloat16"), "logicrl_packed_bf16": (True, "bfloat16")}  # case → (packing, model.dtype)
+                 "logicrl_bf16": (False, "bfloat16"), "logicrl_packed_bf16": (True, "bfloat16")}
 LR, PEOPLE = 5e-5, [2, 3]
 
 
