@@ -141,6 +141,7 @@ def test_hydra_value(value, expected: str) -> None:
 
 @pytest.mark.parametrize("overrides, message", [
     (["optim.schedule=linear"], "constant and cosine"),
+    (["optim.schedule=multistep", "optim.milestones=[3]"], "constant and cosine"),
     (["algorithm.kl_target=0.1"], "kl_placement=reward"),
     (["rollout.stop_at_answer=true"], "stop strings"),
     (["rollout.val_max_response_tokens=100"], "training length"),

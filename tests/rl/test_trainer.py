@@ -27,7 +27,7 @@ from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.prompts import PromptConfig, response_target
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
-from logicrl.rl.config import TrainConfig
+from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
 from logicrl.rl.trainer import Trainer, lr_lambda
@@ -249,6 +249,30 @@ def test_lr_schedules():
     assert lr_lambda("linear", 0, 10)(5) == pytest.approx(0.5)
     assert lr_lambda("cosine", 0, 10)(5) == pytest.approx(0.5)
     assert lr_lambda("cosine", 0, 10)(10) == pytest.approx(0.0)
+    assert [lr_lambda("multistep", 1, 10, [3, 6], 0.5)(s) for s in (0, 1, 2, 3, 5, 6, 9)] == [
+        1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_multistep_lr_in_a_run(puzzle_dir, tmp_path, monkeypatch):
+    """milestones=[2], gamma 0.5: steps 1-2 update at lr, steps 3-4 at lr / 2 (the logged lr is the step's)."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = make_config(puzzle_dir, tmp_path / "run")
+    config = config.model_copy(update={"optim": config.optim.model_copy(
+        update={"schedule": "multistep", "milestones": [2], "gamma": 0.5})})
+    Trainer(config, show_progress=False).fit()
+    lrs = [m["lr"] for m in read_metrics(tmp_path / "run") if m["kind"] == "train"]
+    assert lrs == [1e-3, 1e-3, 5e-4, 5e-4]
+
+
+@pytest.mark.parametrize("optim, message", [
+    ({"schedule": "multistep"}, "needs them"),
+    ({"milestones": [3]}, "go with optim.schedule=multistep"),
+    ({"schedule": "multistep", "milestones": [5, 3]}, "increasing"),
+    ({"schedule": "multistep", "milestones": [0]}, "≥ 1"),
+])
+def test_multistep_needs_milestones(optim, message):
+    with pytest.raises(ValueError, match=message):
+        OptimConfig.model_validate(optim)
 
 
 def curriculum_config(puzzle_dir, out_dir, **optim) -> TrainConfig:

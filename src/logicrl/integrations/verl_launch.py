@@ -182,7 +182,8 @@ def check_supported(cfg: TrainConfig) -> None:
     """Refuse the settings veRL cannot honour, each with a one-line reason."""
     algo = cfg.algorithm
     unsupported = [
-        (cfg.optim.schedule == "linear", "optim.schedule=linear: veRL has constant and cosine only"),
+        (cfg.optim.schedule in ("linear", "multistep"),
+         f"optim.schedule={cfg.optim.schedule}: veRL has constant and cosine only"),
         (cfg.optim.eps != OptimConfig.model_fields["eps"].default,
          "optim.eps: the launcher leaves veRL's AdamW at its default ε"),
         (algo.kl_target is not None and algo.kl_placement == "loss",

@@ -198,8 +198,13 @@ class OptimConfig(StrictModel):
     """AdamW and the learning-rate schedule (policy; `critic_lr` for PPO's value model)."""
 
     lr: float = Field(4e-7, gt=0.0, description="Peak learning rate (the paper's 4e-7, constant).")
-    schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="Decay after warm-up.")
+    schedule: Literal["constant", "cosine", "linear", "multistep"] = Field("constant", description=(
+        "Decay after warm-up; multistep: ×gamma after each of `milestones` (torch's MultiStepLR)."))
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up, in optimizer steps.")
+    milestones: list[int] = Field([], description=(
+        "schedule=multistep: training steps after which the lr is multiplied by gamma (counted from the run's "
+        "start, also under stage_reset), e.g. [30] with gamma 0.5: steps 31 on at lr / 2."))
+    gamma: float = Field(0.5, gt=0.0, le=1.0, description="schedule=multistep: the factor at each milestone.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
     eps: float = Field(1e-8, gt=0.0, description=(
@@ -210,6 +215,15 @@ class OptimConfig(StrictModel):
     stage_reset: bool = Field(False, description=(
         "At each curriculum stage start AdamW's state, the lr schedule (warm-up and decay over the stage) and "
         "PPO's critic afresh, as separate runs per stage do (veRL's launcher always does)."))
+
+    @model_validator(mode="after")
+    def _milestones(self) -> OptimConfig:
+        if (self.schedule == "multistep") != bool(self.milestones):
+            raise ValueError("optim.milestones go with optim.schedule=multistep, and it needs them "
+                             "(e.g. optim.schedule=multistep optim.milestones=[30])")
+        if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
+            raise ValueError(f"optim.milestones={self.milestones}: training steps ≥ 1, increasing")
+        return self
 
 
 class TrainConfig(StrictModel):

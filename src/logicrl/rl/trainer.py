@@ -26,6 +26,7 @@ import math
 import time
 import warnings
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -71,11 +72,17 @@ from logicrl.rl.update import (
 ANSWER_STOP = "</answer>"
 
 
-def lr_lambda(schedule: str, warmup: int, total: int):
-    """Multiplier of the peak lr at optimizer step s: linear warm-up, then constant/linear/cosine to 0."""
+def lr_lambda(schedule: str, warmup: int, total: int, milestones: Sequence[int] = (), gamma: float = 1.0):
+    """Multiplier of the peak lr at optimizer step s (0-based): linear warm-up (s + 1) / warmup, then
+
+    constant 1; linear 1 − p; cosine ½ (1 + cos πp), with p = (s − warmup) / (total − warmup);
+    multistep γ^#{m ∈ milestones : s ≥ m} (torch's MultiStepLR: ×γ once s optimizer steps are done).
+    """
     def factor(s: int) -> float:
         if s < warmup:
             return (s + 1) / warmup
+        if schedule == "multistep":
+            return gamma ** sum(s >= m for m in milestones)
         progress = min(1.0, (s - warmup) / max(1, total - warmup))
         if schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -156,7 +163,8 @@ class Trainer:
         first, last = self.schedule.stage_span(step) if optim.stage_reset else (1, len(self.schedule))
         total = per_step * (last - first + 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(optim.schedule, optim.warmup_steps, total))
+            self.optimizer, lr_lambda(optim.schedule, optim.warmup_steps, total,
+                                      [per_step * (m - first + 1) for m in optim.milestones], optim.gamma))
         self.critic_optimizer = None
         if self.critic is not None:
             self.critic_optimizer = adamw(self.critic.parameters(), lr=optim.critic_lr, betas=optim.betas,
@@ -276,12 +284,13 @@ class Trainer:
         scores, shaping = self._shaped_scores(drawn)
         batch = RolloutBatch.from_generation(drawn.generation, scores, rollout.group_size)
         credit, credit_metrics = self._check_credit(drawn, records_by_id)
+        lr = self.scheduler.get_last_lr()[0]  # the step's (first) update's lr
         stats = self._update(batch, step, times, credit)
         times["time/update"] = time.perf_counter() - timer - sum(times.values())
         times["time/step"] = time.perf_counter() - timer
         tokens = float(drawn.generation.response_mask.sum())
         metrics = {**rollout_metrics(drawn.rows), **sampling, **shaping, **credit_metrics, **stats,
-                   "lr": self.scheduler.get_last_lr()[0],
+                   "lr": lr,
                    "kl_coef": kl_coef, "tokens_per_s": tokens / times["time/step"], **times,
                    **self.schedule.observe(sum(bool(r["solved"]) for r in seen), len(seen))}  # adaptive: level
         self.log.metrics("train", step, metrics)
