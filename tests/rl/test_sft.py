@@ -100,6 +100,13 @@ def test_sft_without_validation_puzzles(puzzle_dir, tmp_path):
     assert read_metrics(tmp_path, "val") == [] and len(read_metrics(tmp_path, "train")) == len(trainer.schedule) > 0
 
 
+def test_logged_lr_is_the_steps_own(puzzle_dir, tmp_path):
+    """Warm-up over 2 steps, then constant: steps 1, 2, 3 update at lr / 2, lr, lr."""
+    config = make_config(puzzle_dir, tmp_path, schedule="constant", warmup_steps=2)
+    SFTTrainer(config, show_progress=False).fit()
+    assert [m["lr"] for m in read_metrics(tmp_path, "train")][:3] == [1.5e-3, 3e-3, 3e-3]
+
+
 def _template_nll(run_dir, puzzle_dir) -> float:
     """Token-mean NLL of the held-out puzzles' template targets under the final checkpoint, one full forward each."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

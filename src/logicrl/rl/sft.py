@@ -257,12 +257,13 @@ class SFTTrainer:
                 self.model.train()
                 loss = self._nll(examples, backward=True)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                lr = self.scheduler.get_last_lr()[0]  # this step's
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 seconds = time.perf_counter() - timer
                 self.log.metrics("train", step, {"loss": loss, "grad_norm": float(grad_norm),
-                                                 "lr": self.scheduler.get_last_lr()[0], "time/step": seconds,
+                                                 "lr": lr, "time/step": seconds,
                                                  "tokens_per_s": sum(len(t) for _, t in examples) / seconds})
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", s=f"{seconds:.1f}")
