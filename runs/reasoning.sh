@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on CPU, ≈ 2 hours (estimated from its stages):
+# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on 2 CPU cores, ≈ 3.7 hours (cold start 30 min,
+# RL 50 steps of 120–190 s, two 300-puzzle evals and pass@k; docs/experiments.md "Seventh attempt"):
 #   data (train / val / test) → cold start (SFT) → RL (COMPARE=1: also with the paper's reward)
 #   → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
 # The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
