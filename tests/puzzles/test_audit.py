@@ -80,3 +80,14 @@ def test_check_line_credit_by_hand() -> None:
     assert credit[0].tolist().count(-1.0) == 1 and slip[credit[0].tolist().index(-1.0)] == "f"
     with pytest.raises(ValueError, match="1 responses for 2 records"):
         check_line_credit([pieces], [RECORD, RECORD], 1.0, width=3)
+
+
+def test_check_line_credit_pays_a_repeated_line_once() -> None:
+    """A loop of right check lines under one case earns one line's credit; the same line under another case
+    line is paid again (two cases can share a check line's text)."""
+    right = "Oliver, a knave, says Zoey is a knave (false) and Oliver is a knave (true): false. OK."
+    case = "Case 2: Zoey knight, Oliver knave."
+    lines = [case, right, right, right, case.replace("Case 2", "Case 4"), right]
+    pieces = [line + "\n" for line in lines]  # one token a line
+    credit, shares = check_line_credit([pieces], [RECORD], 1.0, width=len(pieces))
+    assert credit[0].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0, 1.0] and shares == [1.0]

@@ -78,7 +78,9 @@ def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping
 
         c_t = +w   if token t lies on the line before its first wrong character (all of it, when the line is right)
               −w   if token t holds the line's first wrong character
-               0   otherwise (after the first error, case lines, the answer, other text)
+               0   otherwise (after the first error, case lines, the answer, other text, and a check line
+                   whose speaker was already checked under the same case line: repeats are never paid, or a
+                   loop of right lines would out-earn the answer, as it did in a pilot)
 
     An outcome advantage gives every token of a trace the sign of the whole trace, so a right lookup in a failed
     trace is pushed down and a wrong one in a lucky trace up. Here each lookup is credited on its own, and only
@@ -96,11 +98,21 @@ def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping
         text = "".join(row)
         starts = list(itertools.accumulate((len(p) for p in row), initial=0))  # token t: [starts[t], starts[t+1])
         line_starts = list(itertools.accumulate((len(line) + 1 for line in text.split("\n")), initial=0))
-        checks = [(index, expected) for index, kind, _, expected in audit_lines(text, record) if kind == "check"]
+        checks, case = [], None  # (line index, expected line, paid before under the same case line)
+        paid: set[tuple[str | None, str | None]] = set()
+        for index, kind, _, expected in audit_lines(text, record):
+            if kind == "case":
+                case = text[line_starts[index]:line_starts[index + 1] - 1].strip()
+                continue
+            checks.append((index, expected, (case, expected) in paid and expected is not None))
+            paid.add((case, expected))
         right = 0
-        for index, expected in checks:
+        for index, expected, repeat in checks:
             raw = text[line_starts[index]:line_starts[index + 1] - 1]
             line = raw.strip()
+            if repeat:  # the same speaker again under the same case: counted, never paid twice
+                right += line == expected
+                continue
             begin = line_starts[index] + len(raw) - len(raw.lstrip())
             right += line == expected
             wrong_at = None if line == expected else begin + first_difference(line, expected or "")
