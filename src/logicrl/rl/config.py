@@ -158,7 +158,8 @@ class AlgorithmConfig(StrictModel):
         "Shaped, not the paper's reward: add +w to the advantage of the tokens of a case-check line up to its "
         "first wrong character (against the template's line) and −w to the token holding it "
         "(logicrl.rl.shaping.check_line_credit), so each lookup is credited by its own correctness, not the "
-        "whole trace's; 0: off. Evaluation never sees it."))
+        "whole trace's; a speaker checked again under the same case line is not paid again; 0: off. "
+        "Evaluation never sees it."))
     positive_only: bool = Field(False, description=(
         "Reinforce only what worked: advantages (and check-line credit) clamped at 0, so no sampled token is "
         "pushed down (a negative gradient on an unlikely token is large and moves mass elsewhere at random)."))
