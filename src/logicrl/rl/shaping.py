@@ -97,24 +97,21 @@ def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping
     for i, (row, record) in enumerate(zip(pieces, records)):
         text = "".join(row)
         starts = list(itertools.accumulate((len(p) for p in row), initial=0))  # token t: [starts[t], starts[t+1])
-        line_starts = list(itertools.accumulate((len(line) + 1 for line in text.split("\n")), initial=0))
-        checks, case = [], None  # (line index, expected line, paid before under the same case line)
-        paid: set[tuple[str | None, str | None]] = set()
+        lines = text.split("\n")  # as audit_lines splits it: its line indices index this list
+        line_starts = list(itertools.accumulate((len(line) + 1 for line in lines), initial=0))
+        case, paid, checks, right = None, set(), 0, 0  # paid: (case line, expected check line) already credited
         for index, kind, _, expected in audit_lines(text, record):
-            if kind == "case":
-                case = text[line_starts[index]:line_starts[index + 1] - 1].strip()
-                continue
-            checks.append((index, expected, (case, expected) in paid and expected is not None))
-            paid.add((case, expected))
-        right = 0
-        for index, expected, repeat in checks:
-            raw = text[line_starts[index]:line_starts[index + 1] - 1]
+            raw = lines[index]
             line = raw.strip()
-            if repeat:  # the same speaker again under the same case: counted, never paid twice
-                right += line == expected
+            if kind == "case":
+                case = line
                 continue
-            begin = line_starts[index] + len(raw) - len(raw.lstrip())
+            checks += 1
             right += line == expected
+            if expected is not None and (case, expected) in paid:
+                continue  # the same speaker again under the same case line: counted, never paid twice
+            paid.add((case, expected))
+            begin = line_starts[index] + len(raw) - len(raw.lstrip())
             wrong_at = None if line == expected else begin + first_difference(line, expected or "")
             for t in range(min(len(row), width)):
                 if starts[t + 1] <= begin or starts[t] >= begin + len(line):
@@ -123,5 +120,5 @@ def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping
                     credit[i, t] = weight
                 elif starts[t] <= wrong_at:
                     credit[i, t] = -weight
-        shares.append(right / len(checks) if checks else 1.0)
+        shares.append(right / checks if checks else 1.0)
     return credit, shares

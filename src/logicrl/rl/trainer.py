@@ -25,8 +25,8 @@ import hashlib
 import math
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
