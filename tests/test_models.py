@@ -6,6 +6,7 @@ default model (SmolLM2-135M GGUF → safetensors, ~25 s) into a temporary cache 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -37,6 +38,8 @@ from logicrl.models import (
     resolve_model_path,
     save_pretrained_atomic,
 )
+from logicrl.errors import UserError
+from logicrl.models.checkpoint import DiskFullError
 from logicrl.models.loading import MARKER_FILE
 
 SYSTEM = "Answer inside <answer> </answer>."
@@ -290,6 +293,32 @@ def test_interrupted_overwrite_keeps_previous_checkpoint(tmp_path, tiny):
     assert (out / "step").read_text() == "1" and _siblings(out) == ["latest"]
     save_pretrained_atomic(model, tokenizer, out, extra=lambda d: (d / "step").write_text("2"))
     assert (out / "step").read_text() == "2" and _siblings(out) == ["latest"]
+
+
+@pytest.mark.parametrize("full", [
+    OSError(errno.ENOSPC, "No space left on device"),  # an optimizer-state or metrics write
+    RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),  # safetensors
+])
+def test_full_disk_is_a_one_line_error_and_keeps_the_previous_checkpoint(tmp_path, tiny, full):
+    model, tokenizer = tiny
+    out = save_pretrained_atomic(model, tokenizer, tmp_path / "latest", extra=lambda d: (d / "step").write_text("1"))
+
+    def fill(directory: Path) -> None:
+        raise full
+
+    with pytest.raises(DiskFullError) as info:
+        save_pretrained_atomic(model, tokenizer, out, extra=fill)
+    message = str(info.value)
+    assert "no space left" in message and str(out) in message and "\n" not in message
+    assert isinstance(info.value, UserError) and info.value.__cause__ is full
+    assert (out / "step").read_text() == "1" and _siblings(out) == ["latest"]
+
+
+def test_other_write_errors_pass_through(tmp_path, tiny):
+    model, tokenizer = tiny
+    with pytest.raises(PermissionError):
+        save_pretrained_atomic(model, tokenizer, tmp_path / "x",
+                               extra=lambda d: (_ for _ in ()).throw(PermissionError(errno.EACCES, "denied")))
 
 
 def test_atomic_directory_refuses_to_overwrite_when_asked(tmp_path):

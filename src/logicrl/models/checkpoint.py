@@ -10,6 +10,7 @@ sweeps later. The trainer saves its checkpoints through `save_pretrained_atomic`
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -20,12 +21,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from logicrl.errors import UserError
 from logicrl.io import current_umask
 from logicrl.models.lora import TRAINED_ADAPTER
 
 logger = logging.getLogger(__name__)
 
 STALE_AFTER_S = 3600.0  # a temporary directory this old belongs to a writer that died
+
+
+class DiskFullError(UserError):
+    """The disk filled up while a checkpoint was written; the previous checkpoints are intact."""
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC, as an OSError or as the message of a writer that wraps it (safetensors' SafetensorError)."""
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
 
 
 def remove_stale_temporaries(out_dir: Path, *, older_than_s: float = STALE_AFTER_S) -> None:
@@ -137,12 +148,21 @@ def save_pretrained_atomic(
         overwrite: replace an existing ``out_dir`` (default, like ``save_pretrained``).
         extra: called with the temporary directory after the model is written, to add files that
             must land in the same atomic step (optimizer state, trainer state, metrics).
+
+    Raises:
+        DiskFullError: the disk filled up (a one-line `UserError`; the temporary directory is removed).
     """
     out_dir = Path(out_dir)
     remove_stale_temporaries(out_dir)
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-        write_checkpoint(model, tokenizer, tmp)
-        if extra is not None:
-            extra(tmp)
+    try:
+        with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+            write_checkpoint(model, tokenizer, tmp)
+            if extra is not None:
+                extra(tmp)
+    except Exception as exc:
+        if _disk_full(exc):
+            raise DiskFullError(f"no space left on the device while writing {out_dir} (nothing of it was kept; "
+                                "earlier checkpoints are intact): free disk space, then resume the run") from exc
+        raise
     logger.info("saved checkpoint to %s", out_dir)
     return out_dir
