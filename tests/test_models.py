@@ -314,6 +314,17 @@ def test_full_disk_is_a_one_line_error_and_keeps_the_previous_checkpoint(tmp_pat
     assert (out / "step").read_text() == "1" and _siblings(out) == ["latest"]
 
 
+def test_full_disk_while_converting_a_model_is_the_same_error(tmp_path):
+    """The model cache writes through `atomic_directory` too: a full disk there is the same one-line error."""
+    def convert(directory: Path) -> None:
+        (directory / "model.safetensors").write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFullError, match="no space left"), atomic_directory(tmp_path / "model") as tmp:
+        convert(tmp)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_other_write_errors_pass_through(tmp_path, tiny):
     model, tokenizer = tiny
     with pytest.raises(PermissionError):

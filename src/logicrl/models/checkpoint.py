@@ -31,7 +31,8 @@ STALE_AFTER_S = 3600.0  # a temporary directory this old belongs to a writer tha
 
 
 class DiskFullError(UserError):
-    """The disk filled up while a checkpoint was written; the previous checkpoints are intact."""
+    """The disk filled up while an atomic directory (a checkpoint, a converted model) was written; what was
+    there before is intact."""
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -83,7 +84,8 @@ def atomic_directory(out_dir: str | os.PathLike[str], *, overwrite: bool = True)
         overwrite: replace an existing ``out_dir``; if False, an existing one raises FileExistsError
             (checked before writing and again at the rename).
 
-    If the block raises, the temporary directory is removed and ``out_dir`` is left as it was.
+    If the block raises, the temporary directory is removed and ``out_dir`` is left as it was; a full disk
+    raises `DiskFullError` (a one-line `UserError`) in place of the writer's own error.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -94,6 +96,12 @@ def atomic_directory(out_dir: str | os.PathLike[str], *, overwrite: bool = True)
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give it the mode mkdir() would
         yield tmp
         _move_into_place(tmp, out_dir, overwrite)
+    except Exception as exc:
+        if _disk_full(exc):
+            raise DiskFullError(f"no space left on the device while writing {out_dir} (nothing of it was kept; "
+                                "what was there before is intact): free disk space, then run the command again "
+                                "(a training run: resume it)") from exc
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -150,19 +158,14 @@ def save_pretrained_atomic(
             must land in the same atomic step (optimizer state, trainer state, metrics).
 
     Raises:
-        DiskFullError: the disk filled up (a one-line `UserError`; the temporary directory is removed).
+        DiskFullError: the disk filled up (a one-line `UserError`, from `atomic_directory`; the temporary
+            directory is removed).
     """
     out_dir = Path(out_dir)
     remove_stale_temporaries(out_dir)
-    try:
-        with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-            write_checkpoint(model, tokenizer, tmp)
-            if extra is not None:
-                extra(tmp)
-    except Exception as exc:
-        if _disk_full(exc):
-            raise DiskFullError(f"no space left on the device while writing {out_dir} (nothing of it was kept; "
-                                "earlier checkpoints are intact): free disk space, then resume the run") from exc
-        raise
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        write_checkpoint(model, tokenizer, tmp)
+        if extra is not None:
+            extra(tmp)
     logger.info("saved checkpoint to %s", out_dir)
     return out_dir
