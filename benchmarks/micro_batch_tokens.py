@@ -34,13 +34,15 @@ from logicrl.puzzles.dataset import dataset_files, load_records
 from logicrl.rl.batch import micro_batches, token_budget_batches
 
 
+def prompt_tokens(rows: list[int], prompt_len: list[int], group: list[int]) -> int:
+    """The tokens of the distinct prompts of ``rows``, each once (the rows of a group share one prompt)."""
+    return sum({group[r]: prompt_len[r] for r in rows}.values())
+
+
 def forward_tokens(batches: list[list[int]], prompt_len: list[int], length: list[int], group: list[int]) -> int:
     """Σ over micro-batches of (each distinct prompt once) + rows × the longest response."""
-    total = 0
-    for rows in batches:
-        prompts = {group[r]: prompt_len[r] for r in rows}
-        total += sum(prompts.values()) + len(rows) * max(max(length[r] for r in rows), 1)
-    return total
+    return sum(prompt_tokens(rows, prompt_len, group) + len(rows) * max(max(length[r] for r in rows), 1)
+               for rows in batches)
 
 
 def group_major(length: list[int], group: list[int], max_rows: int, max_tokens: int | None) -> list[list[int]]:
@@ -64,12 +66,11 @@ def main() -> None:
     for run in args.runs:
         config = yaml.safe_load((run / "config.yaml").read_text())
         algo, group_size = config["algorithm"], config["rollout"]["group_size"]
-        tokenizer = AutoTokenizer.from_pretrained(config["model"]["name"])
+        tokenizer, prompt = AutoTokenizer.from_pretrained(config["model"]["name"]), PromptConfig(**config["prompt"])
         records = {r["id"]: r for r in load_records(dataset_files(Path(config["data"]["train"]), "train"))}
         for path in sorted((run / "rollouts").glob("step_*.jsonl")):
             rows = [json.loads(line) for line in path.open()]
-            prompt_len = [len(ids) for ids in encode_prompts([records[r["id"]] for r in rows], tokenizer,
-                                                              PromptConfig(**config["prompt"]))]
+            prompt_len = [len(ids) for ids in encode_prompts([records[r["id"]] for r in rows], tokenizer, prompt)]
             length = [r["length"] for r in rows]
             group = [i // group_size for i in range(len(rows))]
             budget = [c.tolist() for c in token_budget_batches(torch.tensor(length), algo["micro_batch_size"],
@@ -80,7 +81,7 @@ def main() -> None:
             totals["group-major"] += forward_tokens(
                 group_major(length, group, algo["micro_batch_size"], algo["micro_batch_tokens"]),
                 prompt_len, length, group)
-            totals["floor"] += sum({group[r]: prompt_len[r] for r in range(len(rows))}.values()) + sum(length)
+            totals["floor"] += prompt_tokens(list(range(len(rows))), prompt_len, group) + sum(length)
             steps += 1
     print(f"{steps} steps of {', '.join(map(str, args.runs))}\n")
     print("| micro-batches | tokens per step | / floor |\n|---|---:|---:|")
