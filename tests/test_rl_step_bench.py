@@ -37,3 +37,20 @@ def test_update_mode_prints_before_after_and_the_check():
     assert rows[0][4] == rows[1][4] and all(int(r[3]) >= int(r[4]) for r in rows)  # padded ≥ real tokens
     checks = [line for line in lines if line.startswith(("policy/loss:", "kl:", "entropy:", "grad_norm:"))]
     assert len(checks) == 4 and all(": agree (" in line for line in checks)
+
+
+def test_update_skip_benchmark_prints_both_rows_and_the_check(tmp_path):
+    """benchmarks/update_skip.py on the tiny model (all scores equal, so nothing is skipped: both rows run every
+    token, and the check lines must still agree)."""
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "logicrl", "data", "generate", "--people", "2", "--train", "8", "--test",
+                    "2", "--val", "2", "--seed", "0", "--out", str(data)], check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, str(SCRIPT.with_name("update_skip.py")), "--model", "tiny-random",
+                           "--data", str(data), "--threads", "1", "--max-new-tokens", "48"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split(" | ") for line in proc.stdout.splitlines() if line.startswith(("| before", "| after"))]
+    assert [r[0] for r in rows] == ["| before: every response token", "| after: stop at the last A ≠ 0"]
+    assert rows[0][1] == rows[1][1]  # equal scores: A = 0 everywhere, so the step runs every token
+    checks = [line for line in proc.stdout.splitlines() if line.startswith(("policy/loss:", "grad_norm:"))]
+    assert len(checks) == 2 and all(": agree (" in line for line in checks)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from logicrl.engine.sequences import left_pad
 from logicrl.models import build_tiny_model
 from logicrl.rl.batch import RolloutBatch, token_budget_batches
 from logicrl.rl.config import AlgorithmConfig
-from logicrl.rl.update import adamw, batch_logprobs, compute_advantages, policy_step
+from logicrl.rl.update import adamw, batch_logprobs, compute_advantages, gradient_lengths, policy_step
 
 PROMPT_LENGTHS = [5, 9, 7, 5, 9, 7, 6, 8]
 RESPONSE_LENGTHS = [6, 2, 9, 4, 7, 1, 3, 8]
@@ -193,3 +194,57 @@ def test_credit_is_added_on_response_tokens_and_positive_only_clamps_by_hand():
     clamped = compute_advantages(copy.deepcopy(batch), AlgorithmConfig(advantage="grpo", positive_only=True), 0.0,
                                  credit).advantages
     assert torch.allclose(clamped, torch.tensor([[a, 0.0, 0.0], [1 - a, 0.0, 0.0]]))
+
+
+def test_gradient_lengths_by_hand():
+    """n_i = 1 + the last position with A ≠ 0 on a response token; None wherever a skipped token would count."""
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    batch = RolloutBatch(torch.zeros(4, 1, dtype=torch.long), torch.ones(4, 1), torch.zeros(4, 4, dtype=torch.long),
+                         mask, torch.zeros(4), torch.arange(4))
+    batch.advantages = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 5.0, 0.0], [2.0, 0.0, 0.0, 0.0],
+                                     [0.0, 0.0, 0.0, -1.0]])  # row 1's 5.0 sits on padding
+    algo = AlgorithmConfig(advantage="grpo", kl_coef=0.0)
+    assert gradient_lengths(batch, algo, on_policy=True).tolist() == [2, 0, 1, 4]
+    assert gradient_lengths(batch, algo.model_copy(update={"policy_loss": "cispo"}), on_policy=True) is not None
+    for other in ({"entropy_coef": 0.01}, {"tis_cap": 2.0},
+                  {"policy_loss": "gspo", "loss_agg": "seq-mean-token-mean"}):
+        assert gradient_lengths(batch, algo.model_copy(update=other), on_policy=True) is None, other
+    assert gradient_lengths(batch, algo, on_policy=False) is None
+    assert gradient_lengths(replace(batch, advantages=batch.advantages * (1 - mask)), algo, on_policy=True) is None
+    batch.ref_logp = torch.zeros(4, 4)  # a KL term (or its statistic) reads every token
+    assert gradient_lengths(batch, algo, on_policy=True) is None
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
+def test_skipping_tokens_without_gradient_gives_the_same_step(tiny_policy, agg, monkeypatch):
+    """Advantages with zero tails and one all-zero row (positive-only updates): the forward that stops at each
+    row's last A ≠ 0 gives the same parameters and loss as the one over every token, on fewer tokens."""
+    algo = AlgorithmConfig(advantage="grpo", kl_coef=0.0, loss_agg=agg, micro_batch_size=3, micro_batch_tokens=12)
+    batch = make_batch()
+    gen = torch.Generator().manual_seed(1)
+    batch.advantages = torch.randn(batch.mask.shape, generator=gen).clamp(min=0.0) * batch.mask
+    batch.advantages[:, 5:] = 0.0  # a tail past the 5th token for the long rows
+    batch.advantages[3] = 0.0  # a row with nothing to learn
+    lengths = gradient_lengths(batch, algo, on_policy=True)
+    assert lengths[3] == 0 and int(lengths.sum()) < int(batch.mask.sum())
+
+    def run(skip: bool):
+        seen = []
+        hook = tiny_policy.get_input_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].numel()))
+        if not skip:
+            monkeypatch.setattr("logicrl.rl.update.gradient_lengths", lambda *a, **k: None)
+        try:
+            policy, stats = one_step(tiny_policy, batch, algo, on_policy=True)
+        finally:
+            hook.remove()
+            monkeypatch.undo()
+        return policy, stats, sum(seen)
+
+    full, stats_full, tokens_full = run(skip=False)
+    short, stats_short, tokens_short = run(skip=True)
+    moved = sum(float((p - q).detach().abs().sum()) for p, q in zip(full.parameters(), tiny_policy.parameters()))
+    assert moved > 1e-3
+    assert_same_parameters(full, short)
+    assert float(stats_short["policy/loss"]) == pytest.approx(float(stats_full["policy/loss"]), rel=1e-4, abs=1e-7)
+    assert float(stats_short["grad_norm"]) == pytest.approx(float(stats_full["grad_norm"]), rel=1e-4)
+    assert tokens_short < tokens_full

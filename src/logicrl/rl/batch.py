@@ -64,6 +64,11 @@ class RolloutBatch:
             changes[name] = None if value is None else value[rows, :width]
         return replace(self, **changes)
 
+    def responses_upto(self, width: int) -> RolloutBatch:
+        """The same rows with only the first ``width`` response columns (prompts unchanged)."""
+        return replace(self, **{name: None if getattr(self, name) is None else getattr(self, name)[:, :width]
+                                for name in PER_TOKEN})
+
     def model_inputs(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
         """``(input_ids, attention_mask, position_ids)`` of prompt + response on ``device``."""
         inputs = sequence_inputs(self.prompt_ids, self.prompt_mask, self.response_ids, self.mask)

@@ -9,8 +9,11 @@ with ℓ = logp, ℓ_old = old_logp, A = advantages and m = mask, all [B, T]; `l
 detached scalars (each entry returns at least ``clip_frac`` and ``approx_kl`` = mean(ℓ_old − ℓ)). The
 properties the trainer and the config read live on the entry, never in lists of names:
 
-    clip      default (ε_low, ε_high) when ``algorithm.clip_low/clip_high`` are unset
-    loss_agg  the aggregation its objective is defined with (None: any; the config refuses another)
+    clip         default (ε_low, ε_high) when ``algorithm.clip_low/clip_high`` are unset
+    loss_agg     the aggregation its objective is defined with (None: any; the config refuses another)
+    token_local  a token's loss reads only its own ℓ, ℓ_old and A, so where A_t = 0 it is 0 with zero
+                 gradient (the update may then skip the tokens past a response's last A_t ≠ 0:
+                 `logicrl.rl.update.gradient_lengths`); GSPO's sequence ratio reads every token
 
 Formulas and sources are in each function's docstring and in docs/algorithms.md.
 """
@@ -38,6 +41,7 @@ class PolicyLoss:
     fn: PolicyLossFn
     clip: tuple[float, float]
     loss_agg: str | None = None
+    token_local: bool = True
 
     def __call__(self, logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, *, clip_low: float,
                  clip_high: float, dual_clip: float | None, agg: str, norm_constant: float | None,
@@ -49,15 +53,17 @@ class PolicyLoss:
 POLICY_LOSSES: dict[str, PolicyLoss] = {}
 
 
-def register_policy_loss(name: str, *, clip: tuple[float, float], loss_agg: str | None = None):
+def register_policy_loss(name: str, *, clip: tuple[float, float], loss_agg: str | None = None,
+                         token_local: bool = True):
     """Decorator: register ``fn(logp, old_logp, advantages, mask, *, clip_low, clip_high, dual_clip, agg,
     norm_constant, is_weights) -> (loss, stats)`` under ``name`` (``is_weights``: detached per-token weights that
-    multiply the per-token loss, None = 1). Raises ValueError if the name is taken."""
+    multiply the per-token loss, None = 1); ``token_local`` as in the module doc. Raises ValueError if the name
+    is taken."""
 
     def decorator(fn: PolicyLossFn) -> PolicyLossFn:
         if name in POLICY_LOSSES:
             raise ValueError(f"policy loss {name!r} is already registered")
-        POLICY_LOSSES[name] = PolicyLoss(name, fn, clip, loss_agg)
+        POLICY_LOSSES[name] = PolicyLoss(name, fn, clip, loss_agg, token_local)
         return fn
 
     return decorator
@@ -137,7 +143,7 @@ def cispo_loss_with_stats(
 
 # Registered at the bottom, as in style.md §3.
 register_policy_loss("vanilla", clip=(0.2, 0.2))(policy_loss_with_stats)
-register_policy_loss("gspo", clip=(3e-4, 4e-4), loss_agg="seq-mean-token-mean")(gspo_loss_with_stats)
+register_policy_loss("gspo", clip=(3e-4, 4e-4), loss_agg="seq-mean-token-mean", token_local=False)(gspo_loss_with_stats)
 register_policy_loss("cispo", clip=(1.0, 0.2))(cispo_loss_with_stats)
 
 

@@ -9,7 +9,9 @@ L_pg is the registered ``algorithm.policy_loss`` (`logicrl.rl.policy_losses`: va
 Each mini-batch is split into micro-batches whose losses are weighted by their share of the mini-batch
 (`logicrl.rl.batch.share`), so gradient accumulation gives exactly the mini-batch loss's gradient. When the
 update is on-policy (one epoch, one mini-batch) the rollout-time log-probs ℓ_old equal the current ones, so
-they are taken from the update's own forward (detached) instead of a separate pass.
+they are taken from the update's own forward (detached) instead of a separate pass. Where the gradient
+cannot reach a response's later tokens (their advantages are 0 and nothing else reads them:
+`gradient_lengths`), the forward stops at its last token with A_t ≠ 0.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from logicrl.engine.logprobs import response_logprobs
@@ -103,14 +106,42 @@ def loss_norm_constant(algo: AlgorithmConfig, max_response_tokens: int) -> float
     return float(max_response_tokens) if get_aggregation(algo.loss_agg).uses_norm_constant else None
 
 
+def gradient_lengths(batch: RolloutBatch, algo: AlgorithmConfig, *, on_policy: bool) -> Tensor | None:
+    """Per row, how many response tokens the update's forward has to cover: n_i = 1 + the last t with A_it ≠ 0
+    (0: none), or None when every token has to run (also when no row has an A_t ≠ 0: the step then runs as
+    usual, so that it still has its statistics).
+
+    A token-local policy loss (`logicrl.rl.policy_losses`: vanilla, CISPO) is 0 with zero gradient where
+    A_t = 0, and in a causal model no later token changes an earlier token's log-prob, so the tokens past
+    n_i carry no gradient: skipping them leaves the loss and the gradient as they are (up to float rounding;
+    a row with n_i = 0 runs no forward at all). That holds only when nothing else reads those tokens:
+    on-policy (ℓ_old is the forward's own, so the ratio is 1 and clip_frac and approx_kl are 0 there), no
+    reference log-probs (a KL term, or its statistic), no entropy bonus and no importance weights. With
+    positive-only updates and check-line credit, 16–29% of a step's response tokens went in the credit
+    recipe's first steps (a wrong answer's tail past its last right check line; docs/performance.md).
+    """
+    if not (on_policy and batch.ref_logp is None and algo.entropy_coef == 0 and algo.tis_cap is None
+            and get_policy_loss(algo.policy_loss).token_local):
+        return None
+    live = (batch.advantages != 0) & (batch.mask > 0)
+    return (live * torch.arange(1, live.shape[1] + 1)).amax(-1) if live.any() else None
+
+
 def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_coef: float, temperature: float,
-                      norm_constant: float | None, on_policy: bool) -> tuple[Tensor, dict[str, Tensor]]:
-    """The loss of one micro-batch (unweighted) and its detached statistics."""
+                      norm_constant: float | None, on_policy: bool,
+                      forward_width: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss of one micro-batch (unweighted) and its detached statistics. ``forward_width``: run the
+    forward on the first this many response tokens only (`gradient_lengths`); the rest get ℓ = ℓ_old = 0
+    (ratio 1, A = 0: no loss, no gradient), and the entropy statistic is the mean over the tokens that ran."""
     device = next(policy.parameters()).device
     mask = micro.mask.to(device)
-    logp, ent = response_logprobs(policy, *micro.model_inputs(device), micro.response_ids.to(device),
+    run = micro if forward_width is None else micro.responses_upto(forward_width)
+    logp, ent = response_logprobs(policy, *run.model_inputs(device), run.response_ids.to(device),
                                   temperature=temperature, with_entropy=True, entropy_grad=algo.entropy_coef > 0,
                                   logprob_chunk=algo.logprob_chunk)
+    entropy = masked_mean(ent.detach(), run.mask.to(device))
+    if forward_width is not None:
+        logp = F.pad(logp, (0, mask.shape[1] - logp.shape[1]))
     old = logp.detach() if on_policy else micro.old_logp.to(device)
     weights, tis = None, {}
     if algo.tis_cap is not None:
@@ -125,7 +156,7 @@ def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_
         stats["kl"] = masked_mean(kl.detach(), mask)
         if algo.kl_placement == "loss" and kl_coef > 0:
             loss = loss + kl_coef * aggregate(kl, mask, algo.loss_agg, norm_constant=norm_constant)
-    stats["entropy"] = masked_mean(ent.detach(), mask)
+    stats["entropy"] = entropy
     if algo.entropy_coef > 0:
         loss = loss - algo.entropy_coef * aggregate(ent, mask, algo.loss_agg, norm_constant=norm_constant)
     return loss, stats
@@ -151,17 +182,30 @@ def optimise(batch: RolloutBatch, algo: AlgorithmConfig, *, seed: int,
 def policy_step(policy, optimizer, scheduler, mini: RolloutBatch, algo: AlgorithmConfig, *, kl_coef: float,
                 temperature: float, norm_constant: float | None, grad_clip: float, on_policy: bool,
                 autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
-    """One optimizer step of the policy on ``mini`` with gradient accumulation over micro-batches."""
+    """One optimizer step of the policy on ``mini`` with gradient accumulation over micro-batches; each
+    forward stops where `gradient_lengths` says no gradient can come from (micro-batches packed by those
+    lengths). The statistics are the micro-batches' weighted sums, the entropy over the rows that ran."""
     stats: dict[str, Tensor] = defaultdict(lambda: torch.zeros(()))
-    for rows in token_budget_batches(mini.mask.sum(-1), algo.micro_batch_size, algo.micro_batch_tokens):
+    lengths = gradient_lengths(mini, algo, on_policy=on_policy)
+    ran = 0.0
+    for rows in token_budget_batches(mini.mask.sum(-1) if lengths is None else lengths, algo.micro_batch_size,
+                                     algo.micro_batch_tokens):
+        if lengths is not None:
+            rows = rows[lengths[rows] > 0]  # no token with A ≠ 0: its loss is 0, its gradient too
+            if not len(rows):
+                continue
         micro = mini.select(rows)
         weight = share(micro, mini, algo.loss_agg)
+        ran += weight
         with autocast():
-            loss, micro_stats = policy_micro_loss(policy, micro, algo, kl_coef=kl_coef, temperature=temperature,
-                                                  norm_constant=norm_constant, on_policy=on_policy)
+            loss, micro_stats = policy_micro_loss(
+                policy, micro, algo, kl_coef=kl_coef, temperature=temperature, norm_constant=norm_constant,
+                on_policy=on_policy, forward_width=None if lengths is None else int(lengths[rows].max()))
         (loss * weight).backward()
         for key, value in micro_stats.items():
             stats[key] = stats[key] + value.float().cpu() * weight
+    if lengths is not None and ran > 0:
+        stats["entropy"] = stats["entropy"] / ran
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
     optimizer.step()
     scheduler.step()
