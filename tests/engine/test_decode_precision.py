@@ -98,7 +98,10 @@ def test_kv_cache_and_logits_dtypes(tiny):
     with torch.no_grad():
         logits = engine.prefill(torch.tensor([[5, 6, 7, 8]]), torch.ones(1, 4, dtype=torch.long), 1)
         engine.step(torch.tensor([9]), torch.tensor([4]))
-    assert engine.response_kv.dtype == BF16 and {t.dtype for kv in engine.prompt_kv for t in kv} == {BF16}
+    # on a CPU the caches (and the decode step's attention) stay float32: bf16 batched matmuls are slower there
+    f32 = torch.float32
+    assert engine.response_kv.dtype == f32 and {t.dtype for kv in engine.prompt_kv for t in kv} == {f32}
+    assert {layer.qkv.parts[0][0].dtype for layer in engine.layers} == {BF16}  # the projections run in bf16
     assert logits.dtype == BF16  # upcast to float32 by the sampler
     out = ours(model, tokenizer, prompts, n=2, seed=0, dtype=BF16, max_new_tokens=6)
     assert out.logprobs.dtype == torch.float32  # sampled from float32 logits
@@ -132,10 +135,11 @@ def test_bfloat16_greedy_agrees_with_model_generate_in_bfloat16():
     rows × 48 greedy tokens. The copy keeps the rotary ``inv_freq`` in float32 as ``from_pretrained(dtype=
     bfloat16)`` does (``.to(bfloat16)`` rounds it, which shifts every logit by up to 0.03 here).
 
-    Tolerance: the first-token logits within 0.0625 (measured: equal), ≥ 75 % of the tokens equal
-    (measured: 87.5 %), and where a row first differs the reference's top-2 logits lie within 0.25 (a
-    near-tie that bfloat16 rounding may flip; measured: 0.0, an exact tie). On random weights greedy rows
-    in bfloat16 part at near-ties: HF's own forward under autocast agrees with the copy on 54 % only."""
+    Tolerance: the first-token logits within 0.0625 (measured: equal), ≥ 60 % of the tokens equal
+    (measured: 72.9 %; 87.5 % before the decode step's attention moved to float32 on the CPU), and where a
+    row first differs the reference's top-2 logits lie within 0.25 (a near-tie that bfloat16 rounding may
+    flip; measured: 0.031 and 0.0625). On random weights greedy rows in bfloat16 part at near-ties: HF's own
+    forward under autocast agrees with the copy on 54 % only."""
     model, tokenizer = peaked_tiny_model()
     prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
     reference_model = copy.deepcopy(model).to(BF16)
@@ -151,7 +155,7 @@ def test_bfloat16_greedy_agrees_with_model_generate_in_bfloat16():
     assert (first - logits[:, 0]).abs().max() <= 0.0625
     out = ours(model, tokenizer, prompts, greedy=True, engine="fast", dtype=BF16, max_new_tokens=48)
     same = out.response_ids == tokens
-    assert same.float().mean() >= 0.75, same.float().mean()
+    assert same.float().mean() >= 0.6, same.float().mean()
     top2 = logits.topk(2, dim=-1).values
     for row in (~same).any(-1).nonzero()[:, 0].tolist():
         step = int((~same[row]).nonzero()[0])

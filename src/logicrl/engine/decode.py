@@ -95,8 +95,12 @@ class _LlamaEngine:
     over [prompt keys | response keys]; the prompt scores come from one matmul per group of rows:
     ``[g, kv_heads, n·q_per_kv, D] @ [g, kv_heads, D, P]``, so the prompt cache is read once per prompt.
 
-    Activations, weights and both caches are in ``dtype`` (default: the model's): the projection and norm
-    weights are copied into it here, once; embeddings are looked up in the model's table, then cast.
+    Activations and weights are in ``dtype`` (default: the model's): the projection and norm weights are
+    copied into it here, once; embeddings are looked up in the model's table, then cast. Both caches are in
+    ``dtype`` too, except 16-bit on a CPU: there they and the decode step's attention stay float32 (the
+    step's q·Kᵀ and weights·V are batched matmuls with 3 queries per KV head, which CPU kernels run 2–3×
+    slower in bfloat16 than in float32: a bf16 rollout of 32 rows decoded at 277 ms a token at 380 tokens,
+    against 150 ms in float32; docs/performance.md).
     """
 
     def __init__(self, model, rows: int, max_new_tokens: int, dtype: torch.dtype | None = None) -> None:
@@ -104,6 +108,8 @@ class _LlamaEngine:
 
         inner, config, self.rope_apply = model.model, model.config, apply_rotary_pos_emb
         self.dtype = dtype = dtype or getattr(model.lm_head, "base_layer", model.lm_head).weight.dtype
+        on_cpu = model.lm_head.weight.device.type == "cpu"
+        self.kv_dtype = torch.float32 if on_cpu and dtype in (torch.bfloat16, torch.float16) else dtype
         self.embed, self.rotary = inner.embed_tokens, inner.rotary_emb
         attention = inner.layers[0].self_attn
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
@@ -144,14 +150,14 @@ class _LlamaEngine:
         self.prompt_kv = []
         for layer in self.layers:
             q, k, v = self._qkv(layer, x, rope)
-            self.prompt_kv.append((k.contiguous(), v.contiguous()))  # read every step: keep them dense
+            self.prompt_kv.append((k.to(self.kv_dtype).contiguous(), v.to(self.kv_dtype).contiguous()))  # dense
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], scale=self.scaling,
                                                  enable_gqa=True)
             x = self._finish_layer(layer, x, out.transpose(1, 2).reshape(g, P, -1))
-        bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(mask == 0, float("-inf"))
+        bias = torch.zeros(mask.shape, dtype=self.kv_dtype, device=x.device).masked_fill(mask == 0, float("-inf"))
         self.prompt_bias, self.group_size = bias.repeat_interleave(n, 0)[:, None, None, :], n
         shape = (2, len(self.layers), g * n, self.kv_heads, self.max_new_tokens, self.head_dim)
-        self.response_kv = torch.empty(shape, dtype=x.dtype, device=x.device)
+        self.response_kv = torch.empty(shape, dtype=self.kv_dtype, device=x.device)
         return self.head(self.norm(x[:, -1])).repeat_interleave(n, 0)
 
     def step(self, tokens: Tensor, positions: Tensor) -> Tensor:
@@ -171,7 +177,7 @@ class _LlamaEngine:
         """softmax([q·Kpᵀ + bias | q·Krᵀ]·scale)·[Vp; Vr] for q [B, H, 1, D]; returns [B, 1, H·D]."""
         prompt_keys, prompt_values = self.prompt_kv[i]
         (g, kv, P, D), r = prompt_keys.shape, self.group_size
-        q = q.reshape(g * r, kv, -1, D) * self.scaling  # head h reads kv head h // (H / H_kv)
+        q = q.to(self.kv_dtype).reshape(g * r, kv, -1, D) * self.scaling  # head h reads kv head h // (H / H_kv)
         per_group = q.view(g, r, kv, -1, D).transpose(1, 2).reshape(g, kv, -1, D)
         prompt_scores = (per_group @ prompt_keys.transpose(-1, -2)).view(g, kv, r, -1, P).transpose(1, 2)
         scores = torch.cat([prompt_scores.reshape(g * r, kv, -1, P) + self.prompt_bias,
@@ -179,7 +185,7 @@ class _LlamaEngine:
         weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
         w_prompt = weights[..., :P].reshape(g, r, kv, -1, P).transpose(1, 2).reshape(g, kv, -1, P)
         out = (w_prompt @ prompt_values).view(g, kv, r, -1, D).transpose(1, 2).reshape(g * r, kv, -1, D)
-        return (out + weights[..., P:] @ values).reshape(g * r, 1, -1)
+        return (out + weights[..., P:] @ values).reshape(g * r, 1, -1).to(self.dtype)
 
     def select(self, groups: Tensor) -> None:
         """Keep only the prompts ``groups`` (indices into the current ones) and their rows."""
