@@ -98,9 +98,9 @@ class _LlamaEngine:
     Activations and weights are in ``dtype`` (default: the model's): the projection and norm weights are
     copied into it here, once; embeddings are looked up in the model's table, then cast. Both caches are in
     ``dtype`` too, except 16-bit on a CPU: there they and the decode step's attention stay float32 (the
-    step's q·Kᵀ and weights·V are batched matmuls with 3 queries per KV head, which CPU kernels run 2–3×
-    slower in bfloat16 than in float32: a bf16 rollout of 32 rows decoded at 277 ms a token at 380 tokens,
-    against 150 ms in float32; docs/performance.md).
+    step's q·Kᵀ and weights·V are batched matmuls with 3 queries per KV head, slower in bfloat16 than in
+    float32 on a CPU: one 4 × 8 rollout of ≤ 448 tokens took 67.5 s with bf16 caches, 60.4 s with float32
+    ones; docs/performance.md).
     """
 
     def __init__(self, model, rows: int, max_new_tokens: int, dtype: torch.dtype | None = None) -> None:
