@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on 2 CPU cores, ≈ 3.7 hours (cold start 30 min,
-# RL 50 steps of 120–190 s, two 300-puzzle evals and pass@k; docs/experiments.md "Seventh attempt"):
+# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on 2 CPU cores, ≈ 2 hours on an AMX Xeon
+# (stages timed one by one, 2026-12-02: cold start 22 min, RL 50 bf16 steps of 57 s + validation ≈ 52 min, two
+# 300-puzzle evals ≈ 30 min, pass@k; docs/experiments.md "Eighth attempt"; the AMD EPYC of earlier sessions
+# is slower: cold start 30 min):
 #   data (train / val / test) → cold start (SFT) → RL (COMPARE=1: also with the paper's reward)
 #   → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
 # The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
@@ -65,11 +67,11 @@ if [ -f "$OUT/eval/compare.json" ]; then cat "$OUT/eval/table.md"; else
     "$LOGICRL" eval "${MODELS[@]}" --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 100 --max-tokens "$MAX_TOKENS" --out "$OUT/eval"
 fi
 
-say "5/6 pass@k" "8 samples at the RL temperature (T = $RL_TEMPERATURE) on 20 test puzzles per level: what the policy
+say "5/6 pass@k" "8 samples at the RL temperature (T = $RL_TEMPERATURE) on 10 test puzzles per level: what the policy
 sometimes finds (pass@k) against what it answers (pass@1), before and after RL."
 if [ -f "$OUT/eval-passk/compare.json" ]; then cat "$OUT/eval-passk/table.md"; else
     "$LOGICRL" eval -m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")" \
-        --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 20 --samples 8 --temperature "$RL_TEMPERATURE" --max-tokens "$MAX_TOKENS" \
+        --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 10 --samples 8 --temperature "$RL_TEMPERATURE" --max-tokens "$MAX_TOKENS" \
         --out "$OUT/eval-passk"
 fi
 
