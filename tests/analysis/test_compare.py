@@ -24,6 +24,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from logicrl.analysis.compare import config_diff, flatten
+from logicrl.analysis.plots import auto_window, smooth
 from logicrl.cli import app
 from logicrl.errors import ConfigError, DataError, UserError
 from logicrl.io import write_jsonl
@@ -145,7 +146,7 @@ def test_smoothed_curves_are_what_is_plotted(tmp_path: Path, monkeypatch: pytest
     assert curves["reward"]["a"]["smoothed"] == pytest.approx(reward) and curves["reward"]["a"]["window"] == 3
     assert curves["validation accuracy"]["b"]["seconds"] == [0.0]
 
-    drawn.clear()  # default window: the report's rule, raw up to 80 points
+    drawn.clear()  # default window: the report's rule, raw below 20 points
     assert runner.invoke(app, ["compare", str(a), str(b), "--out", str(tmp_path / "raw")]).exit_code == 0
     assert not any("smoothed" in label for _, label, _, _ in drawn)
     assert ([1, 2, 3, 4, 5], [1.0, 2.0, 6.0, 3.0, 8.0]) in [(xs, ys) for _, label, xs, ys in drawn if label == "a"]
@@ -236,3 +237,10 @@ def test_console_error_is_one_line_exit_2(tmp_path: Path) -> None:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 2
     assert result.stderr == "error: give at least two run directories to compare (got 1)\n"
+
+
+def test_the_default_window_smooths_a_50_step_run() -> None:
+    """Raw below 20 points; from 20 on max(5, points // 20): 5 for a 50-step run, 20 for 400 points; and the
+    trailing mean of 5 over 0 0 0 0 5 5 is 0, 0, 0, 0, 1, 2 (the first points average fewer)."""
+    assert [auto_window(n) for n in (1, 19, 20, 50, 99, 100, 400)] == [1, 1, 5, 5, 5, 5, 20]
+    assert smooth([0, 0, 0, 0, 5, 5], 5) == pytest.approx([0, 0, 0, 0, 1, 2])

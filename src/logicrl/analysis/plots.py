@@ -50,8 +50,9 @@ def smooth(values: list[float], window: int) -> list[float]:
 
 
 def auto_window(points: int) -> int:
-    """The report's smoothing window: 1 (raw) up to 80 points, then points // 40."""
-    return points // 40 if points > 80 else 1
+    """The report's smoothing window: 1 (raw) below 20 points, then max(5, points // 20): a 50-step run of
+    32 rollouts a step is too noisy step by step to show when learning starts."""
+    return max(5, points // 20) if points >= 20 else 1
 
 
 def _plot_series(ax, xs: list[float], ys: list[float], label: str, color: str | None = None,
