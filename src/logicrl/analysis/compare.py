@@ -7,7 +7,7 @@ an eval directory: results.json, compare.json) and writes one self-contained HTM
 checked before the first file is written.
 
 Smoothing is the report's: a trailing moving average (`plots.smooth`) over ``smooth`` points, by default
-`plots.auto_window` (raw below 20 points, then max(5, points // 20)). Training time is the running sum of the
+`plots.auto_window` (the report's rule). Training time is the running sum of the
 trainer's ``time/step`` (generation, scoring and update; validation, checkpoints and pauses between resumes
 left out), so a resumed run is not charged for its downtime; a run without ``time/step`` falls back to the
 ``time`` stamps minus the first.

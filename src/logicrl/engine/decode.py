@@ -107,8 +107,9 @@ class _LlamaEngine:
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
         inner, config, self.rope_apply = model.model, model.config, apply_rotary_pos_emb
-        self.dtype = dtype = dtype or getattr(model.lm_head, "base_layer", model.lm_head).weight.dtype
-        on_cpu = model.lm_head.weight.device.type == "cpu"
+        head_weight = getattr(model.lm_head, "base_layer", model.lm_head).weight
+        self.dtype = dtype = dtype or head_weight.dtype
+        on_cpu = head_weight.device.type == "cpu"
         self.kv_dtype = torch.float32 if on_cpu and dtype in (torch.bfloat16, torch.float16) else dtype
         self.embed, self.rotary = inner.embed_tokens, inner.rotary_emb
         attention = inner.layers[0].self_attn
@@ -150,7 +151,8 @@ class _LlamaEngine:
         self.prompt_kv = []
         for layer in self.layers:
             q, k, v = self._qkv(layer, x, rope)
-            self.prompt_kv.append((k.to(self.kv_dtype).contiguous(), v.to(self.kv_dtype).contiguous()))  # dense
+            # read every step: keep them dense
+            self.prompt_kv.append((k.to(self.kv_dtype).contiguous(), v.to(self.kv_dtype).contiguous()))
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], scale=self.scaling,
                                                  enable_gqa=True)
             x = self._finish_layer(layer, x, out.transpose(1, 2).reshape(g, P, -1))
