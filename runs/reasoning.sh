@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on 2 CPU cores, ≈ 2 hours on an AMX Xeon
-# (stages timed one by one, 2026-12-02: cold start 22 min, RL 50 bf16 steps of 57 s + validation ≈ 52 min, two
-# 300-puzzle evals ≈ 30 min, pass@k; docs/experiments.md "Eighth attempt"; the AMD EPYC of earlier sessions
-# is slower: cold start 30 min):
+# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on 2 CPU cores, ≈ 2.4 hours on an AMX Xeon
+# (stages timed one by one, 2026-12-02: cold start 22 min, RL 100 bf16 steps of 47–57 s with validation ≈ 93 min,
+# the two 300-puzzle greedy evals ≈ 30 min (the RL checkpoint's alone: 12 min); PASSK=1 adds pass@k, ≈ 28 min;
+# docs/experiments.md "Ninth attempt"; the AMD EPYC of earlier sessions is slower: cold start 30 min):
 #   data (train / val / test) → cold start (SFT) → RL (COMPARE=1: also with the paper's reward)
-#   → greedy eval on 300 held-out puzzles (2, 3 and 4 people) + pass@k → report.
+#   → greedy eval on 300 held-out puzzles (2, 3 and 4 people) (+ pass@k) → report.
 # The question it answers: does RL raise held-out accuracy above the checkpoint it starts from?
 # RECIPE picks the configs (docs/experiments.md has the search behind them and the results):
 #   RECIPE=credit (default) one SFT pass of reasoning by cases, then GRPO with per-line credit and positive-only
@@ -67,9 +67,10 @@ if [ -f "$OUT/eval/compare.json" ]; then cat "$OUT/eval/table.md"; else
     "$LOGICRL" eval "${MODELS[@]}" --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 100 --max-tokens "$MAX_TOKENS" --out "$OUT/eval"
 fi
 
-say "5/6 pass@k" "8 samples at the RL temperature (T = $RL_TEMPERATURE) on 10 test puzzles per level: what the policy
-sometimes finds (pass@k) against what it answers (pass@1), before and after RL."
-if [ -f "$OUT/eval-passk/compare.json" ]; then cat "$OUT/eval-passk/table.md"; else
+say "5/6 pass@k" "PASSK=1: 8 samples at the RL temperature (T = $RL_TEMPERATURE) on 10 test puzzles per level: what
+the policy sometimes finds (pass@k) against what it answers (pass@1), before and after RL."
+if [ "${PASSK:-0}" != 1 ]; then echo "skipped (PASSK=1 runs it)"
+elif [ -f "$OUT/eval-passk/compare.json" ]; then cat "$OUT/eval-passk/table.md"; else
     "$LOGICRL" eval -m "cold-start=$COLD" -m "rl=$(last_checkpoint "$OUT/rl")" \
         --data "$OUT/data" --people "$EVAL_PEOPLE" --limit 10 --samples 8 --temperature "$RL_TEMPERATURE" --max-tokens "$MAX_TOKENS" \
         --out "$OUT/eval-passk"
