@@ -25,7 +25,7 @@ RECORD = PUZZLE.to_record(0)
 def test_the_template_trace_is_all_right() -> None:
     counts = audit_cases(response_target(RECORD, PromptConfig(), "cases"), RECORD)
     assert counts == {"cases": 2, "cases_in_order": 2, "checks": 3, "truth_right": 3, "verdict_right": 3,
-                      "checks_right": 3}
+                      "role_right": 3, "checks_right": 3}
 
 
 HAND_MADE = "\n".join([
@@ -41,7 +41,21 @@ HAND_MADE = "\n".join([
 
 def test_wrong_truth_wrong_verdict_and_skipped_cases_by_hand() -> None:
     assert audit_cases(HAND_MADE, RECORD) == {"cases": 2, "cases_in_order": 1, "checks": 4, "truth_right": 2,
-                                              "verdict_right": 1, "checks_right": 1}
+                                              "verdict_right": 1, "role_right": 3, "checks_right": 1}
+
+
+def test_a_case_line_whose_checks_use_other_roles() -> None:
+    """The trace names case 3 (Zoey knave, Oliver knight) and checks the roles of case 4 (both knaves): the role
+    words are wrong for the named case, and the truth values are judged under the named case."""
+    skipped = "\n".join([
+        "Case 3: Zoey knave, Oliver knight.",
+        "Zoey, a knave, says Oliver is a knave: false. OK.",  # role right; truth right (Oliver is a knight here)
+        "Oliver, a knave, says Zoey is a knave (true) and Oliver is a knave (true): true. Contradiction.",  # role wrong
+    ])
+    counts = audit_cases(skipped, RECORD)
+    assert (counts["checks"], counts["role_right"], counts["truth_right"]) == (2, 1, 1)
+    summary = audit_summary([{"id": RECORD["id"], "response": skipped}], {RECORD["id"]: RECORD})
+    assert summary["role_acc"] == 0.5 and summary["truth_acc"] == 0.5
 
 
 def test_summary_pools_rows() -> None:

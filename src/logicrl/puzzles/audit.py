@@ -7,6 +7,8 @@ the latest ``Case k: …`` line, the audit evaluates the speaker's real statemen
     truth right    the line's true/false is the statement's value under the case
     verdict right  OK exactly when that value agrees with the speaker's role in the case (a knight's
                    statement must be true, a knave's false)
+    role right     the line's role word ("Zoey, a knave, …") is the speaker's role in the case (a trace that
+                   names one case and checks the roles of another gets it wrong)
 
 and a case line is *in order* when it is the k-th assignment of the fixed order (all knights first, the last
 person changing fastest). Lines that are not case or check lines are ignored. Pure functions, no I/O; the
@@ -34,7 +36,7 @@ def audit_lines(response: str,
     ``"\n"``): kind ``"case"`` with ``{"in_order"}``, or ``"check"`` with ``{"truth_right", "verdict_right"}`` and
     the line the template trace writes for that speaker under that case (`logicrl.puzzles.cot.check_line`). A
     check line whose speaker or role words do not belong to the puzzle, or that comes before any case line, has
-    both False and no expected line."""
+    all False and no expected line."""
     puzzle = Puzzle.from_record(dict(record))
     names = list(puzzle.names)
     words = {puzzle.roles.word(True): True, puzzle.roles.word(False): False}
@@ -42,25 +44,27 @@ def audit_lines(response: str,
     assignment: tuple[bool, ...] | None = None
     for index, line in enumerate(part.strip() for part in response.split("\n")):
         if m := CASE_LINE.fullmatch(line):
-            assignment = _cast(m[2], names, words)
+            assignment = parse_cast(m[2], names, words)
             number = int(m[1])
             yield index, "case", {"in_order": assignment is not None and 1 <= number <= len(order)
                                   and order[number - 1] == assignment}, None
         elif m := CHECK_LINE.fullmatch(line):
             if assignment is None or m[1] not in names:
-                yield index, "check", {"truth_right": False, "verdict_right": False}, None
+                yield index, "check", {"truth_right": False, "verdict_right": False, "role_right": False}, None
                 continue
             speaker = names.index(m[1])
             truth = puzzle.statements[speaker].evaluate(assignment)
             yield index, "check", {"truth_right": m[3] == str(truth).lower(),
-                                   "verdict_right": (m[4] == "OK") == (truth == assignment[speaker])}, \
+                                   "verdict_right": (m[4] == "OK") == (truth == assignment[speaker]),
+                                   "role_right": words.get(m[2]) == assignment[speaker]}, \
                 check_line(puzzle.statements[speaker], speaker, assignment, names, puzzle.roles)
 
 
 def audit_cases(response: str, record: Mapping[str, Any]) -> dict[str, int]:
     """Counts for one response (`audit_lines` summed): ``cases``, ``cases_in_order``, ``checks``,
-    ``truth_right``, ``verdict_right`` and ``checks_right`` (both right)."""
-    counts = dict.fromkeys(("cases", "cases_in_order", "checks", "truth_right", "verdict_right", "checks_right"), 0)
+    ``truth_right``, ``verdict_right``, ``role_right`` and ``checks_right`` (truth and verdict right)."""
+    counts = dict.fromkeys(("cases", "cases_in_order", "checks", "truth_right", "verdict_right", "role_right",
+                            "checks_right"), 0)
     for _, kind, verdicts, _ in audit_lines(response, record):
         if kind == "case":
             counts["cases"] += 1
@@ -69,11 +73,12 @@ def audit_cases(response: str, record: Mapping[str, Any]) -> dict[str, int]:
             counts["checks"] += 1
             counts["truth_right"] += verdicts["truth_right"]
             counts["verdict_right"] += verdicts["verdict_right"]
+            counts["role_right"] += verdicts["role_right"]
             counts["checks_right"] += verdicts["truth_right"] and verdicts["verdict_right"]
     return counts
 
 
-def _cast(text: str, names: list[str], words: dict[str, bool]) -> tuple[bool, ...] | None:
+def parse_cast(text: str, names: list[str], words: dict[str, bool]) -> tuple[bool, ...] | None:
     """``"Zoey knight, Oliver knave"`` → (True, False) in the puzzle's name order; None if it is not a full cast."""
     roles: dict[str, bool] = {}
     for part in text.split(", "):
