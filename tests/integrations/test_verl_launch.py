@@ -352,6 +352,7 @@ def test_tis_maps_to_rollout_correction_and_dapo_sampling_is_refused() -> None:
                               ("algorithm.overlong_buffer=512", "no overlong punishment"),
                               ("algorithm.mask_truncated=true", "no overlong filtering"),
                               ("algorithm.trace_check_weight=0.5", "no trace shaping"),
+                              ("algorithm.trace_answer_weight=0.5", "no trace shaping"),
                               ("optim.eps=1e-6", "AdamW at its default ε"),
                               ("algorithm.check_line_credit=1", "no per-token credit"),
                               ("algorithm.positive_only=true", "not clamped")):

@@ -10,11 +10,11 @@ import pytest
 
 from logicrl.analysis.cases import audit_summary
 from logicrl.prompts import PromptConfig, response_target
-from logicrl.puzzles.audit import audit_cases
+from logicrl.puzzles.audit import audit_cases, last_case
 from logicrl.puzzles.logic import statements_from_json
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.record import Puzzle
-from logicrl.rl.shaping import check_line_credit, first_difference, trace_check_shaping
+from logicrl.rl.shaping import check_line_credit, first_difference, trace_answer_shaping, trace_check_shaping
 
 # Zoey: "Oliver is a knave"; Oliver: "Zoey is a knave and Oliver is a knave" (solution: Zoey knight, Oliver knave)
 PUZZLE = Puzzle(names=("Zoey", "Oliver"), roles=Roles(), solution=(True, False), seed=0, order=(0, 1), depth=2, width=2,
@@ -105,3 +105,20 @@ def test_check_line_credit_pays_a_repeated_line_once() -> None:
     pieces = [line + "\n" for line in lines]  # one token a line
     credit, shares = check_line_credit([pieces], [RECORD], 1.0, width=len(pieces))
     assert credit[0].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0, 1.0] and shares == [1.0]
+
+
+def test_trace_answer_shaping_by_hand() -> None:
+    """The answer must be the last case line's assignment: the template trace's is; a trace that names case 3
+    and answers case 4 loses w although its answer is right; no case line or no parsed answer: left alone."""
+    perfect = response_target(RECORD, PromptConfig(), "cases")
+    assert last_case(perfect, RECORD) == (True, False) and last_case("no cases here", RECORD) is None
+    assert last_case(HAND_MADE, RECORD) == (True, False)  # "Case 3: Zoey knight, Oliver knave." is the last
+    right = {"Zoey": "knight", "Oliver": "knave"}
+    skipped = "Case 3: Zoey knave, Oliver knight.\nZoey, a knight, says Oliver is a knave: true. OK."
+    shaping = trace_answer_shaping([perfect, skipped, "Zoey is a knight.", perfect, perfect],
+                                   [right, right, {"Zoey": "knave", "Oliver": "knave"}, None, {"Zoey": "knight"}],
+                                   [RECORD] * 5, 0.5)
+    assert shaping.tolist() == [0.0, -0.5, 0.0, 0.0, 0.0]  # a partial answer is the reward's business
+    assert trace_answer_shaping([skipped], [{"Zoey": "knave", "Oliver": "knight"}], [RECORD], 0.5).tolist() == [0.0]
+    with pytest.raises(ValueError, match="2 responses, 1 answers for 1 records"):
+        trace_answer_shaping([perfect, perfect], [right], [RECORD], 1.0)

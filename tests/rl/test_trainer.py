@@ -26,6 +26,7 @@ from logicrl.models.lora import REFERENCE_ADAPTER, TRAINED_ADAPTER, adapter_stat
 from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.prompts import PromptConfig, response_target
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+from logicrl.puzzles.record import Puzzle
 from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
 from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.run_log import read_metrics
@@ -494,6 +495,37 @@ def test_trace_shaping_reaches_dynamic_sampling_and_the_update(puzzle_dir, tmp_p
             assert metrics["sampling/draws"] == 6 and metrics["sampling/kept_groups"] == 0
             assert "trace_shaping" not in rows[0] and "reward/trace_checks" not in metrics
             assert metrics["grad_norm"] == 0
+
+
+def same_reward_answers_off_the_trace(records, generation, tokenizer, **kwargs):
+    """Every response scores −1 and reads as the template's trace by cases; the first of each group answers
+    the trace's last case, the second another assignment, the third nothing parsed: only the answer
+    consistency shaping tells them apart."""
+    rows, _ = real_score_generation(records, generation, tokenizer, **kwargs)
+    by_id = {r["id"]: r for r in records}
+    for row in rows:
+        record = by_id[row["id"]]
+        row["response"] = response_target(record, PromptConfig(), "cases")
+        roles = Puzzle.from_record(dict(record)).roles
+        answer = {name: roles.word(bool(truth)) for name, truth in zip(record["names"], record["solution"])}
+        flipped = {name: roles.word(not bool(truth)) for name, truth in zip(record["names"], record["solution"])}
+        row["assignment"] = [answer, flipped, None][row["sample"]]
+        row["reward"] = -1.0
+    return rows, [SimpleNamespace(total=-1.0) for _ in rows]
+
+
+def test_answer_consistency_shaping_reaches_dynamic_sampling_and_the_update(puzzle_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "score_generation", same_reward_answers_off_the_trace)
+    config = dapo_config(puzzle_dir, tmp_path / "run").model_copy(update={"val_every": 0, "steps": 2})
+    config = config.model_copy(update={"algorithm": config.algorithm.model_copy(
+        update={"trace_answer_weight": 0.5})})
+    Trainer(config, show_progress=False).fit()
+    for metrics in read_metrics(tmp_path / "run", "train"):
+        rows = [json.loads(x) for x in
+                (tmp_path / "run" / "rollouts" / f"step_{metrics['step']:06d}.jsonl").read_text().splitlines()]
+        assert metrics["sampling/draws"] == 1 and metrics["sampling/kept_groups"] == 2
+        assert [r["trace_answer_shaping"] for r in rows] == [0.0, -0.5, 0.0] * 2
+        assert metrics["reward/trace_answer"] == pytest.approx(-1 / 6) and metrics["grad_norm"] > 0
 
 
 def crafted_traces(puzzle_dir, tokenizer):

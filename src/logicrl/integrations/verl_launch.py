@@ -206,6 +206,8 @@ def check_supported(cfg: TrainConfig) -> None:
         (algo.mask_truncated, "algorithm.mask_truncated: veRL's main_ppo has no overlong filtering"),
         (algo.trace_check_weight > 0,
          "algorithm.trace_check_weight: the exported reward function scores the answer only (no trace shaping)"),
+        (algo.trace_answer_weight > 0,
+         "algorithm.trace_answer_weight: the exported reward function scores the answer only (no trace shaping)"),
         (algo.check_line_credit > 0,
          "algorithm.check_line_credit: veRL's advantages come from its estimators only (no per-token credit)"),
         (algo.positive_only, "algorithm.positive_only: veRL's advantages are not clamped"),

@@ -78,6 +78,16 @@ def audit_cases(response: str, record: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
+def last_case(response: str, record: Mapping[str, Any]) -> tuple[bool, ...] | None:
+    """The assignment (True = knight, in the puzzle's name order) of the last case line of ``response`` that
+    names every person, or None if it has none."""
+    puzzle = Puzzle.from_record(dict(record))
+    names, words = list(puzzle.names), {puzzle.roles.word(True): True, puzzle.roles.word(False): False}
+    cases = [parse_cast(m[2], names, words) for part in response.split("\n")
+             if (m := CASE_LINE.fullmatch(part.strip()))]
+    return next((case for case in reversed(cases) if case is not None), None)
+
+
 def parse_cast(text: str, names: list[str], words: dict[str, bool]) -> tuple[bool, ...] | None:
     """``"Zoey knight, Oliver knave"`` → (True, False) in the puzzle's name order; None if it is not a full cast."""
     roles: dict[str, bool] = {}

@@ -154,6 +154,10 @@ class AlgorithmConfig(StrictModel):
         "Shaped, not the paper's reward: add w × (share of the response's case-check lines that are right − 1) "
         "to its score (logicrl.rl.shaping.trace_check_shaping), for a cold start that reasons by cases; "
         "0: the paper's reward alone. Evaluation never sees it."))
+    trace_answer_weight: float = Field(0.0, ge=0.0, description=(
+        "Shaped, not the paper's reward: subtract w from the score of a response whose answer is not the "
+        "assignment of its last case line (logicrl.rl.shaping.trace_answer_shaping): a trace by cases must "
+        "answer the case it ends on; 0: off. Evaluation never sees it."))
     check_line_credit: float = Field(0.0, ge=0.0, description=(
         "Shaped, not the paper's reward: add +w to the advantage of the tokens of a case-check line up to its "
         "first wrong character (against the template's line) and −w to the token holding it "

@@ -1,6 +1,6 @@
 """Score shaping on top of the reward: DAPO's length handling (the soft overlong punishment, masking truncated
-responses out of the loss), and for responses in the reasoning-by-cases form trace shaping (per response) and
-check-line credit (per token).
+responses out of the loss), and for responses in the reasoning-by-cases form trace shaping and answer-consistency
+shaping (per response) and check-line credit (per token).
 
 Pure functions. L_max = ``rollout.max_response_tokens``, L_cache = ``algorithm.overlong_buffer``.
 Source: Yu et al., DAPO, arXiv 2503.14476 §3.4 (eq. 13) and veRL ``recipe/dapo`` (``overlong_buffer``).
@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from logicrl.puzzles.audit import audit_cases, audit_lines
+from logicrl.puzzles.audit import audit_cases, audit_lines, last_case
+from logicrl.puzzles.record import Puzzle
 
 
 def overlong_penalty(lengths: Tensor, max_tokens: int, buffer: int, factor: float = 1.0) -> Tensor:
@@ -62,6 +63,30 @@ def trace_check_shaping(responses: Sequence[str], records: Sequence[Mapping[str,
         counts = audit_cases(response, record)
         shares.append(counts["checks_right"] / max(counts["checks"], 1))
     return weight * (torch.tensor(shares, dtype=torch.float32) - 1.0)
+
+
+def trace_answer_shaping(responses: Sequence[str], answers: Sequence[Mapping[str, str] | None],
+                         records: Sequence[Mapping[str, Any]], weight: float) -> Tensor:
+    """Consistency shaping for traces by cases (logicrl's, not the paper's reward), added to each response's score:
+
+        s_i = −w · [a case line ∧ a parsed answer ∧ answer_i ≠ the last case line's assignment]
+
+    A trace by cases ends on the case it accepts, so its answer should be that case; a response that names one
+    case, checks the roles of another and answers those (the ninth attempt's traces, docs/experiments.md)
+    loses w even when the answer is right. Responses without case lines or without a parsed answer are left to the
+    reward. ``answers[i]``: person → role word as the reward parsed it (`logicrl.evaluate.scoring`), or None.
+    Shapes: ``responses[i]`` answers ``records[i]`` → [len(responses)] float.
+    """
+    if not len(responses) == len(answers) == len(records):
+        raise ValueError(f"{len(responses)} responses, {len(answers)} answers for {len(records)} records")
+    values = []
+    for response, answer, record in zip(responses, answers, records):
+        case = last_case(response, record)
+        puzzle = Puzzle.from_record(dict(record))
+        parsed = tuple(answer[name] == puzzle.roles.word(True) for name in puzzle.names) \
+            if answer and all(name in answer for name in puzzle.names) else None
+        values.append(-weight if case is not None and parsed is not None and parsed != case else 0.0)
+    return torch.tensor(values, dtype=torch.float32)
 
 
 def first_difference(a: str, b: str) -> int:

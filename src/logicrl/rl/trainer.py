@@ -57,7 +57,8 @@ from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.policy import load_run_models
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
-from logicrl.rl.shaping import check_line_credit, mask_truncated, overlong_penalty, trace_check_shaping
+from logicrl.rl.shaping import (check_line_credit, mask_truncated, overlong_penalty, trace_answer_shaping,
+                                 trace_check_shaping)
 from logicrl.rl.update import (
     adamw,
     batch_logprobs,
@@ -320,15 +321,22 @@ class Trainer:
             for row, value in zip(rows, shaping.tolist()):
                 row["trace_shaping"] = value
             scores = scores + shaping
+        if weight := cfg.algorithm.trace_answer_weight:
+            shaping = trace_answer_shaping([r["response"] for r in rows], [r["assignment"] for r in rows],
+                                           [r for r in records for _ in range(cfg.rollout.group_size)], weight)
+            for row, value in zip(rows, shaping.tolist()):
+                row["trace_answer_shaping"] = value
+            scores = scores + shaping
         times["time/score"] += time.perf_counter() - timer
         return Draw(generation, rows, scores)
 
     def _shaped_scores(self, drawn: Draw) -> tuple[torch.Tensor, dict[str, float]]:
-        """The scores the advantages see: the reward (plus trace shaping, added when sampled), plus DAPO's
+        """The scores the advantages see: the reward (plus trace and answer shaping, added when sampled), plus DAPO's
         overlong punishment when configured."""
         algo = self.config.algorithm
-        metrics = ({"reward/trace_checks": sum(r["trace_shaping"] for r in drawn.rows) / len(drawn.rows)}
-                   if algo.trace_check_weight else {})
+        metrics = {f"reward/{name}": sum(r[key] for r in drawn.rows) / len(drawn.rows)
+                   for name, key, on in (("trace_checks", "trace_shaping", algo.trace_check_weight),
+                                         ("trace_answer", "trace_answer_shaping", algo.trace_answer_weight)) if on}
         if algo.overlong_buffer is None:
             return drawn.scores, metrics
         penalty = overlong_penalty(drawn.generation.response_lengths, self.config.rollout.max_response_tokens,
