@@ -24,8 +24,10 @@ SAMPLES = {"cold start": HERE / "eval/samples/cold-start.jsonl", "step 50": HERE
            "step 100": HERE / "eval/samples/rl.jsonl"}
 
 
-def last_case(row: dict, record: dict) -> tuple[bool, bool, bool]:
-    """(answer = last case line, answer = roles of the last case's check lines, those roles = the case line)."""
+def last_block(row: dict, record: dict) -> tuple[bool, bool, bool]:
+    """(answer = last case line, answer = roles of the last case's check lines, those roles = the case line),
+    read from the think block; unlike `logicrl.puzzles.audit.last_case`, the last case line counts even when it
+    does not name everyone (it then matches nothing)."""
     puzzle = Puzzle.from_record(dict(record))
     names = list(puzzle.names)
     words = {puzzle.roles.word(True): True, puzzle.roles.word(False): False}
@@ -54,7 +56,7 @@ def main() -> None:
         for people in (2, 3, 4):
             level = [row for row in rows if row["n_people"] == people]
             audit = audit_summary(level, records)
-            flags = [last_case(row, records[str(row["id"])]) for row in level]
+            flags = [last_block(row, records[str(row["id"])]) for row in level]
             counts = [sum(flag[k] for flag in flags) for k in range(3)]
             print(f"| {name} | {people} | {audit['truth_acc']:.2f} | {audit['role_acc']:.2f} | {audit['verdict_acc']:.2f} "
                   f"| {counts[0]}/{len(level)} | {counts[1]}/{len(level)} | {counts[2]}/{len(level)} |")

@@ -315,24 +315,25 @@ class Trainer:
         rows, breakdowns = score_generation(records, generation, self.tokenizer, n=cfg.rollout.group_size,
                                             prompt=cfg.prompt, reward=cfg.reward)
         scores = torch.tensor([b.total for b in breakdowns], dtype=torch.float32)
-        if weight := cfg.algorithm.trace_check_weight:  # shaped before dynamic sampling judges the groups
-            shaping = trace_check_shaping([r["response"] for r in rows],
-                                          [r for r in records for _ in range(cfg.rollout.group_size)], weight)
-            for row, value in zip(rows, shaping.tolist()):
-                row["trace_shaping"] = value
-            scores = scores + shaping
+        # per-response shaping, added before dynamic sampling judges the groups; each row keeps its share
+        responses = [r["response"] for r in rows]
+        answered = [r for r in records for _ in range(cfg.rollout.group_size)]  # the record of each row
+        shapings = []
+        if weight := cfg.algorithm.trace_check_weight:
+            shapings.append(("trace_shaping", trace_check_shaping(responses, answered, weight)))
         if weight := cfg.algorithm.trace_answer_weight:
-            shaping = trace_answer_shaping([r["response"] for r in rows], [r["assignment"] for r in rows],
-                                           [r for r in records for _ in range(cfg.rollout.group_size)], weight)
+            answers = [r["assignment"] for r in rows]
+            shapings.append(("trace_answer_shaping", trace_answer_shaping(responses, answers, answered, weight)))
+        for key, shaping in shapings:
             for row, value in zip(rows, shaping.tolist()):
-                row["trace_answer_shaping"] = value
+                row[key] = value
             scores = scores + shaping
         times["time/score"] += time.perf_counter() - timer
         return Draw(generation, rows, scores)
 
     def _shaped_scores(self, drawn: Draw) -> tuple[torch.Tensor, dict[str, float]]:
-        """The scores the advantages see: the reward (plus trace and answer shaping, added when sampled), plus DAPO's
-        overlong punishment when configured."""
+        """The scores the advantages see: the reward (plus trace and answer shaping, added when sampled), plus
+        DAPO's overlong punishment when configured."""
         algo = self.config.algorithm
         metrics = {f"reward/{name}": sum(r[key] for r in drawn.rows) / len(drawn.rows)
                    for name, key, on in (("trace_checks", "trace_shaping", algo.trace_check_weight),
