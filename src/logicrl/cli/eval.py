@@ -33,6 +33,7 @@ from logicrl.evaluate.runner import (
     ModelSpec,
     model_rows,
     parse_model_specs,
+    remove_journals,
     saved_specs,
     select_records,
 )
@@ -190,6 +191,7 @@ def eval_cmd(
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
     for title, table in tables:
         print_table(console, title, *table)
+    remove_journals(out, specs)  # the results are written: nothing left to resume
     print_line(console, f"wrote {out}/table.md, table.csv, results.json and samples/")
 
 
@@ -231,6 +233,7 @@ def memorization_cmd(
     atomic_write_text(out / "memorization.csv", csv_text(table))
     summary = memorization_json(results, cfg.model_dump(mode="json"))
     atomic_write_text(out / "memorization.json", json.dumps(summary, indent=2) + "\n")
+    remove_journals(out, specs)
     print_table(console, "Memorization (Xie et al. 2024): LiMem = Acc·(1 − CR)", *table, labels=2)
     print_line(console, f"wrote {out}/memorization.md, memorization.csv, memorization.json and samples/")
 

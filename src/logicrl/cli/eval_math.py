@@ -43,6 +43,7 @@ from logicrl.evaluate.math_check import MathChecker
 from logicrl.evaluate.math_data import load_math_problems, math_source
 from logicrl.evaluate.math_eval import MathEvalConfig, checker_stats, math_results, math_rows
 from logicrl.evaluate.metrics import by_puzzle
+from logicrl.evaluate.runner import remove_journals
 from logicrl.evaluate.tables import (
     Table,
     extra_metrics,
@@ -114,6 +115,7 @@ def math_cmd(
             print_line(console, f"{spec.label}: {verb} {len(rows)} samples in {seconds:.1f}s; "
                        f"checked {stats['checked']} answers{speed}, {stats['timeouts']} timed out")
     _write_results(specs, rows_by_label, cfg, out)
+    remove_journals(out, specs)  # the results are written: nothing left to resume
 
 
 def _write_results(specs: list, rows_by_label: dict[str, list[dict]], cfg: MathEvalConfig, out: Path) -> None:

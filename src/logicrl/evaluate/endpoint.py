@@ -174,12 +174,13 @@ def endpoint_generate_and_score(
     client: EndpointClient, records: Sequence[Mapping[str, Any]], *, prompt: PromptConfig,
     reward: RewardConfig | None = None, max_new_tokens: int, n: int = 1, temperature: float = 0.0,
     top_p: float = 1.0, seed: int | None = None, concurrency: int = 8,
-    progress: Callable[[int], None] | None = None, scorer: Scorer | None = None,
+    progress: Callable[[int], None] | None = None, scorer: Scorer | None = None, first_index: int = 0,
 ) -> list[dict[str, Any]]:
     """``n`` completions per record through ``client``, scored (by ``scorer``, default the puzzle reward with
     ``reward``); rows as `generate_and_score` gives them.
 
-    Sample j of record i gets seed ``seed + i·n + j`` (when ``seed`` is set), so a rerun asks the same.
+    Sample j of record i gets seed ``seed + (first_index + i)·n + j`` (when ``seed`` is set), so a rerun asks
+    the same, and so does a list cut into chunks (``first_index``: where ``records`` start in the whole list).
     """
     scorer = resolve_scorer(reward, scorer)
     jobs = [(i, j) for i in range(len(records)) for j in range(n)]
@@ -188,7 +189,7 @@ def endpoint_generate_and_score(
         i, j = job
         messages = chat_messages(str(records[i]["quiz"]), prompt)
         completion = client.complete(messages, max_tokens=max_new_tokens, temperature=temperature,
-                                     top_p=top_p, seed=None if seed is None else seed + i * n + j)
+                                     top_p=top_p, seed=None if seed is None else seed + (first_index + i) * n + j)
         if progress and j == n - 1:
             progress(1)
         return completion

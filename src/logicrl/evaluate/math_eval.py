@@ -25,6 +25,7 @@ from logicrl.evaluate.config import SampledConfig
 from logicrl.evaluate.math_check import MathChecker, MathVerdict, boxed_contents, substring_match
 from logicrl.evaluate.math_data import math_group, math_source
 from logicrl.evaluate.metrics import accuracy_table
+from logicrl.evaluate.journal import Journal
 from logicrl.evaluate.runner import ModelSpec, generate_rows, samples_path
 from logicrl.evaluate.scoring import Scorer
 from logicrl.io import read_jsonl, write_jsonl
@@ -128,7 +129,8 @@ def math_rows(
     if rescore:
         rows = _rescore(path, spec, records, scorer, cfg.prompt.prefilled_think, progress)
     else:
-        rows = generate_rows(spec, records, cfg, n=cfg.samples, progress=progress, scorer=scorer)
+        rows = generate_rows(spec, records, cfg, n=cfg.samples, progress=progress, scorer=scorer,
+                             journal=Journal(out, spec.file_stem))
     rows = [{"model": spec.label, **row} for row in rows]
     write_jsonl(path, rows)
     return rows

@@ -3,14 +3,17 @@ and keep them as ``<out>/samples/<label>.jsonl``.
 
 A sample row is a `logicrl.evaluate.scoring.score_sample` row plus ``model`` (the label). Rescoring reads
 the saved responses back, finds each row's puzzle by id, and scores it again with the current reward
-config (``prefilled_think`` as saved): a change of reward mode needs no model.
+config (``prefilled_think`` as saved): a change of reward mode needs no model. Generation is resumable:
+each model's rows are journaled chunk by chunk under ``<out>/partial/`` until the command's tables are
+written (`logicrl.evaluate.journal`).
 """
 
 from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.config import BackendConfig, RunConfig
 from logicrl.evaluate.endpoint import endpoint_client, endpoint_generate_and_score
+from logicrl.evaluate.journal import Journal, done_prefix, identity
 from logicrl.evaluate.scoring import Scorer, generate_and_score, score_sample
 from logicrl.io import read_jsonl, write_jsonl
 from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
@@ -97,12 +101,51 @@ def _span(people: Sequence[int]) -> str:
 
 def generate_rows(
     spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: BackendConfig, *, n: int,
-    progress: Callable[[int], None] | None = None, scorer: Scorer | None = None,
+    progress: Callable[[int], None] | None = None, scorer: Scorer | None = None, journal: Journal | None = None,
 ) -> list[dict[str, Any]]:
     """``n`` scored samples per record from ``spec``'s model (local or endpoint), labelled with the model.
 
     Scored by ``scorer`` (`logicrl.evaluate.scoring.Scorer`); without one, by the puzzle reward of
-    ``cfg.reward`` (``cfg`` is then a `RunConfig`). The prompt is each record's ``quiz``."""
+    ``cfg.reward`` (``cfg`` is then a `RunConfig`). The prompt is each record's ``quiz``. The records go in
+    chunks (`chunk_size`); with a ``journal`` each chunk's rows are kept as soon as they are scored, and a
+    rerun generates only the chunks the journal does not hold (`logicrl.evaluate.journal`); the model is not
+    loaded when it holds them all."""
+    chunk = chunk_size(cfg, n)
+    rows: list[dict[str, Any]] = []
+    if journal is not None:
+        kept = journal.open(identity(spec.name, records, n, cfg.model_dump(mode="json")))
+        done = done_prefix(kept, records, n, chunk)
+        ids = {str(r.get("id")) for r in records[:done]}
+        rows = [{**row, "model": spec.label} for row in kept if str(row.get("id")) in ids]
+        if len(rows) != len(kept):
+            journal.keep(rows)  # drop the rows of a chunk that did not finish
+        if progress and done:
+            progress(done)
+    else:
+        done = 0
+    if done == len(records):
+        return rows
+    with _sampler(spec, cfg, n=n, scorer=scorer, progress=progress) as sample:
+        for first in range(done, len(records), chunk):
+            new = [{"model": spec.label, **row} for row in sample(records[first:first + chunk], first)]
+            if journal is not None:
+                journal.append(new)
+            rows += new
+    return rows
+
+
+def chunk_size(cfg: BackendConfig, n: int) -> int:
+    """Records per chunk: one generate call locally (``batch_size`` rows), 16 rounds of requests in flight
+    through an endpoint."""
+    rows = 16 * cfg.concurrency if cfg.endpoint else cfg.batch_size
+    return max(1, rows // n)
+
+
+@contextmanager
+def _sampler(spec: ModelSpec, cfg: BackendConfig, *, n: int, scorer: Scorer | None,
+             progress: Callable[[int], None] | None) -> Iterator[Callable[[Sequence[Mapping[str, Any]], int], list]]:
+    """``sample(records, first_index)``: the scored rows of a chunk, from the endpoint or the loaded model
+    (closed or freed on exit)."""
     reward = None if scorer is not None else cfg.reward  # type: ignore[attr-defined]
     common = {"prompt": cfg.prompt, "reward": reward, "scorer": scorer, "max_new_tokens": cfg.max_tokens,
               "n": n, "top_p": cfg.top_p, "seed": cfg.seed, "progress": progress}
@@ -110,17 +153,25 @@ def generate_rows(
         client = endpoint_client(cfg.endpoint, spec.name, api_key_env=cfg.api_key_env,
                                  timeout_s=cfg.timeout_s, retries=cfg.retries)
         try:
-            rows = endpoint_generate_and_score(client, records, temperature=cfg.temperature,
-                                               concurrency=cfg.concurrency, **common)
+            yield lambda chunk, first: endpoint_generate_and_score(
+                client, chunk, temperature=cfg.temperature, concurrency=cfg.concurrency, first_index=first, **common)
         finally:
             client.close()
     else:
         model, tokenizer = _load(spec, cfg)
-        rows = generate_and_score(model, tokenizer, records, greedy=cfg.greedy, temperature=cfg.temperature,
-                                  batch_size=cfg.batch_size, **common)
-        del model
-        gc.collect()
-    return [{"model": spec.label, **row} for row in rows]
+        try:
+            yield lambda chunk, first: generate_and_score(
+                model, tokenizer, chunk, greedy=cfg.greedy, temperature=cfg.temperature,
+                batch_size=cfg.batch_size, first_index=first, **common)
+        finally:
+            del model
+            gc.collect()
+
+
+def remove_journals(out: Path, specs: Iterable[ModelSpec]) -> None:
+    """Drop the models' journals: call once the command's results are written."""
+    for spec in specs:
+        Journal(out, spec.file_stem).remove()
 
 
 def _load(spec: ModelSpec, cfg: BackendConfig) -> tuple[Any, Any]:
@@ -149,7 +200,7 @@ def model_rows(
     other levels stay in the file untouched and are not returned)."""
     path = samples_path(out, spec)
     if not rescore:
-        rows = generate_rows(spec, records, cfg, n=n, progress=progress)
+        rows = generate_rows(spec, records, cfg, n=n, progress=progress, journal=Journal(out, spec.file_stem))
         write_jsonl(path, rows)
         return rows
     if not path.is_file():

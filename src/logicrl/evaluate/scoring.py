@@ -79,9 +79,14 @@ def generate_and_score(
     reward: RewardConfig | None = None, max_new_tokens: int, n: int = 1, greedy: bool = True,
     temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 32, stop_texts: Sequence[str] = (),
     seed: int | None = None, progress: Callable[[int], None] | None = None, scorer: Scorer | None = None,
+    first_index: int = 0,
 ) -> list[dict[str, Any]]:
     """Sample ``n`` responses per record (greedy by default) in batches of ``batch_size`` rows; score them
-    with ``scorer`` (default: the puzzle reward with ``reward``)."""
+    with ``scorer`` (default: the puzzle reward with ``reward``).
+
+    The batch that starts at record i samples with seed ``seed + first_index + i``: ``first_index`` is where
+    ``records`` start in a longer list cut into chunks of whole batches (a resumed evaluation), so the
+    chunks draw what one call over the whole list would."""
     scorer = resolve_scorer(reward, scorer)
     prompts = encode_prompts(list(records), tokenizer, prompt)
     per_batch = max(1, batch_size // n)
@@ -92,7 +97,7 @@ def generate_and_score(
             model, prompts[start:start + per_batch], n=n, max_new_tokens=max_new_tokens, greedy=greedy,
             temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id,
             stop_token_ids=stop_token_ids(tokenizer), stop_texts=stop_texts, tokenizer=tokenizer,
-            seed=None if seed is None else seed + start,
+            seed=None if seed is None else seed + first_index + start,
         )
         rows += score_generation(chunk, generation, tokenizer, n=n, prompt=prompt, scorer=scorer)[0]
         if progress:

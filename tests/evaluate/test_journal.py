@@ -1,0 +1,152 @@
+"""Resumable evaluation (`logicrl.evaluate.journal`): an interrupted `logicrl eval` resumes where its last
+finished chunk ended and its samples equal an uninterrupted run's; a rerun with other settings is refused;
+a journal that holds everything loads no model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logicrl.cli import app
+from logicrl.errors import DataError, UserError
+from logicrl.evaluate import runner as eval_runner
+from logicrl.evaluate.journal import PARTIAL_DIR, Journal, differences, done_prefix
+from logicrl.evaluate.scoring import generate_and_score
+from logicrl.models import TINY_MODEL, load_model_and_tokenizer
+from logicrl.prompts import PromptConfig
+from logicrl.reward.score import RewardConfig
+
+runner = CliRunner()
+# 6 test puzzles (tests/evaluate/conftest.py), 2 per chunk, sampled: the seeds differ from chunk to chunk
+ARGS = ["-m", "tiny-random", "--limit", "3", "--max-tokens", "6", "--temperature", "1.0", "--batch-size", "2"]
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def rows(ids: str, n: int = 1) -> list[dict]:
+    return [{"id": i, "sample": j} for i in ids for j in range(n)]
+
+
+def test_done_prefix_counts_whole_chunks_of_complete_puzzles() -> None:
+    records = [{"id": i} for i in "abcde"]
+    assert done_prefix([], records, 1, 2) == 0
+    assert done_prefix(rows("abc"), records, 1, 2) == 2  # c's chunk (c, d) did not finish
+    assert done_prefix(rows("abcd"), records, 1, 2) == 4
+    assert done_prefix(rows("abcde"), records, 1, 2) == 5  # the last chunk may be short
+    assert done_prefix(rows("ab", 2) + rows("c"), records, 2, 1) == 2  # c has 1 of its 2 samples
+    assert done_prefix(rows("bcde"), records, 1, 1) == 0  # a prefix, from the first puzzle
+
+
+def test_differences_name_each_changed_leaf() -> None:
+    old = {"model": "m", "settings": {"temperature": 1.0, "prompt": {"template": "chat"}, "seed": 0}}
+    new = {"model": "m", "settings": {"temperature": 0.7, "prompt": {"template": "plain"}, "seed": 0}}
+    assert differences(old, new) == ["settings.prompt.template: 'chat' → 'plain'", "settings.temperature: 1.0 → 0.7"]
+    assert differences(old, old) == []
+
+
+def test_journal_drops_a_torn_last_line_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "m")
+    ident = {"model": "m", "settings": {}}
+    assert journal.open(ident) == []
+    journal.append([{"id": "a"}, {"id": "b"}])
+    with journal.rows_path.open("a") as f:
+        f.write('{"id": "c", "resp')  # killed while writing
+    assert journal.open(ident) == [{"id": "a"}, {"id": "b"}]
+    journal.rows_path.write_text('{"id": "a"}\n{broken\n{"id": "c"}\n')
+    with pytest.raises(DataError, match=r"m\.jsonl:2: not valid JSON"):
+        journal.open(ident)
+    with pytest.raises(UserError, match="other settings"):
+        journal.open({"model": "other", "settings": {}})
+    journal.remove()
+    assert not (tmp_path / PARTIAL_DIR).exists()
+
+
+def samples(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "samples" / "tiny-random.jsonl").read_text().splitlines()]
+
+
+class Interrupt(Exception):
+    """What a killed run stands for here."""
+
+
+def test_an_interrupted_eval_resumes_to_the_uninterrupted_samples(
+    tmp_path: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = tmp_path / "whole"
+    result = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(whole)])
+    assert result.exit_code == 0, result.output
+    assert not (whole / PARTIAL_DIR).exists()  # removed once the tables are written
+    expected = samples(whole)
+    assert len({r["response"] for r in expected}) > 1
+
+    real = eval_runner.generate_and_score
+    calls: list[int] = []
+
+    def dies_on_third_chunk(*args, **kwargs):
+        calls.append(kwargs["first_index"])
+        if len(calls) == 3:
+            raise Interrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(eval_runner, "generate_and_score", dies_on_third_chunk)
+    out = tmp_path / "resumed"
+    result = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(out)])
+    assert isinstance(result.exception, Interrupt)
+    assert not (out / "samples").exists() and len((out / PARTIAL_DIR / "tiny-random.jsonl").read_text().splitlines()) == 4
+
+    changed = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(out), "--temperature", "0.7"])
+    assert isinstance(changed.exception, UserError), changed.output
+    assert "settings.temperature: 1.0 → 0.7" in str(changed.exception)
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["first_index"])
+        return real(*args, **kwargs)
+
+    calls.clear()
+    monkeypatch.setattr(eval_runner, "generate_and_score", counted)
+    result = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert calls == [4]  # only the chunk that had not finished
+    assert samples(out) == expected
+    assert not (out / PARTIAL_DIR).exists()
+
+
+def test_a_complete_journal_loads_no_model(tmp_path: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+
+    def killed_before_tables(*args, **kwargs):
+        raise Interrupt
+
+    monkeypatch.setattr("logicrl.cli.eval.accuracy_table", killed_before_tables)
+    result = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(out)])
+    assert isinstance(result.exception, Interrupt)
+    expected = samples(out)
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("loaded a model")
+
+    monkeypatch.setattr(eval_runner, "_load", no_model)
+    result = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert samples(out) == expected and (out / "table.md").is_file()
+
+
+def test_chunks_sample_what_one_call_over_all_puzzles_does(test_records: list[dict]) -> None:
+    """The chunks of a (resumed) run draw the seeds one call over the whole list would: batch i of the list
+    samples with seed + its first puzzle's index, wherever the list was cut."""
+    model, tokenizer = load_model_and_tokenizer(TINY_MODEL, device="cpu")
+    common = {"prompt": PromptConfig(), "reward": RewardConfig(), "max_new_tokens": 6, "greedy": False, "batch_size": 2, "seed": 3}
+    whole = generate_and_score(model, tokenizer, test_records, **common)
+    chunked = [row for first in range(0, len(test_records), 2)
+               for row in generate_and_score(model, tokenizer, test_records[first:first + 2], first_index=first,
+                                             **common)]
+    assert [r["response"] for r in chunked] == [r["response"] for r in whole]
+    assert len({r["response"] for r in whole}) == len(whole)
