@@ -221,6 +221,20 @@ def test_chunked_logprobs_give_the_same_values_and_gradients(tiny, share):
     torch.testing.assert_close(logp * inputs[4], whole[0], atol=1e-5, rtol=0)
 
 
+def test_fused_head_under_bf16_autocast_matches_the_unfused_path(tiny):
+    """The trainer's CPU bf16 mode: the fused head's matmuls run in the forward's autocast dtype both ways, as the
+    unfused path's do, so values and gradients agree to bf16 rounding (its backward has no autocast context)."""
+    inputs = grouped_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        whole = logp_and_grads(tiny, inputs, onednn=False)
+        fused = logp_and_grads(tiny, inputs, onednn=False, logprob_chunk=3)
+    torch.testing.assert_close(fused[0], whole[0], atol=2e-2, rtol=0)
+    torch.testing.assert_close(fused[1], whole[1], atol=2e-2, rtol=0)
+    for name, grad in whole[2].items():
+        scale = float(grad.abs().max())
+        assert float((fused[2][name] - grad).abs().max()) <= 0.05 * scale, name
+
+
 def test_chunked_logprobs_bound_the_full_vocabulary_tensors():
     """Peak live bytes of forward + backward: the logits' copies span one chunk instead of the whole response."""
     from live_bytes import LiveBytes

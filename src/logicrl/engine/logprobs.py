@@ -13,9 +13,12 @@ runs the rows in chunks: without grad only one chunk's logits exist at a time; w
 graph is kept until backward, so bound the memory by calling backward per micro-batch instead.
 
 ``logprob_chunk`` bounds the full-vocabulary tensors of a forward with grad: the forward returns the final
-hidden states, and the vocabulary projection, log-softmax and entropy run ``logprob_chunk`` response
-positions at a time (`chunked_head_logprobs`), each chunk under ``torch.utils.checkpoint`` so its logits
-are recomputed in backward instead of kept: at most rows × chunk × V floats exist at once, not rows × T × V.
+hidden states, and the vocabulary projection, log-softmax and entropy run ``logprob_chunk`` tokens at a time.
+For a plain ``nn.Linear`` head (every causal LM here) that is `fused_head_logprobs`: one autograd function
+over the response's real tokens only (padding skipped), which keeps per token only its logsumexp and
+entropy and recomputes a chunk's logits in backward, with the gradient in closed form: at most chunk × V
+floats exist at once. Other heads (a LoRA-wrapped one) take `chunked_head_logprobs`, each chunk of
+positions under ``torch.utils.checkpoint``: at most rows × chunk × V.
 
 Gradient checkpointing (``model.gradient_checkpointing_enable()``, in train mode): the oneDNN route steps
 aside (backward recomputes each layer outside this module's context, and oneDNN's outputs differ in
@@ -152,10 +155,99 @@ def _head_logprobs(head, hidden: Tensor, tokens: Tensor, temperature: float, wit
     return logp, entropy_from_logits((logits if entropy_grad else logits.detach()).float())
 
 
+class _FusedHead(torch.autograd.Function):
+    """Per-token log-prob (and entropy) of ``tokens`` from hidden states [N, h] through ``y = x·Wᵀ + b``,
+    ``chunk`` tokens at a time; neither pass ever holds more than one chunk's logits [chunk, V].
+
+    Forward, per chunk: z = (x·Wᵀ + b)/τ (in the autocast dtype, then float32), lse = logsumexp(z),
+    ℓ = z[token] − lse, H = lse − Σ_v p_v·z_v with p = exp(z − lse). It keeps x, lse and H only.
+    Backward recomputes z and p per chunk and uses the closed forms
+        ∂ℓ/∂z_v = 1[v = token] − p_v,        ∂H/∂z_v = −p_v·(log p_v + H),
+    then ∂x = g_z·W/τ, ∂W = g_zᵀ·x/τ, ∂b = Σ g_z/τ (the matmuls in the forward's autocast dtype, as the
+    unfused path's backward runs them). Same quantities as `token_logprobs` and `entropy_from_logits` on the
+    full logits (tests/engine/test_logprobs.py), at a fraction of the memory traffic: no [B, T, V] tensor, and
+    no work on padding positions (the caller passes only the response's real tokens).
+    """
+
+    @staticmethod
+    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor | None, tokens: Tensor, temperature: float,
+                chunk: int, with_entropy: bool) -> tuple[Tensor, Tensor]:
+        device = hidden.device.type
+        ctx.autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        logp = hidden.new_empty(len(tokens), dtype=torch.float32)
+        lse = torch.empty_like(logp)
+        ent = torch.zeros_like(logp)
+        for rows in _chunks(len(tokens), chunk):
+            z = _tempered_logits(hidden[rows], weight, bias, temperature)
+            lse[rows] = torch.logsumexp(z, dim=-1)
+            logp[rows] = z.gather(-1, tokens[rows, None])[:, 0] - lse[rows]
+            if with_entropy:
+                ent[rows] = lse[rows] - (torch.exp(z - lse[rows, None]) * z).nansum(-1)  # 0·(−inf) → 0
+        ctx.save_for_backward(hidden, weight, bias, tokens, lse, ent)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        return logp, ent
+
+    @staticmethod
+    def backward(ctx, grad_logp: Tensor, grad_ent: Tensor) -> tuple[Tensor | None, ...]:
+        hidden, weight, bias, tokens, lse, ent = ctx.saved_tensors
+        enabled, dtype = ctx.autocast
+        grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
+        grad_bias = torch.zeros_like(bias, dtype=torch.float32) if bias is not None and ctx.needs_input_grad[2] \
+            else None
+        for rows in _chunks(len(tokens), ctx.chunk):
+            with torch.autocast(hidden.device.type, dtype=dtype, enabled=enabled):
+                z = _tempered_logits(hidden[rows], weight, bias, ctx.temperature)
+            log_p = z - lse[rows, None]
+            p = torch.exp(log_p)
+            grad_z = p * -grad_logp[rows, None]
+            grad_z.scatter_add_(-1, tokens[rows, None], grad_logp[rows, None])
+            if grad_ent is not None and bool(grad_ent[rows].any()):
+                grad_z -= grad_ent[rows, None] * p * (torch.where(p > 0, log_p, 0.0) + ent[rows, None])
+            if ctx.temperature != 1.0:
+                grad_z /= ctx.temperature
+            with torch.autocast(hidden.device.type, dtype=dtype, enabled=enabled):
+                if grad_hidden is not None:
+                    grad_hidden[rows] = (grad_z @ weight).to(hidden.dtype)
+                if grad_weight is not None:
+                    grad_weight += grad_z.t() @ hidden[rows]
+            if grad_bias is not None:
+                grad_bias += grad_z.sum(0)
+        return (grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype),
+                None if grad_bias is None else grad_bias.to(bias.dtype), None, None, None, None)
+
+
+def _chunks(total: int, chunk: int) -> list[slice]:
+    return [slice(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+
+
+def _tempered_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, temperature: float) -> Tensor:
+    """(x·Wᵀ + b)/τ as `response_logits` computes it (the division in the linear's output dtype), in float32."""
+    logits = torch.nn.functional.linear(hidden, weight, bias)
+    return (logits / temperature if temperature != 1.0 else logits).float()
+
+
+def fused_head_logprobs(head: torch.nn.Linear, hidden: Tensor, tokens: Tensor, mask: Tensor, chunk: int, *,
+                        temperature: float = 1.0, with_entropy: bool = False,
+                        entropy_grad: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(logp [B, T], entropy [B, T] or None)`` from the final hidden states [B, T, h] through the plain linear
+    ``head``, on the positions where ``mask`` [B, T] is set only (0 elsewhere), ``chunk`` tokens at a time
+    (`_FusedHead`)."""
+    where = mask.bool()
+    logp, ent = _FusedHead.apply(hidden[where], head.weight, head.bias, tokens[where], temperature, chunk,
+                                 with_entropy)
+    out_logp = hidden.new_zeros(mask.shape, dtype=logp.dtype).masked_scatter(where, logp)
+    if not with_entropy:
+        return out_logp, None
+    out_ent = hidden.new_zeros(mask.shape, dtype=ent.dtype).masked_scatter(where, ent if entropy_grad else ent.detach())
+    return out_logp, out_ent
+
+
 def chunked_head_logprobs(head, hidden: Tensor, tokens: Tensor, chunk: int, *, temperature: float = 1.0,
                           with_entropy: bool = False, entropy_grad: bool = True) -> tuple[Tensor, Tensor | None]:
     """``(logp [B, T], entropy [B, T] or None)`` from the final hidden states [B, T, h] through the vocabulary
-    projection ``head``, ``chunk`` positions at a time.
+    projection ``head`` (any module; a plain ``nn.Linear`` takes `fused_head_logprobs` instead), ``chunk``
+    positions at a time.
 
     With grad enabled each chunk runs under non-reentrant ``torch.utils.checkpoint``: backward keeps only the
     chunk's hidden states and recomputes its logits, so the full-vocabulary tensors alive at once are those of
@@ -200,9 +292,13 @@ def response_logprobs(
             with onednn_linears(model) if onednn else contextlib.nullcontext():
                 hidden = response_logits(model, input_ids[rows], attention_mask[rows], position_ids[rows],
                                          response_ids.shape[1], share_prompts=share_prompts, hidden=True)
-            logp, ent = chunked_head_logprobs(model.get_output_embeddings(), hidden, response_ids[rows],
-                                              logprob_chunk, temperature=temperature, with_entropy=with_entropy,
-                                              entropy_grad=entropy_grad)
+            head, options = model.get_output_embeddings(), {"temperature": temperature, "with_entropy": with_entropy,
+                                                            "entropy_grad": entropy_grad}
+            if type(head) is torch.nn.Linear:  # the real tokens only, chunk by chunk
+                mask = attention_mask[rows, -response_ids.shape[1]:]
+                logp, ent = fused_head_logprobs(head, hidden, response_ids[rows], mask, logprob_chunk, **options)
+            else:
+                logp, ent = chunked_head_logprobs(head, hidden, response_ids[rows], logprob_chunk, **options)
             logps.append(logp)
             entropies.append(ent)
             continue
