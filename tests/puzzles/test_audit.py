@@ -111,8 +111,9 @@ def test_trace_answer_shaping_by_hand() -> None:
     """The answer must be the last case line's assignment: the template trace's is; a trace that names case 3
     and answers case 4 loses w although its answer is right; no case line or no parsed answer: left alone."""
     perfect = response_target(RECORD, PromptConfig(), "cases")
-    assert last_case(perfect, RECORD) == (True, False) and last_case("no cases here", RECORD) is None
-    assert last_case(HAND_MADE, RECORD) == (True, False)  # "Case 3: Zoey knight, Oliver knave." is the last
+    puzzle = Puzzle.from_record(RECORD)
+    assert last_case(perfect, puzzle) == (True, False) and last_case("no cases here", puzzle) is None
+    assert last_case(HAND_MADE, puzzle) == (True, False)  # "Case 3: Zoey knight, Oliver knave." is the last
     right = {"Zoey": "knight", "Oliver": "knave"}
     skipped = "Case 3: Zoey knave, Oliver knight.\nZoey, a knight, says Oliver is a knave: true. OK."
     shaping = trace_answer_shaping([perfect, skipped, "Zoey is a knight.", perfect, perfect],

@@ -78,10 +78,9 @@ def audit_cases(response: str, record: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
-def last_case(response: str, record: Mapping[str, Any]) -> tuple[bool, ...] | None:
+def last_case(response: str, puzzle: Puzzle) -> tuple[bool, ...] | None:
     """The assignment (True = knight, in the puzzle's name order) of the last case line of ``response`` that
-    names every person, or None if it has none."""
-    puzzle = Puzzle.from_record(dict(record))
+    names every person, or None if it has none (``puzzle``: `Puzzle.from_record` of the response's record)."""
     names, words = list(puzzle.names), {puzzle.roles.word(True): True, puzzle.roles.word(False): False}
     cases = [parse_cast(m[2], names, words) for part in response.split("\n")
              if (m := CASE_LINE.fullmatch(part.strip()))]

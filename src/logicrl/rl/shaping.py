@@ -81,8 +81,8 @@ def trace_answer_shaping(responses: Sequence[str], answers: Sequence[Mapping[str
         raise ValueError(f"{len(responses)} responses, {len(answers)} answers for {len(records)} records")
     values = []
     for response, answer, record in zip(responses, answers, records):
-        case = last_case(response, record)
         puzzle = Puzzle.from_record(dict(record))
+        case = last_case(response, puzzle)
         parsed = tuple(answer[name] == puzzle.roles.word(True) for name in puzzle.names) \
             if answer and all(name in answer for name in puzzle.names) else None
         values.append(-weight if case is not None and parsed is not None and parsed != case else 0.0)
