@@ -82,7 +82,7 @@ def test_paper_recipe_7b_by_hand_does_not_fit_80_gb():
     c = memory_plan.components
     tokens = 8 * (512 + 4096)  # checkpointing turns the cache off: the log-probs run every row whole
     assert (c["weights"], c["gradients"], c["optimizer"], c["reference"]) == (4 * n, 4 * n, 8 * n, 2 * n)
-    assert c["logits"] == 8 * 4096 * 152064 * (2 + 4 + 4 + 4 * 4)  # bf16 kept, fp32 copy, entropy's 5 fp32
+    assert c["logits"] == 8 * 4096 * 152064 * (2 + 4 + 4 + 2 * 4)  # bf16, fp32 copy, log_softmax, entropy's 2
     layer = tokens * (10 * 3584 + 4 * 512 + 4 * 18944) * 2  # one recomputed layer: less than the logits
     assert layer < c["logits"] and c["activations"] == tokens * 28 * 3584 * 4  # the fp32 layer boundaries
     assert c["kv_cache"] == 28 * 2 * 4 * 128 * 2 * 8 * (512 + 8 * 4096)  # bf16 cache (autocast), prompt once

@@ -1,5 +1,6 @@
 """benchmarks/rl_step.py (issue #15) with the tiny random model: ``--shape quickstart`` refuses to run without
-the cold-start checkpoint, and ``--update`` prints its before/after table and the agreement lines. (That the
+the cold-start checkpoint, and ``--update`` prints its three rows (consecutive rows, token budget, each prompt once per batch) and
+the agreement lines. (That the
 token budget gives the same loss and gradients is tests/rl/test_update.py's; this only keeps the benchmark's
 use of the Trainer working.) No timings are asserted.
 
@@ -26,17 +27,20 @@ def test_quickstart_shape_needs_the_cold_start_model():
         "error: --shape quickstart needs --model: the cold-start checkpoint (outputs/quickstart/cold/checkpoints/step_*)")
 
 
-def test_update_mode_prints_before_after_and_the_check():
+def test_update_mode_prints_the_three_rows_and_the_checks():
     proc = bench("--update", "--shape", "quickstart", "--model", "tiny-random", "--max-new-tokens", "48",
                  "--micro-batch-tokens", "256", "--steps", "1", "--threads", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("# update phase, quickstart shape, tiny-random, 1 threads, load ")
-    rows = [line.split(" | ") for line in lines if line.startswith(("| before", "| after"))]
-    assert [r[0] for r in rows] == ["| before: micro-batches of consecutive rows", "| after: token budget 256"]
-    assert rows[0][4] == rows[1][4] and all(int(r[3]) >= int(r[4]) for r in rows)  # padded ≥ real tokens
+    assert lines[0].startswith("# update phase, quickstart shape, tiny-random, float32, 1 threads, load ")
+    rows = [line.split(" | ") for line in lines if line.startswith(("| before", "| token budget", "| + each"))]
+    assert [r[0] for r in rows] == ["| before: micro-batches of consecutive rows",
+                                    "| token budget 256, each prompt once per micro-batch",
+                                    "| + each prompt once per batch (`algorithm.prompts_once`)"]
+    assert len({r[4] for r in rows}) == 1 and all(int(r[3]) >= int(r[4]) for r in rows)  # run ≥ the floor
+    assert int(rows[2][3]) <= int(rows[1][3])  # the same micro-batches, each prompt once
     checks = [line for line in lines if line.startswith(("policy/loss:", "kl:", "entropy:", "grad_norm:"))]
-    assert len(checks) == 4 and all(": agree (" in line for line in checks)
+    assert len(checks) == 8 and all(": agree (" in line for line in checks)
 
 
 def test_update_skip_benchmark_prints_both_rows_and_the_check(tmp_path):
@@ -54,3 +58,14 @@ def test_update_skip_benchmark_prints_both_rows_and_the_check(tmp_path):
     assert rows[0][1] == rows[1][1]  # equal scores: A = 0 everywhere, so the step runs every token
     checks = [line for line in proc.stdout.splitlines() if line.startswith(("policy/loss:", "grad_norm:"))]
     assert len(checks) == 2 and all(": agree (" in line for line in checks)
+
+
+def test_logprob_entropy_benchmark_prints_both_rows_and_agrees():
+    """benchmarks/logprob_entropy.py on a tiny batch: both rows, and ℓ and H the same to float rounding."""
+    proc = subprocess.run([sys.executable, str(SCRIPT.with_name("logprob_entropy.py")), "--rows", "1", "--tokens",
+                           "3", "--repeat", "1", "--threads", "1"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split(" | ") for line in proc.stdout.splitlines() if line.startswith(("| before", "| after"))]
+    assert len(rows) == 2 and rows[0][2] == "1.00× |"
+    last = proc.stdout.strip().splitlines()[-1].split()  # largest |Δℓ| X, |ΔH| Y
+    assert float(last[2].rstrip(",")) < 1e-4 and float(last[4]) < 1e-4

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from logicrl.models import build_tiny_model
-from logicrl.engine.logprobs import response_logprobs
+from logicrl.engine.logprobs import prompt_states, response_logprobs
 from logicrl.engine.onednn import onednn_linears
 from logicrl.engine.sequences import left_pad, positions_from_mask
 
@@ -185,6 +185,71 @@ def test_a_one_token_response_batch_is_shared_too(tiny):
         logp, _ = response_logprobs(tiny, ids, mask, positions, response_ids)
         expected = reference(tiny, ids, mask, positions, response_ids)
     torch.testing.assert_close(logp.double(), expected, atol=1e-5, rtol=0)
+
+
+# --- each prompt once per batch, across micro-batches ------------------------------------------------------
+
+
+MICRO_BATCHES = ([0, 3, 5], [1, 4], [2, 6])  # prompts 0 2 0 | 1 1 | 0 1 of grouped_batch()'s three
+
+
+def micro_batched(model, inputs, states, **kwargs):
+    """`logp_and_grads` over MICRO_BATCHES, each micro-batch's backward on its own, reading the batch's prompt
+    ``states`` (then their backward) or running its own prompts (states None)."""
+    ids, mask, positions, response_ids, valid = inputs
+    weights = torch.linspace(-1, 2, response_ids.shape[1])
+    logp = torch.zeros(response_ids.shape)
+    ent = torch.zeros(response_ids.shape)
+    seen = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda _m, args, _out: seen.append(args[0].numel()))
+    try:
+        model.zero_grad()
+        if states is not None:
+            states = prompt_states(model, ids[:, :-4], mask[:, :-4], **states)
+        for rows in map(torch.tensor, MICRO_BATCHES):
+            micro_logp, micro_ent = response_logprobs(
+                model, ids[rows], mask[rows], positions[rows], response_ids[rows], with_entropy=True, temperature=0.7,
+                prompt=None if states is None else states.rows(rows), **kwargs)
+            ((micro_logp + 0.1 * micro_ent) * valid[rows] * weights).sum().backward()
+            logp[rows], ent[rows] = micro_logp.detach(), micro_ent.detach()
+        if states is not None:
+            states.backward()
+    finally:
+        hook.remove()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    return (logp * valid, ent * valid, grads), sum(seen)
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_prompts_once_per_batch_give_the_full_forward_values_and_gradients(tiny, chunk):
+    """Three micro-batches that each hold rows of several prompts, reading prompt states made once for the batch:
+    the values and gradients of one forward over every row (`logp_and_grads`), and of micro-batches that run
+    their own prompts; with the fused head (chunk 2) the states are hidden states."""
+    inputs = grouped_batch()
+    whole = logp_and_grads(tiny, inputs, logprob_chunk=chunk)
+    once, tokens_once = micro_batched(tiny, inputs, {"hidden": chunk is not None}, logprob_chunk=chunk)
+    each, tokens_each = micro_batched(tiny, inputs, None, logprob_chunk=chunk)
+    assert_same(whole, once)
+    assert_same(whole, each)
+    width, responses = inputs[0].shape[1] - 4, len(inputs[0]) * 3
+    assert tokens_once == 3 * width + responses  # 3 distinct prompts once, then every row's response
+    # each micro-batch's own: 2 and 1 distinct prompts + their rows' responses; [2, 6] repeats none: rows whole
+    assert tokens_each == (2 + 1) * width + 5 * 3 + 2 * (width + 4)
+
+
+def test_prompt_states_are_none_when_no_prompt_repeats(tiny):
+    ids, mask, *_ = batch()
+    assert prompt_states(tiny, ids[:, :-4], mask[:, :-4]) is None
+    grouped, grouped_mask, *_ = grouped_batch()
+    states = prompt_states(tiny, grouped[:, :-4], grouped_mask[:, :-4])
+    groups = [0, 1, 0, 2, 1, 0, 1]  # grouped_batch()'s rows: the same prompt ↔ the same index
+    assert len(set(zip(groups, states.row_prompt.tolist()))) == 3 and states.first.shape[0] == 3
+    assert len(states.graph) == 1 + 2 * len(states.kv)  # made with grad on: leaves cut from the prompt forward
+    assert all(k.requires_grad and k.is_leaf for k, _ in states.kv) and states.first.is_leaf
+    with torch.no_grad():
+        plain = prompt_states(tiny, grouped[:, :-4], grouped_mask[:, :-4])
+    assert not plain.graph and not plain.first.requires_grad
 
 
 # --- chunked log-probs and gradient checkpointing ------------------------------------------------------------

@@ -28,10 +28,13 @@ def tiny_policy():
     return model.float().eval()
 
 
-def make_batch(seed: int = 0) -> RolloutBatch:
-    """8 responses to 4 prompts (groups of 2), ragged prompt and response lengths, fixed scores."""
+def make_batch(seed: int = 0, shared_prompts: bool = False) -> RolloutBatch:
+    """8 responses to 4 prompts (groups of 2), ragged prompt and response lengths, fixed scores; each row its own
+    prompt, or with ``shared_prompts`` one per group (the rollouts of a group answer the same puzzle)."""
     gen = torch.Generator().manual_seed(seed)
     prompts = [torch.randint(3, 200, (n,), generator=gen).tolist() for n in PROMPT_LENGTHS]
+    if shared_prompts:
+        prompts = [prompts[2 * (i // 2)] for i in range(8)]
     prompt_ids, prompt_mask = left_pad(prompts, pad_id=0)
     width = max(RESPONSE_LENGTHS)
     response_ids = torch.zeros((8, width), dtype=torch.long)
@@ -248,3 +251,38 @@ def test_skipping_tokens_without_gradient_gives_the_same_step(tiny_policy, agg, 
     assert float(stats_short["policy/loss"]) == pytest.approx(float(stats_full["policy/loss"]), rel=1e-4, abs=1e-7)
     assert float(stats_short["grad_norm"]) == pytest.approx(float(stats_full["grad_norm"]), rel=1e-4)
     assert tokens_short < tokens_full
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean"])
+def test_prompts_once_per_batch_give_the_same_step_on_fewer_tokens(tiny_policy, agg):
+    """Groups that share a prompt, spread over length-sorted micro-batches: running each prompt once for the batch
+    (forward, then its backward on the summed gradients) gives the parameters, loss and log-probs of running it
+    in every micro-batch that holds one of its rows, with fewer token-forwards."""
+    once = AlgorithmConfig(advantage="grpo", loss_agg=agg, micro_batch_size=3, micro_batch_tokens=12, kl_coef=0.1)
+    each = once.model_copy(update={"prompts_once": False})
+    batch = make_batch(shared_prompts=True)
+    micro = token_budget_batches(batch.mask.sum(-1), 3, 12)
+    assert all(sum(group in batch.group_ids[rows] for rows in micro) == 2 for group in range(4))  # [2] [7] [4] [0 3] [6 1 5]
+
+    def run(algo: AlgorithmConfig):
+        seen = []
+        hook = tiny_policy.get_input_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].numel()))
+        try:
+            logp = batch_logprobs(tiny_policy, batch, micro_batch_size=3, micro_batch_tokens=12, temperature=0.7,
+                                  prompts_once=algo.prompts_once)
+            prepared_batch = compute_advantages(replace(batch, old_logp=logp, ref_logp=logp - 0.05 * batch.mask),
+                                                algo, kl_coef=0.1)
+            policy, stats = one_step(tiny_policy, prepared_batch, algo, on_policy=True)
+        finally:
+            hook.remove()
+        return logp, policy, stats, sum(seen)
+
+    logp_once, policy_once, stats_once, tokens_once = run(once)
+    logp_each, policy_each, stats_each, tokens_each = run(each)
+    moved = sum(float((p - q).detach().abs().sum()) for p, q in zip(policy_once.parameters(), tiny_policy.parameters()))
+    assert moved > 1e-3
+    torch.testing.assert_close(logp_once, logp_each, atol=1e-5, rtol=0)
+    assert_same_parameters(policy_once, policy_each)
+    for key in ("policy/loss", "kl", "entropy", "grad_norm"):
+        assert float(stats_once[key]) == pytest.approx(float(stats_each[key]), rel=1e-4, abs=1e-6), key
+    assert tokens_once < tokens_each

@@ -33,20 +33,43 @@ Speed: on CPU the forward (and its backward) runs every ``F.linear`` on oneDNN
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
+from transformers import DynamicCache
 
 from logicrl.engine.compat import cache_argument, output_cache
 from logicrl.engine.onednn import onednn_linears
+from logicrl.engine.sequences import positions_from_mask
 
 
 def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
-    """log softmax(logits)[token], computed as logit[token] − logsumexp(logits). [B, T, V], [B, T] → [B, T]."""
-    logits = logits.float()
-    picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
+    """log softmax(logits)[token], from one float32 log_softmax. [B, T, V], [B, T] → [B, T]."""
+    return logprobs_and_entropy(logits, tokens)[0]
+
+
+def logprobs_and_entropy(logits: Tensor, tokens: Tensor, *, with_entropy: bool = False,
+                         entropy_grad: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(ℓ [B, T], H [B, T] or None)``: the log-prob of ``tokens`` under softmax(``logits`` [B, T, V]) and the
+    entropy, both from one float32 log_softmax: ℓ = log_softmax(z)[token], H = `entropy_from_log_probs`.
+    ``entropy_grad=False``: H detached (a statistic). One pass over the vocabulary serves both, where a
+    logsumexp for ℓ and a second log_softmax for H took twice the time ([8, 200, 49152], docs/performance.md)."""
+    logp_all = torch.log_softmax(logits.float(), dim=-1)
+    logp = logp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    if not with_entropy:
+        return logp, None
+    return logp, entropy_from_log_probs(logp_all if entropy_grad else logp_all.detach())
+
+
+def entropy_from_log_probs(logp: Tensor) -> Tensor:
+    """H = −Σ_v p_v·log p_v from log-probabilities ``logp`` = log_softmax(z) [..., V] → [...]; entries at −inf
+    (masked tokens, p = 0) contribute 0, not NaN, and with grad their gradient is 0 too."""
+    p = logp.exp()
+    if logp.requires_grad:
+        return -(p * torch.where(p > 0, logp, 0.0)).sum(dim=-1)
+    return torch.special.entr(p).sum(dim=-1)  # −p·log p, 0 at p = 0, in one pass
 
 
 def entropy_from_logits(logits: Tensor) -> Tensor:
@@ -54,15 +77,13 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
 
     Computed from log_softmax, so it is stable for large logits; vocabulary entries at −inf
     (masked tokens) contribute 0 instead of NaN. `response_logprobs` computes the trainer's entropy with
-    it; the entropy bonus is `−coef · aggregate(entropy, mask, agg)` added to the loss (`logicrl.rl.losses`).
+    `logprobs_and_entropy` (the same quantity); the entropy bonus is `−coef · aggregate(entropy, mask, agg)`
+    added to the loss (`logicrl.rl.losses`).
 
     Source: veRL torch_functional.entropy_from_logits (logsumexp(z) − Σ p·z, the same quantity).
     Shapes: logits [..., V] → [...].
     """
-    logp = torch.log_softmax(logits, dim=-1)
-    p = logp.exp()
-    plogp = p * torch.where(p > 0, logp, 0.0)
-    return -plogp.sum(dim=-1)
+    return entropy_from_log_probs(torch.log_softmax(logits, dim=-1))
 
 
 def gradient_checkpointing(model) -> bool:
@@ -90,17 +111,21 @@ def _forward(model, hidden: bool, keep: int, cache=None, **inputs) -> tuple[Tens
 
 
 def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, n_response: int,
-                    temperature: float = 1.0, share_prompts: bool = True, hidden: bool = False) -> Tensor:
+                    temperature: float = 1.0, share_prompts: bool = True, hidden: bool = False,
+                    prompt: tuple[Tensor, object] | None = None) -> Tensor:
     """Logits [B, T, V] that predict the T response tokens (the last T positions of ``input_ids``); with
     ``hidden``, the final hidden states [B, T, h] at those positions instead (not tempered).
 
     With ``share_prompts`` and rows that repeat a prompt (the n samples of a group), each distinct prompt
     runs once (`_shared_prompt_logits`); otherwise one forward over the whole rows. Under gradient
-    checkpointing the rows run whole (no cache, see the module docstring).
+    checkpointing the rows run whole (no cache, see the module docstring). ``prompt``: the rows' prompts
+    already run (`PromptStates.rows`, the same width as ``input_ids``' prompt columns); only the responses run.
     """
     logits = None
     width = input_ids.shape[1] - n_response
-    if share_prompts and width > 0 and not gradient_checkpointing(model):
+    if prompt is not None:
+        logits = _responses_on(model, input_ids, attention_mask, position_ids, width, *prompt, hidden)
+    elif share_prompts and width > 0 and not gradient_checkpointing(model):
         prompts = torch.cat([input_ids[:, :width], attention_mask[:, :width]], dim=1)
         distinct, row_prompt = torch.unique(prompts, dim=0, return_inverse=True)
         if len(distinct) < len(prompts):
@@ -110,6 +135,82 @@ def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_i
         logits = _forward(model, hidden, n_response + 1, input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=position_ids, use_cache=False)[0][:, :-1, :]
     return logits / temperature if temperature != 1.0 and not hidden else logits
+
+
+@dataclass
+class PromptStates:
+    """The distinct prompts of a batch after one forward of each: what the rows that repeat them read.
+
+    ``first`` [G, 1, V] (or [G, 1, h] for hidden states): the output at each prompt's last position, which
+    predicts the first response token; ``kv``: each layer's (keys, values) [G, heads, P, D]; ``row_prompt``
+    [B]: the index of row b's prompt among the G; ``width``: P, the prompt columns.
+
+    Cut from the graph (`prompt_states` with grad enabled), ``first`` and ``kv`` are leaves: the backward of
+    each micro-batch that reads them adds into their ``.grad``, and `backward` then runs the prompt forward's
+    backward once on the sums. Sums of gradients are gradients of sums, so the parameters' gradient is that of
+    one forward over every row, while each prompt's forward and backward ran once per batch instead of once
+    per micro-batch that holds one of its rows.
+    """
+
+    width: int
+    row_prompt: Tensor
+    first: Tensor
+    kv: list[tuple[Tensor, Tensor]]
+    graph: list[Tensor] = field(default_factory=list)  # what ``first`` and ``kv`` were cut from (in that order)
+
+    def rows(self, rows: Tensor | None = None) -> tuple[Tensor, object]:
+        """``(first [b, 1, ·], a KV cache [b, heads, P, D])`` of rows ``rows`` of the batch (None: all)."""
+        index = self.row_prompt if rows is None else self.row_prompt[rows]
+        index = index.to(self.first.device)
+        cache = DynamicCache()
+        for layer, (keys, values) in enumerate(self.kv):
+            cache.update(keys[index], values[index], layer)
+        return self.first[index], cache
+
+    def backward(self) -> None:
+        """The prompt forward's backward, on the gradients the micro-batches left in the leaves."""
+        leaves = [self.first, *(t for pair in self.kv for t in pair)]
+        pairs = [(source, leaf.grad) for source, leaf in zip(self.graph, leaves) if leaf.grad is not None]
+        if pairs:
+            torch.autograd.backward([source for source, _ in pairs], [grad for _, grad in pairs])
+
+
+def prompt_states(model, prompt_ids: Tensor, prompt_mask: Tensor, *, hidden: bool = False,
+                  onednn: bool = True) -> PromptStates | None:
+    """Each distinct row of ``prompt_ids`` [B, P] (left-padded, with ``prompt_mask``) run once through ``model``
+    (on its device; cut from the graph when grad is enabled: `PromptStates`). None where it cannot pay or
+    cannot work: no prompt repeats, gradient checkpointing (no cache), or a cache without per-layer tensors."""
+    if prompt_ids.shape[1] == 0 or gradient_checkpointing(model):
+        return None
+    distinct, row_prompt = torch.unique(torch.cat([prompt_ids, prompt_mask], dim=1), dim=0, return_inverse=True)
+    if len(distinct) == len(prompt_ids):
+        return None
+    device = next(model.parameters()).device
+    ids, mask = (t.to(device) for t in distinct.split(prompt_ids.shape[1], dim=1))
+    with onednn_linears(model) if onednn else contextlib.nullcontext():
+        states = _run_prompts(model, ids, mask, positions_from_mask(mask), hidden)
+    if states is None:
+        return None
+    first, kv = states
+    graph = [first, *(t for pair in kv for t in pair)] if torch.is_grad_enabled() else []
+    if graph:  # a tensor that needs no grad (a frozen layer under LoRA) stays out of the backward
+
+        def leaf(t: Tensor) -> Tensor:
+            return t.detach().requires_grad_(t.requires_grad)
+        first, kv = leaf(first), [(leaf(k), leaf(v)) for k, v in kv]
+    return PromptStates(prompt_ids.shape[1], row_prompt, first, kv, graph)
+
+
+def _run_prompts(model, ids: Tensor, mask: Tensor, positions: Tensor,
+                 hidden: bool) -> tuple[Tensor, list[tuple[Tensor, Tensor]]] | None:
+    """``(output at the last position [G, 1, ·], per-layer (keys, values))`` of one forward over the prompts,
+    or None for a model whose cache does not hold per-layer tensors."""
+    first, cache = _forward(model, hidden, 1, input_ids=ids, attention_mask=mask, position_ids=positions,
+                            use_cache=True)
+    layers = getattr(cache, "layers", None)
+    if not layers or not all(isinstance(getattr(layer, "keys", None), Tensor) for layer in layers):
+        return None
+    return first, [(layer.keys, layer.values) for layer in layers]
 
 
 def _shared_prompt_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, width: int,
@@ -129,15 +230,20 @@ def _shared_prompt_logits(model, input_ids: Tensor, attention_mask: Tensor, posi
     first_row = torch.empty(int(row_prompt.max()) + 1, dtype=torch.long, device=row_prompt.device)
     first_row.scatter_(0, row_prompt, torch.arange(len(row_prompt), device=row_prompt.device))
     columns = slice(0, width)
-    prompt, cache = _forward(model, hidden, 1, input_ids=input_ids[first_row, columns],
-                             attention_mask=attention_mask[first_row, columns],
-                             position_ids=position_ids[first_row, columns], use_cache=True)
-    if not hasattr(cache, "batch_select_indices"):
+    states = _run_prompts(model, input_ids[first_row, columns], attention_mask[first_row, columns],
+                          position_ids[first_row, columns], hidden)
+    if states is None:
         return None
-    first = prompt[row_prompt]  # [B, 1, V] (or [B, 1, h]): predicts response token 0
+    first, cache = PromptStates(width, row_prompt, *states).rows()
+    return _responses_on(model, input_ids, attention_mask, position_ids, width, first, cache, hidden)
+
+
+def _responses_on(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, width: int,
+                  first: Tensor, cache, hidden: bool) -> Tensor:
+    """The outputs [B, T, ·] over the response columns, given each row's prompt output ``first`` [B, 1, ·] and
+    its prompt KV ``cache``: the responses run on the cache, all but their last token."""
     if input_ids.shape[1] - width == 1:
         return first
-    cache.batch_select_indices(row_prompt)
     rest, _ = _forward(model, hidden, 0, input_ids=input_ids[:, width:-1], attention_mask=attention_mask[:, :-1],
                        position_ids=position_ids[:, width:-1], cache=cache, use_cache=True)
     return torch.cat([first, rest], dim=1)
@@ -149,10 +255,8 @@ def _head_logprobs(head, hidden: Tensor, tokens: Tensor, temperature: float, wit
     logits = head(hidden)
     if temperature != 1.0:
         logits = logits / temperature
-    logp = token_logprobs(logits, tokens)
-    if not with_entropy:
-        return (logp,)
-    return logp, entropy_from_logits((logits if entropy_grad else logits.detach()).float())
+    logp, entropy = logprobs_and_entropy(logits, tokens, with_entropy=with_entropy, entropy_grad=entropy_grad)
+    return (logp,) if not with_entropy else (logp, entropy)
 
 
 class _FusedHead(torch.autograd.Function):
@@ -271,6 +375,7 @@ def response_logprobs(
     model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, response_ids: Tensor, *,
     temperature: float = 1.0, with_entropy: bool = False, batch_size: int | None = None, onednn: bool = True,
     share_prompts: bool = True, entropy_grad: bool = True, logprob_chunk: int | None = None,
+    prompt: tuple[Tensor, object] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """``(logp [B, T], entropy [B, T] or None)`` of ``response_ids`` (the last T columns of ``input_ids``).
 
@@ -281,8 +386,11 @@ def response_logprobs(
     ``entropy_grad=False`` returns the entropy detached (a statistic only: no softmax kept for backward).
     The entropy is `entropy_from_logits` of the tempered logits (finite for −inf logits). ``logprob_chunk``:
     response positions per vocabulary projection (`chunked_head_logprobs`; None: all at once). The oneDNN
-    route is off under gradient checkpointing (module docstring).
+    route is off under gradient checkpointing (module docstring). ``prompt``: the rows' prompts already run,
+    ``PromptStates.rows(rows)`` of states made by `prompt_states` (then no ``batch_size``).
     """
+    if prompt is not None and batch_size is not None:
+        raise ValueError("prompt states cover all the rows: pass batch_size=None")
     step = batch_size or input_ids.shape[0]
     onednn = onednn and not gradient_checkpointing(model)
     logps, entropies = [], []
@@ -291,7 +399,8 @@ def response_logprobs(
         if logprob_chunk is not None:
             with onednn_linears(model) if onednn else contextlib.nullcontext():
                 hidden = response_logits(model, input_ids[rows], attention_mask[rows], position_ids[rows],
-                                         response_ids.shape[1], share_prompts=share_prompts, hidden=True)
+                                         response_ids.shape[1], share_prompts=share_prompts, hidden=True,
+                                         prompt=prompt)
             head, options = model.get_output_embeddings(), {"temperature": temperature, "with_entropy": with_entropy,
                                                             "entropy_grad": entropy_grad}
             if type(head) is torch.nn.Linear:  # the real tokens only, chunk by chunk
@@ -304,9 +413,10 @@ def response_logprobs(
             continue
         with onednn_linears(model) if onednn else contextlib.nullcontext():
             logits = response_logits(model, input_ids[rows], attention_mask[rows], position_ids[rows],
-                                     response_ids.shape[1], temperature, share_prompts)
-        logps.append(token_logprobs(logits, response_ids[rows]))
-        if with_entropy:
-            entropies.append(entropy_from_logits((logits if entropy_grad else logits.detach()).float()))
+                                     response_ids.shape[1], temperature, share_prompts, prompt=prompt)
+        logp, entropy = logprobs_and_entropy(logits, response_ids[rows], with_entropy=with_entropy,
+                                             entropy_grad=entropy_grad)
+        logps.append(logp)
+        entropies.append(entropy)
         del logits  # free this chunk's logits before the next forward (kept by autograd when grad is on)
     return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)

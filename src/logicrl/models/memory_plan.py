@@ -160,18 +160,15 @@ class MemoryPlan:
 
 def logit_bytes_per_element(compute_bytes: int, entropy: bool) -> int:
     """Bytes per (row, token, vocabulary entry) of full-vocabulary tensors alive at once in the log-prob pass
-    (`logicrl.rl.logprobs.response_logprobs` + `token_logprobs` + `entropy_from_logits`, as they are today):
+    (`logicrl.engine.logprobs.response_logprobs` → `logprobs_and_entropy`, as they are today; checked against
+    measured peaks in tests/test_memory_plan.py):
 
-    * the tempered logits, kept for backward (compute_bytes), plus an fp32 copy when they are 16-bit
-      (``.float()`` in `token_logprobs`, saved by logsumexp);
-    * with the entropy: its fp32 input (a copy when 16-bit), log_softmax, exp, the where() and the product:
-      4 more fp32 tensors at its peak;
-    * without (SFT's NLL): the backward's exp(z − lse) and the logits' gradient, 2 more fp32 tensors.
+    * the tempered logits (compute_bytes) and their float32 log_softmax, kept for backward (4), plus the
+      float32 copy that log_softmax reads when the logits are 16-bit (4);
+    * with the entropy: exp(log p) and −p·log p, 2 more float32 tensors at its peak.
     """
-    kept = compute_bytes + (4 if compute_bytes != 4 else 0)
-    if entropy:
-        return kept + (4 if compute_bytes != 4 else 0) + 4 * 4
-    return kept + 2 * 4
+    kept = compute_bytes + 4 + (4 if compute_bytes != 4 else 0)
+    return kept + (2 * 4 if entropy else 0)
 
 
 def activation_elements_per_token(shape: ModelShape) -> int:

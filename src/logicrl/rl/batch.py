@@ -50,11 +50,12 @@ class RolloutBatch:
     def __len__(self) -> int:
         return self.response_ids.shape[0]
 
-    def select(self, rows: Tensor) -> RolloutBatch:
-        """Rows ``rows``, with padding columns no selected row uses removed."""
+    def select(self, rows: Tensor, trim_prompts: bool = True) -> RolloutBatch:
+        """Rows ``rows``, with padding columns no selected row uses removed (``trim_prompts=False``: response
+        columns only, so that the prompts keep the batch's width, as `PromptStates` of the batch need)."""
         prompt_mask = self.prompt_mask[rows]
         used = prompt_mask.any(0).nonzero()
-        start = int(used[0]) if len(used) else prompt_mask.shape[1]
+        start = 0 if not trim_prompts else int(used[0]) if len(used) else prompt_mask.shape[1]
         width = max(int(self.mask[rows].sum(-1).max()), 1)
         changes = {"prompt_ids": self.prompt_ids[rows, start:], "prompt_mask": prompt_mask[:, start:],
                    "scores": self.scores[rows], "group_ids": self.group_ids[rows],

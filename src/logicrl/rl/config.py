@@ -139,6 +139,10 @@ class AlgorithmConfig(StrictModel):
     micro_batch_tokens: int | None = Field(None, ge=1, description=(
         "Also cap each micro-batch at this many padded response tokens (rows × longest), rows sorted by length: "
         "less padding when lengths vary; null: consecutive rows."))
+    prompts_once: bool = Field(True, description=(
+        "Run each distinct prompt of a batch once for all its micro-batches (its KV cache shared, its backward once "
+        "on the summed gradients); false: once per micro-batch that holds one of its rows. Same values and "
+        "gradients up to float rounding."))
     logprob_chunk: int | None = Field(None, ge=1, description=(
         "Compute log-probs and entropy this many response tokens at a time (the chunk's logits recomputed in "
         "backward), so no full-vocabulary tensor of the whole micro-batch exists; null: all at once."))

@@ -362,7 +362,7 @@ class Trainer:
         timer = time.perf_counter()
         micro, temperature = {"micro_batch_size": algo.micro_batch_size,
                               "micro_batch_tokens": algo.micro_batch_tokens}, cfg.rollout.temperature
-        chunk = {"logprob_chunk": algo.logprob_chunk}
+        chunk = {"logprob_chunk": algo.logprob_chunk, "prompts_once": algo.prompts_once}
         on_policy = algo.update_epochs == 1 and algo.mini_batch_size in (None, len(batch)) \
             and algo.kl_placement != "reward"
         if not on_policy:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from logicrl.engine.logprobs import response_logprobs
+from logicrl.engine.logprobs import PromptStates, prompt_states, response_logprobs
 from logicrl.rl.advantages import AdvantageInputs, get_advantage_estimator
 from logicrl.rl.batch import RolloutBatch, micro_batches, share, token_budget_batches
 from logicrl.rl.config import AlgorithmConfig
@@ -46,34 +46,42 @@ def adamw(parameters, *, lr: float, betas: tuple[float, float] = (0.9, 0.999), e
                              fused=fused)
 
 
-def _per_token(fn: Callable[[RolloutBatch, torch.device], Tensor], model, batch: RolloutBatch,
-               micro_batch_size: int, micro_batch_tokens: int | None, autocast: Autocast) -> Tensor:
-    """[B, T] values of ``fn(micro, device)`` over trimmed micro-batches, no grad, zero on padding."""
+def _per_token(fn: Callable[[RolloutBatch, torch.device, tuple | None], Tensor], model, batch: RolloutBatch,
+               micro_batch_size: int, micro_batch_tokens: int | None, autocast: Autocast,
+               states: PromptStates | None = None) -> Tensor:
+    """[B, T] values of ``fn(micro, device, prompt)`` over trimmed micro-batches, no grad, zero on padding;
+    ``prompt`` is the micro-batch's rows of the batch's ``states`` (None without)."""
     device = next(model.parameters()).device
     out = torch.zeros_like(batch.mask)
     with torch.no_grad():
         for rows in token_budget_batches(batch.mask.sum(-1), micro_batch_size, micro_batch_tokens):
-            micro = batch.select(rows)
+            micro = batch.select(rows, trim_prompts=states is None)
             with autocast():
-                values = fn(micro, device)
+                values = fn(micro, device, None if states is None else states.rows(rows))
             out[rows, :micro.mask.shape[1]] = values.float().cpu() * micro.mask
     return out
 
 
 def batch_logprobs(model, batch: RolloutBatch, *, micro_batch_size: int, temperature: float,
                    micro_batch_tokens: int | None = None, autocast: Autocast = contextlib.nullcontext,
-                   logprob_chunk: int | None = None) -> Tensor:
-    """ℓ [B, T] of every response under ``model`` (no grad; zero on padding)."""
-    def logp(micro: RolloutBatch, device: torch.device) -> Tensor:
+                   logprob_chunk: int | None = None, prompts_once: bool = True) -> Tensor:
+    """ℓ [B, T] of every response under ``model`` (no grad; zero on padding). ``prompts_once``: each distinct
+    prompt runs once for all micro-batches (`logicrl.engine.logprobs.prompt_states`), not once per micro-batch."""
+    states = None
+    if prompts_once:
+        with torch.no_grad(), autocast():
+            states = prompt_states(model, batch.prompt_ids, batch.prompt_mask, hidden=logprob_chunk is not None)
+
+    def logp(micro: RolloutBatch, device: torch.device, prompt: tuple | None) -> Tensor:
         return response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device),
-                                 temperature=temperature, logprob_chunk=logprob_chunk)[0]
-    return _per_token(logp, model, batch, micro_batch_size, micro_batch_tokens, autocast)
+                                 temperature=temperature, logprob_chunk=logprob_chunk, prompt=prompt)[0]
+    return _per_token(logp, model, batch, micro_batch_size, micro_batch_tokens, autocast, states)
 
 
 def batch_values(critic: ValueModel, batch: RolloutBatch, *, micro_batch_size: int,
                  micro_batch_tokens: int | None = None, autocast: Autocast = contextlib.nullcontext) -> Tensor:
     """V [B, T] from the critic (no grad; zero on padding)."""
-    def values(micro: RolloutBatch, device: torch.device) -> Tensor:
+    def values(micro: RolloutBatch, device: torch.device, _: None) -> Tensor:
         return critic(*micro.model_inputs(device), micro.mask.shape[1])
     return _per_token(values, critic, batch, micro_batch_size, micro_batch_tokens, autocast)
 
@@ -128,17 +136,18 @@ def gradient_lengths(batch: RolloutBatch, algo: AlgorithmConfig, *, on_policy: b
 
 
 def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_coef: float, temperature: float,
-                      norm_constant: float | None, on_policy: bool,
-                      forward_width: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                      norm_constant: float | None, on_policy: bool, forward_width: int | None = None,
+                      prompt: tuple | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """The loss of one micro-batch (unweighted) and its detached statistics. ``forward_width``: run the
     forward on the first this many response tokens only (`gradient_lengths`); the rest get ℓ = ℓ_old = 0
-    (ratio 1, A = 0: no loss, no gradient), and the entropy statistic is the mean over the tokens that ran."""
+    (ratio 1, A = 0: no loss, no gradient), and the entropy statistic is the mean over the tokens that ran.
+    ``prompt``: the rows' prompts already run (`logicrl.engine.logprobs.PromptStates.rows`)."""
     device = next(policy.parameters()).device
     mask = micro.mask.to(device)
     run = micro if forward_width is None else micro.responses_upto(forward_width)
     logp, ent = response_logprobs(policy, *run.model_inputs(device), run.response_ids.to(device),
                                   temperature=temperature, with_entropy=True, entropy_grad=algo.entropy_coef > 0,
-                                  logprob_chunk=algo.logprob_chunk)
+                                  logprob_chunk=algo.logprob_chunk, prompt=prompt)
     entropy = masked_mean(ent.detach(), run.mask.to(device))
     if forward_width is not None:
         logp = F.pad(logp, (0, mask.shape[1] - logp.shape[1]))
@@ -184,8 +193,14 @@ def policy_step(policy, optimizer, scheduler, mini: RolloutBatch, algo: Algorith
                 autocast: Autocast = contextlib.nullcontext) -> dict[str, Tensor]:
     """One optimizer step of the policy on ``mini`` with gradient accumulation over micro-batches; each
     forward stops where `gradient_lengths` says no gradient can come from (micro-batches packed by those
-    lengths). The statistics are the micro-batches' weighted sums, the entropy over the rows that ran."""
+    lengths). With ``algorithm.prompts_once`` each distinct prompt runs once for all micro-batches, forward
+    and backward (`logicrl.engine.logprobs.PromptStates`). The statistics are the micro-batches' weighted
+    sums, the entropy over the rows that ran."""
     stats: dict[str, Tensor] = defaultdict(lambda: torch.zeros(()))
+    states = None
+    if algo.prompts_once:
+        with autocast():
+            states = prompt_states(policy, mini.prompt_ids, mini.prompt_mask, hidden=algo.logprob_chunk is not None)
     lengths = gradient_lengths(mini, algo, on_policy=on_policy)
     ran = 0.0
     for rows in token_budget_batches(mini.mask.sum(-1) if lengths is None else lengths, algo.micro_batch_size,
@@ -194,16 +209,19 @@ def policy_step(policy, optimizer, scheduler, mini: RolloutBatch, algo: Algorith
             rows = rows[lengths[rows] > 0]  # no token with A ≠ 0: its loss is 0, its gradient too
             if not len(rows):
                 continue
-        micro = mini.select(rows)
+        micro = mini.select(rows, trim_prompts=states is None)
         weight = share(micro, mini, algo.loss_agg)
         ran += weight
         with autocast():
             loss, micro_stats = policy_micro_loss(
                 policy, micro, algo, kl_coef=kl_coef, temperature=temperature, norm_constant=norm_constant,
-                on_policy=on_policy, forward_width=None if lengths is None else int(lengths[rows].max()))
+                on_policy=on_policy, forward_width=None if lengths is None else int(lengths[rows].max()),
+                prompt=None if states is None else states.rows(rows))
         (loss * weight).backward()
         for key, value in micro_stats.items():
             stats[key] = stats[key] + value.float().cpu() * weight
+    if states is not None:
+        states.backward()
     if lengths is not None and ran > 0:
         stats["entropy"] = stats["entropy"] / ran
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
