@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from logicrl.engine.attention import cpu_flash_works, flash_attention, merge_attention
 from logicrl.engine.compat import cache_argument, output_cache
 from logicrl.engine.linears import mergeable
 from logicrl.engine.onednn import _Linear
@@ -97,10 +98,10 @@ class _LlamaEngine:
 
     Activations and weights are in ``dtype`` (default: the model's): the projection and norm weights are
     copied into it here, once; embeddings are looked up in the model's table, then cast. Both caches are in
-    ``dtype`` too, except 16-bit on a CPU: there they and the decode step's attention stay float32 (the
-    step's q·Kᵀ and weights·V are batched matmuls with 3 queries per KV head, slower in bfloat16 than in
-    float32 on a CPU: one 4 × 8 rollout of ≤ 448 tokens took 67.5 s with bf16 caches, 60.4 s with float32
-    ones; docs/performance.md).
+    ``dtype`` too. On a CPU the decode step's attention runs each key set through the flash kernel and merges
+    the two by their log-sum-exps (`logicrl.engine.attention`); where that kernel fails its probe, the step
+    uses batched matmuls, and a 16-bit engine keeps its caches in float32 (the matmuls, with 3 queries per
+    KV head, were slower in bfloat16 than in float32 on a CPU: docs/performance.md).
     """
 
     def __init__(self, model, rows: int, max_new_tokens: int, dtype: torch.dtype | None = None) -> None:
@@ -110,7 +111,8 @@ class _LlamaEngine:
         head_weight = getattr(model.lm_head, "base_layer", model.lm_head).weight
         self.dtype = dtype = dtype or head_weight.dtype
         on_cpu = head_weight.device.type == "cpu"
-        self.kv_dtype = torch.float32 if on_cpu and dtype in (torch.bfloat16, torch.float16) else dtype
+        self.flash = on_cpu and cpu_flash_works(dtype)
+        self.kv_dtype = torch.float32 if on_cpu and not self.flash and dtype != torch.float32 else dtype
         self.embed, self.rotary = inner.embed_tokens, inner.rotary_emb
         attention = inner.layers[0].self_attn
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
@@ -157,7 +159,7 @@ class _LlamaEngine:
                                                  enable_gqa=True)
             x = self._finish_layer(layer, x, out.transpose(1, 2).reshape(g, P, -1))
         bias = torch.zeros(mask.shape, dtype=self.kv_dtype, device=x.device).masked_fill(mask == 0, float("-inf"))
-        self.prompt_bias, self.group_size = bias.repeat_interleave(n, 0)[:, None, None, :], n
+        self.prompt_bias, self.group_size = bias[:, None, None, :], n  # per prompt: [g, 1, 1, P]
         shape = (2, len(self.layers), g * n, self.kv_heads, self.max_new_tokens, self.head_dim)
         self.response_kv = torch.empty(shape, dtype=self.kv_dtype, device=x.device)
         return self.head(self.norm(x[:, -1])).repeat_interleave(n, 0)
@@ -179,10 +181,19 @@ class _LlamaEngine:
         """softmax([q·Kpᵀ + bias | q·Krᵀ]·scale)·[Vp; Vr] for q [B, H, 1, D]; returns [B, 1, H·D]."""
         prompt_keys, prompt_values = self.prompt_kv[i]
         (g, kv, P, D), r = prompt_keys.shape, self.group_size
-        q = q.to(self.kv_dtype).reshape(g * r, kv, -1, D) * self.scaling  # head h reads kv head h // (H / H_kv)
+        q = q.to(self.kv_dtype).reshape(g * r, kv, -1, D)  # head h reads kv head h // (H / H_kv)
         per_group = q.view(g, r, kv, -1, D).transpose(1, 2).reshape(g, kv, -1, D)
+        if self.flash:
+            prompt_out, prompt_lse = flash_attention(per_group, prompt_keys, prompt_values, self.prompt_bias,
+                                                     self.scaling)
+            rows_out, rows_lse = flash_attention(q, keys, values, None, self.scaling)
+            prompt_out = prompt_out.view(g, kv, r, -1, D).transpose(1, 2).reshape(g * r, kv, -1, D)
+            prompt_lse = prompt_lse.view(g, kv, r, -1).transpose(1, 2).reshape(g * r, kv, -1)
+            out = merge_attention(prompt_out, prompt_lse, rows_out, rows_lse)
+            return out.reshape(g * r, 1, -1).to(self.dtype)
+        q, per_group = q * self.scaling, per_group * self.scaling
         prompt_scores = (per_group @ prompt_keys.transpose(-1, -2)).view(g, kv, r, -1, P).transpose(1, 2)
-        scores = torch.cat([prompt_scores.reshape(g * r, kv, -1, P) + self.prompt_bias,
+        scores = torch.cat([(prompt_scores + self.prompt_bias[:, None]).reshape(g * r, kv, -1, P),
                             q @ keys.transpose(-1, -2)], dim=-1)
         weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
         w_prompt = weights[..., :P].reshape(g, r, kv, -1, P).transpose(1, 2).reshape(g, kv, -1, P)
@@ -193,7 +204,7 @@ class _LlamaEngine:
         """Keep only the prompts ``groups`` (indices into the current ones) and their rows."""
         rows = _group_rows(groups, self.group_size)
         self.prompt_kv = [(k[groups], v[groups]) for k, v in self.prompt_kv]
-        self.prompt_bias, self.response_kv = self.prompt_bias[rows], self.response_kv[:, :, rows]
+        self.prompt_bias, self.response_kv = self.prompt_bias[groups], self.response_kv[:, :, rows]
 
 
 class _ModelEngine:

@@ -1,0 +1,71 @@
+"""The decode step's attention over two key sets merged by log-sum-exp (`logicrl.engine.attention`): against a
+softmax over their union, and the fast engine with it against the batched-matmul fallback.
+
+Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/engine/test_attention.py -q
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from logicrl.engine import attention, decode
+from logicrl.engine.decode import generate
+from logicrl.models import build_tiny_model
+
+needs_flash = pytest.mark.skipif(not attention.cpu_flash_works(torch.float32),
+                                 reason="this PyTorch's CPU flash-attention op fails its probe")
+
+
+def test_merging_two_softmaxes_by_log_sum_exp_is_the_softmax_of_the_union():
+    """By hand: each set's output and ℓ from plain float64 softmaxes; the merge equals one softmax over both."""
+    generator = torch.Generator().manual_seed(3)
+    q, k_a, v_a = (torch.randn(shape, generator=generator, dtype=torch.float64)
+                   for shape in ((2, 3, 4, 8), (2, 3, 7, 8), (2, 3, 7, 8)))
+    k_b, v_b = (torch.randn((2, 3, 2, 8), generator=generator, dtype=torch.float64) for _ in range(2))
+    s_a, s_b = q @ k_a.transpose(-1, -2), q @ k_b.transpose(-1, -2)
+    merged = attention.merge_attention(torch.softmax(s_a, -1) @ v_a, torch.logsumexp(s_a, -1),
+                                       torch.softmax(s_b, -1) @ v_b, torch.logsumexp(s_b, -1))
+    expected = torch.softmax(torch.cat([s_a, s_b], -1), -1) @ torch.cat([v_a, v_b], 2)
+    torch.testing.assert_close(merged.double(), expected, atol=1e-6, rtol=0)
+
+
+@needs_flash
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_flash_attention_gives_the_softmax_and_its_log_sum_exp(dtype):
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(shape, generator=generator) for shape in ((3, 2, 5, 16), (3, 2, 9, 16), (3, 2, 9, 16)))
+    bias = torch.zeros(3, 1, 1, 9)
+    bias[0, ..., :4] = float("-inf")  # a left-padded prompt
+    if not attention.cpu_flash_works(dtype):
+        pytest.skip(f"no CPU flash attention in {dtype}")
+    out, lse = attention.flash_attention(q.to(dtype), k.to(dtype), v.to(dtype), bias.to(dtype), 0.25)
+    scores = q.double() @ k.double().transpose(-1, -2) * 0.25 + bias.double()
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(out.double(), torch.softmax(scores, -1) @ v.double(), atol=tolerance, rtol=0)
+    torch.testing.assert_close(lse.double(), torch.logsumexp(scores, -1), atol=tolerance, rtol=0)
+
+
+@needs_flash
+@pytest.mark.parametrize("n", [1, 3])
+def test_the_fast_engine_decodes_the_same_with_flash_and_with_matmuls(n, monkeypatch):
+    """float32, left-padded prompts of different lengths, n samples per prompt, finished prompts leaving the batch:
+    the flash path samples the tokens the batched matmuls sample, with the same log-probs to float rounding."""
+    model, tokenizer = build_tiny_model()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # weights with varied greedy continuations (the default tiny model repeats one token)
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    prompts = [[5, 9, 13, 200, 41, 7], [7, 8], [300, 301, 302, 303]]
+    options = {"n": n, "max_new_tokens": 20, "pad_token_id": tokenizer.pad_token_id, "stop_token_ids": (),
+               "seed": 0, "engine": "fast", "temperature": 1.0}
+    assert decode._LlamaEngine(model, 1, 4).flash
+    options["stop_token_ids"] = (int(generate(model, prompts, **options).response_ids[0, 4]),)  # row 0 stops
+    flash = generate(model, prompts, **options)
+    monkeypatch.setattr(decode, "cpu_flash_works", lambda dtype: False)
+    assert not decode._LlamaEngine(model, 1, 4).flash
+    matmuls = generate(model, prompts, **options)
+    assert torch.equal(flash.response_ids, matmuls.response_ids)
+    assert (flash.response_mask.sum(-1) < 20).any()  # some rows stopped: the batch shrank on the way
+    torch.testing.assert_close(flash.logprobs, matmuls.logprobs, atol=1e-5, rtol=0)
