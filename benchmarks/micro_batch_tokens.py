@@ -11,7 +11,7 @@ under three ways of forming micro-batches:
 * ``group-major``: the same budget, but the rows of a puzzle kept together (longest first within the group),
   so more micro-batches hold one prompt several times.
 
-In each micro-batch, each distinct prompt runs once (`logicrl.engine.logprobs._shared_prompt_logits`) and every
+In each micro-batch, each distinct prompt runs once (`logicrl.engine.logprobs.prompt_states`) and every
 row is as wide as the longest response. The floor is each prompt once per step and no padding: what a forward
 that packs a group's responses after its prompt would process. The forward and the backward of the update cost
 in proportion (the linears dominate at these lengths), so the ratios to the floor bound what better batching

@@ -5,7 +5,7 @@ P + t is predicted by the logits at P + t − 1, so only the last T + 1 position
 ``logits_to_keep=T + 1`` skips the vocabulary projection over the prompt (the largest tensor of the
 forward for short responses). Logits are divided by the sampling temperature first, as veRL does, so the
 log-probs are those of the distribution the responses were sampled from. Rows that repeat a prompt (the
-n samples of a group) share one forward of it (`_shared_prompt_logits`), backward included.
+n samples of a group) share one forward of it (`prompt_states`), backward included.
 
 Memory: the logits of a forward are [rows, T + 1, V] (float32 on CPU: 16 rows × 512 tokens × 49,152 ×
 4 B = 1.6 GB for SmolLM2), and with grad enabled they are kept for the backward pass. ``batch_size``
@@ -117,21 +117,23 @@ def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_i
     ``hidden``, the final hidden states [B, T, h] at those positions instead (not tempered).
 
     With ``share_prompts`` and rows that repeat a prompt (the n samples of a group), each distinct prompt
-    runs once (`_shared_prompt_logits`); otherwise one forward over the whole rows. Under gradient
-    checkpointing the rows run whole (no cache, see the module docstring). ``prompt``: the rows' prompts
-    already run (`PromptStates.rows`, the same width as ``input_ids``' prompt columns); only the responses run.
+    runs once (`prompt_states`, kept in the graph): its KV cache is gathered per row and the responses run on
+    it, all but their last token (whose logits predict nothing); autograd sums each prompt's gradient over its
+    rows, so the gradient is that of the full forward. A prompt of P tokens repeated n times then costs P
+    token-forwards (and backwards) instead of n·P: for 4 samples of a 180-token prompt with ~100-token
+    responses, ≈ 45 % less work and activation memory. Otherwise (no prompt repeats, gradient checkpointing:
+    no cache, see the module docstring; a cache that cannot be gathered by row) one forward over the whole
+    rows. ``prompt``: the rows' prompts already run (`PromptStates.rows`, the same width as ``input_ids``'
+    prompt columns); only the responses run.
     """
-    logits = None
     width = input_ids.shape[1] - n_response
+    if prompt is None and share_prompts:
+        states = prompt_states(model, input_ids[:, :width], attention_mask[:, :width], hidden=hidden, onednn=False,
+                               leaves=False)
+        prompt = None if states is None else states.rows()
     if prompt is not None:
         logits = _responses_on(model, input_ids, attention_mask, position_ids, width, *prompt, hidden)
-    elif share_prompts and width > 0 and not gradient_checkpointing(model):
-        prompts = torch.cat([input_ids[:, :width], attention_mask[:, :width]], dim=1)
-        distinct, row_prompt = torch.unique(prompts, dim=0, return_inverse=True)
-        if len(distinct) < len(prompts):
-            logits = _shared_prompt_logits(model, input_ids, attention_mask, position_ids, width, row_prompt,
-                                           hidden)
-    if logits is None:
+    else:
         logits = _forward(model, hidden, n_response + 1, input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=position_ids, use_cache=False)[0][:, :-1, :]
     return logits / temperature if temperature != 1.0 and not hidden else logits
@@ -143,7 +145,7 @@ class PromptStates:
 
     ``first`` [G, 1, V] (or [G, 1, h] for hidden states): the output at each prompt's last position, which
     predicts the first response token; ``kv``: each layer's (keys, values) [G, heads, P, D]; ``row_prompt``
-    [B]: the index of row b's prompt among the G; ``width``: P, the prompt columns.
+    [B]: the index of row b's prompt among the G.
 
     Cut from the graph (`prompt_states` with grad enabled), ``first`` and ``kv`` are leaves: the backward of
     each micro-batch that reads them adds into their ``.grad``, and `backward` then runs the prompt forward's
@@ -152,7 +154,6 @@ class PromptStates:
     per micro-batch that holds one of its rows.
     """
 
-    width: int
     row_prompt: Tensor
     first: Tensor
     kv: list[tuple[Tensor, Tensor]]
@@ -175,11 +176,13 @@ class PromptStates:
             torch.autograd.backward([source for source, _ in pairs], [grad for _, grad in pairs])
 
 
-def prompt_states(model, prompt_ids: Tensor, prompt_mask: Tensor, *, hidden: bool = False,
-                  onednn: bool = True) -> PromptStates | None:
+def prompt_states(model, prompt_ids: Tensor, prompt_mask: Tensor, *, hidden: bool = False, onednn: bool = True,
+                  leaves: bool = True) -> PromptStates | None:
     """Each distinct row of ``prompt_ids`` [B, P] (left-padded, with ``prompt_mask``) run once through ``model``
-    (on its device; cut from the graph when grad is enabled: `PromptStates`). None where it cannot pay or
-    cannot work: no prompt repeats, gradient checkpointing (no cache), or a cache without per-layer tensors."""
+    (on its device; with grad enabled and ``leaves``, cut from the graph: `PromptStates`; ``leaves=False``
+    keeps them in it, for one forward over all the rows). ``onednn``: enter `onednn_linears` (False when the
+    caller already has). None where it cannot pay or cannot work: no prompt repeats, gradient checkpointing
+    (no cache), or a cache without per-layer tensors."""
     if prompt_ids.shape[1] == 0 or gradient_checkpointing(model):
         return None
     distinct, row_prompt = torch.unique(torch.cat([prompt_ids, prompt_mask], dim=1), dim=0, return_inverse=True)
@@ -192,13 +195,13 @@ def prompt_states(model, prompt_ids: Tensor, prompt_mask: Tensor, *, hidden: boo
     if states is None:
         return None
     first, kv = states
-    graph = [first, *(t for pair in kv for t in pair)] if torch.is_grad_enabled() else []
+    graph = [first, *(t for pair in kv for t in pair)] if leaves and torch.is_grad_enabled() else []
     if graph:  # a tensor that needs no grad (a frozen layer under LoRA) stays out of the backward
 
         def leaf(t: Tensor) -> Tensor:
             return t.detach().requires_grad_(t.requires_grad)
         first, kv = leaf(first), [(leaf(k), leaf(v)) for k, v in kv]
-    return PromptStates(prompt_ids.shape[1], row_prompt, first, kv, graph)
+    return PromptStates(row_prompt, first, kv, graph)
 
 
 def _run_prompts(model, ids: Tensor, mask: Tensor, positions: Tensor,
@@ -211,31 +214,6 @@ def _run_prompts(model, ids: Tensor, mask: Tensor, positions: Tensor,
     if not layers or not all(isinstance(getattr(layer, "keys", None), Tensor) for layer in layers):
         return None
     return first, [(layer.keys, layer.values) for layer in layers]
-
-
-def _shared_prompt_logits(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, width: int,
-                          row_prompt: Tensor, hidden: bool = False) -> Tensor | None:
-    """The logits of one forward over the rows, with each distinct prompt (the first ``width`` columns)
-    computed once; ``row_prompt[b]`` is the index of row b's prompt among the distinct ones.
-
-    1. The G distinct prompts run alone: their KV cache, and the logits at their last position, which
-       predict the first response token.
-    2. The cache is gathered per row and the responses run on it, all but their last token (whose
-       logits predict nothing). Autograd sums each prompt's gradient over its rows, so the gradient is
-       that of the full forward.
-    A prompt of P tokens repeated n times then costs P token-forwards (and backwards) instead of n·P: for
-    4 samples of a 180-token prompt with ~100-token responses, ≈ 45 % less work and activation memory.
-    Returns None for a model whose cache cannot be gathered by row; the caller then runs the rows whole.
-    """
-    first_row = torch.empty(int(row_prompt.max()) + 1, dtype=torch.long, device=row_prompt.device)
-    first_row.scatter_(0, row_prompt, torch.arange(len(row_prompt), device=row_prompt.device))
-    columns = slice(0, width)
-    states = _run_prompts(model, input_ids[first_row, columns], attention_mask[first_row, columns],
-                          position_ids[first_row, columns], hidden)
-    if states is None:
-        return None
-    first, cache = PromptStates(width, row_prompt, *states).rows()
-    return _responses_on(model, input_ids, attention_mask, position_ids, width, first, cache, hidden)
 
 
 def _responses_on(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, width: int,
