@@ -12,7 +12,7 @@ from logicrl.engine import decode
 from logicrl.engine.decode import generate
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sampling import _Sampler
-from logicrl.engine.sequences import left_pad
+from logicrl.engine.sequences import left_pad, shared_prefix_length
 from logicrl.models import build_tiny_model
 
 TEXTS = (
@@ -210,3 +210,35 @@ def test_a_lora_policy_runs_on_the_fast_engine_and_samples_what_peft_computes(di
     assert torch.equal(fast.response_ids, plain.response_ids)
     torch.testing.assert_close(fast.logprobs, plain.logprobs, atol=1e-4, rtol=0)
     assert torch.equal(fast.response_ids, base.response_ids) == disabled  # the adapter matters
+
+
+OPENING = ("A very special island is inhabited only by knights and knaves. Knights always tell the truth, and knaves "
+           "always lie. You meet ")
+TAILS = ("2 inhabitants: Zoey and Oliver.", "3 inhabitants: Ethan, Mia and Jack. Ethan said that Mia is a knave.",
+         "2 inhabitants: Ava and Liam. Ava said that")
+
+
+@pytest.mark.parametrize("engine", ["fast", "model"])
+def test_prompts_that_share_a_prefix_continue_as_model_generate_does(tiny, engine):
+    """Prompts that open with the same 20+ tokens (as every K&K prompt opens with the chat template and
+    instruction): the fast engine runs the prefix once, and greedy rows still equal ``model.generate``'s; sampled
+    log-probs equal a scoring forward's."""
+    model, tokenizer, _ = tiny
+    prompts = [tokenizer(OPENING + tail, add_special_tokens=False)["input_ids"] for tail in TAILS]
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    assert shared_prefix_length(ids, mask) >= 20 and len({len(p) for p in prompts}) == 3
+    seen = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda _m, args, _out: seen.append(tuple(args[0].shape)))
+    try:
+        out = ours(model, tokenizer, prompts, greedy=True, engine=engine, stop_token_ids=[tokenizer.eos_token_id])
+    finally:
+        hook.remove()
+    assert torch.equal(out.response_ids, hf_greedy(model, tokenizer, prompts, 24, [tokenizer.eos_token_id]))
+    if engine == "fast":
+        prefix = shared_prefix_length(ids, mask)
+        assert seen[:2] == [(1, prefix), (3, ids.shape[1] - prefix)]  # the prefix once, then each prompt's rest
+    sampled = ours(model, tokenizer, prompts, n=2, seed=1, temperature=0.8, engine=engine)
+    with torch.no_grad():
+        logp, _ = response_logprobs(model, *sampled.sequences(), sampled.response_ids, temperature=0.8, onednn=False)
+    valid = sampled.response_mask.bool()
+    torch.testing.assert_close(sampled.logprobs[valid], logp[valid], atol=1e-4, rtol=0)

@@ -14,7 +14,7 @@ import torch
 from logicrl.models import build_tiny_model
 from logicrl.engine.logprobs import prompt_states, response_logprobs
 from logicrl.engine.onednn import onednn_linears
-from logicrl.engine.sequences import left_pad, positions_from_mask
+from logicrl.engine.sequences import MIN_SHARED_PREFIX, left_pad, positions_from_mask, shared_prefix_length
 
 PROMPTS = [[5, 9, 13, 200, 41], [7, 8], [300, 301, 302, 303]]
 RESPONSES = [[11, 12, 13, 14], [21, 22, 2], [31]]  # right-padded to 4
@@ -357,3 +357,74 @@ def test_under_gradient_checkpointing_the_prompts_run_once():
         response_logprobs(model.eval(), ids, mask, positions, response_ids)
     width = ids.shape[1] - response_ids.shape[1]
     assert sum(seen) == 3 * width + len(ids) * (response_ids.shape[1] - 1)
+
+
+# --- a prefix shared by every prompt runs once ---------------------------------------------------------------
+
+
+TEMPLATE = list(range(100, 120))  # 20 tokens every prompt starts with, as a chat template and instruction do
+
+
+def prefixed_batch(tails=([5, 9, 13], [7], [300, 301, 302, 303, 304], [5, 9]), grouped=False):
+    """Distinct prompts TEMPLATE + tail (lengths 21–25, so left padding differs), one response each (or the
+    `grouped_batch` layout of three of them)."""
+    prompts = [TEMPLATE + list(tail) for tail in tails]
+    if grouped:
+        prompts = [prompts[i] for i in (0, 1, 0, 2, 1, 0, 1)]
+    responses = [[11, 12, 13, 14], [21], [15, 16], [31, 32, 33], [22, 23, 24, 25], [17, 2], [26, 27, 28]]
+    responses = responses[:len(prompts)]
+    prompt_ids, prompt_mask = left_pad(prompts, 0)
+    response_ids = torch.tensor([r + [0] * (4 - len(r)) for r in responses])
+    response_mask = torch.tensor([[1] * len(r) + [0] * (4 - len(r)) for r in responses])
+    ids, mask = torch.cat([prompt_ids, response_ids], 1), torch.cat([prompt_mask, response_mask], 1)
+    return ids, mask, positions_from_mask(mask), response_ids, response_mask.bool()
+
+
+def test_shared_prefix_length():
+    ids, mask = left_pad([TEMPLATE + [1, 2], TEMPLATE + [1, 3, 4], TEMPLATE + [7]], 0)
+    assert shared_prefix_length(ids, mask) == 20  # where the tails part
+    ids, mask = left_pad([TEMPLATE + [1, 2], TEMPLATE + [1, 2, 4]], 0)
+    assert shared_prefix_length(ids, mask) == 21  # capped at the shortest − 1: its last token stays its own
+    ids, mask = left_pad([TEMPLATE[:14] + [1, 2], TEMPLATE[:14] + [1, 3]], 0)
+    assert shared_prefix_length(ids, mask) == 0  # 15 shared tokens: under MIN_SHARED_PREFIX
+    ids, mask = left_pad([TEMPLATE[:15] + [1, 2], TEMPLATE[:15] + [1, 3]], 0)
+    assert shared_prefix_length(ids, mask) == MIN_SHARED_PREFIX == 16
+    assert shared_prefix_length(ids[:1], mask[:1]) == 0  # one prompt: nothing to share
+    assert shared_prefix_length(ids.flip(1), mask.flip(1)) == 0  # right padding: not the layout it reads
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_a_shared_prefix_gives_the_full_forward_values_and_gradients(tiny, onednn, chunk):
+    """Distinct prompts (nothing repeats) that share a 20-token prefix: values and gradients of the plain
+    forward, with the prefix run once and every prompt's rest on its cache."""
+    inputs = prefixed_batch()
+    plain = logp_and_grads(tiny, inputs, share_prompts=False, onednn=onednn, logprob_chunk=chunk)
+    shared = logp_and_grads(tiny, inputs, onednn=onednn, logprob_chunk=chunk)
+    assert_same(plain, shared)
+    with torch.no_grad():
+        expected = reference(tiny, *inputs[:4], temperature=0.7)
+    torch.testing.assert_close(shared[0].double(), expected * inputs[4], atol=1e-5, rtol=0)
+
+
+def test_a_shared_prefix_runs_once(tiny):
+    ids, mask, positions, response_ids, _ = prefixed_batch()
+    seen = []
+    hook = tiny.get_input_embeddings().register_forward_hook(lambda _m, args, _out: seen.append(tuple(args[0].shape)))
+    try:
+        with torch.no_grad():
+            response_logprobs(tiny, ids, mask, positions, response_ids)
+    finally:
+        hook.remove()
+    width = ids.shape[1] - 4
+    assert seen == [(1, 20), (4, width - 20), (4, 3)]  # the prefix once, each prompt's rest, the responses
+
+
+def test_prompts_once_with_a_shared_prefix_across_micro_batches(tiny):
+    """The trainer's path: states made once for the batch (repeated prompts that share a prefix too), read by
+    three micro-batches, each with its own backward: the values and gradients of one forward over every row."""
+    inputs = prefixed_batch(grouped=True)
+    whole = logp_and_grads(tiny, inputs, share_prompts=False)
+    once, tokens = micro_batched(tiny, inputs, {})
+    assert_same(whole, once)
+    assert tokens == 20 + 3 * (inputs[0].shape[1] - 4 - 20) + len(inputs[0]) * 3

@@ -6,7 +6,7 @@ first token whose decoded text completes one of them; otherwise it is cut at ``m
 (``truncated``). Everything after the end is padding (``response_mask`` 0).
 
 The decode loop (each lever measured in docs/performance.md): every distinct prompt is prefilled once
-for its ``n`` rows, and the Llama-family engine (`_LlamaEngine`) keeps that prompt KV cache once per
+for its ``n`` rows (and a prefix that all the prompts share, once for all of them), and the Llama-family engine (`_LlamaEngine`) keeps that prompt KV cache once per
 prompt, attending to it group-wise; the response KV cache is preallocated and written in place; on CPU
 the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights (`logicrl.engine.onednn`);
 a prompt whose ``n`` rows have all stopped leaves the batch (at the next multiple of 8 steps); sampling
@@ -34,7 +34,7 @@ from logicrl.engine.compat import cache_argument, output_cache
 from logicrl.engine.linears import mergeable
 from logicrl.engine.onednn import _Linear
 from logicrl.engine.sampling import _Sampler, _StopCheck
-from logicrl.engine.sequences import Generation, left_pad, positions_from_mask
+from logicrl.engine.sequences import Generation, left_pad, positions_from_mask, shared_prefix_length
 
 FAST_MODEL_TYPES = ("llama", "mistral", "qwen2")  # the same decoder block as Llama (Qwen2: q/k/v biases)
 ENGINES = ("auto", "fast", "model")
@@ -143,26 +143,52 @@ class _LlamaEngine:
         return x + layer.down(layer.act(gate) * up)
 
     def prefill(self, ids: Tensor, mask: Tensor, n: int) -> Tensor:
-        """Run the g prompts [g, P] (left-padded), keep their KV; return next-token logits [g·n, V]."""
+        """Run the g prompts [g, P] (left-padded), keep their KV; return next-token logits [g·n, V].
+
+        A prefix of L tokens that all g prompts share (`shared_prefix_length`: the chat template and instruction)
+        runs once, [1, L], and the prompts' remaining columns attend to its keys; the prompt cache is then laid
+        out [prefix | each prompt's rest, left-padded], which the decode step's attention reads as any other
+        order (its bias hides the padding)."""
         g, P = ids.shape
-        x = self.embed(ids).to(self.dtype)
-        rope = self.rotary(x, positions_from_mask(mask))
-        eye = torch.eye(P, dtype=torch.bool, device=ids.device)
-        # causal, padding keys hidden; a padding query sees itself (no empty softmax rows)
-        allowed = (eye.cumsum(0).bool() & mask.bool()[:, None, :]) | eye
-        self.prompt_kv = []
-        for layer in self.layers:
-            q, k, v = self._qkv(layer, x, rope)
-            # read every step: keep them dense
-            self.prompt_kv.append((k.to(self.kv_dtype).contiguous(), v.to(self.kv_dtype).contiguous()))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], scale=self.scaling,
-                                                 enable_gqa=True)
-            x = self._finish_layer(layer, x, out.transpose(1, 2).reshape(g, P, -1))
+        positions, prefix, shared = positions_from_mask(mask), shared_prefix_length(ids, mask), None
+        if prefix:
+            start = P - int(mask[0].sum())
+            _, shared = self._prompt_forward(ids[:1, start:start + prefix], mask[:1, start:start + prefix],
+                                             positions[:1, start:start + prefix])
+            ids, positions = ids[:, prefix:], positions[:, prefix:]
+            mask = torch.cat([mask.new_ones(g, prefix), mask[:, :P - prefix]], dim=1)  # as in logprobs._run_prompts
+        x, kv = self._prompt_forward(ids, mask, positions, shared)
+        self.prompt_kv = [(k.to(self.kv_dtype).contiguous(), v.to(self.kv_dtype).contiguous())  # read every step
+                          for k, v in kv]
         bias = torch.zeros(mask.shape, dtype=self.kv_dtype, device=x.device).masked_fill(mask == 0, float("-inf"))
         self.prompt_bias, self.group_size = bias[:, None, None, :], n  # per prompt: [g, 1, 1, P]
         shape = (2, len(self.layers), g * n, self.kv_heads, self.max_new_tokens, self.head_dim)
         self.response_kv = torch.empty(shape, dtype=self.kv_dtype, device=x.device)
         return self.head(self.norm(x[:, -1])).repeat_interleave(n, 0)
+
+    def _prompt_forward(self, ids: Tensor, mask: Tensor, positions: Tensor,
+                        shared: list[tuple[Tensor, Tensor]] | None = None) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """Prompt columns ``ids`` [g, S] at ``positions`` through every layer, after the L keys of ``shared`` (each
+        layer's (keys, values) [1, kv_heads, L, D], none by default); ``mask`` [g, L + S] marks real keys. Returns
+        the last hidden states [g, S, E] and each layer's (keys, values) over all L + S columns."""
+        g, S = ids.shape
+        L = mask.shape[1] - S
+        x = self.embed(ids).to(self.dtype)
+        rope = self.rotary(x, positions)
+        eye = torch.eye(S, dtype=torch.bool, device=ids.device)
+        # causal, padding keys hidden; a padding query sees itself (no empty softmax rows)
+        own = (eye.cumsum(0).bool() & mask.bool()[:, None, L:]) | eye
+        allowed = torch.cat([mask.bool()[:, None, :L].expand(g, S, L), own], dim=-1)
+        kv = []
+        for i, layer in enumerate(self.layers):
+            q, k, v = self._qkv(layer, x, rope)
+            if shared is not None:
+                k, v = (torch.cat([part.expand(g, -1, -1, -1), new], dim=2) for part, new in zip(shared[i], (k, v)))
+            kv.append((k, v))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], scale=self.scaling,
+                                                 enable_gqa=True)
+            x = self._finish_layer(layer, x, out.transpose(1, 2).reshape(g, S, -1))
+        return x, kv
 
     def step(self, tokens: Tensor, positions: Tensor) -> Tensor:
         """Append one token per row (tokens, positions [B]); return next-token logits [B, V]."""

@@ -1,4 +1,5 @@
-"""Prompt + response rows as tensors: the `Generation` batch, left padding and position ids.
+"""Prompt + response rows as tensors: the `Generation` batch, left padding, position ids and the prefix that a
+batch's prompts share.
 
 A row is ``[prompt (left-padded) | response (right-padded)]``, so every prompt ends at the same column
 and the response starts right after it; the position ids count the real tokens only.
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+MIN_SHARED_PREFIX = 16  # tokens: a shorter prefix common to every prompt is not worth a forward of its own
 
 
 @dataclass
@@ -62,3 +65,21 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor
             ids[i, width - len(row):] = torch.tensor(list(row), dtype=torch.long)
             mask[i, width - len(row):] = 1
     return ids, mask
+
+
+def shared_prefix_length(ids: Tensor, mask: Tensor) -> int:
+    """Tokens at the start of every prompt of ``ids`` [G, P] (left-padded, with ``mask``) that all G share, such
+    as a batch's chat template and system prompt; at most the shortest prompt's length − 1, so that each prompt
+    keeps a token of its own (its last one predicts the first response token). 0 for fewer than two prompts, a
+    prefix shorter than ``MIN_SHARED_PREFIX`` (not worth a forward of its own) or a mask that is not left padding."""
+    G, P = ids.shape
+    lengths = mask.sum(1)
+    shortest = int(lengths.min()) if G else 0
+    left_padded = torch.equal(mask.bool(), torch.arange(P, device=mask.device) >= (P - lengths)[:, None])
+    if G < 2 or shortest < 2 or not left_padded:
+        return 0
+    starts = (P - lengths)[:, None] + torch.arange(shortest - 1, device=ids.device)
+    heads = ids.gather(1, starts)  # each prompt's first shortest − 1 tokens, left-aligned
+    differs = (heads != heads[:1]).any(0).nonzero()
+    length = int(differs[0]) if len(differs) else shortest - 1
+    return length if length >= MIN_SHARED_PREFIX else 0
