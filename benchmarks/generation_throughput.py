@@ -3,7 +3,9 @@
 Batch of 16 rows, K&K prompts (2-person puzzles from ``logicrl.puzzles``, the Logic-RL chat prompt with the
 ``<think>`` pre-fill), 128 new tokens, the default model (SmolLM2-135M-Instruct) in float32 on the CPU.
 Cases: 16 distinct prompts, and 4 prompts × 4 samples (the RL shape: ``n=4`` for us,
-``num_return_sequences=4`` for ``generate``). Every row writes all 128 tokens (``min_new_tokens`` for
+``num_return_sequences=4`` for ``generate``); the 16 distinct prompts once more with the shared prefix lever
+off (the chat template and instruction, which every prompt opens with, prefilled once per prompt instead of
+once per call: `logicrl.engine.sequences.shared_prefix_length`). Every row writes all 128 tokens (``min_new_tokens`` for
 ``generate``, no stop ids for us) so the token counts match; the last case stops at eos / ``</answer>`` on
 both sides (greedy, so both write the same tokens). Columns: tokens/s of ``model.generate``, of our loop
 on the model's own forward (``engine="model"``: prefill sharing, early stop), of our default engine, and
@@ -33,7 +35,7 @@ import time
 
 import torch
 
-from logicrl.engine import onednn
+from logicrl.engine import onednn, sequences
 from logicrl.engine.decode import generate
 from logicrl.engine.sequences import left_pad
 from logicrl.evaluate.scoring import stop_token_ids
@@ -113,6 +115,17 @@ def levers(model, tokenizer, prompts, tokens: int) -> None:
         previous = seconds
 
 
+@contextlib.contextmanager
+def prefix_not_shared():
+    """The prefix lever off: no prefix is long enough to run once (`logicrl.engine.sequences.MIN_SHARED_PREFIX`)."""
+    saved = sequences.MIN_SHARED_PREFIX
+    sequences.MIN_SHARED_PREFIX = 1 << 30
+    try:
+        yield
+    finally:
+        sequences.MIN_SHARED_PREFIX = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model alias, path or hub id")
@@ -140,6 +153,7 @@ def main() -> None:
         cases = [
             ("16 prompts, greedy", distinct, 1, True, False),
             ("16 prompts, sampled t=1", distinct, 1, False, False),
+            ("16 prompts, sampled t=1, shared prefix not run once", distinct, 1, False, False),
             ("4 prompts x 4 samples, sampled t=1", distinct[:4], 4, False, False),
             ("16 prompts, greedy, stop at eos/</answer>", distinct, 1, True, True),
         ]
@@ -147,7 +161,8 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|")
         for label, prompts, n, greedy, stop in cases:
             options = {"n": n, "tokens": args.tokens, "greedy": greedy, "stop": stop}
-            ours, count = timed(our_generate, model, tokenizer, prompts, engine="auto", **options)
+            with prefix_not_shared() if "prefix not" in label else contextlib.nullcontext():
+                ours, count = timed(our_generate, model, tokenizer, prompts, engine="auto", **options)
             loop, _ = timed(our_generate, model, tokenizer, prompts, engine="model", **options)
             plain, _ = timed(plain_generate, model, tokenizer, prompts, **options)
             # without stops every row has all its tokens; with them (greedy) both sides write the same ones

@@ -13,6 +13,8 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
   ``--micro-batch`` rows;
 * ``logicrl_bf16``, ``logicrl_packed_bf16``: padded and packed with ``model.dtype=bfloat16``: forwards under bf16
   autocast over the fp32 weights, as TRL's (SFTConfig's ``bf16`` defaults to True, on the CPU too);
+* ``logicrl_bf16_prefix_off``: ``logicrl_bf16`` with the prompts' shared prefix (chat template, instruction) run
+  with each prompt rather than once per forward (`logicrl.engine.sequences.shared_prefix_length`): the lever alone;
 * ``trl``: SFTTrainer's default, padded batches;
 * ``trl_padding_free``: ``padding_free=True``, each micro-batch flattened into one row (on CPU the sdpa mask
   is built from the position ids);
@@ -47,11 +49,13 @@ from logicrl.models import DEFAULT_MODEL
 CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packed",
          "logicrl_bf16": "logicrl sft, padded, model.dtype=bfloat16",
          "logicrl_packed_bf16": "logicrl sft, packed, model.dtype=bfloat16",
+         "logicrl_bf16_prefix_off": "logicrl sft, padded, bfloat16, shared prefix not run once",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)"}
-# case → (packing, model.dtype)
-LOGICRL_CASES = {"logicrl": (False, "float32"), "logicrl_packed": (True, "float32"),
-                 "logicrl_bf16": (False, "bfloat16"), "logicrl_packed_bf16": (True, "bfloat16")}
+# case → (packing, model.dtype, shared prefix run once)
+LOGICRL_CASES = {"logicrl": (False, "float32", True), "logicrl_packed": (True, "float32", True),
+                 "logicrl_bf16": (False, "bfloat16", True), "logicrl_packed_bf16": (True, "bfloat16", True),
+                 "logicrl_bf16_prefix_off": (False, "bfloat16", False)}
 LR, PEOPLE = 5e-5, [2, 3]
 
 
@@ -70,10 +74,15 @@ def examples(args: argparse.Namespace, tokenizer) -> list[tuple[list[int], list[
                     target_ids([response_target(r, PromptConfig()) for r in records], tokenizer)))
 
 
-def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str) -> list[dict[str, float]]:
-    """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule."""
+def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: bool) -> list[dict[str, float]]:
+    """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule. ``prefix``
+    False: the prompts' shared prefix (chat template, instruction) runs with each prompt, not once per forward."""
+    from logicrl.engine import sequences
     from logicrl.rl.run_log import read_metrics
     from logicrl.rl.sft import SFTConfig, SFTTrainer
+
+    if not prefix:
+        sequences.MIN_SHARED_PREFIX = 1 << 30  # no prefix is long enough to run once
 
     out = tempfile.mkdtemp(prefix="logicrl-sft-bench-")
     config = SFTConfig.model_validate({
