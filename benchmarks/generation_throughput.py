@@ -34,8 +34,9 @@ import platform
 import time
 
 import torch
+from switches import shared_prefix_lever
 
-from logicrl.engine import onednn, sequences
+from logicrl.engine import onednn
 from logicrl.engine.decode import generate
 from logicrl.engine.sequences import left_pad
 from logicrl.evaluate.scoring import stop_token_ids
@@ -115,17 +116,6 @@ def levers(model, tokenizer, prompts, tokens: int) -> None:
         previous = seconds
 
 
-@contextlib.contextmanager
-def prefix_not_shared():
-    """The prefix lever off: no prefix is long enough to run once (`logicrl.engine.sequences.MIN_SHARED_PREFIX`)."""
-    saved = sequences.MIN_SHARED_PREFIX
-    sequences.MIN_SHARED_PREFIX = 1 << 30
-    try:
-        yield
-    finally:
-        sequences.MIN_SHARED_PREFIX = saved
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model alias, path or hub id")
@@ -161,7 +151,7 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|")
         for label, prompts, n, greedy, stop in cases:
             options = {"n": n, "tokens": args.tokens, "greedy": greedy, "stop": stop}
-            with prefix_not_shared() if "prefix not" in label else contextlib.nullcontext():
+            with shared_prefix_lever("prefix not" not in label):
                 ours, count = timed(our_generate, model, tokenizer, prompts, engine="auto", **options)
             loop, _ = timed(our_generate, model, tokenizer, prompts, engine="model", **options)
             plain, _ = timed(plain_generate, model, tokenizer, prompts, **options)

@@ -72,7 +72,6 @@ Needs: pip install -e '.[bench]'   (TRL; benchmark only)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import datetime
 import math
@@ -87,6 +86,7 @@ from pathlib import Path
 
 import torch
 from child_cases import add_case_arguments, make_data, report, run_child
+from switches import shared_prefix_lever
 
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad, sequence_inputs
@@ -261,19 +261,6 @@ def shared_prefix(batch) -> int:
     return shared_prefix_length(ids, mask)
 
 
-@contextlib.contextmanager
-def prefix_lever(on: bool):
-    """The shared-prefix lever on (the default) or off: no prefix long enough to run once."""
-    from logicrl.engine import sequences
-
-    saved = sequences.MIN_SHARED_PREFIX
-    sequences.MIN_SHARED_PREFIX = saved if on else 1 << 30
-    try:
-        yield
-    finally:
-        sequences.MIN_SHARED_PREFIX = saved
-
-
 def update_phase(args: argparse.Namespace) -> None:
     """The update alone on one batch of real rollouts: micro-batches padded to their longest row, the token
     budget, and each prompt once per batch (module docstring)."""
@@ -294,7 +281,7 @@ def update_phase(args: argparse.Namespace) -> None:
             batch = RolloutBatch.from_generation(drawn.generation, drawn.scores, GROUP_SIZE)
         micro = token_budget_batches(batch.mask.sum(-1), args.micro_batch, tokens)
         padded = tokens_run(batch, micro, once, prefix)
-        with prefix_lever(prefix):
+        with shared_prefix_lever(prefix):
             first = trainer._update(copy.deepcopy(batch), 1, {})  # warm-up; the loss check
             seconds = []
             for step in range(2, args.steps + 2):

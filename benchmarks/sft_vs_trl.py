@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 from child_cases import add_case_arguments, make_data, report, run_child
+from switches import shared_prefix_lever
 
 from logicrl.models import DEFAULT_MODEL
 
@@ -77,12 +78,8 @@ def examples(args: argparse.Namespace, tokenizer) -> list[tuple[list[int], list[
 def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: bool) -> list[dict[str, float]]:
     """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule. ``prefix``
     False: the prompts' shared prefix (chat template, instruction) runs with each prompt, not once per forward."""
-    from logicrl.engine import sequences
     from logicrl.rl.run_log import read_metrics
     from logicrl.rl.sft import SFTConfig, SFTTrainer
-
-    if not prefix:
-        sequences.MIN_SHARED_PREFIX = 1 << 30  # no prefix is long enough to run once
 
     out = tempfile.mkdtemp(prefix="logicrl-sft-bench-")
     config = SFTConfig.model_validate({
@@ -91,7 +88,8 @@ def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: boo
         "batch_size": args.batch, "micro_batch_size": args.micro_batch, "lr": LR, "schedule": "cosine",
         "max_response_tokens": 4096, "packing": packing, "packing_length": args.row_tokens, "seed": 0})
     trainer = SFTTrainer(config, show_progress=False)
-    trainer.fit()
+    with shared_prefix_lever(prefix):
+        trainer.fit()
     steps = []
     for row in read_metrics(Path(out), "train"):
         batch = [trainer.examples[int(r["id"])] for r in trainer.schedule.batch(row["step"] - 1)]
