@@ -141,3 +141,20 @@ def test_check_runs_refuses_a_missing_model_before_any_run(puzzle_dir, tmp_path)
         "runs": {"a": {"model": "tiny-random"}, "b": {"model": str(tmp_path / "missing")}}})
     with pytest.raises(UserError, match="run b: model path .*missing.* does not exist"):
         check_runs(cfg)
+
+
+def test_check_runs_takes_a_run_directory_for_its_last_checkpoint(puzzle_dir, tmp_path):
+    """configs/rq/*.cpu.yaml start from ``outputs/credit/cold``, a run directory: the check before the first run
+    looks at its last checkpoint, as the run itself will (it used to ask the run directory for a config.json)."""
+    (tmp_path / "rl.yaml").write_text("{}")
+    cold = tmp_path / "cold"
+    for step in ("step_000002", "step_000010"):
+        (cold / "checkpoints" / step).mkdir(parents=True)
+    cfg = ExperimentConfig.model_validate({
+        "question": "q", "out_dir": str(tmp_path / "out"),
+        "defaults": {"command": "train", "config": str(tmp_path / "rl.yaml"), "data": str(puzzle_dir)},
+        "runs": {"a": {"model": str(cold)}}})
+    with pytest.raises(UserError, match="run a: .*step_000010.* config.json"):
+        check_runs(cfg)  # the last checkpoint is looked at, and it has no config.json yet
+    (cold / "checkpoints" / "step_000010" / "config.json").write_text("{}")
+    check_runs(cfg)

@@ -14,7 +14,7 @@ from rich.console import Console
 from logicrl.cli.runs import check_puzzles
 from logicrl.config import load_config, read_yaml
 from logicrl.errors import UserError
-from logicrl.experiment import ExperimentConfig, Step, plan, resolve_args
+from logicrl.experiment import ExperimentConfig, Step, plan, resolve_args, resolve_model
 from logicrl.models import ModelNotFoundError, check_model_name
 
 console = Console(stderr=True)
@@ -38,8 +38,8 @@ def check_runs(cfg: ExperimentConfig) -> None:
             _check_same(label, wanted.model_dump(mode="json"), read_yaml(run_dir / "config.yaml"))
             continue
         if spec.model and not spec.model.startswith("@"):
-            try:
-                check_model_name(spec.model)
+            try:  # a run directory stands for its last checkpoint, as when the run starts
+                check_model_name(resolve_model(spec.model, cfg.out_dir))
             except ModelNotFoundError as exc:
                 raise UserError(f"run {label}: {exc}") from None
         check_puzzles(wanted.data, held_out=False)
