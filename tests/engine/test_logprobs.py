@@ -391,6 +391,7 @@ def test_shared_prefix_length():
     assert shared_prefix_length(ids, mask) == MIN_SHARED_PREFIX == 16
     assert shared_prefix_length(ids[:1], mask[:1]) == 0  # one prompt: nothing to share
     assert shared_prefix_length(ids.flip(1), mask.flip(1)) == 0  # right padding: not the layout it reads
+    assert shared_prefix_length(ids, mask.float()) == MIN_SHARED_PREFIX  # a float mask reads the same
 
 
 @pytest.mark.parametrize("onednn", [False, True])

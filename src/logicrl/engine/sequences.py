@@ -73,7 +73,7 @@ def shared_prefix_length(ids: Tensor, mask: Tensor) -> int:
     keeps a token of its own (its last one predicts the first response token). 0 for fewer than two prompts, a
     prefix shorter than ``MIN_SHARED_PREFIX`` (not worth a forward of its own) or a mask that is not left padding."""
     G, P = ids.shape
-    lengths = mask.sum(1)
+    lengths = mask.sum(1).long()
     shortest = int(lengths.min()) if G else 0
     left_padded = torch.equal(mask.bool(), torch.arange(P, device=mask.device) >= (P - lengths)[:, None])
     if G < 2 or shortest < 2 or not left_padded:
