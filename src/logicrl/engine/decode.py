@@ -6,8 +6,8 @@ first token whose decoded text completes one of them; otherwise it is cut at ``m
 (``truncated``). Everything after the end is padding (``response_mask`` 0).
 
 The decode loop (each lever measured in docs/performance.md): every distinct prompt is prefilled once
-for its ``n`` rows (and a prefix that all the prompts share, once for all of them), and the Llama-family engine (`_LlamaEngine`) keeps that prompt KV cache once per
-prompt, attending to it group-wise; the response KV cache is preallocated and written in place; on CPU
+for its ``n`` rows (and a prefix that all the prompts share, once for all of them), and the Llama-family
+engine (`_LlamaEngine`) keeps that prompt KV cache once per prompt, attending to it group-wise; the response KV cache is preallocated and written in place; on CPU
 the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights (`logicrl.engine.onednn`);
 a prompt whose ``n`` rows have all stopped leaves the batch (at the next multiple of 8 steps); sampling
 uses one uniform number per row and step, drawn from ``seed`` up front (`logicrl.engine.sampling`). Other
@@ -34,7 +34,8 @@ from logicrl.engine.compat import cache_argument, output_cache
 from logicrl.engine.linears import mergeable
 from logicrl.engine.onednn import _Linear
 from logicrl.engine.sampling import _Sampler, _StopCheck
-from logicrl.engine.sequences import Generation, left_pad, positions_from_mask, shared_prefix_length
+from logicrl.engine.sequences import (Generation, left_pad, positions_from_mask, shared_prefix_length,
+                                     split_shared_prefix)
 
 FAST_MODEL_TYPES = ("llama", "mistral", "qwen2")  # the same decoder block as Llama (Qwen2: q/k/v biases)
 ENGINES = ("auto", "fast", "model")
@@ -149,14 +150,11 @@ class _LlamaEngine:
         runs once, [1, L], and the prompts' remaining columns attend to its keys; the prompt cache is then laid
         out [prefix | each prompt's rest, left-padded], which the decode step's attention reads as any other
         order (its bias hides the padding)."""
-        g, P = ids.shape
+        g = ids.shape[0]
         positions, prefix, shared = positions_from_mask(mask), shared_prefix_length(ids, mask), None
         if prefix:
-            start = P - int(mask[0].sum())
-            _, shared = self._prompt_forward(ids[:1, start:start + prefix], mask[:1, start:start + prefix],
-                                             positions[:1, start:start + prefix])
-            ids, positions = ids[:, prefix:], positions[:, prefix:]
-            mask = torch.cat([mask.new_ones(g, prefix), mask[:, :P - prefix]], dim=1)  # as in logprobs._run_prompts
+            head, (ids, mask, positions) = split_shared_prefix(ids, mask, positions, prefix)
+            _, shared = self._prompt_forward(*head)
         x, kv = self._prompt_forward(ids, mask, positions, shared)
         self.prompt_kv = [(k.to(self.kv_dtype).contiguous(), v.to(self.kv_dtype).contiguous())  # read every step
                           for k, v in kv]

@@ -43,7 +43,7 @@ from transformers import DynamicCache
 
 from logicrl.engine.compat import cache_argument, output_cache
 from logicrl.engine.onednn import onednn_linears
-from logicrl.engine.sequences import positions_from_mask, shared_prefix_length
+from logicrl.engine.sequences import positions_from_mask, shared_prefix_length, split_shared_prefix
 
 
 def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
@@ -125,8 +125,8 @@ def response_logits(model, input_ids: Tensor, attention_mask: Tensor, position_i
     responses, ≈ 45 % less work and activation memory. A prefix that all the prompts share (the chat template
     and instruction) runs once too, so distinct prompts (SFT's) share it. Otherwise (no prompt repeats and no
     shared prefix, gradient checkpointing: no cache, see the module docstring; a cache that cannot be gathered
-    by row) one forward over the whole rows. ``prompt``: the rows' prompts already run (`PromptStates.rows`, the same width as ``input_ids``'
-    prompt columns); only the responses run.
+    by row) one forward over the whole rows. ``prompt``: the rows' prompts already run (`PromptStates.rows`,
+    the same width as ``input_ids``' prompt columns); only the responses run.
     """
     width = input_ids.shape[1] - n_response
     if prompt is None and share_prompts:
@@ -190,12 +190,13 @@ def prompt_states(model, prompt_ids: Tensor, prompt_mask: Tensor, *, hidden: boo
         return None
     distinct, row_prompt = torch.unique(torch.cat([prompt_ids, prompt_mask], dim=1), dim=0, return_inverse=True)
     ids, mask = distinct.split(prompt_ids.shape[1], dim=1)
-    if len(distinct) == len(prompt_ids) and not shared_prefix_length(ids, mask):
+    prefix = shared_prefix_length(ids, mask)
+    if len(distinct) == len(prompt_ids) and not prefix:
         return None
     device = next(model.parameters()).device
     ids, mask = ids.to(device), mask.to(device)
     with onednn_linears(model) if onednn else contextlib.nullcontext():
-        states = _run_prompts(model, ids, mask, positions_from_mask(mask), hidden)
+        states = _run_prompts(model, ids, mask, positions_from_mask(mask), hidden, prefix)
     if states is None:
         return None
     first, kv = states
@@ -208,39 +209,35 @@ def prompt_states(model, prompt_ids: Tensor, prompt_mask: Tensor, *, hidden: boo
     return PromptStates(row_prompt, first, kv, graph)
 
 
-def _run_prompts(model, ids: Tensor, mask: Tensor, positions: Tensor,
-                 hidden: bool) -> tuple[Tensor, list[tuple[Tensor, Tensor]]] | None:
+def _run_prompts(model, ids: Tensor, mask: Tensor, positions: Tensor, hidden: bool,
+                 prefix: int) -> tuple[Tensor, list[tuple[Tensor, Tensor]]] | None:
     """``(output at the last position [G, 1, ·], per-layer (keys, values))`` of the prompts' forward, or None for
     a model whose cache does not hold per-layer tensors.
 
-    A prefix of L tokens that every prompt shares (`shared_prefix_length`) runs once, [1, L], and the prompts'
-    remaining columns run on its KV cache, broadcast to the G prompts; autograd sums the prefix's gradient over
-    them. For the Logic-RL prompt (chat template, instruction, the puzzle's opening sentence: 177 of SmolLM2's
-    ~240 prompt tokens) that is about 70 % fewer prompt tokens. The KV comes back in the prompts' left-padded
-    layout (`_left_padded_layout`), as one forward over ``ids`` would give it."""
-    G, P = ids.shape
-    prefix, cache = shared_prefix_length(ids, mask), None
+    The first ``prefix`` tokens, which every prompt shares (`shared_prefix_length`; 0: none), run once, [1, L], and
+    the prompts' remaining columns run on its KV cache, broadcast to the G prompts (`split_shared_prefix`);
+    autograd sums the prefix's gradient over them. For the Logic-RL prompt (chat template, instruction, the
+    puzzle's opening sentence: 177 of SmolLM2's ~240 prompt tokens) that is about 70 % fewer prompt tokens. The
+    KV comes back in the prompts' left-padded layout (`_left_padded_columns`), as one forward over ``ids`` would
+    give it."""
+    cache = None
     if prefix:
-        start = P - int(mask[0].sum())
-        _, shared = _forward(model, hidden, 1, input_ids=ids[:1, start:start + prefix],
-                             attention_mask=mask[:1, start:start + prefix],
-                             position_ids=positions[:1, start:start + prefix], use_cache=True)
+        head, (ids, mask, positions) = split_shared_prefix(ids, mask, positions, prefix)
+        _, shared = _forward(model, hidden, 1, input_ids=head[0], attention_mask=head[1], position_ids=head[2],
+                             use_cache=True)
         shared_kv = _cache_tensors(shared)
         if shared_kv is None:
             return None
         cache = DynamicCache()
         for layer, (keys, values) in enumerate(shared_kv):
-            cache.update(keys.expand(G, -1, -1, -1), values.expand(G, -1, -1, -1), layer)
-        # the prompts' columns after the prefix's width; a prompt's own tokens are the last P − start_g − L of
-        # them, where its mask's first P − L columns are 1 (the prefix's columns are in the cache)
-        ids, positions = ids[:, prefix:], positions[:, prefix:]
-        mask = torch.cat([mask.new_ones(G, prefix), mask[:, :P - prefix]], dim=1)
+            cache.update(keys.expand(len(ids), -1, -1, -1), values.expand(len(ids), -1, -1, -1), layer)
     first, cache = _forward(model, hidden, 1, input_ids=ids, attention_mask=mask, position_ids=positions,
                             use_cache=True, cache=cache)
     kv = _cache_tensors(cache)
     if kv is None or not prefix:
         return None if kv is None else (first, kv)
-    return first, [(_left_padded_layout(k, mask, prefix), _left_padded_layout(v, mask, prefix)) for k, v in kv]
+    columns = _left_padded_columns(mask, prefix)[:, None, :, None].expand_as(kv[0][0])
+    return first, [(k.gather(2, columns), v.gather(2, columns)) for k, v in kv]
 
 
 def _cache_tensors(cache) -> list[tuple[Tensor, Tensor]] | None:
@@ -251,17 +248,16 @@ def _cache_tensors(cache) -> list[tuple[Tensor, Tensor]] | None:
     return [(layer.keys, layer.values) for layer in layers]
 
 
-def _left_padded_layout(states: Tensor, mask: Tensor, prefix: int) -> Tensor:
-    """Cache columns [shared prefix (L) | each prompt's rest, left-padded] → each prompt left-padded as a whole.
-    ``states`` [G, heads, P, D]; ``mask`` [G, P] the first layout's (ones, then the rest's left padding). Row g
-    with p_g padding columns: its column c reads c + L (padding) for c < p_g, the prefix's c − p_g for
-    p_g ≤ c < p_g + L, and c itself after that. A gather, so gradients reach the prefix and the rest."""
-    P = states.shape[2]
+def _left_padded_columns(mask: Tensor, prefix: int) -> Tensor:
+    """Cache columns [shared prefix (L) | each prompt's rest, left-padded] → each prompt left-padded as a whole:
+    the source column of each target column, [G, P], for a gather along the cache's sequence axis (gradients
+    reach the prefix and the rest). ``mask`` [G, P] is the first layout's (ones, then the rest's left padding).
+    Row g with p_g padding columns: its column c reads c + L (padding) for c < p_g, the prefix's c − p_g for
+    p_g ≤ c < p_g + L, and c itself after that."""
     padding = (mask == 0).sum(1, keepdim=True)
-    column = torch.arange(P, device=states.device)[None]
-    source = torch.where(column < padding, column + prefix,
-                         torch.where(column < padding + prefix, column - padding, column))
-    return states.gather(2, source[:, None, :, None].expand_as(states))
+    column = torch.arange(mask.shape[1], device=mask.device)[None]
+    return torch.where(column < padding, column + prefix,
+                       torch.where(column < padding + prefix, column - padding, column))
 
 
 def _responses_on(model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, width: int,

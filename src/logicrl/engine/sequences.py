@@ -83,3 +83,18 @@ def shared_prefix_length(ids: Tensor, mask: Tensor) -> int:
     differs = (heads != heads[:1]).any(0).nonzero()
     length = int(differs[0]) if len(differs) else shortest - 1
     return length if length >= MIN_SHARED_PREFIX else 0
+
+
+def split_shared_prefix(ids: Tensor, mask: Tensor, positions: Tensor, prefix: int) -> tuple[tuple[Tensor, ...],
+                                                                                              tuple[Tensor, ...]]:
+    """Left-padded prompts [G, P] (``ids``, ``mask``, ``positions``) that share their first ``prefix`` tokens
+    (`shared_prefix_length`), split for a forward of the prefix once and of the rest on its KV cache:
+    ``((ids, mask, positions) of the prefix [1, L], (ids, mask, positions) of the rest)``. The rest is the
+    columns after the first L, [G, P − L]; a prompt's own tokens after the prefix are the last of them, so its
+    mask over [prefix keys | these columns] is ``[1 × L | mask[:, :P − L]]`` [G, P] (the padding moves behind
+    the prefix; the position ids stay each token's own)."""
+    G, P = ids.shape
+    start = P - int(mask[0].sum())
+    head = slice(start, start + prefix)
+    rest_mask = torch.cat([mask.new_ones(G, prefix), mask[:, :P - prefix]], dim=1)
+    return (ids[:1, head], mask[:1, head], positions[:1, head]), (ids[:, prefix:], rest_mask, positions[:, prefix:])
