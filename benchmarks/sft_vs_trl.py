@@ -15,6 +15,8 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
   autocast over the fp32 weights, as TRL's (SFTConfig's ``bf16`` defaults to True, on the CPU too);
 * ``logicrl_bf16_prefix_off``: ``logicrl_bf16`` with the prompts' shared prefix (chat template, instruction) run
   with each prompt rather than once per forward (`logicrl.engine.sequences.shared_prefix_length`): the lever alone;
+* ``logicrl_bf16_no_bucketing``: ``logicrl_bf16`` with micro-batches in batch order (``length_bucketing=false``)
+  rather than longest example first: the length-bucketing lever alone;
 * ``trl``: SFTTrainer's default, padded batches;
 * ``trl_padding_free``: ``padding_free=True``, each micro-batch flattened into one row (on CPU the sdpa mask
   is built from the position ids);
@@ -51,12 +53,15 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "logicrl_bf16": "logicrl sft, padded, model.dtype=bfloat16",
          "logicrl_packed_bf16": "logicrl sft, packed, model.dtype=bfloat16",
          "logicrl_bf16_prefix_off": "logicrl sft, padded, bfloat16, shared prefix not run once",
+         "logicrl_bf16_no_bucketing": "logicrl sft, padded, bfloat16, micro-batches in batch order",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)"}
-# case → (packing, model.dtype, shared prefix run once)
-LOGICRL_CASES = {"logicrl": (False, "float32", True), "logicrl_packed": (True, "float32", True),
-                 "logicrl_bf16": (False, "bfloat16", True), "logicrl_packed_bf16": (True, "bfloat16", True),
-                 "logicrl_bf16_prefix_off": (False, "bfloat16", False)}
+# case → (packing, model.dtype, shared prefix run once, length bucketing)
+LOGICRL_CASES = {"logicrl": (False, "float32", True, True), "logicrl_packed": (True, "float32", True, True),
+                 "logicrl_bf16": (False, "bfloat16", True, True),
+                 "logicrl_packed_bf16": (True, "bfloat16", True, True),
+                 "logicrl_bf16_prefix_off": (False, "bfloat16", False, True),
+                 "logicrl_bf16_no_bucketing": (False, "bfloat16", True, False)}
 LR, PEOPLE = 5e-5, [2, 3]
 
 
@@ -75,9 +80,11 @@ def examples(args: argparse.Namespace, tokenizer) -> list[tuple[list[int], list[
                     target_ids([response_target(r, PromptConfig()) for r in records], tokenizer)))
 
 
-def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: bool) -> list[dict[str, float]]:
+def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: bool,
+                bucketing: bool) -> list[dict[str, float]]:
     """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule. ``prefix``
-    False: the prompts' shared prefix (chat template, instruction) runs with each prompt, not once per forward."""
+    False: the prompts' shared prefix (chat template, instruction) runs with each prompt, not once per forward;
+    ``bucketing``: SFTConfig.length_bucketing."""
     from logicrl.rl.run_log import read_metrics
     from logicrl.rl.sft import SFTConfig, SFTTrainer
 
@@ -86,7 +93,8 @@ def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: boo
         "model": {"name": args.model, "device": "cpu", "dtype": dtype}, "out_dir": out, "threads": args.threads,
         "data": {"train": args.data, "people": PEOPLE, "epochs": 1, "val_puzzles_per_people": 0},
         "batch_size": args.batch, "micro_batch_size": args.micro_batch, "lr": LR, "schedule": "cosine",
-        "max_response_tokens": 4096, "packing": packing, "packing_length": args.row_tokens, "seed": 0})
+        "max_response_tokens": 4096, "packing": packing, "packing_length": args.row_tokens, "seed": 0,
+        "length_bucketing": bucketing})
     trainer = SFTTrainer(config, show_progress=False)
     with shared_prefix_lever(prefix):
         trainer.fit()

@@ -19,7 +19,7 @@ from logicrl.prompts import PromptConfig, encode_prompts, response_target
 from logicrl.rl.packing import pack_examples, pack_rows, packed_logprobs, packed_nll_step
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
-from logicrl.rl.sft import SFTConfig, SFTTrainer, example_batch, nll_step, target_ids
+from logicrl.rl.sft import SFTConfig, SFTTrainer, example_batch, example_micro_batches, nll_step, target_ids
 from logicrl.rl.update import adamw
 
 
@@ -72,6 +72,37 @@ def test_packed_loss_and_gradients_equal_the_padded_ones(examples, attention, mi
     want = grads(reference)
     for name, grad in grads(model).items():
         torch.testing.assert_close(grad, want[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("micro_batch_size", [1, 3, 4])
+def test_length_bucketing_gives_the_same_loss_and_gradients(examples, micro_batch_size):
+    examples, pad_id = examples
+    batch = example_batch([p for p, _ in examples[:8]], [t for _, t in examples[:8]], pad_id)
+    plain, _ = build_tiny_model()
+    bucketed = copy.deepcopy(plain)
+    expected = nll_step(plain, batch, micro_batch_size)
+    assert nll_step(bucketed, batch, micro_batch_size, length_bucketing=True) == pytest.approx(expected, rel=1e-5)
+    want = grads(plain)
+    for name, grad in grads(bucketed).items():
+        torch.testing.assert_close(grad, want[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_length_bucketing_groups_like_lengths(examples):
+    """Longest first, in micro-batches of 4: the 4 longest examples, then the 4 shortest, so fewer padded tokens
+    go through the model than in batch order."""
+    examples, pad_id = examples
+    examples = examples[:8]
+    batch = example_batch([p for p, _ in examples], [t for _, t in examples], pad_id)
+    totals = [len(p) + len(t) for p, t in examples]
+    longest = sorted(range(8), key=lambda i: (-totals[i], i))
+    bucketed = example_micro_batches(batch, 4, length_bucketing=True)
+    assert [rows.tolist() for rows in bucketed] == [longest[:4], longest[4:]]
+    assert [rows.tolist() for rows in example_micro_batches(batch, 3, False)] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+
+    def padded_tokens(chunks):
+        return sum(len(rows) * sum(batch.select(rows).model_inputs("cpu")[0].shape[1:]) for rows in chunks)
+
+    assert padded_tokens(bucketed) < padded_tokens(example_micro_batches(batch, 4, False))
 
 
 def test_packing_saves_rows(examples):

@@ -86,17 +86,22 @@ def micro_batches(rows: Tensor, size: int) -> list[Tensor]:
     return [rows[i:i + size] for i in range(0, len(rows), size)]
 
 
+def longest_first(lengths: Tensor) -> Tensor:
+    """Row indices by length, longest first; a stable sort, so equal lengths keep their order (and a group's
+    samples stay together)."""
+    return torch.sort(lengths.long(), descending=True, stable=True).indices
+
+
 def token_budget_batches(lengths: Tensor, max_rows: int, max_tokens: int | None) -> list[Tensor]:
     """Row indices in micro-batches of at most ``max_rows`` rows whose padded response block
     (rows × longest response) holds at most ``max_tokens`` tokens.
 
-    Rows go longest first (a stable sort, so equal lengths keep their order and a group's samples stay
-    together), and each micro-batch takes rows while ``(rows + 1) × its first row's length ≤ max_tokens``: one
+    Rows go longest first (`longest_first`), and each micro-batch takes rows while ``(rows + 1) × its first row's length ≤ max_tokens``: one
     long response no longer makes every row of its micro-batch that long. A row longer than the budget goes
     alone. ``max_tokens=None``: consecutive chunks of ``max_rows`` (`micro_batches`)."""
     if max_tokens is None:
         return micro_batches(torch.arange(len(lengths)), max_rows)
-    order = torch.sort(lengths.long(), descending=True, stable=True).indices
+    order = longest_first(lengths)
     chunks, start = [], 0
     while start < len(order):
         width = max(int(lengths[order[start]]), 1)

@@ -34,7 +34,7 @@ from logicrl.io import read_jsonl, write_jsonl
 from logicrl.models import compute_autocast, load_model_and_tokenizer, resolve_device, resolve_dtype
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward.score import RewardConfig
-from logicrl.rl.batch import RolloutBatch, micro_batches, share
+from logicrl.rl.batch import RolloutBatch, longest_first, micro_batches, share
 from logicrl.rl.checkpoints import (
     apply_lr,
     checkpoint_dir,
@@ -59,7 +59,7 @@ class SFTConfig(StrictModel):
 
     # Keys that `logicrl sft --resume RUN key=value` may change (recorded in RUN/resumes.jsonl).
     resumable: ClassVar[tuple[str, ...]] = ("lr", "grad_clip", "save_every", "keep_last", "val_every", "threads",
-                                            "packing", "packing_length")  # same loss: layout only
+                                            "packing", "packing_length", "length_bucketing")  # same loss: layout only
 
     model: ModelConfig = ModelConfig()
     prompt: PromptConfig = PromptConfig()
@@ -72,6 +72,9 @@ class SFTConfig(StrictModel):
     rft_temperature: float = Field(1.0, gt=0.0, description="RFT: sampling temperature.")
     batch_size: int = Field(8, ge=1, description="Examples per optimizer step.")
     micro_batch_size: int = Field(8, ge=1, description="Examples per forward/backward (with packing: packed rows).")
+    length_bucketing: bool = Field(True, description=(
+        "Without packing: cut each optimizer batch into micro-batches longest example first, so that examples of "
+        "like length share a micro-batch and its padding; the loss is the same token mean (false: in batch order)."))
     packing: bool = Field(False, description=(
         "Pack several examples into each row (as TRL's SFTConfig.packing, but no example is split): each keeps "
         "its own position ids and attends only to itself (a block-diagonal causal mask), so the loss is the "
@@ -134,11 +137,24 @@ def example_batch(prompts: list[list[int]], targets: list[list[int]], pad_id: in
     return RolloutBatch(prompt_ids, prompt_mask, response_ids, mask, zeros, zeros.long())
 
 
-def nll_step(model, batch: RolloutBatch, micro_batch_size: int, *, backward: bool = True) -> float:
-    """The token-mean NLL of ``batch`` over micro-batches; with ``backward``, also accumulate its gradient."""
+def example_micro_batches(batch: RolloutBatch, size: int, length_bucketing: bool) -> list[Tensor]:
+    """Row indices of ``batch`` in micro-batches of at most ``size``: in batch order, or with ``length_bucketing``
+    longest (prompt + target tokens) first."""
+    order = (longest_first(batch.prompt_mask.sum(-1) + batch.mask.sum(-1)) if length_bucketing
+             else torch.arange(len(batch)))
+    return micro_batches(order, size)
+
+
+def nll_step(model, batch: RolloutBatch, micro_batch_size: int, *, backward: bool = True,
+             length_bucketing: bool = False) -> float:
+    """The token-mean NLL of ``batch`` over micro-batches; with ``backward``, also accumulate its gradient.
+
+    NLL = −Σ_rows Σ_t m_t log p(y_t) / Σ_rows Σ_t m_t, each micro-batch's own token mean weighted by its share of
+    the tokens, so the split does not change it. ``length_bucketing``: micro-batches of the rows sorted by
+    prompt + target length (`longest_first`) rather than in batch order, each trimmed to its own padding."""
     device = next(model.parameters()).device
     total = 0.0
-    for rows in micro_batches(torch.arange(len(batch)), micro_batch_size):
+    for rows in example_micro_batches(batch, micro_batch_size, length_bucketing):
         micro = batch.select(rows)
         with torch.set_grad_enabled(backward):
             logp, _ = response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device))
@@ -222,7 +238,8 @@ class SFTTrainer:
             if cfg.packing:
                 return packed_nll_step(self.model, examples, cfg.micro_batch_size, self.tokenizer.pad_token_id,
                                        width=cfg.packing_length, backward=backward)
-            return nll_step(self.model, self._batch(examples), cfg.micro_batch_size, backward=backward)
+            return nll_step(self.model, self._batch(examples), cfg.micro_batch_size, backward=backward,
+                            length_bucketing=cfg.length_bucketing)
 
     def _rft_examples(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Solved samples of the starting model (cached in RUN_DIR/rft_samples.jsonl), one per distinct text."""
