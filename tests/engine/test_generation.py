@@ -67,6 +67,21 @@ def test_greedy_with_stop_ids_matches_and_finished_prompts_leave_the_batch(tiny,
     assert int(out.response_lengths[1]) <= 6 and out.response_ids[1, 5 + 1:].eq(tokenizer.pad_token_id).all()
 
 
+@pytest.mark.parametrize("engine", ["fast", "model"])
+def test_on_step_hears_the_tokens_so_far_and_the_rows_still_decoding(tiny, engine):
+    model, tokenizer, prompts = tiny
+    free = ours(model, tokenizer, prompts, greedy=True, engine=engine).response_ids
+    stop = int(free[1, 3])  # row 1 stops within 4 tokens; the others when (if) they meet that token
+    heard = []
+    out = ours(model, tokenizer, prompts, greedy=True, engine=engine, stop_token_ids=[stop],
+               on_step=lambda tokens, rows: heard.append((tokens, rows)))
+    lengths, cut = out.response_lengths.tolist(), out.truncated.tolist()
+    still = {t: sum(c or n > t for n, c in zip(lengths, cut)) for t in (8, 16)}
+    # every SHRINK_EVERY = 8 tokens while some row decodes; none at the cap (24), where the loop ends
+    assert heard == [(t, rows) for t, rows in still.items() if rows > 0]
+    assert heard[0][1] < 3  # row 1 had stopped
+
+
 def test_left_padding_gives_each_prompt_its_own_greedy_continuation(tiny):
     model, tokenizer, prompts = tiny
     batch = ours(model, tokenizer, prompts, greedy=True)

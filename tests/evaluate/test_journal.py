@@ -150,3 +150,15 @@ def test_chunks_sample_what_one_call_over_all_puzzles_does(test_records: list[di
                                              **common)]
     assert [r["response"] for r in chunked] == [r["response"] for r in whole]
     assert len({r["response"] for r in whole}) == len(whole)
+
+
+def test_a_long_batch_reports_its_decoding(test_records: list[dict]) -> None:
+    """``status`` hears every 64 tokens which batch decodes, how far, and how many of its rows are still going."""
+    model, tokenizer = load_model_and_tokenizer(TINY_MODEL, device="cpu")
+    heard: list[str] = []
+    rows = generate_and_score(model, tokenizer, test_records[:3], prompt=PromptConfig(), reward=RewardConfig(),
+                              max_new_tokens=140, batch_size=2, status=heard.append)
+    going = [[r["length"] for r in rows[:2]], [rows[2]["length"]]]
+    expected = [f"batch {b + 1}/2: token {t}/140, {sum(n > t for n in going[b])}/{len(going[b])} rows decoding"
+                for b in range(2) for t in (64, 128) if any(n > t for n in going[b])]
+    assert heard == expected and heard

@@ -244,7 +244,8 @@ def _rows(
     """One model's scored rows, with a progress bar and the time taken."""
     start = time.perf_counter()
     with tqdm(total=len(records), desc=spec.label, unit="pz", disable=rescore) as bar:
-        rows = model_rows(spec, records, cfg, out, n=n, rescore=rescore, progress=bar.update)
+        rows = model_rows(spec, records, cfg, out, n=n, rescore=rescore, progress=bar.update,
+                          status=bar.set_postfix_str)
     verb = "rescored" if rescore else "generated"
     console.print(f"{spec.label}: {verb} {len(rows)} samples in {time.perf_counter() - start:.1f}s")
     return rows

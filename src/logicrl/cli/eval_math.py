@@ -106,7 +106,8 @@ def math_cmd(
             start = time.perf_counter()
             total = None if rescore else len(records)  # problems answered, or (rescore) answers checked
             with tqdm(total=total, desc=spec.label, unit="ans" if rescore else "pb") as bar:
-                rows = math_rows(spec, records, cfg, out, checker, rescore=rescore, progress=bar.update)
+                rows = math_rows(spec, records, cfg, out, checker, rescore=rescore, progress=bar.update,
+                                 status=bar.set_postfix_str)
             rows_by_label[spec.label] = rows
             stats = checker_stats(rows)
             speed = f" ({stats['per_second']}/s, worst {stats['max_s']}s)" if stats["per_second"] else ""

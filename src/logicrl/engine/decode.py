@@ -22,7 +22,7 @@ per check; the result is the same as checking every token.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -263,7 +263,8 @@ def _group_rows(groups: Tensor, group_size: int) -> Tensor:
 
 
 def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_tokens: int, pad_token_id: int,
-            sampler: _Sampler, stops: _StopCheck, check_every: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+            sampler: _Sampler, stops: _StopCheck, check_every: int = 1,
+            on_step: Callable[[int, int], None] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """The decode loop over ``g`` distinct prompts × ``n`` rows; returns CPU tensors
     ``(tokens [g·n, max_new_tokens], log-probs [g·n, max_new_tokens], lengths [g·n] or −1 if never stopped)``.
 
@@ -271,7 +272,8 @@ def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_
     steps after all its rows have finished. Tokens stay on the device until the next check (every
     ``check_every`` steps and at those multiples), then come to the host at once (one sync) and the stop
     check runs step by step over them: a row that ended inside the block has kept decoding to its end, but
-    its length is that of its first stop, and `generate` pads everything after it."""
+    its length is that of its first stop, and `generate` pads everything after it. ``on_step(tokens, rows)``, if
+    given, hears every `SHRINK_EVERY` steps how many tokens each row has and how many rows have not stopped."""
     device, total = prompt_ids.device, prompt_ids.shape[0] * n
     logits = engine.prefill(prompt_ids, prompt_mask, n)
     positions = prompt_mask.sum(-1).repeat_interleave(n)  # position of the next token, per row
@@ -295,7 +297,10 @@ def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_
                 lengths[rows[ended]] = s + 1
             if step + 1 == max_new_tokens or bool((lengths >= 0).all()):
                 break
-            open_groups = (lengths[rows] < 0).view(-1, n).any(-1)
+            open_rows = lengths[rows] < 0
+            if shrink and on_step is not None:
+                on_step(step + 1, int(open_rows.sum()))
+            open_groups = open_rows.view(-1, n).any(-1)
             if shrink and not bool(open_groups.all()):
                 groups = open_groups.nonzero()[:, 0]
                 engine.select(groups.to(device))
@@ -324,6 +329,7 @@ def generate(
     engine: str = "auto",
     dtype: torch.dtype | None = None,
     stop_check_every: int | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> Generation:
     """Sample ``n`` responses per prompt (greedy: the same response ``n`` times).
 
@@ -338,6 +344,7 @@ def generate(
     and runs with autocast off; the model engine runs under autocast to ``dtype`` when that is not the
     model's. Logits are upcast to float32 for sampling either way. ``stop_check_every``: tokens between
     two stop checks (each one a host sync; default 8 on CUDA, 1 elsewhere); the result does not depend on it.
+    ``on_step(tokens, open_rows)``: called every few steps (a progress display for long generations).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -361,7 +368,7 @@ def generate(
     with torch.autocast(device.type, dtype=dtype, enabled=not fast and dtype != weight.dtype):
         tokens, logp, lengths = _decode(
             runner, prompt_ids.to(device), prompt_mask.to(device), n=n, max_new_tokens=max_new_tokens,
-            pad_token_id=pad_token_id, sampler=sampler, check_every=check_every,
+            pad_token_id=pad_token_id, sampler=sampler, check_every=check_every, on_step=on_step,
             stops=_StopCheck(stop_token_ids, stop_texts, tokenizer))
     truncated = lengths < 0
     lengths = lengths.masked_fill(truncated, max_new_tokens)

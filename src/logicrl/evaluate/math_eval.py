@@ -120,6 +120,7 @@ def math_scorer(checker: MathChecker, style: str) -> Scorer:
 def math_rows(
     spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: MathEvalConfig, out: Path,
     checker: MathChecker, *, rescore: bool, progress: Callable[[int], None] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One model's scored rows, saved to ``<out>/samples/<label>.jsonl``: generated (``cfg.samples`` per
     problem), or (``rescore``) the saved responses checked again against ``records`` (the problems given
@@ -130,7 +131,7 @@ def math_rows(
         rows = _rescore(path, spec, records, scorer, cfg.prompt.prefilled_think, progress)
     else:
         rows = generate_rows(spec, records, cfg, n=cfg.samples, progress=progress, scorer=scorer,
-                             journal=Journal(out, spec.file_stem))
+                             journal=Journal(out, spec.file_stem), status=status)
     rows = [{"model": spec.label, **row} for row in rows]
     write_jsonl(path, rows)
     return rows

@@ -102,6 +102,7 @@ def _span(people: Sequence[int]) -> str:
 def generate_rows(
     spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: BackendConfig, *, n: int,
     progress: Callable[[int], None] | None = None, scorer: Scorer | None = None, journal: Journal | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """``n`` scored samples per record from ``spec``'s model (local or endpoint), labelled with the model.
 
@@ -109,7 +110,8 @@ def generate_rows(
     ``cfg.reward`` (``cfg`` is then a `RunConfig`). The prompt is each record's ``quiz``. The records go in
     chunks (`chunk_size`); with a ``journal`` each chunk's rows are kept as soon as they are scored, and a
     rerun generates only the chunks the journal does not hold (`logicrl.evaluate.journal`); the model is not
-    loaded when it holds them all."""
+    loaded when it holds them all. ``status``: the local backend's line on the batch being decoded
+    (`logicrl.evaluate.scoring.generate_and_score`)."""
     chunk = chunk_size(cfg, n)
     rows: list[dict[str, Any]] = []
     if journal is not None:
@@ -125,7 +127,7 @@ def generate_rows(
         done = 0
     if done == len(records):
         return rows
-    with _sampler(spec, cfg, n=n, scorer=scorer, progress=progress) as sample:
+    with _sampler(spec, cfg, n=n, scorer=scorer, progress=progress, status=status) as sample:
         for first in range(done, len(records), chunk):
             new = [{"model": spec.label, **row} for row in sample(records[first:first + chunk], first)]
             if journal is not None:
@@ -143,7 +145,8 @@ def chunk_size(cfg: BackendConfig, n: int) -> int:
 
 @contextmanager
 def _sampler(spec: ModelSpec, cfg: BackendConfig, *, n: int, scorer: Scorer | None,
-             progress: Callable[[int], None] | None) -> Iterator[Callable[[Sequence[Mapping[str, Any]], int], list]]:
+             progress: Callable[[int], None] | None, status: Callable[[str], None] | None = None,
+             ) -> Iterator[Callable[[Sequence[Mapping[str, Any]], int], list]]:
     """``sample(records, first_index)``: the scored rows of a chunk, from the endpoint or the loaded model
     (closed or freed on exit)."""
     reward = None if scorer is not None else cfg.reward  # type: ignore[attr-defined]
@@ -162,7 +165,7 @@ def _sampler(spec: ModelSpec, cfg: BackendConfig, *, n: int, scorer: Scorer | No
         try:
             yield lambda chunk, first: generate_and_score(
                 model, tokenizer, chunk, greedy=cfg.greedy, temperature=cfg.temperature,
-                batch_size=cfg.batch_size, first_index=first, **common)
+                batch_size=cfg.batch_size, first_index=first, status=status, **common)
         finally:
             del model
             gc.collect()
@@ -193,14 +196,15 @@ def rescore_row(row: Mapping[str, Any], record: Mapping[str, Any], cfg: RunConfi
 
 def model_rows(
     spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: RunConfig, out: Path, *, n: int,
-    rescore: bool, progress: Callable[[int], None] | None = None,
+    rescore: bool, progress: Callable[[int], None] | None = None, status: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Scored rows of one model, saved to its sample file: generated, or (``rescore``) read back and rescored
     against ``records``, which must hold the puzzle of every saved row with ``cfg.people`` people (rows of
     other levels stay in the file untouched and are not returned)."""
     path = samples_path(out, spec)
     if not rescore:
-        rows = generate_rows(spec, records, cfg, n=n, progress=progress, journal=Journal(out, spec.file_stem))
+        rows = generate_rows(spec, records, cfg, n=n, progress=progress, journal=Journal(out, spec.file_stem),
+                             status=status)
         write_jsonl(path, rows)
         return rows
     if not path.is_file():

@@ -79,30 +79,41 @@ def generate_and_score(
     reward: RewardConfig | None = None, max_new_tokens: int, n: int = 1, greedy: bool = True,
     temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 32, stop_texts: Sequence[str] = (),
     seed: int | None = None, progress: Callable[[int], None] | None = None, scorer: Scorer | None = None,
-    first_index: int = 0,
+    first_index: int = 0, status: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Sample ``n`` responses per record (greedy by default) in batches of ``batch_size`` rows; score them
     with ``scorer`` (default: the puzzle reward with ``reward``).
 
     The batch that starts at record i samples with seed ``seed + first_index + i``: ``first_index`` is where
     ``records`` start in a longer list cut into chunks of whole batches (a resumed evaluation), so the
-    chunks draw what one call over the whole list would."""
+    chunks draw what one call over the whole list would. ``status`` hears, while a batch decodes, a line such as
+    "batch 2/14: token 2048/8192, 12/50 rows decoding" (progress only moves when a batch ends)."""
     scorer = resolve_scorer(reward, scorer)
     prompts = encode_prompts(list(records), tokenizer, prompt)
     per_batch = max(1, batch_size // n)
     rows: list[dict[str, Any]] = []
+    batches = -(-len(records) // per_batch)
     for start in range(0, len(records), per_batch):
         chunk = list(records[start:start + per_batch])
+        on_step = None if status is None else partial(
+            _report_step, status, f"batch {start // per_batch + 1}/{batches}", max_new_tokens, len(chunk) * n)
         generation = generate(
             model, prompts[start:start + per_batch], n=n, max_new_tokens=max_new_tokens, greedy=greedy,
             temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id,
             stop_token_ids=stop_token_ids(tokenizer), stop_texts=stop_texts, tokenizer=tokenizer,
-            seed=None if seed is None else seed + first_index + start,
+            seed=None if seed is None else seed + first_index + start, on_step=on_step,
         )
         rows += score_generation(chunk, generation, tokenizer, n=n, prompt=prompt, scorer=scorer)[0]
         if progress:
             progress(len(chunk))
     return rows
+
+
+def _report_step(status: Callable[[str], None], batch: str, max_tokens: int, rows: int, tokens: int,
+                 open_rows: int) -> None:
+    """`generate_and_score`'s status line, every 64 tokens."""
+    if tokens % 64 == 0:
+        status(f"{batch}: token {tokens}/{max_tokens}, {open_rows}/{rows} rows decoding")
 
 
 def stop_token_ids(tokenizer) -> list[int]:
