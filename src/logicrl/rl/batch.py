@@ -96,9 +96,9 @@ def token_budget_batches(lengths: Tensor, max_rows: int, max_tokens: int | None)
     """Row indices in micro-batches of at most ``max_rows`` rows whose padded response block
     (rows × longest response) holds at most ``max_tokens`` tokens.
 
-    Rows go longest first (`longest_first`), and each micro-batch takes rows while ``(rows + 1) × its first row's length ≤ max_tokens``: one
-    long response no longer makes every row of its micro-batch that long. A row longer than the budget goes
-    alone. ``max_tokens=None``: consecutive chunks of ``max_rows`` (`micro_batches`)."""
+    Rows go longest first (`longest_first`), and each micro-batch takes rows while ``(rows + 1) × its first
+    row's length ≤ max_tokens``: one long response no longer makes every row of its micro-batch that long. A row
+    longer than the budget goes alone. ``max_tokens=None``: consecutive chunks of ``max_rows`` (`micro_batches`)."""
     if max_tokens is None:
         return micro_batches(torch.arange(len(lengths)), max_rows)
     order = longest_first(lengths)
