@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,29 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
+
+
+def read_appended_jsonl(path: Path, fix: str) -> list[dict[str, Any]]:
+    """The JSON lines of a file a process appends to and may be killed while writing: a cut last line is
+    dropped with a warning; a bad line before it is a DataError naming the line and ``fix``.
+
+    Lines end at ``\\n`` only: `str.splitlines` would also cut at U+2028, U+0085 and the other Unicode line
+    breaks, which ``json.dumps(..., ensure_ascii=False)`` leaves raw inside model text.
+    """
+    lines = path.read_text(encoding="utf-8").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    rows = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if lineno < len(lines):
+                raise DataError(f"{path}:{lineno}: not valid JSON: {fix}") from None
+            warnings.warn(f"{path}:{lineno}: dropping a cut last line", stacklevel=2)
+    return rows
 
 
 def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from logicrl.cli import app
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate import runner as eval_runner
+from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.journal import PARTIAL_DIR, Journal, differences, done_prefix
 from logicrl.evaluate.scoring import generate_and_score
 from logicrl.models import TINY_MODEL, load_model_and_tokenizer
@@ -57,7 +58,8 @@ def test_journal_drops_a_torn_last_line_and_refuses_a_broken_one(tmp_path: Path)
     journal.append([{"id": "a"}, {"id": "b"}])
     with journal.rows_path.open("a") as f:
         f.write('{"id": "c", "resp')  # killed while writing
-    assert journal.open(ident) == [{"id": "a"}, {"id": "b"}]
+    with pytest.warns(UserWarning, match=r"m\.jsonl:3: dropping a cut last line"):
+        assert journal.open(ident) == [{"id": "a"}, {"id": "b"}]
     journal.rows_path.write_text('{"id": "a"}\n{broken\n{"id": "c"}\n')
     with pytest.raises(DataError, match=r"m\.jsonl:2: not valid JSON"):
         journal.open(ident)
@@ -65,6 +67,16 @@ def test_journal_drops_a_torn_last_line_and_refuses_a_broken_one(tmp_path: Path)
         journal.open({"model": "other", "settings": {}})
     journal.remove()
     assert not (tmp_path / PARTIAL_DIR).exists()
+
+
+def test_journal_keeps_model_text_with_unicode_line_breaks(tmp_path: Path) -> None:
+    """Model text may hold U+2028, U+2029 or U+0085, which JSON leaves raw: a row is still one line."""
+    journal = Journal(tmp_path, "m")
+    ident = {"model": "m", "settings": {}}
+    kept = [{"id": "a", "response": "one\u2028two\u2029three\x85four\x1cfive"}, {"id": "b", "response": "x"}]
+    journal.open(ident)
+    journal.append(kept)
+    assert journal.open(ident) == kept
 
 
 def samples(out: Path) -> list[dict]:
@@ -162,3 +174,15 @@ def test_a_long_batch_reports_its_decoding(test_records: list[dict]) -> None:
     expected = [f"batch {b + 1}/2: token {t}/140, {sum(n > t for n in going[b])}/{len(going[b])} rows decoding"
                 for b in range(2) for t in (64, 128) if any(n > t for n in going[b])]
     assert heard == expected and heard
+
+
+def test_a_chunked_run_counts_the_batches_of_the_whole_list(test_records: list[dict]) -> None:
+    """`logicrl eval` hands the model one chunk (one batch) at a time: the status line still says which batch
+    of the whole run decodes ("batch 3/3"), not "batch 1/1"."""
+    heard: list[str] = []
+    cfg = EvalConfig(max_tokens=70, batch_size=2)
+    eval_runner.generate_rows(eval_runner.ModelSpec("tiny", TINY_MODEL), test_records[:5], cfg, n=1,
+                              status=heard.append)
+    # the tiny random model never stops early: every row is still decoding at token 64 of 70
+    assert heard == ["batch 1/3: token 64/70, 2/2 rows decoding", "batch 2/3: token 64/70, 2/2 rows decoding",
+                     "batch 3/3: token 64/70, 1/1 rows decoding"]

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from logicrl.errors import DataError, UserError
-from logicrl.io import atomic_write_text, write_jsonl
+from logicrl.errors import UserError
+from logicrl.io import atomic_write_text, read_appended_jsonl, write_jsonl
 
 PARTIAL_DIR = "partial"
 # config keys that change how samples are fetched, never what they are
@@ -75,16 +75,7 @@ class Journal:
         """The kept rows; a torn last line (a run killed while writing) is dropped."""
         if not self.rows_path.is_file():
             return []
-        lines = self.rows_path.read_text(encoding="utf-8").splitlines()
-        rows = []
-        for number, line in enumerate(lines, start=1):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number < len(lines):
-                    raise DataError(f"{self.rows_path}:{number}: not valid JSON: delete "
-                                    f"{self.rows_path.parent} to start over") from None
-        return rows
+        return read_appended_jsonl(self.rows_path, f"delete {self.rows_path.parent} to start over")
 
     def keep(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Make the journal hold exactly ``rows`` (those of the chunks that finished)."""

@@ -129,7 +129,7 @@ def generate_rows(
         return rows
     with _sampler(spec, cfg, n=n, scorer=scorer, progress=progress, status=status) as sample:
         for first in range(done, len(records), chunk):
-            new = [{"model": spec.label, **row} for row in sample(records[first:first + chunk], first)]
+            new = [{"model": spec.label, **row} for row in sample(records[first:first + chunk], first, len(records))]
             if journal is not None:
                 journal.append(new)
             rows += new
@@ -146,9 +146,9 @@ def chunk_size(cfg: BackendConfig, n: int) -> int:
 @contextmanager
 def _sampler(spec: ModelSpec, cfg: BackendConfig, *, n: int, scorer: Scorer | None,
              progress: Callable[[int], None] | None, status: Callable[[str], None] | None = None,
-             ) -> Iterator[Callable[[Sequence[Mapping[str, Any]], int], list]]:
-    """``sample(records, first_index)``: the scored rows of a chunk, from the endpoint or the loaded model
-    (closed or freed on exit)."""
+             ) -> Iterator[Callable[[Sequence[Mapping[str, Any]], int, int], list]]:
+    """``sample(chunk, first_index, total)``: the scored rows of a chunk that starts at ``first_index`` of a list
+    of ``total`` records, from the endpoint or the loaded model (closed or freed on exit)."""
     reward = None if scorer is not None else cfg.reward  # type: ignore[attr-defined]
     common = {"prompt": cfg.prompt, "reward": reward, "scorer": scorer, "max_new_tokens": cfg.max_tokens,
               "n": n, "top_p": cfg.top_p, "seed": cfg.seed, "progress": progress}
@@ -156,16 +156,16 @@ def _sampler(spec: ModelSpec, cfg: BackendConfig, *, n: int, scorer: Scorer | No
         client = endpoint_client(cfg.endpoint, spec.name, api_key_env=cfg.api_key_env,
                                  timeout_s=cfg.timeout_s, retries=cfg.retries)
         try:
-            yield lambda chunk, first: endpoint_generate_and_score(
+            yield lambda chunk, first, total: endpoint_generate_and_score(
                 client, chunk, temperature=cfg.temperature, concurrency=cfg.concurrency, first_index=first, **common)
         finally:
             client.close()
     else:
         model, tokenizer = _load(spec, cfg)
         try:
-            yield lambda chunk, first: generate_and_score(
+            yield lambda chunk, first, total: generate_and_score(
                 model, tokenizer, chunk, greedy=cfg.greedy, temperature=cfg.temperature,
-                batch_size=cfg.batch_size, first_index=first, status=status, **common)
+                batch_size=cfg.batch_size, first_index=first, total=total, status=status, **common)
         finally:
             del model
             gc.collect()

@@ -79,7 +79,7 @@ def generate_and_score(
     reward: RewardConfig | None = None, max_new_tokens: int, n: int = 1, greedy: bool = True,
     temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 32, stop_texts: Sequence[str] = (),
     seed: int | None = None, progress: Callable[[int], None] | None = None, scorer: Scorer | None = None,
-    first_index: int = 0, status: Callable[[str], None] | None = None,
+    first_index: int = 0, total: int | None = None, status: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Sample ``n`` responses per record (greedy by default) in batches of ``batch_size`` rows; score them
     with ``scorer`` (default: the puzzle reward with ``reward``).
@@ -87,16 +87,17 @@ def generate_and_score(
     The batch that starts at record i samples with seed ``seed + first_index + i``: ``first_index`` is where
     ``records`` start in a longer list cut into chunks of whole batches (a resumed evaluation), so the
     chunks draw what one call over the whole list would. ``status`` hears, while a batch decodes, a line such as
-    "batch 2/14: token 2048/8192, 12/50 rows decoding" (progress only moves when a batch ends)."""
+    "batch 2/14: token 2048/8192, 12/50 rows decoding" (progress only moves when a batch ends), counting the
+    batches of the whole list (``total`` records; default ``first_index + len(records)``)."""
     scorer = resolve_scorer(reward, scorer)
     prompts = encode_prompts(list(records), tokenizer, prompt)
     per_batch = max(1, batch_size // n)
     rows: list[dict[str, Any]] = []
-    batches = -(-len(records) // per_batch)
+    batches = -(-(first_index + len(records) if total is None else total) // per_batch)
     for start in range(0, len(records), per_batch):
         chunk = list(records[start:start + per_batch])
-        on_step = None if status is None else partial(
-            _report_step, status, f"batch {start // per_batch + 1}/{batches}", max_new_tokens, len(chunk) * n)
+        batch = f"batch {(first_index + start) // per_batch + 1}/{batches}"
+        on_step = None if status is None else partial(_report_step, status, batch, max_new_tokens, len(chunk) * n)
         generation = generate(
             model, prompts[start:start + per_batch], n=n, max_new_tokens=max_new_tokens, greedy=greedy,
             temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id,

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from logicrl.errors import DataError
-from logicrl.io import atomic_write_text, write_jsonl
+from logicrl.io import atomic_write_text, read_appended_jsonl, write_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"  # written last: its presence marks a finished run
+TORN_LINE_FIX = "only the last line may be cut (the write a killed run was doing)"
 
 
 def step_file(directory: Path, step: int) -> Path:
@@ -70,7 +70,7 @@ class RunLog:
         """Forget everything logged after ``step`` (metrics lines, sample files) and the finished mark."""
         (self.run_dir / SUMMARY_FILE).unlink(missing_ok=True)
         if self.metrics_path.is_file():
-            kept = [json.dumps(row) for row in complete_lines(self.metrics_path) if row.get("step", 0) <= step]
+            kept = [json.dumps(row) for row in read_appended_jsonl(self.metrics_path, TORN_LINE_FIX) if row.get("step", 0) <= step]
             atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
         for folder in ("rollouts", "val"):
             for path in (self.run_dir / folder).glob("step_*.jsonl"):
@@ -82,27 +82,10 @@ class RunLog:
             self._tb.close()
 
 
-def complete_lines(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of a log a killed process appended to: a cut last line (the write the kill interrupted)
-    is dropped with a warning; a bad line before it is an error naming the line."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if lineno < len(lines):
-                raise DataError(f"{path}:{lineno}: not valid JSON (only the last line may be cut)") from None
-            warnings.warn(f"{path}:{lineno}: dropping a cut last line", stacklevel=2)
-    return rows
-
-
 def read_metrics(run_dir: Path, kind: str | None = None) -> list[dict[str, Any]]:
     """The metric lines of a run (optionally only one kind)."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    rows = complete_lines(path)
+    rows = read_appended_jsonl(path, TORN_LINE_FIX)
     return [r for r in rows if kind is None or r.get("kind") == kind]
