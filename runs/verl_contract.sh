@@ -33,9 +33,11 @@ if [ ! -f "$stamp" ]; then
 neither a file nor a directory" -e "dependency resolver does not currently" -e "which is not installed" >&2) >&2
     }
     pip_install --no-deps "verl==$VERL_VERSION"
-    # torch is pinned to the base venv's CPU build, so nothing here can pull a CUDA wheel.
+    # torch is pinned to the base venv's CPU build, so nothing here can pull a CUDA wheel. The [kernels]
+    # extra puts the `kernels` this transformers supports in front of the base venv's: a newer one (0.19,
+    # pulled by a newer transformers in .venv) makes transformers < 5.11 fail at import.
     pip_install --constraint <(echo "torch==$(.venv/bin/python -c 'import torch; print(torch.__version__)')") \
-        "transformers>=5.5.3,<5.11,!=5.6.0" "hydra-core>=1.3" "ray>=2.41" "tensordict>=0.8,<=0.10,!=0.9.0" \
+        "transformers[kernels]>=5.5.3,<5.11,!=5.6.0" "hydra-core>=1.3" "ray>=2.41" "tensordict>=0.8,<=0.10,!=0.9.0" \
         torchdata codetiming dill pylatexenc pybind11 cachetools aiohttp peft
     rm -f "$VENV"/.verl-contract-*
     touch "$stamp"
