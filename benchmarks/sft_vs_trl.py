@@ -17,6 +17,8 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
   with each prompt rather than once per forward (`logicrl.engine.sequences.shared_prefix_length`): the lever alone;
 * ``logicrl_bf16_no_bucketing``: ``logicrl_bf16`` with micro-batches in batch order (``length_bucketing=false``)
   rather than longest example first: the length-bucketing lever alone;
+* ``logicrl_bf16_dense_embedding``: ``logicrl_bf16`` with the tied embedding's dense backward (a zeroed [V, D]
+  gradient) rather than its sparse one (`logicrl.models.tied`): the lever alone;
 * ``trl``: SFTTrainer's default, padded batches;
 * ``trl_padding_free``: ``padding_free=True``, each micro-batch flattened into one row (on CPU the sdpa mask
   is built from the position ids);
@@ -54,14 +56,17 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "logicrl_packed_bf16": "logicrl sft, packed, model.dtype=bfloat16",
          "logicrl_bf16_prefix_off": "logicrl sft, padded, bfloat16, shared prefix not run once",
          "logicrl_bf16_no_bucketing": "logicrl sft, padded, bfloat16, micro-batches in batch order",
+         "logicrl_bf16_dense_embedding": "logicrl sft, padded, bfloat16, dense tied-embedding backward",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)"}
-# case → (packing, model.dtype, shared prefix run once, length bucketing)
-LOGICRL_CASES = {"logicrl": (False, "float32", True, True), "logicrl_packed": (True, "float32", True, True),
-                 "logicrl_bf16": (False, "bfloat16", True, True),
-                 "logicrl_packed_bf16": (True, "bfloat16", True, True),
-                 "logicrl_bf16_prefix_off": (False, "bfloat16", False, True),
-                 "logicrl_bf16_no_bucketing": (False, "bfloat16", True, False)}
+# case → (packing, model.dtype, shared prefix run once, length bucketing, sparse tied-embedding backward)
+LOGICRL_CASES = {"logicrl": (False, "float32", True, True, True),
+                 "logicrl_packed": (True, "float32", True, True, True),
+                 "logicrl_bf16": (False, "bfloat16", True, True, True),
+                 "logicrl_packed_bf16": (True, "bfloat16", True, True, True),
+                 "logicrl_bf16_prefix_off": (False, "bfloat16", False, True, True),
+                 "logicrl_bf16_no_bucketing": (False, "bfloat16", True, False, True),
+                 "logicrl_bf16_dense_embedding": (False, "bfloat16", True, True, False)}
 LR, PEOPLE = 5e-5, [2, 3]
 
 
@@ -80,11 +85,11 @@ def examples(args: argparse.Namespace, tokenizer) -> list[tuple[list[int], list[
                     target_ids([response_target(r, PromptConfig()) for r in records], tokenizer)))
 
 
-def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: bool,
-                bucketing: bool) -> list[dict[str, float]]:
+def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: bool, bucketing: bool,
+                sparse_embedding: bool) -> list[dict[str, float]]:
     """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule. ``prefix``
     False: the prompts' shared prefix (chat template, instruction) runs with each prompt, not once per forward;
-    ``bucketing``: SFTConfig.length_bucketing."""
+    ``bucketing``: SFTConfig.length_bucketing; ``sparse_embedding`` False: the tied embedding's dense backward."""
     from logicrl.rl.run_log import read_metrics
     from logicrl.rl.sft import SFTConfig, SFTTrainer
 
@@ -96,6 +101,7 @@ def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: boo
         "max_response_tokens": 4096, "packing": packing, "packing_length": args.row_tokens, "seed": 0,
         "length_bucketing": bucketing})
     trainer = SFTTrainer(config, show_progress=False)
+    trainer.model.get_input_embeddings().sparse = sparse_embedding
     with shared_prefix_lever(prefix):
         trainer.fit()
     steps = []

@@ -5,10 +5,12 @@
 * `check_model_name(name)`: fail fast on a name that cannot be a model, before anything loads;
 * `build_tiny_model()`: a tiny random Llama with a local K&K tokenizer, no download;
 * `save_pretrained_atomic(model, tokenizer, out_dir)`: checkpoints that are complete or absent;
-* `lora_model(model, lora)`: a peft LoRA adapter on the model (fresh, or a checkpoint's).
+* `lora_model(model, lora)`: a peft LoRA adapter on the model (fresh, or a checkpoint's);
+* `sparse_tied_embedding_grad(model)`: a tied embedding's backward without a dense [V, D] zero-fill.
 
 Files: loading.py (names, cache, loading), smollm2.py (GGUF → HF conversion), tiny.py (tiny model
-and tokenizer), checkpoint.py (atomic directories), lora.py (peft adapters), memory_plan.py.
+and tokenizer), checkpoint.py (atomic directories), lora.py (peft adapters), tied.py (tied-embedding gradients),
+memory_plan.py.
 """
 
 from logicrl.models.checkpoint import atomic_directory, save_pretrained_atomic
@@ -31,6 +33,7 @@ from logicrl.models.loading import (
 from logicrl.models.lora import lora_model
 from logicrl.models.smollm2 import find_smollm2_gguf
 from logicrl.models.tiny import CHATML_TEMPLATE, build_tiny_model, build_tiny_tokenizer
+from logicrl.models.tied import sparse_tied_embedding_grad
 
 __all__ = [
     "CHATML_TEMPLATE",
@@ -54,4 +57,5 @@ __all__ = [
     "compute_autocast",
     "resolve_model_path",
     "save_pretrained_atomic",
+    "sparse_tied_embedding_grad",
 ]

@@ -22,6 +22,7 @@ class ValueModel(nn.Module):
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
         self.body = copy.deepcopy(policy.get_decoder()).float()
+        self.body.get_input_embeddings().sparse = False  # untied here (no head): a sparse .grad breaks AdamW
         hidden = policy.config.hidden_size
         self.head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.head.weight)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from logicrl.models import load_model_and_tokenizer, lora_model
+from logicrl.models import load_model_and_tokenizer, lora_model, sparse_tied_embedding_grad
 from logicrl.models.lora import (
     REFERENCE_ADAPTER,
     TRAINED_ADAPTER,
@@ -98,6 +98,7 @@ def load_run_models(cfg: TrainConfig, device: torch.device, compute_dtype: torch
     critic = ValueModel(policy).to(device) if get_advantage_estimator(algo.advantage).needs_critic else None
     if lora is not None:
         policy = lora_model(policy, lora, checkpoint)
+    sparse_tied_embedding_grad(policy)  # after the critic's copy; with LoRA the embedding is frozen: a no-op
     uses_reference = algo.uses_reference
     ref = None
     if uses_reference and lora is None:

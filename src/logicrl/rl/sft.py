@@ -31,7 +31,13 @@ from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import DataError
 from logicrl.evaluate.scoring import generate_and_score
 from logicrl.io import read_jsonl, write_jsonl
-from logicrl.models import compute_autocast, load_model_and_tokenizer, resolve_device, resolve_dtype
+from logicrl.models import (
+    compute_autocast,
+    load_model_and_tokenizer,
+    resolve_device,
+    resolve_dtype,
+    sparse_tied_embedding_grad,
+)
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward.score import RewardConfig
 from logicrl.rl.batch import RolloutBatch, longest_first, micro_batches, share
@@ -185,6 +191,7 @@ class SFTTrainer:
             trust_remote_code=config.model.trust_remote_code)
         if config.model.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        sparse_tied_embedding_grad(self.model)
         self._load_examples()
         self.optimizer = adamw(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
