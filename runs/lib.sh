@@ -5,7 +5,7 @@ say() { printf '\n\033[1m== %s\033[0m\n%s\n' "$1" "$2"; }
 last_checkpoint() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }
 run_stage() {  # run_stage DIR sft|train ARGS...: skip when finished, resume when interrupted, else start
     local dir=$1 command=$2; shift 2
-    if [ -f "$dir/summary.json" ]; then echo "already done ($dir/summary.json)"; return; fi
+    if [ -f "$dir/summary.json" ]; then echo "already done ($dir/summary.json; FORCE=1 reruns every stage with the current configs)"; return; fi
     if ls "$dir"/checkpoints/step_*/trainer_state.pt >/dev/null 2>&1; then
         "$LOGICRL" "$command" --resume "$dir"
     else
