@@ -127,8 +127,12 @@ def test_parameters_equal_after_two_optimizer_steps(examples):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+    # AdamW moves every element by about lr a step whatever its gradient's size, so an element whose gradient is
+    # near zero carries the two paths' rounding (another summation order) at the scale of lr: on an AMD EPYC one
+    # element of 8,192 differed by 1.6e-5. atol 1e-4 is 0.5 % of the two steps' 2·lr; a wrong gradient moves
+    # elements by up to 2e-2.
     for (name, a), b in zip(padded.named_parameters(), packed.parameters()):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4, msg=name)
     assert any(not torch.equal(a, b) for a, b in zip(build_tiny_model()[0].parameters(), packed.parameters()))
 
 
