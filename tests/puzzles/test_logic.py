@@ -18,6 +18,7 @@ from logicrl.puzzles.logic import (
     Statement,
     all_assignments,
     assignment_from_index,
+    json_depth,
     knight_tables,
     statements_from_json,
     statements_to_json,
@@ -114,7 +115,7 @@ def test_json_round_trip_and_structure(data, n: int) -> None:
     assert Statement.from_json(stmt.to_json()) == stmt
     # Tuples (the public K&K form, once literal_eval'd) read the same as lists.
     assert Statement.from_json(_to_tuples(tree), n_people=n) == stmt
-    assert stmt.depth == depth(tree)
+    assert stmt.depth == depth(tree) == json_depth(tree)
     assert [leaf.to_json() for leaf in stmt.leaves()] == leaves(tree)
     inner = {node[0] for node in _nodes(tree) if node[0] not in ("telling-truth", "lying")}
     assert {op.value for op in stmt.operators()} == inner

@@ -33,12 +33,7 @@ COT_FOOT = "This leads to a feasible solution."
 
 def search_trace(statements: Sequence[Statement]) -> list[SearchEvent]:
     """The search events up to and including the first solution."""
-    trace = []
-    for event in search_events(statements):
-        trace.append(event)
-        if event.kind == "solution":
-            break
-    return trace
+    return search_events(statements, first_solution=True)
 
 
 def step_text(

@@ -29,11 +29,11 @@ from pydantic import Field, field_validator, model_validator
 from logicrl.config import StrictModel
 from logicrl.errors import DataError, UserError
 from logicrl.io import atomic_write_text, read_rows, write_jsonl, write_parquet
-from logicrl.puzzles.logic import Op
+from logicrl.puzzles.logic import Op, json_depth
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS, perturb, perturbation_name
 from logicrl.puzzles.public import is_public_dir, public_files, public_path, twin_files
-from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.record import Puzzle, decode_statements_field
 from logicrl.puzzles.sampler import MAX_PEOPLE, Level, StatementSampler, sample_unique_puzzle
 
 
@@ -358,24 +358,25 @@ def load_twins(data: Path, split: str, kinds: Iterable[str], *, required: bool =
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
-    """Per number of people: count, knight share, mean/max statement depth, mean quiz length."""
-    by_n: dict[int, list[Puzzle]] = {}
-    quiz_chars: dict[int, list[int]] = {}
+    """Per number of people: count, knight share, mean/max statement depth, mean quiz length.
+
+    For records already validated (generated, or read by `load_records`): the statement trees are measured
+    in their JSON form, without being rebuilt."""
+    by_n: dict[int, list[dict[str, Any]]] = {}
     for record in records:
-        puzzle = Puzzle.from_record(record)
-        by_n.setdefault(puzzle.n_people, []).append(puzzle)
-        quiz_chars.setdefault(puzzle.n_people, []).append(len(record["quiz"]))
+        by_n.setdefault(len(record["names"]), []).append(record)
     table = {}
     for n in sorted(by_n):
-        puzzles = by_n[n]
-        depths = [s.depth for p in puzzles for s in p.statements]
-        knights = [k for p in puzzles for k in p.solution]
+        rows = by_n[n]
+        depths = [json_depth(s) for r in rows for s in decode_statements_field(r["statements"])]
+        knights = [k for r in rows for k in r["solution"]]
+        quiz_chars = [len(r["quiz"]) for r in rows]
         table[n] = {
-            "puzzles": len(puzzles),
+            "puzzles": len(rows),
             "knight_share": sum(knights) / len(knights),
             "mean_depth": sum(depths) / len(depths),
             "max_depth": max(depths),
-            "mean_quiz_chars": sum(quiz_chars[n]) / len(quiz_chars[n]),
-            "max_quiz_chars": max(quiz_chars[n]),
+            "mean_quiz_chars": sum(quiz_chars) / len(quiz_chars),
+            "max_quiz_chars": max(quiz_chars),
         }
     return table

@@ -212,6 +212,13 @@ def assignment_from_index(index: int, n_people: int) -> tuple[bool, ...]:
     return tuple(bool((index >> i) & 1) for i in range(n_people))
 
 
+def json_depth(obj: list) -> int:
+    """`Statement.depth` of a statement in nested-list form, without building it (leaf: ``[tag, person]``)."""
+    if len(obj) == 2 and isinstance(obj[1], int):
+        return 1
+    return 1 + max(json_depth(child) for child in obj[1:])
+
+
 def statements_to_json(statements: tuple[Statement, ...] | list[Statement]) -> list:
     return [s.to_json() for s in statements]
 

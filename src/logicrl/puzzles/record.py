@@ -190,21 +190,23 @@ def _locate(puzzle: Puzzle, speaker: int, quiz: str, speech: tuple[str, ...],
 
 
 def parse_statements_field(value: Any) -> tuple[Statement, ...]:
-    """Statements from a record: our JSON string, a decoded list, or the public K&K Python repr.
+    """Statements from a record: our JSON string, a decoded list, or the public K&K Python repr."""
+    try:
+        return statements_from_json(decode_statements_field(value))
+    except RecursionError:
+        raise ValueError("'statements' nests too deeply") from None
 
-    The public K&K data stores ``statements`` as a Python tuple literal; it is read with
-    ``ast.literal_eval`` (literals only, never code).
-    """
+
+def decode_statements_field(value: Any) -> Any:
+    """The nested lists of a record's ``statements`` (not validated): our JSON string, a decoded list, or the
+    public K&K Python repr, which is read with ``ast.literal_eval`` (literals only, never code)."""
     if isinstance(value, str):
         text = value.strip()
         try:
             value = json.loads(text) if text.startswith("[") else ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
             raise ValueError(f"'statements' is neither JSON nor a K&K tuple literal ({exc})") from None
-    try:
-        return statements_from_json(_tuples_to_lists(value))
-    except RecursionError:
-        raise ValueError("'statements' nests too deeply") from None
+    return _tuples_to_lists(value)
 
 
 def _tuples_to_lists(value: Any) -> Any:

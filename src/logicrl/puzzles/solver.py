@@ -17,7 +17,7 @@ Two solvers, cross-checked in the tests against a third, independent brute force
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from logicrl.puzzles.logic import (
     MAX_BITSET_PEOPLE,
@@ -63,35 +63,37 @@ def solve_bitset(statements: Sequence[Statement]) -> list[Assignment]:
 
 
 def partial_evaluate(stmt: Statement, assignment: Sequence[bool | None]) -> bool | None:
-    """Kleene three-valued evaluation: None when the unassigned people leave the value open."""
+    """Kleene three-valued evaluation: None when the unassigned people leave the value open.
+
+    ``and`` is False when any operand is False, else None when any is None; ``or`` dually; ``a -> b`` is
+    True when a is False or b is True; ``<=>`` is None when either side is."""
     op = stmt.op
-    if op.is_leaf:
+    if op is Op.KNIGHT:
+        return assignment[stmt.person]
+    if op is Op.KNAVE:
         value = assignment[stmt.person]
-        if value is None:
-            return None
-        return value if op is Op.KNIGHT else not value
-    values = [partial_evaluate(child, assignment) for child in stmt.children]
+        return None if value is None else not value
     if op is Op.NOT:
-        return None if values[0] is None else not values[0]
-    if op is Op.AND:
-        if False in values:
-            return False
-        return None if None in values else True
-    if op is Op.OR:
-        if True in values:
-            return True
-        return None if None in values else False
+        value = partial_evaluate(stmt.children[0], assignment)
+        return None if value is None else not value
+    if op is Op.AND or op is Op.OR:
+        decisive = op is Op.OR  # the operand value that decides the whole: True for or, False for and
+        open_operand = False
+        for child in stmt.children:
+            value = partial_evaluate(child, assignment)
+            if value is decisive:
+                return decisive
+            open_operand = open_operand or value is None
+        return None if open_operand else not decisive
+    left, right = (partial_evaluate(child, assignment) for child in stmt.children)
     if op is Op.IMPLIES:
-        antecedent, consequent = values
-        if antecedent is False or consequent is True:
+        if left is False or right is True:
             return True
-        return None if None in values else False
-    left, right = values  # IFF
-    return None if left is None or right is None else left == right
+        return None if left is None or right is None else False
+    return None if left is None or right is None else left == right  # IFF
 
 
-@dataclass(frozen=True)
-class SearchEvent:
+class SearchEvent(NamedTuple):
     """One step of the depth-first search, in the order the search takes it.
 
     kind: "assume" (``person`` is assumed ``role``), "contradiction" (assuming ``role`` for ``person``
@@ -129,34 +131,40 @@ def watchers(statements: Sequence[Statement]) -> list[list[int]]:
     return [[j for j in range(len(statements)) if j == p or p in mentions[j]] for p in range(len(statements))]
 
 
-def search_events(statements: Sequence[Statement]) -> Iterator[SearchEvent]:
-    """Depth-first search over roles (knight first), yielding its steps as events.
+def search_events(statements: Sequence[Statement], first_solution: bool = False) -> list[SearchEvent]:
+    """The steps of a depth-first search over roles (knight first), in order; with ``first_solution``, up to
+    and including the first "solution" event (the search trace of a unique-solution puzzle).
 
     People are assigned in index order. After each assumption, every assigned speaker whose statement
-    is already decided is checked; a conflict prunes the branch. The generator is lazy: stop iterating
-    after the first "solution" event to get the search trace of a unique-solution puzzle.
+    is already decided is checked; a conflict prunes the branch.
     """
     n = len(statements)
     assignment: list[bool | None] = [None] * n
     watching = watchers(statements)
+    events: list[SearchEvent] = []
 
-    def visit(person: int) -> Iterator[SearchEvent]:
+    def visit(person: int) -> bool:
+        """Search from ``person`` on; True when the search is over (``first_solution`` reached)."""
         for role in (True, False):
             assignment[person] = role
             conflict = first_conflict(statements, assignment, watching[person])
             if conflict >= 0:
-                yield SearchEvent("contradiction", person, role, by=conflict)
+                events.append(SearchEvent("contradiction", person, role, conflict))
                 continue
-            yield SearchEvent("assume", person, role)
+            events.append(SearchEvent("assume", person, role))
             if person + 1 == n:
-                yield SearchEvent("solution", assignment=tuple(bool(v) for v in assignment))
-            else:
-                yield from visit(person + 1)
+                events.append(SearchEvent("solution", assignment=tuple(assignment)))  # type: ignore[arg-type]
+                if first_solution:
+                    return True
+            elif visit(person + 1):
+                return True
         assignment[person] = None
         if person > 0:
-            yield SearchEvent("backtrack", person, by=person - 1)
+            events.append(SearchEvent("backtrack", person, by=person - 1))
+        return False
 
-    yield from visit(0)
+    visit(0)
+    return events
 
 
 def solve_search(statements: Sequence[Statement]) -> list[Assignment]:
