@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logicrl.engine.allocator import keep_freed_memory
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.config import BackendConfig, RunConfig
 from logicrl.evaluate.endpoint import endpoint_client, endpoint_generate_and_score
@@ -179,10 +180,13 @@ def remove_journals(out: Path, specs: Iterable[ModelSpec]) -> None:
 
 def _load(spec: ModelSpec, cfg: BackendConfig) -> tuple[Any, Any]:
     try:
-        return load_model_and_tokenizer(spec.name, dtype=cfg.dtype, device=cfg.device,
-                                        trust_remote_code=cfg.trust_remote_code)
+        model, tokenizer = load_model_and_tokenizer(spec.name, dtype=cfg.dtype, device=cfg.device,
+                                                    trust_remote_code=cfg.trust_remote_code)
     except (ModelNotFoundError, ValueError) as err:
         raise UserError(str(err).splitlines()[0]) from None
+    if model.device.type == "cpu":
+        keep_freed_memory()
+    return model, tokenizer
 
 
 def rescore_row(row: Mapping[str, Any], record: Mapping[str, Any], cfg: RunConfig) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from logicrl.config import StrictModel
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad
+from logicrl.engine.allocator import keep_freed_memory
 from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import DataError
 from logicrl.evaluate.scoring import generate_and_score
@@ -185,6 +186,7 @@ class SFTTrainer:
         self.autocast = lambda: compute_autocast(device, compute_dtype)
         if device.type == "cpu":
             set_cpu_threads(config.threads)
+            keep_freed_memory()
         torch.manual_seed(config.seed)
         self.model, self.tokenizer = load_model_and_tokenizer(
             str(checkpoint or config.model.name), dtype="float32", device=str(device),

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from logicrl.engine.decode import generate
+from logicrl.engine.allocator import keep_freed_memory
 from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
@@ -128,6 +129,7 @@ class Trainer:
         self.compute_dtype = resolve_dtype(cfg.model.dtype, self.device)
         if self.device.type == "cpu":
             set_cpu_threads(cfg.threads)
+            keep_freed_memory()
         torch.manual_seed(cfg.seed)
 
     def autocast(self) -> contextlib.AbstractContextManager:
