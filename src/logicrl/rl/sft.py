@@ -25,9 +25,9 @@ from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from logicrl.config import StrictModel
+from logicrl.engine.allocator import keep_freed_memory
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad
-from logicrl.engine.allocator import keep_freed_memory
 from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import DataError
 from logicrl.evaluate.scoring import generate_and_score

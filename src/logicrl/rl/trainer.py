@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from logicrl.engine.decode import generate
 from logicrl.engine.allocator import keep_freed_memory
+from logicrl.engine.decode import generate
 from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
