@@ -13,6 +13,9 @@ the ratio default / ``generate``. Times include the prefill; each cell is the fa
 (default 1) after a warm-up, the three sides taking turns, so a slow call on a shared machine does not decide a
 ratio.
 
+The process keeps freed memory in glibc's heap (`logicrl.engine.allocator.keep_freed_memory`), as ``logicrl
+train``, ``sft`` and ``eval`` do on a CPU; both sides run in it. ``--plain-malloc`` leaves glibc's defaults.
+
 ``--dtype bfloat16`` runs every call under CPU bf16 autocast over the float32 weights, as TRL's and
 ``logicrl train model.dtype=bfloat16`` do: ``model.generate`` then casts weights inside each op, our engine
 casts them once per call (its ``dtype`` follows the autocast dtype).
@@ -23,7 +26,7 @@ without and with prefill sharing, then the fast engine with oneDNN switched off 
 shared), then the default (oneDNN pre-packed weights).
 
 Run:   .venv/bin/python benchmarks/generation_throughput.py [--threads 1] [--tokens 128] [--model NAME] [--levers]
-                                                               [--dtype bfloat16] [--repeats 3]
+                                                               [--dtype bfloat16] [--repeats 3] [--plain-malloc]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import torch
 from switches import shared_prefix_lever
 
 from logicrl.engine import onednn
+from logicrl.engine.allocator import keep_freed_memory
 from logicrl.engine.decode import generate
 from logicrl.engine.sequences import left_pad
 from logicrl.evaluate.scoring import stop_token_ids
@@ -127,7 +131,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="calls per cell and side; the fastest counts")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="bfloat16: every call under CPU bf16 autocast (weights stay float32)")
+    parser.add_argument("--plain-malloc", action="store_true", help="leave glibc's malloc at its defaults")
     args = parser.parse_args()
+    kept = not args.plain_malloc and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = load_model_and_tokenizer(args.model, dtype="float32", device="cpu")
@@ -135,7 +141,7 @@ def main() -> None:
     distinct = encode_prompts(records, tokenizer, PromptConfig())
     print(f"# {datetime.date.today()}  {platform.machine()}  {os.cpu_count()} CPUs  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  load {os.getloadavg()[0]:.2f}  model {args.model}  {args.dtype}  "
-          f"best of {args.repeats}")
+          f"best of {args.repeats}  freed memory {'kept' if kept else 'returned (glibc defaults)'}")
     print(f"# prompts: {sum(map(len, distinct)) / len(distinct):.0f} tokens on average; {args.tokens} new tokens")
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
     with torch.no_grad(), autocast:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from logicrl.engine import attention, decode
+from logicrl.engine import attention, sequences
 from logicrl.engine.decode import generate
 from logicrl.models import build_tiny_model
 
@@ -30,25 +30,33 @@ def test_merging_two_softmaxes_by_log_sum_exp_is_the_softmax_of_the_union():
     torch.testing.assert_close(merged.double(), expected, atol=1e-6, rtol=0)
 
 
-@needs_flash
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_flash_attention_gives_the_softmax_and_its_log_sum_exp(dtype):
+@pytest.mark.parametrize("kernel", ["flash_attention", "matmul_attention"])
+def test_each_attention_gives_the_softmax_and_its_log_sum_exp(kernel, dtype):
     generator = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(shape, generator=generator) for shape in ((3, 2, 5, 16), (3, 2, 9, 16), (3, 2, 9, 16)))
     bias = torch.zeros(3, 1, 1, 9)
     bias[0, ..., :4] = float("-inf")  # a left-padded prompt
-    if not attention.cpu_flash_works(dtype):
+    if kernel == "flash_attention" and not attention.cpu_flash_works(dtype):
         pytest.skip(f"no CPU flash attention in {dtype}")
-    out, lse = attention.flash_attention(q.to(dtype), k.to(dtype), v.to(dtype), bias.to(dtype), 0.25)
+    out, lse = getattr(attention, kernel)(q.to(dtype), k.to(dtype), v.to(dtype), bias.to(dtype), 0.25)
     scores = q.double() @ k.double().transpose(-1, -2) * 0.25 + bias.double()
     tolerance = 1e-5 if dtype == torch.float32 else 3e-2
     torch.testing.assert_close(out.double(), torch.softmax(scores, -1) @ v.double(), atol=tolerance, rtol=0)
     torch.testing.assert_close(lse.double(), torch.logsumexp(scores, -1), atol=tolerance, rtol=0)
 
 
+SHARED = list(range(40, 40 + sequences.MIN_SHARED_PREFIX))  # long enough to be run and kept once
+
+
 @needs_flash
 @pytest.mark.parametrize("n", [1, 3])
-def test_the_fast_engine_decodes_the_same_with_flash_and_with_matmuls(n, monkeypatch):
+@pytest.mark.parametrize("prompts", [
+    [[5, 9, 13, 200, 41, 7], [7, 8], [300, 301, 302, 303]],  # nothing in common: every key is a row's own
+    [SHARED + [5, 9, 13, 200], SHARED + [7], SHARED + [300, 301, 302]],  # a common prefix, then own keys
+    [[5, 9, 13, 200, 41, 7]],  # one prompt: all its keys are common to its rows
+], ids=["distinct", "shared-prefix", "one-prompt"])
+def test_the_fast_engine_decodes_the_same_with_flash_and_with_matmuls(n, prompts, monkeypatch):
     """float32, left-padded prompts of different lengths, n samples per prompt, finished prompts leaving the batch:
     the flash path samples the tokens the batched matmuls sample, with the same log-probs to float rounding."""
     model, tokenizer = build_tiny_model()
@@ -57,15 +65,18 @@ def test_the_fast_engine_decodes_the_same_with_flash_and_with_matmuls(n, monkeyp
         for p in model.parameters():
             if p.dim() == 2:
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
-    prompts = [[5, 9, 13, 200, 41, 7], [7, 8], [300, 301, 302, 303]]
     options = {"n": n, "max_new_tokens": 20, "pad_token_id": tokenizer.pad_token_id, "stop_token_ids": (),
                "seed": 0, "engine": "fast", "temperature": 1.0}
-    assert decode._LlamaEngine(model, 1, 4).flash
+    kernel_calls = []
+    kernel = attention.flash_attention
+    monkeypatch.setattr(attention, "flash_attention", lambda *args: kernel_calls.append(1) or kernel(*args))
     options["stop_token_ids"] = (int(generate(model, prompts, **options).response_ids[0, 4]),)  # row 0 stops
     flash = generate(model, prompts, **options)
-    monkeypatch.setattr(decode, "cpu_flash_works", lambda dtype: False)
-    assert not decode._LlamaEngine(model, 1, 4).flash
+    assert kernel_calls
+    monkeypatch.setattr(attention, "cpu_flash_works", lambda dtype: False)
+    kernel_calls.clear()
     matmuls = generate(model, prompts, **options)
+    assert not kernel_calls
     assert torch.equal(flash.response_ids, matmuls.response_ids)
     assert (flash.response_mask.sum(-1) < 20).any()  # some rows stopped: the batch shrank on the way
     torch.testing.assert_close(flash.logprobs, matmuls.logprobs, atol=1e-5, rtol=0)

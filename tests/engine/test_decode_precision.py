@@ -101,8 +101,7 @@ def test_kv_cache_and_logits_dtypes(tiny):
     # on a CPU the caches are bf16 when the decode step's attention runs on the flash kernel, float32 when it
     # falls back to batched matmuls (slower in bf16 there: logicrl.engine.attention)
     cache = BF16 if attention.cpu_flash_works(BF16) else torch.float32
-    assert engine.flash == attention.cpu_flash_works(BF16)
-    assert engine.response_kv.dtype == cache and {t.dtype for kv in engine.prompt_kv for t in kv} == {cache}
+    assert engine.own_kv.dtype == cache and {t.dtype for kv in engine.common_kv for t in kv} == {cache}
     assert {layer.qkv.parts[0][0].dtype for layer in engine.layers} == {BF16}  # the projections run in bf16
     assert logits.dtype == BF16  # upcast to float32 by the sampler
     out = ours(model, tokenizer, prompts, n=2, seed=0, dtype=BF16, max_new_tokens=6)

@@ -1,17 +1,17 @@
-"""Decode-step attention on the CPU's flash kernel, over two key sets merged by their log-sum-exps.
+"""Decode-step attention over two key sets, merged by their log-sum-exps.
 
-The fast engine's decode step attends from each row's new query to two caches: its group's prompt keys
-(stored once per prompt) and its own response keys. Each set runs through PyTorch's CPU flash-attention kernel
-(the one under ``F.scaled_dot_product_attention``; called directly because it also returns the log-sum-exp
-ℓ = log Σ_j exp(s_j) of each query's scores), and the two results merge exactly:
+The fast engine's decode step attends from each row's new query to two caches: the keys that every row shares
+(the prompts' common prefix, stored once) and the row's own keys (the rest of its prompt, then its response).
+Each set gives its softmax-weighted values o and the log-sum-exp ℓ = log Σ_j exp(s_j) of each query's scores
+(`attend`), and the two results merge exactly:
 
     softmax over A ∪ B, times V  =  w·o_A + (1 − w)·o_B,   w = exp(ℓ_A) / (exp(ℓ_A) + exp(ℓ_B)) = σ(ℓ_A − ℓ_B)
 
-where o_A, o_B are each set's own softmax-weighted values. Against the batched matmuls it replaces (scores,
-softmax, weights·V for each set), one decode step's attention took 0.67–0.95× the time in float32 and bfloat16
-caches, and 0.59× at 4,000 response keys in bfloat16 (docs/performance.md), where reading the caches is the
-step's cost. The kernel is a private op: `cpu_flash_works` tries it once per dtype, and the engine falls back
-to the matmuls where it fails.
+On a CPU, `attend` runs PyTorch's CPU flash-attention kernel (the one under ``F.scaled_dot_product_attention``,
+called directly because it also returns ℓ); against batched matmuls (scores, softmax, weights·V) one decode
+step's attention took 0.67–0.95× the time in float32 and bfloat16 caches, and 0.59× at 4,000 response keys in
+bfloat16 (docs/performance.md), where reading the caches is the step's cost. The kernel is a private op:
+`cpu_flash_works` tries it once per dtype, and `attend` uses the matmuls where it fails (and on other devices).
 """
 
 from __future__ import annotations
@@ -30,6 +30,24 @@ def flash_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale:
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=bias,
                                                                           scale=scale)
     return out, lse
+
+
+def matmul_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> tuple[Tensor, Tensor]:
+    """`flash_attention`'s result from batched matmuls: scores ``s = (q·scale)·kᵀ (+ bias)``, ℓ = logsumexp(s)
+    and the output ``exp(s − ℓ)·v``; the softmax in float32, the products in q's dtype."""
+    scores = ((q * scale) @ k.transpose(-1, -2)).float()
+    if bias is not None:
+        scores = scores + bias
+    lse = scores.logsumexp(-1)
+    return torch.exp(scores - lse.unsqueeze(-1)).to(v.dtype) @ v, lse
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> tuple[Tensor, Tensor]:
+    """``(softmax(q·kᵀ·scale + bias)·v, ℓ)`` as in `flash_attention`: its kernel on a CPU where it works for
+    q's dtype, else `matmul_attention`."""
+    if q.device.type == "cpu" and cpu_flash_works(q.dtype):
+        return flash_attention(q, k, v, bias, scale)
+    return matmul_attention(q, k, v, bias, scale)
 
 
 def merge_attention(out_a: Tensor, lse_a: Tensor, out_b: Tensor, lse_b: Tensor) -> Tensor:

@@ -7,7 +7,9 @@ first token whose decoded text completes one of them; otherwise it is cut at ``m
 
 The decode loop (each lever measured in docs/performance.md): every distinct prompt is prefilled once
 for its ``n`` rows (and a prefix that all the prompts share, once for all of them), and the Llama-family
-engine (`_LlamaEngine`) keeps that prompt KV cache once per prompt, attending to it group-wise; the response KV cache is preallocated and written in place; on CPU
+engine (`_LlamaEngine`) keeps the keys that every row shares once, attending to them with all the rows' queries
+at once; each row's own keys (the rest of its prompt, then its response) sit in a preallocated cache written
+in place; on CPU
 the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights (`logicrl.engine.onednn`);
 a prompt whose ``n`` rows have all stopped leaves the batch (at the next multiple of 8 steps); sampling
 uses one uniform number per row and step, drawn from ``seed`` up front (`logicrl.engine.sampling`). Other
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from logicrl.engine.attention import cpu_flash_works, flash_attention, merge_attention
+from logicrl.engine.attention import attend, cpu_flash_works, merge_attention
 from logicrl.engine.compat import cache_argument, output_cache
 from logicrl.engine.linears import mergeable
 from logicrl.engine.onednn import _Linear
@@ -92,17 +94,18 @@ class _Block(NamedTuple):
 
 
 class _LlamaEngine:
-    """Llama-family forward over a two-part KV cache: the prompt part once per prompt (shared by its
-    ``n`` rows) and the response part, preallocated per row. Attention of a decode step is one softmax
-    over [prompt keys | response keys]; the prompt scores come from one matmul per group of rows:
-    ``[g, kv_heads, n·q_per_kv, D] @ [g, kv_heads, D, P]``, so the prompt cache is read once per prompt.
+    """Llama-family forward over a two-part KV cache: the keys that every row shares (the prompts' common
+    prefix, or the whole prompt when there is one), stored once, and each row's own keys (the rest of its
+    prompt, left-padded, then its response), preallocated per row. Attention of a decode step is one softmax
+    over [common keys | own keys]: each part runs on its own and the two merge by their log-sum-exps
+    (`logicrl.engine.attention`); for the common part the queries of every row form one batch,
+    ``[1, kv_heads, B·q_per_kv, D]``, so those keys are read once per step, not once per row.
 
     Activations and weights are in ``dtype`` (default: the model's): the projection and norm weights are
     copied into it here, once; embeddings are looked up in the model's table, then cast. Both caches are in
-    ``dtype`` too. On a CPU the decode step's attention runs each key set through the flash kernel and merges
-    the two by their log-sum-exps (`logicrl.engine.attention`); where that kernel fails its probe, the step
-    uses batched matmuls, and a 16-bit engine keeps its caches in float32 (the matmuls, with 3 queries per
-    KV head, were slower in bfloat16 than in float32 on a CPU: docs/performance.md).
+    ``dtype`` too, except on a CPU whose flash-attention kernel fails its probe for a 16-bit ``dtype``: the
+    attention then runs on batched matmuls over float32 caches (with 3 queries per KV head, those were slower in
+    bfloat16 than in float32 on a CPU: docs/performance.md).
     """
 
     def __init__(self, model, rows: int, max_new_tokens: int, dtype: torch.dtype | None = None) -> None:
@@ -112,8 +115,7 @@ class _LlamaEngine:
         head_weight = getattr(model.lm_head, "base_layer", model.lm_head).weight
         self.dtype = dtype = dtype or head_weight.dtype
         on_cpu = head_weight.device.type == "cpu"
-        self.flash = on_cpu and cpu_flash_works(dtype)
-        self.kv_dtype = torch.float32 if on_cpu and not self.flash and dtype != torch.float32 else dtype
+        self.kv_dtype = torch.float32 if on_cpu and not cpu_flash_works(dtype) and dtype != torch.float32 else dtype
         self.embed, self.rotary = inner.embed_tokens, inner.rotary_emb
         attention = inner.layers[0].self_attn
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
@@ -147,28 +149,38 @@ class _LlamaEngine:
         """Run the g prompts [g, P] (left-padded), keep their KV; return next-token logits [g·n, V].
 
         A prefix of L tokens that all g prompts share (`shared_prefix_length`: the chat template and instruction)
-        runs once, [1, L], and the prompts' remaining columns attend to its keys; the prompt cache is then laid
-        out [prefix | each prompt's rest, left-padded], which the decode step's attention reads as any other
-        order (its bias hides the padding)."""
+        runs once, [1, L], and the prompts' remaining columns attend to its keys. The common cache is that
+        prefix's KV (a single prompt's whole KV; none when the prompts share no prefix); each row's own cache
+        starts with its prompt's remaining columns, left-padded (a bias hides the padding)."""
         g = ids.shape[0]
-        positions, prefix, shared = positions_from_mask(mask), shared_prefix_length(ids, mask), None
+        positions, prefix, common = positions_from_mask(mask), shared_prefix_length(ids, mask), None
         if prefix:
             head, (ids, mask, positions) = split_shared_prefix(ids, mask, positions, prefix)
-            _, shared = self._prompt_forward(*head)
-        x, kv = self._prompt_forward(ids, mask, positions, shared)
-        self.prompt_kv = [(k.to(self.kv_dtype).contiguous(), v.to(self.kv_dtype).contiguous())  # read every step
-                          for k, v in kv]
-        bias = torch.zeros(mask.shape, dtype=self.kv_dtype, device=x.device).masked_fill(mask == 0, float("-inf"))
-        self.prompt_bias, self.group_size = bias[:, None, None, :], n  # per prompt: [g, 1, 1, P]
-        shape = (2, len(self.layers), g * n, self.kv_heads, self.max_new_tokens, self.head_dim)
-        self.response_kv = torch.empty(shape, dtype=self.kv_dtype, device=x.device)
+            _, common = self._prompt_forward(*head)
+        x, own = self._prompt_forward(ids, mask, positions, common)
+        own_mask = mask[:, mask.shape[1] - ids.shape[1]:]  # over the columns of ``own``
+        if common is None and g == 1 and bool(own_mask.all()):  # one prompt: all of it is common to its rows
+            common, own, own_mask = own, [(k[:, :, :0], v[:, :, :0]) for k, v in own], own_mask[:, :0]
+        self.common_kv = None if common is None else [
+            (k.to(self.kv_dtype).contiguous(), v.to(self.kv_dtype).contiguous()) for k, v in common]
+        self.start, width = own_mask.shape[1], own_mask.shape[1] + self.max_new_tokens
+        shape = (2, len(self.layers), g * n, self.kv_heads, width, self.head_dim)
+        self.own_kv = torch.empty(shape, dtype=self.kv_dtype, device=x.device)
+        for i, (k, v) in enumerate(own):
+            self.own_kv[0, i, :, :, :self.start] = k.repeat_interleave(n, 0)
+            self.own_kv[1, i, :, :, :self.start] = v.repeat_interleave(n, 0)
+        hidden = (own_mask == 0).repeat_interleave(n, 0)
+        self.own_bias = None if not bool(hidden.any()) else torch.zeros(
+            g * n, 1, 1, width, dtype=self.kv_dtype, device=x.device).masked_fill(
+            torch.nn.functional.pad(hidden, (0, self.max_new_tokens))[:, None, None], float("-inf"))
+        self.group_size = n
         return self.head(self.norm(x[:, -1])).repeat_interleave(n, 0)
 
     def _prompt_forward(self, ids: Tensor, mask: Tensor, positions: Tensor,
                         shared: list[tuple[Tensor, Tensor]] | None = None) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         """Prompt columns ``ids`` [g, S] at ``positions`` through every layer, after the L keys of ``shared`` (each
         layer's (keys, values) [1, kv_heads, L, D], none by default); ``mask`` [g, L + S] marks real keys. Returns
-        the last hidden states [g, S, E] and each layer's (keys, values) over all L + S columns."""
+        the last hidden states [g, S, E] and each layer's (keys, values) [g, kv_heads, S, D] of these S columns."""
         g, S = ids.shape
         L = mask.shape[1] - S
         x = self.embed(ids).to(self.dtype)
@@ -180,9 +192,9 @@ class _LlamaEngine:
         kv = []
         for i, layer in enumerate(self.layers):
             q, k, v = self._qkv(layer, x, rope)
+            kv.append((k, v))
             if shared is not None:
                 k, v = (torch.cat([part.expand(g, -1, -1, -1), new], dim=2) for part, new in zip(shared[i], (k, v)))
-            kv.append((k, v))
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], scale=self.scaling,
                                                  enable_gqa=True)
             x = self._finish_layer(layer, x, out.transpose(1, 2).reshape(g, S, -1))
@@ -192,43 +204,35 @@ class _LlamaEngine:
         """Append one token per row (tokens, positions [B]); return next-token logits [B, V]."""
         x = self.embed(tokens[:, None]).to(self.dtype)
         rope = self.rotary(x, positions[:, None])
-        t = self.length
+        t = self.start + self.length
+        bias = None if self.own_bias is None else self.own_bias[..., :t + 1]
         for i, layer in enumerate(self.layers):
             q, k, v = self._qkv(layer, x, rope)
-            keys, values = self.response_kv[0, i], self.response_kv[1, i]
+            keys, values = self.own_kv[0, i], self.own_kv[1, i]
             keys[:, :, t], values[:, :, t] = k[:, :, 0], v[:, :, 0]
-            x = self._finish_layer(layer, x, self._attend(i, q, keys[:, :, :t + 1], values[:, :, :t + 1]))
+            x = self._finish_layer(layer, x, self._attend(i, q, keys[:, :, :t + 1], values[:, :, :t + 1], bias))
         self.length += 1
         return self.head(self.norm(x[:, -1]))
 
-    def _attend(self, i: int, q: Tensor, keys: Tensor, values: Tensor) -> Tensor:
-        """softmax([q·Kpᵀ + bias | q·Krᵀ]·scale)·[Vp; Vr] for q [B, H, 1, D]; returns [B, 1, H·D]."""
-        prompt_keys, prompt_values = self.prompt_kv[i]
-        (g, kv, P, D), r = prompt_keys.shape, self.group_size
-        q = q.to(self.kv_dtype).reshape(g * r, kv, -1, D)  # head h reads kv head h // (H / H_kv)
-        per_group = q.view(g, r, kv, -1, D).transpose(1, 2).reshape(g, kv, -1, D)
-        if self.flash:
-            prompt_out, prompt_lse = flash_attention(per_group, prompt_keys, prompt_values, self.prompt_bias,
-                                                     self.scaling)
-            rows_out, rows_lse = flash_attention(q, keys, values, None, self.scaling)
-            prompt_out = prompt_out.view(g, kv, r, -1, D).transpose(1, 2).reshape(g * r, kv, -1, D)
-            prompt_lse = prompt_lse.view(g, kv, r, -1).transpose(1, 2).reshape(g * r, kv, -1)
-            out = merge_attention(prompt_out, prompt_lse, rows_out, rows_lse)
-            return out.reshape(g * r, 1, -1).to(self.dtype)
-        q, per_group = q * self.scaling, per_group * self.scaling
-        prompt_scores = (per_group @ prompt_keys.transpose(-1, -2)).view(g, kv, r, -1, P).transpose(1, 2)
-        scores = torch.cat([(prompt_scores + self.prompt_bias[:, None]).reshape(g * r, kv, -1, P),
-                            q @ keys.transpose(-1, -2)], dim=-1)
-        weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-        w_prompt = weights[..., :P].reshape(g, r, kv, -1, P).transpose(1, 2).reshape(g, kv, -1, P)
-        out = (w_prompt @ prompt_values).view(g, kv, r, -1, D).transpose(1, 2).reshape(g * r, kv, -1, D)
-        return (out + weights[..., P:] @ values).reshape(g * r, 1, -1).to(self.dtype)
+    def _attend(self, i: int, q: Tensor, keys: Tensor, values: Tensor, bias: Tensor | None) -> Tensor:
+        """softmax([q·Kcᵀ | q·Koᵀ + bias]·scale)·[Vc; Vo] for q [B, H, 1, D] over layer i's common keys Kc and the
+        rows' own keys Ko [B, kv_heads, T, D]; returns [B, 1, H·D]."""
+        B, D = q.shape[0], self.head_dim
+        q = q.to(self.kv_dtype).reshape(B, self.kv_heads, -1, D)  # head h reads kv head h // (H / H_kv)
+        out, lse = attend(q, keys, values, bias, self.scaling)
+        if self.common_kv is not None:
+            common_keys, common_values = self.common_kv[i]
+            every_row = q.transpose(0, 1).reshape(1, self.kv_heads, -1, D)  # [1, kv_heads, B·q_per_kv, D]
+            common_out, common_lse = attend(every_row, common_keys, common_values, None, self.scaling)
+            out = merge_attention(common_out.view(self.kv_heads, B, -1, D).transpose(0, 1),
+                                  common_lse.view(self.kv_heads, B, -1).transpose(0, 1), out, lse)
+        return out.reshape(B, 1, -1).to(self.dtype)
 
     def select(self, groups: Tensor) -> None:
         """Keep only the prompts ``groups`` (indices into the current ones) and their rows."""
         rows = _group_rows(groups, self.group_size)
-        self.prompt_kv = [(k[groups], v[groups]) for k, v in self.prompt_kv]
-        self.prompt_bias, self.response_kv = self.prompt_bias[groups], self.response_kv[:, :, rows]
+        self.own_kv = self.own_kv[:, :, rows]
+        self.own_bias = None if self.own_bias is None else self.own_bias[rows]
 
 
 class _ModelEngine:
