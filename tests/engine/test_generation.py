@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from logicrl.engine import decode
+from logicrl.engine import decode, sampling
 from logicrl.engine.decode import generate
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sampling import _Sampler
@@ -257,3 +259,22 @@ def test_prompts_that_share_a_prefix_continue_as_model_generate_does(tiny, engin
         logp, _ = response_logprobs(model, *sampled.sequences(), sampled.response_ids, temperature=0.8, onednn=False)
     valid = sampled.response_mask.bool()
     torch.testing.assert_close(sampled.logprobs[valid], logp[valid], atol=1e-4, rtol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vocab=st.integers(1, 3 * sampling.BLOCK + 5), zeros=st.floats(0.0, 0.99), seed=st.integers(0, 2**31 - 1))
+def test_inverse_cdf_picks_the_index_whose_cdf_interval_holds_the_uniform(vocab, zeros, seed):
+    """Against a float64 running sum over the whole row: the pick i has C_{i−1} ≤ u·C_V < C_i (to float32
+    rounding of the sums), so its weight is positive; rows of any width, many zero weights."""
+    generator = torch.Generator().manual_seed(seed)
+    weights = torch.rand(6, vocab, generator=generator) ** 4
+    weights[torch.rand(6, vocab, generator=generator) < zeros] = 0.0
+    weights[:, torch.randint(vocab, (1,), generator=generator)] = 1e-3  # each row has a positive weight
+    u = torch.rand(6, generator=generator)
+    u[0] = 1.0 - torch.finfo(torch.float32).eps / 2  # the largest uniform torch.rand draws
+    pick = sampling.inverse_cdf(weights, u)
+    assert bool((weights.gather(-1, pick[:, None]) > 0).all())
+    cdf = weights.double().cumsum(-1)
+    point, slack = u.double() * cdf[:, -1], 1e-5 * cdf[:, -1]
+    before = torch.where(pick > 0, cdf.gather(-1, (pick - 1).clamp(min=0)[:, None])[:, 0], 0.0)
+    assert bool((before <= point + slack).all()) and bool((point < cdf.gather(-1, pick[:, None])[:, 0] + slack).all())

@@ -1,8 +1,8 @@
 """Choosing the next token and noticing the end of a response.
 
 `_Sampler`: argmax (greedy) or inverse-CDF sampling of softmax(logits / temperature) inside the top-p
-nucleus, with one uniform number per row and step drawn from ``seed`` up front, so a row's tokens do not
-depend on the other rows (and a resumed run samples the same responses). `_StopCheck`: a response ends at
+nucleus (`inverse_cdf`), with one uniform number per row and step drawn from ``seed`` up front, so a row's
+tokens do not depend on the other rows (and a resumed run samples the same responses). `_StopCheck`: a response ends at
 the first stop token (an end-of-sequence id, kept in the response) or at the first token whose decoded text
 completes one of the stop texts.
 """
@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+BLOCK = 1024  # entries per block of `inverse_cdf`'s first level
 
 
 class _Sampler:
@@ -32,13 +35,34 @@ class _Sampler:
         if self.greedy:
             tokens = logits.argmax(-1)
             return tokens, logits.gather(-1, tokens[:, None])[:, 0] - logits.logsumexp(-1)
-        logp = torch.log_softmax(logits / self.temperature, dim=-1)
-        probs, ids = _nucleus(logp.exp(), self.top_p)
-        cdf = probs.cumsum(-1)
-        u = self.uniform[rows.to(self.uniform.device), step][:, None] * cdf[:, -1:]
-        pick = torch.searchsorted(cdf, u, right=True).clamp(max=cdf.shape[-1] - 1)
-        tokens = (pick if ids is None else ids.gather(-1, pick))[:, 0]
-        return tokens, logp.gather(-1, tokens[:, None])[:, 0]
+        probs = torch.softmax(logits if self.temperature == 1.0 else logits / self.temperature, dim=-1)
+        kept, ids = _nucleus(probs, self.top_p)
+        pick = inverse_cdf(kept, self.uniform[rows.to(self.uniform.device), step])
+        tokens = pick if ids is None else ids.gather(-1, pick[:, None])[:, 0]
+        return tokens, probs.gather(-1, tokens[:, None])[:, 0].log()
+
+
+def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
+    """A draw from the distribution ∝ ``weights`` [B, V] (non-negative, some positive in each row) for each
+    uniform u [B] in [0, 1): the first index i whose running sum C_i exceeds u·C_V.
+
+    In two levels, so that no row is summed up entry by entry (a running sum over 49,152 entries costs more than
+    the rest of the sampler): the running sum over blocks of `BLOCK` weights picks the block b holding that
+    point, then the running sum inside b picks the index, at the same relative position
+    (u·C_V − C_start(b)) / mass(b), clamped below 1 so that it lands on a positive weight."""
+    B, V = weights.shape
+    blocks = -(-V // BLOCK)
+    grouped = (F.pad(weights, (0, blocks * BLOCK - V)) if V % BLOCK else weights).view(B, blocks, BLOCK)
+    mass = grouped.sum(-1)
+    ends = mass.cumsum(-1)
+    target = u * ends[:, -1]
+    block = torch.searchsorted(ends, target[:, None], right=True).clamp(max=blocks - 1)
+    block_mass = mass.gather(-1, block)[:, 0]
+    inside = (target - (ends.gather(-1, block)[:, 0] - block_mass)) / block_mass.clamp(min=torch.finfo(mass.dtype).tiny)
+    inside = inside.clamp(0.0, 1.0 - torch.finfo(mass.dtype).eps)
+    running = grouped.gather(1, block[:, :, None].expand(B, 1, BLOCK))[:, 0].cumsum(-1)
+    pick = torch.searchsorted(running, (inside * running[:, -1])[:, None], right=True).clamp(max=BLOCK - 1)
+    return (block * BLOCK + pick)[:, 0].clamp(max=V - 1)
 
 
 def _nucleus(probs: Tensor, top_p: float) -> tuple[Tensor, Tensor | None]:
