@@ -172,7 +172,7 @@ class _LlamaEngine:
         hidden = (own_mask == 0).repeat_interleave(n, 0)
         self.own_bias = None if not bool(hidden.any()) else torch.zeros(
             g * n, 1, 1, width, dtype=self.kv_dtype, device=x.device).masked_fill(
-            torch.nn.functional.pad(hidden, (0, self.max_new_tokens))[:, None, None], float("-inf"))
+            F.pad(hidden, (0, self.max_new_tokens))[:, None, None], float("-inf"))
         self.group_size = n
         return self.head(self.norm(x[:, -1])).repeat_interleave(n, 0)
 

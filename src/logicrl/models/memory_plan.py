@@ -20,8 +20,9 @@ Components (bytes; N = parameters, N_t = trainable parameters):
               it, tokens · layers · h · 4 (the fp32 residual stream at each layer boundary) + max(0, one
               layer's activations − logits): backward recomputes one layer at a time, after the full-
               vocabulary tensors are freed
-* KV cache    layers · 2 · kv_heads · head_dim · kv_bytes · (prompts · P + prompts · group · T): the rollout
-              engine keeps each prompt's keys/values once and preallocates the responses' per row
+* KV cache    layers · 2 · kv_heads · head_dim · kv_bytes · prompts · group · (P + T): the rollout engine
+              keeps the prefix that every prompt shares once and preallocates each row's own keys/values (the
+              rest of its prompt, then its response); the bound is that of prompts that share nothing
 
 Peak = weights + optimizer + reference + critic + max(update, rollout), with update = gradients + logits +
 activations and rollout = KV cache: gradients are freed after each optimizer step (``set_to_none``), and the
@@ -212,7 +213,7 @@ def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
     else:
         activations = tokens * shape.num_layers * per_layer
     kv = shape.num_layers * 2 * shape.num_kv_heads * shape.dim * run.kv_bytes
-    rollout_tokens = run.rollout_prompts * (run.prompt_tokens + run.rollout_group * run.rollout_tokens)
+    rollout_tokens = run.rollout_prompts * run.rollout_group * (run.prompt_tokens + run.rollout_tokens)
     components = {
         "weights": n * run.weight_bytes + (trainable * 4 if lora_rank is not None else 0),
         "gradients": trainable * trainable_bytes,
