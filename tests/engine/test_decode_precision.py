@@ -98,8 +98,8 @@ def test_kv_cache_and_logits_dtypes(tiny):
     with torch.no_grad():
         logits = engine.prefill(torch.tensor([[5, 6, 7, 8]]), torch.ones(1, 4, dtype=torch.long), 1)
         engine.step(torch.tensor([9]), torch.tensor([4]))
-    # on a CPU the caches are bf16 when the decode step's attention runs on the flash kernel, float32 when it
-    # falls back to batched matmuls (slower in bf16 there: logicrl.engine.attention)
+    # on a CPU the caches are bf16 when the flash kernel works in bf16, else float32 (the attention then runs in
+    # float32: batched matmuls were slower in bf16 there, logicrl.engine.attention)
     cache = BF16 if attention.cpu_flash_works(BF16) else torch.float32
     assert engine.own_kv.dtype == cache and {t.dtype for kv in engine.common_kv for t in kv} == {cache}
     assert {layer.qkv.parts[0][0].dtype for layer in engine.layers} == {BF16}  # the projections run in bf16

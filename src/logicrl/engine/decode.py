@@ -9,8 +9,8 @@ The decode loop (each lever measured in docs/performance.md): every distinct pro
 for its ``n`` rows (and a prefix that all the prompts share, once for all of them), and the Llama-family
 engine (`_LlamaEngine`) keeps the keys that every row shares once, attending to them with all the rows' queries
 at once; each row's own keys (the rest of its prompt, then its response) sit in a preallocated cache written
-in place; on CPU
-the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights (`logicrl.engine.onednn`);
+in place; on CPU the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights
+(`logicrl.engine.onednn`);
 a prompt whose ``n`` rows have all stopped leaves the batch (at the next multiple of 8 steps); sampling
 uses one uniform number per row and step, drawn from ``seed`` up front (`logicrl.engine.sampling`). Other
 architectures run the model's own forward and cache (`_ModelEngine`) in the same loop.
@@ -103,9 +103,10 @@ class _LlamaEngine:
 
     Activations and weights are in ``dtype`` (default: the model's): the projection and norm weights are
     copied into it here, once; embeddings are looked up in the model's table, then cast. Both caches are in
-    ``dtype`` too, except on a CPU whose flash-attention kernel fails its probe for a 16-bit ``dtype``: the
-    attention then runs on batched matmuls over float32 caches (with 3 queries per KV head, those were slower in
-    bfloat16 than in float32 on a CPU: docs/performance.md).
+    ``dtype`` too, except on a CPU whose flash-attention kernel fails its probe for a 16-bit ``dtype``: the caches
+    are then float32, and `attend` runs on them in float32 (the kernel where it works in float32, else batched
+    matmuls, which with 3 queries per KV head were slower in bfloat16 than in float32 on a CPU:
+    docs/performance.md).
     """
 
     def __init__(self, model, rows: int, max_new_tokens: int, dtype: torch.dtype | None = None) -> None:
