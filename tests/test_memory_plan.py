@@ -76,7 +76,7 @@ def paper_config(**changes) -> TrainConfig:
 
 
 def test_paper_recipe_7b_by_hand_does_not_fit_80_gb():
-    cfg, shape = paper_config(), ModelShape.from_config(QWEN_7B)
+    cfg, shape = paper_config(**{"algorithm.logprob_chunk": None}), ModelShape.from_config(QWEN_7B)  # full logits
     n = shape.params
     memory_plan = plan(shape, memory.train_run_shape(cfg, on_cuda=True))
     c = memory_plan.components
@@ -109,7 +109,8 @@ def test_the_run_config_knobs_reach_the_plan():
     initial = paper_config(**{"model.lora": {"r": 64}, "algorithm.reference": "initial"})
     assert memory.train_plan(initial, shape, on_cuda=True).components["reference"] == 0
     assert c["weights"] == 2 * shape.params + 4 * fitted.trainable
-    assert c["logits"] * 8 == memory.train_plan(paper_config(), shape, on_cuda=True).components["logits"]
+    full_logits = paper_config(**{"algorithm.logprob_chunk": None})
+    assert c["logits"] * 8 == memory.train_plan(full_logits, shape, on_cuda=True).components["logits"]
     assert fitted.total < 80 * GB
 
 

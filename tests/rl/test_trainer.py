@@ -750,18 +750,18 @@ def test_lora_resume_continues_exactly_like_an_uninterrupted_run(puzzle_dir, tmp
 def test_bfloat16_dtype_keeps_trained_weights_and_adamw_state_in_float32(puzzle_dir, tmp_path, monkeypatch, lora):
     """model.dtype=bfloat16 on CPU: full fine-tuning keeps fp32 master weights (the reference is bf16); LoRA
     stores the frozen base in bf16 and trains an fp32 adapter. AdamW's state follows the trained weights.
-    The update's forwards run under bf16 autocast (the logits come out bf16), as the rollout's do."""
+    The update's forwards run under bf16 autocast (the decoder's linears output bf16), as the rollout's do."""
     if lora:
         pytest.importorskip("peft")
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     config = with_changes(make_config(puzzle_dir, tmp_path / "run"),
                           {"dtype": "bfloat16", **({"lora": LORA} if lora else {})}, val_every=0, steps=1)
     trainer = Trainer(config, show_progress=False)
-    update_logits = []
-    trainer.policy.get_output_embeddings().register_forward_hook(
-        lambda module, args, out: update_logits.append(out.dtype) if torch.is_grad_enabled() else None)
+    update_outputs = []
+    trainer.policy.get_decoder().layers[-1].mlp.register_forward_hook(
+        lambda module, args, out: update_outputs.append(out.dtype) if torch.is_grad_enabled() else None)
     trainer.fit()
-    assert update_logits and set(update_logits) == {torch.bfloat16}
+    assert update_outputs and set(update_outputs) == {torch.bfloat16}
     trained = [p for p in trainer.policy.parameters() if p.requires_grad]
     frozen = [p for p in trainer.policy.parameters() if not p.requires_grad]
     assert trained and all(p.dtype == torch.float32 for p in trained)

@@ -143,9 +143,10 @@ class AlgorithmConfig(StrictModel):
         "Run each distinct prompt of a batch once for all its micro-batches (its KV cache shared, its backward once "
         "on the summed gradients); false: once per micro-batch that holds one of its rows. Same values and "
         "gradients up to float rounding."))
-    logprob_chunk: int | None = Field(None, ge=1, description=(
-        "Compute log-probs and entropy this many response tokens at a time (the chunk's logits recomputed in "
-        "backward), so no full-vocabulary tensor of the whole micro-batch exists; null: all at once."))
+    logprob_chunk: int | None = Field(512, ge=1, description=(
+        "Compute log-probs and entropy this many response tokens at a time from the final hidden states (the "
+        "chunk's logits recomputed in backward; a plain linear head skips the padding), so no full-vocabulary "
+        "tensor of the whole micro-batch exists; null: all at once (full logits)."))
     value_clip: float = Field(0.5, gt=0.0, description="PPO value clip around the old values.")
     tis_cap: float | None = Field(None, ge=1.0, description=(
         "Truncated importance sampling: weight each token's loss by min(π_trainer/π_sampler, tis_cap), the ratio "
