@@ -100,6 +100,18 @@ def test_sft_without_validation_puzzles(puzzle_dir, tmp_path):
     assert read_metrics(tmp_path, "val") == [] and len(read_metrics(tmp_path, "train")) == len(trainer.schedule) > 0
 
 
+@pytest.mark.parametrize("chunk", [512, None])
+def test_sft_takes_the_fused_head_by_default(puzzle_dir, tmp_path, chunk):
+    """By default (logprob_chunk 512) the training forwards stop at the final hidden states and the fused head
+    projects the target tokens, so the output-embedding module never runs with grad; null: full logits."""
+    trainer = SFTTrainer(make_config(puzzle_dir, tmp_path, logprob_chunk=chunk), show_progress=False)
+    calls = []
+    trainer.model.get_output_embeddings().register_forward_hook(
+        lambda module, args, out: calls.append(1) if torch.is_grad_enabled() else None)
+    trainer.fit()
+    assert (len(calls) > 0) == (chunk is None)
+
+
 def test_logged_lr_is_the_steps_own(puzzle_dir, tmp_path):
     """Warm-up over 2 steps, then constant: steps 1, 2, 3 update at lr / 2, lr, lr."""
     config = make_config(puzzle_dir, tmp_path, schedule="constant", warmup_steps=2)

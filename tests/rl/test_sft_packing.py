@@ -87,6 +87,21 @@ def test_length_bucketing_gives_the_same_loss_and_gradients(examples, micro_batc
         torch.testing.assert_close(grad, want[name], rtol=1e-4, atol=1e-7, msg=name)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_chunked_logprobs_give_the_same_loss_and_gradients(examples, chunk):
+    """SFTConfig.logprob_chunk (the default path): the loss from the hidden states through the fused head, chunk
+    target tokens at a time, padding skipped, equals the full-logit loss, gradients included."""
+    examples, pad_id = examples
+    batch = example_batch([p for p, _ in examples[:8]], [t for _, t in examples[:8]], pad_id)
+    full, _ = build_tiny_model()
+    chunked = copy.deepcopy(full)
+    expected = nll_step(full, batch, 3, logprob_chunk=None)
+    assert nll_step(chunked, batch, 3, logprob_chunk=chunk) == pytest.approx(expected, rel=1e-5)
+    want = grads(full)
+    for name, grad in grads(chunked).items():
+        torch.testing.assert_close(grad, want[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
 def test_length_bucketing_groups_like_lengths(examples):
     """Longest first, in micro-batches of 4: the 4 longest examples, then the 4 shortest, so fewer padded tokens
     go through the model than in batch order."""

@@ -202,7 +202,8 @@ def memory_report(cfg: Any, command: str) -> tuple[str, str | None]:
         return f"memory plan: not made ({err})", None
     try:
         memory = (train_plan(cfg, shape, device.enforce) if command == "train"
-                  else plan(shape, sft_run_shape(cfg, device.enforce)))
+                  else plan(shape, sft_run_shape(cfg, device.enforce),
+                            logprob_chunk=None if cfg.packing else cfg.logprob_chunk))
     except ValueError as err:  # a model.lora target the plan does not know
         return f"memory plan: not made ({err})", None
     text = format_plan(memory, device.capacity, device.label)

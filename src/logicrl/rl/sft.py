@@ -66,7 +66,8 @@ class SFTConfig(StrictModel):
 
     # Keys that `logicrl sft --resume RUN key=value` may change (recorded in RUN/resumes.jsonl).
     resumable: ClassVar[tuple[str, ...]] = ("lr", "grad_clip", "save_every", "keep_last", "val_every", "threads",
-                                            "packing", "packing_length", "length_bucketing")  # same loss: layout only
+                                            "packing", "packing_length", "length_bucketing",
+                                            "logprob_chunk")  # same loss: layout only
 
     model: ModelConfig = ModelConfig()
     prompt: PromptConfig = PromptConfig()
@@ -82,6 +83,10 @@ class SFTConfig(StrictModel):
     length_bucketing: bool = Field(True, description=(
         "Without packing: cut each optimizer batch into micro-batches longest example first, so that examples of "
         "like length share a micro-batch and its padding; the loss is the same token mean (false: in batch order)."))
+    logprob_chunk: int | None = Field(512, ge=1, description=(
+        "Without packing: the vocabulary projection and log-softmax over this many target tokens at a time, "
+        "from the final hidden states, padding skipped (the chunk's logits recomputed in backward, as "
+        "algorithm.logprob_chunk in RL); null: full logits of each micro-batch at once."))
     packing: bool = Field(False, description=(
         "Pack several examples into each row (as TRL's SFTConfig.packing, but no example is split): each keeps "
         "its own position ids and attends only to itself (a block-diagonal causal mask), so the loss is the "
@@ -153,18 +158,20 @@ def example_micro_batches(batch: RolloutBatch, size: int, length_bucketing: bool
 
 
 def nll_step(model, batch: RolloutBatch, micro_batch_size: int, *, backward: bool = True,
-             length_bucketing: bool = False) -> float:
+             length_bucketing: bool = False, logprob_chunk: int | None = None) -> float:
     """The token-mean NLL of ``batch`` over micro-batches; with ``backward``, also accumulate its gradient.
 
     NLL = −Σ_rows Σ_t m_t log p(y_t) / Σ_rows Σ_t m_t, each micro-batch's own token mean weighted by its share of
     the tokens, so the split does not change it. ``length_bucketing``: micro-batches of the rows sorted by
-    prompt + target length (`longest_first`) rather than in batch order, each trimmed to its own padding."""
+    prompt + target length (`longest_first`) rather than in batch order, each trimmed to its own padding.
+    ``logprob_chunk``: `response_logprobs`' (the log-probs from the hidden states, that many tokens at a time)."""
     device = next(model.parameters()).device
     total = 0.0
     for rows in example_micro_batches(batch, micro_batch_size, length_bucketing):
         micro = batch.select(rows)
         with torch.set_grad_enabled(backward):
-            logp, _ = response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device))
+            logp, _ = response_logprobs(model, *micro.model_inputs(device), micro.response_ids.to(device),
+                                        logprob_chunk=logprob_chunk)
             mask = micro.mask.to(device)
             loss = -(logp * mask).sum() / mask.sum().clamp(min=1)
         weight = share(micro, batch, "token-mean")
@@ -248,7 +255,7 @@ class SFTTrainer:
                 return packed_nll_step(self.model, examples, cfg.micro_batch_size, self.tokenizer.pad_token_id,
                                        width=cfg.packing_length, backward=backward)
             return nll_step(self.model, self._batch(examples), cfg.micro_batch_size, backward=backward,
-                            length_bucketing=cfg.length_bucketing)
+                            length_bucketing=cfg.length_bucketing, logprob_chunk=cfg.logprob_chunk)
 
     def _rft_examples(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """Solved samples of the starting model (cached in RUN_DIR/rft_samples.jsonl), one per distinct text."""
