@@ -50,7 +50,9 @@ distinct prompt run once per micro-batch that holds one of its rows, then with e
 whole batch (``algorithm.prompts_once``, the default), then with the prefix that all the prompts share (chat
 template, instruction) run once too (`logicrl.engine.sequences.shared_prefix_length`, on by default; off in the
 rows above it), then with the tied embedding's sparse backward (`logicrl.models.tied`, on by default; dense in
-the rows above it), each from a fresh Trainer at ``--dtype``: one untimed
+the rows above it), then with the fused vocabulary head (``algorithm.logprob_chunk=512``, the default: log-probs
+and entropy from the hidden states, the real tokens only; full logits in the rows above it), each from a fresh
+Trainer at ``--dtype``: one untimed
 update (whose loss, KL, entropy and gradient norm all must share to float rounding: printed below the table),
 then ``--steps`` timed ones on the same batch. Tokens per pass: the token positions the forwards run, padding
 included, against the floor (each distinct prompt once, their shared prefix once, and each response, without
@@ -185,8 +187,9 @@ def run_trl(args: argparse.Namespace, options: dict) -> list[dict[str, float]]:
 
 
 def train_config(args: argparse.Namespace, advantage: str, micro_batch_tokens: int | None,
-                 dtype: str = "float32", prompts_once: bool = True):
-    """logicrl's `TrainConfig` at the shape of ``args`` (a fresh run directory)."""
+                 dtype: str = "float32", prompts_once: bool = True, logprob_chunk: int | None = 512):
+    """logicrl's `TrainConfig` at the shape of ``args`` (a fresh run directory); ``logprob_chunk`` None: full
+    logits (the fused head off)."""
     from logicrl.rl.config import TrainConfig
 
     shape = shape_of(args)
@@ -197,7 +200,7 @@ def train_config(args: argparse.Namespace, advantage: str, micro_batch_tokens: i
                     "max_response_tokens": shape.max_new_tokens, "stop_at_answer": shape.stop_at_answer},
         "algorithm": {"advantage": advantage, "kl_placement": "loss", "kl_estimator": "k3", "kl_coef": BETA,
                       "micro_batch_size": args.micro_batch, "micro_batch_tokens": micro_batch_tokens,
-                      "prompts_once": prompts_once},
+                      "prompts_once": prompts_once, "logprob_chunk": logprob_chunk},
         "optim": {"lr": LR}, "steps": args.warmup + args.steps, "save_every": 0, "val_every": 0,
         "log_rollouts": False, "threads": args.threads, "seed": 0,
     })
@@ -270,13 +273,14 @@ def update_phase(args: argparse.Namespace) -> None:
 
     batch, rows = None, []
     budget = args.micro_batch_tokens
-    for label, tokens, once, prefix, sparse in (
-            ("before: micro-batches of consecutive rows", None, False, False, False),
-            (f"token budget {budget}, each prompt once per micro-batch", budget, False, False, False),
-            ("+ each prompt once per batch (`algorithm.prompts_once`)", budget, True, False, False),
-            ("+ the prefix all prompts share, once (`shared_prefix_length`)", budget, True, True, False),
-            ("+ the tied embedding's sparse backward (`logicrl.models.tied`)", budget, True, True, True)):
-        trainer = Trainer(train_config(args, "reinforce_pp", tokens, args.dtype, once), show_progress=False)
+    for label, tokens, once, prefix, sparse, chunk in (
+            ("before: micro-batches of consecutive rows", None, False, False, False, None),
+            (f"token budget {budget}, each prompt once per micro-batch", budget, False, False, False, None),
+            ("+ each prompt once per batch (`algorithm.prompts_once`)", budget, True, False, False, None),
+            ("+ the prefix all prompts share, once (`shared_prefix_length`)", budget, True, True, False, None),
+            ("+ the tied embedding's sparse backward (`logicrl.models.tied`)", budget, True, True, True, None),
+            ("+ the fused head (`algorithm.logprob_chunk=512`)", budget, True, True, True, 512)):
+        trainer = Trainer(train_config(args, "reinforce_pp", tokens, args.dtype, once, chunk), show_progress=False)
         trainer.policy.get_input_embeddings().sparse = sparse
         if batch is None:  # the rollouts of step 1, generated once
             times = {"time/generate": 0.0, "time/score": 0.0}

@@ -191,7 +191,7 @@ def assert_same_generation(a, b):
 @pytest.mark.parametrize("dtype", [torch.float32, BF16])
 def test_stop_checks_every_k_tokens_give_the_same_generation(peaked, engine, dtype):
     """k = 1 (a check, i.e. a host sync, every token) against k = 3 and 8: rows that stop inside a block,
-    groups that leave the batch later, stop ids and stop texts; greedy and sampled with a seed."""
+    rows that leave the batch later, stop ids and stop texts; greedy and sampled with a seed."""
     model, tokenizer, prompts = peaked
     run = {"engine": engine, "dtype": dtype}
     cases = [({"greedy": True}, True), ({"n": 3, "seed": 2, "temperature": 0.9, "top_p": 0.95}, True),

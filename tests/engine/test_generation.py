@@ -70,6 +70,28 @@ def test_greedy_with_stop_ids_matches_and_finished_prompts_leave_the_batch(tiny,
 
 
 @pytest.mark.parametrize("engine", ["fast", "model"])
+def test_a_stopped_row_leaves_the_batch_and_its_siblings_sample_on_unchanged(tiny, engine, monkeypatch):
+    """n = 3 samples per prompt: a row that stops leaves the batch at the next multiple of SHRINK_EVERY steps while
+    the other rows of its prompt go on, and every row samples what it samples in a run where none stops (its
+    seeded draws and its own keys do not depend on the other rows)."""
+    model, tokenizer, prompts = tiny
+    sampled = {"n": 3, "seed": 3, "temperature": 0.7, "engine": engine}
+    free = ours(model, tokenizer, prompts, **sampled).response_ids.tolist()
+    stop = free[1][2]  # row 1 (prompt 0's second sample) stops within 3 tokens
+    kept = []
+    runner = decode._LlamaEngine if engine == "fast" else decode._ModelEngine
+    select = runner.select
+    monkeypatch.setattr(runner, "select", lambda self, rows: (kept.append(len(rows)), select(self, rows))[1])
+    out = ours(model, tokenizer, prompts, stop_token_ids=[stop], **sampled)
+    lengths = [row.index(stop) + 1 if stop in row else 24 for row in free]
+    assert out.response_lengths.tolist() == lengths
+    for i, length in enumerate(lengths):
+        assert out.response_ids[i, :length].tolist() == free[i][:length], i
+    assert lengths[1] <= 3 and (lengths[0] > 8 or lengths[2] > 8)  # a sibling of row 1 decodes past step 8
+    assert kept[0] == sum(length > 8 for length in lengths)  # the first shrink keeps the open rows, not prompts
+
+
+@pytest.mark.parametrize("engine", ["fast", "model"])
 def test_on_step_hears_the_tokens_so_far_and_the_rows_still_decoding(tiny, engine):
     model, tokenizer, prompts = tiny
     free = ours(model, tokenizer, prompts, greedy=True, engine=engine).response_ids

@@ -11,7 +11,7 @@ engine (`_LlamaEngine`) keeps the keys that every row shares once, attending to 
 at once; each row's own keys (the rest of its prompt, then its response) sit in a preallocated cache written
 in place; on CPU the projections run on oneDNN with pre-packed, fused (q/k/v, gate/up) weights
 (`logicrl.engine.onednn`);
-a prompt whose ``n`` rows have all stopped leaves the batch (at the next multiple of 8 steps); sampling
+a row that has stopped leaves the batch (at the next multiple of 8 steps); sampling
 uses one uniform number per row and step, drawn from ``seed`` up front (`logicrl.engine.sampling`). Other
 architectures run the model's own forward and cache (`_ModelEngine`) in the same loop.
 
@@ -41,7 +41,7 @@ from logicrl.engine.sequences import (Generation, left_pad, positions_from_mask,
 
 FAST_MODEL_TYPES = ("llama", "mistral", "qwen2")  # the same decoder block as Llama (Qwen2: q/k/v biases)
 ENGINES = ("auto", "fast", "model")
-# finished prompts leave the batch only every this many steps, whatever the stop-check interval: the batch
+# finished rows leave the batch only every this many steps, whatever the stop-check interval: the batch
 # shapes, hence the kernels' rounding (batch-size dependent in BLAS and cuBLAS), are then the same for any
 # interval, and so are the results
 SHRINK_EVERY = 8
@@ -174,7 +174,6 @@ class _LlamaEngine:
         self.own_bias = None if not bool(hidden.any()) else torch.zeros(
             g * n, 1, 1, width, dtype=self.kv_dtype, device=x.device).masked_fill(
             F.pad(hidden, (0, self.max_new_tokens))[:, None, None], float("-inf"))
-        self.group_size = n
         return self.head(self.norm(x[:, -1])).repeat_interleave(n, 0)
 
     def _prompt_forward(self, ids: Tensor, mask: Tensor, positions: Tensor,
@@ -229,9 +228,8 @@ class _LlamaEngine:
                                   common_lse.view(self.kv_heads, B, -1).transpose(0, 1), out, lse)
         return out.reshape(B, 1, -1).to(self.dtype)
 
-    def select(self, groups: Tensor) -> None:
-        """Keep only the prompts ``groups`` (indices into the current ones) and their rows."""
-        rows = _group_rows(groups, self.group_size)
+    def select(self, rows: Tensor) -> None:
+        """Keep only ``rows`` (indices into the current ones): their own keys; the common keys stay."""
         self.own_kv = self.own_kv[:, :, rows]
         self.own_bias = None if self.own_bias is None else self.own_bias[rows]
 
@@ -246,7 +244,7 @@ class _ModelEngine:
     def prefill(self, ids: Tensor, mask: Tensor, n: int) -> Tensor:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
                          use_cache=True, logits_to_keep=1)
-        self.cache, self.mask, self.group_size = output_cache(out), mask.repeat_interleave(n, 0), n
+        self.cache, self.mask = output_cache(out), mask.repeat_interleave(n, 0)
         self.cache.batch_repeat_interleave(n)
         return out.logits[:, -1].repeat_interleave(n, 0)
 
@@ -256,15 +254,9 @@ class _ModelEngine:
                          use_cache=True, **{cache_argument(self.model): self.cache})
         return out.logits[:, -1]
 
-    def select(self, groups: Tensor) -> None:
-        rows = _group_rows(groups, self.group_size)
+    def select(self, rows: Tensor) -> None:
         self.cache.batch_select_indices(rows)
         self.mask = self.mask[rows]
-
-
-def _group_rows(groups: Tensor, group_size: int) -> Tensor:
-    """Row indices of ``groups`` when group i holds rows i·size … i·size+size−1."""
-    return (groups[:, None] * group_size + torch.arange(group_size, device=groups.device)).flatten()
 
 
 def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_tokens: int, pad_token_id: int,
@@ -273,8 +265,8 @@ def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_
     """The decode loop over ``g`` distinct prompts × ``n`` rows; returns CPU tensors
     ``(tokens [g·n, max_new_tokens], log-probs [g·n, max_new_tokens], lengths [g·n] or −1 if never stopped)``.
 
-    Rows are finished once they stop; a prompt leaves the batch at the first multiple of `SHRINK_EVERY`
-    steps after all its rows have finished. Tokens stay on the device until the next check (every
+    Rows are finished once they stop, and leave the batch at the first multiple of `SHRINK_EVERY` steps after
+    that (each row has its own KV columns; the keys that all rows share stay). Tokens stay on the device until the next check (every
     ``check_every`` steps and at those multiples), then come to the host at once (one sync) and the stop
     check runs step by step over them: a row that ended inside the block has kept decoding to its end, but
     its length is that of its first stop, and `generate` pads everything after it. ``on_step(tokens, rows)``, if
@@ -305,11 +297,9 @@ def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_
             open_rows = lengths[rows] < 0
             if shrink and on_step is not None:
                 on_step(step + 1, int(open_rows.sum()))
-            open_groups = open_rows.view(-1, n).any(-1)
-            if shrink and not bool(open_groups.all()):
-                groups = open_groups.nonzero()[:, 0]
-                engine.select(groups.to(device))
-                keep = _group_rows(groups, n)
+            if shrink and not bool(open_rows.all()):
+                keep = open_rows.nonzero()[:, 0]
+                engine.select(keep.to(device))
                 rows, keep = rows[keep], keep.to(device)
                 rows_on_device, tokens, positions = rows_on_device[keep], tokens[keep], positions[keep]
         logits, positions = engine.step(tokens, positions), positions + 1
