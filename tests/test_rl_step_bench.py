@@ -27,7 +27,7 @@ def test_quickstart_shape_needs_the_cold_start_model():
         "error: --shape quickstart needs --model: the cold-start checkpoint (outputs/quickstart/cold/checkpoints/step_*)")
 
 
-def test_update_mode_prints_the_five_rows_and_the_checks():
+def test_update_mode_prints_the_six_rows_and_the_checks():
     proc = bench("--update", "--shape", "quickstart", "--model", "tiny-random", "--max-new-tokens", "48",
                  "--micro-batch-tokens", "256", "--steps", "1", "--threads", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -38,13 +38,14 @@ def test_update_mode_prints_the_five_rows_and_the_checks():
                                     "| token budget 256, each prompt once per micro-batch",
                                     "| + each prompt once per batch (`algorithm.prompts_once`)",
                                     "| + the prefix all prompts share, once (`shared_prefix_length`)",
-                                    "| + the tied embedding's sparse backward (`logicrl.models.tied`)"]
+                                    "| + the tied embedding's sparse backward (`logicrl.models.tied`)",
+                                    "| + the fused head (`algorithm.logprob_chunk=512`)"]
     assert len({r[4] for r in rows}) == 1 and all(int(r[3]) >= int(r[4]) for r in rows)  # run ≥ the floor
     assert int(rows[2][3]) <= int(rows[1][3])  # the same micro-batches, each prompt once
     assert int(rows[3][3]) < int(rows[2][3])  # the K&K prompts open alike: that prefix once
-    assert rows[4][3] == rows[3][3]  # the same tokens; only the embedding's backward changes
+    assert rows[5][3] == rows[4][3] == rows[3][3]  # the same tokens; only the embedding's backward, the head change
     checks = [line for line in lines if line.startswith(("policy/loss:", "kl:", "entropy:", "grad_norm:"))]
-    assert len(checks) == 16 and all(": agree (" in line for line in checks)
+    assert len(checks) == 20 and all(": agree (" in line for line in checks)
 
 
 def test_update_skip_benchmark_prints_both_rows_and_the_check(tmp_path):
