@@ -81,7 +81,12 @@ def test_a_stopped_row_leaves_the_batch_and_its_siblings_sample_on_unchanged(tin
     kept = []
     runner = decode._LlamaEngine if engine == "fast" else decode._ModelEngine
     select = runner.select
-    monkeypatch.setattr(runner, "select", lambda self, rows: (kept.append(len(rows)), select(self, rows))[1])
+
+    def recording(self, rows):
+        kept.append(len(rows))
+        select(self, rows)
+
+    monkeypatch.setattr(runner, "select", recording)
     out = ours(model, tokenizer, prompts, stop_token_ids=[stop], **sampled)
     lengths = [row.index(stop) + 1 if stop in row else 24 for row in free]
     assert out.response_lengths.tolist() == lengths

@@ -266,11 +266,12 @@ def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_
     ``(tokens [g·n, max_new_tokens], log-probs [g·n, max_new_tokens], lengths [g·n] or −1 if never stopped)``.
 
     Rows are finished once they stop, and leave the batch at the first multiple of `SHRINK_EVERY` steps after
-    that (each row has its own KV columns; the keys that all rows share stay). Tokens stay on the device until the next check (every
-    ``check_every`` steps and at those multiples), then come to the host at once (one sync) and the stop
-    check runs step by step over them: a row that ended inside the block has kept decoding to its end, but
-    its length is that of its first stop, and `generate` pads everything after it. ``on_step(tokens, rows)``, if
-    given, hears every `SHRINK_EVERY` steps how many tokens each row has and how many rows have not stopped."""
+    that (each row has its own KV columns; the keys that all rows share stay). Tokens stay on the device until
+    the next check (every ``check_every`` steps and at those multiples), then come to the host at once (one
+    sync) and the stop check runs step by step over them: a row that ended inside the block has kept decoding
+    to its end, but its length is that of its first stop, and `generate` pads everything after it.
+    ``on_step(tokens, rows)``, if given, hears every `SHRINK_EVERY` steps how many tokens each row has and how
+    many rows have not stopped."""
     device, total = prompt_ids.device, prompt_ids.shape[0] * n
     logits = engine.prefill(prompt_ids, prompt_mask, n)
     positions = prompt_mask.sum(-1).repeat_interleave(n)  # position of the next token, per row

@@ -2,9 +2,9 @@
 
 `_Sampler`: argmax (greedy) or inverse-CDF sampling of softmax(logits / temperature) inside the top-p
 nucleus (`inverse_cdf`), with one uniform number per row and step drawn from ``seed`` up front, so a row's
-tokens do not depend on the other rows (and a resumed run samples the same responses). `_StopCheck`: a response ends at
-the first stop token (an end-of-sequence id, kept in the response) or at the first token whose decoded text
-completes one of the stop texts.
+tokens do not depend on the other rows (and a resumed run samples the same responses). `_StopCheck`: a
+response ends at the first stop token (an end-of-sequence id, kept in the response) or at the first token
+whose decoded text completes one of the stop texts.
 """
 
 from __future__ import annotations
