@@ -19,7 +19,7 @@ from live_bytes import LiveBytes
 from logicrl.models.memory_plan import ModelShape, RunShape, lora_params, plan
 from logicrl.rl import memory
 from logicrl.rl.config import AlgorithmConfig, TrainConfig
-from logicrl.rl.sft import example_batch, nll_step
+from logicrl.rl.sft import SFTConfig, example_batch, nll_step
 from logicrl.rl.update import adamw, policy_step
 
 QWEN_7B = {"model_type": "qwen2", "hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28,
@@ -112,6 +112,17 @@ def test_the_run_config_knobs_reach_the_plan():
     full_logits = paper_config(**{"algorithm.logprob_chunk": None})
     assert c["logits"] * 8 == memory.train_plan(full_logits, shape, on_cuda=True).components["logits"]
     assert fitted.total < 80 * GB
+
+
+def test_the_sft_config_knobs_reach_the_plan():
+    """SFT's logprob_chunk bounds the logits (the default 512 against null: full logits), except under packing,
+    whose micro-batches project all their tokens at once."""
+    shape = ModelShape.from_config(QWEN_7B)
+    sft = {"model": {"name": "x"}, "data": {"train": "d"}, "max_response_tokens": 4096}
+    logits = {(packing, chunk): memory.sft_plan(SFTConfig(**sft, packing=packing, logprob_chunk=chunk), shape,
+                                                on_cuda=True).components["logits"]
+              for packing in (False, True) for chunk in (512, None)}
+    assert logits[False, 512] * 8 == logits[False, None] == logits[True, 512] == logits[True, None]
 
 
 def test_model_config_reads_local_dirs_aliases_and_never_the_network(tmp_path):

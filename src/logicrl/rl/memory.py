@@ -10,7 +10,8 @@ cache; when none has it the plan is skipped with a note.
 weights whatever ``model.dtype`` says (`Trainer._load_models`), ``model.dtype`` decides the reference's dtype,
 a LoRA run's frozen base weights (``model.lora``: no reference copy) and the bf16/fp16 autocast of the
 forwards on CUDA; the rollout engine (`logicrl.engine.decode`) runs in the autocast dtype, so its KV cache is
-bf16 on a bf16 GPU run and fp32 on CPU. `train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``.
+bf16 on a bf16 GPU run and fp32 on CPU. `train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``;
+`sft_plan` adds ``logprob_chunk`` where the SFT path takes it.
 Change them with the trainers.
 """
 
@@ -161,6 +162,12 @@ def sft_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         rollout_group=cfg.rft_samples if rft else 1, rollout_tokens=T, kv_bytes=compute_bytes)
 
 
+def sft_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
+    """The plan of an `SFTConfig`: `sft_run_shape` with ``logprob_chunk``, which only the unpacked path takes (a
+    packed micro-batch projects all its tokens at once: `packed_nll_step`)."""
+    return plan(shape, sft_run_shape(cfg, on_cuda), logprob_chunk=None if cfg.packing else cfg.logprob_chunk)
+
+
 def fixes(memory: MemoryPlan, cfg: Any, command: str, capacity: int) -> list[str]:
     """The knobs that shrink the components over budget, in the order they help most."""
     c = memory.components
@@ -201,9 +208,7 @@ def memory_report(cfg: Any, command: str) -> tuple[str, str | None]:
     except ValueError as err:
         return f"memory plan: not made ({err})", None
     try:
-        memory = (train_plan(cfg, shape, device.enforce) if command == "train"
-                  else plan(shape, sft_run_shape(cfg, device.enforce),
-                            logprob_chunk=None if cfg.packing else cfg.logprob_chunk))
+        memory = (train_plan if command == "train" else sft_plan)(cfg, shape, device.enforce)
     except ValueError as err:  # a model.lora target the plan does not know
         return f"memory plan: not made ({err})", None
     text = format_plan(memory, device.capacity, device.label)
