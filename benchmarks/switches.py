@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from logicrl.engine import sequences
+from logicrl.engine import attention, sequences
 
 
 @contextlib.contextmanager
@@ -18,3 +18,16 @@ def shared_prefix_lever(on: bool) -> Iterator[None]:
         yield
     finally:
         sequences.MIN_SHARED_PREFIX = saved
+
+
+@contextlib.contextmanager
+def native_attention_lever(on: bool) -> Iterator[None]:
+    """The compiled one-pass decode attention on (the default, where it is built) or off: with it off the fast
+    engine runs PyTorch's flash kernel on each key set and merges them (`logicrl.engine.attention`)."""
+    saved = attention.native_attention_works
+    if not on:
+        attention.native_attention_works = lambda dtype: False
+    try:
+        yield
+    finally:
+        attention.native_attention_works = saved

@@ -31,6 +31,15 @@ def current_umask() -> int:
     return mask
 
 
+def cache_root() -> Path:
+    """Where logicrl keeps what it builds once per machine (converted models, compiled kernels):
+    ``$LOGICRL_CACHE``, else ``$XDG_CACHE_HOME/logicrl``, else ``~/.cache/logicrl``."""
+    if os.environ.get("LOGICRL_CACHE"):
+        return Path(os.environ["LOGICRL_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "logicrl"
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it over ``path`` only if the block succeeds."""

@@ -1,10 +1,13 @@
 """The decode step's attention over two key sets merged by log-sum-exp (`logicrl.engine.attention`): against a
-softmax over their union, and the fast engine with it against the batched-matmul fallback.
+softmax over their union, and the fast engine with it, with the compiled one-pass kernel and with the
+batched-matmul fallback (the kernel alone: tests/engine/test_native.py).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/engine/test_attention.py -q
 """
 
 from __future__ import annotations
+
+import collections
 
 import pytest
 import torch
@@ -50,16 +53,19 @@ SHARED = list(range(40, 40 + sequences.MIN_SHARED_PREFIX))  # long enough to be 
 
 
 @needs_flash
+@pytest.mark.parametrize("heads", [(4, 2, 64), (3, 1, 192)], ids=["D16-G2", "D64-G3"])  # the kernel unrolls D=64
 @pytest.mark.parametrize("n", [1, 3])
 @pytest.mark.parametrize("prompts", [
     [[5, 9, 13, 200, 41, 7], [7, 8], [300, 301, 302, 303]],  # nothing in common: every key is a row's own
     [SHARED + [5, 9, 13, 200], SHARED + [7], SHARED + [300, 301, 302]],  # a common prefix, then own keys
     [[5, 9, 13, 200, 41, 7]],  # one prompt: all its keys are common to its rows
 ], ids=["distinct", "shared-prefix", "one-prompt"])
-def test_the_fast_engine_decodes_the_same_with_flash_and_with_matmuls(n, prompts, monkeypatch):
+def test_the_fast_engine_decodes_the_same_with_each_attention_path(n, prompts, heads, monkeypatch):
     """float32, left-padded prompts of different lengths, n samples per prompt, finished prompts leaving the batch:
-    the flash path samples the tokens the batched matmuls sample, with the same log-probs to float rounding."""
-    model, tokenizer = build_tiny_model()
+    the compiled one-pass kernel (where it is built), the flash calls merged by log-sum-exp and the batched matmuls
+    sample the same tokens, with the same log-probs to float rounding; each path runs only where it is chosen."""
+    num_heads, num_kv_heads, hidden = heads
+    model, tokenizer = build_tiny_model(hidden_size=hidden, num_heads=num_heads, num_kv_heads=num_kv_heads)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():  # weights with varied greedy continuations (the default tiny model repeats one token)
         for p in model.parameters():
@@ -67,16 +73,21 @@ def test_the_fast_engine_decodes_the_same_with_flash_and_with_matmuls(n, prompts
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
     options = {"n": n, "max_new_tokens": 20, "pad_token_id": tokenizer.pad_token_id, "stop_token_ids": (),
                "seed": 0, "engine": "fast", "temperature": 1.0}
-    kernel_calls = []
-    kernel = attention.flash_attention
-    monkeypatch.setattr(attention, "flash_attention", lambda *args: kernel_calls.append(1) or kernel(*args))
+    calls = collections.Counter()
+    for name in ("_run_native", "flash_attention"):
+        kernel = getattr(attention, name)
+        monkeypatch.setattr(attention, name, lambda *args, kernel=kernel, name=name: calls.update([name])
+                            or kernel(*args))
     options["stop_token_ids"] = (int(generate(model, prompts, **options).response_ids[0, 4]),)  # row 0 stops
-    flash = generate(model, prompts, **options)
-    assert kernel_calls
-    monkeypatch.setattr(attention, "cpu_flash_works", lambda dtype: False)
-    kernel_calls.clear()
-    matmuls = generate(model, prompts, **options)
-    assert not kernel_calls
-    assert torch.equal(flash.response_ids, matmuls.response_ids)
-    assert (flash.response_mask.sum(-1) < 20).any()  # some rows stopped: the batch shrank on the way
-    torch.testing.assert_close(flash.logprobs, matmuls.logprobs, atol=1e-5, rtol=0)
+    results, native = {}, attention.native_attention_works(torch.float32)
+    for path, switch_off in (("native", None), ("flash", "native_attention_works"), ("matmuls", "cpu_flash_works")):
+        if switch_off:
+            monkeypatch.setattr(attention, switch_off, lambda dtype: False)
+        calls.clear()
+        results[path] = generate(model, prompts, **options)
+        assert bool(calls["_run_native"]) == (path == "native" and native)
+        assert bool(calls["flash_attention"]) == (path == "flash" or path == "native" and not native)
+    for path in ("native", "flash"):
+        assert torch.equal(results[path].response_ids, results["matmuls"].response_ids), path
+        torch.testing.assert_close(results[path].logprobs, results["matmuls"].logprobs, atol=1e-5, rtol=1e-5)
+    assert (results["matmuls"].response_mask.sum(-1) < 20).any()  # some rows stopped: the batch shrank on the way

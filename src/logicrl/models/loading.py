@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logicrl.io import cache_root
 from logicrl.models.checkpoint import atomic_directory, quiet_hf_progress, remove_stale_temporaries, write_checkpoint
 from logicrl.models.smollm2 import convert_smollm2, smollm2_fingerprint
 from logicrl.models.tiny import TINY_RECIPE_VERSION, build_tiny_model
@@ -67,11 +68,8 @@ def register_model_alias(alias: ModelAlias) -> None:
 
 
 def default_cache_dir() -> Path:
-    """``$LOGICRL_CACHE/models``, else ``$XDG_CACHE_HOME/logicrl/models``, else ``~/.cache/logicrl/models``."""
-    if os.environ.get("LOGICRL_CACHE"):
-        return Path(os.environ["LOGICRL_CACHE"]).expanduser() / "models"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "logicrl" / "models"
+    """``models`` under `logicrl.io.cache_root` (``~/.cache/logicrl/models`` by default)."""
+    return cache_root() / "models"
 
 
 def library_versions() -> str:

@@ -1,0 +1,117 @@
+"""The compiled decode-attention kernel (`logicrl.engine.native`, decode_attention.c) through
+`logicrl.engine.attention.native_attention`: against a float64 softmax over both key sets for any shape it accepts,
+the shapes it refuses, and its build (cache key, reuse, the errors that make the engine keep PyTorch's kernels).
+
+Run: .venv/bin/python -m pytest tests/engine/test_native.py -q
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logicrl.engine import attention, native
+
+AVX512 = "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else False
+needs_kernel = pytest.mark.skipif(not attention.native_attention_works(torch.float32),
+                                  reason=f"the kernel is not built here: {native.unavailable_reason()}")
+
+
+@pytest.mark.skipif(not (AVX512 and shutil.which("cc")), reason="needs an AVX-512 CPU and a C compiler")
+def test_the_kernel_builds_and_passes_its_probe_where_it_should():
+    """On an AVX-512 CPU with a compiler the engine must not fall back silently (a broken build would)."""
+    assert native.unavailable_reason() is None
+    assert attention.native_attention_works(torch.float32) and attention.native_attention_works(torch.bfloat16)
+
+
+def case(dtype, B, H, G, D, C, T, width, hidden, seed):
+    """Random inputs: q [B, H, G, D], common keys [1, H, C, D] (or none), own keys/values inside a cache [2, B, H,
+    width, D] (a view, as in the engine), a bias hiding the ``hidden`` own keys of row 0."""
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn((B, H, G, D), generator=generator).to(dtype)
+    common = None if C == 0 else tuple(torch.randn((1, H, C, D), generator=generator).to(dtype) for _ in range(2))
+    cache = (torch.randn((2, B, H, width, D), generator=generator) * 2).to(dtype)
+    keys, values = cache[0, :, :, :T], cache[1, :, :, :T]
+    bias = None
+    if hidden:
+        bias = torch.zeros(B, 1, 1, width, dtype=dtype)
+        bias[0, ..., :hidden] = float("-inf")
+        bias = bias[..., :T]
+    return q, common, keys, values, bias
+
+
+@needs_kernel
+@settings(max_examples=80, deadline=None)
+@given(dtype=st.sampled_from([torch.float32, torch.bfloat16]), B=st.integers(1, 5), H=st.integers(1, 3),
+       G=st.integers(1, 8), D=st.sampled_from([16, 32, 64, 128]), C=st.integers(0, 40), T=st.integers(1, 70),
+       extra=st.integers(0, 5), hidden=st.integers(0, 3), scale=st.floats(0.05, 1.0), seed=st.integers(0, 1000))
+def test_the_kernel_is_the_softmax_over_the_common_and_the_own_keys(dtype, B, H, G, D, C, T, extra, hidden, scale,
+                                                                   seed):
+    """Every head size the kernel unrolls (64, 128) and others it runs generically, 1–8 grouped queries, with and
+    without common keys, own keys in a wider cache, some hidden by the bias; float32 arithmetic on exact inputs,
+    so both dtypes meet the float64 reference to float32 rounding."""
+    hidden = min(hidden, T - 1) if C == 0 else min(hidden, T)  # a row keeps a key to attend to
+    q, common, keys, values, bias = case(dtype, B, H, G, D, C, T, T + extra, hidden, seed)
+    out = attention.native_attention(q, common, keys, values, bias, scale)
+    sets = ([] if common is None else [(*common, None)]) + [(keys, values, bias)]
+    assert out is not None and out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), attention.reference_attention(q, sets, scale), atol=2e-5, rtol=1e-5)
+
+
+@needs_kernel
+@pytest.mark.parametrize("change", ["G=9", "D=24", "D=272", "mixed dtypes", "keys not rows of D", "bias per head"])
+def test_shapes_the_kernel_does_not_take_go_back_to_the_two_calls(change):
+    G, D = {"G=9": (9, 16), "D=24": (2, 24), "D=272": (1, 272)}.get(change, (2, 16))
+    q, common, keys, values, bias = case(torch.float32, 2, 2, G, D, 3, 5, 6, 1, 0)
+    if change == "mixed dtypes":
+        q = q.to(torch.bfloat16)
+    if change == "keys not rows of D":
+        keys, values = keys.transpose(2, 3).contiguous().transpose(2, 3), values.transpose(2, 3).contiguous()
+    if change == "bias per head":
+        bias = bias.expand(2, 2, 1, 5)
+    assert attention.native_attention(q, common, keys, values, bias, 0.5) is None
+
+
+def test_a_build_is_reused_and_keyed_by_the_cpu(tmp_path, monkeypatch):
+    """The second build of the same source for the same CPU is the first file (not rebuilt); another CPU gets
+    another file, since -march=native code may not run on it."""
+    if not (AVX512 and shutil.which("cc")):
+        pytest.skip("needs an AVX-512 CPU and a C compiler")
+    first = native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="cc", cache_dir=tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="cc", cache_dir=tmp_path) == first
+    assert first.stat().st_mtime_ns == stamp
+    monkeypatch.setattr(native, "cpu_identity", lambda: "another cpu")
+    other = native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="cc", cache_dir=tmp_path)
+    assert other != first and other.is_file()
+    assert native.load_decode_attention(other).decode_attention  # loads, with the kernel's symbol
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+
+
+def test_what_stops_a_build_is_said_in_one_line(tmp_path):
+    """No compiler; a CPU without AVX-512 (here: the flag turned off), where the source's #error stops the build.
+    Neither leaves a file in the cache."""
+    with pytest.raises(native.NativeBuildError, match="no working C compiler '/no/such/cc'"):
+        native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="/no/such/cc", cache_dir=tmp_path)
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler")
+    with pytest.raises(native.NativeBuildError, match="needs AVX-512") as error:
+        native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="cc", cache_dir=tmp_path,
+                             flags=("-O1", "-mno-avx512f", "-shared", "-fPIC"))
+    assert "\n" not in str(error.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_logicrl_native_0_keeps_pytorchs_kernels(monkeypatch):
+    monkeypatch.setenv("LOGICRL_NATIVE", "0")
+    native._decode_attention.cache_clear()
+    try:
+        assert native.decode_attention_library() is None
+        assert native.unavailable_reason() == "LOGICRL_NATIVE=0"
+    finally:
+        native._decode_attention.cache_clear()
