@@ -5,10 +5,10 @@ Batch of 16 rows, K&K prompts (2-person puzzles from ``logicrl.puzzles``, the Lo
 Cases: 16 distinct prompts, and 4 prompts × 4 samples (the RL shape: ``n=4`` for us,
 ``num_return_sequences=4`` for ``generate``); the 16 distinct prompts once more with the shared prefix lever
 off (the chat template and instruction, which every prompt opens with, prefilled once per prompt instead of
-once per call: `logicrl.engine.sequences.shared_prefix_length`), and with the compiled decode attention off
-(`logicrl.engine.native`: PyTorch's flash kernel per key set, then the merge). Every row writes all 128 tokens (``min_new_tokens`` for
-``generate``, no stop ids for us) so the token counts match; the last case stops at eos / ``</answer>`` on
-both sides (greedy, so both write the same tokens). Columns: tokens/s of ``model.generate``, of our loop
+once per call: `logicrl.engine.sequences.shared_prefix_length`), and with the compiled decode-step kernels off
+(`logicrl.engine.native`: PyTorch's ops instead). Every row writes all 128 tokens (``min_new_tokens`` for
+``generate``, no stop ids for us) so the token counts match; the last case stops at eos / ``</answer>`` on both
+sides (greedy, so both write the same tokens). Columns: tokens/s of ``model.generate``, of our loop
 on the model's own forward (``engine="model"``: prefill sharing, early stop), of our default engine, and
 the ratio default / ``generate``. Times include the prefill; each cell is the fastest of ``--repeats`` calls
 (default 1) after a warm-up, the three sides taking turns, so a slow call on a shared machine does not decide a
@@ -24,7 +24,8 @@ casts them once per call (its ``dtype`` follows the autocast dtype).
 ``--levers`` instead adds the levers one at a time on the RL shape (4 prompts × 4 samples, sampled), each
 row with the seconds of one call and its gain over the row above: our loop on the model's forward
 without and with prefill sharing, then the fast engine with oneDNN switched off (prompts repeated, then
-shared), then oneDNN pre-packed weights, then the default (the compiled one-pass decode attention).
+shared), then oneDNN pre-packed weights, then the compiled decode attention, then the default (also the compiled
+elementwise calls).
 
 Run:   .venv/bin/python benchmarks/generation_throughput.py [--threads 1] [--tokens 128] [--model NAME] [--levers]
                                                                [--dtype bfloat16] [--repeats 3] [--plain-malloc]
@@ -40,7 +41,7 @@ import platform
 import time
 
 import torch
-from switches import native_attention_lever, shared_prefix_lever
+from switches import compiled_kernels_lever, shared_prefix_lever
 
 from logicrl.engine import onednn
 from logicrl.engine.allocator import keep_freed_memory
@@ -86,11 +87,13 @@ def timed(fn, *args, **kwargs) -> tuple[float, int | None]:
 
 @contextlib.contextmanager
 def onednn_off():
-    """The fast engine without oneDNN: its projections fall back to ``F.linear`` (MKL on this CPU)."""
+    """The fast engine without oneDNN (its projections fall back to ``F.linear``, MKL on this CPU) nor the compiled
+    kernels, which the rows below it add."""
     probe = onednn.onednn_support
     onednn.onednn_support = lambda: onednn.OneDNNSupport(linear=False, bf16=False)
     try:
-        yield
+        with compiled_kernels_lever(False, False):
+            yield
     finally:
         onednn.onednn_support = probe
 
@@ -110,8 +113,10 @@ def levers(model, tokenizer, prompts, tokens: int) -> None:
         ("+ prompt prefill and KV shared", lambda: our_generate(
             model, tokenizer, prompts, n=4, engine="fast", **options), onednn_off),
         ("+ oneDNN pre-packed weights", lambda: our_generate(
-            model, tokenizer, prompts, n=4, engine="fast", **options), lambda: native_attention_lever(False)),
-        ("+ compiled one-pass decode attention (default)", lambda: our_generate(
+            model, tokenizer, prompts, n=4, engine="fast", **options), lambda: compiled_kernels_lever(False, False)),
+        ("+ compiled one-pass decode attention", lambda: our_generate(
+            model, tokenizer, prompts, n=4, engine="fast", **options), lambda: compiled_kernels_lever(True, False)),
+        ("+ compiled residual add + norm, rotary + cache write (default)", lambda: our_generate(
             model, tokenizer, prompts, n=4, engine="fast", **options)),
     ]
     print("| lever | seconds | tokens/s | gain over the row above |")
@@ -157,7 +162,7 @@ def main() -> None:
             ("16 prompts, greedy", distinct, 1, True, False),
             ("16 prompts, sampled t=1", distinct, 1, False, False),
             ("16 prompts, sampled t=1, shared prefix not run once", distinct, 1, False, False),
-            ("16 prompts, sampled t=1, PyTorch's attention, no compiled kernel", distinct, 1, False, False),
+            ("16 prompts, sampled t=1, no compiled kernels", distinct, 1, False, False),
             ("4 prompts x 4 samples, sampled t=1", distinct[:4], 4, False, False),
             ("16 prompts, greedy, stop at eos/</answer>", distinct, 1, True, True),
         ]
@@ -167,7 +172,8 @@ def main() -> None:
             options = {"n": n, "tokens": args.tokens, "greedy": greedy, "stop": stop}
             ours = loop = plain = float("inf")
             for _ in range(args.repeats):  # the sides take turns, so a slow spell hits all of them
-                with shared_prefix_lever("prefix not" not in label), native_attention_lever("kernel" not in label):
+                compiled = "no compiled" not in label
+                with shared_prefix_lever("prefix not" not in label), compiled_kernels_lever(compiled, compiled):
                     seconds, count = timed(our_generate, model, tokenizer, prompts, engine="auto", **options)
                 ours = min(ours, seconds)
                 loop = min(loop, timed(our_generate, model, tokenizer, prompts, engine="model", **options)[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from logicrl.engine import attention, sequences
+from logicrl.engine import attention, fused, sequences
 
 
 @contextlib.contextmanager
@@ -21,13 +21,17 @@ def shared_prefix_lever(on: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def native_attention_lever(on: bool) -> Iterator[None]:
-    """The compiled one-pass decode attention on (the default, where it is built) or off: with it off the fast
-    engine runs PyTorch's flash kernel on each key set and merges them (`logicrl.engine.attention`)."""
-    saved = attention.native_attention_works
-    if not on:
+def compiled_kernels_lever(attention_on: bool, elementwise_on: bool) -> Iterator[None]:
+    """The fast engine's compiled decode-step kernels (`logicrl.engine.native`) on (the default, where they are
+    built) or off, each alone: without the attention kernel the engine runs PyTorch's flash kernel on each key set
+    and merges them (`logicrl.engine.attention`); without the elementwise one, PyTorch's ops for the residual adds,
+    norms, rotary and cache writes (`logicrl.engine.fused`)."""
+    saved = attention.native_attention_works, fused.fused_works
+    if not attention_on:
         attention.native_attention_works = lambda dtype: False
+    if not elementwise_on:
+        fused.fused_works = lambda dtype: False
     try:
         yield
     finally:
-        attention.native_attention_works = saved
+        attention.native_attention_works, fused.fused_works = saved

@@ -1,6 +1,7 @@
 """The compiled decode-attention kernel (`logicrl.engine.native`, decode_attention.c) through
 `logicrl.engine.attention.native_attention`: against a float64 softmax over both key sets for any shape it accepts,
-the shapes it refuses, and its build (cache key, reuse, the errors that make the engine keep PyTorch's kernels).
+the shapes it refuses, and the builds of both libraries (cache key, reuse, the errors that make the engine keep
+PyTorch's ops). The elementwise library's functions: tests/engine/test_fused.py.
 
 Run: .venv/bin/python -m pytest tests/engine/test_native.py -q
 """
@@ -15,18 +16,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logicrl.engine import attention, native
+from logicrl.engine import attention, fused, native
 
 AVX512 = "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else False
-needs_kernel = pytest.mark.skipif(not attention.native_attention_works(torch.float32),
-                                  reason=f"the kernel is not built here: {native.unavailable_reason()}")
+needs_kernel = pytest.mark.skipif(native.library("decode_attention") is None,
+                                  reason=f"not built here: {native.unavailable_reason('decode_attention')}")
 
 
 @pytest.mark.skipif(not (AVX512 and shutil.which("cc")), reason="needs an AVX-512 CPU and a C compiler")
-def test_the_kernel_builds_and_passes_its_probe_where_it_should():
+def test_the_kernels_build_and_pass_their_probes_where_they_should():
     """On an AVX-512 CPU with a compiler the engine must not fall back silently (a broken build would)."""
-    assert native.unavailable_reason() is None
-    assert attention.native_attention_works(torch.float32) and attention.native_attention_works(torch.bfloat16)
+    for name in native.SIGNATURES:
+        assert native.unavailable_reason(name) is None, name
+    for dtype in (torch.float32, torch.bfloat16):
+        assert attention.native_attention_works(dtype) and fused.fused_works(dtype)
 
 
 def case(dtype, B, H, G, D, C, T, width, hidden, seed):
@@ -82,14 +85,15 @@ def test_a_build_is_reused_and_keyed_by_the_cpu(tmp_path, monkeypatch):
     another file, since -march=native code may not run on it."""
     if not (AVX512 and shutil.which("cc")):
         pytest.skip("needs an AVX-512 CPU and a C compiler")
-    first = native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="cc", cache_dir=tmp_path)
+    source = native.source("decode_elementwise")
+    first = native.build_library(source, compiler="cc", cache_dir=tmp_path)
     stamp = first.stat().st_mtime_ns
-    assert native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="cc", cache_dir=tmp_path) == first
+    assert native.build_library(source, compiler="cc", cache_dir=tmp_path) == first
     assert first.stat().st_mtime_ns == stamp
     monkeypatch.setattr(native, "cpu_identity", lambda: "another cpu")
-    other = native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="cc", cache_dir=tmp_path)
+    other = native.build_library(source, compiler="cc", cache_dir=tmp_path)
     assert other != first and other.is_file()
-    assert native.load_decode_attention(other).decode_attention  # loads, with the kernel's symbol
+    assert native.load_library("decode_elementwise", other).rotary_into_cache  # loads, with its symbols
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
 
 
@@ -97,11 +101,11 @@ def test_what_stops_a_build_is_said_in_one_line(tmp_path):
     """No compiler; a CPU without AVX-512 (here: the flag turned off), where the source's #error stops the build.
     Neither leaves a file in the cache."""
     with pytest.raises(native.NativeBuildError, match="no working C compiler '/no/such/cc'"):
-        native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="/no/such/cc", cache_dir=tmp_path)
+        native.build_library(native.source("decode_attention"), compiler="/no/such/cc", cache_dir=tmp_path)
     if not shutil.which("cc"):
         pytest.skip("no C compiler")
     with pytest.raises(native.NativeBuildError, match="needs AVX-512") as error:
-        native.build_library(native.DECODE_ATTENTION_SOURCE, compiler="cc", cache_dir=tmp_path,
+        native.build_library(native.source("decode_attention"), compiler="cc", cache_dir=tmp_path,
                              flags=("-O1", "-mno-avx512f", "-shared", "-fPIC"))
     assert "\n" not in str(error.value)
     assert not list(tmp_path.iterdir())
@@ -109,9 +113,10 @@ def test_what_stops_a_build_is_said_in_one_line(tmp_path):
 
 def test_logicrl_native_0_keeps_pytorchs_kernels(monkeypatch):
     monkeypatch.setenv("LOGICRL_NATIVE", "0")
-    native._decode_attention.cache_clear()
+    native._library.cache_clear()
     try:
-        assert native.decode_attention_library() is None
-        assert native.unavailable_reason() == "LOGICRL_NATIVE=0"
+        for name in native.SIGNATURES:
+            assert native.library(name) is None
+            assert native.unavailable_reason(name) == "LOGICRL_NATIVE=0"
     finally:
-        native._decode_attention.cache_clear()
+        native._library.cache_clear()

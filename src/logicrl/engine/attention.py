@@ -25,7 +25,7 @@ import functools
 import torch
 from torch import Tensor
 
-from logicrl.engine.native import decode_attention_library
+from logicrl.engine import native
 
 _PROBE_ERRORS = (RuntimeError, AttributeError, TypeError, NotImplementedError)
 _NATIVE_DTYPES = (torch.float32, torch.bfloat16)
@@ -122,7 +122,7 @@ def _run_native(q: Tensor, common: tuple[Tensor, Tensor] | None, keys: Tensor, v
     common_args = (None, None, 0) if common is None else (
         common_keys.data_ptr(), common_values.data_ptr(), common_keys.shape[2])
     out = torch.empty(B, H, G, D)
-    failed = decode_attention_library().decode_attention(
+    failed = native.library("decode_attention").decode_attention(
         q.data_ptr(), *common_args, keys.data_ptr(), values.data_ptr(), keys.shape[2], keys.stride(0),
         keys.stride(1), *((None, 0) if bias is None else (bias.data_ptr(), bias.stride(0))), scale,
         out.data_ptr(), B, H, G, D, int(q.dtype == torch.bfloat16), torch.get_num_threads())
@@ -134,7 +134,7 @@ def native_attention_works(dtype: torch.dtype) -> bool:
     """Whether the compiled kernel is built (`logicrl.engine.native`) and matches `reference_attention` in
     ``dtype`` on a probe: grouped queries, common keys, own keys in a wider cache behind a bias that hides one,
     at a head size the kernel unrolls (64) and one it does not (16)."""
-    if dtype not in _NATIVE_DTYPES or decode_attention_library() is None:
+    if dtype not in _NATIVE_DTYPES or native.library("decode_attention") is None:
         return False
     generator = torch.Generator().manual_seed(0)
     for G, D in ((3, 64), (2, 16)):

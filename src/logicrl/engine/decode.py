@@ -33,6 +33,7 @@ from torch import Tensor
 
 from logicrl.engine.attention import attend, cpu_flash_works, merge_attention, native_attention
 from logicrl.engine.compat import cache_argument, output_cache
+from logicrl.engine.fused import RMSNorm, add_norm, apply_rotary, rotary_into_cache, split_heads
 from logicrl.engine.linears import mergeable
 from logicrl.engine.onednn import _Linear
 from logicrl.engine.sampling import _Sampler, _StopCheck
@@ -63,31 +64,14 @@ def _fast_engine_fits(model, cache_len: int) -> bool:
             and all(hasattr(n, "variance_epsilon") for n in norms))
 
 
-class _RMSNorm(NamedTuple):
-    """``LlamaRMSNorm`` (the same in Qwen2 and Mistral) with its weight in the engine's dtype:
-    ``w · x / sqrt(mean(x²) + eps)``, the statistics in float32, the product in x's dtype."""
-
-    weight: Tensor
-    eps: float
-
-    @classmethod
-    def of(cls, norm: torch.nn.Module, dtype: torch.dtype) -> _RMSNorm:
-        return cls(norm.weight.detach().to(dtype), norm.variance_epsilon)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(x.dtype)
-
-
 class _Block(NamedTuple):
     """One decoder layer of `_LlamaEngine`: norms, fused projections (weights in the engine's dtype) and
     the model's activation."""
 
-    attn_norm: _RMSNorm
+    attn_norm: RMSNorm
     qkv: _Linear
     out: _Linear
-    mlp_norm: _RMSNorm
+    mlp_norm: RMSNorm
     gate_up: _Linear
     down: _Linear
     act: torch.nn.Module
@@ -111,9 +95,7 @@ class _LlamaEngine:
     """
 
     def __init__(self, model, rows: int, max_new_tokens: int, dtype: torch.dtype | None = None) -> None:
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
-        inner, config, self.rope_apply = model.model, model.config, apply_rotary_pos_emb
+        inner, config = model.model, model.config
         head_weight = getattr(model.lm_head, "base_layer", model.lm_head).weight
         self.dtype = dtype = dtype or head_weight.dtype
         on_cpu = head_weight.device.type == "cpu"
@@ -123,7 +105,7 @@ class _LlamaEngine:
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim, self.scaling = attention.head_dim, attention.scaling
         linear = functools.partial(_Linear, rows_hint=rows, dtype=dtype)
-        norm = functools.partial(_RMSNorm.of, dtype=dtype)
+        norm = functools.partial(RMSNorm.of, dtype=dtype)
         self.layers = [_Block(norm(layer.input_layernorm), linear([a.q_proj, a.k_proj, a.v_proj]),
                               linear([a.o_proj]), norm(layer.post_attention_layernorm),
                               linear([m.gate_proj, m.up_proj]), linear([m.down_proj]), m.act_fn)
@@ -133,12 +115,9 @@ class _LlamaEngine:
 
     def _qkv(self, layer: _Block, x: Tensor, rope: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """x [B, S, E] → q [B, H, S, D], k and v [B, H_kv, S, D], rotary applied to q and k."""
-        B, S, _ = x.shape
-        q, k, v = layer.qkv(layer.attn_norm(x)).split(
-            [self.heads * self.head_dim, self.kv_heads * self.head_dim, self.kv_heads * self.head_dim], dim=-1)
-        q, k = (t.view(B, S, -1, self.head_dim).transpose(1, 2) for t in (q, k))
-        q, k = self.rope_apply(q, k, *rope)
-        return q, k, v.view(B, S, -1, self.head_dim).transpose(1, 2)
+        q, k, v = split_heads(layer.qkv(layer.attn_norm(x)), self.heads, self.kv_heads, self.head_dim)
+        q, k = apply_rotary()(q, k, *rope)
+        return q, k, v
 
     @staticmethod
     def _finish_layer(layer: _Block, x: Tensor, attended: Tensor) -> Tensor:
@@ -207,13 +186,17 @@ class _LlamaEngine:
         rope = self.rotary(x, positions[:, None])
         t = self.start + self.length
         bias = None if self.own_bias is None else self.own_bias[..., :t + 1]
+        delta = None  # each block's output, added to x by the next norm (`fused.add_norm`: one call on a CPU)
         for i, layer in enumerate(self.layers):
-            q, k, v = self._qkv(layer, x, rope)
+            x, h = add_norm(x, delta, layer.attn_norm)
             keys, values = self.own_kv[0, i], self.own_kv[1, i]
-            keys[:, :, t], values[:, :, t] = k[:, :, 0], v[:, :, 0]
-            x = self._finish_layer(layer, x, self._attend(i, q, keys[:, :, :t + 1], values[:, :, :t + 1], bias))
+            q = rotary_into_cache(layer.qkv(h), *rope, keys[:, :, t], values[:, :, t], self.heads, self.kv_heads)
+            attended = self._attend(i, q, keys[:, :, :t + 1], values[:, :, :t + 1], bias)
+            x, h = add_norm(x, layer.out(attended), layer.mlp_norm)
+            gate, up = layer.gate_up(h).chunk(2, dim=-1)
+            delta = layer.down(layer.act(gate) * up)
         self.length += 1
-        return self.head(self.norm(x[:, -1]))
+        return self.head(add_norm(x, delta, self.norm)[1][:, -1])
 
     def _attend(self, i: int, q: Tensor, keys: Tensor, values: Tensor, bias: Tensor | None) -> Tensor:
         """softmax([q·Kcᵀ | q·Koᵀ + bias]·scale)·[Vc; Vo] for q [B, H, 1, D] over layer i's common keys Kc and the

@@ -106,7 +106,8 @@ static inline __attribute__((always_inline)) void attend_pair(
     for (int64_t i = 0; i < G * chunks; i++) _mm512_storeu_ps(out + i * 16, acc[i]);
 }
 
-#define PAIR(G_, D_, LOAD_, ITEM_) attend_pair(qf, G_, D_, LOAD_, ITEM_, ck, cv, C, ok, ov, own_len, row_bias, scores, o)
+#define PAIR(G_, D_, LOAD_, ITEM_) \
+    attend_pair(qf, G_, D_, LOAD_, ITEM_, ck, cv, C, ok, ov, own_len, row_bias, scores, o)
 #define GROUPS(D_, LOAD_, ITEM_)                                                                                   \
     switch (G) {                                                                                                   \
         case 1: PAIR(1, D_, LOAD_, ITEM_); break;                                                                  \

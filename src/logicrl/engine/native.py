@@ -1,12 +1,16 @@
 """Compiled CPU kernels: C sources beside this module, built on first use by the machine's C compiler, cached, and
 called through ``ctypes`` on tensors' data pointers (no build step at install, no PyTorch headers to compile).
 
-One kernel so far, ``decode_attention.c``: the fast engine's decode-step attention in one pass over the common and
-the own keys (`logicrl.engine.attention.native_attention`), 2.5–4× PyTorch's CPU flash kernel plus the merge at the
-quick start's shapes (docs/performance.md). It needs x86-64 with AVX-512 and a compiler with OpenMP (gcc, or clang
-with libomp); the first build takes a few seconds, later processes load the cached library. Where it cannot be built
-(no compiler, another CPU, ``LOGICRL_NATIVE=0``) `decode_attention_library` is None, `unavailable_reason` says why,
-and the engine keeps PyTorch's kernels.
+Two libraries, for the fast engine's decode step (docs/performance.md, "Compiled decode step"):
+
+* ``decode_attention``: the attention in one pass over the common and the own keys, AVX-512
+  (`logicrl.engine.attention.native_attention`);
+* ``decode_elementwise``: the residual add with the RMSNorm after it, and the rotary embedding with the cache
+  write, one call each where PyTorch runs a dozen small ops (`logicrl.engine.fused`).
+
+They need x86-64 with AVX-512 and a compiler with OpenMP (gcc, or clang with libomp); the first build takes a few
+seconds, later processes load the cached libraries. Where one cannot be built (no compiler, another CPU,
+``LOGICRL_NATIVE=0``) `library` gives None, `unavailable_reason` says why, and the engine keeps PyTorch's ops.
 
 A build is keyed by the source, the compiler's version, the flags and the CPU (``-march=native`` code may not run
 on another CPU that shares the cache directory), and stored under `logicrl.io.cache_root` ``/kernels``; it is
@@ -26,8 +30,19 @@ from pathlib import Path
 
 from logicrl.io import atomic_path, cache_root
 
-DECODE_ATTENTION_SOURCE = Path(__file__).with_name("decode_attention.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC")
+_i64, _pointer, _float, _int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_int
+# library → function → (argument types, result type), as declared in the C source
+SIGNATURES = {
+    "decode_attention": {"decode_attention": (
+        [_pointer, _pointer, _pointer, _i64, _pointer, _pointer, _i64, _i64, _i64, _pointer, _i64, _float, _pointer,
+         _i64, _i64, _i64, _i64, _int, _int], _int)},
+    "decode_elementwise": {
+        "add_rms_norm": ([_pointer, _pointer, _pointer, _pointer, _float, _pointer, _i64, _i64, _int], None),
+        "rotary_into_cache": (
+            [_pointer, _i64, _pointer, _pointer, _pointer, _pointer, _pointer, _i64, _i64, _i64, _i64, _i64, _i64,
+             _int], None)},
+}
 BUILD_TIMEOUT_S = 300
 
 
@@ -80,37 +95,40 @@ def build_library(source: Path, *, compiler: str, cache_dir: Path, flags: tuple[
     return target
 
 
-def load_decode_attention(path: Path) -> ctypes.CDLL:
-    """The library at ``path`` with ``decode_attention``'s signature declared (see decode_attention.c)."""
+def source(name: str) -> Path:
+    """The C source of library ``name`` (a key of `SIGNATURES`)."""
+    return Path(__file__).with_name(f"{name}.c")
+
+
+def load_library(name: str, path: Path) -> ctypes.CDLL:
+    """The library ``name`` built at ``path``, with its functions' signatures declared (`SIGNATURES`)."""
     try:
-        library = ctypes.CDLL(str(path))
-    except OSError as error:
+        loaded = ctypes.CDLL(str(path))
+        for function, (arguments, result) in SIGNATURES[name].items():
+            getattr(loaded, function).argtypes, getattr(loaded, function).restype = arguments, result
+    except (OSError, AttributeError) as error:
         raise NativeBuildError(f"could not load {path}: {error}") from error
-    i64, pointer = ctypes.c_int64, ctypes.c_void_p
-    library.decode_attention.argtypes = [
-        pointer, pointer, pointer, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_float, pointer,
-        i64, i64, i64, i64, ctypes.c_int, ctypes.c_int]
-    library.decode_attention.restype = ctypes.c_int
-    return library
+    return loaded
 
 
 @functools.cache
-def _decode_attention() -> tuple[ctypes.CDLL | None, str | None]:
+def _library(name: str) -> tuple[ctypes.CDLL | None, str | None]:
     if os.environ.get("LOGICRL_NATIVE", "1") == "0":
         return None, "LOGICRL_NATIVE=0"
     compiler = os.environ.get("CC") or shutil.which("cc") or "cc"
     try:
-        path = build_library(DECODE_ATTENTION_SOURCE, compiler=compiler, cache_dir=cache_root() / "kernels")
-        return load_decode_attention(path), None
+        return load_library(name, build_library(source(name), compiler=compiler,
+                                                cache_dir=cache_root() / "kernels")), None
     except NativeBuildError as error:
         return None, str(error)
 
 
-def decode_attention_library() -> ctypes.CDLL | None:
-    """The compiled ``decode_attention`` kernel, built or loaded once per process; None where it cannot be."""
-    return _decode_attention()[0]
+def library(name: str) -> ctypes.CDLL | None:
+    """The compiled library ``name`` (a key of `SIGNATURES`), built or loaded once per process; None where it
+    cannot be."""
+    return _library(name)[0]
 
 
-def unavailable_reason() -> str | None:
-    """Why `decode_attention_library` is None (None when it is not)."""
-    return _decode_attention()[1]
+def unavailable_reason(name: str) -> str | None:
+    """Why `library` (``name``) is None (None when it is not)."""
+    return _library(name)[1]

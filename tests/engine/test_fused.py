@@ -1,0 +1,126 @@
+"""The decode step's compiled elementwise calls (`logicrl.engine.fused`, decode_elementwise.c): the rotary with its
+cache write against transformers' ``apply_rotary_pos_emb`` bit for bit, the residual add + RMSNorm against the
+PyTorch ops, the fallback where a call does not apply, and the fast engine with and without them.
+
+Run: .venv/bin/python -m pytest tests/engine/test_fused.py -q
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logicrl.engine import fused, native
+from logicrl.engine.decode import generate
+from logicrl.models import build_tiny_model
+
+needs_kernels = pytest.mark.skipif(native.library("decode_elementwise") is None,
+                                   reason=f"not built here: {native.unavailable_reason('decode_elementwise')}")
+DTYPES = st.sampled_from([torch.float32, torch.bfloat16])
+
+
+def rope(B: int, D: int, generator: torch.Generator, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [B, 1, D] as a rotary embedding makes them (each angle twice), at arbitrary positions."""
+    angles = torch.rand((B, 1, D // 2), generator=generator, dtype=torch.float64) * 500
+    return tuple(torch.cat([f(angles)] * 2, dim=-1).to(dtype) for f in (torch.cos, torch.sin))
+
+
+@needs_kernels
+@settings(max_examples=60, deadline=None)
+@given(dtype=DTYPES, B=st.integers(1, 6), kv_heads=st.integers(1, 3), group=st.integers(1, 4),
+       D=st.sampled_from([2, 8, 16, 64, 128]), width=st.integers(1, 6), seed=st.integers(0, 1000))
+def test_the_rotary_and_the_cache_write_are_transformers_bit_for_bit(dtype, B, kv_heads, group, D, width, seed):
+    """The kernel itself (not through its probe): queries, the written slot, and every other slot untouched."""
+    generator = torch.Generator().manual_seed(seed)
+    heads, slot = kv_heads * group, seed % width
+    qkv = (torch.randn((B, 1, (heads + 2 * kv_heads) * D), generator=generator) * 3).to(dtype)
+    cos, sin = rope(B, D, generator, dtype)
+    cache = torch.randn((2, B, kv_heads, width, D), generator=generator).to(dtype)
+    before = cache.clone()
+    q = fused._run_rotary_into_cache(qkv, cos, sin, cache[0, :, :, slot], cache[1, :, :, slot], heads, kv_heads)
+    q_ref, k, v = fused.split_heads(qkv, heads, kv_heads, D)
+    q_ref, k = fused.apply_rotary()(q_ref, k, cos, sin)
+    assert torch.equal(q, q_ref)
+    assert torch.equal(cache[0, :, :, slot], k[:, :, 0]) and torch.equal(cache[1, :, :, slot], v[:, :, 0])
+    others = [j for j in range(width) if j != slot]
+    assert torch.equal(cache[:, :, :, others], before[:, :, :, others])
+
+
+@needs_kernels
+@settings(max_examples=60, deadline=None)
+@given(dtype=DTYPES, rows=st.integers(1, 20), E=st.integers(1, 700), add=st.booleans(), seed=st.integers(0, 1000))
+def test_the_residual_add_and_rms_norm_are_the_pytorch_ops(dtype, rows, E, add, seed):
+    """The sum bit for bit; the norm to float32 rounding of its mean of squares (summed in another order), which
+    in bfloat16 may move a result by one unit in the last place."""
+    generator = torch.Generator().manual_seed(seed)
+    x, delta = ((torch.randn((rows, 1, E), generator=generator) * 4).to(dtype) for _ in range(2))
+    norm = fused.RMSNorm((torch.rand(E, generator=generator) + 0.5).to(dtype), 1e-6)
+    delta = delta if add else None
+    y, h = fused._run_add_norm(x, delta, norm)
+    y_ref = x if delta is None else x + delta
+    assert torch.equal(y, y_ref)
+    assert y is x if delta is None else y.data_ptr() not in (x.data_ptr(), delta.data_ptr())  # inputs untouched
+    expected = norm(y_ref)
+    if dtype == torch.float32:
+        torch.testing.assert_close(h, expected, atol=1e-6, rtol=2e-6)
+    else:
+        ulp = torch.finfo(torch.bfloat16).eps * expected.float().abs().clamp_min(torch.finfo(torch.bfloat16).tiny)
+        assert ((h.float() - expected.float()).abs() <= ulp * 1.01).all()
+        assert (h == expected).float().mean() > 0.9
+
+
+@needs_kernels
+def test_where_a_call_does_not_apply_the_pytorch_ops_run(monkeypatch):
+    """A strided x, a cache slot whose rows are not contiguous: the PyTorch path, the same results."""
+    assert fused.fused_works(torch.float32)  # its probe runs the kernels once, before the spies
+    calls = []
+    for name in ("_run_add_norm", "_run_rotary_into_cache"):
+        real = getattr(fused, name)
+        monkeypatch.setattr(fused, name, lambda *a, real=real: calls.append(real) or real(*a))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn((4, 1, 32), generator=generator)
+    norm = fused.RMSNorm(torch.rand(16, generator=generator) + 0.5, 1e-6)
+    _, h = fused.add_norm(x[..., ::2], None, norm)
+    torch.testing.assert_close(h, norm(x[..., ::2]), rtol=0, atol=0)
+    qkv = torch.randn((2, 1, 4 * 8), generator=generator)
+    cos, sin = rope(2, 8, generator, torch.float32)
+    cache = torch.zeros(2, 2, 1, 3, 8)
+    keys, values = cache[0, :, :, 1].transpose(-1, -2).contiguous().transpose(-1, -2), cache[1, :, :, 1]
+    q = fused.rotary_into_cache(qkv, cos, sin, keys, values, 2, 1)
+    q_ref, k, v = fused.split_heads(qkv, 2, 1, 8)
+    q_ref, k = fused.apply_rotary()(q_ref, k, cos, sin)
+    assert torch.equal(q, q_ref) and torch.equal(keys, k[:, :, 0]) and torch.equal(values, v[:, :, 0])
+    assert not calls
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fast_engine_decodes_the_same_with_and_without_the_compiled_calls(dtype, monkeypatch):
+    """Greedy in float32: the same tokens, the same log-probs to float rounding. In bfloat16 the norm's last-place
+    differences may change a token somewhere, so there the first tokens and most log-probs agree."""
+    model, tokenizer = build_tiny_model(hidden_size=192, num_heads=3, num_kv_heads=1)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    prompts = [[5, 9, 13, 200, 41, 7], [7, 8], [300, 301, 302, 303]]
+    options = {"n": 2, "max_new_tokens": 16, "pad_token_id": tokenizer.pad_token_id, "stop_token_ids": (),
+               "seed": 0, "engine": "fast", "greedy": True, "dtype": dtype}
+    assert fused.fused_works(dtype)
+    calls = []
+    real = fused._run_rotary_into_cache
+    monkeypatch.setattr(fused, "_run_rotary_into_cache", lambda *a: calls.append(1) or real(*a))
+    compiled = generate(model, prompts, **options)
+    assert calls
+    monkeypatch.setattr(fused, "fused_works", lambda dtype: False)
+    calls.clear()
+    plain = generate(model, prompts, **options)
+    assert not calls
+    if dtype == torch.float32:
+        assert torch.equal(compiled.response_ids, plain.response_ids)
+        torch.testing.assert_close(compiled.logprobs, plain.logprobs, atol=1e-5, rtol=1e-5)
+    else:
+        assert torch.equal(compiled.response_ids[:, :2], plain.response_ids[:, :2])
