@@ -92,6 +92,10 @@ def test_where_a_call_does_not_apply_the_pytorch_ops_run(monkeypatch):
     q_ref, k, v = fused.split_heads(qkv, 2, 1, 8)
     q_ref, k = fused.apply_rotary()(q_ref, k, cos, sin)
     assert torch.equal(q, q_ref) and torch.equal(keys, k[:, :, 0]) and torch.equal(values, v[:, :, 0])
+    slots = cache[0, :, :, 2], cache[1, :, :, 2]  # cos and sin of one position for every row: broadcast, not [B, 1, D]
+    q = fused.rotary_into_cache(qkv, cos[:1], sin[:1], *slots, 2, 1)
+    q_ref, k_ref = fused.apply_rotary()(*fused.split_heads(qkv, 2, 1, 8)[:2], cos[:1], sin[:1])
+    assert torch.equal(q, q_ref) and torch.equal(slots[0], k_ref[:, :, 0])
     assert not calls
 
 

@@ -121,7 +121,7 @@ def _run_native(q: Tensor, common: tuple[Tensor, Tensor] | None, keys: Tensor, v
     common_keys, common_values = (None, None) if common is None else (t.contiguous() for t in common)
     common_args = (None, None, 0) if common is None else (
         common_keys.data_ptr(), common_values.data_ptr(), common_keys.shape[2])
-    out = torch.empty(B, H, G, D)
+    out = torch.empty(B, H, G, D, dtype=torch.float32)
     failed = native.library("decode_attention").decode_attention(
         q.data_ptr(), *common_args, keys.data_ptr(), values.data_ptr(), keys.shape[2], keys.stride(0),
         keys.stride(1), *((None, 0) if bias is None else (bias.data_ptr(), bias.stride(0))), scale,

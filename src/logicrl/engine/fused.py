@@ -53,7 +53,7 @@ def _applies(*tensors: Tensor) -> bool:
 def add_norm(x: Tensor, delta: Tensor | None, norm: RMSNorm) -> tuple[Tensor, Tensor]:
     """``(y, norm(y))`` for x [..., E], y = x + delta (x itself when delta is None): one compiled call where it
     applies, else the PyTorch ops."""
-    if _applies(x, norm.weight, *(() if delta is None else (delta,))):
+    if norm.weight.shape == x.shape[-1:] and _applies(x, norm.weight, *(() if delta is None else (delta,))):
         return _run_add_norm(x, delta, norm)
     y = x if delta is None else x + delta
     return y, norm(y)
@@ -73,11 +73,15 @@ def rotary_into_cache(qkv: Tensor, cos: Tensor, sin: Tensor, key_slot: Tensor, v
     """The new token's rotated queries q [B, heads, 1, D] from its projections qkv [B, 1, (heads + 2·kv_heads)·D]
     (queries, keys, values) and ``cos``, ``sin`` [B, 1, D]; the rotated keys and the values are written into
     ``key_slot``, ``value_slot`` [B, kv_heads, D] (views into the cache). One compiled call where it applies
-    (rows of D contiguous, both slots with the same strides), else transformers' ``apply_rotary_pos_emb``."""
-    if (_applies(qkv, cos, sin) and key_slot.dtype == qkv.dtype and key_slot.stride() == value_slot.stride()
-            and key_slot.stride(-1) == 1 and key_slot.shape[-1] % 2 == 0 and qkv.shape[1] == 1):
+    (these shapes exactly, rows of D contiguous, both slots with the same strides), else transformers'
+    ``apply_rotary_pos_emb``."""
+    B, D = qkv.shape[0], key_slot.shape[-1]
+    if (_applies(qkv, cos, sin) and cos.shape == sin.shape == (B, 1, D)
+            and qkv.shape == (B, 1, (heads + 2 * kv_heads) * D) and key_slot.dtype == qkv.dtype
+            and key_slot.shape == value_slot.shape == (B, kv_heads, D) and key_slot.stride() == value_slot.stride()
+            and key_slot.stride(-1) == 1 and D % 2 == 0):
         return _run_rotary_into_cache(qkv, cos, sin, key_slot, value_slot, heads, kv_heads)
-    q, k, v = split_heads(qkv, heads, kv_heads, key_slot.shape[-1])
+    q, k, v = split_heads(qkv, heads, kv_heads, D)
     q, k = apply_rotary()(q, k, cos, sin)
     key_slot.copy_(k[:, :, 0])
     value_slot.copy_(v[:, :, 0])

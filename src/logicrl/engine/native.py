@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from logicrl.io import atomic_path, cache_root
 
+logger = logging.getLogger(__name__)
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC")
 _i64, _pointer, _float, _int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_int
 # library → function → (argument types, result type), as declared in the C source
@@ -120,6 +122,7 @@ def _library(name: str) -> tuple[ctypes.CDLL | None, str | None]:
         return load_library(name, build_library(source(name), compiler=compiler,
                                                 cache_dir=cache_root() / "kernels")), None
     except NativeBuildError as error:
+        logger.info("%s: PyTorch's ops instead (%s)", name, error)
         return None, str(error)
 
 
