@@ -67,7 +67,8 @@ def test_the_kernel_is_the_softmax_over_the_common_and_the_own_keys(dtype, B, H,
 
 
 @needs_kernel
-@pytest.mark.parametrize("change", ["G=9", "D=24", "D=272", "mixed dtypes", "keys not rows of D", "bias per head"])
+@pytest.mark.parametrize("change", ["G=9", "D=24", "D=272", "mixed dtypes", "keys not rows of D", "bias per head",
+                                    "common keys per row", "fewer key rows than queries"])
 def test_shapes_the_kernel_does_not_take_go_back_to_the_two_calls(change):
     G, D = {"G=9": (9, 16), "D=24": (2, 24), "D=272": (1, 272)}.get(change, (2, 16))
     q, common, keys, values, bias = case(torch.float32, 2, 2, G, D, 3, 5, 6, 1, 0)
@@ -77,6 +78,10 @@ def test_shapes_the_kernel_does_not_take_go_back_to_the_two_calls(change):
         keys, values = keys.transpose(2, 3).contiguous().transpose(2, 3), values.transpose(2, 3).contiguous()
     if change == "bias per head":
         bias = bias.expand(2, 2, 1, 5)
+    if change == "common keys per row":
+        common = tuple(t.expand(2, -1, -1, -1) for t in common)
+    if change == "fewer key rows than queries":
+        keys, values = keys[:1], values[:1]
     assert attention.native_attention(q, common, keys, values, bias, 0.5) is None
 
 

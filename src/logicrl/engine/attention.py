@@ -103,10 +103,13 @@ def native_attention(q: Tensor, common: tuple[Tensor, Tensor] | None, keys: Tens
     contiguous), ``bias`` None or [B, 1, 1, T]. None where the kernel does not apply: not built or wrong on its
     probe (`native_attention_works`), not on a CPU, a dtype other than float32 and bfloat16 (or mixed), G > 8,
     D not a multiple of 16 up to 256, or another layout."""
-    B, _, G, D = q.shape
+    B, H, G, D = q.shape
     tensors = [q, keys, values, *(common or ()), *(() if bias is None else (bias,))]
     if not (q.device.type == "cpu" and all(t.dtype == q.dtype for t in tensors) and 1 <= G <= 8
-            and D % 16 == 0 and D <= 256 and keys.stride() == values.stride() and keys.stride()[2:] == (D, 1)
+            and D % 16 == 0 and D <= 256 and keys.shape == values.shape and keys.shape[:2] == (B, H)
+            and keys.shape[3] == D and keys.stride() == values.stride() and keys.stride()[2:] == (D, 1)
+            and (common is None or common[0].shape == common[1].shape and common[0].shape[:2] == (1, H)
+                 and common[0].shape[3] == D)
             and (bias is None or (bias.shape == (B, 1, 1, keys.shape[2]) and bias.stride(3) == 1))
             and native_attention_works(q.dtype)):
         return None
