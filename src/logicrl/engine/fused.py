@@ -7,10 +7,10 @@ those ops were about a quarter of a bfloat16 decode step (docs/performance.md, "
 * `rotary_into_cache`: ``rot(u) = u·cos + rotate_half(u)·sin`` on the new token's queries and keys (transformers'
   ``apply_rotary_pos_emb``), the rotated keys and the values written into the row's cache slot.
 
-Each returns None where it does not apply (not built or wrong on its probe, not a CPU tensor, a dtype other than
-float32 and bfloat16, another layout), and the engine runs the PyTorch ops. The results are those ops' results
-in the same dtype, rounded where they round: bit for bit for the rotary, and for the norm but for the order of
-the float32 sum of squares.
+Where a call does not apply (the library not built or wrong on its probe, not a CPU tensor, a dtype other than
+float32 and bfloat16, other shapes or layouts), each function runs those PyTorch ops itself. The compiled results
+are the ops' results in the same dtype, rounded where they round: bit for bit for the rotary, and for the norm but
+for the order of the float32 sum of squares.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def _applies(*tensors: Tensor) -> bool:
 def add_norm(x: Tensor, delta: Tensor | None, norm: RMSNorm) -> tuple[Tensor, Tensor]:
     """``(y, norm(y))`` for x [..., E], y = x + delta (x itself when delta is None): one compiled call where it
     applies, else the PyTorch ops."""
-    if norm.weight.shape == x.shape[-1:] and _applies(x, norm.weight, *(() if delta is None else (delta,))):
+    if (norm.weight.shape == x.shape[-1:] and (delta is None or delta.shape == x.shape)
+            and _applies(x, norm.weight, *(() if delta is None else (delta,)))):
         return _run_add_norm(x, delta, norm)
     y = x if delta is None else x + delta
     return y, norm(y)
