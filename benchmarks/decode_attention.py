@@ -22,19 +22,9 @@ import time
 import torch
 
 from logicrl.engine import native
-from logicrl.engine.attention import attend, merge_attention, native_attention, reference_attention
+from logicrl.engine.attention import attend_both, native_attention, reference_attention
 
 LAYERS, ROWS, KV_HEADS, GROUP, HEAD_DIM = 30, 16, 3, 3, 64
-
-
-def two_calls(q, common, keys, values, bias, scale):
-    """The engine's path without the kernel (`_LlamaEngine._attend`): own keys, then common keys, merged."""
-    B, H, _, D = q.shape
-    out, lse = attend(q, keys, values, bias, scale)
-    every_row = q.transpose(0, 1).reshape(1, H, -1, D)
-    common_out, common_lse = attend(every_row, *common, None, scale)
-    return merge_attention(common_out.view(H, B, -1, D).transpose(0, 1),
-                           common_lse.view(H, B, -1).transpose(0, 1), out, lse)
 
 
 def main() -> None:
@@ -65,7 +55,7 @@ def main() -> None:
             bias = bias[..., :own_len]
             layer = [(cache[0, i, :, :, :own_len], cache[1, i, :, :, :own_len]) for i in range(LAYERS)]
             timings = {}
-            for name, fn in (("torch", two_calls), ("ours", native_attention)):
+            for name, fn in (("torch", attend_both), ("ours", native_attention)):
                 for keys, values in layer[:3]:
                     fn(q, common, keys, values, bias, 0.125)
                 total = 0.0
@@ -80,7 +70,7 @@ def main() -> None:
             keys, values = layer[0]
             expected = reference_attention(q, [(*common, None), (keys, values, bias)], 0.125)
             errors = [(fn(q, common, keys, values, bias, 0.125).double() - expected).abs().max().item()
-                      for fn in (two_calls, native_attention)]
+                      for fn in (attend_both, native_attention)]
             print(f"| {str(dtype).removeprefix('torch.')} | {common_len} | {own_len} | {timings['torch']:.0f} | "
                   f"{timings['ours']:.0f} | {timings['torch'] / timings['ours']:.2f}× | "
                   f"{errors[0]:.1e}, {errors[1]:.1e} |", flush=True)

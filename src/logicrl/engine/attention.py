@@ -57,6 +57,21 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -
     return matmul_attention(q, k, v, bias, scale)
 
 
+def attend_both(q: Tensor, common: tuple[Tensor, Tensor] | None, keys: Tensor, values: Tensor, bias: Tensor | None,
+                scale: float) -> Tensor:
+    """`native_attention`'s result [B, H, G, D] without the compiled kernel: `attend` over the rows' own keys, then
+    (when there are common keys) over the common keys with the queries of every row as one batch
+    ``[1, H, B·G, D]``, so those keys are read once, not once per row, and the two merged (`merge_attention`,
+    float32); without common keys the output stays in q's dtype."""
+    B, H, _, D = q.shape
+    out, lse = attend(q, keys, values, bias, scale)
+    if common is None:
+        return out
+    common_out, common_lse = attend(q.transpose(0, 1).reshape(1, H, -1, D), *common, None, scale)
+    return merge_attention(common_out.view(H, B, -1, D).transpose(0, 1), common_lse.view(H, B, -1).transpose(0, 1),
+                           out, lse)
+
+
 def merge_attention(out_a: Tensor, lse_a: Tensor, out_b: Tensor, lse_b: Tensor) -> Tensor:
     """The attention over key sets A ∪ B from each set's output [..., D] and log-sum-exp [...] (module
     docstring); in float32."""

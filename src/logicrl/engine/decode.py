@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from logicrl.engine.attention import attend, cpu_flash_works, merge_attention, native_attention
+from logicrl.engine.attention import attend_both, cpu_flash_works, native_attention
 from logicrl.engine.compat import cache_argument, output_cache
 from logicrl.engine.fused import RMSNorm, add_norm, apply_rotary, rotary_into_cache, split_heads
 from logicrl.engine.linears import mergeable
@@ -205,15 +205,8 @@ class _LlamaEngine:
         q = q.to(self.kv_dtype).reshape(B, self.kv_heads, -1, D)  # head h reads kv head h // (H / H_kv)
         common = None if self.common_kv is None else self.common_kv[i]
         out = native_attention(q, common, keys, values, bias, self.scaling)  # both sets in one pass, or None
-        if out is not None:
-            return out.reshape(B, 1, -1).to(self.dtype)
-        out, lse = attend(q, keys, values, bias, self.scaling)
-        if common is not None:
-            common_keys, common_values = common
-            every_row = q.transpose(0, 1).reshape(1, self.kv_heads, -1, D)  # [1, kv_heads, B·q_per_kv, D]
-            common_out, common_lse = attend(every_row, common_keys, common_values, None, self.scaling)
-            out = merge_attention(common_out.view(self.kv_heads, B, -1, D).transpose(0, 1),
-                                  common_lse.view(self.kv_heads, B, -1).transpose(0, 1), out, lse)
+        if out is None:
+            out = attend_both(q, common, keys, values, bias, self.scaling)
         return out.reshape(B, 1, -1).to(self.dtype)
 
     def select(self, rows: Tensor) -> None:

@@ -52,8 +52,9 @@ class NativeBuildError(RuntimeError):
     """A kernel could not be built or loaded on this machine (the message says why)."""
 
 
+@functools.cache
 def cpu_identity() -> str:
-    """The CPU model and feature flags (Linux ``/proc/cpuinfo``; elsewhere `platform.processor`)."""
+    """The CPU model and feature flags (Linux ``/proc/cpuinfo``; elsewhere `platform.processor`), read once."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
@@ -66,8 +67,10 @@ def cpu_identity() -> str:
     return f"{platform.machine()} " + " | ".join(first.get(key, "") for key in wanted)
 
 
+@functools.cache
 def compiler_identity(compiler: str) -> str:
-    """The first line of ``compiler --version``; raises NativeBuildError when it does not run."""
+    """The first line of ``compiler --version``, asked once per compiler (each library's key needs it); raises
+    NativeBuildError when it does not run."""
     try:
         done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30, check=True)
     except (OSError, subprocess.SubprocessError) as error:
