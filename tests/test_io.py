@@ -10,12 +10,17 @@ import os
 import stat
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logicrl.io import (
     DataError,
     atomic_path,
     atomic_write_text,
+    jsonl_bytes,
     read_jsonl,
     read_rows,
     write_jsonl,
@@ -146,3 +151,52 @@ def test_parquet_round_trip_nested(tmp_path: Path) -> None:
     write_parquet(tmp_path / "n.parquet", rows)
     assert [r for _, r in read_rows(tmp_path / "n.parquet")] == rows
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+# strings Arrow's JSON reader would take for timestamps
+TIMESTAMPS = st.builds(lambda t, sep: t.isoformat(sep=sep), st.datetimes(), st.sampled_from("T "))
+SCALARS = {
+    "str": st.one_of(TEXT, TIMESTAMPS, st.dates().map(str)),
+    "int": st.integers(-(2**63), 2**63 - 1),
+    "float": st.floats(allow_nan=False, allow_infinity=False),
+    "number": st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False)),
+    "bool": st.booleans(),
+}
+
+
+def column_values(kind: str, nested: str) -> st.SearchStrategy:
+    """Values of one column: a scalar type, a list of it, or a struct holding it (None allowed)."""
+    scalar = SCALARS[kind]
+    value = {"scalar": scalar, "list": st.lists(scalar, max_size=4),
+             "struct": st.fixed_dictionaries({"x": scalar, "y": TEXT})}[nested]
+    return st.one_of(st.none(), value)
+
+
+@st.composite
+def json_rows(draw) -> list[dict]:
+    columns = draw(st.lists(st.tuples(st.sampled_from(sorted(SCALARS)), st.sampled_from(["scalar", "list", "struct"])),
+                            min_size=1, max_size=5))
+    count = draw(st.integers(1, 6))
+    return [{f"c{i}": draw(column_values(*column)) for i, column in enumerate(columns)} for _ in range(count)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=json_rows())
+def test_parquet_file_is_the_one_pyarrow_writes_from_python_objects(tmp_path_factory, rows: list[dict]) -> None:
+    """write_parquet goes through Arrow's JSON reader (no pandas import); the file is byte for byte the one
+    ``pq.write_table(pa.Table.from_pylist(rows))`` writes, ISO-8601-looking strings included."""
+    folder = tmp_path_factory.mktemp("pq")
+    write_parquet(folder / "ours.parquet", rows)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "arrow.parquet")
+    assert (folder / "ours.parquet").read_bytes() == (folder / "arrow.parquet").read_bytes()
+    write_parquet(folder / "given.parquet", [], jsonl=jsonl_bytes(rows))
+    assert (folder / "given.parquet").read_bytes() == (folder / "arrow.parquet").read_bytes()
+
+
+def test_parquet_keeps_a_key_missing_from_the_first_row(tmp_path: Path) -> None:
+    write_parquet(tmp_path / "x.parquet", [{"a": 1}, {"a": 2, "b": "2024-01-01T10:00:00"}])
+    assert pq.read_table(tmp_path / "x.parquet").to_pylist() == [{"a": 1, "b": None},
+                                                                   {"a": 2, "b": "2024-01-01T10:00:00"}]
+    write_parquet(tmp_path / "empty.parquet", [])
+    assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0

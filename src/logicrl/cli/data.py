@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from logicrl.config import load_config
 from logicrl.errors import UserError
-from logicrl.io import write_jsonl, write_parquet
+from logicrl.io import atomic_write_bytes, jsonl_bytes, write_parquet
 from logicrl.puzzles.dataset import (
     PRESETS,
     DataConfig,
@@ -117,8 +117,9 @@ def perturb_cmd(
         twins = [perturb(p, kind, seed, equal_operands=equal_operands)
                  for p in tqdm(puzzles, desc=kind, disable=len(puzzles) < 500)]
         kept = [t.to_record(i) for i, t in enumerate(t for t in twins if t is not None)]
-        write_jsonl(out / f"{kind}.jsonl", kept)
-        write_parquet(out / f"{kind}.parquet", kept)
+        text = jsonl_bytes(kept)
+        atomic_write_bytes(out / f"{kind}.jsonl", text)
+        write_parquet(out / f"{kind}.parquet", kept, jsonl=text)
         console.print(f"{kind:>15}: {len(kept)}/{len(puzzles)} twins -> {out / kind}.jsonl")
 
 

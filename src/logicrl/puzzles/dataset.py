@@ -28,7 +28,7 @@ from pydantic import Field, field_validator, model_validator
 
 from logicrl.config import StrictModel
 from logicrl.errors import DataError, UserError
-from logicrl.io import atomic_write_text, read_rows, write_jsonl, write_parquet
+from logicrl.io import atomic_write_bytes, atomic_write_text, jsonl_bytes, read_rows, write_parquet
 from logicrl.puzzles.logic import Op, json_depth
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS, perturb, perturbation_name
@@ -247,12 +247,16 @@ def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str,
             sets = {CLEAN_KIND: records} | {PUBLIC_KIND_OF[k]: t for k, t in (twins or {}).get(n, {})
                                              .get(split, {}).items()}
             for kind, rows in sets.items():
+                text = jsonl_bytes(rows)  # the JSONL file, and the parquet file's way into Arrow
                 for fmt in config.formats:
                     if config.layout == "public":
                         path = public_path(out_dir, split, kind, n, len(records), fmt)
                     else:
                         path = out_dir / f"{n}ppl" / f"{split}.{fmt}"
-                    (write_jsonl if fmt == "jsonl" else write_parquet)(path, rows)
+                    if fmt == "jsonl":
+                        atomic_write_bytes(path, text)
+                    else:
+                        write_parquet(path, rows, jsonl=text)
                     written.append(path)
     counts = {f"{n}ppl": {s: len(r) for s, r in by.items()} for n, by in splits.items()}
     manifest: dict[str, Any] = {"config": config.model_dump(mode="json"), "counts": counts}
