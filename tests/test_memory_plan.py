@@ -115,14 +115,13 @@ def test_the_run_config_knobs_reach_the_plan():
 
 
 def test_the_sft_config_knobs_reach_the_plan():
-    """SFT's logprob_chunk bounds the logits (the default 512 against null: full logits), except under packing,
-    whose micro-batches project all their tokens at once."""
+    """SFT's logprob_chunk bounds the logits (the default 512 against null: full logits), packed or not."""
     shape = ModelShape.from_config(QWEN_7B)
     sft = {"model": {"name": "x"}, "data": {"train": "d"}, "max_response_tokens": 4096}
     logits = {(packing, chunk): memory.sft_plan(SFTConfig(**sft, packing=packing, logprob_chunk=chunk), shape,
                                                 on_cuda=True).components["logits"]
               for packing in (False, True) for chunk in (512, None)}
-    assert logits[False, 512] * 8 == logits[False, None] == logits[True, 512] == logits[True, None]
+    assert logits[False, 512] * 8 == logits[False, None] == logits[True, 512] * 8 == logits[True, None]
 
 
 def test_model_config_reads_local_dirs_aliases_and_never_the_network(tmp_path):

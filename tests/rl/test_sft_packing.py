@@ -102,6 +102,41 @@ def test_chunked_logprobs_give_the_same_loss_and_gradients(examples, chunk):
         torch.testing.assert_close(grad, want[name], rtol=1e-4, atol=1e-7, msg=name)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_packed_chunked_logprobs_give_the_padded_loss_and_gradients(examples, chunk):
+    """SFTConfig.logprob_chunk under packing: the packed rows' target tokens through the fused head, chunk at a
+    time, give the padded full-logit loss and gradients."""
+    examples, pad_id = examples
+    batch = examples[:8]
+    padded, _ = build_tiny_model()
+    packed = copy.deepcopy(padded)
+    expected = padded_loss(padded, batch, pad_id, micro_batch_size=3)
+    assert packed_nll_step(packed, batch, 2, pad_id, width=1024, logprob_chunk=chunk) == pytest.approx(expected,
+                                                                                                      rel=1e-5)
+    want = grads(padded)
+    for name, grad in grads(packed).items():
+        torch.testing.assert_close(grad, want[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_packed_chunks_bound_the_logits(examples, monkeypatch):
+    """With logprob_chunk the packed path never projects more than that many tokens at once (it took them all)."""
+    from logicrl.engine import logprobs
+
+    examples, pad_id = examples
+    model, _ = build_tiny_model()
+    widths = []
+    linear = torch.nn.functional.linear
+
+    def spy(x, weight, bias=None):
+        if weight.shape[0] == model.config.vocab_size:
+            widths.append(x.shape[-2] if x.dim() > 1 else 1)
+        return linear(x, weight, bias)
+
+    monkeypatch.setattr(logprobs.torch.nn.functional, "linear", spy)
+    packed_nll_step(model, examples[:4], 2, pad_id, width=1024, logprob_chunk=64, backward=False)
+    assert widths and max(widths) <= 64
+
+
 def test_length_bucketing_groups_like_lengths(examples):
     """Longest first, in micro-batches of 4: the 4 longest examples, then the 4 shortest, so fewer padded tokens
     go through the model than in batch order."""

@@ -393,6 +393,17 @@ def chunked_head_logprobs(head, hidden: Tensor, tokens: Tensor, chunk: int, *, t
     return torch.cat(logps, dim=1), (torch.cat(entropies, dim=1) if with_entropy else None)
 
 
+def head_logprobs(head, hidden: Tensor, tokens: Tensor, mask: Tensor, chunk: int, *, temperature: float = 1.0,
+                  with_entropy: bool = False, entropy_grad: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(logp [B, T], entropy [B, T] or None)`` from the final hidden states [B, T, h], ``chunk`` positions per
+    vocabulary projection: a plain ``nn.Linear`` head on the positions where ``mask`` is set only
+    (`fused_head_logprobs`, 0 elsewhere), any other head on every position (`chunked_head_logprobs`)."""
+    options = {"temperature": temperature, "with_entropy": with_entropy, "entropy_grad": entropy_grad}
+    if type(head) is torch.nn.Linear:
+        return fused_head_logprobs(head, hidden, tokens, mask, chunk, **options)
+    return chunked_head_logprobs(head, hidden, tokens, chunk, **options)
+
+
 def response_logprobs(
     model, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, response_ids: Tensor, *,
     temperature: float = 1.0, with_entropy: bool = False, batch_size: int | None = None, onednn: bool = True,
@@ -423,13 +434,9 @@ def response_logprobs(
                 hidden = response_logits(model, input_ids[rows], attention_mask[rows], position_ids[rows],
                                          response_ids.shape[1], share_prompts=share_prompts, hidden=True,
                                          prompt=prompt)
-            head, options = model.get_output_embeddings(), {"temperature": temperature, "with_entropy": with_entropy,
-                                                            "entropy_grad": entropy_grad}
-            if type(head) is torch.nn.Linear:  # the real tokens only, chunk by chunk
-                mask = attention_mask[rows, -response_ids.shape[1]:]
-                logp, ent = fused_head_logprobs(head, hidden, response_ids[rows], mask, logprob_chunk, **options)
-            else:
-                logp, ent = chunked_head_logprobs(head, hidden, response_ids[rows], logprob_chunk, **options)
+            logp, ent = head_logprobs(model.get_output_embeddings(), hidden, response_ids[rows],
+                                      attention_mask[rows, -response_ids.shape[1]:], logprob_chunk,
+                                      temperature=temperature, with_entropy=with_entropy, entropy_grad=entropy_grad)
             logps.append(logp)
             entropies.append(ent)
             continue

@@ -163,9 +163,8 @@ def sft_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
 
 
 def sft_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
-    """The plan of an `SFTConfig`: `sft_run_shape` with ``logprob_chunk``, which only the unpacked path takes (a
-    packed micro-batch projects all its tokens at once: `packed_nll_step`)."""
-    return plan(shape, sft_run_shape(cfg, on_cuda), logprob_chunk=None if cfg.packing else cfg.logprob_chunk)
+    """The plan of an `SFTConfig`: `sft_run_shape` with its ``logprob_chunk`` (packed or not)."""
+    return plan(shape, sft_run_shape(cfg, on_cuda), logprob_chunk=cfg.logprob_chunk)
 
 
 def fixes(memory: MemoryPlan, cfg: Any, command: str, capacity: int) -> list[str]:

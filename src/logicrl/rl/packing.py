@@ -8,7 +8,8 @@ same positions) and a block-diagonal causal mask (`block_causal_mask`) lets a to
 tokens of its own example. Row-end padding forms one more block of its own and predicts nothing.
 
 Only the positions that predict a target token reach the vocabulary projection: the decoder's hidden states
-at those N positions go through the output embedding ([N, V] logits, not [rows, width, V]).
+at those N positions go through the output embedding ([N, V] logits, not [rows, width, V]), ``logprob_chunk``
+of them at a time when given (`logicrl.engine.logprobs.head_logprobs`, as the padded path).
 
 Loss: the same token mean as `logicrl.rl.sft.nll_step`, over the whole optimizer batch,
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from logicrl.engine.logprobs import token_logprobs
+from logicrl.engine.logprobs import head_logprobs, token_logprobs
 from logicrl.engine.onednn import onednn_linears
 from logicrl.rl.batch import micro_batches
 
@@ -108,9 +109,10 @@ def block_causal_mask(segment_ids: Tensor, dtype: torch.dtype) -> Tensor:
     return mask.masked_fill_(~(same & causal), torch.finfo(dtype).min).unsqueeze(1)
 
 
-def packed_logprobs(model, packed: PackedRows) -> Tensor:
+def packed_logprobs(model, packed: PackedRows, logprob_chunk: int | None = None) -> Tensor:
     """log π of the target tokens [N] (row-major order), from one forward over the packed rows; gradients flow
-    when grad is enabled. The vocabulary projection runs at the N target-predicting positions only."""
+    when grad is enabled. The vocabulary projection runs at the N target-predicting positions only, all at once,
+    or ``logprob_chunk`` of them at a time (`head_logprobs`: the chunk's logits recomputed in backward)."""
     attention = getattr(model.config, "_attn_implementation", None)
     if attention not in MASKED_ATTENTION:
         raise ValueError(f"packing needs attention {' or '.join(MASKED_ATTENTION)} (a 4D mask), not {attention!r}; "
@@ -123,14 +125,19 @@ def packed_logprobs(model, packed: PackedRows) -> Tensor:
             input_ids=packed.input_ids.to(device), position_ids=packed.position_ids.to(device),
             attention_mask=block_causal_mask(packed.segment_ids.to(device), dtype), use_cache=False,
         ).last_hidden_state
-        logits = model.get_output_embeddings()(hidden[keep])  # [N, V]
-    return token_logprobs(logits, packed.labels.to(device)[keep])
+        hidden, labels = hidden[keep], packed.labels.to(device)[keep]  # [N, h], [N]
+        if logprob_chunk is not None:
+            ones = torch.ones_like(labels, dtype=torch.bool)[None]
+            return head_logprobs(model.get_output_embeddings(), hidden[None], labels[None], ones, logprob_chunk)[0][0]
+        logits = model.get_output_embeddings()(hidden)  # [N, V]
+    return token_logprobs(logits, labels)
 
 
 def packed_nll_step(model, examples: list[Example], micro_batch_size: int, pad_id: int, *,
-                    width: int, backward: bool = True) -> float:
+                    width: int, backward: bool = True, logprob_chunk: int | None = None) -> float:
     """The token-mean NLL of ``examples`` (the value of `logicrl.rl.sft.nll_step` on their padded batch), packed
-    into rows of ``width`` tokens, ``micro_batch_size`` rows per forward; with ``backward``, also accumulate its
+    into rows of ``width`` tokens, ``micro_batch_size`` rows per forward, ``logprob_chunk`` target tokens per
+    vocabulary projection (None: all of a micro-batch's at once); with ``backward``, also accumulate its
     gradient."""
     rows = pack_rows([len(p) + len(t) for p, t in examples], width)
     targets = max(sum(len(t) for _, t in examples), 1)
@@ -138,7 +145,7 @@ def packed_nll_step(model, examples: list[Example], micro_batch_size: int, pad_i
     for chunk in micro_batches(torch.arange(len(rows)), micro_batch_size):
         packed = pack_examples(examples, [rows[int(r)] for r in chunk], pad_id)
         with torch.set_grad_enabled(backward):
-            loss = -packed_logprobs(model, packed).sum() / targets  # this micro-batch's part of the batch mean
+            loss = -packed_logprobs(model, packed, logprob_chunk).sum() / targets  # this micro-batch's part of the batch mean
         if backward:
             loss.backward()
         total += float(loss.detach())

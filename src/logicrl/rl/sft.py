@@ -84,7 +84,7 @@ class SFTConfig(StrictModel):
         "Without packing: cut each optimizer batch into micro-batches longest example first, so that examples of "
         "like length share a micro-batch and its padding; the loss is the same token mean (false: in batch order)."))
     logprob_chunk: int | None = Field(512, ge=1, description=(
-        "Without packing: the vocabulary projection and log-softmax over this many target tokens at a time, "
+        "The vocabulary projection and log-softmax over this many target tokens at a time (packed or not), "
         "from the final hidden states, padding skipped (the chunk's logits recomputed in backward, as "
         "algorithm.logprob_chunk in RL); null: full logits of each micro-batch at once."))
     packing: bool = Field(False, description=(
@@ -253,7 +253,7 @@ class SFTTrainer:
         with self.autocast():
             if cfg.packing:
                 return packed_nll_step(self.model, examples, cfg.micro_batch_size, self.tokenizer.pad_token_id,
-                                       width=cfg.packing_length, backward=backward)
+                                       width=cfg.packing_length, backward=backward, logprob_chunk=cfg.logprob_chunk)
             return nll_step(self.model, self._batch(examples), cfg.micro_batch_size, backward=backward,
                             length_bucketing=cfg.length_bucketing, logprob_chunk=cfg.logprob_chunk)
 
