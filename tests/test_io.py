@@ -25,6 +25,7 @@ from logicrl.io import (
     read_rows,
     write_jsonl,
     write_parquet,
+    write_parquet_from_jsonl,
 )
 
 
@@ -190,7 +191,7 @@ def test_parquet_file_is_the_one_pyarrow_writes_from_python_objects(tmp_path_fac
     write_parquet(folder / "ours.parquet", rows)
     pq.write_table(pa.Table.from_pylist(rows), folder / "arrow.parquet")
     assert (folder / "ours.parquet").read_bytes() == (folder / "arrow.parquet").read_bytes()
-    write_parquet(folder / "given.parquet", [], jsonl=jsonl_bytes(rows))
+    write_parquet_from_jsonl(folder / "given.parquet", jsonl_bytes(rows))
     assert (folder / "given.parquet").read_bytes() == (folder / "arrow.parquet").read_bytes()
 
 

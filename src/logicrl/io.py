@@ -74,18 +74,23 @@ def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode()
 
 
-def write_parquet(path: Path, records: Iterable[dict[str, Any]], jsonl: bytes | None = None) -> None:
-    """Rows of JSON values as a parquet file: the table ``pyarrow.Table.from_pylist`` infers, one row group.
+def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Rows of JSON values as a parquet file: the table ``pyarrow.Table.from_pylist`` infers, one row group
+    (`write_parquet_from_jsonl` of their JSONL text)."""
+    write_parquet_from_jsonl(path, jsonl_bytes(records))
 
-    The rows go to Arrow through its JSON reader (C++), given their JSONL text (``jsonl``, made from
-    ``records`` when not given): pyarrow's conversions from Python objects import pandas whenever it is
-    installed (≈ 0.17 s), the reader does not. Two differences from ``from_pylist``'s inference, both kept
-    away: strings the reader would take for timestamps are read as strings, and a key missing from the first
-    row still gets its column (``from_pylist`` keeps only the first row's keys).
+
+def write_parquet_from_jsonl(path: Path, jsonl: bytes) -> None:
+    """The rows of a JSONL text as a parquet file, through Arrow's JSON reader (C++).
+
+    pyarrow's conversions from Python objects import pandas whenever it is installed (≈ 0.17 s); the reader
+    does not. It infers what ``from_pylist`` infers for JSON values, with two differences, both kept away:
+    strings it would take for timestamps are read as strings, and a key missing from the first row still
+    gets its column (``from_pylist`` keeps only the first row's keys).
     """
     import pyarrow.parquet as pq
 
-    table = _table_from_jsonl(jsonl if jsonl is not None else jsonl_bytes(records))
+    table = _table_from_jsonl(jsonl)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 

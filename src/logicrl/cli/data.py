@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from logicrl.config import load_config
 from logicrl.errors import UserError
-from logicrl.io import atomic_write_bytes, jsonl_bytes, write_parquet
+from logicrl.io import atomic_write_bytes, jsonl_bytes, write_parquet_from_jsonl
 from logicrl.puzzles.dataset import (
     PRESETS,
     DataConfig,
@@ -119,7 +119,7 @@ def perturb_cmd(
         kept = [t.to_record(i) for i, t in enumerate(t for t in twins if t is not None)]
         text = jsonl_bytes(kept)
         atomic_write_bytes(out / f"{kind}.jsonl", text)
-        write_parquet(out / f"{kind}.parquet", kept, jsonl=text)
+        write_parquet_from_jsonl(out / f"{kind}.parquet", text)
         console.print(f"{kind:>15}: {len(kept)}/{len(puzzles)} twins -> {out / kind}.jsonl")
 
 

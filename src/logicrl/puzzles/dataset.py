@@ -28,7 +28,7 @@ from pydantic import Field, field_validator, model_validator
 
 from logicrl.config import StrictModel
 from logicrl.errors import DataError, UserError
-from logicrl.io import atomic_write_bytes, atomic_write_text, jsonl_bytes, read_rows, write_parquet
+from logicrl.io import atomic_write_bytes, atomic_write_text, jsonl_bytes, read_rows, write_parquet_from_jsonl
 from logicrl.puzzles.logic import Op, json_depth
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS, perturb, perturbation_name
@@ -256,7 +256,7 @@ def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str,
                     if fmt == "jsonl":
                         atomic_write_bytes(path, text)
                     else:
-                        write_parquet(path, rows, jsonl=text)
+                        write_parquet_from_jsonl(path, text)
                     written.append(path)
     counts = {f"{n}ppl": {s: len(r) for s, r in by.items()} for n, by in splits.items()}
     manifest: dict[str, Any] = {"config": config.model_dump(mode="json"), "counts": counts}

@@ -145,7 +145,8 @@ def packed_nll_step(model, examples: list[Example], micro_batch_size: int, pad_i
     for chunk in micro_batches(torch.arange(len(rows)), micro_batch_size):
         packed = pack_examples(examples, [rows[int(r)] for r in chunk], pad_id)
         with torch.set_grad_enabled(backward):
-            loss = -packed_logprobs(model, packed, logprob_chunk).sum() / targets  # this micro-batch's part of the batch mean
+            # this micro-batch's part of the batch mean
+            loss = -packed_logprobs(model, packed, logprob_chunk).sum() / targets
         if backward:
             loss.backward()
         total += float(loss.detach())
