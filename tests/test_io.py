@@ -195,6 +195,19 @@ def test_parquet_file_is_the_one_pyarrow_writes_from_python_objects(tmp_path_fac
     assert (folder / "given.parquet").read_bytes() == (folder / "arrow.parquet").read_bytes()
 
 
+def test_parquet_from_a_text_read_in_several_blocks_is_the_same_file(tmp_path: Path, monkeypatch) -> None:
+    import logicrl.io
+
+    # 1.5 MB of distinct strings: past the 1 MiB dictionary page, where the writer's fallback to plain encoding
+    # depends on how the column is chunked
+    rows = [{"i": i, "text": f"{i}:" + "x" * 5000, "tags": ["a"] * (i % 3), "when": "2024-01-01T10:00:00"}
+            for i in range(300)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "arrow.parquet")
+    monkeypatch.setattr(logicrl.io, "JSON_BLOCK_BYTES", 1 << 16)  # ≈ 24 blocks
+    write_parquet(tmp_path / "ours.parquet", rows)
+    assert (tmp_path / "ours.parquet").read_bytes() == (tmp_path / "arrow.parquet").read_bytes()
+
+
 def test_parquet_keeps_a_key_missing_from_the_first_row(tmp_path: Path) -> None:
     write_parquet(tmp_path / "x.parquet", [{"a": 1}, {"a": 2, "b": "2024-01-01T10:00:00"}])
     assert pq.read_table(tmp_path / "x.parquet").to_pylist() == [{"a": 1, "b": None},

@@ -95,19 +95,24 @@ def write_parquet_from_jsonl(path: Path, jsonl: bytes) -> None:
         pq.write_table(table, tmp)
 
 
+# Arrow's JSON reader reads a text in blocks of at most this many bytes (its block_size is an int32; a row longer
+# than a block is an error); the chunks of a longer text are combined, which gives the same file.
+JSON_BLOCK_BYTES = 1 << 30
+
+
 def _table_from_jsonl(data: bytes) -> Any:
     import pyarrow as pa
     import pyarrow.json as pj
 
     if not data:
         return pa.table({})
-    block = pj.ReadOptions(block_size=len(data))  # one block: one chunk per column, no line straddles blocks
+    block = pj.ReadOptions(block_size=min(len(data), JSON_BLOCK_BYTES))
     table = pj.read_json(pa.py_buffer(data), read_options=block)
     schema = pa.schema([field.with_type(_timestamps_as_strings(field.type)) for field in table.schema])
     if schema != table.schema:
         options = pj.ParseOptions(explicit_schema=schema)
         table = pj.read_json(pa.py_buffer(data), read_options=block, parse_options=options)
-    return table
+    return table.combine_chunks()
 
 
 def _timestamps_as_strings(arrow_type: Any) -> Any:
