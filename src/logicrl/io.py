@@ -75,8 +75,8 @@ def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
 
 
 def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Rows of JSON values as a parquet file: the table ``pyarrow.Table.from_pylist`` infers, one row group
-    (`write_parquet_from_jsonl` of their JSONL text)."""
+    """Rows of JSON values as a parquet file: the table ``pyarrow.Table.from_pylist`` infers, written as
+    ``pq.write_table`` writes it (`write_parquet_from_jsonl` of their JSONL text)."""
     write_parquet_from_jsonl(path, jsonl_bytes(records))
 
 
