@@ -204,3 +204,15 @@ def test_beyond_bitsets_the_search_path_keeps_unique_puzzles() -> None:
     assert len(solution) == 22 and seen == {statements}
     trees = [s.to_json() for s in statements]
     assert all(evaluate(tree, solution) == solution[i] for i, tree in enumerate(trees))
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**64), sizes=st.lists(st.integers(1, 2**70), min_size=1, max_size=40))
+def test_below_draws_what_randrange_draws(seed: int, sizes: list[int]) -> None:
+    """`StatementSampler.below` consumes the stream as `randrange` does (so a seed keeps its puzzles), also
+    between other calls on the same stream (`random()`, as `leaf` makes)."""
+    sampler = StatementSampler(Level(3), random.Random(seed))
+    reference = random.Random(seed)
+    for n in sizes:
+        assert sampler.below(n) == reference.randrange(n)
+        assert sampler.rng.random() == reference.random()

@@ -8,17 +8,23 @@ Run: .venv/bin/python -m pytest tests/puzzles/test_solver.py -q
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from brute_force import brute_force_solutions, check_dfs, decided_value, evaluate, statement_sets, trees
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logicrl.puzzles import solver
 from logicrl.puzzles.logic import Statement, statements_from_json
 from logicrl.puzzles.solver import (
     consistency_table,
     count_solutions,
     iter_set_bits,
     partial_evaluate,
+    prefix_conflicts,
+    prefix_leaf_tables,
+    prefix_values,
     search_events,
     solve,
     solve_bitset,
@@ -131,3 +137,37 @@ def test_search_events_are_a_depth_first_search(trees_json) -> None:
             assert event.by in partial and value is not None and value != partial[event.by]
     _, solutions = check_dfs(steps)
     assert solutions == sorted(brute_force_solutions(trees_json), reverse=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), n=st.integers(1, 6))
+def test_prefix_values_are_partial_evaluate_on_every_prefix(data, n: int) -> None:
+    """Bit 2**L - 1 + a of the (true, false) tables is partial_evaluate's value with people 0..L-1 given by
+    the bits of a and the rest unassigned, for every level L and every a; the conflict tables flag exactly
+    the assigned speakers whose statement is decided against their role."""
+    statements = [Statement.from_json(data.draw(trees(n, 4))) for _ in range(n)]
+    leaves = prefix_leaf_tables(n)
+    conflicts = prefix_conflicts(statements)
+    for level in range(n + 1):
+        for roles in itertools.product((False, True), repeat=level):
+            bit = (1 << level) - 1 + sum(1 << i for i, knight in enumerate(roles) if knight)
+            assignment = [*roles, *[None] * (n - level)]
+            for speaker, stmt in enumerate(statements):
+                true, false = prefix_values(stmt, leaves)
+                value = partial_evaluate(stmt, assignment)
+                assert (true >> bit & 1, false >> bit & 1) == (value is True, value is False)
+                against = speaker < level and value is not None and value != roles[speaker]
+                assert conflicts[speaker] >> bit & 1 == against
+    assert all(table < 1 << ((2 << n) - 1) for pair in leaves for table in pair)  # nothing past level N
+
+
+@settings(max_examples=300, deadline=None)
+@given(statement_sets(max_people=8), st.booleans())
+def test_search_events_with_prefix_tables_equal_those_without(trees_json, first_solution: bool) -> None:
+    """The bit lookups change how the search checks a speaker, never what it finds: the events are those of
+    the three-valued evaluation (the path beyond MAX_PREFIX_TABLE_PEOPLE), event for event."""
+    statements = statements_from_json(trees_json)
+    with_tables = search_events(statements, first_solution)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(solver, "MAX_PREFIX_TABLE_PEOPLE", 0)
+        assert search_events(statements, first_solution) == with_tables

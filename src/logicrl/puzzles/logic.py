@@ -166,16 +166,22 @@ def _table(stmt: Statement, n: int, full: int, knights: tuple[int, ...]) -> int:
         return knights[stmt.person]
     if op is Op.KNAVE:
         return full ^ knights[stmt.person]
-    tables = [_table(child, n, full, knights) for child in stmt.children]
+    first, *rest = stmt.children
+    table = _table(first, n, full, knights)
     if op is Op.NOT:
-        return full ^ tables[0]
+        return full ^ table
     if op is Op.AND:
-        return functools.reduce(int.__and__, tables)
+        for child in rest:
+            table &= _table(child, n, full, knights)
+        return table
     if op is Op.OR:
-        return functools.reduce(int.__or__, tables)
+        for child in rest:
+            table |= _table(child, n, full, knights)
+        return table
+    other = _table(rest[0], n, full, knights)
     if op is Op.IMPLIES:
-        return (full ^ tables[0]) | tables[1]
-    return full ^ (tables[0] ^ tables[1])  # IFF
+        return (full ^ table) | other
+    return full ^ table ^ other  # IFF
 
 
 @functools.lru_cache(maxsize=64)

@@ -8,6 +8,7 @@ answers stay parseable as "Name is a role".
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,12 @@ class Roles:
 
     def with_article(self, is_knight: bool) -> str:
         """"a knight", "an angel"."""
-        return with_article(self.word(is_knight))
+        return self.articled[is_knight]
+
+    @functools.cached_property
+    def articled(self) -> tuple[str, str]:
+        """(knave, knight) with their articles, made once: rendering asks for them for every clause."""
+        return with_article(self.knave), with_article(self.knight)
 
     def plural(self, is_knight: bool) -> str:
         word = self.word(is_knight)

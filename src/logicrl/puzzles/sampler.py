@@ -14,7 +14,6 @@ statement tree (a leaf has depth 1) and width the maximum number of operands of 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from logicrl.puzzles.logic import MAX_BITSET_PEOPLE, Op, Statement, all_assignments, assignment_from_index
@@ -49,7 +48,11 @@ class Level:
 
 
 class StatementSampler:
-    """Draws random statements for one level from a ``random.Random`` stream."""
+    """Draws random statements for one level from a ``random.Random`` stream.
+
+    Every integer is drawn by :meth:`below`, CPython's own algorithm for ``randrange``/``randint``/``choice``,
+    so the draws are those of the standard calls; leaves are shared instances (statements are immutable).
+    """
 
     def __init__(self, level: Level, rng: random.Random):
         level.validate()
@@ -57,25 +60,41 @@ class StatementSampler:
         self.rng = rng
         # The die: None stands for "leaf", then each allowed operator, all equally likely.
         self.die: tuple[Op | None, ...] = (None, *level.operators)
+        people = range(level.n_people)
+        self._leaves = (tuple(Statement(Op.KNAVE, person=p) for p in people),
+                        tuple(Statement(Op.KNIGHT, person=p) for p in people))
+
+    def below(self, n: int) -> int:
+        """A uniform integer in ``[0, n)``: draws of ``n.bit_length()`` random bits until one is below ``n``.
+
+        This is CPython's ``Random._randbelow``, behind ``randrange(n)``, ``randint(a, b)`` (``a + below(b - a
+        + 1)``) and ``choice(seq)`` (``seq[below(len(seq))]``); written out, the stream no longer depends on
+        that private method, and each draw skips two layers of calls.
+        """
+        bits = n.bit_length()
+        value = self.rng.getrandbits(bits)
+        while value >= n:
+            value = self.rng.getrandbits(bits)
+        return value
 
     def leaf(self, speaker: int) -> Statement:
         n = self.level.n_people
         while True:
-            person = self.rng.randrange(n)
+            person = self.below(n)
             if self.rng.random() < 0.5:
-                return Statement(Op.KNIGHT, person=person)
+                return self._leaves[True][person]
             if person != speaker:  # "I am a knave" cannot be said by anyone
-                return Statement(Op.KNAVE, person=person)
+                return self._leaves[False][person]
 
     def statement(self, speaker: int, depth: int) -> Statement:
         """A statement of depth ≤ ``depth`` by ``speaker``."""
-        op = None if depth == 1 else self.rng.choice(self.die)
+        op = None if depth == 1 else self.die[self.below(len(self.die))]
         if op is None:
             return self.leaf(speaker)
         if op is Op.NOT:
             return Statement(op, children=(self.statement(speaker, depth - 1),))
-        if op in (Op.AND, Op.OR):
-            count = self.rng.randint(2, self.level.width)
+        if op is Op.AND or op is Op.OR:
+            count = 2 + self.below(self.level.width - 1)
         else:
             count = 2
         return Statement(op, children=self.distinct_operands(speaker, depth - 1, count))

@@ -9,13 +9,16 @@ Two solvers, cross-checked in the tests against a third, independent brute force
   bitsets (logic.py). Exact and fast up to ``MAX_BITSET_PEOPLE`` (20) people.
 * :func:`solve_search` is a depth-first search that assigns people in order and prunes as soon as a
   speaker's statement is decided against them (three-valued evaluation). It handles any N whose
-  statements prune well, and its trace is the template reasoning of cot.py.
+  statements prune well, and its trace is the template reasoning of cot.py. Up to
+  ``MAX_PREFIX_TABLE_PEOPLE`` people its checks are bit lookups in tables of every partial assignment
+  the search can reach (:func:`prefix_conflicts`); beyond, it evaluates the statements as it goes.
 
 :func:`solve` picks the bitset solver up to 20 people and the search above that.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -29,6 +32,7 @@ from logicrl.puzzles.logic import (
 )
 
 Assignment = tuple[bool, ...]
+MAX_PREFIX_TABLE_PEOPLE = 12  # prefix tables hold 2**(N+1) bits per statement
 
 
 def speaker_constraint(speaker: int, stmt: Statement, n_people: int) -> int:
@@ -93,6 +97,60 @@ def partial_evaluate(stmt: Statement, assignment: Sequence[bool | None]) -> bool
     return None if left is None or right is None else left == right  # IFF
 
 
+@functools.lru_cache(maxsize=16)
+def prefix_leaf_tables(n_people: int) -> tuple[tuple[int, int], ...]:
+    """For each person p, the (true, false) bitsets of "p is a knight" over every prefix assignment.
+
+    A prefix assignment gives roles to people ``0..L-1`` only (L = 0..N); level L takes the ``2**L`` bits
+    from ``2**L - 1`` on, and bit ``2**L - 1 + a`` stands for the roles of index ``a`` (bit i = person i is a
+    knight). Both bitsets are 0 on the levels where p is unassigned (L ≤ p).
+    """
+    true = [0] * n_people
+    false = [0] * n_people
+    for level in range(1, n_people + 1):
+        offset, full = (1 << level) - 1, all_assignments(level)
+        for person, knight in enumerate(knight_tables(level)):
+            true[person] |= knight << offset
+            false[person] |= (full ^ knight) << offset
+    return tuple(zip(true, false))
+
+
+def prefix_values(stmt: Statement, leaves: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """(true, false): the prefix assignments (laid out as in `prefix_leaf_tables`) under which
+    `partial_evaluate` gives True, and False. Kleene's connectives on bitsets: ``not`` swaps the two,
+    ``and`` is true where all operands are and false where any is, ``or`` dually, ``a -> b`` is true where
+    a is false or b true and false where a is true and b false, ``<=>`` is decided where both sides are."""
+    op = stmt.op
+    if op.is_leaf:
+        true, false = leaves[stmt.person]
+        return (true, false) if op is Op.KNIGHT else (false, true)
+    values = [prefix_values(child, leaves) for child in stmt.children]
+    if op is Op.NOT:
+        return values[0][1], values[0][0]
+    trues, falses = [value[0] for value in values], [value[1] for value in values]
+    if op is Op.AND:
+        return functools.reduce(int.__and__, trues), functools.reduce(int.__or__, falses)
+    if op is Op.OR:
+        return functools.reduce(int.__or__, trues), functools.reduce(int.__and__, falses)
+    (left_true, left_false), (right_true, right_false) = values
+    if op is Op.IMPLIES:
+        return left_false | right_true, left_true & right_false
+    same = (left_true & right_true) | (left_false & right_false)
+    return same, (left_true & right_false) | (left_false & right_true)
+
+
+def prefix_conflicts(statements: Sequence[Statement]) -> list[int]:
+    """For each speaker s, the prefix assignments in which s is assigned and `partial_evaluate` decides s's
+    statement against s's role: ``(knight_s ∧ false_s) ∨ (knave_s ∧ true_s)``."""
+    leaves = prefix_leaf_tables(len(statements))
+    conflicts = []
+    for speaker, stmt in enumerate(statements):
+        true, false = prefix_values(stmt, leaves)
+        knight, knave = leaves[speaker]
+        conflicts.append((knight & false) | (knave & true))
+    return conflicts
+
+
 class SearchEvent(NamedTuple):
     """One step of the depth-first search, in the order the search takes it.
 
@@ -141,13 +199,23 @@ def search_events(statements: Sequence[Statement], first_solution: bool = False)
     n = len(statements)
     assignment: list[bool | None] = [None] * n
     watching = watchers(statements)
+    tables = prefix_conflicts(statements) if n <= MAX_PREFIX_TABLE_PEOPLE else None
     events: list[SearchEvent] = []
 
-    def visit(person: int) -> bool:
-        """Search from ``person`` on; True when the search is over (``first_solution`` reached)."""
+    def visit(person: int, index: int) -> bool:
+        """Search from ``person`` on, the roles of the people before it being the bits of ``index``; True when
+        the search is over (``first_solution`` reached)."""
         for role in (True, False):
             assignment[person] = role
-            conflict = first_conflict(statements, assignment, watching[person])
+            here = index | role << person
+            if tables is None:
+                conflict = first_conflict(statements, assignment, watching[person])
+            else:
+                conflict, bit = -1, (2 << person) - 1 + here  # bit: the prefix assignment of people 0..person
+                for speaker in watching[person]:
+                    if tables[speaker] >> bit & 1:
+                        conflict = speaker
+                        break
             if conflict >= 0:
                 events.append(SearchEvent("contradiction", person, role, conflict))
                 continue
@@ -156,14 +224,14 @@ def search_events(statements: Sequence[Statement], first_solution: bool = False)
                 events.append(SearchEvent("solution", assignment=tuple(assignment)))  # type: ignore[arg-type]
                 if first_solution:
                     return True
-            elif visit(person + 1):
+            elif visit(person + 1, here):
                 return True
         assignment[person] = None
         if person > 0:
             events.append(SearchEvent("backtrack", person, by=person - 1))
         return False
 
-    visit(0)
+    visit(0, 0)
     return events
 
 
