@@ -62,9 +62,19 @@ def test_lora_has_no_reference_and_trains_adapters_only():
 
 
 def test_logprob_chunk_bounds_the_logits():
+    """Full logits span the micro-batch (8 rows × 4096 tokens); the fused head one chunk of its tokens, plus the
+    trained head's gradient accumulator and one chunk's product (V × h each, fp32 and the compute dtype)."""
     shape = ModelShape.from_config(QWEN_7B)
     run = RunShape(micro_batch_rows=8, prompt_tokens=512, response_tokens=4096)
-    assert plan(shape, run, logprob_chunk=512).components["logits"] * 8 == plan(shape, run).components["logits"]
+    assert plan(shape, run).components["logits"] == 8 * 4096 * 152064 * (4 + 4 + 2 * 4)
+    head = 152064 * 3584 * (4 + 4)
+    assert plan(shape, run, logprob_chunk=512).components["logits"] == 512 * 152064 * 4 * 4 + head
+    bf16 = RunShape(micro_batch_rows=8, prompt_tokens=512, response_tokens=4096, compute_bytes=2, entropy_grad=True)
+    assert plan(shape, bf16, logprob_chunk=512).components["logits"] == (512 * 152064 * (4 * 4 + 2 + 3 * 4)
+                                                                        + 152064 * 3584 * (4 + 2))
+    assert plan(shape, bf16, lora_rank=8, logprob_chunk=512).components["logits"] == 512 * 152064 * (16 + 2 + 12)
+    short = RunShape(micro_batch_rows=2, prompt_tokens=512, response_tokens=100)  # fewer tokens than a chunk
+    assert plan(shape, short, logprob_chunk=512).components["logits"] == 200 * 152064 * 4 * 4 + head
 
 
 def paper_config(**changes) -> TrainConfig:
@@ -109,8 +119,11 @@ def test_the_run_config_knobs_reach_the_plan():
     initial = paper_config(**{"model.lora": {"r": 64}, "algorithm.reference": "initial"})
     assert memory.train_plan(initial, shape, on_cuda=True).components["reference"] == 0
     assert c["weights"] == 2 * shape.params + 4 * fitted.trainable
+    assert c["logits"] == 512 * 152064 * (4 * 4 + 2)  # the fused head on a bf16 chunk; the frozen head: no grads
     full_logits = paper_config(**{"algorithm.logprob_chunk": None})
-    assert c["logits"] * 8 == memory.train_plan(full_logits, shape, on_cuda=True).components["logits"]
+    assert memory.train_plan(full_logits, shape, on_cuda=True).components["logits"] == 8 * 4096 * 152064 * 18
+    bonus = paper_config(**{"model.lora": {"r": 64}, "algorithm.entropy_coef": 0.01})
+    assert memory.train_plan(bonus, shape, on_cuda=True).components["logits"] == 512 * 152064 * (18 + 3 * 4)
     assert fitted.total < 80 * GB
 
 
@@ -121,7 +134,8 @@ def test_the_sft_config_knobs_reach_the_plan():
     logits = {(packing, chunk): memory.sft_plan(SFTConfig(**sft, packing=packing, logprob_chunk=chunk), shape,
                                                 on_cuda=True).components["logits"]
               for packing in (False, True) for chunk in (512, None)}
-    assert logits[False, 512] * 8 == logits[False, None] == logits[True, 512] * 8 == logits[True, None]
+    assert logits[False, None] == logits[True, None] == 8 * 4096 * 152064 * (2 + 4 + 4)  # micro-batch 8, no entropy
+    assert logits[False, 512] == logits[True, 512] == 512 * 152064 * (4 * 4 + 2) + 152064 * 3584 * (4 + 2)
 
 
 def test_model_config_reads_local_dirs_aliases_and_never_the_network(tmp_path):
@@ -187,12 +201,13 @@ def _measure(model, optimizer, batch, step) -> int:
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_sft_step_estimate_within_25_percent(checkpointing):
+@pytest.mark.parametrize("chunk", [None, 128])  # 128: the fused head, a quarter of the micro-batch's tokens
+def test_sft_step_estimate_within_25_percent(checkpointing, chunk):
     model, batch = _model_and_batch(checkpointing, group=1)
     optimizer = adamw(model.parameters(), lr=1e-4)
 
     def step():  # SFTTrainer.fit's step
-        nll_step(model, batch, ROWS)
+        nll_step(model, batch, ROWS, logprob_chunk=chunk)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -200,20 +215,21 @@ def test_sft_step_estimate_within_25_percent(checkpointing):
     measured = _measure(model, optimizer, batch, step)
     run = RunShape(micro_batch_rows=ROWS, prompt_tokens=PROMPT, response_tokens=RESPONSE, entropy=False,
                    gradient_checkpointing=checkpointing)
-    estimate = plan(ModelShape.from_config(SHAPE), run).total
-    print(f"SFT step, checkpointing={checkpointing}: measured {measured / 1e6:.1f} MB, "
+    estimate = plan(ModelShape.from_config(SHAPE), run, logprob_chunk=chunk).total
+    print(f"SFT step, checkpointing={checkpointing}, chunk={chunk}: measured {measured / 1e6:.1f} MB, "
           f"estimated {estimate / 1e6:.1f} MB")
     assert abs(estimate - measured) <= 0.25 * measured
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_rl_policy_step_estimate_within_25_percent(checkpointing):
+@pytest.mark.parametrize(("chunk", "entropy_coef"), [(None, 0.0), (512, 0.0), (128, 0.0), (128, 0.01)])
+def test_rl_policy_step_estimate_within_25_percent(checkpointing, chunk, entropy_coef):
     model, batch = _model_and_batch(checkpointing, group=GROUP)
     batch.advantages = torch.randn(batch.mask.shape, generator=torch.Generator().manual_seed(1))
     batch.ref_logp = torch.full(batch.mask.shape, -5.0)
     optimizer = adamw(model.parameters(), lr=1e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    algo = AlgorithmConfig(micro_batch_size=ROWS)
+    algo = AlgorithmConfig(micro_batch_size=ROWS, logprob_chunk=chunk, entropy_coef=entropy_coef)
 
     def step():  # one optimizer step of the paper's loss (clipped surrogate + k3 KL), entropy as a statistic
         policy_step(model, optimizer, scheduler, batch, algo, kl_coef=0.001, temperature=0.7, norm_constant=None,
@@ -221,8 +237,9 @@ def test_rl_policy_step_estimate_within_25_percent(checkpointing):
 
     measured = _measure(model, optimizer, batch, step)
     run = RunShape(micro_batch_rows=ROWS, prompt_tokens=PROMPT, response_tokens=RESPONSE,
-                   rows_per_prompt=1 if checkpointing else GROUP, gradient_checkpointing=checkpointing)
-    estimate = plan(ModelShape.from_config(SHAPE), run).total
-    print(f"RL policy step, checkpointing={checkpointing}: measured {measured / 1e6:.1f} MB, "
+                   rows_per_prompt=1 if checkpointing else GROUP, gradient_checkpointing=checkpointing,
+                   entropy_grad=entropy_coef > 0)
+    estimate = plan(ModelShape.from_config(SHAPE), run, logprob_chunk=chunk).total
+    print(f"RL policy step, checkpointing={checkpointing}, chunk={chunk}, entropy_coef={entropy_coef}: measured {measured / 1e6:.1f} MB, "
           f"estimated {estimate / 1e6:.1f} MB")
     assert abs(estimate - measured) <= 0.25 * measured

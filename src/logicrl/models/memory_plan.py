@@ -13,8 +13,12 @@ Components (bytes; N = parameters, N_t = trainable parameters):
               adapter disabled, or N_t · 4 for a stage-start reference, a frozen fp32 copy of the adapter)
 * critic      N_decoder · 3 · 4 (PPO's value model, an fp32 copy of the decoder: its weights and AdamW state
               persist; its gradients exist only in its own step, which needs less than the policy's update)
-* logits      rows · min(T, logprob_chunk) · V · bytes per element (`logit_bytes_per_element`: the full-
-              vocabulary copies alive at once in the log-prob and entropy computation)
+* logits      without logprob_chunk, rows · T · V · bytes per element (`logit_bytes_per_element`: the
+              full-vocabulary copies alive at once in the log-prob and entropy computation); with it, the fused
+              head (`logicrl.engine.logprobs.fused_head_logprobs`, which every plain ``nn.Linear`` head takes)
+              projects min(logprob_chunk, rows · T) tokens of the whole micro-batch at a time:
+              that many · V · `fused_head_bytes_per_element`, plus, when the head is trained, its weight
+              gradient's accumulator (V · h · 4) and one chunk's product (V · h · compute_bytes)
 * activations tokens · layers · `activation_elements_per_token` · compute_bytes without gradient
               checkpointing, where tokens = distinct prompts · P + rows · T (a shared prompt runs once); with
               it, tokens · layers · h · 4 (the fp32 residual stream at each layer boundary) + max(0, one
@@ -126,6 +130,7 @@ class RunShape:
     critic: bool = False  # PPO's value model
     gradient_checkpointing: bool = False
     entropy: bool = True  # the loss computes the entropy of the logits (the RL loss does, as a statistic)
+    entropy_grad: bool = False  # ... and differentiates it (an entropy bonus, algorithm.entropy_coef > 0)
     rollout_prompts: int = 0  # prompts sampled at once (0: the run samples nothing)
     rollout_group: int = 1  # responses per prompt
     rollout_tokens: int = 0  # new tokens per response
@@ -172,6 +177,18 @@ def logit_bytes_per_element(compute_bytes: int, entropy: bool) -> int:
     return kept + (2 * 4 if entropy else 0)
 
 
+def fused_head_bytes_per_element(compute_bytes: int, entropy_grad: bool) -> int:
+    """Bytes per (token, vocabulary entry) of one chunk of the fused head at its peak, its backward
+    (`logicrl.engine.logprobs._FusedHead`; checked against measured peaks in tests/test_memory_plan.py):
+
+    * the recomputed logits z in float32, log p = z − lse, p = exp(log p) and the gradient g_z (4 × 4), plus
+      the 16-bit product that z is cast from under bf16/fp16 autocast (compute_bytes);
+    * with the entropy's gradient: log p with p = 0 masked, its sum with H and the product with p (3 × 4).
+    The forward holds less: z, z − lse, exp and the product for the entropy.
+    """
+    return 4 * 4 + (compute_bytes if compute_bytes != 4 else 0) + (3 * 4 if entropy_grad else 0)
+
+
 def activation_elements_per_token(shape: ModelShape) -> int:
     """Elements one decoder layer saves for backward per token: 10·h + 4·kv + 4·i, where kv = kv_heads · D.
 
@@ -193,8 +210,8 @@ def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
             parameters are `lora_params` (fp32, with their gradients and AdamW state), the base weights stay
             frozen and the reference is the base model (no second copy; a moving reference is a copy of the
             adapter).
-        logprob_chunk: log-probs computed this many response tokens at a time (the chunk's logits recomputed
-            in backward), so full-vocabulary tensors span at most rows × chunk tokens; None: the whole response.
+        logprob_chunk: log-probs computed through the fused head this many response tokens of the micro-batch
+            at a time (the chunk's logits recomputed in backward); None: full logits of the whole micro-batch.
     """
     n, notes = shape.params, []
     if lora_rank is None:
@@ -203,11 +220,16 @@ def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
         trainable, trainable_bytes, reference = lora_params(shape, lora_rank, lora_targets), 4, None
         notes.append(f"LoRA rank {lora_rank} on {', '.join(lora_targets)}")
     rows, T = run.micro_batch_rows, run.response_tokens
-    logit_tokens = T if logprob_chunk is None else min(T, logprob_chunk)
     prompts = math.ceil(rows / max(1, run.rows_per_prompt))
     tokens = prompts * run.prompt_tokens + rows * T  # a shared prompt runs once
     per_layer = activation_elements_per_token(shape) * run.compute_bytes
-    logits = rows * logit_tokens * shape.vocab_size * logit_bytes_per_element(run.compute_bytes, run.entropy)
+    if logprob_chunk is None:
+        logits = rows * T * shape.vocab_size * logit_bytes_per_element(run.compute_bytes, run.entropy)
+    else:  # the fused head: one chunk of the micro-batch's tokens, and the trained head's gradient temporaries
+        chunk = min(logprob_chunk, rows * T)
+        logits = chunk * shape.vocab_size * fused_head_bytes_per_element(run.compute_bytes, run.entropy_grad)
+        if lora_rank is None:
+            logits += shape.vocab_size * shape.hidden_size * (4 + run.compute_bytes)
     if run.gradient_checkpointing:  # the recomputed layer lives after the logits' tensors are freed
         activations = tokens * shape.num_layers * shape.hidden_size * 4 + max(0, tokens * per_layer - logits)
     else:
