@@ -11,7 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from logicrl.config import ConfigError, StrictModel, load_config, parse_overrides, save_config
+from logicrl.evaluate.config import EvalConfig
 from logicrl.puzzles.dataset import DataConfig
+from logicrl.rl.config import TrainConfig
 
 
 class Optim(StrictModel):
@@ -156,6 +158,13 @@ def test_data_config_people(overrides: list[str], people: list[int]) -> None:
 def test_data_config_errors(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(DataConfig, overrides=overrides)
+
+
+@pytest.mark.parametrize(("model", "key"), [(TrainConfig, "data.people"), (EvalConfig, "people")])
+def test_an_empty_people_list_is_refused(model, key: str) -> None:
+    """An empty list would read as 'every number of people found' (train) or evaluate nothing (eval)."""
+    with pytest.raises(ConfigError, match=f"^{key}: List should have at least 1 item"):
+        load_config(model, overrides=[f"{key}=[]"])
 
 
 SHIPPED = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -16,10 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logicrl.errors import UserError
 from logicrl.io import (
     DataError,
     atomic_path,
     atomic_write_text,
+    check_output_dir,
     jsonl_bytes,
     read_jsonl,
     read_rows,
@@ -214,3 +217,40 @@ def test_parquet_keeps_a_key_missing_from_the_first_row(tmp_path: Path) -> None:
                                                                    {"a": 2, "b": "2024-01-01T10:00:00"}]
     write_parquet(tmp_path / "empty.parquet", [])
     assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+
+
+def test_check_output_dir_accepts_a_new_nested_folder_and_makes_nothing(tmp_path: Path) -> None:
+    check_output_dir(tmp_path / "a" / "b" / "c")
+    check_output_dir(tmp_path)  # an existing folder
+    assert listing(tmp_path) == []  # the probe leaves nothing, and no folder is made before the work
+
+
+@pytest.mark.parametrize("where", ["the folder", "a parent"])
+def test_check_output_dir_refuses_a_file_on_the_way(tmp_path: Path, where: str) -> None:
+    (tmp_path / "f").write_text("x")
+    out = tmp_path / "f" if where == "the folder" else tmp_path / "f" / "sub" / "run"
+    message = f"--out {out}: {tmp_path / 'f'} is a file, not a folder; choose another --out"
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        check_output_dir(out)
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_check_output_dir_refuses_where_nothing_can_be_made(tmp_path: Path, monkeypatch) -> None:
+    """The probe really writes (root passes `os.access` on read-only and virtual file systems): a refused
+    temporary file is a refused folder, named with the nearest existing parent and the system's reason."""
+    import tempfile
+
+    def refuse(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    message = (f"out_dir {tmp_path / 'x'}: nothing can be written in {tmp_path} (Permission denied); "
+               "choose another out_dir")
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        check_output_dir(tmp_path / "x", "out_dir")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_check_output_dir_refuses_a_virtual_file_system() -> None:
+    with pytest.raises(UserError, match="nothing can be written in /proc"):
+        check_output_dir(Path("/proc/logicrl-out/run"))

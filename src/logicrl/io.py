@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from logicrl.errors import DataError
+from logicrl.errors import DataError, UserError
 
 
 def current_umask() -> int:
@@ -38,6 +38,26 @@ def cache_root() -> Path:
         return Path(os.environ["LOGICRL_CACHE"]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "logicrl"
+
+
+def check_output_dir(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work and leaving nothing behind, a folder that outputs cannot go to: a file on its
+    path, or a place where nothing can be created (permissions, a read-only or virtual file system). The
+    nearest folder of ``path`` that exists is probed by making a temporary file in it (`os.access` would say
+    yes to root on a read-only or virtual file system). Raises a UserError naming ``option``, the path and why.
+    """
+    path = Path(path)
+    base = path
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise UserError(f"{option} {path}: {base} is a file, not a folder; choose another {option}")
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as exc:
+        raise UserError(f"{option} {path}: nothing can be written in {base} ({exc.strerror}); "
+                        f"choose another {option}") from None
 
 
 @contextmanager

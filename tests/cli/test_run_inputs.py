@@ -60,6 +60,8 @@ def only_train_split(puzzle_dir, tmp_path):
     ("sft", ["--data", "ONLY_TRAIN"], "no *ppl/test.jsonl or .parquet files"),
     ("train", ["rollout.prompts_per_step=100"], "cannot fill one batch of 100"),
     ("train", ["--out", "A_FILE"], "is a file, not a directory"),
+    ("sft", ["--out", "UNDER_A_FILE"], "a-file is a file, not a folder; choose another out_dir"),
+    ("train", ["--out", "/proc/logicrl-run"], "out_dir /proc/logicrl-run: nothing can be written in /proc"),
     ("sft", ["--out", "A_RUN"], "already holds a run: continue it with `logicrl sft --resume"),
     ("train", ["--model", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
 ])
@@ -69,7 +71,7 @@ def test_inputs_are_checked_before_any_model_loads(fresh_machine, puzzle_dir, tm
     (tmp_path / "a-run").mkdir()
     (tmp_path / "a-run" / "metrics.jsonl").write_text("")
     names = {"ONLY_TRAIN": str(only_train_split(puzzle_dir, tmp_path)), "A_FILE": str(tmp_path / "a-file"),
-             "A_RUN": str(tmp_path / "a-run")}
+             "A_RUN": str(tmp_path / "a-run"), "UNDER_A_FILE": str(tmp_path / "a-file" / "run")}
     base = [command, "--out", str(tmp_path / "run"), "--data", str(puzzle_dir), "model.device=cpu"]
     status, lines = run_main(monkeypatch, capsys, *base, *(names.get(arg, arg) for arg in args))
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
@@ -93,6 +95,7 @@ def test_shortcut_options_keep_their_type(value, fresh_machine, tmp_path, monkey
 @pytest.mark.parametrize(("args", "message"), [
     (["-m", "tiny-random", "--out", "A_FILE"], "is a file, not a directory"),
     (["-m", "tiny-random", "--out", "SAMPLES_FILE"], "samples is a file, not a directory"),
+    (["-m", "tiny-random", "--out", "/proc/logicrl-eval"], "nothing can be written in /proc"),
     (["-m", "tiny-random", "-m", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
     (["-m", "tiny-random", "--data", "/nonexistent/data"], "no such file or dataset directory"),
 ])
@@ -106,3 +109,32 @@ def test_eval_checks_before_the_first_model_loads(fresh_machine, puzzle_dir, tmp
     status, lines = run_main(monkeypatch, capsys, *base, *(names.get(arg, arg) for arg in args))
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert not (tmp_path / "out").exists() and not fresh_machine.exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["data", "generate", "--people", "2", "--train", "3", "--test", "1"],
+    ["data", "perturb", "PUZZLES"],
+    ["verl", "export", "--data", "PUZZLES"],
+    ["report", "RUN"],
+    ["compare", "RUN", "RUN"],
+])
+@pytest.mark.parametrize("out", ["UNDER_A_FILE", "/proc/logicrl-out"])
+def test_commands_refuse_an_output_folder_that_cannot_be_made(puzzle_dir, tmp_path, monkeypatch, capsys,
+                                                             command, out):
+    """Every command that writes files names its --out in one line, before any work, when a file stands on
+    its path or nothing can be created there (no traceback, nothing written)."""
+    if out.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc")
+    (tmp_path / "a-file").write_text("x")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "reward/mean": 0.5}\n')
+    names = {"PUZZLES": str(puzzle_dir), "RUN": str(run), "UNDER_A_FILE": str(tmp_path / "a-file" / "out")}
+    before = sorted(tmp_path.rglob("*"))
+    out = names.get(out, out)
+    status, lines = run_main(monkeypatch, capsys, *(names.get(a, a) for a in command), "--out", out)
+    assert status == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: --out {out}: "), lines
+    reason = "nothing can be written in /proc" if out.startswith("/proc") else "is a file, not a folder"
+    assert reason in lines[0]
+    assert sorted(tmp_path.rglob("*")) == before

@@ -208,6 +208,9 @@ def test_parse_people(text, expected) -> None:
     [
         ({"people": "three"}, "people must look like '3-7'"),
         ({"people": [1, 3]}, "number of people must be in 2..30, got 1"),
+        ({"people": "3-2"}, "people range '3-2' is empty: write the smaller number first"),
+        ({"people": "2,4-5,4"}, "4 people listed more than once"),
+        ({"people": []}, "no numbers of people"),
         ({"roles": "Knight/knave"}, "role words must look like"),
         ({"operators": ["xor"]}, "unknown operator 'xor'"),
         ({"width": 1}, "greater than or equal to 2"),

@@ -13,6 +13,7 @@ from logicrl.analysis.compare import Comparison, build_comparison, run_refs, wri
 from logicrl.analysis.config import CompareConfig
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
+from logicrl.io import check_output_dir
 
 console = Console()
 
@@ -44,6 +45,7 @@ def compare_cmd(
     """Several runs side by side: smoothed curves over steps and training time, config diff, eval table."""
     specs, overrides = split_arguments(runs or [])
     cfg = load_config(CompareConfig, config, overrides, smooth=smooth)
+    check_output_dir(out)
     comparison = build_comparison(run_refs(specs), cfg, eval_dir)
     page = write_comparison(comparison, out)
     print_summary(comparison)

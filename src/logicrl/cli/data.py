@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from logicrl.config import load_config
 from logicrl.errors import UserError
-from logicrl.io import atomic_write_bytes, jsonl_bytes, write_parquet_from_jsonl
+from logicrl.io import atomic_write_bytes, check_output_dir, jsonl_bytes, write_parquet_from_jsonl
 from logicrl.puzzles.dataset import (
     PRESETS,
     DataConfig,
@@ -68,6 +68,7 @@ def generate_cmd(
              "roles": roles, "seed": seed, "cap": cap}
     options = {**base, **{k: v for k, v in given.items() if v is not None}}  # options win over the preset
     cfg = load_config(DataConfig, config, overrides, **options)
+    check_output_dir(out)
     total = cfg.total()
     with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
         splits = generate(cfg, progress=bar.update, warn=_warn)
@@ -107,6 +108,7 @@ def perturb_cmd(
         valid = ", ".join(f"{ours} ({public})" for ours, public in PUBLIC_KIND_OF.items())
         raise UserError(f"unknown perturbation(s) {', '.join(unknown)} (valid: {valid})")
     wanted = [known[k] for k in given]
+    check_output_dir(out)
     found = [twin_source(r) for r in load_records(dataset_files(source, split))]
     puzzles = [p for p, _ in found]
     reworded = sum(not exact for _, exact in found)

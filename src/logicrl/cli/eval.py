@@ -48,7 +48,7 @@ from logicrl.evaluate.tables import (
     results_json,
     table2,
 )
-from logicrl.io import atomic_write_text
+from logicrl.io import atomic_write_text, check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
 from logicrl.puzzles.dataset import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
@@ -143,6 +143,7 @@ def check_before_loading(specs: list[ModelSpec], cfg: RunConfig, out: Path, resc
     for path in (out, out / SAMPLES_DIR):
         if path.exists() and not path.is_dir():
             raise UserError(f"--out {out}: {path} is a file, not a directory")
+    check_output_dir(out)
     if not (cfg.endpoint or rescore):
         for spec in specs:
             try:

@@ -12,6 +12,7 @@ from logicrl.analysis.config import ReportConfig
 from logicrl.analysis.report import ReportData, build_report, write_report
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
+from logicrl.io import check_output_dir
 
 console = Console()
 
@@ -32,6 +33,7 @@ def report_cmd(
     word_list = [w.strip() for w in words.split(",") if w.strip()] if words is not None else None
     cfg = load_config(ReportConfig, config, overrides, source=source, bin=bin, steps_every=steps_every,
                       words=word_list)
+    check_output_dir(out or run_dir / "report")
     data = build_report(run_dir, cfg)
     page = write_report(data, out or run_dir / "report")
     print_summary(data)

@@ -14,8 +14,10 @@ import typer
 from rich.console import Console
 
 from logicrl.config import load_config, parse_overrides
+from logicrl.errors import UserError
 from logicrl.integrations.verl_export import export_dataset
 from logicrl.integrations.verl_launch import VerlClusterConfig, plan_launch, run_plan
+from logicrl.io import check_output_dir
 from logicrl.prompts import PromptConfig
 from logicrl.puzzles.dataset import parse_people
 from logicrl.rl.config import TrainConfig
@@ -38,7 +40,12 @@ def export_cmd(
 ) -> None:
     """Write train/test parquet in veRL's RL schema: all people, and one file per number of people."""
     prompt = load_config(PromptConfig, None, overrides, system_prompt=system_prompt)
-    counts = export_dataset(data, out, prompt, parse_people(people) if people else None, val, val_per_people)
+    try:
+        wanted = parse_people(people) if people else None
+    except ValueError as exc:
+        raise UserError(f"--people: {exc}") from None
+    check_output_dir(out)
+    counts = export_dataset(data, out, prompt, wanted, val, val_per_people)
     for name, rows in counts.items():
         console.print(f"{rows:>7} rows  {out / name}")
 

@@ -55,7 +55,8 @@ class RunConfig(BackendConfig):
     """What both puzzle evaluation commands share: which puzzles, and the reward that scores them."""
 
     split: str = Field("test", description="Split to read from a dataset directory.")
-    people: list[int] = Field(list(range(2, 9)), description="Numbers of people ('2-8' or '2,4,8').")
+    people: list[int] = Field(list(range(2, 9)), min_length=1,
+                              description="Numbers of people ('2-8' or '2,4,8').")
     limit: int | None = Field(None, ge=1, description="First N puzzles per number of people (default: all).")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward mode (strict/logic-rl).")
 

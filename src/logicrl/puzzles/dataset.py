@@ -75,9 +75,14 @@ class DataConfig(StrictModel):
     @field_validator("people")
     @classmethod
     def _check_people(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("no numbers of people: give at least one, e.g. '3-7' or [3, 4]")
         for n in value:
             if not 2 <= n <= MAX_PEOPLE:
                 raise ValueError(f"number of people must be in 2..{MAX_PEOPLE}, got {n}")
+        twice = sorted({n for n in value if value.count(n) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(map(str, twice))} people listed more than once")
         return value
 
     @field_validator("roles")
@@ -142,9 +147,12 @@ def parse_people(text: str | int) -> list[int]:
     for part in str(text).split(","):
         lo, sep, hi = part.strip().partition("-")
         try:
-            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+            first, last = int(lo), int(hi) if sep else int(lo)
         except ValueError:
             raise ValueError(f"people must look like '3-7' or '2,4,8', got {text!r}") from None
+        if last < first:
+            raise ValueError(f"people range {part.strip()!r} is empty: write the smaller number first ('{hi}-{lo}')")
+        out.extend(range(first, last + 1))
     return out
 
 

@@ -26,6 +26,7 @@ from safetensors import safe_open
 
 from logicrl.config import exact_override, load_config, save_config
 from logicrl.errors import ConfigError, UserError
+from logicrl.io import check_output_dir
 from logicrl.models import save_pretrained_atomic
 
 T = TypeVar("T")
@@ -83,6 +84,7 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"out_dir {run_dir} is a file, not a directory")
+    check_output_dir(run_dir, "out_dir")
     if resume and not list_checkpoints(run_dir):
         raise UserError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*/ with {STATE_FILE})")
     if not resume and (run_dir / "metrics.jsonl").exists():

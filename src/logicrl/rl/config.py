@@ -78,7 +78,8 @@ class DataConfig(StrictModel):
     train: Path = Field(Path("outputs/data"), description="Dataset directory (from `logicrl data generate`) or file.")
     val: Path | None = Field(None, description=(
         "Validation puzzles; default: the val split of `train` (`logicrl data generate --val N`), else its test split."))
-    people: list[int] | None = Field(None, description="Numbers of people to train on (default: all found).")
+    people: list[int] | None = Field(None, min_length=1, description=(
+        "Numbers of people to train on (default: all found)."))
     schedule: Literal["curriculum", "mixed", "adaptive"] = Field("mixed", description=(
         "'curriculum': one pass per number of people, fewest first; 'mixed': one shuffle; 'adaptive': the number "
         "of people moves up or down with the rolling training accuracy (data.adaptive)."))
