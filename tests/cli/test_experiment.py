@@ -143,6 +143,17 @@ def test_check_runs_refuses_a_missing_model_before_any_run(puzzle_dir, tmp_path)
         check_runs(cfg)
 
 
+def test_check_runs_refuses_an_out_dir_that_cannot_be_made(puzzle_dir, tmp_path):
+    (tmp_path / "rl.yaml").write_text("{}")
+    (tmp_path / "a-file").write_text("x")
+    cfg = ExperimentConfig.model_validate({
+        "question": "q", "out_dir": str(tmp_path / "a-file" / "out"),
+        "defaults": {"command": "train", "config": str(tmp_path / "rl.yaml"), "data": str(puzzle_dir)},
+        "runs": {"a": {"model": "tiny-random"}}})
+    with pytest.raises(UserError, match="^out_dir .*a-file/out: .*a-file is a file, not a folder"):
+        check_runs(cfg)
+
+
 def test_check_runs_takes_a_run_directory_for_its_last_checkpoint(puzzle_dir, tmp_path):
     """configs/rq/*.cpu.yaml start from ``outputs/credit/cold``, a run directory: the check before the first run
     looks at its last checkpoint, as the run itself will (it used to ask the run directory for a config.json)."""

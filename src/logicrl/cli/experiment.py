@@ -15,6 +15,7 @@ from logicrl.cli.runs import check_puzzles
 from logicrl.config import load_config, read_yaml
 from logicrl.errors import UserError
 from logicrl.experiment import ExperimentConfig, Step, plan, resolve_args, resolve_model
+from logicrl.io import check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
 
 console = Console(stderr=True)
@@ -29,7 +30,8 @@ def _config_class(command: str) -> type:
 def check_runs(cfg: ExperimentConfig) -> None:
     """Before the first run starts: every run's config validates with its overrides, its model and puzzles
     exist, and a run already started was started with the config the file now asks for (a resume never
-    silently ignores a changed experiment file)."""
+    silently ignores a changed experiment file); and ``out_dir`` can take them."""
+    check_output_dir(cfg.out_dir, "out_dir")
     for label in cfg.runs:
         spec, run_dir = cfg.run(label), cfg.out_dir / label
         explicit = {"out_dir": run_dir, "model.name": spec.model, "data.train": spec.data}
