@@ -19,6 +19,9 @@ from logicrl.rl import policy, sft
 from logicrl.rl.config import TrainConfig
 
 
+NEEDS_PROC = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+
+
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
     """`logicrl ARGS` in this process (so that a test can patch what it calls): exit status, stderr lines."""
     monkeypatch.setattr(sys, "argv", ["logicrl", *args])
@@ -61,7 +64,8 @@ def only_train_split(puzzle_dir, tmp_path):
     ("train", ["rollout.prompts_per_step=100"], "cannot fill one batch of 100"),
     ("train", ["--out", "A_FILE"], "is a file, not a directory"),
     ("sft", ["--out", "UNDER_A_FILE"], "a-file is a file, not a folder; choose another out_dir"),
-    ("train", ["--out", "/proc/logicrl-run"], "out_dir /proc/logicrl-run: nothing can be written in /proc"),
+    pytest.param("train", ["--out", "/proc/logicrl-run"], "/proc/logicrl-run: nothing can be written in /proc",
+                 marks=NEEDS_PROC),
     ("sft", ["--out", "A_RUN"], "already holds a run: continue it with `logicrl sft --resume"),
     ("train", ["--model", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
 ])
@@ -95,7 +99,8 @@ def test_shortcut_options_keep_their_type(value, fresh_machine, tmp_path, monkey
 @pytest.mark.parametrize(("args", "message"), [
     (["-m", "tiny-random", "--out", "A_FILE"], "is a file, not a directory"),
     (["-m", "tiny-random", "--out", "SAMPLES_FILE"], "samples is a file, not a directory"),
-    (["-m", "tiny-random", "--out", "/proc/logicrl-eval"], "nothing can be written in /proc"),
+    pytest.param(["-m", "tiny-random", "--out", "/proc/logicrl-eval"], "nothing can be written in /proc",
+                 marks=NEEDS_PROC),
     (["-m", "tiny-random", "-m", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
     (["-m", "tiny-random", "--data", "/nonexistent/data"], "no such file or dataset directory"),
 ])
@@ -118,13 +123,11 @@ def test_eval_checks_before_the_first_model_loads(fresh_machine, puzzle_dir, tmp
     ["report", "RUN"],
     ["compare", "RUN", "RUN"],
 ])
-@pytest.mark.parametrize("out", ["UNDER_A_FILE", "/proc/logicrl-out"])
+@pytest.mark.parametrize("out", ["UNDER_A_FILE", pytest.param("/proc/logicrl-out", marks=NEEDS_PROC)])
 def test_commands_refuse_an_output_folder_that_cannot_be_made(puzzle_dir, tmp_path, monkeypatch, capsys,
                                                              command, out):
     """Every command that writes files names its --out in one line, before any work, when a file stands on
     its path or nothing can be created there (no traceback, nothing written)."""
-    if out.startswith("/proc") and not Path("/proc/self").is_dir():
-        pytest.skip("needs Linux's /proc")
     (tmp_path / "a-file").write_text("x")
     run = tmp_path / "run"
     run.mkdir()
