@@ -64,7 +64,7 @@ def only_train_split(puzzle_dir, tmp_path):
     ("train", ["rollout.prompts_per_step=100"], "cannot fill one batch of 100"),
     ("train", ["--out", "A_FILE"], "is a file, not a directory"),
     ("sft", ["--out", "UNDER_A_FILE"], "a-file is a file, not a folder; choose another out_dir"),
-    pytest.param("train", ["--out", "/proc/logicrl-run"], "/proc/logicrl-run: nothing can be written in /proc",
+    pytest.param("train", ["--out", "/proc/logicrl-run"], "nothing can be written in /proc",
                  marks=NEEDS_PROC),
     ("sft", ["--out", "A_RUN"], "already holds a run: continue it with `logicrl sft --resume"),
     ("train", ["--model", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
