@@ -5,12 +5,13 @@ Run: .venv/bin/python -m pytest tests/test_config.py -q
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from logicrl.config import ConfigError, StrictModel, load_config, parse_overrides, save_config
+from logicrl.config import ConfigError, StrictModel, load_config, parse_overrides, read_yaml, save_config
 from logicrl.evaluate.config import EvalConfig
 from logicrl.puzzles.dataset import DataConfig
 from logicrl.rl.config import TrainConfig
@@ -111,9 +112,29 @@ def test_file_errors(tmp_path: Path) -> None:
         load_config(Toy, write(tmp_path, "- 1\n- 2\n"))
     with pytest.raises(ConfigError, match="must hold a mapping of config keys, not str"):
         load_config(Toy, write(tmp_path, "just text\n"))
-    with pytest.raises(ConfigError, match="is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"YAML: expected ',' or '\]', but got '<stream end>' \(line 2\)$"):
         load_config(Toy, write(tmp_path, "steps: [1, 2\n"))
+    with pytest.raises(ConfigError, match=r"config file .* is a folder, not a YAML file$"):
+        load_config(Toy, tmp_path)
     assert load_config(Toy, write(tmp_path, "")) == Toy()  # an empty file means "all defaults"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("steps: 1\nsteps: 2\n", "key 'steps' appears twice (line 2)"),
+    ("optim:\n  lr: 1.0e-5\n  lr: 2.0e-5\n", "key 'lr' appears twice (line 3)"),
+])
+def test_a_key_given_twice_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    """PyYAML keeps the last of two equal keys without a word; a config must not run with a value its author
+    may not have meant."""
+    expected = f"{tmp_path / 'c.yaml'} is not valid YAML: {message}"
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        load_config(Toy, write(tmp_path, text))
+
+
+def test_merge_keys_still_override(tmp_path: Path) -> None:
+    """A YAML merge (``<<: *base``) followed by one of its keys is an override, not a key given twice."""
+    text = "base: &b {lr: 1.0e-5}\noptim:\n  <<: *b\n  lr: 2.0e-5\n"
+    assert read_yaml(write(tmp_path, text)) == {"base": {"lr": 1.0e-5}, "optim": {"lr": 2.0e-5}}
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
