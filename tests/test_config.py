@@ -209,3 +209,11 @@ def test_the_reference_eval_preset_has_the_reference_settings() -> None:
     cfg = load_config(EvalConfig, Path(__file__).resolve().parents[1] / "configs" / "eval-reference.yaml")
     assert (cfg.people, cfg.limit, cfg.samples, cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.split) == (
         list(range(2, 9)), 100, 1, 1.0, 1.0, 8192, "test")
+
+
+@pytest.mark.parametrize("endpoint", ["notaurl", "127.0.0.1:8000/v1", "http:///v1", "ftp://host/v1"])
+def test_an_endpoint_must_be_an_http_url_with_a_host(endpoint: str) -> None:
+    """Refused at once (it was retried four times as a connection failure)."""
+    with pytest.raises(ConfigError, match="^endpoint: must be an http:// or https:// URL with a host"):
+        load_config(EvalConfig, overrides=[f"endpoint={endpoint}"])
+    assert load_config(EvalConfig, overrides=["endpoint=https://api.example.com/v1"]).endpoint

@@ -6,6 +6,7 @@ options < ``key=value`` overrides (``temperature=0.7``, ``prompt.template=plain`
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -43,6 +44,16 @@ class BackendConfig(StrictModel):
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urllib.parse.urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an http:// or https:// URL with a host, e.g. "
+                                 f"http://127.0.0.1:8000/v1; got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _chat_endpoint(self) -> BackendConfig:
