@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 
-from logicrl.errors import DataError
+from logicrl.errors import DataError, UserError
 from logicrl.io import write_jsonl
 from logicrl.models import build_tiny_model
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward import score
-from logicrl.rl.checkpoints import resume_config
+from logicrl.rl.checkpoints import RunDirLock, resume_config
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
 from logicrl.rl.sft import RFT_FILE, SFTConfig, SFTTrainer, example_batch, fit_examples, nll_step, target_ids
@@ -159,6 +160,7 @@ def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path):
     assert len(trainer.examples) == 1
     expected = encode_prompts([records[0]], trainer.tokenizer, config.prompt)[0]
     assert trainer.examples[0][0] == expected
+    trainer.run_lock.release()  # a trainer holds its folder until its fit ends: this one will not fit
 
     write_jsonl(run / RFT_FILE, rows[2:])
     (run / "metrics.jsonl").unlink(missing_ok=True)
@@ -172,3 +174,15 @@ def test_lora_is_refused_by_sft_in_one_line():
 
     with pytest.raises(ConfigError, match="model.lora: `logicrl sft` trains every weight"):
         load_config(SFTConfig, None, ["model.lora.r=8"])
+
+
+def test_sft_refuses_a_run_directory_another_trainer_holds(puzzle_dir, tmp_path):
+    """The lock of `logicrl train` (tests/rl/test_trainer.py) guards SFT runs too, and a finished fit lets go."""
+    run = tmp_path / "run"
+    held = RunDirLock(run)
+    with pytest.raises(UserError, match=f"^{re.escape(str(run))} is in use by another logicrl process"):
+        SFTTrainer(make_config(puzzle_dir, run), show_progress=False)
+    held.release()
+    trainer = SFTTrainer(make_config(puzzle_dir, run), show_progress=False)
+    trainer.fit()
+    RunDirLock(run).release()

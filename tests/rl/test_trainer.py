@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from dataclasses import replace
 from types import SimpleNamespace
@@ -27,7 +30,7 @@ from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.prompts import PromptConfig, response_target
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.puzzles.record import Puzzle
-from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
+from logicrl.rl.checkpoints import RunDirLock, list_checkpoints, load_state, resume_config
 from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
@@ -166,6 +169,30 @@ def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, m
         Trainer(config, show_progress=False)
     with pytest.raises(UserError, match="not a run directory"):
         resume_config(TrainConfig, tmp_path)
+
+
+def test_a_run_directory_in_use_by_another_process_is_refused_until_it_ends(puzzle_dir, tmp_path, monkeypatch):
+    """A second launch (or a resume) while another process writes the run is refused in one line that names
+    its pid, before anything is written; the lock dies with its process, however it ends (SIGKILL here), and a
+    finished fit lets go of it."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    run = tmp_path / "run"
+    hold = (f"import time; from pathlib import Path; from logicrl.rl.checkpoints import RunDirLock; "
+            f"lock = RunDirLock(Path({str(run)!r})); print('locked', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config = make_config(puzzle_dir, run).model_copy(update={"steps": 1, "val_every": 0})
+        message = f"{run} is in use by another logicrl process (pid {holder.pid}): wait for it to end"
+        with pytest.raises(UserError, match=f"^{re.escape(message)}"):
+            Trainer(config, show_progress=False)
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # no config.yaml, no log
+    finally:
+        holder.kill()
+        holder.wait()
+    trainer = Trainer(config, show_progress=False)  # the killed process's lock is gone
+    trainer.fit()
+    RunDirLock(run).release()  # and the finished run let go of its own (the trainer still lives)
 
 
 @pytest.mark.parametrize("schedule", ["mixed", "adaptive"])

@@ -187,7 +187,8 @@ class SFTTrainer:
     def __init__(self, config: SFTConfig, *, resume: bool = False, show_progress: bool = True) -> None:
         self.config, self.show_progress = config, show_progress
         self.run_dir = Path(config.out_dir)
-        self.start_step, checkpoint = prepare_run_dir(self.run_dir, config, resume=resume, command="sft")
+        self.start_step, checkpoint, self.run_lock = prepare_run_dir(
+            self.run_dir, config, resume=resume, command="sft")
         device = resolve_device(config.model.device)
         compute_dtype = resolve_dtype(config.model.dtype, device)
         self.autocast = lambda: compute_autocast(device, compute_dtype)
@@ -310,6 +311,7 @@ class SFTTrainer:
         finally:
             bar.close()
             self.log.close()
+            self.run_lock.release()
         return last_val
 
     def validate(self, step: int) -> dict[str, float]:

@@ -110,7 +110,8 @@ class Trainer:
         self.config = config
         self.run_dir = Path(config.out_dir)
         self.show_progress = show_progress
-        self.start_step, checkpoint = prepare_run_dir(self.run_dir, config, resume=resume, command="train")
+        self.start_step, checkpoint, self.run_lock = prepare_run_dir(
+            self.run_dir, config, resume=resume, command="train")
         self._setup_device()
         self._load_models(checkpoint)
         self._load_data()
@@ -256,6 +257,7 @@ class Trainer:
         finally:
             bar.close()
             self.log.close()
+            self.run_lock.release()
         return last_val
 
     def train_step(self, step: int) -> dict[str, float]:
