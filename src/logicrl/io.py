@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -9,7 +10,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from logicrl.errors import DataError, UserError
 
@@ -44,7 +45,8 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
     """Refuse, before any work and leaving nothing behind, a folder that outputs cannot go to: a file on its
     path, or a place where nothing can be created (permissions, a read-only or virtual file system). The
     nearest folder of ``path`` that exists is probed by making a temporary file in it (`os.access` would say
-    yes to root on a read-only or virtual file system). Raises a UserError naming ``option``, the path and why.
+    yes to root on a read-only or virtual file system). Raises a UserError naming ``option``, the path and
+    why.
     """
     path = Path(path)
     base = path
@@ -58,6 +60,46 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
     except OSError as exc:
         raise UserError(f"{option} {path}: nothing can be written in {base} ({exc.strerror}); "
                         f"choose another {option}") from None
+
+
+LOCK_FILE = ".lock"  # `FolderLock`: the pid of the process writing the folder
+
+
+class FolderLock:
+    """This process's exclusive use of an output folder (a run directory, an eval's --out), until `release`,
+    the end of a ``with`` block, or until the object is collected: ``fcntl.flock`` on ``FOLDER/.lock``, which
+    holds the owner's pid. The kernel drops the lock when the process ends, however it ends, so a crash leaves
+    no stale lock behind. Without it, a second `logicrl train` into the same folder (a launch repeated by
+    mistake, a resume while the run goes on) interleaves its metrics with the first's and overwrites its
+    checkpoints."""
+
+    def __init__(self, folder: Path, option: str = "--out") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._file = (folder / LOCK_FILE).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "?"
+            self._file.close()
+            if owner == str(os.getpid()):
+                raise UserError(f"{folder} is held by another trainer or command in this process: let it "
+                                f"finish (fit) or release its lock, or choose another {option}") from None
+            raise UserError(f"{folder} is in use by another logicrl process (pid {owner}): wait for it to "
+                            f"end, or choose another {option}") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"{os.getpid()}\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        self._file.close()  # closing the file drops the lock
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from logicrl.cli import main
 from logicrl.cli.runs import run_config
 from logicrl.config import save_config
 from logicrl.evaluate import runner
+from logicrl.io import LOCK_FILE, FolderLock
 from logicrl.models import loading
 from logicrl.rl import policy, sft
 from logicrl.rl.config import TrainConfig
@@ -101,6 +102,7 @@ def test_shortcut_options_keep_their_type(value, fresh_machine, tmp_path, monkey
     (["-m", "tiny-random", "--out", "SAMPLES_FILE"], "samples is a file, not a directory"),
     pytest.param(["-m", "tiny-random", "--out", "/proc/logicrl-eval"], "nothing can be written in /proc",
                  marks=NEEDS_PROC),
+    (["-m", "tiny-random", "--out", "LOCKED"], "locked is in use by another logicrl process (pid 4242)"),
     (["-m", "tiny-random", "-m", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
     (["-m", "tiny-random", "--data", "/nonexistent/data"], "no such file or dataset directory"),
 ])
@@ -109,11 +111,15 @@ def test_eval_checks_before_the_first_model_loads(fresh_machine, puzzle_dir, tmp
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "out-with-a-file" / "samples").parent.mkdir()
     (tmp_path / "out-with-a-file" / "samples").write_text("x")
-    names = {"A_FILE": str(tmp_path / "a-file"), "SAMPLES_FILE": str(tmp_path / "out-with-a-file")}
+    names = {"A_FILE": str(tmp_path / "a-file"), "SAMPLES_FILE": str(tmp_path / "out-with-a-file"),
+             "LOCKED": str(tmp_path / "locked")}
+    held = FolderLock(tmp_path / "locked")  # another eval writing there: a lock of this process, under the
+    (tmp_path / "locked" / LOCK_FILE).write_text("4242\n")  # pid another process would have written
     base = ["eval", "--data", str(puzzle_dir), "--out", str(tmp_path / "out"), "--device", "cpu"]
     status, lines = run_main(monkeypatch, capsys, *base, *(names.get(arg, arg) for arg in args))
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert not (tmp_path / "out").exists() and not fresh_machine.exists()
+    held.release()
 
 
 @pytest.mark.parametrize("command", [

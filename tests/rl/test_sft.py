@@ -13,7 +13,8 @@ from logicrl.io import write_jsonl
 from logicrl.models import build_tiny_model
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward import score
-from logicrl.rl.checkpoints import RunDirLock, resume_config
+from logicrl.io import FolderLock
+from logicrl.rl.checkpoints import resume_config
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
 from logicrl.rl.sft import RFT_FILE, SFTConfig, SFTTrainer, example_batch, fit_examples, nll_step, target_ids
@@ -177,12 +178,12 @@ def test_lora_is_refused_by_sft_in_one_line():
 
 
 def test_sft_refuses_a_run_directory_another_trainer_holds(puzzle_dir, tmp_path):
-    """The lock of `logicrl train` (tests/rl/test_trainer.py) guards SFT runs too, and a finished fit lets go."""
+    """The run directory's lock (tests/rl/test_trainer.py) guards SFT runs too, and a finished fit lets go."""
     run = tmp_path / "run"
-    held = RunDirLock(run)
-    with pytest.raises(UserError, match=f"^{re.escape(str(run))} is in use by another logicrl process"):
+    held = FolderLock(run)
+    with pytest.raises(UserError, match=f"^{re.escape(str(run))} is held by another trainer or command"):
         SFTTrainer(make_config(puzzle_dir, run), show_progress=False)
     held.release()
     trainer = SFTTrainer(make_config(puzzle_dir, run), show_progress=False)
     trainer.fit()
-    RunDirLock(run).release()
+    FolderLock(run).release()

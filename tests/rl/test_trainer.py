@@ -24,13 +24,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 import logicrl.rl.trainer as trainer_module
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.errors import UserError
-from logicrl.models import resolve_model_path, save_pretrained_atomic
+from logicrl.models import ModelNotFoundError, resolve_model_path, save_pretrained_atomic
 from logicrl.models.lora import REFERENCE_ADAPTER, TRAINED_ADAPTER, adapter_state
 from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.prompts import PromptConfig, response_target
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.puzzles.record import Puzzle
-from logicrl.rl.checkpoints import RunDirLock, list_checkpoints, load_state, resume_config
+from logicrl.io import FolderLock
+from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
 from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
@@ -177,8 +178,8 @@ def test_a_run_directory_in_use_by_another_process_is_refused_until_it_ends(puzz
     finished fit lets go of it."""
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     run = tmp_path / "run"
-    hold = (f"import time; from pathlib import Path; from logicrl.rl.checkpoints import RunDirLock; "
-            f"lock = RunDirLock(Path({str(run)!r})); print('locked', flush=True); time.sleep(120)")
+    hold = (f"import time; from pathlib import Path; from logicrl.io import FolderLock; "
+            f"lock = FolderLock(Path({str(run)!r})); print('locked', flush=True); time.sleep(120)")
     holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -192,7 +193,22 @@ def test_a_run_directory_in_use_by_another_process_is_refused_until_it_ends(puzz
         holder.wait()
     trainer = Trainer(config, show_progress=False)  # the killed process's lock is gone
     trainer.fit()
-    RunDirLock(run).release()  # and the finished run let go of its own (the trainer still lives)
+    FolderLock(run).release()  # and the finished run let go of its own (the trainer still lives)
+
+
+def test_a_trainer_that_fails_to_set_up_lets_go_of_its_run_directory(puzzle_dir, tmp_path):
+    """In a notebook the failed trainer lives on in the kept traceback; its folder must not stay locked."""
+    config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 1, "val_every": 0})
+    config.model.name = str(tmp_path / "no-such-model")
+    with pytest.raises(ModelNotFoundError) as first:
+        Trainer(config, show_progress=False)
+    with pytest.raises(ModelNotFoundError):  # the same error again, not "in use"
+        Trainer(config, show_progress=False)
+    held = FolderLock(tmp_path / "run")  # while the first failure's traceback (and its trainer) is still alive
+    assert first.value is not None
+    with pytest.raises(UserError, match="is held by another trainer or command in this process"):
+        FolderLock(tmp_path / "run")
+    held.release()
 
 
 @pytest.mark.parametrize("schedule", ["mixed", "adaptive"])

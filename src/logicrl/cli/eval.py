@@ -48,7 +48,7 @@ from logicrl.evaluate.tables import (
     results_json,
     table2,
 )
-from logicrl.io import atomic_write_text, check_output_dir
+from logicrl.io import FolderLock, atomic_write_text, check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
 from logicrl.puzzles.dataset import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
@@ -172,28 +172,29 @@ def eval_cmd(
     specs = model_specs(model, out, rescore)
     records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit)
     check_before_loading(specs, cfg, out, rescore)
-    results, rows_by_label = {}, {}
-    for spec in specs:
-        rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
-        most = max((len(group) for group in by_puzzle(rows).values()), default=1)
-        results[spec.label] = accuracy_table(rows, cfg.ks(most))
-    tables = [("Accuracy by number of people", table2(results))]
-    tables += [(metric, metric_table(results, metric)) for metric in extra_metrics(results)]
-    if len(specs) > 1:
-        base = specs[0].label
-        comparisons = {f"{s.label} vs {base}": compare_rows(rows_by_label[base], rows_by_label[s.label])
-                       for s in specs[1:]}
-        atomic_write_text(out / "compare.json", json.dumps(comparisons, indent=2) + "\n")
-        tables.append((f"Paired difference vs {base} (first sample per puzzle; Δ and 95% interval)",
-                       comparison_table(comparisons)))
-    atomic_write_text(out / "table.md", "\n".join(f"### {title}\n\n{markdown(t)}" for title, t in tables))
-    atomic_write_text(out / "table.csv", results_csv(results))
-    summary = results_json(results, {s.label: s.name for s in specs}, cfg.model_dump(mode="json"))
-    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
-    for title, table in tables:
-        print_table(console, title, *table)
-    remove_journals(out, specs)  # the results are written: nothing left to resume
-    print_line(console, f"wrote {out}/table.md, table.csv, results.json and samples/")
+    with FolderLock(out):  # this command's --out, until it returns or fails
+        results, rows_by_label = {}, {}
+        for spec in specs:
+            rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
+            most = max((len(group) for group in by_puzzle(rows).values()), default=1)
+            results[spec.label] = accuracy_table(rows, cfg.ks(most))
+        tables = [("Accuracy by number of people", table2(results))]
+        tables += [(metric, metric_table(results, metric)) for metric in extra_metrics(results)]
+        if len(specs) > 1:
+            base = specs[0].label
+            comparisons = {f"{s.label} vs {base}": compare_rows(rows_by_label[base], rows_by_label[s.label])
+                           for s in specs[1:]}
+            atomic_write_text(out / "compare.json", json.dumps(comparisons, indent=2) + "\n")
+            tables.append((f"Paired difference vs {base} (first sample per puzzle; Δ and 95% interval)",
+                           comparison_table(comparisons)))
+        atomic_write_text(out / "table.md", "\n".join(f"### {title}\n\n{markdown(t)}" for title, t in tables))
+        atomic_write_text(out / "table.csv", results_csv(results))
+        summary = results_json(results, {s.label: s.name for s in specs}, cfg.model_dump(mode="json"))
+        atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
+        for title, table in tables:
+            print_table(console, title, *table)
+        remove_journals(out, specs)  # the results are written: nothing left to resume
+        print_line(console, f"wrote {out}/table.md, table.csv, results.json and samples/")
 
 
 @eval_app.command("memorization")
@@ -214,29 +215,33 @@ def memorization_cmd(
     specs = model_specs(model, out, rescore)
     originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit)
     check_before_loading(specs, cfg, out, rescore)
-    twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
-    given = {} if cfg.twins == "own" else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto")
-    twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
-    console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
-                                        for kind, p in pairs.items()))
-    people_of = {str(r["id"]): len(r["names"]) for r in originals}
-    results = {}
-    for spec in specs:
-        rows = _rows(spec, originals + twin_records, cfg, out, n=1, rescore=rescore)
-        solved = {str(r["id"]): bool(r["solved"]) for r in rows}
-        missing = [i for kind_pairs in pairs.values() for pair in kind_pairs for i in pair if i not in solved]
-        if missing:
-            raise DataError(f"{spec.label}: no sample of {len(set(missing))} puzzle(s) of these twins, e.g. "
-                            f"{missing[0]!r} (rescore with the --data, --kinds and --twins they were made with)")
-        results[spec.label] = memorization_table(solved, people_of, pairs)
-    table = memorization_rows(results)
-    atomic_write_text(out / "memorization.md", markdown(table))
-    atomic_write_text(out / "memorization.csv", csv_text(table))
-    summary = memorization_json(results, cfg.model_dump(mode="json"))
-    atomic_write_text(out / "memorization.json", json.dumps(summary, indent=2) + "\n")
-    remove_journals(out, specs)
-    print_table(console, "Memorization (Xie et al. 2024): LiMem = Acc·(1 − CR)", *table, labels=2)
-    print_line(console, f"wrote {out}/memorization.md, memorization.csv, memorization.json and samples/")
+    with FolderLock(out):  # this command's --out, until it returns or fails
+        twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
+        given = ({} if cfg.twins == "own"
+                 else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
+        twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
+        console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
+                                            for kind, p in pairs.items()))
+        people_of = {str(r["id"]): len(r["names"]) for r in originals}
+        results = {}
+        for spec in specs:
+            rows = _rows(spec, originals + twin_records, cfg, out, n=1, rescore=rescore)
+            solved = {str(r["id"]): bool(r["solved"]) for r in rows}
+            missing = [i for kind_pairs in pairs.values() for pair in kind_pairs for i in pair
+                       if i not in solved]
+            if missing:
+                raise DataError(f"{spec.label}: no sample of {len(set(missing))} puzzle(s) of these "
+                                f"twins, e.g. {missing[0]!r} (rescore with the --data, --kinds and --twins "
+                                "they were made with)")
+            results[spec.label] = memorization_table(solved, people_of, pairs)
+        table = memorization_rows(results)
+        atomic_write_text(out / "memorization.md", markdown(table))
+        atomic_write_text(out / "memorization.csv", csv_text(table))
+        summary = memorization_json(results, cfg.model_dump(mode="json"))
+        atomic_write_text(out / "memorization.json", json.dumps(summary, indent=2) + "\n")
+        remove_journals(out, specs)
+        print_table(console, "Memorization (Xie et al. 2024): LiMem = Acc·(1 − CR)", *table, labels=2)
+        print_line(console, f"wrote {out}/memorization.md, memorization.csv, memorization.json and samples/")
 
 
 def _rows(

@@ -53,7 +53,7 @@ from logicrl.evaluate.tables import (
     results_json,
     table2,
 )
-from logicrl.io import atomic_write_text
+from logicrl.io import FolderLock, atomic_write_text
 
 DataFiles = Annotated[Optional[list[Path]], typer.Option(
     "--data", help="problem file (.jsonl, .json, .parquet) with problem/question and answer fields; "
@@ -99,24 +99,25 @@ def math_cmd(
     specs = model_specs(model, out, rescore)
     _require_math_verify()
     check_before_loading(specs, cfg, out, rescore)
-    rows_by_label: dict[str, list[dict]] = {}
-    with MathChecker(cfg.check_timeout_s, cfg.check_memory_mb) as checker:
-        checker.start()  # a checker that cannot start fails before any model loads
-        for spec in specs:
-            start = time.perf_counter()
-            total = None if rescore else len(records)  # problems answered, or (rescore) answers checked
-            with tqdm(total=total, desc=spec.label, unit="ans" if rescore else "pb") as bar:
-                rows = math_rows(spec, records, cfg, out, checker, rescore=rescore, progress=bar.update,
-                                 status=bar.set_postfix_str)
-            rows_by_label[spec.label] = rows
-            stats = checker_stats(rows)
-            speed = f" ({stats['per_second']}/s, worst {stats['max_s']}s)" if stats["per_second"] else ""
-            verb = "rescored" if rescore else "generated"
-            seconds = time.perf_counter() - start
-            print_line(console, f"{spec.label}: {verb} {len(rows)} samples in {seconds:.1f}s; "
-                       f"checked {stats['checked']} answers{speed}, {stats['timeouts']} timed out")
-    _write_results(specs, rows_by_label, cfg, out)
-    remove_journals(out, specs)  # the results are written: nothing left to resume
+    with FolderLock(out):  # this command's --out, until it returns or fails
+        rows_by_label: dict[str, list[dict]] = {}
+        with MathChecker(cfg.check_timeout_s, cfg.check_memory_mb) as checker:
+            checker.start()  # a checker that cannot start fails before any model loads
+            for spec in specs:
+                start = time.perf_counter()
+                total = None if rescore else len(records)  # problems answered, or (rescore) answers checked
+                with tqdm(total=total, desc=spec.label, unit="ans" if rescore else "pb") as bar:
+                    rows = math_rows(spec, records, cfg, out, checker, rescore=rescore, progress=bar.update,
+                                     status=bar.set_postfix_str)
+                rows_by_label[spec.label] = rows
+                stats = checker_stats(rows)
+                speed = f" ({stats['per_second']}/s, worst {stats['max_s']}s)" if stats["per_second"] else ""
+                verb = "rescored" if rescore else "generated"
+                seconds = time.perf_counter() - start
+                print_line(console, f"{spec.label}: {verb} {len(rows)} samples in {seconds:.1f}s; "
+                           f"checked {stats['checked']} answers{speed}, {stats['timeouts']} timed out")
+        _write_results(specs, rows_by_label, cfg, out)
+        remove_journals(out, specs)  # the results are written: nothing left to resume
 
 
 def _write_results(specs: list, rows_by_label: dict[str, list[dict]], cfg: MathEvalConfig, out: Path) -> None:

@@ -10,10 +10,8 @@ checkpoints beyond ``keep_last`` are removed after a new one is in place.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import random
 import shutil
 import time
@@ -28,7 +26,7 @@ from safetensors import safe_open
 
 from logicrl.config import exact_override, load_config, save_config
 from logicrl.errors import ConfigError, UserError
-from logicrl.io import check_output_dir
+from logicrl.io import FolderLock, check_output_dir
 from logicrl.models import save_pretrained_atomic
 
 T = TypeVar("T")
@@ -37,7 +35,6 @@ STATE_FILE = "trainer_state.pt"
 STATE_JSON = "trainer_state.json"
 REFERENCE_FILE = "reference.safetensors"  # the KL reference once it moved (LoRA: the reference adapter)
 RESUMES_FILE = "resumes.jsonl"  # one line per resume that changed a key: {"time", "changed": {key: [old, new]}}
-LOCK_FILE = ".lock"  # `RunDirLock`: the pid of the process writing the run
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -95,41 +92,14 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
                         f"`logicrl {command} --resume {run_dir}` or pick another out_dir")
 
 
-class RunDirLock:
-    """This process's exclusive use of a run directory, until `release` or until the object is collected:
-    ``fcntl.flock`` on ``RUN/.lock``, which holds the owner's pid. The kernel drops the lock when the process
-    ends, however it ends, so a crash leaves no stale lock behind. Without it, a second `logicrl train` into the
-    same folder (a launch repeated by mistake, a resume while the run goes on) interleaves its metrics with the
-    first's and overwrites its checkpoints."""
-
-    def __init__(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._file = (run_dir / LOCK_FILE).open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.seek(0)
-            owner = self._file.read().strip() or "?"
-            self._file.close()
-            raise UserError(f"{run_dir} is in use by another logicrl process (pid {owner}): wait for it to end, "
-                            "or choose another out_dir") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(f"{os.getpid()}\n")
-        self._file.flush()
-
-    def release(self) -> None:
-        self._file.close()  # closing the file drops the lock
-
-
 def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
-                    command: str) -> tuple[int, Path | None, RunDirLock]:
+                    command: str) -> tuple[int, Path | None, FolderLock]:
     """``(first step, checkpoint to load, the run directory's lock)``: the latest checkpoint when resuming, else
     a fresh run directory with ``config.yaml``, refusing what `check_run_dir` refuses and a directory another
-    process is using (`RunDirLock`; checked again under the lock, as a run may have ended in between)."""
+    process is using (`FolderLock`; checked again under the lock, as a run may have ended in between)."""
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume=resume, command=command)
-    lock = RunDirLock(run_dir)
+    lock = FolderLock(run_dir, "out_dir")
     try:
         check_run_dir(run_dir, resume=resume, command=command)
         if resume:
