@@ -95,6 +95,16 @@ class FolderLock:
     def release(self) -> None:
         self._file.close()  # closing the file drops the lock
 
+    @contextmanager
+    def released_on_error(self) -> Iterator[None]:
+        """A failure of the block releases the lock at once: the object may outlive it in a kept traceback (a
+        notebook retrying in the same process would find the folder held)."""
+        try:
+            yield
+        except BaseException:
+            self.release()
+            raise
+
     def __enter__(self) -> Self:
         return self
 

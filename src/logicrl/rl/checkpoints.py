@@ -100,15 +100,12 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume=resume, command=command)
     lock = FolderLock(run_dir, "out_dir")
-    try:
+    with lock.released_on_error():
         check_run_dir(run_dir, resume=resume, command=command)
         if resume:
             step, path = latest_checkpoint(run_dir)
             return step + 1, path, lock
         save_config(absolute_paths(config), run_dir / "config.yaml")
-    except BaseException:
-        lock.release()
-        raise
     return 1, None, lock
 
 

@@ -189,11 +189,8 @@ class SFTTrainer:
         self.run_dir = Path(config.out_dir)
         self.start_step, checkpoint, self.run_lock = prepare_run_dir(
             self.run_dir, config, resume=resume, command="sft")
-        try:
+        with self.run_lock.released_on_error():
             self._build(checkpoint, resume)
-        except BaseException:  # a failed setup lets go of the run directory at once (a notebook may retry)
-            self.run_lock.release()
-            raise
 
     def _build(self, checkpoint: Path | None, resume: bool) -> None:
         """Device, model, examples, optimizer and schedule (restored from ``checkpoint``) and the run log."""

@@ -112,11 +112,8 @@ class Trainer:
         self.show_progress = show_progress
         self.start_step, checkpoint, self.run_lock = prepare_run_dir(
             self.run_dir, config, resume=resume, command="train")
-        try:
+        with self.run_lock.released_on_error():
             self._build(checkpoint, resume)
-        except BaseException:  # a failed setup lets go of the run directory at once (a notebook may retry)
-            self.run_lock.release()
-            raise
 
     def _build(self, checkpoint: Path | None, resume: bool) -> None:
         """Device, models, data, optimizers (restored from ``checkpoint`` when resuming) and the run log."""
