@@ -62,17 +62,19 @@ def test_lora_has_no_reference_and_trains_adapters_only():
 
 
 def test_logprob_chunk_bounds_the_logits():
-    """Full logits span the micro-batch (8 rows × 4096 tokens); the fused head one chunk of its tokens, plus the
-    trained head's gradient accumulator and one chunk's product (V × h each, fp32 and the compute dtype)."""
+    """Full logits span the micro-batch (8 rows × 4096 tokens); the fused head one chunk of its tokens, plus
+    the trained head's gradient accumulator and one chunk's product (V × h each: fp32, the compute dtype)."""
     shape = ModelShape.from_config(QWEN_7B)
     run = RunShape(micro_batch_rows=8, prompt_tokens=512, response_tokens=4096)
     assert plan(shape, run).components["logits"] == 8 * 4096 * 152064 * (4 + 4 + 2 * 4)
     head = 152064 * 3584 * (4 + 4)
     assert plan(shape, run, logprob_chunk=512).components["logits"] == 512 * 152064 * 4 * 4 + head
-    bf16 = RunShape(micro_batch_rows=8, prompt_tokens=512, response_tokens=4096, compute_bytes=2, entropy_grad=True)
+    bf16 = RunShape(micro_batch_rows=8, prompt_tokens=512, response_tokens=4096, compute_bytes=2,
+                    entropy_grad=True)
     assert plan(shape, bf16, logprob_chunk=512).components["logits"] == (512 * 152064 * (4 * 4 + 2 + 3 * 4)
                                                                         + 152064 * 3584 * (4 + 2))
-    assert plan(shape, bf16, lora_rank=8, logprob_chunk=512).components["logits"] == 512 * 152064 * (16 + 2 + 12)
+    frozen_head = plan(shape, bf16, lora_rank=8, logprob_chunk=512).components["logits"]
+    assert frozen_head == 512 * 152064 * (16 + 2 + 12)
     short = RunShape(micro_batch_rows=2, prompt_tokens=512, response_tokens=100)  # fewer tokens than a chunk
     assert plan(shape, short, logprob_chunk=512).components["logits"] == 200 * 152064 * 4 * 4 + head
 
@@ -119,7 +121,7 @@ def test_the_run_config_knobs_reach_the_plan():
     initial = paper_config(**{"model.lora": {"r": 64}, "algorithm.reference": "initial"})
     assert memory.train_plan(initial, shape, on_cuda=True).components["reference"] == 0
     assert c["weights"] == 2 * shape.params + 4 * fitted.trainable
-    assert c["logits"] == 512 * 152064 * (4 * 4 + 2)  # the fused head on a bf16 chunk; the frozen head: no grads
+    assert c["logits"] == 512 * 152064 * (4 * 4 + 2)  # the fused head, a bf16 chunk; a frozen head: no grads
     full_logits = paper_config(**{"algorithm.logprob_chunk": None})
     assert memory.train_plan(full_logits, shape, on_cuda=True).components["logits"] == 8 * 4096 * 152064 * 18
     bonus = paper_config(**{"model.lora": {"r": 64}, "algorithm.entropy_coef": 0.01})
@@ -134,7 +136,8 @@ def test_the_sft_config_knobs_reach_the_plan():
     logits = {(packing, chunk): memory.sft_plan(SFTConfig(**sft, packing=packing, logprob_chunk=chunk), shape,
                                                 on_cuda=True).components["logits"]
               for packing in (False, True) for chunk in (512, None)}
-    assert logits[False, None] == logits[True, None] == 8 * 4096 * 152064 * (2 + 4 + 4)  # micro-batch 8, no entropy
+    full = 8 * 4096 * 152064 * (2 + 4 + 4)  # micro-batch 8, no entropy
+    assert logits[False, None] == logits[True, None] == full
     assert logits[False, 512] == logits[True, 512] == 512 * 152064 * (4 * 4 + 2) + 152064 * 3584 * (4 + 2)
 
 
@@ -240,6 +243,7 @@ def test_rl_policy_step_estimate_within_25_percent(checkpointing, chunk, entropy
                    rows_per_prompt=1 if checkpointing else GROUP, gradient_checkpointing=checkpointing,
                    entropy_grad=entropy_coef > 0)
     estimate = plan(ModelShape.from_config(SHAPE), run, logprob_chunk=chunk).total
-    print(f"RL policy step, checkpointing={checkpointing}, chunk={chunk}, entropy_coef={entropy_coef}: measured {measured / 1e6:.1f} MB, "
+    print(f"RL policy step, checkpointing={checkpointing}, chunk={chunk}, entropy_coef={entropy_coef}: "
+          f"measured {measured / 1e6:.1f} MB, "
           f"estimated {estimate / 1e6:.1f} MB")
     assert abs(estimate - measured) <= 0.25 * measured

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
@@ -13,6 +12,11 @@ from pathlib import Path
 from typing import Any, Self
 
 from logicrl.errors import DataError, UserError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): `FolderLock` does not lock
+    fcntl = None  # type: ignore[assignment]
 
 
 def current_umask() -> int:
@@ -77,7 +81,8 @@ class FolderLock:
         folder.mkdir(parents=True, exist_ok=True)
         self._file = (folder / LOCK_FILE).open("a+", encoding="utf-8")
         try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._file.seek(0)
             owner = self._file.read().strip() or "?"

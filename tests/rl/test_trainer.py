@@ -172,7 +172,8 @@ def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, m
         resume_config(TrainConfig, tmp_path)
 
 
-def test_a_run_directory_in_use_by_another_process_is_refused_until_it_ends(puzzle_dir, tmp_path, monkeypatch):
+def test_a_run_directory_in_use_by_another_process_is_refused_until_it_ends(puzzle_dir, tmp_path,
+                                                                           monkeypatch):
     """A second launch (or a resume) while another process writes the run is refused in one line that names
     its pid, before anything is written; the lock dies with its process, however it ends (SIGKILL here), and a
     finished fit lets go of it."""
@@ -204,7 +205,7 @@ def test_a_trainer_that_fails_to_set_up_lets_go_of_its_run_directory(puzzle_dir,
         Trainer(config, show_progress=False)
     with pytest.raises(ModelNotFoundError):  # the same error again, not "in use"
         Trainer(config, show_progress=False)
-    held = FolderLock(tmp_path / "run")  # while the first failure's traceback (and its trainer) is still alive
+    held = FolderLock(tmp_path / "run")  # while the first failure's traceback (and its trainer) lives
     assert first.value is not None
     with pytest.raises(UserError, match="is held by another trainer or command in this process"):
         FolderLock(tmp_path / "run")

@@ -14,11 +14,11 @@ Components (bytes; N = parameters, N_t = trainable parameters):
 * critic      N_decoder · 3 · 4 (PPO's value model, an fp32 copy of the decoder: its weights and AdamW state
               persist; its gradients exist only in its own step, which needs less than the policy's update)
 * logits      without logprob_chunk, rows · T · V · bytes per element (`logit_bytes_per_element`: the
-              full-vocabulary copies alive at once in the log-prob and entropy computation); with it, the fused
-              head (`logicrl.engine.logprobs.fused_head_logprobs`, which every plain ``nn.Linear`` head takes)
-              projects min(logprob_chunk, rows · T) tokens of the whole micro-batch at a time:
-              that many · V · `fused_head_bytes_per_element`, plus, when the head is trained, its weight
-              gradient's accumulator (V · h · 4) and one chunk's product (V · h · compute_bytes)
+              full-vocabulary copies alive at once in the log-prob and entropy computation); with it, the
+              fused head (`logicrl.engine.logprobs.fused_head_logprobs`, which every plain ``nn.Linear`` head
+              takes) projects min(logprob_chunk, rows · T) tokens of the whole micro-batch at a time: that
+              many · V · `fused_head_bytes_per_element`, plus, when the head is trained, its weight gradient's
+              accumulator (V · h · 4) and one chunk's product (V · h · compute_bytes)
 * activations tokens · layers · `activation_elements_per_token` · compute_bytes without gradient
               checkpointing, where tokens = distinct prompts · P + rows · T (a shared prompt runs once); with
               it, tokens · layers · h · 4 (the fp32 residual stream at each layer boundary) + max(0, one
@@ -225,7 +225,7 @@ def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
     per_layer = activation_elements_per_token(shape) * run.compute_bytes
     if logprob_chunk is None:
         logits = rows * T * shape.vocab_size * logit_bytes_per_element(run.compute_bytes, run.entropy)
-    else:  # the fused head: one chunk of the micro-batch's tokens, and the trained head's gradient temporaries
+    else:  # the fused head: one chunk of the micro-batch's tokens, and a trained head's gradient temporaries
         chunk = min(logprob_chunk, rows * T)
         logits = chunk * shape.vocab_size * fused_head_bytes_per_element(run.compute_bytes, run.entropy_grad)
         if lora_rank is None:

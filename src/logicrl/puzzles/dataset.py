@@ -151,7 +151,8 @@ def parse_people(text: str | int) -> list[int]:
         except ValueError:
             raise ValueError(f"people must look like '3-7' or '2,4,8', got {text!r}") from None
         if last < first:
-            raise ValueError(f"people range {part.strip()!r} is empty: write the smaller number first ('{hi}-{lo}')")
+            raise ValueError(f"people range {part.strip()!r} is empty: write the smaller number first "
+                             f"('{last}-{first}')")
         out.extend(range(first, last + 1))
     return out
 

@@ -94,9 +94,9 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
 
 def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
                     command: str) -> tuple[int, Path | None, FolderLock]:
-    """``(first step, checkpoint to load, the run directory's lock)``: the latest checkpoint when resuming, else
-    a fresh run directory with ``config.yaml``, refusing what `check_run_dir` refuses and a directory another
-    process is using (`FolderLock`; checked again under the lock, as a run may have ended in between)."""
+    """``(first step, checkpoint to load, the run directory's lock)``: the latest checkpoint when resuming,
+    else a fresh run directory with ``config.yaml``, refusing what `check_run_dir` refuses and a directory
+    another process is using (`FolderLock`; checked again under the lock: a run may have ended in between)."""
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume=resume, command=command)
     lock = FolderLock(run_dir, "out_dir")

@@ -136,7 +136,8 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         reference_bytes=reference_bytes if algo.uses_reference else None,
         reference_moves=algo.reference == "stage_start",
         critic=get_advantage_estimator(algo.advantage).needs_critic,
-        gradient_checkpointing=cfg.model.gradient_checkpointing, entropy=True, entropy_grad=algo.entropy_coef > 0,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        entropy=True, entropy_grad=algo.entropy_coef > 0,
         rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=compute_bytes)
 
 
