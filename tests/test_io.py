@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from logicrl.errors import UserError
 from logicrl.io import (
+    LOCK_FILE,
     DataError,
+    FolderLock,
     atomic_path,
     atomic_write_text,
     check_output_dir,
@@ -254,3 +256,17 @@ def test_check_output_dir_refuses_where_nothing_can_be_made(tmp_path: Path, monk
 def test_check_output_dir_refuses_a_virtual_file_system() -> None:
     with pytest.raises(UserError, match="nothing can be written in /proc"):
         check_output_dir(Path("/proc/logicrl-out/run"))
+
+
+def test_folder_lock_goes_on_where_the_file_system_cannot_lock(tmp_path: Path, monkeypatch) -> None:
+    """Some network mounts refuse flock (ENOLCK): the run goes on without the guard instead of failing."""
+    import errno
+
+    import logicrl.io as io_module
+
+    def refuse(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(io_module.fcntl, "flock", refuse)
+    with FolderLock(tmp_path / "run"):
+        assert (tmp_path / "run" / LOCK_FILE).read_text() == f"{os.getpid()}\n"

@@ -92,6 +92,8 @@ class FolderLock:
                                 f"finish (fit) or release its lock, or choose another {option}") from None
             raise UserError(f"{folder} is in use by another logicrl process (pid {owner}): wait for it to "
                             f"end, or choose another {option}") from None
+        except OSError:  # a file system without flock (some network mounts): go on unguarded, as before
+            pass
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"{os.getpid()}\n")
