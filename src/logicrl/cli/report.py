@@ -33,9 +33,10 @@ def report_cmd(
     word_list = [w.strip() for w in words.split(",") if w.strip()] if words is not None else None
     cfg = load_config(ReportConfig, config, overrides, source=source, bin=bin, steps_every=steps_every,
                       words=word_list)
-    check_output_dir(out or run_dir / "report")
+    out = out or run_dir / "report"
+    check_output_dir(out)
     data = build_report(run_dir, cfg)
-    page = write_report(data, out or run_dir / "report")
+    page = write_report(data, out)
     print_summary(data)
     print_line(console, f"report: {page}")
 
