@@ -3,13 +3,24 @@ LOGICRL=${LOGICRL:-.venv/bin/logicrl}
 
 say() { printf '\n\033[1m== %s\033[0m\n%s\n' "$1" "$2"; }
 last_checkpoint() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }
+remove_unless_busy() {  # remove_unless_busy DIR: delete DIR, unless a logicrl command holds a .lock in it
+    local lock
+    if command -v flock >/dev/null; then  # util-linux; without it (macOS), DIR goes unchecked
+        while IFS= read -r lock; do
+            flock --nonblock "$lock" true || {
+                echo "error: $(dirname "$lock") is in use by a logicrl command (pid $(cat "$lock")); wait for it" \
+                     "to end or stop it, then rerun" >&2; exit 1; }
+        done < <(find "$1" -name .lock -type f 2>/dev/null)
+    fi
+    rm -rf "$1"
+}
 run_stage() {  # run_stage DIR sft|train ARGS...: skip when finished, resume when interrupted, else start
     local dir=$1 command=$2; shift 2
     if [ -f "$dir/summary.json" ]; then echo "already done ($dir/summary.json; FORCE=1 reruns every stage with the current configs)"; return; fi
     if ls "$dir"/checkpoints/step_*/trainer_state.pt >/dev/null 2>&1; then
         "$LOGICRL" "$command" --resume "$dir"
     else
-        rm -rf "$dir"
+        remove_unless_busy "$dir"  # a run that died before its first checkpoint
         "$LOGICRL" "$command" "$@" --out "$dir"
     fi
 }

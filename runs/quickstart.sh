@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash runs/setup.sh
 OUT=${OUT:-outputs/quickstart}
 source runs/lib.sh
-[ "${FORCE:-0}" = 1 ] && rm -rf "$OUT"
+if [ "${FORCE:-0}" = 1 ]; then remove_unless_busy "$OUT"; fi
 
 say "1/5 data" "Unique-solution Knights-and-Knaves puzzles with 2 and 3 people: 120 per level to train on,
 100 per level held out for evaluation (the 2-person level has only ~400 distinct puzzles)."

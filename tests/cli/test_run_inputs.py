@@ -63,7 +63,7 @@ def only_train_split(puzzle_dir, tmp_path):
     ("train", ["--data", "ONLY_TRAIN"], "no *ppl/test.jsonl or .parquet files"),
     ("sft", ["--data", "ONLY_TRAIN"], "no *ppl/test.jsonl or .parquet files"),
     ("train", ["rollout.prompts_per_step=100"], "cannot fill one batch of 100"),
-    ("train", ["--out", "A_FILE"], "is a file, not a directory"),
+    ("train", ["--out", "A_FILE"], "a-file is a file, not a folder; choose another out_dir"),
     ("sft", ["--out", "UNDER_A_FILE"], "a-file is a file, not a folder; choose another out_dir"),
     pytest.param("train", ["--out", "/proc/logicrl-run"], "nothing can be written in /proc",
                  marks=NEEDS_PROC),
@@ -98,8 +98,8 @@ def test_shortcut_options_keep_their_type(value, fresh_machine, tmp_path, monkey
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["-m", "tiny-random", "--out", "A_FILE"], "is a file, not a directory"),
-    (["-m", "tiny-random", "--out", "SAMPLES_FILE"], "samples is a file, not a directory"),
+    (["-m", "tiny-random", "--out", "A_FILE"], "a-file is a file, not a folder; choose another --out"),
+    (["-m", "tiny-random", "--out", "SAMPLES_FILE"], "samples is a file, not a folder; choose another --out"),
     pytest.param(["-m", "tiny-random", "--out", "/proc/logicrl-eval"], "nothing can be written in /proc",
                  marks=NEEDS_PROC),
     (["-m", "tiny-random", "--out", "LOCKED"], "locked is in use by another logicrl process (pid 4242)"),

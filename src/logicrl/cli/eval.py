@@ -140,10 +140,9 @@ def _data(data: Path | None) -> Path:
 def check_before_loading(specs: list[ModelSpec], cfg: RunConfig, out: Path, rescore: bool) -> None:
     """Refuse, before the first model loads, what would fail after it: a local model name that cannot be a
     model, and an output folder that cannot take the results."""
-    for path in (out, out / SAMPLES_DIR):
-        if path.exists() and not path.is_dir():
-            raise UserError(f"--out {out}: {path} is a file, not a directory")
     check_output_dir(out)
+    if (out / SAMPLES_DIR).exists() and not (out / SAMPLES_DIR).is_dir():
+        raise UserError(f"--out {out}: {out / SAMPLES_DIR} is a file, not a folder; choose another --out")
     if not (cfg.endpoint or rescore):
         for spec in specs:
             try:

@@ -157,28 +157,31 @@ class Statement:
 
     def truth_table(self, n_people: int) -> int:
         """Bitset over all ``2**n_people`` assignments: bit ``a`` is set when the statement holds."""
-        return _table(self, n_people, all_assignments(n_people), knight_tables(n_people))
+        return _table(self, all_assignments(n_people), knight_tables(n_people))
 
 
-def _table(stmt: Statement, n: int, full: int, knights: tuple[int, ...]) -> int:
+def _table(stmt: Statement, full: int, knights: tuple[int, ...]) -> int:
+    """`Statement.truth_table` by structural recursion: ``full`` is every assignment's bit, ``knights[i]``
+    the table of "i is a knight"; NOT is ``full ^ t``, AND/OR fold ``&``/``|``, IMPLIES ``(full ^ a) | b``,
+    IFF ``full ^ a ^ b``."""
     op = stmt.op
     if op is Op.KNIGHT:
         return knights[stmt.person]
     if op is Op.KNAVE:
         return full ^ knights[stmt.person]
     first, *rest = stmt.children
-    table = _table(first, n, full, knights)
+    table = _table(first, full, knights)
     if op is Op.NOT:
         return full ^ table
     if op is Op.AND:
         for child in rest:
-            table &= _table(child, n, full, knights)
+            table &= _table(child, full, knights)
         return table
     if op is Op.OR:
         for child in rest:
-            table |= _table(child, n, full, knights)
+            table |= _table(child, full, knights)
         return table
-    other = _table(rest[0], n, full, knights)
+    other = _table(rest[0], full, knights)
     if op is Op.IMPLIES:
         return (full ^ table) | other
     return full ^ table ^ other  # IFF

@@ -82,8 +82,6 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
     """Refuse, without writing anything, a run directory that cannot be used: a file, a started or finished
     run without ``--resume``, or nothing to resume from. The CLI calls it before loading any model."""
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"out_dir {run_dir} is a file, not a directory")
     check_output_dir(run_dir, "out_dir")
     if resume and not list_checkpoints(run_dir):
         raise UserError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*/ with {STATE_FILE})")

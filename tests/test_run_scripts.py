@@ -1,0 +1,47 @@
+"""runs/lib.sh, the pipeline scripts' helpers: what they delete and what they must leave alone."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from logicrl.io import FolderLock
+
+LIB = Path(__file__).resolve().parents[1] / "runs" / "lib.sh"
+pytestmark = pytest.mark.skipif(shutil.which("flock") is None, reason="needs util-linux flock")
+
+
+def remove_unless_busy(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f'source "{LIB}" && remove_unless_busy "$1"', "_", str(folder)],
+                          capture_output=True, text=True, check=False)
+
+
+def make_run(folder: Path) -> Path:
+    (folder / "run" / "checkpoints").mkdir(parents=True)
+    (folder / "run" / "metrics.jsonl").write_text("{}\n")
+    return folder / "run"
+
+
+def test_a_folder_nobody_writes_is_removed_even_with_a_stale_lock_file(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    FolderLock(run).release()  # the file stays, the lock does not (a finished or crashed command)
+    assert (run / ".lock").exists()
+    done = remove_unless_busy(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not tmp_path.exists()
+
+
+def test_a_folder_a_running_command_writes_in_is_kept(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    with FolderLock(run):  # a train/eval in progress somewhere below the folder
+        refused = remove_unless_busy(tmp_path)
+    assert refused.returncode == 1
+    assert f"{run} is in use by a logicrl command" in refused.stderr
+    assert (run / "metrics.jsonl").exists()
+
+
+def test_a_missing_folder_is_not_an_error(tmp_path: Path) -> None:
+    assert remove_unless_busy(tmp_path / "absent").returncode == 0
