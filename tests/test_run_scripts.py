@@ -15,8 +15,8 @@ pytestmark = pytest.mark.skipif(shutil.which("flock") is None, reason="needs uti
 
 
 def remove_unless_busy(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", f'source "{LIB}" && remove_unless_busy "$1"', "_", str(folder)],
-                          capture_output=True, text=True, check=False)
+    script = f'set -euo pipefail; source "{LIB}"; remove_unless_busy "$1"'  # as runs/*.sh run it
+    return subprocess.run(["bash", "-c", script, "_", str(folder)], capture_output=True, text=True, check=False)
 
 
 def make_run(folder: Path) -> Path:
