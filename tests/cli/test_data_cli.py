@@ -56,7 +56,9 @@ def test_perturb_show_and_stats(tmp_path: Path) -> None:
     assert all(Puzzle.from_record(t).perturbation == "reorder" for t in twins)
 
     show = runner.invoke(app, ["data", "show", str(tmp_path / "d"), "--split", "train", "-n", "1", "--cot"])
-    assert show.exit_code == 0 and "So who is a knight and who is a knave?" in show.output
+    assert show.exit_code == 0 and show.output.count("So who is a knight and who is a knave?") == 1
+    negative = runner.invoke(app, ["data", "show", str(tmp_path / "d"), "--split", "train", "-n", "-1"])
+    assert negative.exit_code == 2 and "Input should be greater than or equal to 1" in negative.output
     stats = runner.invoke(app, ["data", "stats", str(tmp_path / "p/leaf.jsonl")])
     assert stats.exit_code == 0 and "perturbations: leaf" in stats.output
 

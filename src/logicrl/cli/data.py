@@ -128,7 +128,7 @@ def perturb_cmd(
 @data_app.command("show")
 def show_cmd(
     source: Annotated[Path, typer.Argument(help="a .jsonl/.parquet file or a dataset directory")],
-    n: Annotated[int, typer.Option("-n", help="number of records")] = 2,
+    n: Annotated[int, typer.Option("-n", min=1, help="number of records")] = 2,
     split: Annotated[str, typer.Option(help="split to read from a dataset directory")] = "test",
     kind: Annotated[str, typer.Option(help="public layout: clean or a twin kind (either naming)")] = "clean",
     cot: Annotated[bool, typer.Option(help="also print the template reasoning")] = False,

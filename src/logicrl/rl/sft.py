@@ -149,7 +149,7 @@ def example_batch(prompts: list[list[int]], targets: list[list[int]], pad_id: in
     return RolloutBatch(prompt_ids, prompt_mask, response_ids, mask, zeros, zeros.long())
 
 
-def example_micro_batches(batch: RolloutBatch, size: int, length_bucketing: bool) -> list[Tensor]:
+def example_micro_batches(batch: RolloutBatch, size: int, length_bucketing: bool) -> list[torch.Tensor]:
     """Row indices of ``batch`` in micro-batches of at most ``size``: in batch order, or with ``length_bucketing``
     longest (prompt + target tokens) first."""
     order = (longest_first(batch.prompt_mask.sum(-1) + batch.mask.sum(-1)) if length_bucketing
