@@ -153,8 +153,8 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
 def run_trl(args: argparse.Namespace, options: dict) -> list[dict[str, float]]:
     """TRL GRPOTrainer on string prompts (already templated, so TRL adds no chat template of its own)."""
     from datasets import Dataset
-    from trl_timing import StepTimer
     from trl import GRPOConfig, GRPOTrainer
+    from trl_timing import StepTimer
 
     shape = shape_of(args)
     model, tokenizer = load_model_and_tokenizer(args.model, dtype="float32")

@@ -42,7 +42,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -115,8 +114,8 @@ def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: boo
 def run_trl(args: argparse.Namespace, variant: str) -> list[dict[str, float]]:
     """TRL SFTTrainer on the same prompt/completion strings; tokens counted in its data collator."""
     from datasets import Dataset
-    from trl_timing import StepTimer
     from trl import SFTConfig, SFTTrainer
+    from trl_timing import StepTimer
 
     from logicrl.models import load_model_and_tokenizer
 

@@ -50,11 +50,10 @@ def test_atomic_write_creates_parents_and_leaves_no_temp(tmp_path: Path) -> None
 def test_failure_midway_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     target.write_text("old\n")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_path(target) as tmp:
-            assert tmp.parent == tmp_path and tmp != target
-            tmp.write_text("half-written")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target
+        tmp.write_text("half-written")
+        raise RuntimeError("boom")
     assert target.read_text() == "old\n"
     assert listing(tmp_path) == ["out.txt"]
 
@@ -74,10 +73,9 @@ def test_failed_jsonl_write_keeps_the_old_file(tmp_path: Path) -> None:
 
 
 def test_failure_on_a_new_file_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(tmp_path / "new.txt") as tmp:
-            tmp.write_text("x")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "new.txt") as tmp:
+        tmp.write_text("x")
+        raise KeyboardInterrupt
     assert listing(tmp_path) == []
 
 

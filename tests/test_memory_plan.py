@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from live_bytes import LiveBytes
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from live_bytes import LiveBytes
 from logicrl.models.memory_plan import ModelShape, RunShape, lora_params, plan
 from logicrl.rl import memory
 from logicrl.rl.config import AlgorithmConfig, TrainConfig

@@ -20,6 +20,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from logicrl.errors import UserError
 from logicrl.models import (
     DEFAULT_MODEL,
     MODEL_ALIASES,
@@ -39,7 +40,6 @@ from logicrl.models import (
     resolve_model_path,
     save_pretrained_atomic,
 )
-from logicrl.errors import UserError
 from logicrl.models.checkpoint import DiskFullError
 from logicrl.models.loading import MARKER_FILE
 

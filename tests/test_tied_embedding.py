@@ -36,7 +36,7 @@ def test_sparse_backward_gives_the_dense_gradient(dtype):
     assert sparse_tied_embedding_grad(sparse) and not dense.get_input_embeddings().sparse
     generator, vocab = torch.Generator().manual_seed(0), dense.config.vocab_size
     batches = [torch.randint(3, vocab, (2, 11), generator=generator), torch.randint(3, vocab, (3, 7), generator=generator)]
-    autocast = lambda: compute_autocast(torch.device("cpu"), dtype)  # noqa: E731
+    autocast = lambda: compute_autocast(torch.device("cpu"), dtype)
     expected_losses, expected = accumulated_grads(dense, batches, autocast)
     losses, grads = accumulated_grads(sparse, batches, autocast)
     assert losses == expected_losses  # the forward is untouched

@@ -11,8 +11,8 @@ from logicrl.analysis.config import BEHAVIOUR_PATTERNS, ReportConfig
 from logicrl.analysis.features import compile_matchers, word_pattern
 from logicrl.analysis.run import Response
 from logicrl.analysis.trend import classify_rise
-from logicrl.errors import ConfigError
 from logicrl.config import load_config
+from logicrl.errors import ConfigError
 
 
 @pytest.mark.parametrize("phrase, text, hit", [

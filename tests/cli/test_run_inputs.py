@@ -19,7 +19,6 @@ from logicrl.models import loading
 from logicrl.rl import policy, sft
 from logicrl.rl.config import TrainConfig
 
-
 NEEDS_PROC = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 
 

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from logicrl.models import build_tiny_model
 from logicrl.engine.logprobs import prompt_states, response_logprobs
 from logicrl.engine.onednn import onednn_linears
 from logicrl.engine.sequences import MIN_SHARED_PREFIX, left_pad, positions_from_mask, shared_prefix_length
+from logicrl.models import build_tiny_model
 
 PROMPTS = [[5, 9, 13, 200, 41], [7, 8], [300, 301, 302, 303]]
 RESPONSES = [[11, 12, 13, 14], [21, 22, 2], [31]]  # right-padded to 4

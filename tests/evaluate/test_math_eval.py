@@ -271,7 +271,7 @@ class _Chat(BaseHTTPRequestHandler):
     replies: dict[str, str] = {}
     bodies: list[dict] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.bodies.append(body)
         text = self.replies[body["messages"][-1]["content"]]

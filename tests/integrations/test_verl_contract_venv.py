@@ -29,31 +29,31 @@ import pytest
 
 pytest.importorskip("verl", reason="needs PyPI verl: run through tests/integrations/test_verl_contract.py")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-import verl.trainer.config  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-from torch.distributed.device_mesh import init_device_mesh  # noqa: E402
-from torch.distributed.fsdp import fully_shard  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-from verl import DataProto  # noqa: E402
-from verl.trainer.ppo.reward import get_custom_reward_fn, load_reward_manager  # noqa: E402
-from verl.trainer.ppo.utils import need_critic, need_reference_policy  # noqa: E402
-from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager  # noqa: E402
-from verl.utils.config import omega_conf_to_dataclass, validate_config  # noqa: E402
-from verl.utils.dataset.rl_dataset import RLHFDataset  # noqa: E402
-from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder  # noqa: E402
+import numpy as np
+import torch
+import torch.distributed as dist
+import verl.trainer.config
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from verl import DataProto
+from verl.trainer.ppo.reward import get_custom_reward_fn, load_reward_manager
+from verl.trainer.ppo.utils import need_critic, need_reference_policy
+from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
+from verl.utils.config import omega_conf_to_dataclass, validate_config
+from verl.utils.dataset.rl_dataset import RLHFDataset
+from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
-from logicrl.config import load_config  # noqa: E402
-from logicrl.integrations.verl_launch import VerlClusterConfig, hydra_value, plan_launch  # noqa: E402
-from logicrl.io import write_parquet  # noqa: E402
-from logicrl.models import TINY_MODEL, load_model_and_tokenizer, resolve_model_path  # noqa: E402
-from logicrl.prompts import encode_prompts  # noqa: E402
-from logicrl.puzzles.dataset import DataConfig, generate, write_dataset  # noqa: E402
-from logicrl.reward import score  # noqa: E402
-from logicrl.rl.config import TrainConfig  # noqa: E402
+from logicrl.config import load_config
+from logicrl.integrations.verl_launch import VerlClusterConfig, hydra_value, plan_launch
+from logicrl.io import write_parquet
+from logicrl.models import TINY_MODEL, load_model_and_tokenizer, resolve_model_path
+from logicrl.prompts import encode_prompts
+from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+from logicrl.reward import score
+from logicrl.rl.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 VERL_CONFIG_DIR = str(Path(verl.trainer.config.__file__).parent)

@@ -100,7 +100,7 @@ def make_records(n: int, depth: int, width: int, count: int, seed: int = 0, **co
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trees(n_people: int, max_depth: int, width: int = 4) -> st.SearchStrategy:
     """Any statement over ``n_people`` people of depth ≤ ``max_depth`` (paradoxes included)."""
     leaf = st.tuples(st.sampled_from(["telling-truth", "lying"]), st.integers(0, n_people - 1)).map(list)

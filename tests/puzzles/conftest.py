@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from brute_force import make_records  # noqa: E402
+from brute_force import make_records
 
 # (people, depth, width, count): thousands of puzzles at 2..8 people, a few hundred at 10..12,
 # a handful at 16. At 2 people only ~400 distinct unique puzzles exist at depth 2 / width 2.

@@ -14,11 +14,11 @@ import json
 import pytest
 from brute_force import brute_force_solutions, depth, leaves, make_records, parse_quiz, quiz_body, subtrees
 
+from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.perturb import PERTURBATIONS, perturb, replace_leaf
 from logicrl.puzzles.record import Puzzle
 from logicrl.puzzles.render import SPEECH_TEMPLATES
-from logicrl.puzzles.logic import Statement
 
 KINDS = list(PERTURBATIONS)
 

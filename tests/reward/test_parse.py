@@ -30,7 +30,6 @@ EXPECTED = "(1) Zoey is a knight\n(2) Oliver is a knave\n(3) Ethan is a knight"
         ("<think>t</think><answer>a</answer>", None),
         ("  \n<think>t</think>\n\n<answer>a</answer>\n<|im_end|>\n<|endoftext|>", None),
         ("<think>t</think><answer>a</answer></s><eos><|eot_id|>", None),
-        ("<think>t</think><answer>a</answer>", None),
         ("t</think><answer>a</answer>", FormatError.MISSING_THINK_OPEN),
         ("<think>t<answer>a</answer>", FormatError.MISSING_THINK_CLOSE),
         ("<think>t</think>a</answer>", FormatError.MISSING_ANSWER_OPEN),

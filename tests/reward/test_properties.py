@@ -54,7 +54,7 @@ def puzzles(draw):
     names = draw(st.lists(NAME, min_size=1, max_size=8, unique_by=str.lower))
     roles = draw(ROLES)
     truth = [roles[draw(st.integers(0, 1))] for _ in names]
-    article = lambda role: "an" if role[0] in "aeiou" else "a"  # noqa: E731
+    article = lambda role: "an" if role[0] in "aeiou" else "a"
     lines = [f"({i + 1}) {n} is {article(r)} {r}" for i, (n, r) in enumerate(zip(names, truth))]
     return names, roles, truth, "\n".join(lines), lines
 

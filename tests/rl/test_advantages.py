@@ -256,7 +256,7 @@ def test_reinforce_pp_baseline_matches_loop(B, T, n_groups, seed):
 @pytest.mark.parametrize("B,T,n_groups,seed", CASES)
 @pytest.mark.parametrize("gamma,lam", [(1.0, 1.0), (0.99, 0.95)])
 def test_gae_matches_loop(B, T, n_groups, seed, gamma, lam):
-    scores, _, mask, values = random_batch(B, T, n_groups, seed)
+    _, _, mask, values = random_batch(B, T, n_groups, seed)
     rng = random.Random(seed)
     mask = [[m if rng.random() > 0.2 or t == 0 else 0.0 for t, m in enumerate(mr)] for mr in mask]  # gaps
     rewards = [[rng.uniform(-0.1, 0.1) * m for m in mr] for mr in mask]

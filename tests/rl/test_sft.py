@@ -9,11 +9,10 @@ import pytest
 import torch
 
 from logicrl.errors import DataError, UserError
-from logicrl.io import write_jsonl
+from logicrl.io import FolderLock, write_jsonl
 from logicrl.models import build_tiny_model
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward import score
-from logicrl.io import FolderLock
 from logicrl.rl.checkpoints import resume_config
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles

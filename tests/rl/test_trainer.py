@@ -13,8 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -24,13 +24,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 import logicrl.rl.trainer as trainer_module
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.errors import UserError
+from logicrl.io import FolderLock
 from logicrl.models import ModelNotFoundError, resolve_model_path, save_pretrained_atomic
 from logicrl.models.lora import REFERENCE_ADAPTER, TRAINED_ADAPTER, adapter_state
 from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.prompts import PromptConfig, response_target
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.puzzles.record import Puzzle
-from logicrl.io import FolderLock
 from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
 from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.run_log import read_metrics
@@ -762,7 +762,7 @@ def test_lora_trains_the_adapter_only_and_its_checkpoint_merges_into_a_plain_mod
     torch.testing.assert_close(disabled, expected, atol=1e-6, rtol=0)
     assert not torch.allclose(adapted, expected, atol=1e-6)
 
-    (step, checkpoint), = list_checkpoints(tmp_path / "run")
+    (_, checkpoint), = list_checkpoints(tmp_path / "run")
     assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "adapter_config.json").is_file()
     merged = peft.PeftModel.from_pretrained(base, str(checkpoint)).merge_and_unload()
     save_pretrained_atomic(merged, None, tmp_path / "merged")

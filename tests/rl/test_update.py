@@ -113,6 +113,8 @@ def test_on_policy_shortcut_equals_a_separate_old_logprob_pass(tiny_policy, adva
     b, stats_b = one_step(tiny_policy, batch, algo, on_policy=False)
     assert_same_parameters(a, b, atol=1e-5)
     assert float(stats_b["policy/clip_frac"]) == 0.0  # ρ = 1 at the first step on fresh rollouts
+    assert float(stats_a["policy/loss"]) == pytest.approx(float(stats_b["policy/loss"]), abs=1e-6)
+    assert float(stats_a["policy/approx_kl"]) == pytest.approx(float(stats_b["policy/approx_kl"]), abs=1e-6) == 0
 
 
 def test_select_trims_padding_without_changing_logprobs(tiny_policy):

@@ -76,7 +76,7 @@ class ReportConfig(StrictModel):
         return cleaned
 
     @model_validator(mode="after")
-    def _patterns_compile(self) -> "ReportConfig":
+    def _patterns_compile(self) -> ReportConfig:
         for name, patterns in self.behaviours.items():
             if not patterns:
                 raise ValueError(f"behaviour {name!r} has no patterns")

@@ -19,10 +19,21 @@ from logicrl.analysis.examples import Example, ExamplePicker
 from logicrl.analysis.features import compile_matchers
 from logicrl.analysis.html import render_html
 from logicrl.analysis.run import (
-    Metrics, check_run_dir, load_metrics, load_run_config, read_responses, response_files,
+    Metrics,
+    check_run_dir,
+    load_metrics,
+    load_run_config,
+    read_responses,
+    response_files,
 )
 from logicrl.analysis.tables import (
-    behaviours_table, length_rows, metrics_table, mixing_row, pearson, val_people_table, words_table,
+    behaviours_table,
+    length_rows,
+    metrics_table,
+    mixing_row,
+    pearson,
+    val_people_table,
+    words_table,
 )
 from logicrl.analysis.trend import Trend
 from logicrl.io import atomic_path, atomic_write_text

@@ -4,7 +4,7 @@ and one HTML page."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -33,14 +33,14 @@ def split_arguments(arguments: list[str]) -> tuple[list[str], list[str]]:
 
 
 def compare_cmd(
-    runs: Annotated[Optional[list[str]], typer.Argument(
+    runs: Annotated[list[str] | None, typer.Argument(
         help="run directories of `logicrl train` (LABEL=DIR names one), then key=value overrides (smooth=5)",
         show_default=False, metavar="RUN")] = None,
     out: Annotated[Path, Opt(help="output folder")] = Path("outputs/compare"),
-    eval_dir: Annotated[Optional[Path], Opt(
+    eval_dir: Annotated[Path | None, Opt(
         "--eval", help="output directory of `logicrl eval`: its table and paired intervals")] = None,
-    smooth: Annotated[Optional[int], Opt(help="moving-average window in points (default: the report's)")] = None,
-    config: Annotated[Optional[Path], Opt("--config", "-c", help="YAML file with CompareConfig keys")] = None,
+    smooth: Annotated[int | None, Opt(help="moving-average window in points (default: the report's)")] = None,
+    config: Annotated[Path | None, Opt("--config", "-c", help="YAML file with CompareConfig keys")] = None,
 ) -> None:
     """Several runs side by side: smoothed curves over steps and training time, config diff, eval table."""
     specs, overrides = split_arguments(runs or [])

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import click
 import typer
@@ -78,7 +78,7 @@ console = Console()
 
 
 def _opt(kind: Any, text: str, *names: str) -> Any:
-    return Annotated[Optional[kind], typer.Option(*names, help=text)]
+    return Annotated[kind | None, typer.Option(*names, help=text)]
 
 
 Models = _opt(list[str], "alias, checkpoint dir, hub id or served name; 'label=model' names the row; "
@@ -102,8 +102,8 @@ RewardMode = _opt(str, "strict (default) or logic-rl")
 Template = _opt(str, "chat (instruct models, default) or plain (base models)")
 Rescore = Annotated[bool, typer.Option(help="score the samples saved in --out again instead of generating")]
 ConfigOpt = _opt(Path, "YAML file with config keys", "--config", "-c")
-Sets = Annotated[Optional[list[str]], typer.Option("--set", hidden=True, help="deprecated: give key=value")]
-Overrides = Annotated[Optional[list[str]], typer.Argument(
+Sets = Annotated[list[str] | None, typer.Option("--set", hidden=True, help="deprecated: give key=value")]
+Overrides = Annotated[list[str] | None, typer.Argument(
     help="config overrides, key=value (e.g. reward.mode=logic-rl top_p=0.95); keys: logicrl.evaluate.config")]
 
 

@@ -12,7 +12,7 @@ import importlib.util
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from tqdm import tqdm
@@ -31,10 +31,10 @@ from logicrl.cli.eval import (
     Temperature,
     Template,
     check_before_loading,
-    eval_config,
-    model_specs,
     console,
     eval_app,
+    eval_config,
+    model_specs,
 )
 from logicrl.cli.output import print_line, print_table
 from logicrl.errors import UserError
@@ -55,19 +55,19 @@ from logicrl.evaluate.tables import (
 )
 from logicrl.io import FolderLock, atomic_write_text
 
-DataFiles = Annotated[Optional[list[Path]], typer.Option(
+DataFiles = Annotated[list[Path] | None, typer.Option(
     "--data", help="problem file (.jsonl, .json, .parquet) with problem/question and answer fields; "
     "repeatable")]
-Preset = Annotated[Optional[str], typer.Option(
+Preset = Annotated[str | None, typer.Option(
     help="'paper': 1 sample at T=0.8, top-p 0.95, 10,000 new tokens (options you give win)")]
-PromptStyle = Annotated[Optional[str], typer.Option(
+PromptStyle = Annotated[str | None, typer.Option(
     "--prompt", help="logic-rl (think/answer tags, default) or boxed (\\boxed{} instruction)")]
-TopP = Annotated[Optional[float], typer.Option(help="nucleus sampling threshold (default: 1.0)")]
-ProblemLimit = Annotated[Optional[int], typer.Option(help="first N problems per source and year")]
-Overrides = Annotated[Optional[list[str]], typer.Argument(
+TopP = Annotated[float | None, typer.Option(help="nucleus sampling threshold (default: 1.0)")]
+ProblemLimit = Annotated[int | None, typer.Option(help="first N problems per source and year")]
+Overrides = Annotated[list[str] | None, typer.Argument(
     help="config overrides, key=value (e.g. top_p=0.95 check_timeout_s=10); keys: MathEvalConfig in "
     "logicrl.evaluate.math_eval")]
-CheckTimeout = Annotated[Optional[float], typer.Option(
+CheckTimeout = Annotated[float | None, typer.Option(
     help="hard time limit of one answer check in seconds (default 5)")]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -76,7 +76,7 @@ def _execute(step: Step, out_dir: Path) -> None:
 def experiment_cmd(
     file: Annotated[Path, typer.Argument(help="experiment YAML (configs/rq/*.yaml)", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the commands and what is done; run nothing")] = False,
-    overrides: Annotated[Optional[list[str]], typer.Argument(
+    overrides: Annotated[list[str] | None, typer.Argument(
         help="overrides of the experiment file: out_dir=..., defaults.model=..., runs.grpo.overrides=[...]",
         show_default=False)] = None,
 ) -> None:

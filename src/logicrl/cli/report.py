@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,13 +21,13 @@ Opt = typer.Option
 
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="run directory of `logicrl train` (holds metrics.jsonl)")],
-    out: Annotated[Optional[Path], Opt(help="output folder (default: RUN_DIR/report)")] = None,
-    source: Annotated[Optional[str], Opt(help="responses to analyse: 'rollouts' or 'val'")] = None,
-    bin: Annotated[Optional[int], Opt("--bin", help="steps pooled per point (default: ≤ 200 points)")] = None,
-    steps_every: Annotated[Optional[int], Opt(help="read only every k-th step file")] = None,
-    words: Annotated[Optional[str], Opt(help="comma-separated thinking words (replace the default)")] = None,
-    config: Annotated[Optional[Path], Opt("--config", "-c", help="YAML file with ReportConfig keys")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value (e.g. aha_window=5)")] = None,
+    out: Annotated[Path | None, Opt(help="output folder (default: RUN_DIR/report)")] = None,
+    source: Annotated[str | None, Opt(help="responses to analyse: 'rollouts' or 'val'")] = None,
+    bin: Annotated[int | None, Opt("--bin", help="steps pooled per point (default: ≤ 200 points)")] = None,
+    steps_every: Annotated[int | None, Opt(help="read only every k-th step file")] = None,
+    words: Annotated[str | None, Opt(help="comma-separated thinking words (replace the default)")] = None,
+    config: Annotated[Path | None, Opt("--config", "-c", help="YAML file with ReportConfig keys")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value (e.g. aha_window=5)")] = None,
 ) -> None:
     """Training curves, thinking words, language mixing, reflective behaviours, length vs accuracy."""
     word_list = [w.strip() for w in words.split(",") if w.strip()] if words is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,12 +21,12 @@ from logicrl.rl.trainer import Trainer
 
 console = Console(stderr=True)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with the run's config keys")]
-ResumeOpt = Annotated[Optional[Path], typer.Option(help="continue the run in this directory from its last checkpoint")]
-OutOpt = Annotated[Optional[Path], typer.Option(help="run directory (out_dir)")]
-ModelOpt = Annotated[Optional[str], typer.Option(help="model alias, path or hub id (model.name)")]
-DataOpt = Annotated[Optional[Path], typer.Option(help="dataset directory or file (data.train)")]
-Overrides = Annotated[Optional[list[str]], typer.Argument(help="overrides: section.key=value (optim.lr=1e-6)")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with the run's config keys")]
+ResumeOpt = Annotated[Path | None, typer.Option(help="continue the run in this directory from its last checkpoint")]
+OutOpt = Annotated[Path | None, typer.Option(help="run directory (out_dir)")]
+ModelOpt = Annotated[str | None, typer.Option(help="model alias, path or hub id (model.name)")]
+DataOpt = Annotated[Path | None, typer.Option(help="dataset directory or file (data.train)")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="overrides: section.key=value (optim.lr=1e-6)")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=(
     "print the memory plan (peak accelerator memory by component) and exit; loads, checks and writes nothing"))]
 
@@ -76,7 +76,7 @@ def _run(trainer_class, cfg, resume: Path | None, check, describe, command: str,
 
 def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
               data: DataOpt = None,
-              steps: Annotated[Optional[int], typer.Option(help="stop after this many steps")] = None,
+              steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
               dry_run: DryRunOpt = False, overrides: Overrides = None) -> None:
     """RL on puzzles; metrics, rollouts and checkpoints go to the run directory."""
     cfg = run_config(TrainConfig, config, resume, overrides,
@@ -89,7 +89,7 @@ def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = 
 
 def sft_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
             data: DataOpt = None,
-            mode: Annotated[Optional[str], typer.Option(help="'template' (cold start) or 'rft' (rejection sampling)")] = None,
+            mode: Annotated[str | None, typer.Option(help="'template' (cold start) or 'rft' (rejection sampling)")] = None,
             dry_run: DryRunOpt = False, overrides: Overrides = None) -> None:
     """Supervised fine-tuning on template reasoning (cold start) or on the model's own solved samples (RFT)."""
     cfg = run_config(SFTConfig, config, resume, overrides,

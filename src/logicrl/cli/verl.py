@@ -8,7 +8,7 @@ keys, another program's, go through ``--verl``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -31,11 +31,11 @@ console = Console()
 def export_cmd(
     data: Annotated[Path, typer.Option(help="dataset directory from `logicrl data generate`")],
     out: Annotated[Path, typer.Option(help="output directory for the parquet files")],
-    people: Annotated[Optional[str], typer.Option(help="training puzzles with these numbers of people: '3-7'")] = None,
-    val: Annotated[Optional[Path], typer.Option(help="held-out puzzles (default: the test split of --data)")] = None,
-    val_per_people: Annotated[Optional[int], typer.Option(help="held-out puzzles kept per number of people")] = None,
-    system_prompt: Annotated[Optional[str], typer.Option(help="the instruction (default: Logic-RL's)")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Argument(
+    people: Annotated[str | None, typer.Option(help="training puzzles with these numbers of people: '3-7'")] = None,
+    val: Annotated[Path | None, typer.Option(help="held-out puzzles (default: the test split of --data)")] = None,
+    val_per_people: Annotated[int | None, typer.Option(help="held-out puzzles kept per number of people")] = None,
+    system_prompt: Annotated[str | None, typer.Option(help="the instruction (default: Logic-RL's)")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(
         help="prompt overrides, key=value: template, system_prompt, prefill (e.g. prefill='')")] = None,
 ) -> None:
     """Write train/test parquet in veRL's RL schema: all people, and one file per number of people."""
@@ -53,14 +53,14 @@ def export_cmd(
 @verl_app.command("launch")
 def launch_cmd(
     config: Annotated[Path, typer.Option("--config", "-c", help="the run config (as for `logicrl train`)")],
-    cluster: Annotated[Optional[Path], typer.Option(help="YAML with VerlClusterConfig keys (GPUs, nodes, ...)")] = None,
-    nodes: Annotated[Optional[int], typer.Option(help="machines in the Ray cluster")] = None,
-    gpus_per_node: Annotated[Optional[int], typer.Option(help="GPUs per machine")] = None,
+    cluster: Annotated[Path | None, typer.Option(help="YAML with VerlClusterConfig keys (GPUs, nodes, ...)")] = None,
+    nodes: Annotated[int | None, typer.Option(help="machines in the Ray cluster")] = None,
+    gpus_per_node: Annotated[int | None, typer.Option(help="GPUs per machine")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the commands, write and run nothing")] = False,
-    verl: Annotated[Optional[list[str]], typer.Option(
+    verl: Annotated[list[str] | None, typer.Option(
         "--verl", help="a raw veRL (Hydra) override: veRL's own key, not ours; appended to every stage after "
         "ours, so it wins, e.g. --verl trainer.val_only=true (repeatable)")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Argument(
+    overrides: Annotated[list[str] | None, typer.Argument(
         help="overrides: TrainConfig keys (optim.lr=1e-6) or cluster.<key> (cluster.tensor_parallel=2)")] = None,
 ) -> None:
     """Run veRL's PPO trainer on our puzzles and reward: one stage per number of people (curriculum)."""

@@ -37,8 +37,13 @@ from logicrl.engine.fused import RMSNorm, add_norm, apply_rotary, rotary_into_ca
 from logicrl.engine.linears import mergeable
 from logicrl.engine.onednn import _Linear
 from logicrl.engine.sampling import _Sampler, _StopCheck
-from logicrl.engine.sequences import (Generation, left_pad, positions_from_mask, shared_prefix_length,
-                                     split_shared_prefix)
+from logicrl.engine.sequences import (
+    Generation,
+    left_pad,
+    positions_from_mask,
+    shared_prefix_length,
+    split_shared_prefix,
+)
 
 FAST_MODEL_TYPES = ("llama", "mistral", "qwen2")  # the same decoder block as Llama (Qwen2: q/k/v biases)
 ENGINES = ("auto", "fast", "model")

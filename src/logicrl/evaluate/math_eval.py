@@ -22,10 +22,10 @@ from pydantic import Field, model_validator
 
 from logicrl.errors import DataError
 from logicrl.evaluate.config import SampledConfig
+from logicrl.evaluate.journal import Journal
 from logicrl.evaluate.math_check import MathChecker, MathVerdict, boxed_contents, substring_match
 from logicrl.evaluate.math_data import math_group, math_source
 from logicrl.evaluate.metrics import accuracy_table
-from logicrl.evaluate.journal import Journal
 from logicrl.evaluate.runner import ModelSpec, generate_rows, samples_path
 from logicrl.evaluate.scoring import Scorer
 from logicrl.io import read_jsonl, write_jsonl

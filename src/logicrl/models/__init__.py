@@ -21,19 +21,19 @@ from logicrl.models.loading import (
     ModelAlias,
     ModelNotFoundError,
     check_model_name,
+    compute_autocast,
     default_cache_dir,
     load_model_and_tokenizer,
     prepare_tokenizer,
     register_model_alias,
     resolve_device,
     resolve_dtype,
-    compute_autocast,
     resolve_model_path,
 )
 from logicrl.models.lora import lora_model
 from logicrl.models.smollm2 import find_smollm2_gguf
-from logicrl.models.tiny import CHATML_TEMPLATE, build_tiny_model, build_tiny_tokenizer
 from logicrl.models.tied import sparse_tied_embedding_grad
+from logicrl.models.tiny import CHATML_TEMPLATE, build_tiny_model, build_tiny_tokenizer
 
 __all__ = [
     "CHATML_TEMPLATE",
@@ -46,6 +46,7 @@ __all__ = [
     "build_tiny_model",
     "build_tiny_tokenizer",
     "check_model_name",
+    "compute_autocast",
     "default_cache_dir",
     "find_smollm2_gguf",
     "load_model_and_tokenizer",
@@ -54,7 +55,6 @@ __all__ = [
     "register_model_alias",
     "resolve_device",
     "resolve_dtype",
-    "compute_autocast",
     "resolve_model_path",
     "save_pretrained_atomic",
     "sparse_tied_embedding_grad",

@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from logicrl.io import cache_root, check_output_dir
-from logicrl.models.checkpoint import atomic_directory, quiet_hf_progress, remove_stale_temporaries, write_checkpoint
+from logicrl.models.checkpoint import (
+    atomic_directory,
+    quiet_hf_progress,
+    remove_stale_temporaries,
+    write_checkpoint,
+)
 from logicrl.models.smollm2 import convert_smollm2, smollm2_fingerprint
 from logicrl.models.tiny import TINY_RECIPE_VERSION, build_tiny_model
 

@@ -58,8 +58,13 @@ from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.policy import load_run_models
 from logicrl.rl.run_log import RunLog
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
-from logicrl.rl.shaping import (check_line_credit, mask_truncated, overlong_penalty, trace_answer_shaping,
-                                 trace_check_shaping)
+from logicrl.rl.shaping import (
+    check_line_credit,
+    mask_truncated,
+    overlong_penalty,
+    trace_answer_shaping,
+    trace_check_shaping,
+)
 from logicrl.rl.update import (
     adamw,
     batch_logprobs,
