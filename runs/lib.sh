@@ -6,8 +6,8 @@ last_checkpoint() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }
 remove_unless_busy() {  # remove_unless_busy DIR: delete DIR, unless a logicrl command holds a .lock in it
     local lock
     if command -v flock >/dev/null; then  # util-linux; without it (macOS), DIR goes unchecked
-        while IFS= read -r lock; do
-            flock --nonblock "$lock" true || {
+        while IFS= read -r lock; do  # 75: held by another process; other failures (no flock on the mount)
+            flock --nonblock --conflict-exit-code 75 "$lock" true || [ $? -ne 75 ] || {  # pass, as FolderLock does
                 echo "error: $(dirname "$lock") is in use by a logicrl command (pid $(cat "$lock")); wait for it" \
                      "to end or stop it, then rerun" >&2; exit 1; }
         done < <(find "$1" -name .lock -type f 2>/dev/null)
