@@ -6,7 +6,8 @@ Rows (best wall time of ``--repeats`` fresh processes each, so every row pays Py
 * ``logicrl --help`` and ``logicrl data generate --help``: what a user waits for before anything happens;
 * ``data generate``: ``logicrl data generate --people 8 --train K --test 0`` (records with quiz, answers and
   template reasoning, written as JSONL + parquet) against a ``python -c`` that makes K reasoning-gym
-  ``knights_knaves`` items at 8 people, depth 2 / width 2 (the same difficulty) and iterates them.
+  ``knights_knaves`` items at 8 people, depth 2 / width 2 (the same difficulty) and iterates them; a second row
+  writes the JSONL file alone (``formats=[jsonl]``), what the parquet file and pyarrow's import cost.
 
 The "before" column runs the same commands with the source tree of an earlier commit first on PYTHONPATH
 (``--before REV``, default b2aa4f5: every command imported torch and transformers at start-up).
@@ -62,19 +63,23 @@ def main() -> None:
         before_env = {**env, "PYTHONPATH": str(old_src / "src")}
         cli = [sys.executable, "-m", "logicrl"]
 
-        def generate(run: str) -> list[str]:  # a fresh output directory per run
+        def generate(run: str, *overrides: str) -> list[str]:  # a fresh output directory per run
             return [*cli, "data", "generate", "--people", "8", "--train", str(args.count), "--test", "0",
-                    "--seed", "0", "--out", str(Path(tmp) / run)]
+                    "--seed", "0", "--out", str(Path(tmp) / run), *overrides]
 
         rows = []
         for label, command in (("logicrl --help", [*cli, "--help"]),
                                ("logicrl data generate --help", [*cli, "data", "generate", "--help"])):
             now, before = best_time(command, args.repeats, env), best_time(command, args.repeats, before_env)
             rows.append((label, now, before, None))
-        now = min(best_time(generate(f"now{k}"), 1, env) for k in range(args.repeats))
-        before = min(best_time(generate(f"before{k}"), 1, before_env) for k in range(args.repeats))
         peer = best_time([sys.executable, "-c", RG_CODE, str(args.count)], args.repeats, env)
-        rows.append((f"data generate, {args.count} puzzles at 8 people", now, before, peer))
+        for label, overrides in ((f"data generate, {args.count} puzzles at 8 people", ()),
+                                 ("the same, JSONL only (`formats=[jsonl]`: no pyarrow, no parquet)",
+                                  ("formats=[jsonl]",))):
+            runs = range(len(rows) * args.repeats, (len(rows) + 1) * args.repeats)  # fresh folders each row
+            now = min(best_time(generate(f"now{k}", *overrides), 1, env) for k in runs)
+            before = min(best_time(generate(f"before{k}", *overrides), 1, before_env) for k in runs)
+            rows.append((label, now, before, peer))
     print(f"# CLI start-up — {datetime.date.today()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, best of {args.repeats} fresh processes, OMP_NUM_THREADS=1")
     print(f"| command | logicrl (s) | logicrl at {args.before} (s) | speed-up | reasoning-gym (s) | logicrl ÷ peer |")
