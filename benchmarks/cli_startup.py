@@ -76,9 +76,10 @@ def main() -> None:
         for label, overrides in ((f"data generate, {args.count} puzzles at 8 people", ()),
                                  ("the same, JSONL only (`formats=[jsonl]`: no pyarrow, no parquet)",
                                   ("formats=[jsonl]",))):
-            runs = range(len(rows) * args.repeats, (len(rows) + 1) * args.repeats)  # fresh folders each row
-            now = min(best_time(generate(f"now{k}", *overrides), 1, env) for k in runs)
-            before = min(best_time(generate(f"before{k}", *overrides), 1, before_env) for k in runs)
+            row = len(rows)  # in the folder names: each row's runs write fresh folders
+            now = min(best_time(generate(f"now{row}-{k}", *overrides), 1, env) for k in range(args.repeats))
+            before = min(best_time(generate(f"before{row}-{k}", *overrides), 1, before_env)
+                         for k in range(args.repeats))
             rows.append((label, now, before, peer))
     print(f"# CLI start-up — {datetime.date.today()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, best of {args.repeats} fresh processes, OMP_NUM_THREADS=1")
