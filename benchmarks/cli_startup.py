@@ -9,6 +9,10 @@ Rows (best wall time of ``--repeats`` fresh processes each, so every row pays Py
   ``knights_knaves`` items at 8 people, depth 2 / width 2 (the same difficulty) and iterates them; a second row
   writes the JSONL file alone (``formats=[jsonl]``), what the parquet file and pyarrow's import cost.
 
+A second table measures the worker processes alone: the same commands with ``--workers 1`` and with the default
+(one worker per usable core), at K puzzles of 8 people and for ``--preset paper`` (7 levels, 6,900 puzzles and
+their twins of 6 kinds, ≈ 160 MB of JSONL).
+
 The "before" column runs the same commands with the source tree of an earlier commit first on PYTHONPATH
 (``--before REV``, default b2aa4f5: every command imported torch and transformers at start-up).
 
@@ -26,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from logicrl.parallel import usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 RG_CODE = ("import sys, reasoning_gym\n"
@@ -81,6 +87,14 @@ def main() -> None:
             before = min(best_time(generate(f"before{row}-{k}", *overrides), 1, before_env)
                          for k in range(args.repeats))
             rows.append((label, now, before, peer))
+        levers = []
+        for label, command in ((f"data generate, {args.count} puzzles at 8 people", generate),
+                               ("data generate --preset paper", lambda run, *more: [
+                                   *cli, "data", "generate", "--preset", "paper", "--out", str(Path(tmp) / run),
+                                   *more])):
+            times = [min(best_time(command(f"lever{len(levers)}-{workers}-{k}", *flag), 1, env)
+                         for k in range(args.repeats)) for workers, flag in (("1", ("--workers", "1")), ("N", ()))]
+            levers.append((label, *times))
     print(f"# CLI start-up — {datetime.date.today()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, best of {args.repeats} fresh processes, OMP_NUM_THREADS=1")
     print(f"| command | logicrl (s) | logicrl at {args.before} (s) | speed-up | reasoning-gym (s) | logicrl ÷ peer |")
@@ -89,6 +103,11 @@ def main() -> None:
         ratio = f"{peer / now:.2f}× faster" if peer else "—"
         print(f"| {label} | {now:.2f} | {before:.2f} | {before / now:.1f}× | "
               f"{f'{peer:.2f}' if peer else '—'} | {ratio} |")
+    print(f"\n# Worker processes alone (`--workers`; default here: {usable_cores()})")
+    print("| command | `--workers 1` (s) | default (s) | speed-up |")
+    print("|---|---:|---:|---:|")
+    for label, one, default in levers:
+        print(f"| {label} | {one:.2f} | {default:.2f} | {one / default:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -35,10 +35,10 @@ def test_generate_writes_splits_and_manifest(tmp_path: Path) -> None:
     assert manifest["config"]["depth"] == 3 and manifest["counts"]["3ppl"] == {"train": 20, "test": 5}
 
 
-def test_generate_same_seed_same_bytes(tmp_path: Path) -> None:
-    for name in ("a", "b"):
-        result = runner.invoke(app, ["data", "generate", "--people", "4", "--train", "30", "--test", "10",
-                                     "--seed", "7", "--out", str(tmp_path / name)])
+def test_generate_same_seed_same_bytes_with_any_number_of_workers(tmp_path: Path) -> None:
+    for name, workers in (("a", "1"), ("b", "2")):
+        result = runner.invoke(app, ["data", "generate", "--people", "4", "--train", "230", "--test", "10",
+                                     "--seed", "7", "--workers", workers, "--out", str(tmp_path / name)])
         assert result.exit_code == 0, result.output
     for rel in ("4ppl/train.jsonl", "4ppl/test.jsonl", "4ppl/train.parquet", "manifest.json"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel

@@ -1,4 +1,4 @@
-"""CPU threads: the cgroup quota line, the affinity set, the load on a core, the default thread count.
+"""CPU threads: the load on a core, the default thread count.
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/engine/test_threads.py -q
 """
@@ -14,16 +14,6 @@ import pytest
 import torch
 
 from logicrl.engine import threads
-
-
-@pytest.mark.parametrize(("line", "expected"), [("max 100000", None), ("200000 100000", 2), ("150000 100000", 2),
-                                              ("50000 100000", 1), ("400000", 4), ("", None)])
-def test_cpu_quota(line, expected):
-    assert threads.cpu_quota(line) == expected
-
-
-def test_usable_cores_respects_affinity():
-    assert 1 <= threads.usable_cores() <= len(os.sched_getaffinity(0))
 
 
 def test_busy_cores_sees_a_spinning_process_on_its_core():

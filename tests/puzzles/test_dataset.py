@@ -12,10 +12,13 @@ import pytest
 from brute_force import brute_force_solutions
 
 from logicrl.io import write_jsonl
+from logicrl.parallel import Workers
 from logicrl.puzzles.dataset import (
+    RECORD_CHUNK,
     DataConfig,
     dataset_files,
     generate,
+    generate_twins,
     load_records,
     parse_people,
     summarize,
@@ -23,6 +26,7 @@ from logicrl.puzzles.dataset import (
 )
 from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import Roles
+from logicrl.puzzles.perturb import PUBLIC_KIND_OF
 from logicrl.puzzles.record import Puzzle
 
 # The documented record columns (design.md "Interfaces" and record.py).
@@ -59,6 +63,20 @@ def test_same_seed_same_bytes(dataset: Path, tmp_path: Path) -> None:
     other = CONFIG.model_copy(update={"seed": 5})
     write_dataset(tmp_path / "other", other, generate(other))
     assert (tmp_path / "other/3ppl/train.jsonl").read_bytes() != (dataset / "3ppl/train.jsonl").read_bytes()
+
+
+def test_workers_give_the_same_records_and_twins() -> None:
+    """Records and twins rendered by forked workers, in chunks, are the serial ones in the same order: several
+    chunks per level, a split smaller than one chunk, every twin kind."""
+    config = DataConfig(people=[2, 4], train=RECORD_CHUNK + 37, test=RECORD_CHUNK // 2, roles="random", seed=9,
+                        layout="public", perturb=list(PUBLIC_KIND_OF))
+    serial = generate(config)
+    with Workers(2) as pool:
+        forked = generate(config, workers=pool)
+        assert forked == serial
+        assert generate_twins(config, forked, workers=pool) == generate_twins(config, serial)
+    assert len(serial[4]["train"]) == RECORD_CHUNK + 37 and [r["index"] for r in serial[4]["test"]] == list(
+        range(RECORD_CHUNK + 37, RECORD_CHUNK + 37 + RECORD_CHUNK // 2))
 
 
 def test_splits_are_disjoint_unique_and_solved(dataset: Path) -> None:

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from logicrl.config import load_config
 from logicrl.errors import UserError
 from logicrl.io import atomic_write_bytes, check_output_dir, jsonl_bytes, write_parquet_from_jsonl
+from logicrl.parallel import Workers, usable_cores
 from logicrl.puzzles.dataset import (
     PRESETS,
     DataConfig,
@@ -53,6 +54,9 @@ def generate_cmd(
         "train 200/1000, the six twin kinds, public layout)"))] = None,
     cap: Annotated[bool | None, typer.Option(
         "--cap", help="keep what a level holds when it has fewer unique puzzles than asked (warns)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help=(
+        "processes that render records and twins (default: the cores this process may use); the output "
+        "is the same for any number"))] = None,
     config: ConfigOpt = None,
     overrides: Overrides = None,
 ) -> None:
@@ -70,11 +74,13 @@ def generate_cmd(
     cfg = load_config(DataConfig, config, overrides, **options)
     check_output_dir(out)
     total = cfg.total()
-    with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
-        splits = generate(cfg, progress=bar.update, warn=_warn)
-    made = sum(len(r) for by in splits.values() for r in by.values())
-    with tqdm(total=made * len(cfg.perturb), desc="twins", unit="pz", disable=made * len(cfg.perturb) < 2000) as bar:
-        twins = generate_twins(cfg, splits, progress=bar.update) if cfg.perturb else None
+    with Workers(workers or usable_cores()) as pool:  # forked before tqdm starts its monitor thread
+        with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
+            splits = generate(cfg, progress=bar.update, warn=_warn, workers=pool)
+        made = sum(len(r) for by in splits.values() for r in by.values())
+        twin_count = made * len(cfg.perturb)
+        with tqdm(total=twin_count, desc="twins", unit="pz", disable=twin_count < 2000) as bar:
+            twins = generate_twins(cfg, splits, progress=bar.update, workers=pool) if cfg.perturb else None
     written = write_dataset(out, cfg, splits, twins)
     console.print(f"wrote {made} puzzles to {out}/ ({len(written)} files + manifest.json)")
     if twins:

@@ -1,5 +1,5 @@
-"""CPU threads: how many cores this process may use, how many other processes keep busy, and torch's
-intra-op thread count, from ``sched_getaffinity``, the cgroup's ``cpu.max`` and ``/proc/stat``.
+"""CPU threads: how many other processes keep this process's cores busy (``/proc/stat``), and torch's intra-op
+thread count (default: `logicrl.parallel.usable_cores`, from ``sched_getaffinity`` and the cgroup's ``cpu.max``).
 
 Why it matters (docs/performance.md, Threads): an OpenMP thread that shares its core with a busy process
 stalls every parallel region, so the default is the cores this process may run on, not ``os.cpu_count()``.
@@ -7,34 +7,14 @@ stalls every parallel region, so the default is the cores this process may run o
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-
-def cpu_quota(cpu_max: str) -> int | None:
-    """Cores allowed by a cgroup v2 ``cpu.max`` line (``"200000 100000"`` → 2, rounded up; ``"max …"`` → None)."""
-    fields = cpu_max.split()
-    if not fields or fields[0] == "max":
-        return None
-    period = int(fields[1]) if len(fields) > 1 else 100_000
-    return max(1, math.ceil(int(fields[0]) / period))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its affinity set, capped by the cgroup's ``cpu.max`` quota. The
-    default intra-op thread count of ``logicrl train``/``sft`` (deterministic: it does not depend on the load)."""
-    cores = len(os.sched_getaffinity(0))
-    try:
-        quota = cpu_quota(Path("/sys/fs/cgroup/cpu.max").read_text())
-    except (OSError, ValueError):
-        quota = None
-    return min(cores, quota) if quota else cores
+from logicrl.parallel import usable_cores
 
 
 def busy_cores(interval_s: float = 0.25, cpus: Sequence[int] | None = None) -> float:

@@ -17,24 +17,28 @@ derives from the seed: the same config gives the same bytes. `dataset_files` rea
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
 from logicrl.config import StrictModel
 from logicrl.errors import DataError, UserError
 from logicrl.io import atomic_write_bytes, atomic_write_text, jsonl_bytes, read_rows, write_parquet_from_jsonl
+from logicrl.parallel import Workers
 from logicrl.puzzles.logic import Op, json_depth
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS, perturb, perturbation_name
 from logicrl.puzzles.public import is_public_dir, public_files, public_path, twin_files
 from logicrl.puzzles.record import Puzzle, decode_statements_field
 from logicrl.puzzles.sampler import MAX_PEOPLE, Level, StatementSampler, sample_unique_puzzle
+
+T = TypeVar("T")
 
 
 class DataConfig(StrictModel):
@@ -170,6 +174,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+RECORD_CHUNK = 100  # puzzles (or records, for twins) per task handed to a worker
+
+
 def generate_level(
     config: DataConfig, n_people: int, count: int, progress: Callable[[int], None] | None = None,
     warn: Callable[[str], None] | None = None,
@@ -178,46 +185,63 @@ def generate_level(
 
     A level that holds fewer is a UserError saying how many were found, or with ``config.cap`` a warning
     (``warn``, default `warnings.warn`) and that many puzzles."""
+    return list(iter_level(config, n_people, count, progress, warn))
+
+
+def iter_level(
+    config: DataConfig, n_people: int, count: int, progress: Callable[[int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[Puzzle]:
+    """`generate_level`'s puzzles one by one, as they are drawn."""
     level = config.level(n_people)
     stream = random.Random(f"logicrl:{config.seed}:{n_people}:{level.depth}:{level.width}:{config.operators}")
     sampler = StatementSampler(level, stream)
     name_pool = COMMON_NAMES if config.names == "common" else UNCOMMON_NAMES
     seen: set = set()
-    puzzles = []
-    for _ in range(count):
+    for made in range(count):
         try:
             statements, solution = sample_unique_puzzle(sampler, seen)
         except RuntimeError:
-            found = (f"only {len(puzzles)} distinct unique-solution puzzles found for {n_people} people at "
+            found = (f"only {made} distinct unique-solution puzzles found for {n_people} people at "
                      f"depth {level.depth}, width {level.width}")
             if not config.cap:
                 raise UserError(f"{found}; {count} asked: ask for fewer, raise depth/width, or set cap=true "
-                                f"(--cap) to keep the {len(puzzles)}") from None
-            (warn or warnings.warn)(f"{found}; {count} asked: keeping {len(puzzles)} (cap)")
-            break
+                                f"(--cap) to keep the {made}") from None
+            (warn or warnings.warn)(f"{found}; {count} asked: keeping {made} (cap)")
+            return
         seed = stream.getrandbits(32)
         look = random.Random(seed)
         roles = look.choice(ROLE_PAIRS) if config.roles == "random" else Roles.parse(config.roles)
-        puzzles.append(
-            Puzzle(statements, solution, tuple(look.sample(name_pool, n_people)), roles, seed,
-                   tuple(range(n_people)), level.depth, level.width, style=config.style)
-        )
+        yield Puzzle(statements, solution, tuple(look.sample(name_pool, n_people)), roles, seed,
+                     tuple(range(n_people)), level.depth, level.width, style=config.style)
         if progress:
             progress(1)
-    return puzzles
+
+
+def records_of(puzzles: Sequence[Puzzle], start: int) -> list[dict[str, Any]]:
+    """The records of ``puzzles``, numbered (``index``) from ``start``."""
+    return [puzzle.to_record(start + i) for i, puzzle in enumerate(puzzles)]
 
 
 def generate(config: DataConfig, progress: Callable[[int], None] | None = None,
-             warn: Callable[[str], None] | None = None) -> dict[int, dict[str, list]]:
+             warn: Callable[[str], None] | None = None, workers: Workers | None = None) -> dict[int, dict[str, list]]:
     """{n_people: {"train": [records], "test": [records], "val": [records] (only when asked)}}.
 
     One stream per level, cut in draw order: train, test, val (``test_first``: test, train, val). Records are
-    numbered (``index``) in draw order. A capped level (``config.cap``) comes up short in the last splits."""
-    splits = {}
-    for n in config.people:
+    numbered (``index``) in draw order. A capped level (``config.cap``) comes up short in the last splits.
+    This process draws the puzzles (one stream: in order); ``workers`` render their records meanwhile, in
+    chunks of `RECORD_CHUNK`, collected in order: the same records whatever the number of workers.
+    """
+    workers = workers or Workers(1)
+    pending = {}
+    for n in config.people:  # every level is drawn before any record is waited for
         counts = {"train": config.train_count(n), "test": config.test, "val": config.val}
-        puzzles = generate_level(config, n, sum(counts.values()), progress, warn)
-        records = [p.to_record(i) for i, p in enumerate(puzzles)]
+        puzzles = iter_level(config, n, sum(counts.values()), progress, warn)
+        pending[n] = counts, [workers.submit(records_of, chunk, start)
+                              for start, chunk in _chunks(puzzles, RECORD_CHUNK)]
+    splits = {}
+    for n, (counts, results) in pending.items():
+        records = [record for result in results for record in result()]
         drawn, start = {}, 0
         for split in ("test", "train", "val") if config.test_first else ("train", "test", "val"):
             drawn[split], start = records[start:start + counts[split]], start + counts[split]
@@ -227,22 +251,46 @@ def generate(config: DataConfig, progress: Callable[[int], None] | None = None,
     return splits
 
 
-def generate_twins(config: DataConfig, splits: dict[int, dict[str, list]],
-               progress: Callable[[int], None] | None = None) -> dict[int, dict[str, dict[str, list]]]:
-    """{n_people: {split: {kind: twin records}}} for ``config.perturb``; a twin keeps its original's
-    ``index`` (the public link) and is named ``<original id>~<kind>``; logic-changing kinds may skip one."""
-    twins: dict[int, dict[str, dict[str, list]]] = {}
-    for n, by_split in splits.items():
-        for split, records in by_split.items():
-            puzzles = [(r["index"], Puzzle.from_record(r)) for r in records]
-            for kind in config.perturb:
-                made = [(i, perturb(p, kind, config.seed, equal_operands=config.leaf_equal_operands))
-                        for i, p in puzzles]
-                twins.setdefault(n, {}).setdefault(split, {})[kind] = [
-                    t.to_record(i) for i, t in made if t is not None]
-                if progress:
-                    progress(len(puzzles))
+def twins_of(records: Sequence[dict[str, Any]], kinds: Sequence[str], seed: int,
+             equal_operands: bool) -> dict[str, list[dict[str, Any]]]:
+    """{kind: twin records} of ``records``: each twin keeps its original's ``index``; a logic-changing kind may
+    skip a puzzle (`perturb` gives None)."""
+    puzzles = [(r["index"], Puzzle.from_record(r)) for r in records]
+    twins = {}
+    for kind in kinds:
+        made = [(i, perturb(p, kind, seed, equal_operands=equal_operands)) for i, p in puzzles]
+        twins[kind] = [t.to_record(i) for i, t in made if t is not None]
     return twins
+
+
+def generate_twins(config: DataConfig, splits: dict[int, dict[str, list]],
+                   progress: Callable[[int], None] | None = None,
+                   workers: Workers | None = None) -> dict[int, dict[str, dict[str, list]]]:
+    """{n_people: {split: {kind: twin records}}} for ``config.perturb``; a twin keeps its original's
+    ``index`` (the public link) and is named ``<original id>~<kind>``; logic-changing kinds may skip one.
+    ``workers`` make them in chunks of `RECORD_CHUNK` records, collected in order (the same twins whatever
+    their number)."""
+    workers = workers or Workers(1)
+    pending = [(n, split, len(chunk), workers.submit(twins_of, chunk, config.perturb, config.seed,
+                                                     config.leaf_equal_operands))
+               for n, by_split in splits.items() for split, records in by_split.items()
+               for _, chunk in _chunks(records, RECORD_CHUNK)]
+    twins: dict[int, dict[str, dict[str, list]]] = {}
+    for n, split, size, result in pending:
+        by_kind = twins.setdefault(n, {}).setdefault(split, {kind: [] for kind in config.perturb})
+        for kind, made in result().items():
+            by_kind[kind].extend(made)
+        if progress:
+            progress(size * len(config.perturb))
+    return twins
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
+    """(start, the next ``size`` items) until ``items`` runs out."""
+    iterator, start = iter(items), 0
+    while chunk := list(itertools.islice(iterator, size)):
+        yield start, chunk
+        start += len(chunk)
 
 
 def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str, list]],

@@ -1,0 +1,52 @@
+"""logicrl.parallel: the cores this process may use, and forked workers whose results come back in order.
+
+Run: .venv/bin/python -m pytest tests/test_parallel.py -q
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from logicrl.parallel import Workers, cpu_quota, usable_cores
+
+
+@pytest.mark.parametrize(("line", "expected"), [("max 100000", None), ("200000 100000", 2), ("150000 100000", 2),
+                                              ("50000 100000", 1), ("400000", 4), ("", None)])
+def test_cpu_quota(line, expected):
+    assert cpu_quota(line) == expected
+
+
+def test_usable_cores_respects_affinity():
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
+
+
+def square_and_pid(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def test_results_come_back_in_the_order_asked_from_other_processes():
+    with Workers(2) as pool:
+        results = [pool.submit(square_and_pid, x) for x in range(40)]
+        values = [result() for result in results]
+    assert [v for v, _ in values] == [x * x for x in range(40)]
+    assert os.getpid() not in {pid for _, pid in values}  # forked workers did the work
+
+
+def test_one_worker_runs_each_call_here_at_once():
+    with Workers(1) as pool:
+        assert pool.pool is None
+        assert pool.submit(square_and_pid, 7)() == (49, os.getpid())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_in_a_task_reaches_the_caller_with_its_type(workers):
+    with Workers(workers) as pool, pytest.raises(ValueError, match="bad item 3"):
+        [pool.submit(fail_on_three, x)() for x in range(5)]
