@@ -79,6 +79,13 @@ def test_workers_give_the_same_records_and_twins() -> None:
         range(RECORD_CHUNK + 37, RECORD_CHUNK + 37 + RECORD_CHUNK // 2))
 
 
+def test_an_empty_split_has_every_twin_kind_empty() -> None:
+    config = DataConfig(people=[3], train=5, test=0, layout="public", perturb=["leaf", "reorder"])
+    twins = generate_twins(config, generate(config))
+    assert twins[3]["test"] == {"leaf": [], "reorder": []}
+    assert len(twins[3]["train"]["reorder"]) == 5  # a surface change keeps every puzzle
+
+
 def test_splits_are_disjoint_unique_and_solved(dataset: Path) -> None:
     for n in (2, 3, 5):
         train = load_records([dataset / f"{n}ppl/train.jsonl"])

@@ -275,11 +275,10 @@ def generate_twins(config: DataConfig, splits: dict[int, dict[str, list]],
                                                      config.leaf_equal_operands))
                for n, by_split in splits.items() for split, records in by_split.items()
                for _, chunk in _chunks(records, RECORD_CHUNK)]
-    twins: dict[int, dict[str, dict[str, list]]] = {}
+    twins = {n: {split: {kind: [] for kind in config.perturb} for split in by_split} for n, by_split in splits.items()}
     for n, split, size, result in pending:
-        by_kind = twins.setdefault(n, {}).setdefault(split, {kind: [] for kind in config.perturb})
         for kind, made in result().items():
-            by_kind[kind].extend(made)
+            twins[n][split][kind].extend(made)
         if progress:
             progress(size * len(config.perturb))
     return twins
