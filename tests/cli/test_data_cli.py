@@ -11,6 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from logicrl.cli import app
+from logicrl.cli import data as data_cli
+from logicrl.parallel import Workers
+from logicrl.puzzles.dataset import RECORD_CHUNK
 from logicrl.puzzles.record import Puzzle
 
 runner = CliRunner()
@@ -42,6 +45,23 @@ def test_generate_same_seed_same_bytes_with_any_number_of_workers(tmp_path: Path
         assert result.exit_code == 0, result.output
     for rel in ("4ppl/train.jsonl", "4ppl/test.jsonl", "4ppl/train.parquet", "manifest.json"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_default_workers_are_the_usable_cores_but_no_more_than_chunks_of_work(tmp_path: Path, monkeypatch) -> None:
+    asked = []
+
+    class Recording(Workers):
+        def __init__(self, workers: int):
+            asked.append(workers)
+            super().__init__(1)  # the count is what is checked; the work runs here
+
+    monkeypatch.setattr(data_cli, "Workers", Recording)
+    monkeypatch.setattr(data_cli, "usable_cores", lambda: 4)
+    for name, train in (("small", "30"), ("large", str(2 * RECORD_CHUNK + 1))):
+        result = runner.invoke(app, ["data", "generate", "--people", "4", "--train", train, "--test", "0",
+                                     "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert asked == [1, 3]  # 30 puzzles: one chunk, no fork; 201: three chunks
 
 
 def test_perturb_show_and_stats(tmp_path: Path) -> None:

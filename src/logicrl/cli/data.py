@@ -18,6 +18,7 @@ from logicrl.io import atomic_write_bytes, check_output_dir, jsonl_bytes, write_
 from logicrl.parallel import Workers, usable_cores
 from logicrl.puzzles.dataset import (
     PRESETS,
+    RECORD_CHUNK,
     DataConfig,
     dataset_files,
     generate,
@@ -55,8 +56,8 @@ def generate_cmd(
     cap: Annotated[bool | None, typer.Option(
         "--cap", help="keep what a level holds when it has fewer unique puzzles than asked (warns)")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help=(
-        "processes that render records and twins (default: the cores this process may use); the output "
-        "is the same for any number"))] = None,
+        "processes that render records and twins (default: the cores this process may use, at most one per "
+        f"{RECORD_CHUNK} puzzles); the output is the same for any number"))] = None,
     config: ConfigOpt = None,
     overrides: Overrides = None,
 ) -> None:
@@ -74,7 +75,8 @@ def generate_cmd(
     cfg = load_config(DataConfig, config, overrides, **options)
     check_output_dir(out)
     total = cfg.total()
-    with Workers(workers or usable_cores()) as pool:  # forked before tqdm starts its monitor thread
+    tasks = -(-total // RECORD_CHUNK)  # by default, no more workers than chunks of records to hand them
+    with Workers(workers or min(usable_cores(), tasks)) as pool:  # forked before tqdm starts its monitor thread
         with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
             splits = generate(cfg, progress=bar.update, warn=_warn, workers=pool)
         made = sum(len(r) for by in splits.values() for r in by.values())
