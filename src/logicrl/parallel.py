@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -45,8 +46,8 @@ def usable_cores() -> int:
 class Workers:
     """``workers`` forked processes for pure, CPU-bound functions of picklable arguments; with ``workers`` ≤ 1, or
     where the platform does not fork (Windows; macOS, where forking is unsafe), every call runs at once in this
-    process. Use it as a context manager, and create it before any thread is started (forking a process that
-    runs threads can deadlock).
+    process (and raises there). Use it as a context manager, and create it before any thread is started (forking
+    a process that runs threads can deadlock).
 
     ``submit(fn, *args)`` returns a function that waits for and returns ``fn(*args)`` (re-raising its error), so
     callers collect results in the order they asked for them while the workers run ahead. ``fn`` must be defined
@@ -56,7 +57,7 @@ class Workers:
     def __init__(self, workers: int):
         import multiprocessing  # here: the commands that never fork do not pay for its import
 
-        forks = "fork" in multiprocessing.get_all_start_methods() and not _is_macos()
+        forks = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
         self.pool: Pool | None = None
         if workers > 1 and forks:  # Ctrl-C reaches this process, which stops the workers (no traceback from each)
             self.pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_interrupts)
@@ -79,7 +80,3 @@ class Workers:
 
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _is_macos() -> bool:
-    return os.uname().sysname == "Darwin" if hasattr(os, "uname") else False
