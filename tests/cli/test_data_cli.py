@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from logicrl.cli import app
 from logicrl.cli import data as data_cli
 from logicrl.parallel import Workers
+from logicrl.puzzles import dataset
 from logicrl.puzzles.dataset import RECORD_CHUNK
 from logicrl.puzzles.record import Puzzle
 
@@ -56,12 +57,14 @@ def test_default_workers_are_the_usable_cores_but_no_more_than_chunks_of_work(tm
             super().__init__(1)  # the count is what is checked; the work runs here
 
     monkeypatch.setattr(data_cli, "Workers", Recording)
-    monkeypatch.setattr(data_cli, "usable_cores", lambda: 4)
-    for name, train in (("small", "30"), ("large", str(2 * RECORD_CHUNK + 1))):
+    monkeypatch.setattr(dataset, "usable_cores", lambda: 4)
+    for name, train, more in (("small", "30", []), ("large", str(2 * RECORD_CHUNK + 1), []),
+                              ("asked", "30", ["workers=3"])):
         result = runner.invoke(app, ["data", "generate", "--people", "4", "--train", train, "--test", "0",
-                                     "--out", str(tmp_path / name)])
+                                     "--out", str(tmp_path / name), *more])
         assert result.exit_code == 0, result.output
-    assert asked == [1, 3]  # 30 puzzles: one chunk, no fork; 201: three chunks
+    assert asked == [1, 3, 3]  # 30 puzzles: one chunk, no fork; 201: three chunks; asked for: as asked
+    assert "workers" not in json.loads((tmp_path / "asked/manifest.json").read_text())["config"]
 
 
 def test_perturb_show_and_stats(tmp_path: Path) -> None:

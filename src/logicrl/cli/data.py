@@ -15,12 +15,12 @@ from tqdm import tqdm
 from logicrl.config import load_config
 from logicrl.errors import UserError
 from logicrl.io import atomic_write_bytes, check_output_dir, jsonl_bytes, write_parquet_from_jsonl
-from logicrl.parallel import Workers, usable_cores
+from logicrl.parallel import Workers
 from logicrl.puzzles.dataset import (
     PRESETS,
-    RECORD_CHUNK,
     DataConfig,
     dataset_files,
+    default_workers,
     generate,
     generate_twins,
     load_records,
@@ -55,9 +55,9 @@ def generate_cmd(
         "train 200/1000, the six twin kinds, public layout)"))] = None,
     cap: Annotated[bool | None, typer.Option(
         "--cap", help="keep what a level holds when it has fewer unique puzzles than asked (warns)")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help=(
+    workers: Annotated[int | None, typer.Option(help=(
         "processes that render records and twins (default: the cores this process may use, at most one per "
-        f"{RECORD_CHUNK} puzzles); the output is the same for any number"))] = None,
+        "100 puzzles); the output is the same for any number"))] = None,
     config: ConfigOpt = None,
     overrides: Overrides = None,
 ) -> None:
@@ -70,13 +70,12 @@ def generate_cmd(
             raise UserError("give --preset or --config, not both (put the preset's keys in the file)")
         base = PRESETS[preset]
     given = {"people": people, "train": train, "test": test, "val": val, "depth": depth, "width": width,
-             "roles": roles, "seed": seed, "cap": cap}
+             "roles": roles, "seed": seed, "cap": cap, "workers": workers}
     options = {**base, **{k: v for k, v in given.items() if v is not None}}  # options win over the preset
     cfg = load_config(DataConfig, config, overrides, **options)
     check_output_dir(out)
     total = cfg.total()
-    tasks = -(-total // RECORD_CHUNK)  # by default, no more workers than chunks of records to hand them
-    with Workers(workers or min(usable_cores(), tasks)) as pool:  # forked before tqdm starts its monitor thread
+    with Workers(default_workers(cfg)) as pool:  # forked before tqdm starts its monitor thread
         with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
             splits = generate(cfg, progress=bar.update, warn=_warn, workers=pool)
         made = sum(len(r) for by in splits.values() for r in by.values())

@@ -30,7 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from logicrl.config import StrictModel
 from logicrl.errors import DataError, UserError
 from logicrl.io import atomic_write_bytes, atomic_write_text, jsonl_bytes, read_rows, write_parquet_from_jsonl
-from logicrl.parallel import Workers
+from logicrl.parallel import Workers, usable_cores
 from logicrl.puzzles.logic import Op, json_depth
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS, perturb, perturbation_name
@@ -70,6 +70,10 @@ class DataConfig(StrictModel):
         "leaf twins may give a node two equal operands, as the public generator's do (~10% of them)"))
     cap: bool = Field(default=False, description=(
         "a level with fewer unique puzzles than asked keeps those it has (with a warning) instead of failing"))
+    workers: int | None = Field(default=None, ge=1, exclude=True, description=(
+        "processes that render records and twins while the puzzles are drawn (default: the cores this process "
+        "may use, at most one per 100 puzzles); the files are the same for any number, so the manifest leaves "
+        "it out"))
 
     @field_validator("people", mode="before")
     @classmethod
@@ -175,6 +179,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 RECORD_CHUNK = 100  # puzzles (or records, for twins) per task handed to a worker
+
+
+def default_workers(config: DataConfig) -> int:
+    """``config.workers``, or the usable cores, at most one per `RECORD_CHUNK` puzzles (a small set: no fork)."""
+    return config.workers or min(usable_cores(), -(-config.total() // RECORD_CHUNK))
 
 
 def generate_level(
