@@ -55,11 +55,11 @@ class Workers:
     """
 
     def __init__(self, workers: int):
-        import multiprocessing  # here: the commands that never fork do not pay for its import
-
-        forks = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
         self.pool: Pool | None = None
-        if workers > 1 and forks:  # Ctrl-C reaches this process, which stops the workers (no traceback from each)
+        if workers > 1 and sys.platform not in ("darwin", "win32"):
+            import multiprocessing  # here: a run that never forks does not pay for its import
+
+            # Ctrl-C reaches this process, which stops the workers (no traceback from each)
             self.pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_interrupts)
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
