@@ -10,8 +10,8 @@ Rows (best wall time of ``--repeats`` fresh processes each, so every row pays Py
   writes the JSONL file alone (``formats=[jsonl]``), what the parquet file and pyarrow's import cost.
 
 A second table measures the worker processes alone: the same commands with ``--workers 1`` and with the default
-(one worker per usable core, at most one per 100 puzzles), at K puzzles of 8 people and for ``--preset paper`` (7 levels, 6,900 puzzles and
-their twins of 6 kinds, ≈ 160 MB of JSONL).
+(one worker per usable core, at most one per 100 puzzles), at K puzzles of 8 people and for ``--preset paper``
+(7 levels, 6,900 puzzles and their twins of 6 kinds, ≈ 160 MB of JSONL).
 
 The "before" column runs the same commands with the source tree of an earlier commit first on PYTHONPATH
 (``--before REV``, default b2aa4f5: every command imported torch and transformers at start-up).
