@@ -18,13 +18,17 @@ from brute_force import brute_force_solutions, depth, evaluate, subtrees
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logicrl.config import load_config
 from logicrl.puzzles.dataset import DataConfig, generate, generate_level
 from logicrl.puzzles.logic import Op
+from logicrl.errors import ConfigError
 from logicrl.puzzles.sampler import (
     ALL_OPERATORS,
+    MAX_EXPECTED_LEAVES,
     MAX_PEOPLE,
     Level,
     StatementSampler,
+    expected_leaves,
     sample_unique_puzzle,
 )
 
@@ -161,6 +165,39 @@ def test_level_validate_errors(level: Level, message: str) -> None:
 
 def test_depth_one_without_operators_is_valid() -> None:
     Level(3, depth=1, operators=()).validate()
+
+
+def test_expected_leaves_by_hand() -> None:
+    # Width 2, every operator: L(2) = (1 + 1 + 2 + 2 + 2 + 2) / 6 = 10/6, then L(3) = (1 + 9 · 10/6) / 6 = 16/6.
+    assert expected_leaves(Level(3, depth=1)) == 1
+    assert expected_leaves(Level(3, depth=2)) == pytest.approx(10 / 6)
+    assert expected_leaves(Level(3, depth=3)) == pytest.approx(16 / 6)
+    # and/or with 2..5 operands average 3.5, but 2 people have only 3 distinct leaves: at depth 2 the cap is 3.
+    assert expected_leaves(Level(2, depth=2, width=5, operators=(Op.AND,))) == pytest.approx((1 + 3) / 2)
+
+
+@pytest.mark.parametrize(("n", "depth", "width", "operators"), [
+    (3, 3, 2, ALL_OPERATORS), (8, 5, 2, ALL_OPERATORS), (4, 4, 4, ALL_OPERATORS), (6, 4, 3, (Op.AND, Op.OR)),
+    (5, 6, 2, (Op.NOT, Op.IMPLIES)),
+])
+def test_expected_leaves_is_the_sampled_mean(n: int, depth: int, width: int, operators: tuple[Op, ...]) -> None:
+    """Operands must be distinct, which the estimate ignores; it stays within 5 % of 4,000 drawn statements."""
+    level = Level(n, depth, width, operators)
+    sampler = StatementSampler(level, random.Random(1))
+    drawn = [len(list(sampler.statement(i % n, depth).leaves())) for i in range(4000)]
+    assert sum(drawn) / len(drawn) == pytest.approx(expected_leaves(level), rel=0.05)
+
+
+def test_levels_too_large_to_draw_are_refused() -> None:
+    """Statements grow geometrically with the depth (×1.5 a level at width 2): depth 17 is the last allowed at
+    width 2; depth 100 would ask for ~1e17 clauses a statement and used to run out of memory."""
+    assert expected_leaves(Level(3, depth=17)) <= MAX_EXPECTED_LEAVES < expected_leaves(Level(3, depth=18))
+    Level(3, depth=17).validate()
+    for level in (Level(3, depth=18), Level(2, depth=100), Level(8, depth=5, width=60)):
+        with pytest.raises(ValueError, match=r"makes statements of about .* clauses on average \(at most 1,000\)"):
+            level.validate()
+    with pytest.raises(ConfigError, match="depth 100 with width 2 makes statements of about 3.61e"):
+        load_config(DataConfig, None, ["depth=100"])
 
 
 def test_exhausted_level_raises_a_clear_error() -> None:

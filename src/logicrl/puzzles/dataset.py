@@ -135,6 +135,8 @@ class DataConfig(StrictModel):
                 raise ValueError(f"train gives no count for {', '.join(map(str, missing))} people")
         if self.perturb and self.layout != "public":
             raise ValueError("twins (perturb) are written in the public layout only: add layout=public")
+        for n in self.people:
+            self.level(n).validate()
         return self
 
     def train_count(self, n_people: int) -> int:

@@ -21,6 +21,7 @@ from logicrl.puzzles.solver import solve, speaker_constraint
 
 ALL_OPERATORS: tuple[Op, ...] = (Op.NOT, Op.AND, Op.OR, Op.IMPLIES, Op.IFF)
 MAX_PEOPLE = 30  # beyond this the search solver's pruning is not guaranteed to be fast
+MAX_EXPECTED_LEAVES = 1_000  # per statement: deeper or wider levels would take minutes and gigabytes to draw
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,29 @@ class Level:
             raise ValueError("operators lists inner operators only (not, and, or, ->, <=>)")
         if self.depth > 1 and not self.operators:
             raise ValueError("depth > 1 needs at least one operator")
+        size = expected_leaves(self)
+        if size > MAX_EXPECTED_LEAVES:
+            raise ValueError(f"depth {self.depth} with width {self.width} makes statements of about {size:.3g} "
+                             f"clauses on average (at most {MAX_EXPECTED_LEAVES:,}): lower the depth or the width")
+
+
+def expected_leaves(level: Level) -> float:
+    """The mean number of leaves of one statement drawn at ``level`` (operands need not be distinct here).
+
+    With K = 1 + len(operators) faces of the die, L(1) = 1 and
+        L(d) = (1 + Σ_op c_op · L(d − 1)) / K,
+    c_not = 1, c_-> = c_<=> = 2, c_and = c_or = (2 + width) / 2 (the operand count is uniform on 2..width),
+    capped at 2N − 1 at d = 2 (only that many distinct leaves exist). It grows geometrically with the depth:
+    ×1.5 a level at width 2 with every operator.
+    """
+    leaves = 1.0
+    for depth in range(2, level.depth + 1):
+        and_or = (2 + level.width) / 2
+        if depth == 2:
+            and_or = min(and_or, 2 * level.n_people - 1)
+        operands = sum(1 if op is Op.NOT else and_or if op in (Op.AND, Op.OR) else 2 for op in level.operators)
+        leaves = (1 + operands * leaves) / (1 + len(level.operators))
+    return leaves
 
 
 class StatementSampler:
