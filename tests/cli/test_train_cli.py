@@ -66,6 +66,18 @@ def test_resume_applies_allowed_changes_and_refuses_the_rest(puzzle_dir, tmp_pat
     assert refused.returncode == 2 and len(lines) == 1, refused.stderr
     assert "algorithm.kl_coef, reward.correct cannot change when resuming" in lines[0]
 
+    # refused before any model is loaded, the run left as it was: a schedule that ends before the checkpoint
+    # (it used to be refused later, as "the training data or its order changed", after config.yaml had been
+    # rewritten to steps=1), and another run directory given to a resume
+    stored = (out / "config.yaml").read_bytes()
+    short = run_cli("train", "--resume", str(out), "--steps", "1")
+    assert short.returncode == 2, short.stderr
+    assert "the run has reached step 2, but it would now end at step 1: give steps=2 or more" in short.stderr
+    elsewhere = run_cli("train", "--resume", str(out), "--out", str(tmp_path / "other"))
+    assert elsewhere.returncode == 2 and f"--resume continues {out} in place" in elsewhere.stderr
+    assert (out / "config.yaml").read_bytes() == stored and not (out / "resumes.jsonl").exists()
+    assert not (tmp_path / "other").exists()
+
     resumed = run_cli("train", "--resume", str(out), "--steps", "3", "optim.lr=1e-6")
     assert resumed.returncode == 0, resumed.stderr
     lrs = {m["step"]: m["lr"] for m in read_metrics(out, "train")}

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 import logicrl.rl.trainer as trainer_module
@@ -160,6 +161,31 @@ def test_optim_eps_reaches_the_policy_optimizer_and_a_resume_cannot_change_it(pu
     assert moved == pytest.approx(config.optim.lr, rel=1e-3) if eps < 1 else 0 < moved < 1e-3 * config.optim.lr
     with pytest.raises(UserError, match="optim.eps"):
         resume_config(TrainConfig, tmp_path / "run", ["optim.eps=1e-6"])
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(puzzle_dir, tmp_path, monkeypatch):
+    """Accepted changes reach config.yaml and resumes.jsonl only once the checkpoint is restored: a resume that
+    fails on the way (here, in `_restore`) changes nothing, and a plain --resume still works. A schedule that
+    now ends before the checkpoint is named as such."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 2, "val_every": 0})
+    Trainer(config, show_progress=False).fit()
+    stored = (config.out_dir / "config.yaml").read_bytes()
+    with pytest.raises(UserError, match="the run has reached step 2, but it would now end at step 1"):
+        Trainer(resume_config(TrainConfig, config.out_dir, ["steps=1"]), resume=True, show_progress=False)
+
+    def refuse(self, checkpoint):
+        raise UserError("refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_restore", refuse)
+        with pytest.raises(UserError, match="refused"):
+            Trainer(resume_config(TrainConfig, config.out_dir, ["steps=3"]), resume=True, show_progress=False)
+    assert (config.out_dir / "config.yaml").read_bytes() == stored
+    assert not (config.out_dir / "resumes.jsonl").exists()
+    resumed = Trainer(resume_config(TrainConfig, config.out_dir, ["steps=3"]), resume=True, show_progress=False)
+    assert yaml.safe_load((config.out_dir / "config.yaml").read_text())["steps"] == 3
+    resumed.run_lock.release()
 
 
 def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, monkeypatch):

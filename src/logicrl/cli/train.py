@@ -12,7 +12,7 @@ from rich.console import Console
 from logicrl.cli.runs import check_puzzles, run_config
 from logicrl.errors import UserError
 from logicrl.models import ModelNotFoundError, check_model_name
-from logicrl.rl.checkpoints import check_run_dir
+from logicrl.rl.checkpoints import check_resume_steps, check_run_dir, list_checkpoints
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.memory import check_memory, memory_report
 from logicrl.rl.schedule import PromptSchedule
@@ -44,8 +44,11 @@ def _check_train(cfg: TrainConfig, resume: bool) -> None:
     if not resume:
         check_model_name(cfg.model.name)
     records = check_puzzles(cfg.data, held_out=bool(cfg.val_every and cfg.data.val_puzzles_per_people))
-    PromptSchedule.build(records, schedule=cfg.data.schedule, batch_size=cfg.rollout.prompts_per_step,
-                         epochs=cfg.data.epochs, seed=cfg.seed, steps=cfg.steps)
+    schedule = PromptSchedule.build(records, schedule=cfg.data.schedule, batch_size=cfg.rollout.prompts_per_step,
+                                    epochs=cfg.data.epochs, seed=cfg.seed, steps=cfg.steps)
+    if resume:  # the newest checkpoint (Trainer checks again against the one it loads)
+        step, checkpoint = list_checkpoints(cfg.out_dir)[-1]
+        check_resume_steps(checkpoint, step, len(schedule))
 
 
 def _check_sft(cfg: SFTConfig, resume: bool) -> None:

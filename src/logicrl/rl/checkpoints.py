@@ -101,6 +101,7 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
     with lock.released_on_error():
         check_run_dir(run_dir, resume=resume, command=command)
         if resume:
+            resume_changes(config)
             step, path = latest_checkpoint(run_dir)
             return step + 1, path, lock
         save_config(absolute_paths(config), run_dir / "config.yaml")
@@ -138,29 +139,56 @@ def resume_config(config_class: type[T], run_dir: Path, overrides: list[str] | N
     """The config a run was started with (``RUN_DIR/config.yaml``) with ``overrides``, pointed at ``run_dir``.
 
     Only the keys in ``config_class.resumable`` may change (the others would make the resumed run another
-    experiment: a one-line refusal names them). Accepted changes are written to ``config.yaml``, so a later
-    plain ``--resume`` keeps them, and appended to ``RUN_DIR/resumes.jsonl``."""
+    experiment: a one-line refusal names them), and ``out_dir`` not at all: a resume continues ``run_dir`` in
+    place. Nothing is written here: the trainer records the accepted changes (`record_resume`) once the
+    checkpoint has been restored."""
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-    here = exact_override("out_dir", run_dir)
-    stored = load_config(config_class, path, [here])
-    config = load_config(config_class, path, [*(overrides or []), here])
+    asked = load_config(config_class, path, overrides).out_dir
+    if asked != load_config(config_class, path).out_dir and Path(asked).resolve() != run_dir.resolve():
+        raise UserError(f"--resume continues {run_dir} in place: drop --out/out_dir={asked} (a new run directory "
+                        "is a new run, without --resume)")
+    config = load_config(config_class, path, [*(overrides or []), exact_override("out_dir", run_dir)])
+    resume_changes(config)
+    return config
+
+
+def resume_changes(config: BaseModel) -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (stored, new)}``: how ``config`` differs from its run's ``config.yaml`` (``config.out_dir``);
+    a ConfigError names the keys outside ``type(config).resumable``."""
+    run_dir = Path(config.out_dir)
+    stored = load_config(type(config), run_dir / "config.yaml", [exact_override("out_dir", run_dir)])
     changes = changed_keys(stored, config)
-    allowed = config_class.resumable
+    allowed = type(config).resumable
     refused = [key for key in changes if key not in allowed]
     if refused:
         raise ConfigError(
             f"{', '.join(refused)} cannot change when resuming (it would make {run_dir} another experiment); "
             f"keys that may change: {', '.join(allowed)}; start a new run with --out for the rest")
+    return changes
+
+
+def record_resume(config: BaseModel) -> None:
+    """Write a resumed run's accepted changes (`resume_changes`) to its ``config.yaml``, so that a later plain
+    ``--resume`` keeps them, and append them to ``RUN_DIR/resumes.jsonl``. Trainers call it once the checkpoint
+    has been restored: a refused resume leaves the run as it was."""
+    changes = resume_changes(config)
     if changes:
-        save_config(absolute_paths(config), path)
+        run_dir = Path(config.out_dir)
+        save_config(absolute_paths(config), run_dir / "config.yaml")
         line = {"time": round(time.time(), 3),
                 "changed": {k: [_plain(a), _plain(b)] for k, (a, b) in changes.items()}}
         with (run_dir / RESUMES_FILE).open("a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
-    return config
+
+
+def check_resume_steps(checkpoint: Path, step: int, total: int) -> None:
+    """Refuse a resume whose schedule (``total`` steps) ends before the checkpoint's ``step``."""
+    if total < step:
+        raise UserError(f"{checkpoint}: the run has reached step {step}, but it would now end at step {total}: "
+                        f"give steps={step} or more to go on from it (or leave steps as it was)")
 
 
 def _plain(value: Any) -> Any:

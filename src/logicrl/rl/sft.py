@@ -47,6 +47,7 @@ from logicrl.rl.checkpoints import (
     checkpoint_dir,
     load_state,
     prepare_run_dir,
+    record_resume,
     restore_rng,
     save_checkpoint,
 )
@@ -191,6 +192,8 @@ class SFTTrainer:
             self.run_dir, config, resume=resume, command="sft")
         with self.run_lock.released_on_error():
             self._build(checkpoint, resume)
+            if resume:
+                record_resume(config)
 
     def _build(self, checkpoint: Path | None, resume: bool) -> None:
         """Device, model, examples, optimizer and schedule (restored from ``checkpoint``) and the run log."""

@@ -43,9 +43,11 @@ from logicrl.rl.batch import RolloutBatch
 from logicrl.rl.checkpoints import (
     REFERENCE_FILE,
     apply_lr,
+    check_resume_steps,
     checkpoint_dir,
     load_state,
     prepare_run_dir,
+    record_resume,
     restore_rng,
     save_checkpoint,
     weights_fingerprint,
@@ -119,6 +121,8 @@ class Trainer:
             self.run_dir, config, resume=resume, command="train")
         with self.run_lock.released_on_error():
             self._build(checkpoint, resume)
+            if resume:
+                record_resume(config)
 
     def _build(self, checkpoint: Path | None, resume: bool) -> None:
         """Device, models, data, optimizers (restored from ``checkpoint`` when resuming) and the run log."""
@@ -213,6 +217,7 @@ class Trainer:
         if (checkpoint / REFERENCE_FILE).is_file() and self.models.uses_reference:
             self.models.load_reference(checkpoint / REFERENCE_FILE, self.device)
             self._fingerprint_reference()
+        check_resume_steps(checkpoint, self.start_step - 1, len(self.schedule))
         if state["data_fingerprint"] != self.schedule_fingerprint(self.start_step - 1):
             raise UserError(
                 f"{checkpoint}: the training data or its order changed since this checkpoint; resume with the "
