@@ -58,7 +58,8 @@ def only_train_split(puzzle_dir, tmp_path):
 @pytest.mark.parametrize(("command", "args", "message"), [
     ("train", ["--data", "/nonexistent/data"], "/nonexistent/data: no such file or dataset directory"),
     ("sft", ["--data", "/nonexistent/data"], "/nonexistent/data: no such file or dataset directory"),
-    ("train", ["data.people=[7]"], "no train puzzles with [7] people"),
+    ("train", ["data.people=[7]"], "no train puzzles with 7 people (found: 2, 3)"),
+    ("train", ["data.people=[2,7,9]"], "no train puzzles with 7, 9 people (found: 2, 3)"),
     ("train", ["--data", "ONLY_TRAIN"], "no *ppl/test.jsonl or .parquet files"),
     ("sft", ["--data", "ONLY_TRAIN"], "no *ppl/test.jsonl or .parquet files"),
     ("train", ["rollout.prompts_per_step=100"], "cannot fill one batch of 100"),

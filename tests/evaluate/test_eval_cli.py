@@ -211,6 +211,8 @@ def test_memorization_generates_with_the_tiny_model(tmp_path: Path, dataset: Pat
     (["eval", "-m", "tiny-random", "--data", "{data}", "-k", "4"], "greedy decoding repeats one response"),
     (["eval", "--data", "{data}"], "give at least one --model"),
     (["eval", "-m", "tiny-random", "--data", "{data}", "--people", "9"], "no test puzzles with 9 people"),
+    (["eval", "-m", "tiny-random", "--data", "{data}", "--people", "2-5"], "no test puzzles with 4,5 people (found"),
+    (["eval", "-m", "tiny-random", "--data", "{data}", "people=[3,8]"], "no test puzzles with 8 people (found"),
     (["eval", "-m", "a/b=tiny-random", "-m", "a_b=tiny-random", "--data", "{data}"], "share the label"),
     (["eval", "--rescore", "--data", "{data}"], "no sample files to rescore"),
     (["eval", "-m", "tiny-random", "--rescore", "--data", "{data}"], "no saved samples for model 'tiny"),

@@ -69,8 +69,10 @@ def test_load_puzzles_filters_people_and_validation_takes_first_k_per_level(puzz
     both = load_puzzles(puzzle_dir, "test")
     subset = validation_subset(both, 2)
     assert [people_of(r) for r in subset] == [2, 2, 3, 3]
-    with pytest.raises(DataError, match=r"no test puzzles with \[7\] people"):
+    with pytest.raises(DataError, match=r"no test puzzles with 7 people \(found: 2, 3\)"):
         load_puzzles(puzzle_dir, "test", [7])
+    with pytest.raises(DataError, match=r"no test puzzles with 4, 5 people \(found: 2, 3\)"):  # not just 2, 3
+        load_puzzles(puzzle_dir, "test", [2, 3, 4, 5])
 
 
 def test_stage_starts_and_spans_by_hand():

@@ -169,7 +169,8 @@ def eval_cmd(
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
     specs = model_specs(model, out, rescore)
-    records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit)
+    records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit,
+                             every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
         results, rows_by_label = {}, {}
@@ -212,7 +213,8 @@ def memorization_cmd(
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
     specs = model_specs(model, out, rescore)
-    originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit)
+    originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit,
+                               every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
         twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)

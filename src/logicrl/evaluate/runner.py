@@ -83,16 +83,20 @@ def _saved_label(path: Path) -> str:
     return path.stem
 
 
-def select_records(data: Path, split: str, people: Sequence[int], limit: int | None) -> list[dict[str, Any]]:
-    """The puzzles of ``split`` with ``people`` people, the first ``limit`` of each level, by level."""
+def select_records(data: Path, split: str, people: Sequence[int], limit: int | None, *,
+                   every_level: bool = False) -> list[dict[str, Any]]:
+    """The puzzles of ``split`` with ``people`` people, the first ``limit`` of each level, by level: the levels
+    the data holds (the default 2–8 takes what there is), or, with ``every_level`` (people the user listed),
+    every one of them, a DataError naming those missing."""
     records = load_records(dataset_files(data, split))
     by_level: dict[int, list[dict[str, Any]]] = {}
     for record in records:
         by_level.setdefault(int(record.get("n_people", len(record["names"]))), []).append(record)
     chosen = [n for n in people if n in by_level]
-    if not chosen:
+    missing = [n for n in people if n not in by_level]
+    if not chosen or (every_level and missing):
         found = ", ".join(map(str, sorted(by_level))) or "none"
-        raise DataError(f"{data}: no {split} puzzles with {_span(people)} people (found: {found})")
+        raise DataError(f"{data}: no {split} puzzles with {_span(missing)} people (found: {found})")
     return [r for n in sorted(chosen) for r in by_level[n][:limit]]
 
 

@@ -31,12 +31,16 @@ def people_of(record: Mapping[str, Any]) -> int:
 
 
 def load_puzzles(path: Path, split: str, people: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """Records of ``split`` under ``path`` (a dataset dir or a file), restricted to ``people`` if given."""
+    """Records of ``split`` under ``path`` (a dataset dir or a file), restricted to ``people`` if given: each of
+    them must be there (DataError naming those missing and those found)."""
     records = load_records(dataset_files(Path(path), split))
     if people:
+        found = {people_of(r) for r in records}
+        missing = [n for n in people if n not in found]
+        if missing:
+            raise DataError(f"{path}: no {split} puzzles with {', '.join(map(str, missing))} people "
+                            f"(found: {', '.join(map(str, sorted(found))) or 'none'})")
         records = [r for r in records if people_of(r) in set(people)]
-        if not records:
-            raise DataError(f"{path}: no {split} puzzles with {list(people)} people")
     if not records:
         raise DataError(f"{path}: the {split} split is empty")
     return records
