@@ -117,6 +117,9 @@ def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"config file .* is a folder, not a YAML file$"):
         load_config(Toy, tmp_path)
     assert load_config(Toy, write(tmp_path, "")) == Toy()  # an empty file means "all defaults"
+    (tmp_path / "c.yaml").write_bytes("name: café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"^config file .*c\.yaml:1: not UTF-8 text \(byte 0xe9\)"):
+        load_config(Toy, tmp_path / "c.yaml")
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -28,6 +28,7 @@ from logicrl.io import (
     jsonl_bytes,
     read_jsonl,
     read_rows,
+    read_text_file,
     write_jsonl,
     write_parquet,
     write_parquet_from_jsonl,
@@ -125,6 +126,18 @@ def test_read_jsonl_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="file not found"):
         list(read_jsonl(tmp_path / "missing.jsonl"))
     assert issubclass(DataError, ValueError)
+
+
+def test_text_not_in_utf8_is_a_data_error_naming_file_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"a": "ok"}\n{"a": "é"}\n'.encode("latin-1"))
+    expected = f"^{re.escape(str(path))}:2: not UTF-8 text \\(byte 0xe9\\); save the file as UTF-8$"
+    with pytest.raises(DataError, match=expected):
+        list(read_jsonl(path))
+    with pytest.raises(DataError, match=expected):
+        read_text_file(path)
+    path.write_bytes('{"a": "é"}\n'.encode())
+    assert read_text_file(path) == '{"a": "é"}\n' and [row for _, row in read_jsonl(path)] == [{"a": "é"}]
 
 
 def test_read_rows_locations(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import yaml
 from live_bytes import LiveBytes
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from logicrl.errors import DataError
 from logicrl.models.memory_plan import ModelShape, RunShape, lora_params, plan
 from logicrl.rl import memory
 from logicrl.rl.config import AlgorithmConfig, TrainConfig
@@ -148,6 +149,9 @@ def test_model_config_reads_local_dirs_aliases_and_never_the_network(tmp_path):
     assert memory.model_config("smollm2-135m", cache_dir=tmp_path)["hidden_size"] == 576  # known, not built
     assert memory.model_config(str(tmp_path / "missing")) is None
     assert memory.model_config("no-such-org/no-such-model-3f9a") is None  # not in the HF cache: no download
+    (tmp_path / "q7" / "config.json").write_text('{"hidden_size": 5,')
+    with pytest.raises(DataError, match=r"q7/config.json: not valid JSON \(.*line 1\): the model directory is damaged"):
+        memory.model_config(str(tmp_path / "q7"))
 
 
 def test_tiny_alias_known_config_matches_the_built_model():

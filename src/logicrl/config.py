@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from logicrl.errors import ConfigError
-from logicrl.io import atomic_write_text
+from logicrl.errors import ConfigError, DataError
+from logicrl.io import atomic_write_text, read_text_file
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -109,7 +109,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}  # a SafeLoader: plain data only
+        data = yaml.load(read_text_file(path), Loader=UniqueKeyLoader) or {}  # a SafeLoader: plain data only
+    except DataError as exc:
+        raise ConfigError(f"config file {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1})" if mark else ""

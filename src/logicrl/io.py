@@ -207,12 +207,30 @@ def _timestamps_as_strings(arrow_type: Any) -> Any:
     return arrow_type
 
 
+def read_text_file(path: Path) -> str:
+    """The text of a UTF-8 file; a DataError naming the file, the line and the first byte that is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, data.count(b"\n", 0, exc.start) + 1, data[exc.start]) from None
+
+
+def _not_utf8(path: Path, line: int, byte: int) -> DataError:
+    return DataError(f"{path}:{line}: not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8")
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object); raises DataError naming file and line for bad JSON."""
+    """Yield (line number, object); raises DataError naming file and line for bad JSON or text not in UTF-8.
+    Lines end at ``\n`` (as in `read_appended_jsonl`)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, lineno, raw[exc.start]) from None
             if not line.strip():
                 continue
             try:
@@ -231,7 +249,7 @@ def read_appended_jsonl(path: Path, fix: str) -> list[dict[str, Any]]:
     Lines end at ``\\n`` only: `str.splitlines` would also cut at U+2028, U+0085 and the other Unicode line
     breaks, which ``json.dumps(..., ensure_ascii=False)`` leaves raw inside model text.
     """
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_text_file(path).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     rows = []

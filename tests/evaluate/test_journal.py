@@ -69,6 +69,17 @@ def test_journal_drops_a_torn_last_line_and_refuses_a_broken_one(tmp_path: Path)
     assert not (tmp_path / PARTIAL_DIR).exists()
 
 
+def test_a_journal_without_rows_is_started_again_with_other_settings(tmp_path: Path) -> None:
+    """A run that failed before its first chunk (a bad --device or endpoint) must not block the fixed command."""
+    journal = Journal(tmp_path, "m")
+    assert journal.open({"model": "m", "settings": {"device": "foo"}}) == []
+    assert journal.open({"model": "m", "settings": {"device": "cpu"}}) == []
+    assert json.loads(journal.meta_path.read_text())["settings"] == {"device": "cpu"}
+    journal.append([{"id": "a"}])
+    with pytest.raises(UserError, match=r"other settings \(settings.device: 'cpu' → 'foo'\)"):
+        journal.open({"model": "m", "settings": {"device": "foo"}})
+
+
 def test_journal_keeps_model_text_with_unicode_line_breaks(tmp_path: Path) -> None:
     """Model text may hold U+2028, U+2029 or U+0085, which JSON leaves raw: a row is still one line."""
     journal = Journal(tmp_path, "m")

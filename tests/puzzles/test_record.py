@@ -129,6 +129,9 @@ def test_parse_statements_field_errors(value, message: str) -> None:
         ({"names": ["Zoey"]}, "'names' must be a list of 2 strings"),
         ({"names": ["Zoey", 3]}, "'names' must be a list of 2 strings"),
         ({"statements": "nonsense"}, "'statements' is neither JSON nor"),
+        ({"quiz": None}, "'quiz' must be non-empty text, got None"),  # the prompt would read "None"
+        ({"quiz": " "}, "'quiz' must be non-empty text"),
+        ({"solution_text_format": ["Zoey is a knight"]}, "'solution_text_format' must be non-empty text"),
     ],
 )
 def test_from_record_errors_name_the_field(change: dict, message: str) -> None:

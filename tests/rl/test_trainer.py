@@ -163,6 +163,24 @@ def test_optim_eps_reaches_the_policy_optimizer_and_a_resume_cannot_change_it(pu
         resume_config(TrainConfig, tmp_path / "run", ["optim.eps=1e-6"])
 
 
+def test_a_run_that_fails_to_start_leaves_no_config(puzzle_dir, tmp_path, monkeypatch):
+    """config.yaml is written once the trainer is built: a launch that fails on the way (a model without a
+    tokenizer, say) leaves nothing that looks like a started run, and the fixed command starts cleanly."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 1, "val_every": 0})
+
+    def fail(self):
+        raise UserError("no tokenizer")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_load_data", fail)
+        with pytest.raises(UserError, match="no tokenizer"):
+            Trainer(config, show_progress=False)
+    assert not (config.out_dir / "config.yaml").exists()
+    Trainer(config, show_progress=False).fit()
+    assert yaml.safe_load((config.out_dir / "config.yaml").read_text())["steps"] == 1
+
+
 def test_a_refused_resume_leaves_the_run_as_it_was(puzzle_dir, tmp_path, monkeypatch):
     """Accepted changes reach config.yaml and resumes.jsonl only once the checkpoint is restored: a resume that
     fails on the way (here, in `_restore`) changes nothing, and a plain --resume still works. A schedule that

@@ -27,6 +27,7 @@ from logicrl.analysis.html import render_compare_html
 from logicrl.analysis.report import write_page
 from logicrl.analysis.run import Metrics, check_run_dir, load_metrics, load_run_config
 from logicrl.errors import DataError, UserError
+from logicrl.io import read_text_file
 
 if TYPE_CHECKING:
     from logicrl.evaluate.tables import Table
@@ -168,8 +169,8 @@ def curve(metrics: Metrics, kind: str, key: str, clock: dict[str, dict[int, floa
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(read_text_file(path))
+    except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not readable JSON ({str(exc).splitlines()[0]})") from None
 
 

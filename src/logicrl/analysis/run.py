@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from logicrl.errors import DataError
-from logicrl.io import read_jsonl
+from logicrl.io import read_jsonl, read_text_file
 
 METRIC_KINDS = ("train", "val")
 _STEP_FILE = re.compile(r"step_(\d+)\.jsonl")
@@ -140,7 +140,7 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text_file(path))
     except yaml.YAMLError as exc:
         raise DataError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return data if isinstance(data, dict) else {}

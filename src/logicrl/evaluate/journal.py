@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from logicrl.errors import UserError
-from logicrl.io import atomic_write_text, read_appended_jsonl, write_jsonl
+from logicrl.io import atomic_write_text, read_appended_jsonl, read_text_file, write_jsonl
 
 PARTIAL_DIR = "partial"
 # config keys that change how samples are fetched, never what they are
@@ -58,15 +58,17 @@ class Journal:
 
     def open(self, ident: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The rows kept by an interrupted run with this ``ident`` ([] when there is none, and a new journal is
-        started). UserError when the journal was made with another identity."""
+        started). UserError when the journal holds rows made with another identity; one that holds none (a run
+        that failed before its first chunk, on a bad device or endpoint) is started again."""
         if self.meta_path.is_file():
-            old = json.loads(self.meta_path.read_text(encoding="utf-8"))
+            old = json.loads(read_text_file(self.meta_path))
             changed = differences(old, ident)
-            if changed:
+            if not changed:
+                return self._read()
+            if self.rows_path.is_file() and self.rows_path.stat().st_size:
                 raise UserError(f"{self.rows_path}: an interrupted run made with other settings "
                                 f"({'; '.join(changed)}): rerun with its settings to resume it, or delete "
                                 f"{self.rows_path.parent} to start over")
-            return self._read()
         self.rows_path.unlink(missing_ok=True)
         atomic_write_text(self.meta_path, json.dumps(ident, indent=2) + "\n")
         return []

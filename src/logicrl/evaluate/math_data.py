@@ -25,7 +25,7 @@ from typing import Any
 
 from logicrl.errors import DataError
 from logicrl.evaluate.math_check import last_boxed
-from logicrl.io import read_rows
+from logicrl.io import read_rows, read_text_file
 
 PROBLEM_FIELDS = ("problem", "question")
 ANSWER_FIELDS = ("answer", "final_answer", "solution")
@@ -48,7 +48,7 @@ def _field(row: Mapping[str, Any], names: Sequence[str]) -> str | None:
 def _json_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Rows of a .json file: a list of objects, an object holding one such list (``{"data": [...]}``), or
     one object per line."""
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError:

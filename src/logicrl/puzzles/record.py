@@ -114,6 +114,9 @@ class Puzzle:
         missing = [f for f in REQUIRED_FIELDS if f not in record]
         if missing:
             raise ValueError(f"missing field(s) {', '.join(missing)} — not a K&K puzzle record")
+        for field in ("quiz", "solution_text_format"):  # the prompt, and the answer the reward compares with
+            if not isinstance(record[field], str) or not record[field].strip():
+                raise ValueError(f"'{field}' must be non-empty text, got {record[field]!r}")
         statements = parse_statements_field(record["statements"])
         n = len(statements)
         names = record["names"]

@@ -92,9 +92,10 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
 
 def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
                     command: str) -> tuple[int, Path | None, FolderLock]:
-    """``(first step, checkpoint to load, the run directory's lock)``: the latest checkpoint when resuming,
-    else a fresh run directory with ``config.yaml``, refusing what `check_run_dir` refuses and a directory
-    another process is using (`FolderLock`; checked again under the lock: a run may have ended in between)."""
+    """``(first step, checkpoint to load, the run directory's lock)``: the latest checkpoint when resuming (its
+    config changes checked, `resume_changes`), else a fresh run directory; refusing what `check_run_dir` refuses
+    and a directory another process is using (`FolderLock`; checked again under the lock: a run may have ended
+    in between). It writes only the lock: `record_config` writes ``config.yaml`` once the trainer is built."""
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume=resume, command=command)
     lock = FolderLock(run_dir, "out_dir")
@@ -104,7 +105,6 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
             resume_changes(config)
             step, path = latest_checkpoint(run_dir)
             return step + 1, path, lock
-        save_config(absolute_paths(config), run_dir / "config.yaml")
     return 1, None, lock
 
 
@@ -170,14 +170,17 @@ def resume_changes(config: BaseModel) -> dict[str, tuple[Any, Any]]:
     return changes
 
 
-def record_resume(config: BaseModel) -> None:
-    """Write a resumed run's accepted changes (`resume_changes`) to its ``config.yaml``, so that a later plain
-    ``--resume`` keeps them, and append them to ``RUN_DIR/resumes.jsonl``. Trainers call it once the checkpoint
-    has been restored: a refused resume leaves the run as it was."""
-    changes = resume_changes(config)
+def record_config(config: BaseModel, *, resume: bool) -> None:
+    """Write the run's ``config.yaml``. Trainers call it once they are built (models and data loaded, the
+    checkpoint restored), so that a run that fails to start leaves none and a refused resume leaves the run as
+    it was: a fresh run's whole config; a resumed run's accepted changes (`resume_changes`), so that a later
+    plain ``--resume`` keeps them, also appended to ``RUN_DIR/resumes.jsonl``."""
+    run_dir = Path(config.out_dir)
+    changes = resume_changes(config) if resume else {}
+    if resume and not changes:
+        return
+    save_config(absolute_paths(config), run_dir / "config.yaml")
     if changes:
-        run_dir = Path(config.out_dir)
-        save_config(absolute_paths(config), run_dir / "config.yaml")
         line = {"time": round(time.time(), 3),
                 "changed": {k: [_plain(a), _plain(b)] for k, (a, b) in changes.items()}}
         with (run_dir / RESUMES_FILE).open("a", encoding="utf-8") as f:

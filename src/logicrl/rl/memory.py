@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from logicrl.errors import UserError
+from logicrl.errors import DataError, UserError
+from logicrl.io import read_text_file
 from logicrl.models.loading import MODEL_ALIASES, default_cache_dir
 from logicrl.models.memory_plan import (
     DTYPE_BYTES,
@@ -68,17 +69,29 @@ def model_config(name: str, cache_dir: Path | None = None) -> dict[str, Any] | N
     key = name.strip().lower()
     if key in MODEL_ALIASES:
         cached = Path(cache_dir if cache_dir is not None else default_cache_dir()) / key / "config.json"
-        return json.loads(cached.read_text()) if cached.is_file() else KNOWN_ALIAS_CONFIGS.get(key)
+        return _read_config(cached) if cached.is_file() else KNOWN_ALIAS_CONFIGS.get(key)
     local = Path(os.path.expanduser(name))
     if local.exists():
-        return json.loads((local / "config.json").read_text()) if (local / "config.json").is_file() else None
+        return _read_config(local / "config.json") if (local / "config.json").is_file() else None
     from huggingface_hub import try_to_load_from_cache
 
     try:
         hit = try_to_load_from_cache(name, "config.json")
     except ValueError:  # not a valid repo id
         return None
-    return json.loads(Path(hit).read_text()) if isinstance(hit, str) else None
+    return _read_config(Path(hit)) if isinstance(hit, str) else None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A model's config.json; DataError when it is not a JSON object."""
+    try:
+        config = json.loads(read_text_file(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}): the model directory is "
+                        "damaged") from None
+    if not isinstance(config, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    return config
 
 
 def memory_total() -> int | None:

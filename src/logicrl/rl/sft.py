@@ -47,7 +47,7 @@ from logicrl.rl.checkpoints import (
     checkpoint_dir,
     load_state,
     prepare_run_dir,
-    record_resume,
+    record_config,
     restore_rng,
     save_checkpoint,
 )
@@ -192,8 +192,7 @@ class SFTTrainer:
             self.run_dir, config, resume=resume, command="sft")
         with self.run_lock.released_on_error():
             self._build(checkpoint, resume)
-            if resume:
-                record_resume(config)
+            record_config(config, resume=resume)
 
     def _build(self, checkpoint: Path | None, resume: bool) -> None:
         """Device, model, examples, optimizer and schedule (restored from ``checkpoint``) and the run log."""

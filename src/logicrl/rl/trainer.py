@@ -47,7 +47,7 @@ from logicrl.rl.checkpoints import (
     checkpoint_dir,
     load_state,
     prepare_run_dir,
-    record_resume,
+    record_config,
     restore_rng,
     save_checkpoint,
     weights_fingerprint,
@@ -121,8 +121,7 @@ class Trainer:
             self.run_dir, config, resume=resume, command="train")
         with self.run_lock.released_on_error():
             self._build(checkpoint, resume)
-            if resume:
-                record_resume(config)
+            record_config(config, resume=resume)
 
     def _build(self, checkpoint: Path | None, resume: bool) -> None:
         """Device, models, data, optimizers (restored from ``checkpoint`` when resuming) and the run log."""
