@@ -165,7 +165,10 @@ def test_assignments_are_validated() -> None:
     ],
 )
 def test_data_config_people(overrides: list[str], people: list[int]) -> None:
+    """One syntax for numbers of people in every config that takes them: data generate, train/sft, eval."""
     assert load_config(DataConfig, overrides=overrides).people == people
+    assert load_config(TrainConfig, overrides=[f"data.{overrides[0]}"]).data.people == people
+    assert load_config(EvalConfig, overrides=overrides).people == people
 
 
 @pytest.mark.parametrize(
@@ -184,10 +187,11 @@ def test_data_config_errors(overrides: list[str], message: str) -> None:
         load_config(DataConfig, overrides=overrides)
 
 
-@pytest.mark.parametrize(("model", "key"), [(TrainConfig, "data.people"), (EvalConfig, "people")])
+@pytest.mark.parametrize(("model", "key"), [(TrainConfig, "data.people"), (EvalConfig, "people"),
+                                            (DataConfig, "people")])
 def test_an_empty_people_list_is_refused(model, key: str) -> None:
     """An empty list would read as 'every number of people found' (train) or evaluate nothing (eval)."""
-    with pytest.raises(ConfigError, match=f"^{key}: List should have at least 1 item"):
+    with pytest.raises(ConfigError, match=f"^{key}: no numbers of people: give at least one, e.g. '3-7'"):
         load_config(model, overrides=[f"{key}=[]"])
 
 

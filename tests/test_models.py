@@ -41,7 +41,7 @@ from logicrl.models import (
     save_pretrained_atomic,
 )
 from logicrl.models.checkpoint import DiskFullError
-from logicrl.models.loading import MARKER_FILE
+from logicrl.models.loading import MARKER_FILE, check_model_name
 
 SYSTEM = "Answer inside <answer> </answer>."
 USER = "You meet 2 inhabitants: Zoey and Oliver. So who is a knight and who is a knave?"
@@ -266,6 +266,30 @@ def test_missing_model_raises_one_line_error(name, expected, local_files_only, m
 def test_directory_without_config_is_not_a_model(tmp_path):
     with pytest.raises(ModelNotFoundError, match="has no config.json"):
         load_model_and_tokenizer(str(tmp_path), device="cpu")
+
+
+@pytest.mark.parametrize("files", [{"config.json": "{"}, "config only"])
+def test_a_damaged_checkpoint_is_a_one_line_model_error(tmp_path, tiny, files):
+    """transformers raises ValueError (not OSError) for a config.json that is not JSON and for a folder with a
+    config but no tokenizer."""
+    if files == "config only":
+        tiny[0].config.save_pretrained(tmp_path)
+    else:
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+    with pytest.raises(ModelNotFoundError, match=f"could not load model '{tmp_path}' from {tmp_path}: "):
+        load_model_and_tokenizer(str(tmp_path), device="cpu")
+
+
+def test_check_model_name_refuses_a_hub_id_it_cannot_fetch(monkeypatch):
+    """Before any model loads (eval loads its models one after another): a hub id that is not cached while the
+    hub is unreachable is refused; a reachable hub lets any valid id pass (only a load can tell)."""
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: False)
+    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache and the hub is unreachable"):
+        check_model_name("no-such-org/no-such-model-xyz")
+    check_model_name(TINY_MODEL)  # an alias is built locally
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: True)
+    check_model_name("no-such-org/no-such-model-xyz")
 
 
 def test_dtype_and_device_resolution():

@@ -231,7 +231,10 @@ def test_user_errors(tmp_path: Path, dataset: Path, args: list[str], message: st
 
 @pytest.mark.parametrize(("args", "message"), [
     (["eval", "-m", "tiny-random", "--data", "/nonexistent/kk"], "no such file or dataset directory"),
-    (["eval", "-m", "no-such-org/no-such-model", "--data", "{data}"], "not found locally and the hub"),
+    (["eval", "-m", "no-such-org/no-such-model", "--data", "{data}"], "not in the local Hugging Face cache"),
+    # the second model is checked before the first one generates anything
+    (["eval", "-m", "tiny-random", "-m", "no-such-org/no-such-model", "--data", "{data}"],
+     "model 'no-such-org/no-such-model' is not in the local Hugging Face cache and the hub is unreachable"),
 ])
 def test_console_errors_are_one_line_exit_2(
     tmp_path: Path, dataset: Path, args: list[str], message: str
@@ -241,6 +244,7 @@ def test_console_errors_are_one_line_exit_2(
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
     assert not any("Traceback" in line for line in lines)
+    assert not (tmp_path / "out" / "samples").exists() and not (tmp_path / "out" / "partial").exists()
 
 
 def test_records_without_ids_are_separate_puzzles(tmp_path: Path, test_records: list[dict], respond) -> None:

@@ -224,6 +224,10 @@ def test_bad_cluster_key_and_export_cli(dataset: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
         "test.parquet", "test_4ppl.parquet", "train.parquet", "train_4ppl.parquet"]
+    negative = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "y"),
+                                   "--val-per-people", "-3"])
+    assert negative.exit_code == 2 and "'--val-per-people': Input should be greater than or equal to 0" in negative.output
+    assert not (tmp_path / "y").exists()
 
 
 def test_a_killed_hand_off_is_redone_on_relaunch(dataset, tmp_path, monkeypatch):

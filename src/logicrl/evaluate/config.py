@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from logicrl.config import StrictModel
 from logicrl.evaluate.metrics import default_ks
 from logicrl.prompts import PromptConfig
-from logicrl.puzzles.dataset import parse_people
+from logicrl.puzzles.dataset import PeopleList
 from logicrl.puzzles.perturb import PERTURBATIONS
 from logicrl.reward.score import RewardConfig
 
@@ -66,15 +66,10 @@ class RunConfig(BackendConfig):
     """What both puzzle evaluation commands share: which puzzles, and the reward that scores them."""
 
     split: str = Field("test", description="Split to read from a dataset directory.")
-    people: list[int] = Field(list(range(2, 9)), min_length=1,
+    people: PeopleList = Field(list(range(2, 9)),
                               description="Numbers of people ('2-8' or '2,4,8').")
     limit: int | None = Field(None, ge=1, description="First N puzzles per number of people (default: all).")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward mode (strict/logic-rl).")
-
-    @field_validator("people", mode="before")
-    @classmethod
-    def _parse_people(cls, value: Any) -> Any:
-        return parse_people(value) if isinstance(value, (str, int)) else value
 
 
 class SampledConfig(BackendConfig):

@@ -18,6 +18,7 @@ a rebuild.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import logging
@@ -236,10 +237,29 @@ def check_model_name(name_or_path: str) -> None:
     """Raise ModelNotFoundError now, without loading, building or downloading anything, for a name that
     cannot be a model: a missing path, a file, a directory without config.json. Aliases and names that may
     be hub ids pass (whether a hub id exists is only known when it loads)."""
-    if name_or_path.strip().lower() not in MODEL_ALIASES:
-        _check_local(name_or_path, resolve_model_path(name_or_path))
+    if name_or_path.strip().lower() in MODEL_ALIASES:
+        return
+    path = resolve_model_path(name_or_path)
+    _check_local(name_or_path, path)
+    if not Path(path).exists() and not _in_hf_cache(path):
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE or not _hub_reachable():
+            raise ModelNotFoundError(f"model {name_or_path!r} is not in the local Hugging Face cache and the hub "
+                                     f"is unreachable: pass a local path or the alias {DEFAULT_MODEL}")
 
 
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache holds ``repo_id``'s config.json (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
+
+
+@functools.lru_cache(maxsize=1)
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
     """Whether a TCP connection to the hub endpoint opens (assumed True behind an HTTP proxy).
 
@@ -321,7 +341,7 @@ def load_model_and_tokenizer(
             model = AutoModelForCausalLM.from_pretrained(
                 path, dtype=resolve_dtype(dtype, target), **hub, **model_kwargs
             )
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a damaged config.json, a folder without a tokenizer
         raise ModelNotFoundError(_not_found_message(name_or_path, path, err, offline)) from err
     prepare_tokenizer(tokenizer)
     if model.generation_config.pad_token_id is None:

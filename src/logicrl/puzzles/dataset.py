@@ -23,9 +23,9 @@ import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from logicrl.config import StrictModel
 from logicrl.errors import DataError, UserError
@@ -41,10 +41,40 @@ from logicrl.puzzles.sampler import MAX_PEOPLE, Level, StatementSampler, sample_
 T = TypeVar("T")
 
 
+def parse_people(text: str | int) -> list[int]:
+    """"3-7" -> [3..7]; "2,4,8" -> [2, 4, 8]; 5 -> [5]."""
+    out: list[int] = []
+    for part in str(text).split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise ValueError(f"people must look like '3-7' or '2,4,8', got {text!r}") from None
+        if last < first:
+            raise ValueError(f"people range {part.strip()!r} is empty: write the smaller number first "
+                             f"('{last}-{first}')")
+        out.extend(range(first, last + 1))
+    return out
+
+
+def _people_value(value: Any) -> Any:
+    return parse_people(value) if isinstance(value, (str, int)) else value
+
+
+def _some_people(value: list[int]) -> list[int]:
+    if not value:
+        raise ValueError("no numbers of people: give at least one, e.g. '3-7' or [3, 4]")
+    return value
+
+
+# Numbers of people as a config value: a list, or the CLI's '3-7' / '2,4,8' / 5 (in YAML and overrides too).
+PeopleList = Annotated[list[int], BeforeValidator(_people_value), AfterValidator(_some_people)]
+
+
 class DataConfig(StrictModel):
     """What ``logicrl data generate`` makes."""
 
-    people: list[int] = Field(default=[3, 4, 5, 6, 7], description="numbers of people, one split each")
+    people: PeopleList = Field(default=[3, 4, 5, 6, 7], description="numbers of people, one split each")
     train: int | dict[int, int] = Field(default=900, description=(
         "training puzzles per number of people, or {people: count} (the paper preset: 200 for 2, else 1000)"))
     test: int = Field(default=100, ge=0, description="held-out puzzles per number of people")
@@ -75,16 +105,9 @@ class DataConfig(StrictModel):
         "may use, at most one per 100 puzzles); the files are the same for any number, so the manifest leaves "
         "it out"))
 
-    @field_validator("people", mode="before")
-    @classmethod
-    def _parse_people(cls, value: Any) -> Any:
-        return parse_people(value) if isinstance(value, (str, int)) else value
-
     @field_validator("people")
     @classmethod
     def _check_people(cls, value: list[int]) -> list[int]:
-        if not value:
-            raise ValueError("no numbers of people: give at least one, e.g. '3-7' or [3, 4]")
         for n in value:
             if not 2 <= n <= MAX_PEOPLE:
                 raise ValueError(f"number of people must be in 2..{MAX_PEOPLE}, got {n}")
@@ -149,22 +172,6 @@ class DataConfig(StrictModel):
     def level(self, n_people: int) -> Level:
         ops = tuple(op for op in Op if op.value in self.operators)
         return Level(n_people, self.depth, self.width, ops)
-
-
-def parse_people(text: str | int) -> list[int]:
-    """"3-7" -> [3..7]; "2,4,8" -> [2, 4, 8]; 5 -> [5]."""
-    out: list[int] = []
-    for part in str(text).split(","):
-        lo, sep, hi = part.strip().partition("-")
-        try:
-            first, last = int(lo), int(hi) if sep else int(lo)
-        except ValueError:
-            raise ValueError(f"people must look like '3-7' or '2,4,8', got {text!r}") from None
-        if last < first:
-            raise ValueError(f"people range {part.strip()!r} is empty: write the smaller number first "
-                             f"('{last}-{first}')")
-        out.extend(range(first, last + 1))
-    return out
 
 
 PRESETS: dict[str, dict[str, Any]] = {

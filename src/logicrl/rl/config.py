@@ -17,6 +17,7 @@ from logicrl.config import StrictModel
 from logicrl.models import DEFAULT_MODEL
 from logicrl.models.memory_plan import LORA_TARGETS
 from logicrl.prompts import PromptConfig
+from logicrl.puzzles.dataset import PeopleList
 from logicrl.reward.score import RewardConfig
 from logicrl.rl.advantages import ADVANTAGE_ESTIMATORS, get_advantage_estimator
 from logicrl.rl.kl import KL_ESTIMATORS
@@ -78,8 +79,8 @@ class DataConfig(StrictModel):
     train: Path = Field(Path("outputs/data"), description="Dataset directory (from `logicrl data generate`) or file.")
     val: Path | None = Field(None, description=(
         "Validation puzzles; default: the val split of `train` (`logicrl data generate --val N`), else its test split."))
-    people: list[int] | None = Field(None, min_length=1, description=(
-        "Numbers of people to train on (default: all found)."))
+    people: PeopleList | None = Field(None, description=(
+        "Numbers of people to train on, e.g. [3, 4] or '3-7' (default: all found)."))
     schedule: Literal["curriculum", "mixed", "adaptive"] = Field("mixed", description=(
         "'curriculum': one pass per number of people, fewest first; 'mixed': one shuffle; 'adaptive': the number "
         "of people moves up or down with the rolling training accuracy (data.adaptive)."))
