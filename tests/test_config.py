@@ -122,6 +122,24 @@ def test_file_errors(tmp_path: Path) -> None:
         load_config(Toy, tmp_path / "c.yaml")
 
 
+def test_an_error_names_the_file_only_when_the_file_gave_the_value(tmp_path: Path) -> None:
+    """A bad value or unknown key from an override or an option is the command line's, not the config file's
+    (a resume read `optim.bogus=1` as an error "in RUN/config.yaml")."""
+    path = write(tmp_path, "steps: 3\noptim:\n  lr: 1.0e-5\n")
+    cases = [
+        ([], {"steps": "x"}, "^steps: Input should be a valid integer"),
+        (["optim.lr=abc"], {}, "^optim.lr: Input should be a valid number"),
+        (["optim.bogus=1"], {}, "^unknown config key 'optim.bogus' \\(valid keys"),
+        (["people=[x]"], {}, "^people.0: Input should be a valid integer"),
+    ]
+    for overrides, explicit, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            load_config(Toy, path, overrides, **explicit)
+    bad = write(tmp_path, "steps: 3\noptim:\n  lr: abc\n")
+    with pytest.raises(ConfigError, match=f"^optim.lr in {re.escape(str(bad))}: Input should be a valid number"):
+        load_config(Toy, bad, ["steps=4"])
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("steps: 1\nsteps: 2\n", "key 'steps' appears twice (line 2)"),
     ("optim:\n  lr: 1.0e-5\n  lr: 2.0e-5\n", "key 'lr' appears twice (line 3)"),

@@ -129,26 +129,39 @@ def load_config(model: type[T], path: str | Path | None = None, overrides: list[
 
     ``explicit`` holds typed values (None: not given), used as they are; a key may be dotted
     (``**{"model.name": name}``)."""
-    data = read_yaml(path) if path else {}
-    data = deep_merge(data, _nest({k: v for k, v in explicit.items() if v is not None}))
-    data = deep_merge(data, parse_overrides(overrides or []))
+    given = deep_merge(_nest({k: v for k, v in explicit.items() if v is not None}), parse_overrides(overrides or []))
+    data = deep_merge(read_yaml(path) if path else {}, given)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, model, path)) from None
+        raise ConfigError(format_validation_error(exc, model, path, given)) from None
 
 
-def format_validation_error(exc: ValidationError, model: type[BaseModel], path: str | Path | None) -> str:
-    """First pydantic error as one line: where, what, and the valid keys for unknown ones."""
+def format_validation_error(exc: ValidationError, model: type[BaseModel], path: str | Path | None,
+                            given: Mapping[str, Any] | None = None) -> str:
+    """First pydantic error as one line: where, what, and the valid keys for unknown ones; "in PATH" unless the
+    key's value came from the command line (``given``: the options and overrides, nested)."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "config"
-    source = f" in {path}" if path else ""
+    source = f" in {path}" if path and not _gives(given or {}, err["loc"]) else ""
     if err["type"] == "extra_forbidden":
         valid = ", ".join(fields_at(model, err["loc"][:-1]))
         return f"unknown config key {where!r}{source} (valid keys: {valid})"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     message = err["msg"].removeprefix("Value error, ")
     return f"{where}{source}: {message}{more}"
+
+
+def _gives(tree: Mapping[str, Any], loc: tuple) -> bool:
+    """Whether the nested ``tree`` sets the value at ``loc`` (or a section holding it)."""
+    node: Any = tree
+    for part in loc:
+        if not isinstance(node, Mapping):
+            return True
+        if str(part) not in node:
+            return False
+        node = node[str(part)]
+    return bool(loc)
 
 
 def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -143,6 +143,17 @@ def test_check_runs_refuses_a_missing_model_before_any_run(puzzle_dir, tmp_path)
         check_runs(cfg)
 
 
+def test_check_runs_names_the_run_whose_overrides_are_bad(puzzle_dir, tmp_path):
+    """The error is run b's override, not its config file's."""
+    (tmp_path / "rl.yaml").write_text("{}")
+    cfg = ExperimentConfig.model_validate({
+        "question": "q", "out_dir": str(tmp_path / "out"),
+        "defaults": {"command": "train", "config": str(tmp_path / "rl.yaml"), "data": str(puzzle_dir)},
+        "runs": {"a": {"model": "tiny-random"}, "b": {"model": "tiny-random", "overrides": ["optim.bogus=1"]}}})
+    with pytest.raises(ConfigError, match=r"^run b: unknown config key 'optim.bogus' \(valid keys: lr,"):
+        check_runs(cfg)
+
+
 def test_check_runs_refuses_an_out_dir_that_cannot_be_made(puzzle_dir, tmp_path):
     (tmp_path / "rl.yaml").write_text("{}")
     (tmp_path / "a-file").write_text("x")

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from logicrl.cli.runs import check_puzzles
 from logicrl.config import load_config, read_yaml
-from logicrl.errors import UserError
+from logicrl.errors import ConfigError, UserError
 from logicrl.experiment import ExperimentConfig, Step, plan, resolve_args, resolve_model
 from logicrl.io import check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
@@ -35,7 +35,10 @@ def check_runs(cfg: ExperimentConfig) -> None:
     for label in cfg.runs:
         spec, run_dir = cfg.run(label), cfg.out_dir / label
         explicit = {"out_dir": run_dir, "model.name": spec.model, "data.train": spec.data}
-        wanted = load_config(_config_class(spec.command), spec.config, spec.overrides, **explicit)
+        try:
+            wanted = load_config(_config_class(spec.command), spec.config, spec.overrides, **explicit)
+        except ConfigError as exc:
+            raise ConfigError(f"run {label}: {exc}") from None
         if (run_dir / "config.yaml").is_file():
             _check_same(label, wanted.model_dump(mode="json"), read_yaml(run_dir / "config.yaml"))
             continue
