@@ -60,6 +60,10 @@ class ExperimentConfig(StrictModel):
     out_dir: Path = Field(description="Each run goes to OUT/LABEL; eval, memorization and compare beside them.")
     defaults: RunSpec = Field(default_factory=RunSpec, description="Keys every run shares.")
     runs: dict[str, RunSpec] = Field(description="LABEL -> run, run in this order.")
+    overrides: list[str] = Field(default_factory=list, description=(
+        "key=value applied to every run after its own overrides (on the command line: overrides=[steps=8])."))
+
+    _strings = field_validator("overrides", mode="before")(_texts)
     eval: Measurement | None = None
     memorization: Measurement | None = None
     compare: bool = Field(True, description="`logicrl compare` over the RL runs (two or more).")
@@ -86,11 +90,11 @@ class ExperimentConfig(StrictModel):
         return self
 
     def run(self, label: str) -> RunSpec:
-        """The run with the defaults filled in (overrides: the defaults' first, then the run's)."""
+        """The run with the defaults filled in (overrides: the defaults', the run's, then the experiment's)."""
         run, base = self.runs[label], self.defaults
         merged = {key: getattr(run, key) if getattr(run, key) is not None else getattr(base, key)
                   for key in ("command", "config", "model", "data")}
-        return RunSpec(**merged, overrides=[*base.overrides, *run.overrides])
+        return RunSpec(**merged, overrides=[*base.overrides, *run.overrides, *self.overrides])
 
 
 @dataclass(frozen=True)

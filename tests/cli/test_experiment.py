@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from logicrl.cli.experiment import check_runs
+from logicrl.cli.experiment import check_run_labels, check_runs
 from logicrl.config import load_config
 from logicrl.errors import ConfigError, UserError
 from logicrl.experiment import ExperimentConfig, plan, resolve_args
@@ -62,6 +62,24 @@ def test_plan_fresh_finished_and_interrupted_runs(tmp_path):
     steps = {s.what: s for s in plan(cfg)}
     assert steps["run cold"].skip and steps["run rl"].args == ("train", "--resume", str(out / "rl"))
     assert steps["run rl2"].skip is None and steps["run rl2"].args[0:2] == ("train", "--config")
+
+
+def test_experiment_overrides_come_after_every_run_s_own(tmp_path):
+    """`overrides=[steps=8]` shortens every run and keeps the file's other overrides (replacing
+    defaults.overrides, as configs/rq/README.md used to suggest, dropped model.dtype=bfloat16 and val_every)."""
+    cfg = _experiment(tmp_path, overrides=["steps=8"])
+    assert cfg.run("rl").overrides == ["steps=2", "optim.lr=1e-6", "steps=8"]
+    assert load_config(TrainConfig, None, cfg.run("rl").overrides).optim.lr == 1e-6
+
+
+def test_an_override_of_a_run_the_file_lacks_is_refused(tmp_path):
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump({"question": "q", "out_dir": "x", "defaults": {"command": "train",
+                                    "config": "c.yaml"}, "runs": {"grpo": {}, "ppo": {}}}))
+    check_run_labels(path, ["runs.grpo.overrides=[steps=3]", "out_dir=y", "overrides=[steps=2]"])
+    with pytest.raises(ConfigError, match=r"'runs.gpro.overrides=\[steps=3\]': .* has no run 'gpro' "
+                                          r"\(runs: grpo, ppo\); add a new run to the file"):
+        check_run_labels(path, ["runs.gpro.overrides=[steps=3]"])
 
 
 def test_model_references_resolve_to_the_last_checkpoint(tmp_path):

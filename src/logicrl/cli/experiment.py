@@ -50,6 +50,18 @@ def check_runs(cfg: ExperimentConfig) -> None:
         check_puzzles(wanted.data, held_out=False)
 
 
+def check_run_labels(file: Path, overrides: list[str]) -> None:
+    """Refuse an override of ``runs.LABEL...`` for a LABEL the file does not have: a misspelt label would add a
+    run of its own (the defaults and that override) instead of changing one."""
+    runs = read_yaml(file).get("runs")
+    labels = list(runs) if isinstance(runs, dict) else []
+    for item in overrides:
+        parts = item.partition("=")[0].strip().split(".")
+        if parts[0] == "runs" and len(parts) > 1 and parts[1] not in labels:
+            raise ConfigError(f"override {item!r}: {file} has no run {parts[1]!r} (runs: {', '.join(labels)}); "
+                              "add a new run to the file")
+
+
 def _check_same(label: str, wanted: dict, saved: dict, prefix: str = "") -> None:
     for key in sorted(set(wanted) | set(saved)):
         a, b = wanted.get(key), saved.get(key)
@@ -84,6 +96,7 @@ def experiment_cmd(
         show_default=False)] = None,
 ) -> None:
     """Several runs that answer one question (configs/rq/), then eval, memorization and `logicrl compare`."""
+    check_run_labels(file, overrides or [])
     cfg = load_config(ExperimentConfig, file, overrides)
     steps = plan(cfg)
     console.print(f"[bold]{cfg.question}[/] → {cfg.out_dir}", soft_wrap=True)
