@@ -38,6 +38,18 @@ def test_generate_writes_splits_and_manifest(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["config"]["depth"] == 3 and manifest["counts"]["3ppl"] == {"train": 20, "test": 5}
 
+    # the same command again writes the same bytes; another config is refused, since 2ppl/ and 3ppl/ would stay
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    again = runner.invoke(app, ["data", "generate", "--people", "2-3", "--train", "20", "--test", "5",
+                                "--out", str(tmp_path), "depth=3", "--workers", "2"])
+    assert again.exit_code == 0, again.output
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    other = run_cli("data", "generate", "--people", "4", "--train", "20", "--test", "5", "--out", str(tmp_path))
+    assert other.returncode == 2 and other.stderr.strip() == (
+        f"error: {tmp_path} holds another dataset (its manifest.json differs in depth, people): choose another "
+        f"--out, or delete {tmp_path} first")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
 
 def test_generate_same_seed_same_bytes_with_any_number_of_workers(tmp_path: Path) -> None:
     for name, workers in (("a", "1"), ("b", "2")):

@@ -19,6 +19,7 @@ from logicrl.parallel import Workers
 from logicrl.puzzles.dataset import (
     PRESETS,
     DataConfig,
+    check_dataset_dir,
     dataset_files,
     default_workers,
     generate,
@@ -74,6 +75,7 @@ def generate_cmd(
     options = {**base, **{k: v for k, v in given.items() if v is not None}}  # options win over the preset
     cfg = load_config(DataConfig, config, overrides, **options)
     check_output_dir(out)
+    check_dataset_dir(out, cfg)
     total = cfg.total()
     with Workers(default_workers(cfg)) as pool:  # forked before tqdm starts its monitor thread
         with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:

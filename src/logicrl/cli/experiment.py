@@ -92,7 +92,8 @@ def experiment_cmd(
     file: Annotated[Path, typer.Argument(help="experiment YAML (configs/rq/*.yaml)", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the commands and what is done; run nothing")] = False,
     overrides: Annotated[list[str] | None, typer.Argument(
-        help="overrides of the experiment file: out_dir=..., defaults.model=..., runs.grpo.overrides=[...]",
+        help=("overrides of the experiment file: out_dir=..., defaults.model=..., runs.grpo.overrides=[...], "
+              "overrides=[steps=8] (after every run's own)"),
         show_default=False)] = None,
 ) -> None:
     """Several runs that answer one question (configs/rq/), then eval, memorization and `logicrl compare`."""

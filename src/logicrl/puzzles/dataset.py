@@ -29,7 +29,14 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 
 from logicrl.config import StrictModel
 from logicrl.errors import DataError, UserError
-from logicrl.io import atomic_write_bytes, atomic_write_text, jsonl_bytes, read_rows, write_parquet_from_jsonl
+from logicrl.io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    jsonl_bytes,
+    read_rows,
+    read_text_file,
+    write_parquet_from_jsonl,
+)
 from logicrl.parallel import Workers, usable_cores
 from logicrl.puzzles.logic import Op, json_depth
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
@@ -308,6 +315,23 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
     while chunk := list(itertools.islice(iterator, size)):
         yield start, chunk
         start += len(chunk)
+
+
+def check_dataset_dir(out_dir: Path, config: DataConfig) -> None:
+    """Refuse to write over another dataset: files of its levels that this config does not make would stay and
+    mix with the new ones. The same config makes the same bytes, so its own folder may be written again."""
+    manifest = Path(out_dir) / "manifest.json"
+    if not manifest.is_file():
+        return
+    try:
+        old = json.loads(read_text_file(manifest)).get("config", {})
+    except (json.JSONDecodeError, AttributeError):
+        old = {}
+    new = json.loads(json.dumps(config.model_dump(mode="json")))
+    changed = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    if changed:
+        raise UserError(f"{out_dir} holds another dataset (its manifest.json differs in {', '.join(changed)}): "
+                        f"choose another --out, or delete {out_dir} first")
 
 
 def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str, list]],
