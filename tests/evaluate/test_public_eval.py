@@ -179,6 +179,11 @@ def test_twins_from_another_folder_and_made_ones(tmp_path: Path, public_root: Pa
     result = runner.invoke(app, [*args, "--twins", str(clean)])
     assert isinstance(result.exception, UserError) and "no public twins" in str(result.exception)
     assert "\n" not in str(result.exception)
+    fresh = ["eval", "memorization", "-m", "tiny-random", "--data", str(clean), "--out", str(tmp_path / "mem2"),
+             "--kinds", "leaf", "--twins", str(tmp_path / "nope")]
+    result = runner.invoke(app, fresh)  # refused before the output folder is made (it was left with a .lock)
+    assert isinstance(result.exception, UserError) and "no public twins" in str(result.exception)
+    assert not (tmp_path / "mem2").exists()
 
 
 def test_made_wording_twins_of_public_records_keep_their_text(public_root: Path) -> None:

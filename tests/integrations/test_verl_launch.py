@@ -230,6 +230,22 @@ def test_bad_cluster_key_and_export_cli(dataset: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "y").exists()
 
 
+@pytest.mark.parametrize(("model", "message"), [
+    ("no-such-org/no-such-model", "is not in the local Hugging Face cache and the hub is unreachable"),
+    ("./no/such/model", "model path './no/such/model' does not exist"),
+])
+def test_a_model_whose_tokenizer_cannot_be_read_is_refused_at_once(dataset, tmp_path, monkeypatch, model, message):
+    """The pre-fill needs the model's chat template: an offline hub id used to cost the hub's retries (48 s) and a
+    missing path gave Hugging Face's 'Repo id must be in the form' message."""
+    from logicrl.models import loading
+
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: False)
+    cfg = train_config(f"model.name={model}", f"data.train={dataset}", "data.people=[3]",
+                       f"out_dir={tmp_path / 'run'}")
+    with pytest.raises(ConfigError, match=f"{re.escape(message)}.*or set prompt.prefill=''"):
+        plan_launch(cfg, VerlClusterConfig(), [])
+
+
 def test_a_killed_hand_off_is_redone_on_relaunch(dataset, tmp_path, monkeypatch):
     """A copy killed after config.json, before the weights, must not count as a finished stage."""
     from logicrl.integrations import verl_launch

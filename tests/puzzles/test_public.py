@@ -92,6 +92,13 @@ def test_public_layout_is_found(public_root: Path, tmp_path: Path) -> None:
         dataset_files(public_root, "val")
     with pytest.raises(DataError, match="unknown kind 'bogus'"):
         dataset_files(public_root, "test", "bogus")
+    logicrl_layout = tmp_path / "logicrl"
+    (logicrl_layout / "3ppl").mkdir(parents=True)
+    (logicrl_layout / "3ppl" / "test.jsonl").write_text("")
+    with pytest.raises(DataError, match="unknown kind 'bogus'"):  # not "holds no twins"
+        dataset_files(logicrl_layout, "test", "bogus")
+    with pytest.raises(DataError, match="a logicrl dataset directory holds no twins"):
+        dataset_files(logicrl_layout, "test", "perturbed_leaf")
 
 
 def test_id_less_records_get_content_ids_and_an_id_names_one_puzzle(public_root: Path, tmp_path: Path) -> None:

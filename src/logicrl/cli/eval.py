@@ -215,11 +215,11 @@ def memorization_cmd(
     specs = model_specs(model, out, rescore)
     originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit,
                                every_level="people" in cfg.model_fields_set)
+    twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
+    given = ({} if cfg.twins == "own"
+             else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
-        twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
-        given = ({} if cfg.twins == "own"
-                 else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
         twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
         console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
                                             for kind, p in pairs.items()))

@@ -42,7 +42,7 @@ from logicrl.config import StrictModel
 from logicrl.errors import ConfigError, UserError
 from logicrl.integrations.verl_export import build_export, read_puzzles, rollout_chat_template
 from logicrl.io import write_parquet
-from logicrl.models import resolve_model_path
+from logicrl.models import ModelNotFoundError, check_model_name, resolve_model_path
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.config import OptimConfig, TrainConfig
 
@@ -361,9 +361,15 @@ class LaunchPlan:
 
 
 def model_chat_template(model_path: str, trust_remote_code: bool) -> str | None:
-    """The chat template of the model's tokenizer (read once; the merged stages keep the same tokenizer)."""
+    """The chat template of the model's tokenizer (read once; the merged stages keep the same tokenizer). A model
+    this machine cannot read (a missing path; a hub id neither cached nor reachable) is refused at once, not
+    after the hub's retries."""
     from transformers import AutoTokenizer
 
+    try:
+        check_model_name(model_path)
+    except ModelNotFoundError as exc:
+        raise ConfigError(f"{exc}; or set prompt.prefill='' (the pre-fill needs the model's chat template)") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:

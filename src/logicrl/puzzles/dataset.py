@@ -373,11 +373,11 @@ def dataset_files(path: Path, split: str | None = None, kind: str = CLEAN_KIND) 
         return [path]
     if not path.is_dir():
         raise DataError(f"{path}: no such file or dataset directory")
+    public_kind = PUBLIC_KIND_OF.get(kind, kind)
+    if public_kind != CLEAN_KIND and public_kind not in PUBLIC_KINDS:
+        valid = ", ".join([CLEAN_KIND, *PUBLIC_KINDS])
+        raise DataError(f"unknown kind {kind!r} (valid: {valid}, or logicrl's names)")
     if is_public_dir(path):
-        public_kind = PUBLIC_KIND_OF.get(kind, kind)
-        if public_kind != CLEAN_KIND and public_kind not in PUBLIC_KINDS:
-            valid = ", ".join([CLEAN_KIND, *PUBLIC_KINDS])
-            raise DataError(f"unknown kind {kind!r} (valid: {valid}, or logicrl's names)")
         files = public_files(path, split, public_kind)
         if not files:
             raise DataError(f"{path}: no {split or '*'}/{public_kind}/people*_num*.jsonl files "
