@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from logicrl.cli import check_command_line
 from logicrl.cli.experiment import check_run_labels, check_runs
 from logicrl.config import load_config
 from logicrl.errors import ConfigError, UserError
@@ -31,6 +32,8 @@ def test_every_research_question_file_and_its_runs_validate(path, monkeypatch):
         run = load_config(classes[spec.command], spec.config, spec.overrides,
                           **{"model.name": spec.model, "data.train": spec.data})
         assert run.data.train == (spec.data or run.data.train)
+    for step in plan(cfg):  # every command of the plan parses, its eval arguments included
+        check_command_line(step.args)
     assert len(RQ_FILES) == 10 and {p.name.split(".")[1] for p in RQ_FILES} == {"cpu", "paper"}
 
 
@@ -159,6 +162,22 @@ def test_check_runs_refuses_a_missing_model_before_any_run(puzzle_dir, tmp_path)
         "runs": {"a": {"model": "tiny-random"}, "b": {"model": str(tmp_path / "missing")}}})
     with pytest.raises(UserError, match="run b: model path .*missing.* does not exist"):
         check_runs(cfg)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bogus-flag"], "`logicrl eval -m a=@a -m b=@b --out .*/out/eval --bogus-flag`: No such option: --bogus-flag"),
+    (["--limit", "abc"], "Invalid value for '--limit'"),
+])
+def test_check_runs_parses_the_eval_command_before_any_run(puzzle_dir, tmp_path, args, message):
+    """A typo in eval.args used to fail only after every run had trained."""
+    (tmp_path / "rl.yaml").write_text("{}")
+    cfg = ExperimentConfig.model_validate({
+        "question": "q", "out_dir": str(tmp_path / "out"),
+        "defaults": {"command": "train", "config": str(tmp_path / "rl.yaml"), "data": str(puzzle_dir)},
+        "runs": {"a": {"model": "tiny-random"}, "b": {"model": "tiny-random"}}, "eval": {"args": args}})
+    with pytest.raises(UserError, match=message):
+        check_runs(cfg)
+    check_runs(cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"args": ["--limit", "3"]})}))
 
 
 def test_check_runs_names_the_run_whose_overrides_are_bad(puzzle_dir, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 
 import click
 import typer
@@ -48,6 +49,22 @@ def load_command(name: str) -> click.Command:
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     single.command(name)(target)
     return typer.main.get_command(single)
+
+
+def check_command_line(args: Sequence[str]) -> None:
+    """Parse ``logicrl ARGS`` as the command would, without running it: a UserError for an unknown command or
+    option, or a value of the wrong type (`logicrl experiment` checks its eval commands before the runs that
+    come first, which take hours)."""
+    name, *rest = args
+    if name not in COMMANDS:
+        raise UserError(f"unknown command {name!r} (commands: {', '.join(COMMANDS)})")
+    command = load_command(name)
+    while rest and rest[0] in getattr(command, "commands", {}):
+        name, command, rest = rest[0], command.commands[rest[0]], rest[1:]
+    try:
+        command.make_context(name, list(rest))
+    except typer.TyperException as exc:
+        raise UserError(f"`logicrl {' '.join(args)}`: {exc.format_message()}") from None
 
 
 class PipelineGroup(TyperGroup):

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from logicrl.cli import check_command_line
 from logicrl.cli.runs import check_puzzles
 from logicrl.config import load_config, read_yaml
 from logicrl.errors import ConfigError, UserError
@@ -30,8 +31,11 @@ def _config_class(command: str) -> type:
 def check_runs(cfg: ExperimentConfig) -> None:
     """Before the first run starts: every run's config validates with its overrides, its model and puzzles
     exist, and a run already started was started with the config the file now asks for (a resume never
-    silently ignores a changed experiment file); and ``out_dir`` can take them."""
+    silently ignores a changed experiment file); every command of the plan parses (an eval argument the eval
+    command does not take used to fail after hours of runs); and ``out_dir`` can take them."""
     check_output_dir(cfg.out_dir, "out_dir")
+    for step in plan(cfg):
+        check_command_line(step.args)
     for label in cfg.runs:
         spec, run_dir = cfg.run(label), cfg.out_dir / label
         explicit = {"out_dir": run_dir, "model.name": spec.model, "data.train": spec.data}
