@@ -221,6 +221,8 @@ def test_user_errors_write_nothing(puzzle_dir: Path, tmp_path: Path) -> None:
         ([str(a), str(b), "--eval", str(tmp_path / "empty-eval")], DataError, "has no results.json"),
         ([str(a), str(b), "--eval", str(one_model)], DataError, "has no compare.json"),
         ([str(a), str(b), "smooth=0"], ConfigError, "smooth"),
+        ([str(a), str(b), "smoth=5"], UserError,  # a misspelt key used to read as LABEL=DIR: "run directory 5"
+         "'smoth=5': no run directory '5', and 'smoth' is not a config key of compare (keys: smooth,"),
     ]
     for args, kind, message in cases:
         result = runner.invoke(app, ["compare", *args, "--out", str(out)])

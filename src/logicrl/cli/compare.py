@@ -13,6 +13,7 @@ from logicrl.analysis.compare import Comparison, build_comparison, run_refs, wri
 from logicrl.analysis.config import CompareConfig
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
+from logicrl.errors import UserError
 from logicrl.io import check_output_dir
 
 console = Console()
@@ -23,11 +24,15 @@ Opt = typer.Option
 def split_arguments(arguments: list[str]) -> tuple[list[str], list[str]]:
     """(runs, overrides): an argument ``key=value`` whose key is a CompareConfig field (``smooth=5``,
     ``ignore=[out_dir,seed]``) is an override, unless it names an existing path; the rest are ``DIR`` or
-    ``LABEL=DIR``."""
+    ``LABEL=DIR``. A ``LABEL=DIR`` whose DIR does not exist is a UserError that lists the config keys too (it
+    may be a misspelt override)."""
     runs, overrides = [], []
     for argument in arguments:
-        key, sep, _ = argument.partition("=")
+        key, sep, value = argument.partition("=")
         is_key = sep and key.split(".")[0] in CompareConfig.model_fields and not Path(argument).exists()
+        if sep and not is_key and not Path(argument).exists() and not Path(value).exists():
+            raise UserError(f"{argument!r}: no run directory {value!r}, and {key!r} is not a config key of compare "
+                            f"(keys: {', '.join(CompareConfig.model_fields)}); runs are DIR or LABEL=DIR")
         (overrides if is_key else runs).append(argument)
     return runs, overrides
 
