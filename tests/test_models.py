@@ -284,12 +284,18 @@ def test_a_damaged_checkpoint_is_a_one_line_model_error(tmp_path, tiny, files):
 def test_check_model_name_refuses_a_hub_id_it_cannot_fetch(monkeypatch):
     """Before any model loads (eval loads its models one after another): a hub id that is not cached while the
     hub is unreachable is refused; a reachable hub lets any valid id pass (only a load can tell)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(loading, "_hub_reachable", lambda: False)
     with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache and the hub is unreachable"):
         check_model_name("no-such-org/no-such-model-xyz")
     check_model_name(TINY_MODEL)  # an alias is built locally
     monkeypatch.setattr(loading, "_hub_reachable", lambda: True)
     check_model_name("no-such-org/no-such-model-xyz")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # HF_HUB_OFFLINE=1: the hub is never asked
+    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache"):
+        check_model_name("no-such-org/no-such-model-xyz")
 
 
 def test_dtype_and_device_resolution():
