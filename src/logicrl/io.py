@@ -222,7 +222,7 @@ def _not_utf8(path: Path, line: int, byte: int) -> DataError:
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object); raises DataError naming file and line for bad JSON or text not in UTF-8.
-    Lines end at ``\n`` (as in `read_appended_jsonl`)."""
+    Lines end at ``\\n`` (as in `read_appended_jsonl`)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     with path.open("rb") as f:

@@ -235,8 +235,9 @@ def _check_local(name: str, path: str) -> None:
 
 def check_model_name(name_or_path: str) -> None:
     """Raise ModelNotFoundError now, without loading, building or downloading anything, for a name that
-    cannot be a model: a missing path, a file, a directory without config.json. Aliases and names that may
-    be hub ids pass (whether a hub id exists is only known when it loads)."""
+    cannot be a model: a missing path, a file, a directory without config.json, a hub id that is neither in
+    the local Hugging Face cache nor reachable (``HF_HUB_OFFLINE=1``, or the hub does not answer in 3 s).
+    Aliases pass, and so do hub ids while the hub answers (whether one exists is only known when it loads)."""
     if name_or_path.strip().lower() in MODEL_ALIASES:
         return
     path = resolve_model_path(name_or_path)

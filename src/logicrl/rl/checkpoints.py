@@ -140,7 +140,7 @@ def resume_config(config_class: type[T], run_dir: Path, overrides: list[str] | N
 
     Only the keys in ``config_class.resumable`` may change (the others would make the resumed run another
     experiment: a one-line refusal names them), and ``out_dir`` not at all: a resume continues ``run_dir`` in
-    place. Nothing is written here: the trainer records the accepted changes (`record_resume`) once the
+    place. Nothing is written here: the trainer records the accepted changes (`record_config`) once the
     checkpoint has been restored."""
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
