@@ -62,11 +62,11 @@ class ExperimentConfig(StrictModel):
     runs: dict[str, RunSpec] = Field(description="LABEL -> run, run in this order.")
     overrides: list[str] = Field(default_factory=list, description=(
         "key=value applied to every run after its own overrides (on the command line: overrides=[steps=8])."))
-
-    _strings = field_validator("overrides", mode="before")(_texts)
     eval: Measurement | None = None
     memorization: Measurement | None = None
     compare: bool = Field(True, description="`logicrl compare` over the RL runs (two or more).")
+
+    _strings = field_validator("overrides", mode="before")(_texts)
 
     @model_validator(mode="after")
     def _check_runs(self) -> ExperimentConfig:
