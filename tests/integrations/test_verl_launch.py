@@ -224,6 +224,15 @@ def test_bad_cluster_key_and_export_cli(dataset: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
         "test.parquet", "test_4ppl.parquet", "train.parquet", "train_4ppl.parquet"]
+    again = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"),
+                                "--people", "4", "--val-per-people", "2"])
+    assert again.exit_code == 0, again.output  # the same export again replaces every file
+    before = {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()}
+    for args, stale in ((["--people", "3"], "test_4ppl.parquet, train_4ppl.parquet"),
+                        (["--people", "4", "--val-per-people", "0"], "test.parquet, test_4ppl.parquet")):
+        refused = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"), *args])
+        assert f"holds {stale} from an earlier export that this one would not replace" in str(refused.exception)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()} == before
     negative = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "y"),
                                    "--val-per-people", "-3"])
     assert negative.exit_code == 2 and "'--val-per-people': Input should be greater than or equal to 0" in negative.output

@@ -22,12 +22,13 @@ and `rollout_chat_template` gives the template veRL must use instead
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from logicrl.errors import ConfigError
+from logicrl.errors import ConfigError, DataError
 from logicrl.io import write_parquet
 from logicrl.prompts import PromptConfig, chat_messages
 from logicrl.rl.schedule import held_out_split, load_puzzles, people_of, validation_subset
@@ -106,8 +107,15 @@ def read_puzzles(train: Path, people: Sequence[int] | None, val: Path | None,
 
 def export_dataset(train: Path, out_dir: Path, prompt: PromptConfig, people: Sequence[int] | None = None,
                    val: Path | None = None, val_per_people: int | None = None) -> dict[str, int]:
-    """Write the veRL parquet files of a `logicrl data generate` directory; returns file name → rows."""
+    """Write the veRL parquet files of a `logicrl data generate` directory; returns file name → rows. An export
+    file of an earlier export that this one would not replace (another --people, no held-out puzzles) is a
+    DataError before anything is written: veRL would read it beside the new ones."""
     files = build_export(*read_puzzles(train, people, val, val_per_people), prompt)
+    stale = sorted(path.name for path in Path(out_dir).glob("*.parquet")
+                   if path.name not in files and re.fullmatch(r"(train|test)(_\d+ppl)?\.parquet", path.name))
+    if stale:
+        raise DataError(f"{out_dir} holds {', '.join(stale)} from an earlier export that this one would not replace: "
+                        "choose another --out, or delete them")
     for name, rows in files.items():
         write_parquet(out_dir / name, rows)
     return {name: len(rows) for name, rows in files.items()}
