@@ -71,8 +71,12 @@ def verl_row(record: Mapping[str, Any], split: str, index: int, prompt: PromptCo
     }
 
 
+# The names `split_files` gives (an export of other people or without held-out puzzles writes others).
+EXPORT_FILE = re.compile(r"(train|test)(_\d+ppl)?\.parquet")
+
+
 def split_files(split: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """``{"<split>.parquet": all rows, "<split>_<N>ppl.parquet": rows of N people, ...}``."""
+    """``{"<split>.parquet": all rows, "<split>_<N>ppl.parquet": rows of N people, ...}`` (`EXPORT_FILE`)."""
     by_people: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_people[row["extra_info"]["n_people"]].append(dict(row))
@@ -112,7 +116,7 @@ def export_dataset(train: Path, out_dir: Path, prompt: PromptConfig, people: Seq
     DataError before anything is written: veRL would read it beside the new ones."""
     files = build_export(*read_puzzles(train, people, val, val_per_people), prompt)
     stale = sorted(path.name for path in Path(out_dir).glob("*.parquet")
-                   if path.name not in files and re.fullmatch(r"(train|test)(_\d+ppl)?\.parquet", path.name))
+                   if path.name not in files and EXPORT_FILE.fullmatch(path.name))
     if stale:
         raise DataError(f"{out_dir} holds {', '.join(stale)} from an earlier export that this one would not replace: "
                         "choose another --out, or delete them")

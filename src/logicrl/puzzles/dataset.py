@@ -327,7 +327,7 @@ def check_dataset_dir(out_dir: Path, config: DataConfig) -> None:
         old = json.loads(read_text_file(manifest)).get("config", {})
     except (json.JSONDecodeError, AttributeError):
         old = {}
-    new = json.loads(json.dumps(config.model_dump(mode="json")))
+    new = json.loads(json.dumps(config.model_dump(mode="json")))  # as the manifest holds it: string dict keys
     changed = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
     if changed:
         raise UserError(f"{out_dir} holds another dataset (its manifest.json differs in {', '.join(changed)}): "
