@@ -161,6 +161,33 @@ def test_rescore_saved_samples_without_a_model(tmp_path: Path, dataset: Path, te
     assert (out / "samples" / "hand.jsonl").read_text().count("\n") == 12
 
 
+def test_rescore_records_the_settings_the_samples_were_made_with(tmp_path: Path, dataset: Path,
+                                                                test_records: list[dict], respond) -> None:
+    two = [r for r in test_records if r["n_people"] == 2]
+    out = tmp_path / "out"
+    write_samples(out / "samples" / "hand.jsonl", "hand", [(r, j, respond(r)) for r in two for j in range(2)])
+    rescore = ["eval", "--rescore", "--data", str(dataset), "--out", str(out), "--people", "2"]
+    # no record of how they were made: the generation settings are left out, not given this run's defaults
+    assert runner.invoke(app, rescore).exit_code == 0
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["people"] == [2] and not {"max_tokens", "temperature", "samples", "prompt"} & config.keys()
+
+    made = {"max_tokens": 512, "temperature": 0.7, "samples": 2, "seed": 3, "reward": {"mode": "strict"}}
+    (out / "results.json").write_text(json.dumps({"config": made, "models": {}}))
+    result = runner.invoke(app, [*rescore, "--max-tokens", "256", "--seed", "3", "--reward-mode", "logic-rl"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: --rescore scores the saved samples as they are: max_tokens=256 not used (they were made "
+            "with max_tokens=512, as results.json records)") in result.stderr
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert (config["max_tokens"], config["temperature"], config["samples"], config["seed"]) == (512, 0.7, 2, 3)
+    assert config["reward"]["mode"] == "logic-rl" and "top_p" not in config  # this run scores; top_p unknown
+
+    # the record carries over to the next rescore, which gives nothing that differs: no warning
+    result = runner.invoke(app, rescore)
+    assert "warning" not in result.stderr
+    assert json.loads((out / "results.json").read_text())["config"]["max_tokens"] == 512
+
+
 def test_rescore_refuses_samples_of_unknown_puzzles(tmp_path: Path, dataset: Path, test_records: list[dict],
                                                     respond) -> None:
     stranger = {**test_records[0], "id": "kk2-not-in-the-data"}

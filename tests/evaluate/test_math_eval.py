@@ -203,6 +203,9 @@ def test_rescore_tables_by_hand(tmp_path: Path, problems: Path) -> None:
     assert wrong["substring"] is True
     assert [r["vote"] for r in rows[3:6]] == ["1/2", "1/4", "1/4"]
     assert "model,metric,AIME 2023,AIME 2024,AMC 2023,avg" in (out / "table.csv").read_text()
+    # no record of how the samples were made (no earlier results.json): no generation settings are claimed
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["prompt_style"] == "logic-rl" and "max_tokens" not in config and "samples" not in config
 
 
 def test_rescore_two_models_paired_difference(tmp_path: Path, problems: Path) -> None:

@@ -25,7 +25,7 @@ from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table
-from logicrl.evaluate.config import EvalConfig, MemorizationConfig, RunConfig
+from logicrl.evaluate.config import BackendConfig, EvalConfig, MemorizationConfig, RunConfig, rescored_config
 from logicrl.evaluate.memorization import collect_twins, memorization_table
 from logicrl.evaluate.metrics import accuracy_table, by_puzzle
 from logicrl.evaluate.runner import (
@@ -151,6 +151,28 @@ def check_before_loading(specs: list[ModelSpec], cfg: RunConfig, out: Path, resc
                 raise UserError(str(exc)) from None
 
 
+def recorded_config(cfg: BackendConfig, summary: Path, rescore: bool) -> dict[str, Any]:
+    """The config that the ``summary`` file (results.json, memorization.json) records: ``cfg``. After
+    ``--rescore``, the generation settings are those of the run that made the samples, read from the ``summary``
+    it wrote (left out if it cannot be read): ones given now with other values are not used, and a warning
+    says so. Call before ``summary`` is written again."""
+    config = cfg.model_dump(mode="json")
+    if not rescore:
+        return config
+    try:
+        previous = json.loads(summary.read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, LookupError, TypeError):
+        previous = None
+    recorded, ignored = rescored_config(config, previous if isinstance(previous, dict) else None,
+                                        cfg.model_fields_set)
+    if ignored:
+        now = ", ".join(f"{k}={json.dumps(config[k])}" for k in ignored)
+        then = ", ".join(f"{k}={json.dumps(recorded[k])}" for k in ignored)
+        print(f"warning: --rescore scores the saved samples as they are: {now} not used (they were made with "
+              f"{then}, as {summary.name} records)", file=sys.stderr)
+    return recorded
+
+
 @eval_app.callback()
 def eval_cmd(
     ctx: typer.Context, model: Models = None, data: Data = None,
@@ -173,6 +195,7 @@ def eval_cmd(
                              every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
+        config = recorded_config(cfg, out / "results.json", rescore)
         results, rows_by_label = {}, {}
         for spec in specs:
             rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
@@ -189,7 +212,7 @@ def eval_cmd(
                            comparison_table(comparisons)))
         atomic_write_text(out / "table.md", "\n".join(f"### {title}\n\n{markdown(t)}" for title, t in tables))
         atomic_write_text(out / "table.csv", results_csv(results))
-        summary = results_json(results, {s.label: s.name for s in specs}, cfg.model_dump(mode="json"))
+        summary = results_json(results, {s.label: s.name for s in specs}, config)
         atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
         for title, table in tables:
             print_table(console, title, *table)
@@ -220,6 +243,7 @@ def memorization_cmd(
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
+        config = recorded_config(cfg, out / "memorization.json", rescore)
         twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
         console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
                                             for kind, p in pairs.items()))
@@ -238,7 +262,7 @@ def memorization_cmd(
         table = memorization_rows(results)
         atomic_write_text(out / "memorization.md", markdown(table))
         atomic_write_text(out / "memorization.csv", csv_text(table))
-        summary = memorization_json(results, cfg.model_dump(mode="json"))
+        summary = memorization_json(results, config)
         atomic_write_text(out / "memorization.json", json.dumps(summary, indent=2) + "\n")
         remove_journals(out, specs)
         print_table(console, "Memorization (Xie et al. 2024): LiMem = Acc·(1 − CR)", *table, labels=2)

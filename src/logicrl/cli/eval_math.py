@@ -35,6 +35,7 @@ from logicrl.cli.eval import (
     eval_app,
     eval_config,
     model_specs,
+    recorded_config,
 )
 from logicrl.cli.output import print_line, print_table
 from logicrl.errors import UserError
@@ -100,6 +101,7 @@ def math_cmd(
     _require_math_verify()
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
+        config = recorded_config(cfg, out / "results.json", rescore)
         rows_by_label: dict[str, list[dict]] = {}
         with MathChecker(cfg.check_timeout_s, cfg.check_memory_mb) as checker:
             checker.start()  # a checker that cannot start fails before any model loads
@@ -116,12 +118,14 @@ def math_cmd(
                 seconds = time.perf_counter() - start
                 print_line(console, f"{spec.label}: {verb} {len(rows)} samples in {seconds:.1f}s; "
                            f"checked {stats['checked']} answers{speed}, {stats['timeouts']} timed out")
-        _write_results(specs, rows_by_label, cfg, out)
+        _write_results(specs, rows_by_label, cfg, config, out)
         remove_journals(out, specs)  # the results are written: nothing left to resume
 
 
-def _write_results(specs: list, rows_by_label: dict[str, list[dict]], cfg: MathEvalConfig, out: Path) -> None:
-    """Tables (printed and in table.md), table.csv, results.json and, with several models, compare.json."""
+def _write_results(specs: list, rows_by_label: dict[str, list[dict]], cfg: MathEvalConfig,
+                   config: dict[str, Any], out: Path) -> None:
+    """Tables (printed and in table.md), table.csv, results.json (recording ``config``) and, with several models,
+    compare.json."""
     by_group, by_source, stats = {}, {}, {}
     for label, rows in rows_by_label.items():
         most = max((len(group) for group in by_puzzle(rows).values()), default=1)
@@ -142,7 +146,7 @@ def _write_results(specs: list, rows_by_label: dict[str, list[dict]], cfg: MathE
     atomic_write_text(out / "table.md", "\n".join(f"### {title}\n\n{markdown(t)}" for title, t in tables))
     atomic_write_text(out / "table.csv", results_csv(by_group))
     names = {s.label: s.name for s in specs}
-    summary: dict[str, Any] = results_json(by_group, names, cfg.model_dump(mode="json"))
+    summary: dict[str, Any] = results_json(by_group, names, config)
     for label, entry in summary["models"].items():
         entry["by_group"] = entry.pop("by_people")  # source and year
         entry["by_source"] = {source: dict(metrics) for source, metrics in by_source[label].items()}

@@ -7,6 +7,7 @@ options < ``key=value`` overrides (``temperature=0.7``, ``prompt.template=plain`
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -98,6 +99,26 @@ class SampledConfig(BackendConfig):
     def ks(self, samples: int) -> list[int]:
         """The k values of pass@k to report for ``samples`` responses per puzzle (larger k are skipped)."""
         return sorted({k for k in self.pass_k if k <= samples}) if self.pass_k else default_ks(samples)
+
+
+GENERATION_KEYS = frozenset(BackendConfig.model_fields) | {"samples"}
+"""The keys that decide how samples are made (backend, sampling, prompt, samples per question), as opposed
+to which questions are read and how the answers are scored: a ``--rescore`` uses only the latter."""
+
+
+def rescored_config(config: Mapping[str, Any], generated_with: Mapping[str, Any] | None,
+                    given: Iterable[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """What a rescore's results record, and what it ignores.
+
+    The record is ``config`` (this run's, as JSON) with its `GENERATION_KEYS` taken from ``generated_with``, the
+    config recorded by the run that made the samples; they are left out where that is unknown (None, or a key
+    it lacks). The ignored keys are those of ``given`` (set on this command line or in its file) that are
+    generation keys with another value than the samples were made with."""
+    made = {k: v for k, v in (generated_with or {}).items() if k in GENERATION_KEYS}
+    recorded = {k: made[k] if k in GENERATION_KEYS else v for k, v in config.items()
+                if k not in GENERATION_KEYS or k in made}
+    ignored = [k for k in config if k in set(given) & made.keys() and config[k] != made[k]]
+    return recorded, ignored
 
 
 class EvalConfig(RunConfig, SampledConfig):
