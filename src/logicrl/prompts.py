@@ -83,7 +83,7 @@ def cases_reasoning(record: Mapping[str, Any]) -> str:
     return cases_text(puzzle.statements, puzzle.names, puzzle.roles)
 
 
-# Template reasoning styles for SFT targets (``sft.trace``): record -> the text inside <think>.
+# Template reasoning styles for SFT targets (`logicrl.rl.sft.SFTConfig.trace`): record -> the text inside <think>.
 TRACES = {"search": cot_text, "cases": cases_reasoning}
 
 

@@ -92,7 +92,8 @@ CASES_HEAD = "Let's check the cases one by one until one has no contradiction."
 
 
 def case_steps(statements: Sequence[Statement], names: Sequence[str], roles: Roles) -> list[str]:
-    """Template reasoning by cases (``sft.trace: cases``): a shorter, more regular trace than the search.
+    """Template reasoning by cases (`logicrl sft`'s ``trace: cases``): a shorter, more regular trace than the
+    search.
 
     Assignments are tried in order (all knights first, the last person changing fastest). For each, every
     speaker's statement is evaluated under the assignment, clause by clause, and checked against the
