@@ -74,7 +74,8 @@ def test_inputs_are_checked_before_any_model_loads(fresh_machine, puzzle_dir, tm
                                                    command, args, message):
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "a-run").mkdir()
-    (tmp_path / "a-run" / "metrics.jsonl").write_text("")
+    (tmp_path / "a-run" / "checkpoints" / "step_000002").mkdir(parents=True)
+    (tmp_path / "a-run" / "checkpoints" / "step_000002" / "trainer_state.pt").write_bytes(b"")
     names = {"ONLY_TRAIN": str(only_train_split(puzzle_dir, tmp_path)), "A_FILE": str(tmp_path / "a-file"),
              "A_RUN": str(tmp_path / "a-run"), "UNDER_A_FILE": str(tmp_path / "a-file" / "run")}
     base = [command, "--out", str(tmp_path / "run"), "--data", str(puzzle_dir), "model.device=cpu"]

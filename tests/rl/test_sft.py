@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 import torch
 
+import logicrl.rl.sft as sft_module
 from logicrl.errors import DataError, UserError
 from logicrl.io import FolderLock, write_jsonl
 from logicrl.models import build_tiny_model
@@ -145,28 +147,74 @@ def _crash_after(log_metrics, step):
     return wrapped
 
 
-def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path):
+def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path, monkeypatch):
+    """A run from step 1 samples afresh (a file an earlier start left is replaced); a resume from a checkpoint
+    reads the samples it trained on back, and refuses to go on without them."""
     records = load_puzzles(puzzle_dir, "train", [2])
-    run = tmp_path / "rft"
-    run.mkdir()
     good = response_target(records[0], PromptConfig())
     rows = [{"id": records[0]["id"], "response": good, "solved": True},
             {"id": records[0]["id"], "response": good, "solved": True},  # duplicate: kept once
             {"id": records[1]["id"], "response": "nonsense", "solved": False}]
-    write_jsonl(run / RFT_FILE, rows)
-    config = make_config(puzzle_dir, run, mode="rft", batch_size=1, micro_batch_size=1)
-    config.data.epochs = 1
-    trainer = SFTTrainer(config, show_progress=False)
+    sampled = {"rows": rows}
+    monkeypatch.setattr(sft_module, "generate_and_score", lambda *args, **kwargs: sampled["rows"])
+    run = tmp_path / "rft"
+    write_jsonl(run / RFT_FILE, [{"id": records[1]["id"], "response": good, "solved": True}])  # a stale file
+    config = make_config(puzzle_dir, run, mode="rft", batch_size=1, micro_batch_size=1, save_every=1)
+    trainer = SFTTrainer(config, show_progress=False)  # 2 epochs of the 1 example: 2 steps
     assert len(trainer.examples) == 1
     expected = encode_prompts([records[0]], trainer.tokenizer, config.prompt)[0]
     assert trainer.examples[0][0] == expected
-    trainer.run_lock.release()  # a trainer holds its folder until its fit ends: this one will not fit
+    assert [json.loads(line) for line in (run / RFT_FILE).read_text().splitlines()] == rows
+    trainer.log.metrics = _crash_after(trainer.log.metrics, step=2)  # after step 1's checkpoint
+    with pytest.raises(RuntimeError):
+        trainer.fit()
 
-    write_jsonl(run / RFT_FILE, rows[2:])
-    (run / "metrics.jsonl").unlink(missing_ok=True)
+    sampled["rows"] = []  # a resume must not sample (its model is the checkpoint's): it reads the file back
+    resumed = SFTTrainer(resume_config(SFTConfig, run), resume=True, show_progress=False)
+    assert resumed.start_step == 2 and resumed.examples == trainer.examples
+    resumed.run_lock.release()
+    (run / RFT_FILE).unlink()
+    with pytest.raises(DataError, match="rft_samples.jsonl: missing.*start a new run"):
+        SFTTrainer(resume_config(SFTConfig, run), resume=True, show_progress=False)
+
+    sampled["rows"] = rows[2:]
     with pytest.raises(DataError, match="none of 1 samples solved"):
-        SFTTrainer(make_config(puzzle_dir, run, mode="rft"), show_progress=False)
-    assert json.loads((run / RFT_FILE).read_text())["solved"] is False
+        SFTTrainer(make_config(puzzle_dir, tmp_path / "none", mode="rft"), show_progress=False)
+    assert json.loads((tmp_path / "none" / RFT_FILE).read_text())["solved"] is False
+
+
+def test_sft_resume_refuses_examples_that_changed(puzzle_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(puzzle_dir, data)
+    crashing = SFTTrainer(make_config(data, tmp_path / "run", save_every=2), show_progress=False)
+    crashing.log.metrics = _crash_after(crashing.log.metrics, step=3)
+    with pytest.raises(RuntimeError):
+        crashing.fit()
+    train = data / "2ppl" / "train.jsonl"
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join(reversed(lines)) + "\n")  # the same puzzles, regenerated in another order
+    (data / "2ppl" / "train.parquet").unlink(missing_ok=True)
+    with pytest.raises(UserError, match="the training examples or their order changed"):
+        SFTTrainer(resume_config(SFTConfig, tmp_path / "run"), resume=True, show_progress=False)
+
+
+def test_sft_stopped_before_its_first_checkpoint_starts_over(puzzle_dir, tmp_path, capsys):
+    """No checkpoint (save_every=0, the default): --resume starts the run over, and its logs are those of an
+    uninterrupted run; a resume of the finished run keeps its final validation in summary.json."""
+    SFTTrainer(make_config(puzzle_dir, tmp_path / "a"), show_progress=False).fit()
+    crashing = SFTTrainer(make_config(puzzle_dir, tmp_path / "b"), show_progress=False)
+    crashing.log.metrics = _crash_after(crashing.log.metrics, step=3)
+    with pytest.raises(RuntimeError):
+        crashing.fit()
+    resumed = SFTTrainer(resume_config(SFTConfig, tmp_path / "b"), resume=True, show_progress=False)
+    assert resumed.start_step == 1 and "starts over from step 1" in capsys.readouterr().err
+    resumed.fit()
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time", "tokens_per_s"))} for r in rows]
+    assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["final"]["val/acc/2ppl"] is not None and summary["final"]["val/loss"] > 0
+    again = SFTTrainer(resume_config(SFTConfig, tmp_path / "b"), resume=True, show_progress=False).fit()
+    assert again == summary["final"] == json.loads((tmp_path / "b" / "summary.json").read_text())["final"]
 
 
 def test_lora_is_refused_by_sft_in_one_line():

@@ -137,6 +137,38 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(puzzle_dir, tmp_path
             assert torch.equal(a, b)
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_over(puzzle_dir, tmp_path, monkeypatch, capsys):
+    """Nothing to go on from (checkpoints every 2 steps, stopped in step 2): ``--resume`` starts the run over and
+    a new run may replace it; either way nothing of the first start is left in the logs."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    Trainer(make_config(puzzle_dir, tmp_path / "a"), show_progress=False).fit()
+    resumed = crash_and_resume(make_config(puzzle_dir, tmp_path / "b"), crash_at=2)
+    assert resumed.start_step == 1 and "starts over from step 1" in capsys.readouterr().err
+    assert stable(read_metrics(tmp_path / "a")) == stable(read_metrics(tmp_path / "b"))
+    for folder in ("rollouts", "val"):
+        assert sorted(p.name for p in (tmp_path / "b" / folder).iterdir()) == sorted(
+            p.name for p in (tmp_path / "a" / folder).iterdir())
+    assert len(list((tmp_path / "b" / "tb").iterdir())) == 1  # the first start's event file went with it
+
+    config = make_config(puzzle_dir, tmp_path / "c")
+    with pytest.raises(RuntimeError, match="power cut"):
+        crashing = Trainer(config, show_progress=False)
+        crashing.train_step = lambda step: (_ for _ in ()).throw(RuntimeError("power cut"))
+        crashing.fit()
+    Trainer(config.model_copy(update={"steps": 1, "val_every": 0}), show_progress=False).fit()
+    assert [(m["kind"], m["step"]) for m in read_metrics(tmp_path / "c")] == [("train", 1)]
+    assert yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())["steps"] == 1
+
+
+def test_a_resume_of_a_finished_run_keeps_its_final_validation(puzzle_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 2})
+    final = Trainer(config, show_progress=False).fit()
+    assert "val/acc/2ppl" in final
+    assert Trainer(resume_config(TrainConfig, config.out_dir), resume=True, show_progress=False).fit() == final
+    assert json.loads((config.out_dir / "summary.json").read_text())["final"] == final
+
+
 def test_updates_move_the_policy_and_keep_last_checkpoints(puzzle_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"save_every": 1, "keep_last": 2})

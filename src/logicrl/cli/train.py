@@ -46,8 +46,9 @@ def _check_train(cfg: TrainConfig, resume: bool) -> None:
     records = check_puzzles(cfg.data, held_out=bool(cfg.val_every and cfg.data.val_puzzles_per_people))
     schedule = PromptSchedule.build(records, schedule=cfg.data.schedule, batch_size=cfg.rollout.prompts_per_step,
                                     epochs=cfg.data.epochs, seed=cfg.seed, steps=cfg.steps)
-    if resume:  # the newest checkpoint (Trainer checks again against the one it loads)
-        step, checkpoint = list_checkpoints(cfg.out_dir)[-1]
+    found = list_checkpoints(cfg.out_dir)
+    if resume and found:  # the newest checkpoint (Trainer checks again against the one it loads)
+        step, checkpoint = found[-1]
         check_resume_steps(checkpoint, step, len(schedule))
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import random
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -79,13 +80,15 @@ def latest_checkpoint(run_dir: Path) -> tuple[int, Path]:
 
 
 def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
-    """Refuse, without writing anything, a run directory that cannot be used: a file, a started or finished
-    run without ``--resume``, or nothing to resume from. The CLI calls it before loading any model."""
+    """Refuse, without writing anything, a run directory that cannot be used: a file, a run with a checkpoint
+    without ``--resume``, or nothing to resume from. A run stopped before its first checkpoint holds nothing
+    to go on from: a new run replaces it, and ``--resume`` starts it over (`prepare_run_dir`). The CLI calls
+    it before loading any model."""
     run_dir = Path(run_dir)
     check_output_dir(run_dir, "out_dir")
-    if resume and not list_checkpoints(run_dir):
-        raise UserError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*/ with {STATE_FILE})")
-    if not resume and (run_dir / "metrics.jsonl").exists():
+    if resume and not (list_checkpoints(run_dir) or (run_dir / "config.yaml").is_file()):
+        raise UserError(f"{run_dir}: no run to resume (no config.yaml, no checkpoints/step_*/ with {STATE_FILE})")
+    if not resume and list_checkpoints(run_dir):
         raise UserError(f"{run_dir} already holds a run: continue it with "
                         f"`logicrl {command} --resume {run_dir}` or pick another out_dir")
 
@@ -93,9 +96,11 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
 def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
                     command: str) -> tuple[int, Path | None, FolderLock]:
     """``(first step, checkpoint to load, the run directory's lock)``: the latest checkpoint when resuming (its
-    config changes checked, `resume_changes`), else a fresh run directory; refusing what `check_run_dir` refuses
-    and a directory another process is using (`FolderLock`; checked again under the lock: a run may have ended
-    in between). It writes only the lock: `record_config` writes ``config.yaml`` once the trainer is built."""
+    config changes checked, `resume_changes`), else step 1 with no checkpoint: a fresh run, or one that stopped
+    before its first checkpoint, started over (a note says so; `open_run_log` clears what it logged). It
+    refuses what `check_run_dir` refuses and a directory another process is using (`FolderLock`; checked again
+    under the lock: a run may have ended in between). It writes only the lock: `record_config` writes
+    ``config.yaml`` once the trainer is built."""
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume=resume, command=command)
     lock = FolderLock(run_dir, "out_dir")
@@ -103,8 +108,12 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
         check_run_dir(run_dir, resume=resume, command=command)
         if resume:
             resume_changes(config)
+        if list_checkpoints(run_dir):
             step, path = latest_checkpoint(run_dir)
             return step + 1, path, lock
+        if (run_dir / "metrics.jsonl").exists():
+            print(f"note: {run_dir} holds a run that stopped before its first checkpoint: it starts over from "
+                  "step 1", file=sys.stderr)
     return 1, None, lock
 
 
@@ -180,6 +189,8 @@ def record_config(config: BaseModel, *, resume: bool) -> None:
     if resume and not changes:
         return
     save_config(absolute_paths(config), run_dir / "config.yaml")
+    if not resume:
+        (run_dir / RESUMES_FILE).unlink(missing_ok=True)  # an earlier start's, stopped before a checkpoint
     if changes:
         line = {"time": round(time.time(), 3),
                 "changed": {k: [_plain(a), _plain(b)] for k, (a, b) in changes.items()}}

@@ -14,6 +14,7 @@ run are those of an uninterrupted one.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -80,6 +81,22 @@ class RunLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+    def last_values(self, kind: str) -> dict[str, Any]:
+        """The metrics of the last ``kind`` line logged (without kind, step and time); empty if none."""
+        rows = read_metrics(self.run_dir, kind) if self.metrics_path.is_file() else []
+        return {k: v for k, v in rows[-1].items() if k not in ("kind", "step", "time")} if rows else {}
+
+
+def open_run_log(run_dir: Path, done: int) -> RunLog:
+    """The log of a run going on after step ``done``, the step of the checkpoint it resumes from (0: from the
+    start). What was logged after that step goes, so the logs are those of an uninterrupted run: from the
+    start, everything an earlier start left (it stopped before its first checkpoint), TensorBoard's too."""
+    if done == 0:
+        shutil.rmtree(Path(run_dir) / "tb", ignore_errors=True)
+    log = RunLog(run_dir, purge_step=done + 1 if done else None)
+    log.truncate_after(done if done else -1)
+    return log
 
 
 def read_metrics(run_dir: Path, kind: str | None = None) -> list[dict[str, Any]]:

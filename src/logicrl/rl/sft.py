@@ -15,6 +15,8 @@ Checkpoints, metrics and resume work as in ``logicrl train`` (`logicrl.rl.checkp
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import warnings
 from pathlib import Path
@@ -29,7 +31,7 @@ from logicrl.engine.allocator import keep_freed_memory
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad
 from logicrl.engine.threads import set_cpu_threads
-from logicrl.errors import DataError
+from logicrl.errors import DataError, UserError
 from logicrl.evaluate.scoring import generate_and_score
 from logicrl.io import read_jsonl, write_jsonl
 from logicrl.models import (
@@ -54,7 +56,7 @@ from logicrl.rl.checkpoints import (
 from logicrl.rl.config import DataConfig, ModelConfig
 from logicrl.rl.metrics import validation_metrics
 from logicrl.rl.packing import packed_nll_step
-from logicrl.rl.run_log import RunLog
+from logicrl.rl.run_log import open_run_log
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
 from logicrl.rl.trainer import lr_lambda
 from logicrl.rl.update import adamw
@@ -137,6 +139,14 @@ def fit_examples(examples: list[tuple[list[int], list[int]]], max_tokens: int,
     return [(p, t[:max_tokens]) for p, t in examples], long
 
 
+def examples_digest(examples: list[tuple[list[int], list[int]]]) -> str:
+    """A short hash of every example's prompt and target token ids, in order."""
+    digest = hashlib.sha1()
+    for prompt, target in examples:
+        digest.update(json.dumps([prompt, target]).encode())
+    return digest.hexdigest()[:16]
+
+
 def example_batch(prompts: list[list[int]], targets: list[list[int]], pad_id: int) -> RolloutBatch:
     """Prompts left-padded, targets right-padded with their loss mask; scores/groups unused (zeros)."""
     prompt_ids, prompt_mask = left_pad(prompts, pad_id)
@@ -191,10 +201,10 @@ class SFTTrainer:
         self.start_step, checkpoint, self.run_lock = prepare_run_dir(
             self.run_dir, config, resume=resume, command="sft")
         with self.run_lock.released_on_error():
-            self._build(checkpoint, resume)
+            self._build(checkpoint)
             record_config(config, resume=resume)
 
-    def _build(self, checkpoint: Path | None, resume: bool) -> None:
+    def _build(self, checkpoint: Path | None) -> None:
         """Device, model, examples, optimizer and schedule (restored from ``checkpoint``) and the run log."""
         config = self.config
         device = resolve_device(config.model.device)
@@ -210,26 +220,29 @@ class SFTTrainer:
         if config.model.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         sparse_tied_embedding_grad(self.model)
-        self._load_examples()
+        self._load_examples(resuming=checkpoint is not None)
         self.optimizer = adamw(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(config.schedule, config.warmup_steps, len(self.schedule)))
         if checkpoint is not None:
             state = load_state(checkpoint)
+            done = self.start_step - 1
+            if state.get("data_fingerprint", self.data_fingerprint(done)) != self.data_fingerprint(done):
+                raise UserError(f"{checkpoint}: the training examples or their order changed since this "
+                                "checkpoint; resume with the same data, data.* keys, prompt, trace, batch_size, "
+                                "max_response_tokens and seed")
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             apply_lr(self.optimizer, self.scheduler, config.lr)
             restore_rng(state["rng"])
-        self.log = RunLog(self.run_dir, purge_step=self.start_step if resume else None)
-        if resume:
-            self.log.truncate_after(self.start_step - 1)
+        self.log = open_run_log(self.run_dir, self.start_step - 1)
 
-    def _load_examples(self) -> None:
+    def _load_examples(self, *, resuming: bool) -> None:
         cfg = self.config
         records = load_puzzles(cfg.data.train, "train", cfg.data.people)
         responses = [response_target(r, cfg.prompt, cfg.trace) for r in records]
         if cfg.mode == "rft":
-            records, responses = self._rft_examples(records)
+            records, responses = self._rft_examples(records, resuming=resuming)
         self.examples, long = fit_examples(self._encode(records, responses), cfg.max_response_tokens, cfg.long_targets)
         if long:
             action = "dropped" if cfg.long_targets == "drop" else "cut (they lose their end-of-turn token)"
@@ -241,12 +254,17 @@ class SFTTrainer:
         self.schedule = PromptSchedule.build(
             [{"id": i} for i in range(len(self.examples))], schedule="mixed", batch_size=cfg.batch_size,
             epochs=cfg.data.epochs, seed=cfg.seed)
+        self.examples_digest = examples_digest(self.examples)
         val_source = cfg.data.val or cfg.data.train
         self.val_records = validation_subset(
             load_puzzles(val_source, held_out_split(val_source), cfg.data.people), cfg.data.val_puzzles_per_people)
         self.val_examples, _ = fit_examples(  # the validation loss is measured on the first max tokens
             self._encode(self.val_records, [response_target(r, cfg.prompt, cfg.trace) for r in self.val_records]),
             cfg.max_response_tokens, "truncate")
+
+    def data_fingerprint(self, steps: int) -> str:
+        """The examples and the order of their first ``steps`` steps: a resume checks that they did not change."""
+        return hashlib.sha1(f"{self.examples_digest}:{self.schedule.fingerprint(steps)}".encode()).hexdigest()[:16]
 
     def _encode(self, records: list[dict[str, Any]], responses: list[str]) -> list[tuple[list[int], list[int]]]:
         """(prompt ids, target ids) per example."""
@@ -266,10 +284,16 @@ class SFTTrainer:
             return nll_step(self.model, self._batch(examples), cfg.micro_batch_size, backward=backward,
                             length_bucketing=cfg.length_bucketing, logprob_chunk=cfg.logprob_chunk)
 
-    def _rft_examples(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-        """Solved samples of the starting model (cached in RUN_DIR/rft_samples.jsonl), one per distinct text."""
+    def _rft_examples(self, records: list[dict[str, Any]], *, resuming: bool
+                      ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Solved samples of the starting model, one per distinct text. They are kept in RUN_DIR/rft_samples.jsonl
+        for a resume from a checkpoint (whose model is no longer the starting one); a run from step 1 samples
+        afresh, replacing any file an earlier start left."""
         cfg, path = self.config, self.run_dir / RFT_FILE
-        if path.is_file():
+        if resuming:
+            if not path.is_file():
+                raise DataError(f"{path}: missing; it holds the examples this run trained on, which cannot be "
+                                "sampled again from a checkpoint: start a new run")
             rows = [row for _, row in read_jsonl(path)]
         else:
             with self.autocast(), tqdm(total=len(records), desc="RFT sampling", unit="pz",
@@ -289,7 +313,7 @@ class SFTTrainer:
 
     def fit(self) -> dict[str, float]:
         cfg = self.config
-        total, last_val = len(self.schedule), {}
+        total, last_val = len(self.schedule), self.log.last_values("val")  # a resume after the last checkpoint
         bar = tqdm(total=total, initial=self.start_step - 1, desc=f"SFT ({cfg.mode})", unit="step",
                    disable=not self.show_progress)
         try:
@@ -313,7 +337,7 @@ class SFTTrainer:
                     last_val = self.validate(step)
                 if step == total or (cfg.save_every and step % cfg.save_every == 0):
                     state = {"step": step, "optimizer": self.optimizer.state_dict(),
-                             "scheduler": self.scheduler.state_dict()}
+                             "scheduler": self.scheduler.state_dict(), "data_fingerprint": self.data_fingerprint(step)}
                     save_checkpoint(self.run_dir, step, self.model, self.tokenizer, state, keep_last=cfg.keep_last)
             self.log.finish(total, checkpoint_dir(self.run_dir, total), last_val)
         finally:

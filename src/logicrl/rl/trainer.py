@@ -58,7 +58,7 @@ from logicrl.rl.dynamic_sampling import Draw, fill_batch
 from logicrl.rl.kl import AdaptiveKLController, FixedKLController
 from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.policy import load_run_models
-from logicrl.rl.run_log import RunLog
+from logicrl.rl.run_log import open_run_log
 from logicrl.rl.schedule import PromptSchedule, held_out_split, load_puzzles, validation_subset
 from logicrl.rl.shaping import (
     check_line_credit,
@@ -120,10 +120,10 @@ class Trainer:
         self.start_step, checkpoint, self.run_lock = prepare_run_dir(
             self.run_dir, config, resume=resume, command="train")
         with self.run_lock.released_on_error():
-            self._build(checkpoint, resume)
+            self._build(checkpoint)
             record_config(config, resume=resume)
 
-    def _build(self, checkpoint: Path | None, resume: bool) -> None:
+    def _build(self, checkpoint: Path | None) -> None:
         """Device, models, data, optimizers (restored from ``checkpoint`` when resuming) and the run log."""
         self._setup_device()
         self._load_models(checkpoint)
@@ -131,9 +131,7 @@ class Trainer:
         self._build_optimizers(self.start_step)
         if checkpoint is not None:
             self._restore(checkpoint)
-        self.log = RunLog(self.run_dir, purge_step=self.start_step if resume else None)
-        if resume:
-            self.log.truncate_after(self.start_step - 1)
+        self.log = open_run_log(self.run_dir, self.start_step - 1)
 
     # ------------------------------------------------------------------ setup
 
@@ -252,7 +250,7 @@ class Trainer:
         """Train from ``start_step`` to the end of the schedule; return the last validation metrics."""
         cfg = self.config
         total = len(self.schedule)
-        last_val: dict[str, float] = {}
+        last_val: dict[str, float] = self.log.last_values("val")  # a resume after the last checkpoint: its own
         if self.start_step == 1 and self.val_records:
             last_val = self.validate(0)
         bar = tqdm(total=total, initial=self.start_step - 1, desc="RL", unit="step", disable=not self.show_progress)
