@@ -242,9 +242,10 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, obj
 
 
-def read_appended_jsonl(path: Path, fix: str) -> list[dict[str, Any]]:
-    """The JSON lines of a file a process appends to and may be killed while writing: a cut last line is
-    dropped with a warning; a bad line before it is a DataError naming the line and ``fix``.
+def read_appended_jsonl(path: Path, fix: str = "only the last line may be cut (the write a killed run was doing)"
+                        ) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) of each JSON line of a file a process appends to and may be killed while writing: a
+    cut last line is dropped with a warning; a bad line before it is a DataError naming the line and ``fix``.
 
     Lines end at ``\\n`` only: `str.splitlines` would also cut at U+2028, U+0085 and the other Unicode line
     breaks, which ``json.dumps(..., ensure_ascii=False)`` leaves raw inside model text.
@@ -257,11 +258,15 @@ def read_appended_jsonl(path: Path, fix: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if lineno < len(lines):
                 raise DataError(f"{path}:{lineno}: not valid JSON: {fix}") from None
             warnings.warn(f"{path}:{lineno}: dropping a cut last line", stacklevel=2)
+            continue
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append((lineno, row))
     return rows
 
 

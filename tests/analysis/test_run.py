@@ -31,7 +31,8 @@ def test_repeated_step_keeps_the_later_line_and_nan_is_skipped(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"kind": "train", "step": 1}\n{"kind": "train", "step": 2\n', r"metrics.jsonl:2: not valid JSON"),
+    ('{"kind": "train", "step": 1}\n{"kind": "train", "step": 2\n{"kind": "train", "step": 3}\n',
+     r"metrics.jsonl:2: not valid JSON: only the last line may be cut"),
     ('{"kind": "train", "step": "3"}\n', r"metrics.jsonl:1: 'step' must be an integer"),
     ('{"step": 3}\n', r"metrics.jsonl:1: metric line has no 'kind'"),
     ("[1, 2]\n", r"metrics.jsonl:1: expected a JSON object"),
@@ -41,6 +42,14 @@ def test_malformed_metrics(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "metrics.jsonl").write_text(content)
     with pytest.raises(DataError, match=message):
         load_metrics(tmp_path)
+
+
+def test_a_cut_last_line_is_dropped_with_a_warning(tmp_path: Path) -> None:
+    """What a run killed while logging leaves (and a run still writing may show): the report reads the rest."""
+    (tmp_path / "metrics.jsonl").write_text('{"kind": "train", "step": 1, "acc": 0.5}\n{"kind": "train", "st')
+    with pytest.warns(UserWarning, match="metrics.jsonl:2: dropping a cut last line"):
+        metrics = load_metrics(tmp_path)
+    assert metrics.series("acc") == ([1], [0.5])
 
 
 def test_run_dir_errors(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from logicrl.errors import DataError
-from logicrl.io import read_jsonl, read_text_file
+from logicrl.io import read_appended_jsonl, read_jsonl, read_text_file
 
 METRIC_KINDS = ("train", "val")
 _STEP_FILE = re.compile(r"step_(\d+)\.jsonl")
@@ -81,7 +81,7 @@ def load_metrics(run_dir: Path) -> Metrics:
     """Parse metrics.jsonl: numbers kept (booleans as 0/1), other values dropped, one line per step."""
     path = run_dir / "metrics.jsonl"
     by_kind: dict[str, dict[int, dict[str, float]]] = {kind: {} for kind in METRIC_KINDS}
-    for lineno, obj in read_jsonl(path):
+    for lineno, obj in read_appended_jsonl(path):
         kind = obj.get("kind")
         if kind is None:
             raise DataError(f"{path}:{lineno}: metric line has no 'kind' (expected 'train' or 'val')")

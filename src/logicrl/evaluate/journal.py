@@ -77,7 +77,7 @@ class Journal:
         """The kept rows; a torn last line (a run killed while writing) is dropped."""
         if not self.rows_path.is_file():
             return []
-        return read_appended_jsonl(self.rows_path, f"delete {self.rows_path.parent} to start over")
+        return [row for _, row in read_appended_jsonl(self.rows_path, f"delete {self.rows_path.parent} to start over")]
 
     def keep(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Make the journal hold exactly ``rows`` (those of the chunks that finished)."""

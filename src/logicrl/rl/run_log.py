@@ -25,7 +25,6 @@ from logicrl.io import atomic_write_text, read_appended_jsonl, write_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"  # written last: its presence marks a finished run
-TORN_LINE_FIX = "only the last line may be cut (the write a killed run was doing)"
 
 
 def step_file(directory: Path, step: int) -> Path:
@@ -71,7 +70,8 @@ class RunLog:
         """Forget everything logged after ``step`` (metrics lines, sample files) and the finished mark."""
         (self.run_dir / SUMMARY_FILE).unlink(missing_ok=True)
         if self.metrics_path.is_file():
-            kept = [json.dumps(row) for row in read_appended_jsonl(self.metrics_path, TORN_LINE_FIX) if row.get("step", 0) <= step]
+            kept = [json.dumps(row) for _, row in read_appended_jsonl(self.metrics_path)
+                    if row.get("step", 0) <= step]
             atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
         for folder in ("rollouts", "val"):
             for path in (self.run_dir / folder).glob("step_*.jsonl"):
@@ -104,5 +104,5 @@ def read_metrics(run_dir: Path, kind: str | None = None) -> list[dict[str, Any]]
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    rows = read_appended_jsonl(path, TORN_LINE_FIX)
-    return [r for r in rows if kind is None or r.get("kind") == kind]
+    rows = read_appended_jsonl(path)
+    return [r for _, r in rows if kind is None or r.get("kind") == kind]
