@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from logicrl.cli import app
 from logicrl.cli import data as data_cli
+from logicrl.errors import DataError
 from logicrl.parallel import Workers
 from logicrl.puzzles import dataset
 from logicrl.puzzles.dataset import RECORD_CHUNK
@@ -138,3 +139,42 @@ def test_every_subcommand_has_help() -> None:
     for sub in ([], ["data"], ["data", "generate"], ["data", "perturb"], ["data", "show"], ["data", "stats"]):
         result = runner.invoke(app, [*sub, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, sub
+
+
+def test_a_write_cut_short_is_refused_by_readers_and_completed_by_a_rerun(tmp_path: Path, monkeypatch) -> None:
+    """A `data generate` killed while writing (here: failing at the third file) leaves a manifest marked
+    incomplete; every reader refuses the folder, and the same command completes it with the bytes of a run
+    that was never cut."""
+    args = ["data", "generate", "--people", "2-3", "--train", "20", "--test", "5"]
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "straight")]).exit_code == 0
+    real = dataset.atomic_write_bytes
+    calls = []
+
+    def killed(path, data):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(path, data)
+
+    out = tmp_path / "cut"
+    with monkeypatch.context() as patch:
+        patch.setattr(dataset, "atomic_write_bytes", killed)
+        assert runner.invoke(app, [*args, "--out", str(out)]).exit_code != 0
+    assert (out / "2ppl" / "train.jsonl").is_file()  # written before the cut
+    with pytest.raises(DataError, match="stopped before it wrote all its files: run the same command"):
+        dataset.load_records(dataset.dataset_files(out, "train"))
+    stats = runner.invoke(app, ["data", "stats", str(out)])
+    assert isinstance(stats.exception, DataError) and "stopped before it wrote all" in str(stats.exception)
+    assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
+    for path in (tmp_path / "straight").rglob("*.*"):
+        assert (out / path.relative_to(tmp_path / "straight")).read_bytes() == path.read_bytes(), path
+
+
+def test_a_folder_another_command_is_writing_is_refused(tmp_path: Path) -> None:
+    from logicrl.io import FolderLock
+
+    out = tmp_path / "d"
+    with FolderLock(out):  # another process's data generate, writing
+        proc = run_cli("data", "generate", "--people", "2", "--train", "5", "--test", "2", "--out", str(out))
+    assert proc.returncode == 2 and "is in use by another logicrl process" in proc.stderr
+    assert not (out / "manifest.json").exists()

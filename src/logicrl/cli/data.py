@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from logicrl.config import load_config
 from logicrl.errors import UserError
-from logicrl.io import atomic_write_bytes, check_output_dir, jsonl_bytes, write_parquet_from_jsonl
+from logicrl.io import FolderLock, atomic_write_bytes, check_output_dir, jsonl_bytes, write_parquet_from_jsonl
 from logicrl.parallel import Workers
 from logicrl.puzzles.dataset import (
     PRESETS,
@@ -84,7 +84,9 @@ def generate_cmd(
         twin_count = made * len(cfg.perturb)
         with tqdm(total=twin_count, desc="twins", unit="pz", disable=twin_count < 2000) as bar:
             twins = generate_twins(cfg, splits, progress=bar.update, workers=pool) if cfg.perturb else None
-    written = write_dataset(out, cfg, splits, twins)
+    with FolderLock(out):  # one writer at a time; checked again, since another may have written it meanwhile
+        check_dataset_dir(out, cfg)
+        written = write_dataset(out, cfg, splits, twins)
     console.print(f"wrote {made} puzzles to {out}/ ({len(written)} files + manifest.json)")
     if twins:
         counts = Counter()

@@ -317,6 +317,21 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
         start += len(chunk)
 
 
+INCOMPLETE = "incomplete"  # the manifest's mark while `write_dataset` writes the files
+
+
+def check_complete(path: Path) -> None:
+    """Refuse a dataset directory whose files a killed `logicrl data generate` left part-way."""
+    manifest = path / "manifest.json"
+    try:
+        incomplete = manifest.is_file() and json.loads(read_text_file(manifest)).get(INCOMPLETE, False)
+    except (json.JSONDecodeError, AttributeError):
+        incomplete = False  # not logicrl's manifest
+    if incomplete:
+        raise DataError(f"{path}: `logicrl data generate` stopped before it wrote all its files: run the same "
+                        "command again to complete it")
+
+
 def check_dataset_dir(out_dir: Path, config: DataConfig) -> None:
     """Refuse to write over another dataset: files of its levels that this config does not make would stay and
     mix with the new ones. The same config makes the same bytes, so its own folder may be written again."""
@@ -324,7 +339,7 @@ def check_dataset_dir(out_dir: Path, config: DataConfig) -> None:
     if not manifest.is_file():
         return
     try:
-        old = json.loads(read_text_file(manifest)).get("config", {})
+        old = json.loads(read_text_file(manifest)).get("config", {})  # also a write that was cut short
     except (json.JSONDecodeError, AttributeError):
         old = {}
     new = json.loads(json.dumps(config.model_dump(mode="json")))  # as the manifest holds it: string dict keys
@@ -336,8 +351,12 @@ def check_dataset_dir(out_dir: Path, config: DataConfig) -> None:
 
 def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str, list]],
                   twins: dict[int, dict[str, dict[str, list]]] | None = None) -> list[Path]:
-    """Write every split (and twin set) in every format, then the manifest; returns the files written."""
+    """Write every split (and twin set) in every format, then the manifest; returns the files written. Until
+    the manifest is written, one marked ``incomplete`` stands in its place: readers refuse a dataset that a
+    killed write left part-way (`dataset_files`)."""
     written = []
+    started = {"config": config.model_dump(mode="json"), INCOMPLETE: True}
+    atomic_write_text(out_dir / "manifest.json", json.dumps(started, indent=2) + "\n")
     for n, by_split in splits.items():
         for split, records in by_split.items():
             if not records:
@@ -373,6 +392,7 @@ def dataset_files(path: Path, split: str | None = None, kind: str = CLEAN_KIND) 
         return [path]
     if not path.is_dir():
         raise DataError(f"{path}: no such file or dataset directory")
+    check_complete(path)
     public_kind = PUBLIC_KIND_OF.get(kind, kind)
     if public_kind != CLEAN_KIND and public_kind not in PUBLIC_KINDS:
         valid = ", ".join([CLEAN_KIND, *PUBLIC_KINDS])
