@@ -183,9 +183,30 @@ def test_rescore_records_the_settings_the_samples_were_made_with(tmp_path: Path,
     assert config["reward"]["mode"] == "logic-rl" and "top_p" not in config  # this run scores; top_p unknown
 
     # the record carries over to the next rescore, which gives nothing that differs: no warning
+    (out / "partial").mkdir()
+    (out / "partial" / "hand.jsonl").write_text("")  # an unfinished generation's journal: a rescore keeps it
     result = runner.invoke(app, rescore)
     assert "warning" not in result.stderr
     assert json.loads((out / "results.json").read_text())["config"]["max_tokens"] == 512
+    assert (out / "partial" / "hand.jsonl").exists()
+
+
+def test_a_run_that_generates_first_drops_the_earlier_tables(tmp_path: Path, dataset: Path, monkeypatch) -> None:
+    """Cut short, it leaves its new samples without the old run's tables beside them."""
+    from logicrl.cli import eval as eval_cli
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("results.json", "table.md", "table.csv", "compare.json"):
+        (out / name).write_text("{}")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_cli, "model_rows", killed)
+    result = runner.invoke(app, ["eval", "-m", "tiny-random", "--data", str(dataset), "--out", str(out)])
+    assert isinstance(result.exception, KeyboardInterrupt) or result.exit_code != 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == []
 
 
 def test_rescore_refuses_samples_of_unknown_puzzles(tmp_path: Path, dataset: Path, test_records: list[dict],

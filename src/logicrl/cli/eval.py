@@ -151,6 +151,21 @@ def check_before_loading(specs: list[ModelSpec], cfg: RunConfig, out: Path, resc
                 raise UserError(str(exc)) from None
 
 
+RESULT_FILES = ("results.json", "table.md", "table.csv", "compare.json")
+MEMORIZATION_FILES = ("memorization.json", "memorization.md", "memorization.csv")
+
+
+def start_results(cfg: BackendConfig, out: Path, files: tuple[str, ...], rescore: bool) -> dict[str, Any]:
+    """The config to record in ``out``'s summary, ``files[0]`` (`recorded_config`). A run that generates first
+    deletes the earlier run's ``files``: they describe samples it replaces, and if it is cut short they must
+    not stand beside its new samples (nor give a later ``--rescore`` their settings)."""
+    config = recorded_config(cfg, out / files[0], rescore)
+    if not rescore:
+        for name in files:
+            (out / name).unlink(missing_ok=True)
+    return config
+
+
 def recorded_config(cfg: BackendConfig, summary: Path, rescore: bool) -> dict[str, Any]:
     """The config that the ``summary`` file (results.json, memorization.json) records: ``cfg``. After
     ``--rescore``, the generation settings are those of the run that made the samples, read from the ``summary``
@@ -195,7 +210,7 @@ def eval_cmd(
                              every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = recorded_config(cfg, out / "results.json", rescore)
+        config = start_results(cfg, out, RESULT_FILES, rescore)
         results, rows_by_label = {}, {}
         for spec in specs:
             rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
@@ -216,7 +231,8 @@ def eval_cmd(
         atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
         for title, table in tables:
             print_table(console, title, *table)
-        remove_journals(out, specs)  # the results are written: nothing left to resume
+        if not rescore:  # the results are written: nothing left to resume (a rescore keeps a generation's)
+            remove_journals(out, specs)
         print_line(console, f"wrote {out}/table.md, table.csv, results.json and samples/")
 
 
@@ -243,7 +259,7 @@ def memorization_cmd(
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = recorded_config(cfg, out / "memorization.json", rescore)
+        config = start_results(cfg, out, MEMORIZATION_FILES, rescore)
         twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
         console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
                                             for kind, p in pairs.items()))
@@ -264,7 +280,8 @@ def memorization_cmd(
         atomic_write_text(out / "memorization.csv", csv_text(table))
         summary = memorization_json(results, config)
         atomic_write_text(out / "memorization.json", json.dumps(summary, indent=2) + "\n")
-        remove_journals(out, specs)
+        if not rescore:
+            remove_journals(out, specs)
         print_table(console, "Memorization (Xie et al. 2024): LiMem = Acc·(1 − CR)", *table, labels=2)
         print_line(console, f"wrote {out}/memorization.md, memorization.csv, memorization.json and samples/")
 

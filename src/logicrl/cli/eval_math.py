@@ -18,6 +18,7 @@ import typer
 from tqdm import tqdm
 
 from logicrl.cli.eval import (
+    RESULT_FILES,
     BatchSize,
     Concurrency,
     ConfigOpt,
@@ -35,7 +36,7 @@ from logicrl.cli.eval import (
     eval_app,
     eval_config,
     model_specs,
-    recorded_config,
+    start_results,
 )
 from logicrl.cli.output import print_line, print_table
 from logicrl.errors import UserError
@@ -101,7 +102,7 @@ def math_cmd(
     _require_math_verify()
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = recorded_config(cfg, out / "results.json", rescore)
+        config = start_results(cfg, out, RESULT_FILES, rescore)
         rows_by_label: dict[str, list[dict]] = {}
         with MathChecker(cfg.check_timeout_s, cfg.check_memory_mb) as checker:
             checker.start()  # a checker that cannot start fails before any model loads
@@ -119,7 +120,8 @@ def math_cmd(
                 print_line(console, f"{spec.label}: {verb} {len(rows)} samples in {seconds:.1f}s; "
                            f"checked {stats['checked']} answers{speed}, {stats['timeouts']} timed out")
         _write_results(specs, rows_by_label, cfg, config, out)
-        remove_journals(out, specs)  # the results are written: nothing left to resume
+        if not rescore:  # the results are written: nothing left to resume (a rescore keeps a generation's)
+            remove_journals(out, specs)
 
 
 def _write_results(specs: list, rows_by_label: dict[str, list[dict]], cfg: MathEvalConfig,
