@@ -29,6 +29,7 @@ from logicrl.io import (
     read_jsonl,
     read_rows,
     read_text_file,
+    remove_temp_files,
     write_jsonl,
     write_parquet,
     write_parquet_from_jsonl,
@@ -57,6 +58,26 @@ def test_failure_midway_keeps_the_old_file(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert target.read_text() == "old\n"
     assert listing(tmp_path) == ["out.txt"]
+
+
+def test_temp_files_a_killed_writer_left_are_removed(tmp_path: Path) -> None:
+    """A SIGKILL inside `atomic_path` leaves its temporary file (the finally never runs): the same name, here
+    made again after the block, at any depth. Other hidden files stay, and so do temporary files younger than
+    ``older_than_s``."""
+    names = []
+    for target in (tmp_path / "table.md", tmp_path / "samples" / "m.jsonl"):
+        with atomic_path(target) as tmp:
+            names.append(tmp)
+            tmp.write_text("x")
+    for name in names:
+        name.write_text("half")
+    (tmp_path / ".lock").write_text("1")
+    (tmp_path / ".notes.tmp").write_text("mine")
+    remove_temp_files(tmp_path, older_than_s=3600)
+    assert all(name.exists() for name in names)  # just written: maybe another writer's
+    remove_temp_files(tmp_path)
+    assert listing(tmp_path) == [".lock", ".notes.tmp", "samples", "table.md"]
+    assert listing(tmp_path / "samples") == ["m.jsonl"]
 
 
 def test_failed_jsonl_write_keeps_the_old_file(tmp_path: Path) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Self
 
@@ -132,6 +134,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+STALE_TEMP_S = 3600.0  # a temporary file this old belongs to a writer that died (where no lock says so)
+_TEMP_FILE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what `atomic_path` names its temporary files
+
+
+def remove_temp_files(folder: Path, *, older_than_s: float = 0.0) -> None:
+    """Delete the temporary files that `atomic_path` writers killed outright left under ``folder`` (at any
+    depth), those older than ``older_than_s`` seconds: call it with 0 only while holding the folder's
+    `FolderLock`, when no other writer can be using one."""
+    now = time.time()
+    for path in Path(folder).rglob(".*.tmp") if Path(folder).is_dir() else ():
+        with suppress(OSError):
+            if _TEMP_FILE.fullmatch(path.name) and path.is_file() and now - path.stat().st_mtime >= older_than_s:
+                path.unlink()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

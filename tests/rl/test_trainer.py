@@ -903,3 +903,22 @@ def test_gradient_checkpointing_runs_in_the_loop_and_reaches_the_critic(puzzle_d
     trainer.fit()
     assert modes and all(modes)  # the critic's update runs in train mode, where checkpointing applies
     assert trainer.critic.body.gradient_checkpointing and not trainer.critic.training
+
+
+def test_a_run_directory_is_swept_of_what_killed_writers_left(tmp_path):
+    """Under the run's lock: a temporary checkpoint folder (killed before its rename), a checkpoint whose
+    removal was cut short (no state file), a temporary file; a swapped-out `.old-*` folder stays (a save killed
+    between its two renames leaves the only copy of that step there)."""
+    from logicrl.rl.checkpoints import prepare_run_dir
+
+    run = tmp_path / "run"
+    checkpoints = run / "checkpoints"
+    for name in (".step_000004.tmp-1a2b3c4d", "step_000002", ".step_000003.old-1a2b3c4d"):
+        (checkpoints / name).mkdir(parents=True)
+        (checkpoints / name / "model.safetensors").write_bytes(b"x")
+    (run / ".config.yaml.k3j4h5g6.tmp").write_text("half")
+    _, checkpoint, lock = prepare_run_dir(run, None, resume=False, command="train")
+    lock.release()
+    assert checkpoint is None
+    assert sorted(p.name for p in checkpoints.iterdir()) == [".step_000003.old-1a2b3c4d"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints"]

@@ -17,7 +17,7 @@ from logicrl.config import load_config, parse_overrides
 from logicrl.errors import UserError
 from logicrl.integrations.verl_export import export_dataset
 from logicrl.integrations.verl_launch import VerlClusterConfig, plan_launch, run_plan
-from logicrl.io import check_output_dir
+from logicrl.io import STALE_TEMP_S, check_output_dir, remove_temp_files
 from logicrl.prompts import PromptConfig
 from logicrl.puzzles.dataset import parse_people
 from logicrl.rl.config import TrainConfig
@@ -46,6 +46,7 @@ def export_cmd(
     except ValueError as exc:
         raise UserError(f"--people: {exc}") from None
     check_output_dir(out)
+    remove_temp_files(out, older_than_s=STALE_TEMP_S)
     counts = export_dataset(data, out, prompt, wanted, val, val_per_people)
     for name, rows in counts.items():
         console.print(f"{rows:>7} rows  {out / name}")

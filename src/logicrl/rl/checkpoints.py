@@ -27,7 +27,7 @@ from safetensors import safe_open
 
 from logicrl.config import exact_override, load_config, save_config
 from logicrl.errors import ConfigError, UserError
-from logicrl.io import FolderLock, check_output_dir
+from logicrl.io import FolderLock, check_output_dir, remove_temp_files
 from logicrl.models import save_pretrained_atomic
 
 T = TypeVar("T")
@@ -106,6 +106,7 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
     lock = FolderLock(run_dir, "out_dir")
     with lock.released_on_error():
         check_run_dir(run_dir, resume=resume, command=command)
+        remove_leftovers(run_dir)
         if resume:
             resume_changes(config)
         if list_checkpoints(run_dir):
@@ -115,6 +116,19 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
             print(f"note: {run_dir} holds a run that stopped before its first checkpoint: it starts over from "
                   "step 1", file=sys.stderr)
     return 1, None, lock
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Delete what writers killed outright left in a run directory: temporary files and checkpoint folders, and
+    checkpoints whose removal (``keep_last``) was cut short, which lack their state file. Call it only while
+    holding the directory's lock. (A ``.step_*.old-*`` folder is kept: a save killed between its two renames
+    leaves the only copy of that step there.)"""
+    remove_temp_files(run_dir)
+    for path in (run_dir / "checkpoints").glob(".step_*.tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (run_dir / "checkpoints").glob("step_*"):
+        if path.is_dir() and not (path / STATE_FILE).is_file():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def absolute_paths(config: BaseModel) -> BaseModel:
@@ -257,8 +271,9 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, state:
             extra(directory)
 
     path = save_pretrained_atomic(model, tokenizer, checkpoint_dir(run_dir, step), extra=write_state)
-    for _, old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+    for _, old in list_checkpoints(run_dir)[:-keep_last]:  # out of sight first: a kill cannot leave half of one
+        hidden = old.rename(old.parent / f".{old.name}.tmp-pruned")
+        shutil.rmtree(hidden, ignore_errors=True)
     return path
 
 
