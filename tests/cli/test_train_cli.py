@@ -78,7 +78,8 @@ def test_resume_applies_allowed_changes_and_refuses_the_rest(puzzle_dir, tmp_pat
     assert (out / "config.yaml").read_bytes() == stored and not (out / "resumes.jsonl").exists()
     assert not (tmp_path / "other").exists()
 
-    resumed = run_cli("train", "--resume", str(out), "--steps", "3", "optim.lr=1e-6")
+    same_data = str(puzzle_dir / ".." / puzzle_dir.name)  # another spelling of the same folder: no change
+    resumed = run_cli("train", "--resume", str(out), "--steps", "3", "optim.lr=1e-6", "--data", same_data)
     assert resumed.returncode == 0, resumed.stderr
     lrs = {m["step"]: m["lr"] for m in read_metrics(out, "train")}
     assert lrs == {1: 1e-5, 2: 1e-5, 3: 1e-6}  # the new rate is used, not the optimizer state's

@@ -180,10 +180,11 @@ def resume_config(config_class: type[T], run_dir: Path, overrides: list[str] | N
 
 def resume_changes(config: BaseModel) -> dict[str, tuple[Any, Any]]:
     """``{dotted key: (stored, new)}``: how ``config`` differs from its run's ``config.yaml`` (``config.out_dir``);
-    a ConfigError names the keys outside ``type(config).resumable``."""
+    a ConfigError names the keys outside ``type(config).resumable``. Paths are compared as absolute paths
+    (`absolute_paths`), as config.yaml stores them: ``data/../data`` is ``data``."""
     run_dir = Path(config.out_dir)
     stored = load_config(type(config), run_dir / "config.yaml", [exact_override("out_dir", run_dir)])
-    changes = changed_keys(stored, config)
+    changes = changed_keys(absolute_paths(stored), absolute_paths(config))
     allowed = type(config).resumable
     refused = [key for key in changes if key not in allowed]
     if refused:
