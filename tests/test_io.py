@@ -62,10 +62,11 @@ def test_failure_midway_keeps_the_old_file(tmp_path: Path) -> None:
 
 def test_temp_files_a_killed_writer_left_are_removed(tmp_path: Path) -> None:
     """A SIGKILL inside `atomic_path` leaves its temporary file (the finally never runs): the same name, here
-    made again after the block, at any depth. Other hidden files stay, and so do temporary files younger than
-    ``older_than_s``."""
+    made again after the block, in the folder and two levels below. Other hidden files stay, and so do temporary
+    files younger than ``older_than_s`` or deeper down (``--out .`` must not walk a whole tree)."""
     names = []
-    for target in (tmp_path / "table.md", tmp_path / "samples" / "m.jsonl"):
+    for target in (tmp_path / "table.md", tmp_path / "samples" / "m.jsonl", tmp_path / "test" / "clean" / "a.jsonl",
+                   tmp_path / "a" / "b" / "c" / "deep.jsonl"):
         with atomic_path(target) as tmp:
             names.append(tmp)
             tmp.write_text("x")
@@ -76,8 +77,9 @@ def test_temp_files_a_killed_writer_left_are_removed(tmp_path: Path) -> None:
     remove_temp_files(tmp_path, older_than_s=3600)
     assert all(name.exists() for name in names)  # just written: maybe another writer's
     remove_temp_files(tmp_path)
-    assert listing(tmp_path) == [".lock", ".notes.tmp", "samples", "table.md"]
-    assert listing(tmp_path / "samples") == ["m.jsonl"]
+    assert listing(tmp_path) == [".lock", ".notes.tmp", "a", "samples", "table.md", "test"]
+    assert listing(tmp_path / "samples") == ["m.jsonl"] and listing(tmp_path / "test" / "clean") == ["a.jsonl"]
+    assert listing(tmp_path / "a" / "b" / "c") == sorted(["deep.jsonl", names[-1].name])
 
 
 def test_failed_jsonl_write_keeps_the_old_file(tmp_path: Path) -> None:

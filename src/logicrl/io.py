@@ -141,11 +141,12 @@ _TEMP_FILE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what `atomic_path` names 
 
 
 def remove_temp_files(folder: Path, *, older_than_s: float = 0.0) -> None:
-    """Delete the temporary files that `atomic_path` writers killed outright left under ``folder`` (at any
-    depth), those older than ``older_than_s`` seconds: call it with 0 only while holding the folder's
-    `FolderLock`, when no other writer can be using one."""
+    """Delete the temporary files that `atomic_path` writers killed outright left in ``folder`` and two levels of
+    folders below it (where logicrl writes: ``samples/``, ``rollouts/``, ``2ppl/``, ``test/clean/``...; not a
+    walk of the whole tree, since ``--out .`` is allowed), those older than ``older_than_s`` seconds: call it
+    with 0 only while holding the folder's `FolderLock`, when no other writer can be using one."""
     now = time.time()
-    for path in Path(folder).rglob(".*.tmp") if Path(folder).is_dir() else ():
+    for path in (p for pattern in (".*.tmp", "*/.*.tmp", "*/*/.*.tmp") for p in Path(folder).glob(pattern)):
         with suppress(OSError):
             if _TEMP_FILE.fullmatch(path.name) and path.is_file() and now - path.stat().st_mtime >= older_than_s:
                 path.unlink()
