@@ -16,6 +16,7 @@ import random
 import shutil
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -273,7 +274,7 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, state:
 
     path = save_pretrained_atomic(model, tokenizer, checkpoint_dir(run_dir, step), extra=write_state)
     for _, old in list_checkpoints(run_dir)[:-keep_last]:  # out of sight first: a kill cannot leave half of one
-        hidden = old.rename(old.parent / f".{old.name}.tmp-pruned")
+        hidden = old.rename(old.parent / f".{old.name}.tmp-{uuid.uuid4().hex[:8]}")
         shutil.rmtree(hidden, ignore_errors=True)
     return path
 
