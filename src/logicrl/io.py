@@ -77,13 +77,15 @@ class FolderLock:
     holds the owner's pid. The kernel drops the lock when the process ends, however it ends, so a crash leaves
     no stale lock behind. Without it, a second `logicrl train` into the same folder (a launch repeated by
     mistake, a resume while the run goes on) interleaves its metrics with the first's and overwrites its
-    checkpoints."""
+    checkpoints. Once it holds the folder, no other writer can be using a temporary file there: it deletes
+    those that writers killed outright left (`remove_temp_files`)."""
 
     def __init__(self, folder: Path, option: str = "--out") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self._file = (folder / LOCK_FILE).open("a+", encoding="utf-8")
+        held = fcntl is not None
         try:
-            if fcntl is not None:
+            if held:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._file.seek(0)
@@ -95,11 +97,13 @@ class FolderLock:
             raise UserError(f"{folder} is in use by another logicrl process (pid {owner}): wait for it to "
                             f"end, or choose another {option}") from None
         except OSError:  # a file system without flock (some network mounts): go on unguarded, as before
-            pass
+            held = False
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"{os.getpid()}\n")
         self._file.flush()
+        if held:
+            remove_temp_files(folder)
 
     def release(self) -> None:
         self._file.close()  # closing the file drops the lock
@@ -143,8 +147,8 @@ _TEMP_FILE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what `atomic_path` names 
 def remove_temp_files(folder: Path, *, older_than_s: float = 0.0) -> None:
     """Delete the temporary files that `atomic_path` writers killed outright left in ``folder`` and two levels of
     folders below it (where logicrl writes: ``samples/``, ``rollouts/``, ``2ppl/``, ``test/clean/``...; not a
-    walk of the whole tree, since ``--out .`` is allowed), those older than ``older_than_s`` seconds: call it
-    with 0 only while holding the folder's `FolderLock`, when no other writer can be using one."""
+    walk of the whole tree, since ``--out .`` is allowed), those older than ``older_than_s`` seconds. With 0,
+    only while no other writer can be using one: `FolderLock` calls it so once it holds the folder."""
     now = time.time()
     for path in (p for pattern in (".*.tmp", "*/.*.tmp", "*/*/.*.tmp") for p in Path(folder).glob(pattern)):
         with suppress(OSError):

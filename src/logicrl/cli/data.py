@@ -19,7 +19,6 @@ from logicrl.io import (
     atomic_write_bytes,
     check_output_dir,
     jsonl_bytes,
-    remove_temp_files,
     write_parquet_from_jsonl,
 )
 from logicrl.parallel import Workers
@@ -93,7 +92,6 @@ def generate_cmd(
             twins = generate_twins(cfg, splits, progress=bar.update, workers=pool) if cfg.perturb else None
     with FolderLock(out):  # one writer at a time; checked again, since another may have written it meanwhile
         check_dataset_dir(out, cfg)
-        remove_temp_files(out)  # a killed writer's
         written = write_dataset(out, cfg, splits, twins)
     console.print(f"wrote {made} puzzles to {out}/ ({len(written)} files + manifest.json)")
     if twins:

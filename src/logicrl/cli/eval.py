@@ -48,7 +48,7 @@ from logicrl.evaluate.tables import (
     results_json,
     table2,
 )
-from logicrl.io import FolderLock, atomic_write_text, check_output_dir, remove_temp_files
+from logicrl.io import FolderLock, atomic_write_text, check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
 from logicrl.puzzles.dataset import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
@@ -160,7 +160,6 @@ def start_results(cfg: BackendConfig, out: Path, files: tuple[str, ...], rescore
     deletes the earlier run's ``files``: they describe samples it replaces, and if it is cut short they must
     not stand beside its new samples (nor give a later ``--rescore`` their settings)."""
     config = recorded_config(cfg, out / files[0], rescore)
-    remove_temp_files(out)  # the command holds out's lock: any left are a killed writer's
     if not rescore:
         for name in files:
             (out / name).unlink(missing_ok=True)

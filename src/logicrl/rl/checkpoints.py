@@ -28,7 +28,7 @@ from safetensors import safe_open
 
 from logicrl.config import exact_override, load_config, save_config
 from logicrl.errors import ConfigError, UserError
-from logicrl.io import FolderLock, check_output_dir, remove_temp_files
+from logicrl.io import FolderLock, check_output_dir
 from logicrl.models import save_pretrained_atomic
 
 T = TypeVar("T")
@@ -120,11 +120,10 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
 
 
 def remove_leftovers(run_dir: Path) -> None:
-    """Delete what writers killed outright left in a run directory: temporary files and checkpoint folders, and
-    checkpoints whose removal (``keep_last``) was cut short, which lack their state file. Call it only while
-    holding the directory's lock. (A ``.step_*.old-*`` folder is kept: a save killed between its two renames
-    leaves the only copy of that step there.)"""
-    remove_temp_files(run_dir)
+    """Delete the checkpoint folders that writers killed outright left in a run directory: temporary ones, and
+    checkpoints whose removal (``keep_last``) was cut short, which lack their state file (the run's
+    `FolderLock` deletes temporary files). Call it only while holding that lock. (A ``.step_*.old-*`` folder is
+    kept: a save killed between its two renames leaves the only copy of that step there.)"""
     for path in (run_dir / "checkpoints").glob(".step_*.tmp-*"):
         shutil.rmtree(path, ignore_errors=True)
     for path in (run_dir / "checkpoints").glob("step_*"):
