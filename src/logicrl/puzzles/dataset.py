@@ -320,14 +320,20 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
 INCOMPLETE = "incomplete"  # the manifest's mark while `write_dataset` writes the files
 
 
+def _manifest(folder: Path) -> dict[str, Any]:
+    """A dataset directory's ``manifest.json``; empty when there is none or it is not logicrl's (not a JSON
+    object)."""
+    path = Path(folder) / "manifest.json"
+    try:
+        manifest = json.loads(read_text_file(path)) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def check_complete(path: Path) -> None:
     """Refuse a dataset directory whose files a killed `logicrl data generate` left part-way."""
-    manifest = path / "manifest.json"
-    try:
-        incomplete = manifest.is_file() and json.loads(read_text_file(manifest)).get(INCOMPLETE, False)
-    except (json.JSONDecodeError, AttributeError):
-        incomplete = False  # not logicrl's manifest
-    if incomplete:
+    if _manifest(path).get(INCOMPLETE, False):
         raise DataError(f"{path}: `logicrl data generate` stopped before it wrote all its files: run the same "
                         "command again to complete it")
 
@@ -335,13 +341,9 @@ def check_complete(path: Path) -> None:
 def check_dataset_dir(out_dir: Path, config: DataConfig) -> None:
     """Refuse to write over another dataset: files of its levels that this config does not make would stay and
     mix with the new ones. The same config makes the same bytes, so its own folder may be written again."""
-    manifest = Path(out_dir) / "manifest.json"
-    if not manifest.is_file():
+    if not (Path(out_dir) / "manifest.json").is_file():
         return
-    try:
-        old = json.loads(read_text_file(manifest)).get("config", {})  # also a write that was cut short
-    except (json.JSONDecodeError, AttributeError):
-        old = {}
+    old = _manifest(out_dir).get("config", {})  # also a write that was cut short; {} if unreadable: refused
     new = json.loads(json.dumps(config.model_dump(mode="json")))  # as the manifest holds it: string dict keys
     changed = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
     if changed:

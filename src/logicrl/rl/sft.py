@@ -226,8 +226,8 @@ class SFTTrainer:
             self.optimizer, lr_lambda(config.schedule, config.warmup_steps, len(self.schedule)))
         if checkpoint is not None:
             state = load_state(checkpoint)
-            done = self.start_step - 1
-            if state.get("data_fingerprint", self.data_fingerprint(done)) != self.data_fingerprint(done):
+            recorded = state.get("data_fingerprint")  # none in checkpoints made before it was recorded
+            if recorded is not None and recorded != self.data_fingerprint(self.start_step - 1):
                 raise UserError(f"{checkpoint}: the training examples or their order changed since this "
                                 "checkpoint; resume with the same data, data.* keys, prompt, trace, batch_size, "
                                 "max_response_tokens and seed")
