@@ -191,6 +191,72 @@ def test_rescore_records_the_settings_the_samples_were_made_with(tmp_path: Path,
     assert (out / "partial" / "hand.jsonl").exists()
 
 
+def test_each_sample_file_records_how_it_was_made(tmp_path: Path, dataset: Path) -> None:
+    """Two runs into one folder with other settings: a rescore of both records only what they share and says
+    what differs; a rescore of one records its own settings."""
+    out = tmp_path / "out"
+    generate = ["eval", "--data", str(dataset), "--out", str(out), "--people", "2", "--limit", "1", "--device", "cpu"]
+    assert runner.invoke(app, [*generate, "-m", "a=tiny-random", "--max-tokens", "4"]).exit_code == 0
+    record = json.loads((out / "samples" / "a.generation.json").read_text())
+    assert record["model"] == "tiny-random"
+    assert (record["settings"]["max_tokens"], record["settings"]["samples"], record["settings"]["temperature"]) == (4, 1, 0.0)
+    assert not {"reward", "people", "split", "limit"} & record["settings"].keys()  # what is read and scored
+    assert runner.invoke(app, [*generate, "-m", "b=tiny-random", "--max-tokens", "6"]).exit_code == 0
+    assert (out / "samples" / "a.jsonl").is_file()  # the first run's samples stay beside the second's
+
+    rescore = ["eval", "--rescore", "--data", str(dataset), "--out", str(out), "--people", "2"]
+    result = runner.invoke(app, rescore)
+    assert result.exit_code == 0, result.output
+    assert ("warning: the saved samples were not all made with the same settings: max_tokens (a=4, b=6); "
+            "results.json records only the settings they share") in result.stderr
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert list(json.loads((out / "results.json").read_text())["models"]) == ["a", "b"]
+    assert "max_tokens" not in config and (config["temperature"], config["samples"]) == (0.0, 1)
+
+    result = runner.invoke(app, [*rescore, "-m", "b", "--max-tokens", "9"])
+    assert result.exit_code == 0, result.output
+    assert ("max_tokens=9 not used (they were made with max_tokens=6, as samples/<label>.generation.json "
+            "records)") in result.stderr
+    assert "not all made with the same settings" not in result.stderr
+    assert json.loads((out / "results.json").read_text())["config"]["max_tokens"] == 6
+
+    (out / "samples" / "a.generation.json").unlink()  # e.g. a kill between the samples and their record
+    result = runner.invoke(app, rescore)
+    assert "no record for a" in result.stderr
+    assert not {"max_tokens", "temperature"} & json.loads((out / "results.json").read_text())["config"].keys()
+
+
+def test_shared_settings_by_hand() -> None:
+    from logicrl.evaluate.config import shared_settings
+
+    a = {"temperature": 0.0, "max_tokens": 4, "prompt": {"template": "chat"}, "endpoint": None}
+    b = {"temperature": 0.0, "max_tokens": 6, "prompt": {"template": "chat"}}
+    assert shared_settings({"a": a, "b": {**b, "endpoint": None}}) == (
+        {"endpoint": None, "prompt": {"template": "chat"}, "temperature": 0.0}, {"max_tokens": {"a": 4, "b": 6}}, [])
+    # a key one record lacks is not shared (the other file's value is unknown)
+    assert shared_settings({"a": a, "b": b})[1] == {"endpoint": {"a": None}, "max_tokens": {"a": 4, "b": 6}}
+    # a file with no record: nothing is known to be shared
+    assert shared_settings({"a": a, "c": None}) == ({}, {}, ["c"])
+    assert shared_settings({"a": a}) == (a, {}, []) and shared_settings({}) == ({}, {}, [])
+
+
+def test_a_kill_while_saving_samples_leaves_no_stale_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from logicrl.evaluate import runner as eval_runner
+    from logicrl.evaluate.config import EvalConfig
+
+    spec = eval_runner.ModelSpec("m", "tiny-random")
+    eval_runner.save_generated(tmp_path, spec, [{"id": "x"}], EvalConfig(max_tokens=4), 1)
+    assert eval_runner.read_generation(tmp_path, spec)["max_tokens"] == 4
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_runner, "write_jsonl", killed)
+    with pytest.raises(KeyboardInterrupt):
+        eval_runner.save_generated(tmp_path, spec, [{"id": "y"}], EvalConfig(max_tokens=8), 1)
+    assert eval_runner.read_generation(tmp_path, spec) is None  # the old samples stay, with no record
+
+
 def test_a_run_that_generates_first_drops_the_earlier_tables(tmp_path: Path, dataset: Path, monkeypatch) -> None:
     """Cut short, it leaves its new samples without the old run's tables beside them."""
     from logicrl.cli import eval as eval_cli

@@ -265,6 +265,8 @@ def test_tiny_model_end_to_end(tmp_path: Path, problems: Path, monkeypatch: pyte
     summary = json.loads((out / "results.json").read_text())
     assert summary["config"]["temperature"] == 1.0 and summary["config"]["prompt_style"] == "logic-rl"
     assert "maj@2" in summary["models"]["tiny-random"]["by_group"]["AMC 2023"]
+    made = json.loads((out / "samples" / "tiny-random.generation.json").read_text())["settings"]
+    assert (made["samples"], made["temperature"], made["max_tokens"]) == (2, 1.0, 4)
     assert "checked" in result.output and "Math accuracy by source and year" in result.output
 
 

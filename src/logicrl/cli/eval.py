@@ -25,7 +25,14 @@ from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table
-from logicrl.evaluate.config import BackendConfig, EvalConfig, MemorizationConfig, RunConfig, rescored_config
+from logicrl.evaluate.config import (
+    BackendConfig,
+    EvalConfig,
+    MemorizationConfig,
+    RunConfig,
+    rescored_config,
+    shared_settings,
+)
 from logicrl.evaluate.memorization import collect_twins, memorization_table
 from logicrl.evaluate.metrics import accuracy_table, by_puzzle
 from logicrl.evaluate.runner import (
@@ -33,6 +40,7 @@ from logicrl.evaluate.runner import (
     ModelSpec,
     model_rows,
     parse_model_specs,
+    read_generation,
     remove_journals,
     saved_specs,
     select_records,
@@ -155,36 +163,51 @@ RESULT_FILES = ("results.json", "table.md", "table.csv", "compare.json")
 MEMORIZATION_FILES = ("memorization.json", "memorization.md", "memorization.csv")
 
 
-def start_results(cfg: BackendConfig, out: Path, files: tuple[str, ...], rescore: bool) -> dict[str, Any]:
+def start_results(cfg: BackendConfig, out: Path, files: tuple[str, ...], specs: list[ModelSpec],
+                  rescore: bool) -> dict[str, Any]:
     """The config to record in ``out``'s summary, ``files[0]`` (`recorded_config`). A run that generates first
     deletes the earlier run's ``files``: they describe samples it replaces, and if it is cut short they must
     not stand beside its new samples (nor give a later ``--rescore`` their settings)."""
-    config = recorded_config(cfg, out / files[0], rescore)
+    config = recorded_config(cfg, out, files[0], specs, rescore)
     if not rescore:
         for name in files:
             (out / name).unlink(missing_ok=True)
     return config
 
 
-def recorded_config(cfg: BackendConfig, summary: Path, rescore: bool) -> dict[str, Any]:
+def recorded_config(cfg: BackendConfig, out: Path, summary: str, specs: list[ModelSpec],
+                    rescore: bool) -> dict[str, Any]:
     """The config that the ``summary`` file (results.json, memorization.json) records: ``cfg``. After
-    ``--rescore``, the generation settings are those of the run that made the samples, read from the ``summary``
-    it wrote (left out if it cannot be read): ones given now with other values are not used, and a warning
-    says so. Call before ``summary`` is written again."""
+    ``--rescore``, the generation settings are those that made the samples, as each sample file's record says
+    (`logicrl.evaluate.runner.save_generated`; in a folder from before those records, as the earlier ``summary``
+    says): only those every file shares are recorded, and a warning names those that differ. Generation options
+    given now with other values are not used, and a warning says so. Call before ``summary`` is written again."""
     config = cfg.model_dump(mode="json")
     if not rescore:
         return config
-    try:
-        previous = json.loads(summary.read_text(encoding="utf-8"))["config"]
-    except (OSError, ValueError, LookupError, TypeError):
-        previous = None
-    recorded, ignored = rescored_config(config, previous if isinstance(previous, dict) else None,
+    made = {spec.label: read_generation(out, spec) for spec in specs}
+    if any(settings is not None for settings in made.values()):
+        source = f"{SAMPLES_DIR}/<label>.generation.json"
+        generated_with, differing, unrecorded = shared_settings(made)
+    else:  # sample files from before the records: the earlier summary's config, if it is readable
+        source, differing, unrecorded = summary, {}, []
+        try:
+            generated_with = json.loads((out / summary).read_text(encoding="utf-8"))["config"]
+        except (OSError, ValueError, LookupError, TypeError):
+            generated_with = None
+    recorded, ignored = rescored_config(config, generated_with if isinstance(generated_with, dict) else None,
                                         cfg.model_fields_set)
+    what = [f"{key} ({', '.join(f'{label}={json.dumps(v)}' for label, v in values.items())})"
+            for key, values in differing.items() if key in config]
+    what += [f"no record for {', '.join(unrecorded)}"] if unrecorded else []
+    if what:
+        print(f"warning: the saved samples were not all made with the same settings: {'; '.join(what)}; "
+              f"{summary} records only the settings they share", file=sys.stderr)
     if ignored:
         now = ", ".join(f"{k}={json.dumps(config[k])}" for k in ignored)
         then = ", ".join(f"{k}={json.dumps(recorded[k])}" for k in ignored)
         print(f"warning: --rescore scores the saved samples as they are: {now} not used (they were made with "
-              f"{then}, as {summary.name} records)", file=sys.stderr)
+              f"{then}, as {source} records)", file=sys.stderr)
     return recorded
 
 
@@ -210,7 +233,7 @@ def eval_cmd(
                              every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = start_results(cfg, out, RESULT_FILES, rescore)
+        config = start_results(cfg, out, RESULT_FILES, specs, rescore)
         results, rows_by_label = {}, {}
         for spec in specs:
             rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
@@ -259,7 +282,7 @@ def memorization_cmd(
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = start_results(cfg, out, MEMORIZATION_FILES, rescore)
+        config = start_results(cfg, out, MEMORIZATION_FILES, specs, rescore)
         twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
         console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
                                             for kind, p in pairs.items()))

@@ -102,7 +102,7 @@ def math_cmd(
     _require_math_verify()
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = start_results(cfg, out, RESULT_FILES, rescore)
+        config = start_results(cfg, out, RESULT_FILES, specs, rescore)
         rows_by_label: dict[str, list[dict]] = {}
         with MathChecker(cfg.check_timeout_s, cfg.check_memory_mb) as checker:
             checker.start()  # a checker that cannot start fails before any model loads

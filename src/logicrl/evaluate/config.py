@@ -6,6 +6,7 @@ options < ``key=value`` overrides (``temperature=0.7``, ``prompt.template=plain`
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -119,6 +120,26 @@ def rescored_config(config: Mapping[str, Any], generated_with: Mapping[str, Any]
                 if k not in GENERATION_KEYS or k in made}
     ignored = [k for k in config if k in set(given) & made.keys() and config[k] != made[k]]
     return recorded, ignored
+
+
+def shared_settings(made: Mapping[str, Mapping[str, Any] | None]
+                    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[str]]:
+    """What several sample files' generation records (``{label: settings}``, None where a file has none) agree on.
+
+    Returns the settings every record holds with one value, ``{key: {label: value}}`` for the keys whose values
+    differ between records (or that some record lacks), and the labels that have no record."""
+    known = {label: settings for label, settings in made.items() if settings is not None}
+    unrecorded = [label for label, settings in made.items() if settings is None]
+    shared: dict[str, Any] = {}
+    differing: dict[str, dict[str, Any]] = {}
+    for key in sorted({key for settings in known.values() for key in settings}):
+        values = {label: settings[key] for label, settings in known.items() if key in settings}
+        if len(values) == len(known) and len({json.dumps(v, sort_keys=True) for v in values.values()}) == 1:
+            if not unrecorded:
+                shared[key] = next(iter(values.values()))
+        else:
+            differing[key] = values
+    return shared, differing, unrecorded
 
 
 class EvalConfig(RunConfig, SampledConfig):

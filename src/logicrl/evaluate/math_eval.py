@@ -26,7 +26,7 @@ from logicrl.evaluate.journal import Journal
 from logicrl.evaluate.math_check import MathChecker, MathVerdict, boxed_contents, substring_match
 from logicrl.evaluate.math_data import math_group, math_source
 from logicrl.evaluate.metrics import accuracy_table
-from logicrl.evaluate.runner import ModelSpec, generate_rows, samples_path
+from logicrl.evaluate.runner import ModelSpec, generate_rows, samples_path, save_generated
 from logicrl.evaluate.scoring import Scorer
 from logicrl.io import read_jsonl, write_jsonl
 from logicrl.prompts import SYSTEM_PROMPT
@@ -128,12 +128,13 @@ def math_rows(
     path = samples_path(out, spec)
     scorer = math_scorer(checker, cfg.prompt_style)
     if rescore:
-        rows = _rescore(path, spec, records, scorer, cfg.prompt.prefilled_think, progress)
-    else:
-        rows = generate_rows(spec, records, cfg, n=cfg.samples, progress=progress, scorer=scorer,
-                             journal=Journal(out, spec.file_stem), status=status)
-    rows = [{"model": spec.label, **row} for row in rows]
-    write_jsonl(path, rows)
+        rows = [{"model": spec.label, **row}
+                for row in _rescore(path, spec, records, scorer, cfg.prompt.prefilled_think, progress)]
+        write_jsonl(path, rows)
+        return rows
+    rows = generate_rows(spec, records, cfg, n=cfg.samples, progress=progress, scorer=scorer,
+                         journal=Journal(out, spec.file_stem), status=status)
+    save_generated(out, spec, rows, cfg, cfg.samples)
     return rows
 
 

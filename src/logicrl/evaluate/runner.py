@@ -11,6 +11,7 @@ written (`logicrl.evaluate.journal`).
 from __future__ import annotations
 
 import gc
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,11 +21,11 @@ from typing import Any
 
 from logicrl.engine.allocator import keep_freed_memory
 from logicrl.errors import DataError, UserError
-from logicrl.evaluate.config import BackendConfig, RunConfig
+from logicrl.evaluate.config import GENERATION_KEYS, BackendConfig, RunConfig
 from logicrl.evaluate.endpoint import endpoint_client, endpoint_generate_and_score
 from logicrl.evaluate.journal import Journal, done_prefix, identity
 from logicrl.evaluate.scoring import Scorer, generate_and_score, score_sample
-from logicrl.io import read_jsonl, write_jsonl
+from logicrl.io import atomic_write_text, read_jsonl, read_text_file, write_jsonl
 from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
 from logicrl.puzzles.dataset import dataset_files, load_records
 
@@ -65,6 +66,33 @@ def parse_model_specs(values: Iterable[str]) -> list[ModelSpec]:
 
 def samples_path(out: Path, spec: ModelSpec) -> Path:
     return out / SAMPLES_DIR / f"{spec.file_stem}.jsonl"
+
+
+def generation_path(out: Path, spec: ModelSpec) -> Path:
+    """``samples/<label>.generation.json``: how the sample file beside it was made."""
+    return out / SAMPLES_DIR / f"{spec.file_stem}.generation.json"
+
+
+def save_generated(out: Path, spec: ModelSpec, rows: Sequence[Mapping[str, Any]], cfg: BackendConfig,
+                   n: int) -> None:
+    """Write a generation's sample file and, beside it, its record: the model and the settings that made the
+    samples (`GENERATION_KEYS`, with ``samples``: ``n`` per question), which a ``--rescore`` reports. The old
+    record goes first, so a kill between the two writes leaves new samples with no record, never an old one."""
+    record = generation_path(out, spec)
+    record.unlink(missing_ok=True)
+    write_jsonl(samples_path(out, spec), rows)
+    settings = {k: v for k, v in cfg.model_dump(mode="json").items() if k in GENERATION_KEYS}
+    atomic_write_text(record, json.dumps({"model": spec.name, "settings": {**settings, "samples": n}},
+                                         indent=2) + "\n")
+
+
+def read_generation(out: Path, spec: ModelSpec) -> dict[str, Any] | None:
+    """The settings a sample file was made with (`save_generated`), or None when it has no readable record."""
+    try:
+        settings = json.loads(read_text_file(generation_path(out, spec)))["settings"]
+    except (OSError, ValueError, LookupError, TypeError):  # a DataError (not UTF-8) too
+        return None
+    return settings if isinstance(settings, dict) else None
 
 
 def saved_specs(out: Path) -> list[ModelSpec]:
@@ -213,7 +241,7 @@ def model_rows(
     if not rescore:
         rows = generate_rows(spec, records, cfg, n=n, progress=progress, journal=Journal(out, spec.file_stem),
                              status=status)
-        write_jsonl(path, rows)
+        save_generated(out, spec, rows, cfg, n)
         return rows
     if not path.is_file():
         raise DataError(f"{path}: no saved samples for model {spec.label!r} to rescore")
