@@ -207,10 +207,10 @@ def test_each_sample_file_records_how_it_was_made(tmp_path: Path, dataset: Path)
     rescore = ["eval", "--rescore", "--data", str(dataset), "--out", str(out), "--people", "2"]
     result = runner.invoke(app, rescore)
     assert result.exit_code == 0, result.output
-    assert ("warning: the saved samples were not all made with the same settings: max_tokens (a=4, b=6); "
+    assert ("warning: the saved samples were not all made with the same settings: max_tokens (b=6, a=4); "
             "results.json records only the settings they share") in result.stderr
     config = json.loads((out / "results.json").read_text())["config"]
-    assert list(json.loads((out / "results.json").read_text())["models"]) == ["a", "b"]
+    assert list(json.loads((out / "results.json").read_text())["models"]) == ["b", "a"]  # the last run's first
     assert "max_tokens" not in config and (config["temperature"], config["samples"]) == (0.0, 1)
 
     result = runner.invoke(app, [*rescore, "-m", "b", "--max-tokens", "9"])
@@ -224,6 +224,25 @@ def test_each_sample_file_records_how_it_was_made(tmp_path: Path, dataset: Path)
     result = runner.invoke(app, rescore)
     assert "no record for a" in result.stderr
     assert not {"max_tokens", "temperature"} & json.loads((out / "results.json").read_text())["config"].keys()
+
+
+def test_rescore_keeps_the_model_order_and_names(tmp_path: Path, dataset: Path, test_records: list[dict],
+                                                  respond) -> None:
+    """Without -m, the models come in the earlier results.json's order (the first stays the paired baseline),
+    named as their generation record, else results.json, says."""
+    two = [r for r in test_records if r["n_people"] == 2]
+    out = tmp_path / "out"
+    for label in ("zbase", "arl", "new"):
+        write_samples(out / "samples" / f"{label}.jsonl", label, [(r, 0, respond(r)) for r in two])
+    earlier = {"zbase": {"name": "base-model"}, "arl": {"name": "old/arl"}}
+    (out / "results.json").write_text(json.dumps({"config": {}, "models": earlier}))
+    (out / "samples" / "arl.generation.json").write_text(json.dumps({"model": "ckpt/arl", "settings": {}}))
+    result = runner.invoke(app, ["eval", "--rescore", "--data", str(dataset), "--out", str(out), "--people", "2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "results.json").read_text())
+    assert list(summary["models"]) == ["zbase", "arl", "new"]  # a file the summary does not list comes last
+    assert [m["name"] for m in summary["models"].values()] == ["base-model", "ckpt/arl", "new"]
+    assert list(json.loads((out / "compare.json").read_text())) == ["arl vs zbase", "new vs zbase"]
 
 
 def test_shared_settings_by_hand() -> None:

@@ -131,11 +131,13 @@ def _overrides(sets: list[str] | None, overrides: list[str] | None) -> list[str]
     return [*(sets or []), *(overrides or [])]
 
 
-def model_specs(models: list[str] | None, out: Path, rescore: bool) -> list[ModelSpec]:
+def model_specs(models: list[str] | None, out: Path, rescore: bool, summary: str) -> list[ModelSpec]:
+    """The ``--model`` specs; for a ``--rescore`` without them, the models saved in ``out`` in the order its
+    ``summary`` file lists them."""
     if models:
         return parse_model_specs(models)
     if rescore:
-        return saved_specs(out)
+        return saved_specs(out, summary)
     raise UserError("give at least one --model (or --rescore to score the samples saved in --out)")
 
 
@@ -228,7 +230,7 @@ def eval_cmd(
                   people=people, split=split, limit=limit, samples=samples, temperature=temperature,
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
-    specs = model_specs(model, out, rescore)
+    specs = model_specs(model, out, rescore, RESULT_FILES[0])
     records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit,
                              every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore)
@@ -274,7 +276,7 @@ def memorization_cmd(
                   kinds=kinds, twins=twins, people=people, split=split, limit=limit, temperature=temperature,
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
-    specs = model_specs(model, out, rescore)
+    specs = model_specs(model, out, rescore, MEMORIZATION_FILES[0])
     originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit,
                                every_level="people" in cfg.model_fields_set)
     twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)

@@ -98,7 +98,7 @@ def math_cmd(
     if not data:
         raise UserError("give --data: one or more problem files (.jsonl, .json or .parquet)")
     records = load_math_problems(data, None if rescore else cfg.limit)
-    specs = model_specs(model, out, rescore)
+    specs = model_specs(model, out, rescore, RESULT_FILES[0])
     _require_math_verify()
     check_before_loading(specs, cfg, out, rescore)
     with FolderLock(out):  # this command's --out, until it returns or fails

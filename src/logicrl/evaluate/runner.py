@@ -88,19 +88,38 @@ def save_generated(out: Path, spec: ModelSpec, rows: Sequence[Mapping[str, Any]]
 
 def read_generation(out: Path, spec: ModelSpec) -> dict[str, Any] | None:
     """The settings a sample file was made with (`save_generated`), or None when it has no readable record."""
-    try:
-        settings = json.loads(read_text_file(generation_path(out, spec)))["settings"]
-    except (OSError, ValueError, LookupError, TypeError):  # a DataError (not UTF-8) too
-        return None
+    settings = (_generation_record(out, spec) or {}).get("settings")
     return settings if isinstance(settings, dict) else None
 
 
-def saved_specs(out: Path) -> list[ModelSpec]:
-    """The models that have a sample file under ``out`` (for rescoring without ``--model``)."""
+def _generation_record(out: Path, spec: ModelSpec) -> dict[str, Any] | None:
+    try:
+        record = json.loads(read_text_file(generation_path(out, spec)))
+    except (OSError, ValueError):  # a DataError (not UTF-8) too
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def saved_specs(out: Path, summary: str) -> list[ModelSpec]:
+    """The models that have a sample file under ``out`` (for rescoring without ``--model``): in the order of the
+    earlier ``summary`` file (results.json, memorization.json), so that its first model stays the baseline of the
+    paired differences, then by file name; each with the name its generation record (else ``summary``) gives."""
     files = sorted((out / SAMPLES_DIR).glob("*.jsonl"))
     if not files:
         raise DataError(f"{out / SAMPLES_DIR}: no sample files to rescore (run without --rescore first)")
-    return [ModelSpec(label, label) for label in map(_saved_label, files)]
+    try:
+        earlier = json.loads(read_text_file(out / summary))["models"]
+    except (OSError, ValueError, LookupError, TypeError):
+        earlier = {}
+    earlier = earlier if isinstance(earlier, dict) else {}
+    order = {label: k for k, label in enumerate(earlier)}
+    specs = []
+    for label in sorted(map(_saved_label, files), key=lambda label: order.get(label, len(order))):
+        entry = earlier.get(label)
+        name = (_generation_record(out, ModelSpec(label, label)) or {}).get("model")
+        name = name or (entry.get("name") if isinstance(entry, dict) else None)
+        specs.append(ModelSpec(label, name if isinstance(name, str) and name else label))
+    return specs
 
 
 def _saved_label(path: Path) -> str:
