@@ -12,8 +12,10 @@ start, say); a run directory stands for its last checkpoint too.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -100,11 +102,15 @@ class ExperimentConfig(StrictModel):
 @dataclass(frozen=True)
 class Step:
     """One command of the plan. ``args`` may hold ``@LABEL`` (resolved when the step runs); ``skip`` says
-    why the step does not run (finished)."""
+    why the step does not run (finished); ``note``, why it runs again. A measurement names the runs it
+    ``measures`` and the ``record`` file where `measurement_record` is kept once it succeeds."""
 
     what: str
     args: tuple[str, ...]
     skip: str | None = None
+    note: str | None = None
+    measures: tuple[str, ...] = ()
+    record: Path | None = None
 
     def text(self) -> str:
         return "logicrl " + shlex.join(self.args)
@@ -140,17 +146,42 @@ def run_step(cfg: ExperimentConfig, label: str) -> Step:
     return Step(what, (*args, *spec.overrides))
 
 
+MEASURED = "experiment.json"  # in a measurement's folder: `measurement_record` of the step that wrote it
+
+
+def measurement_record(cfg: ExperimentConfig, args: tuple[str, ...], labels: tuple[str, ...]) -> dict:
+    """What a measurement's results depend on: its command's arguments and the runs it measures, each by the
+    SHA-256 of its ``summary.json`` (None while it has not finished): a run done again makes it stale."""
+    finished = {}
+    for label in labels:
+        path = cfg.out_dir / label / FINISHED
+        finished[label] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return {"args": list(args), "runs": finished}
+
+
 def _measurement_step(cfg: ExperimentConfig, name: str, subcommand: tuple[str, ...]) -> Step | None:
+    """The eval (or memorization) step: skipped when its results are there and were made by these arguments
+    from these runs (or by an earlier logicrl that kept no record); run again, with a note, when they were not."""
     measurement: Measurement | None = getattr(cfg, name)
     if measurement is None:
         return None
-    models = [f"{label}=@{label}" for label in measurement.runs or cfg.runs]
+    labels = tuple(measurement.runs or cfg.runs)
+    models = [f"{label}=@{label}" for label in labels]
     if measurement.baseline:
         models.insert(0, measurement.baseline)
     out = cfg.out_dir / name
     args = ("eval", *subcommand, *(a for m in models for a in ("-m", m)), "--out", str(out), *measurement.args)
-    skip = f"done ({out})" if (out / "results.json").is_file() or (out / "memorization.json").is_file() else None
-    return Step(name, args, skip=skip)
+    step = Step(name, args, measures=labels, record=out / MEASURED)
+    if not ((out / "results.json").is_file() or (out / "memorization.json").is_file()):
+        return step
+    try:
+        earlier = json.loads((out / MEASURED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = None
+    if earlier is None or earlier == measurement_record(cfg, args, labels):
+        return replace(step, skip=f"done ({out})")
+    return replace(step, note=f"{out} was measured with other arguments or runs than the experiment now has: "
+                              "it runs again")
 
 
 def plan(cfg: ExperimentConfig) -> list[Step]:

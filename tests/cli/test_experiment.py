@@ -3,6 +3,7 @@ a two-run experiment on the tiny model runs end to end, then resumes as a no-op.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,29 @@ def test_plan_fresh_finished_and_interrupted_runs(tmp_path):
     steps = {s.what: s for s in plan(cfg)}
     assert steps["run cold"].skip and steps["run rl"].args == ("train", "--resume", str(out / "rl"))
     assert steps["run rl2"].skip is None and steps["run rl2"].args[0:2] == ("train", "--config")
+
+
+def test_a_measurement_is_done_only_for_the_arguments_and_runs_it_was_made_from(tmp_path):
+    from logicrl.experiment import MEASURED, measurement_record
+
+    cfg = _experiment(tmp_path, eval={"args": ["--limit", 3]})
+    out = tmp_path / "x"
+    for label in cfg.runs:
+        (out / label).mkdir(parents=True)
+        (out / label / "summary.json").write_text(f'{{"run": "{label}"}}')
+    (out / "eval").mkdir()
+    (out / "eval" / "results.json").write_text("{}")
+    step = next(s for s in plan(cfg) if s.what == "eval")
+    assert step.skip == f"done ({out / 'eval'})" and step.measures == ("cold", "rl", "rl2")  # no record: as before
+    (out / "eval" / MEASURED).write_text(json.dumps(measurement_record(cfg, step.args, step.measures)))
+    assert next(s for s in plan(cfg) if s.what == "eval").skip
+    (out / "rl" / "summary.json").write_text('{"run": "rl, done again"}')
+    step = next(s for s in plan(cfg) if s.what == "eval")
+    assert step.skip is None and "it runs again" in step.note
+    (out / "rl" / "summary.json").write_text('{"run": "rl"}')
+    other = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"args": ["--limit", "4"]})})
+    assert next(s for s in plan(other) if s.what == "eval").note
+    assert next(s for s in plan(cfg) if s.what == "eval").skip
 
 
 def test_experiment_overrides_come_after_every_run_s_own(tmp_path):
@@ -147,11 +171,22 @@ def test_a_two_run_experiment_runs_evals_compares_and_resumes(puzzle_dir, tmp_pa
 
     again = run_cli("experiment", "e.yaml", cwd=tmp_path)
     assert again.returncode == 0 and again.stderr.count("finished (") == 2, again.stderr
+    assert f"== eval: done ({Path('out') / 'eval'})" in again.stderr
 
-    # the file changed after the runs: refused in one line, before anything runs
-    changed = run_cli("experiment", "e.yaml", "runs.rloo.overrides=[algorithm.advantage=grpo]", cwd=tmp_path)
-    lines = changed.stderr.strip().splitlines()
-    assert changed.returncode == 2 and lines[-1].startswith("error: run rloo was started with algorithm.advantage")
+    # other eval arguments: the eval runs again, the runs stay as they are
+    body["eval"]["args"][-1] = 6  # --max-tokens
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(body))
+    remeasured = run_cli("experiment", "e.yaml", cwd=tmp_path)
+    assert remeasured.returncode == 0 and remeasured.stderr.count("finished (") == 2, remeasured.stderr
+    assert "was measured with other arguments or runs than the experiment now has: it runs again" in remeasured.stderr
+    assert yaml.safe_load((out / "eval" / "results.json").read_text())["config"]["max_tokens"] == 6
+
+    # the file changed after the runs: refused in one line, before anything runs; a dry run says the same
+    for dry_run in ((), ("--dry-run",)):
+        changed = run_cli("experiment", "e.yaml", "runs.rloo.overrides=[algorithm.advantage=grpo]", *dry_run,
+                          cwd=tmp_path)
+        lines = changed.stderr.strip().splitlines()
+        assert changed.returncode == 2 and lines[-1].startswith("error: run rloo was started with algorithm.adv")
 
 
 def test_check_runs_refuses_a_missing_model_before_any_run(puzzle_dir, tmp_path):
@@ -178,6 +213,20 @@ def test_check_runs_parses_the_eval_command_before_any_run(puzzle_dir, tmp_path,
     with pytest.raises(UserError, match=message):
         check_runs(cfg)
     check_runs(cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"args": ["--limit", "3"]})}))
+
+
+def test_a_relative_config_path_is_read_from_the_current_folder(puzzle_dir, tmp_path, monkeypatch):
+    (tmp_path / "rl.yaml").write_text("{}")
+    cfg = ExperimentConfig.model_validate({
+        "question": "q", "out_dir": str(tmp_path / "out"),
+        "defaults": {"command": "train", "config": "rl.yaml", "data": str(puzzle_dir)},
+        "runs": {"a": {"model": "tiny-random"}}})
+    monkeypatch.chdir(puzzle_dir)
+    with pytest.raises(ConfigError, match=r"^run a: config file rl.yaml does not exist in .*: the paths in an "
+                                          r"experiment file are relative to the folder the command runs in"):
+        check_runs(cfg)
+    monkeypatch.chdir(tmp_path)
+    check_runs(cfg)
 
 
 def test_check_runs_names_the_run_whose_overrides_are_bad(puzzle_dir, tmp_path):

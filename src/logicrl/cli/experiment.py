@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,8 @@ from logicrl.cli import check_command_line
 from logicrl.cli.runs import check_puzzles
 from logicrl.config import load_config, read_yaml
 from logicrl.errors import ConfigError, UserError
-from logicrl.experiment import ExperimentConfig, Step, plan, resolve_args, resolve_model
-from logicrl.io import check_output_dir
+from logicrl.experiment import ExperimentConfig, Step, measurement_record, plan, resolve_args, resolve_model
+from logicrl.io import atomic_write_text, check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
 
 console = Console(stderr=True)
@@ -39,6 +40,10 @@ def check_runs(cfg: ExperimentConfig) -> None:
     for label in cfg.runs:
         spec, run_dir = cfg.run(label), cfg.out_dir / label
         explicit = {"out_dir": run_dir, "model.name": spec.model, "data.train": spec.data}
+        if spec.config is not None and not spec.config.is_absolute() and not spec.config.exists():
+            raise ConfigError(f"run {label}: config file {spec.config} does not exist in {Path.cwd()}: the paths "
+                              "in an experiment file are relative to the folder the command runs in (configs/rq/'s: "
+                              "the repository root)")
         try:
             wanted = load_config(_config_class(spec.command), spec.config, spec.overrides, **explicit)
         except ConfigError as exc:
@@ -83,13 +88,19 @@ def _same(a: object, b: object) -> bool:
     return isinstance(a, str) and isinstance(b, str) and Path(a).resolve() == Path(b).resolve()
 
 
-def _execute(step: Step, out_dir: Path) -> None:
-    args = resolve_args(step.args, out_dir)
+def _execute(step: Step, cfg: ExperimentConfig) -> None:
+    """Run one step; a measurement then records what it measured (`measurement_record`)."""
+    args = resolve_args(step.args, cfg.out_dir)
+    if step.note:
+        console.print(f"note: {step.note}", soft_wrap=True)
     console.print(f"[bold]== {step.what}[/]: logicrl {' '.join(args)}", soft_wrap=True)
     code = subprocess.run([sys.executable, "-m", "logicrl", *args], check=False).returncode
     if code != 0:
         raise UserError(f"{step.what} failed (exit {code}); fix it and run the same `logicrl experiment` "
                         "again: finished runs are kept, an interrupted one resumes")
+    if step.record is not None:
+        record = measurement_record(cfg, step.args, step.measures)
+        atomic_write_text(step.record, json.dumps(record, indent=2) + "\n")
 
 
 def experiment_cmd(
@@ -105,14 +116,16 @@ def experiment_cmd(
     cfg = load_config(ExperimentConfig, file, overrides)
     steps = plan(cfg)
     console.print(f"[bold]{cfg.question}[/] → {cfg.out_dir}", soft_wrap=True)
+    check_runs(cfg)  # a dry run too: it shows what the real one would do, refusals included
     if dry_run:
         for step in steps:
-            console.print(f"{step.what}: {'skip, ' + step.skip if step.skip else step.text()}", soft_wrap=True)
+            note = f" ({step.note})" if step.note else ""
+            console.print(f"{step.what}: {'skip, ' + step.skip if step.skip else step.text() + note}",
+                          soft_wrap=True)
         return
-    check_runs(cfg)
     for step in steps:
         if step.skip:
             console.print(f"== {step.what}: {step.skip}")
             continue
-        _execute(step, cfg.out_dir)
+        _execute(step, cfg)
     console.print(f"done: {cfg.out_dir}")
