@@ -186,14 +186,20 @@ def test_dry_run_prints_runnable_commands_and_writes_nothing(dataset: Path, tmp_
     result = runner.invoke(app, launch_args(dataset, tmp_path / "run", "--dry-run", "--gpus-per-node", "4",
                                             "cluster.tensor_parallel=2", "--verl", "trainer.val_only=true"))
     assert result.exit_code == 0, result.output
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists()  # (the hand-offs below run in it, as a user's shell would)
     cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [f"model.name={TINY_MODEL}", f"data.train={dataset}",
                                                                  "data.people=[3,4]", f"out_dir={tmp_path / 'run'}"])
     plan = plan_launch(cfg, VerlClusterConfig(gpus_per_node=4, tensor_parallel=2), ["trainer.val_only=true"])
     commands = [c for pair in plan.commands for c in pair]
     blocks = [b for b in result.output.split("\n#") if b.lstrip().startswith(("stage", "its last"))]
-    printed = [bash_words(block.split("\n", 1)[1]) for block in blocks]
-    assert printed == commands and len(commands) == 4  # two stages, each a training run and a hand-off
+    printed = [block.split("\n", 1)[1] for block in blocks]
+    assert len(printed) == len(commands) == 4  # two stages, each a training run and a hand-off
+    assert [bash_words(text) for text in printed[::2]] == commands[::2]
+    for stage, hand_off in zip(plan.stages, printed[1::2]):  # the copy, then its rename, run as printed
+        (stage.saved_hf_dir / "sub").mkdir(parents=True)
+        (stage.saved_hf_dir / "sub" / "model.safetensors").write_text("w")
+        subprocess.run(["bash", "-c", hand_off], check=True)
+        assert (stage.hf_dir / "sub" / "model.safetensors").read_text() == "w" and not stage.merge_dir.exists()
     train = as_dict(commands[0][3:])
     assert commands[0][:3] == [sys.executable, "-m", "verl.trainer.main_ppo"]
     assert commands[0][-1] == "trainer.val_only=true"  # --verl overrides come last, so they win

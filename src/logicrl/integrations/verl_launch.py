@@ -355,8 +355,9 @@ class LaunchPlan:
         for stage, (train, merge) in zip(self.stages, self.commands):
             people = ", ".join(map(str, stage.people))
             lines += [f"\n# {stage.name}: {people} people, {stage.steps} steps, from {stage.model_path}",
-                      format_command(train), "# its last checkpoint as a Hugging Face model (fp32):",
-                      format_command(merge)]
+                      format_command(train), "# its last checkpoint as a Hugging Face model (fp32), renamed once "
+                      "whole:", f"{format_command(merge)} && \\\n    "
+                      f"{format_command(['mv', stage.merge_dir.as_posix(), stage.hf_dir.as_posix()])}"]
         return "\n".join(lines)
 
 
