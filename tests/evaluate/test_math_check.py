@@ -70,6 +70,10 @@ CATALOG = [
     ("<answer>90^\\circ</answer>", "90", "correct", True),
     ("<answer>\\$18.90</answer>", "18.90", "correct", True),
     ("<answer>1,000</answer>", "1000", "correct", False),
+    # percentages: math-verify takes x% as x or x/100
+    ("<answer>5\\%</answer>", "5", "correct", True),
+    ("<answer>0.05</answer>", "5\\%", "correct", False),
+    ("<answer>50</answer>", "5\\%", "wrong", False),
     # equivalent expressions, radicals, constants
     ("<answer>(x+1)^2</answer>", "x^2+2x+1", "correct", False),
     ("<answer>\\sqrt{8}</answer>", "2\\sqrt{2}", "correct", False),
