@@ -77,6 +77,9 @@ def test_two_real_runs(real_runs: tuple[Path, Path], tmp_path: Path) -> None:
         assert image.format == "PNG" and image.size[0] > 500
     assert len(png_sources(page)) == 2
     assert "<td>grpo-a</td>" in page and "<td>second</td>" in page and str(b) in page
+    assert "config diff: the runs' configs are equal" not in result.output
+    same = runner.invoke(app, ["compare", f"one={a}", f"two={a}", "--out", str(tmp_path / "same")])
+    assert same.exit_code == 0 and "config diff: the runs' configs are equal" in same.output, same.output
     # the config diff: exactly the two keys that differ (out_dir is left out by default)
     diff = section(page, "Config diff")
     assert sorted(re.findall(r"<tr><td>([^<]*)</td>", diff)) == ["optim.lr", "seed"]

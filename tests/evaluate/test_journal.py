@@ -136,6 +136,7 @@ def test_an_interrupted_eval_resumes_to_the_uninterrupted_samples(
     result = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert calls == [4]  # only the chunk that had not finished
+    assert "tiny-random: resuming an interrupted run: 4 samples of its first 4 puzzles kept" in result.stderr
     assert samples(out) == expected
     assert not (out / PARTIAL_DIR).exists()
 

@@ -176,12 +176,14 @@ def length_png(rows: list[Row]) -> bytes | None:
     fig = Figure(figsize=(12, 4.2))
     ax, scatter_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     xs = [(row["first_step"] + row["last_step"]) / 2 for row in rows]
+    marker = "o" if len(rows) < 30 else None  # a few bins (one, after a 1-step run) are seen as points
     for key, label in (("length", "all"), ("length_solved", "solved"), ("length_unsolved", "not solved")):
         points = [(x, row[key]) for x, row in zip(xs, rows) if row[key] is not None]
-        ax.plot([p[0] for p in points], [p[1] for p in points], label=f"length, {label}")
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, markersize=3, label=f"length, {label}")
     ax.set(title="response length and accuracy", xlabel="step", ylabel="mean tokens")
     twin = ax.twinx()
-    twin.plot(xs, [row["acc"] for row in rows], color="black", linestyle=":", label="accuracy")
+    twin.plot(xs, [row["acc"] for row in rows], color="black", linestyle=":", marker=marker, markersize=3,
+              label="accuracy")
     twin.set(ylabel="accuracy", ylim=(-0.02, 1.02))
     ax.legend(fontsize=7, loc="upper left")
     twin.legend(fontsize=7, loc="upper right")

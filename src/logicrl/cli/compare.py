@@ -60,8 +60,11 @@ def compare_cmd(
 def print_summary(comparison: Comparison) -> None:
     """The config diff and the eval tables, as on the page."""
     labels = [ref.label for ref in comparison.runs]
-    print_table(console, "config diff", ("key", *labels), [
-        (row["key"], *(str(row["values"].get(label, "(absent)")) for label in labels)) for row in comparison.diff
-    ])
+    if comparison.diff:
+        print_table(console, "config diff", ("key", *labels), [
+            (row["key"], *(str(row["values"].get(label, "(absent)")) for label in labels)) for row in comparison.diff
+        ])
+    else:
+        print_line(console, "config diff: the runs' configs are equal")
     for title, (header, rows) in comparison.eval_tables:
         print_table(console, title, header, rows)

@@ -58,7 +58,8 @@ def print_summary(data: ReportData) -> None:
         print_line(console, f"no response logs in {data.run_dir / data.cfg.source}/")
         return
     responses = sum(b.all.n for b in data.bins)
-    console.print(f"{responses} {data.cfg.source} responses, {len(data.bins)} bins of {data.bin_size} steps")
+    bins = f"{len(data.bins)} bin{'s' if len(data.bins) != 1 else ''}"
+    console.print(f"{responses} responses ({data.cfg.source}), {bins} of up to {data.bin_size} steps")
     mixing = {"word": "non-Latin script", **data.tables["mixing"]}
     columns = ("feature", "n", "share", "reward with", "without")
     print_table(console, "thinking words, language mixing", columns, [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -173,8 +174,11 @@ def generate_rows(
         rows = [{**row, "model": spec.label} for row in kept if str(row.get("id")) in ids]
         if len(rows) != len(kept):
             journal.keep(rows)  # drop the rows of a chunk that did not finish
-        if progress and done:
-            progress(done)
+        if done:
+            print(f"{spec.label}: resuming an interrupted run: {len(rows)} samples of its first {done} puzzles "
+                  f"kept ({journal.rows_path})", file=sys.stderr)
+            if progress:
+                progress(done)
     else:
         done = 0
     if done == len(records):
