@@ -29,7 +29,7 @@ def test_report_default_out(run_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (run_dir / "report" / "index.html").is_file() and "report:" in result.output
     assert re.search(r"summary +│ +50 │ +0.0% → 100.0% │ +sudden │ +6", result.output), result.output
-    assert re.search(r"^\d+ responses \(rollouts\), \d+ bins? of up to \d+ steps$", result.output, re.M), result.output
+    assert re.search(r"^\d+ responses \(rollouts\), \d+ bins? of up to \d+ steps$", result.output, re.MULTILINE), result.output
 
 
 def test_report_output_is_whole_in_a_narrow_terminal(run_dir: Path) -> None:

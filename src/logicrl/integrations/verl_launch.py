@@ -354,10 +354,10 @@ class LaunchPlan:
                  f"{len(self.files)} parquet files to {self.data_dir}"]
         for stage, (train, merge) in zip(self.stages, self.commands):
             people = ", ".join(map(str, stage.people))
+            rename = format_command(["mv", stage.merge_dir.as_posix(), stage.hf_dir.as_posix()])
             lines += [f"\n# {stage.name}: {people} people, {stage.steps} steps, from {stage.model_path}",
-                      format_command(train), "# its last checkpoint as a Hugging Face model (fp32), renamed once "
-                      "whole:", f"{format_command(merge)} && \\\n    "
-                      f"{format_command(['mv', stage.merge_dir.as_posix(), stage.hf_dir.as_posix()])}"]
+                      format_command(train), "# its last checkpoint as a Hugging Face model (fp32), renamed once whole:",
+                      f"{format_command(merge)} && \\\n    {rename}"]
         return "\n".join(lines)
 
 
