@@ -108,10 +108,7 @@ def saved_specs(out: Path, summary: str) -> list[ModelSpec]:
     files = sorted((out / SAMPLES_DIR).glob("*.jsonl"))
     if not files:
         raise DataError(f"{out / SAMPLES_DIR}: no sample files to rescore (run without --rescore first)")
-    try:
-        earlier = json.loads(read_text_file(out / summary))["models"]
-    except (OSError, ValueError, LookupError, TypeError):
-        earlier = {}
+    earlier = earlier_summary(out / summary).get("models")
     earlier = earlier if isinstance(earlier, dict) else {}
     order = {label: k for k, label in enumerate(earlier)}
     specs = []
@@ -121,6 +118,16 @@ def saved_specs(out: Path, summary: str) -> list[ModelSpec]:
         name = name or (entry.get("name") if isinstance(entry, dict) else None)
         specs.append(ModelSpec(label, name if isinstance(name, str) and name else label))
     return specs
+
+
+def earlier_summary(path: Path) -> dict[str, Any]:
+    """An earlier run's summary file (results.json, memorization.json: ``config`` and ``models``); empty when
+    there is none or it cannot be read."""
+    try:
+        summary = json.loads(read_text_file(path))
+    except (OSError, ValueError):  # a DataError (not UTF-8) too
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def _saved_label(path: Path) -> str:
