@@ -242,3 +242,13 @@ def test_an_endpoint_must_be_an_http_url_with_a_host(endpoint: str) -> None:
     with pytest.raises(ConfigError, match="^endpoint: must be an http:// or https:// URL with a host"):
         load_config(EvalConfig, overrides=[f"endpoint={endpoint}"])
     assert load_config(EvalConfig, overrides=["endpoint=https://api.example.com/v1"]).endpoint
+
+
+@pytest.mark.parametrize(("model", "override"), [
+    (TrainConfig, "optim.lr=inf"), (TrainConfig, "algorithm.kl_coef=.inf"), (TrainConfig, "rollout.temperature=-inf"),
+    (EvalConfig, "temperature=inf"), (EvalConfig, "top_p=nan")])
+def test_a_float_must_be_finite(model, override: str) -> None:
+    """`optim.lr=inf` trained to NaN weights with exit 0; every config refuses a value that is not finite."""
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: Input should be a finite number"):
+        load_config(model, None, [override])

@@ -23,9 +23,10 @@ T = TypeVar("T", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for all configs: unknown keys are errors, assignments are validated."""
+    """Base for all configs: unknown keys are errors, assignments are validated, and a float must be finite
+    (``inf`` as a learning rate trains to NaN weights without an error)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
