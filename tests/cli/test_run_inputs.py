@@ -69,6 +69,9 @@ def only_train_split(puzzle_dir, tmp_path):
                  marks=NEEDS_PROC),
     ("sft", ["--out", "A_RUN"], "already holds a run: continue it with `logicrl sft --resume"),
     ("train", ["--model", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
+    ("train", ["model.device=gpu"], "unknown device 'gpu': use 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("sft", ["model.device=gpu"], "unknown device 'gpu'"),
+    ("train", ["optim.betas=[2,3]"], "optim.betas=[2.0, 3.0]: each in [0, 1), e.g. [0.9, 0.999]"),
 ])
 def test_inputs_are_checked_before_any_model_loads(fresh_machine, puzzle_dir, tmp_path, monkeypatch, capsys,
                                                    command, args, message):

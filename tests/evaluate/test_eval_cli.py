@@ -276,6 +276,18 @@ def test_a_kill_while_saving_samples_leaves_no_stale_record(tmp_path: Path, monk
     assert eval_runner.read_generation(tmp_path, spec) is None  # the old samples stay, with no record
 
 
+@pytest.mark.parametrize("args", [["--device", "gpu"], ["--endpoint", "http://127.0.0.1:9/v1", "api_key_env=UNSET_KEY_VAR"]])
+def test_a_bad_device_or_key_is_refused_before_the_earlier_results_go(tmp_path: Path, dataset: Path, args,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UNSET_KEY_VAR", raising=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    result = runner.invoke(app, ["eval", "-m", "tiny-random", "--data", str(dataset), "--out", str(out), *args])
+    assert isinstance(result.exception, UserError), result.output  # the CLI prints it as one line
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+
+
 def test_a_run_that_generates_first_drops_the_earlier_tables(tmp_path: Path, dataset: Path, monkeypatch) -> None:
     """Cut short, it leaves its new samples without the old run's tables beside them."""
     from logicrl.cli import eval as eval_cli

@@ -25,6 +25,7 @@ from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table
+from logicrl.evaluate.endpoint import endpoint_key
 from logicrl.evaluate.config import (
     BackendConfig,
     EvalConfig,
@@ -58,7 +59,7 @@ from logicrl.evaluate.tables import (
     table2,
 )
 from logicrl.io import FolderLock, atomic_write_text, check_output_dir
-from logicrl.models import ModelNotFoundError, check_model_name
+from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.puzzles.dataset import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
 
@@ -148,18 +149,24 @@ def _data(data: Path | None) -> Path:
     return data
 
 
-def check_before_loading(specs: list[ModelSpec], cfg: RunConfig, out: Path, rescore: bool) -> None:
-    """Refuse, before the first model loads, what would fail after it: a local model name that cannot be a
-    model, and an output folder that cannot take the results."""
+def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, rescore: bool) -> None:
+    """Refuse, before the first model loads and before ``out`` is touched, what would fail after it: an output
+    folder that cannot take the results, an endpoint's unset key variable, and (local backend) a device this
+    machine lacks or a model name that cannot be a model."""
     check_output_dir(out)
     if (out / SAMPLES_DIR).exists() and not (out / SAMPLES_DIR).is_dir():
         raise UserError(f"--out {out}: {out / SAMPLES_DIR} is a file, not a folder; choose another --out")
-    if not (cfg.endpoint or rescore):
-        for spec in specs:
-            try:
-                check_model_name(spec.name)
-            except ModelNotFoundError as exc:
-                raise UserError(str(exc)) from None
+    if rescore:
+        return
+    if cfg.endpoint:
+        endpoint_key(cfg.api_key_env)
+        return
+    resolve_device(cfg.device)
+    for spec in specs:
+        try:
+            check_model_name(spec.name)
+        except ModelNotFoundError as exc:
+            raise UserError(str(exc)) from None
 
 
 RESULT_FILES = ("results.json", "table.md", "table.csv", "compare.json")

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from logicrl.cli.runs import check_puzzles, run_config
 from logicrl.errors import UserError
-from logicrl.models import ModelNotFoundError, check_model_name
+from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.rl.checkpoints import check_resume_steps, check_run_dir, list_checkpoints
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.memory import check_memory, memory_report
@@ -41,6 +41,7 @@ def _check_train(cfg: TrainConfig, resume: bool) -> None:
     """What `Trainer` would refuse after loading its models, checked first: the run directory, the model
     name, the puzzles (train, and held-out when validating) and whether they fill the schedule."""
     check_run_dir(cfg.out_dir, resume=resume, command="train")
+    resolve_device(cfg.model.device)
     if not resume:
         check_model_name(cfg.model.name)
     records = check_puzzles(cfg.data, held_out=bool(cfg.val_every and cfg.data.val_puzzles_per_people))
@@ -56,6 +57,7 @@ def _check_sft(cfg: SFTConfig, resume: bool) -> None:
     """What `SFTTrainer` would refuse after loading its model, checked first: the run directory, the model
     name, the train and held-out puzzles."""
     check_run_dir(cfg.out_dir, resume=resume, command="sft")
+    resolve_device(cfg.model.device)
     if not resume:
         check_model_name(cfg.model.name)
     check_puzzles(cfg.data, held_out=True)

@@ -215,9 +215,14 @@ def endpoint_client(
 ) -> EndpointClient:
     """A client for ``base_url`` serving ``model``: keyed from ``$api_key_env`` when a variable is named (it
     must be set), without a key otherwise."""
-    api_key = None
-    if api_key_env:
-        api_key = os.environ.get(api_key_env)
-        if not api_key:
-            raise EndpointError(f"api_key_env={api_key_env} names an unset or empty environment variable")
-    return EndpointClient(base_url, model, api_key=api_key, timeout_s=timeout_s, retries=retries)
+    return EndpointClient(base_url, model, api_key=endpoint_key(api_key_env), timeout_s=timeout_s, retries=retries)
+
+
+def endpoint_key(api_key_env: str | None) -> str | None:
+    """The API key in ``$api_key_env`` (which must be set), or None when no variable is named."""
+    if not api_key_env:
+        return None
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise EndpointError(f"api_key_env={api_key_env} names an unset or empty environment variable")
+    return api_key

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logicrl.errors import ConfigError
 from logicrl.io import cache_root, check_output_dir
 from logicrl.models.checkpoint import (
     atomic_directory,
@@ -145,17 +146,18 @@ def resolve_model_path(name_or_path: str, *, cache_dir: Path | None = None) -> s
 
 
 def resolve_device(device: str = "auto") -> Any:
-    """``"auto"`` → CUDA if available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` as given."""
+    """``"auto"`` → CUDA if available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` as given. A name
+    torch does not know, or CUDA on a machine without it, is a ConfigError (a ValueError)."""
     import torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available: use 'cpu' or 'auto'")
+        raise ConfigError(f"device {device!r} requested but CUDA is not available: use 'cpu' or 'auto'")
     return resolved
 
 

@@ -235,6 +235,8 @@ class OptimConfig(StrictModel):
                              "(e.g. optim.schedule=multistep optim.milestones=[30])")
         if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
             raise ValueError(f"optim.milestones={self.milestones}: training steps ≥ 1, increasing")
+        if not all(0.0 <= beta < 1.0 for beta in self.betas):  # AdamW's own check comes after the model loads
+            raise ValueError(f"optim.betas={list(self.betas)}: each in [0, 1), e.g. [0.9, 0.999]")
         return self
 
 
