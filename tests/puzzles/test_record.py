@@ -132,6 +132,9 @@ def test_parse_statements_field_errors(value, message: str) -> None:
         ({"quiz": None}, "'quiz' must be non-empty text, got None"),  # the prompt would read "None"
         ({"quiz": " "}, "'quiz' must be non-empty text"),
         ({"solution_text_format": ["Zoey is a knight"]}, "'solution_text_format' must be non-empty text"),
+        ({"n_people": "two"}, "'n_people' must be 2, the number of statements and names, got 'two'"),
+        ({"n_people": 3}, "'n_people' must be 2"),
+        ({"n_people": True}, "'n_people' must be 2"),
     ],
 )
 def test_from_record_errors_name_the_field(change: dict, message: str) -> None:

@@ -124,6 +124,9 @@ class Puzzle:
             raise ValueError(f"'names' must be a list of {n} strings (one per statement)")
         if len(set(names)) != n:
             raise ValueError("'names' has duplicates; every person needs a distinct name")
+        people = record.get("n_people", n)
+        if people != n or isinstance(people, bool):  # readers group and batch puzzles by it
+            raise ValueError(f"'n_people' must be {n}, the number of statements and names, got {people!r}")
         solution = record["solution"]
         if not isinstance(solution, list) or len(solution) != n or not all(isinstance(x, bool) for x in solution):
             raise ValueError(f"'solution' must be a list of {n} booleans (true = knight)")
