@@ -40,7 +40,7 @@ from logicrl.models import (
     resolve_model_path,
     save_pretrained_atomic,
 )
-from logicrl.models.checkpoint import DiskFullError
+from logicrl.models.checkpoint import DiskFullError, write_checkpoint
 from logicrl.models.loading import MARKER_FILE, check_model_name
 
 SYSTEM = "Answer inside <answer> </answer>."
@@ -268,17 +268,22 @@ def test_directory_without_config_is_not_a_model(tmp_path):
         load_model_and_tokenizer(str(tmp_path), device="cpu")
 
 
-@pytest.mark.parametrize("files", [{"config.json": "{"}, "config only"])
+@pytest.mark.parametrize("files", [{"config.json": "{"}, "config only", "damaged weights"])
 def test_a_damaged_checkpoint_is_a_one_line_model_error(tmp_path, tiny, files):
     """transformers raises ValueError (not OSError) for a config.json that is not JSON and for a folder with a
-    config but no tokenizer."""
+    config but no tokenizer (whose reasons span several lines), safetensors its own error for a damaged
+    weights file."""
     if files == "config only":
         tiny[0].config.save_pretrained(tmp_path)
+    elif files == "damaged weights":
+        write_checkpoint(*tiny, tmp_path)
+        (tmp_path / "model.safetensors").write_bytes(b"\xff" * 64)
     else:
         for name, text in files.items():
             (tmp_path / name).write_text(text)
-    with pytest.raises(ModelNotFoundError, match=f"could not load model '{tmp_path}' from {tmp_path}: "):
+    with pytest.raises(ModelNotFoundError, match=f"could not load model '{tmp_path}' from {tmp_path}: ") as info:
         load_model_and_tokenizer(str(tmp_path), device="cpu")
+    assert "\n" not in str(info.value) and not str(info.value).endswith(": ")
 
 
 def test_check_model_name_refuses_a_hub_id_it_cannot_fetch(monkeypatch):

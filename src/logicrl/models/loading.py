@@ -282,9 +282,10 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
     return True
 
 
-def _not_found_message(name: str, path: str, err: OSError, offline: bool) -> str:
-    """One line saying why ``name`` could not be loaded and what to pass instead."""
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def _not_found_message(name: str, path: str, err: Exception, offline: bool) -> str:
+    """One line saying why ``name`` could not be loaded and what to pass instead (the error's text joined into
+    one line: tokenizers breaks its reasons over several)."""
+    first_line = " ".join(str(err).split())[:400] or type(err).__name__
     if Path(path).exists():
         return f"could not load model {name!r} from {path}: {first_line}"
     if offline or "connect" in first_line.lower():
@@ -328,6 +329,7 @@ def load_model_and_tokenizer(
     Raises ModelNotFoundError (a ValueError) when the model does not exist or cannot be reached.
     """
     from huggingface_hub import constants
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model_path(name_or_path, cache_dir=cache_dir)
@@ -344,7 +346,7 @@ def load_model_and_tokenizer(
             model = AutoModelForCausalLM.from_pretrained(
                 path, dtype=resolve_dtype(dtype, target), **hub, **model_kwargs
             )
-    except (OSError, ValueError) as err:  # ValueError: a damaged config.json, a folder without a tokenizer
+    except (OSError, ValueError, SafetensorError) as err:  # a damaged config.json or weights file, no tokenizer
         raise ModelNotFoundError(_not_found_message(name_or_path, path, err, offline)) from err
     prepare_tokenizer(tokenizer)
     if model.generation_config.pad_token_id is None:
