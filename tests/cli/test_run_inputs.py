@@ -67,7 +67,9 @@ def only_train_split(puzzle_dir, tmp_path):
     ("sft", ["--out", "UNDER_A_FILE"], "a-file is a file, not a folder; choose another out_dir"),
     pytest.param("train", ["--out", "/proc/logicrl-run"], "nothing can be written in /proc",
                  marks=NEEDS_PROC),
-    ("sft", ["--out", "A_RUN"], "already holds a run: continue it with `logicrl sft --resume"),
+    ("sft", ["--out", "A_RUN"], "already holds a `logicrl sft` run: continue it with `logicrl sft --resume"),
+    ("train", ["--out", "A_RUN"], "already holds a `logicrl sft` run: continue it with `logicrl sft --resume"),
+    ("sft", ["--out", "NO_CONFIG"], "holds checkpoints but no config.yaml, so it cannot be resumed: delete it"),
     ("train", ["--model", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
     ("train", ["model.device=gpu"], "unknown device 'gpu': use 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ("sft", ["model.device=gpu"], "unknown device 'gpu'"),
@@ -79,8 +81,11 @@ def test_inputs_are_checked_before_any_model_loads(fresh_machine, puzzle_dir, tm
     (tmp_path / "a-run").mkdir()
     (tmp_path / "a-run" / "checkpoints" / "step_000002").mkdir(parents=True)
     (tmp_path / "a-run" / "checkpoints" / "step_000002" / "trainer_state.pt").write_bytes(b"")
+    shutil.copytree(tmp_path / "a-run", tmp_path / "no-config")
+    (tmp_path / "a-run" / "config.yaml").write_text("mode: template\nlr: 1.0e-05\n")  # an sft run's keys
     names = {"ONLY_TRAIN": str(only_train_split(puzzle_dir, tmp_path)), "A_FILE": str(tmp_path / "a-file"),
-             "A_RUN": str(tmp_path / "a-run"), "UNDER_A_FILE": str(tmp_path / "a-file" / "run")}
+             "A_RUN": str(tmp_path / "a-run"), "UNDER_A_FILE": str(tmp_path / "a-file" / "run"),
+             "NO_CONFIG": str(tmp_path / "no-config")}
     base = [command, "--out", str(tmp_path / "run"), "--data", str(puzzle_dir), "model.device=cpu"]
     status, lines = run_main(monkeypatch, capsys, *base, *(names.get(arg, arg) for arg in args))
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines

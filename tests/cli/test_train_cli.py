@@ -101,6 +101,12 @@ def test_resume_applies_allowed_changes_and_refuses_the_rest(puzzle_dir, tmp_pat
     assert [m["step"] for m in read_metrics(out, "train")] == [1, 2, 3]
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
 
+    # every checkpoint broken: --resume and a new run both say how to get out (they used to send to each other)
+    for state in (out / "checkpoints").glob("step_*/trainer_state.pt"):
+        state.write_bytes(b"truncated")
+    stuck = run_cli("train", "--resume", str(out))
+    assert stuck.returncode == 2 and f"are broken): delete {out} to start a new run there" in stuck.stderr
+
 
 def test_report_on_a_real_train_run(puzzle_dir, tmp_path):
     """`logicrl report` reads what `logicrl train` writes: its metrics, rollouts and validation files."""

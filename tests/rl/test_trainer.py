@@ -36,6 +36,7 @@ from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
 from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
+from logicrl.rl.sft import SFTConfig
 from logicrl.rl.trainer import Trainer, lr_lambda
 
 real_score_generation = trainer_module.score_generation
@@ -242,10 +243,12 @@ def test_a_second_run_into_the_same_directory_is_refused(puzzle_dir, tmp_path, m
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 1, "val_every": 0})
     Trainer(config, show_progress=False).fit()
-    with pytest.raises(UserError, match="already holds a run.*--resume"):
+    with pytest.raises(UserError, match="already holds a `logicrl train` run.*--resume"):
         Trainer(config, show_progress=False)
     with pytest.raises(UserError, match="not a run directory"):
         resume_config(TrainConfig, tmp_path)
+    with pytest.raises(UserError, match=r"is a `logicrl train` run: resume it with `logicrl train --resume"):
+        resume_config(SFTConfig, config.out_dir)  # `logicrl sft --resume` on an RL run
 
 
 def test_a_run_directory_in_use_by_another_process_is_refused_until_it_ends(puzzle_dir, tmp_path,

@@ -26,7 +26,7 @@ import torch
 from pydantic import BaseModel
 from safetensors import safe_open
 
-from logicrl.config import exact_override, load_config, save_config
+from logicrl.config import exact_override, load_config, read_yaml, save_config
 from logicrl.errors import ConfigError, UserError
 from logicrl.io import FolderLock, check_output_dir
 from logicrl.models import save_pretrained_atomic
@@ -77,7 +77,8 @@ def latest_checkpoint(run_dir: Path) -> tuple[int, Path]:
             return step, path
         warnings.warn(f"{path}: cannot be loaded ({problem}); falling back to the checkpoint before it",
                       stacklevel=2)
-    raise UserError(f"{run_dir}: no checkpoint can be loaded (all {len(found)} are broken); start a new run")
+    raise UserError(f"{run_dir}: no checkpoint can be loaded (all {len(found)} are broken): delete {run_dir} to "
+                    "start a new run there, or pick another out_dir")
 
 
 def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
@@ -90,8 +91,25 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
     if resume and not (list_checkpoints(run_dir) or (run_dir / "config.yaml").is_file()):
         raise UserError(f"{run_dir}: no run to resume (no config.yaml, no checkpoints/step_*/ with {STATE_FILE})")
     if not resume and list_checkpoints(run_dir):
-        raise UserError(f"{run_dir} already holds a run: continue it with "
-                        f"`logicrl {command} --resume {run_dir}` or pick another out_dir")
+        if not (run_dir / "config.yaml").is_file():
+            raise UserError(f"{run_dir} holds checkpoints but no config.yaml, so it cannot be resumed: delete it "
+                            "or pick another out_dir")
+        owner = run_command(run_dir) or command
+        raise UserError(f"{run_dir} already holds a `logicrl {owner}` run: continue it with "
+                        f"`logicrl {owner} --resume {run_dir}` or pick another out_dir")
+
+
+def run_command(run_dir: Path) -> str | None:
+    """The command whose run ``run_dir`` holds, by its config.yaml's keys: ``train`` (``rollout``), ``sft``
+    (``mode``), or None when that cannot be read."""
+    try:
+        return _command_of(read_yaml(Path(run_dir) / "config.yaml"))
+    except UserError:
+        return None
+
+
+def _command_of(keys: Any) -> str | None:
+    return "train" if "rollout" in keys else "sft" if "mode" in keys else None
 
 
 def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
@@ -169,6 +187,9 @@ def resume_config(config_class: type[T], run_dir: Path, overrides: list[str] | N
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    owner, asking = run_command(run_dir), _command_of(config_class.model_fields)
+    if owner and asking and owner != asking:
+        raise UserError(f"{run_dir} is a `logicrl {owner}` run: resume it with `logicrl {owner} --resume {run_dir}`")
     asked = load_config(config_class, path, overrides).out_dir
     if asked != load_config(config_class, path).out_dir and Path(asked).resolve() != run_dir.resolve():
         raise UserError(f"--resume continues {run_dir} in place: drop --out/out_dir={asked} (a new run directory "
