@@ -25,7 +25,6 @@ from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table
-from logicrl.evaluate.endpoint import endpoint_key
 from logicrl.evaluate.config import (
     BackendConfig,
     EvalConfig,
@@ -34,6 +33,7 @@ from logicrl.evaluate.config import (
     rescored_config,
     shared_settings,
 )
+from logicrl.evaluate.endpoint import endpoint_key
 from logicrl.evaluate.memorization import collect_twins, memorization_table
 from logicrl.evaluate.metrics import accuracy_table, by_puzzle
 from logicrl.evaluate.runner import (
