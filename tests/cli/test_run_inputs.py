@@ -156,3 +156,19 @@ def test_commands_refuse_an_output_folder_that_cannot_be_made(puzzle_dir, tmp_pa
     reason = "nothing can be written in /proc" if out.startswith("/proc") else "is a file, not a folder"
     assert reason in lines[0]
     assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("command", "config_class"), [("train", TrainConfig), ("sft", sft.SFTConfig)])
+def test_the_overrides_shown_in_help_are_valid_keys(command, config_class):
+    """`logicrl sft --help` showed optim.lr=1e-6, which sft refuses (its key is lr)."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from logicrl.cli import app
+    from logicrl.config import load_config
+
+    words = CliRunner().invoke(app, [command, "--help"], terminal_width=200).output.replace("│", " ").split()
+    examples = re.search(r"overrides: [^(]*\(([^)]*)\)", " ".join(words)).group(1).split()
+    assert examples and all("=" in example for example in examples)
+    load_config(config_class, None, examples)

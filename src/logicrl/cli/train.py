@@ -27,6 +27,7 @@ OutOpt = Annotated[Path | None, typer.Option(help="run directory (out_dir)")]
 ModelOpt = Annotated[str | None, typer.Option(help="model alias, path or hub id (model.name)")]
 DataOpt = Annotated[Path | None, typer.Option(help="dataset directory or file (data.train)")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="overrides: section.key=value (optim.lr=1e-6)")]
+SFTOverrides = Annotated[list[str] | None, typer.Argument(help="overrides: key=value (lr=1e-5 model.dtype=bfloat16)")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=(
     "print the memory plan (peak accelerator memory by component) and exit; loads, checks and writes nothing"))]
 
@@ -96,7 +97,7 @@ def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = 
 def sft_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = None, model: ModelOpt = None,
             data: DataOpt = None,
             mode: Annotated[str | None, typer.Option(help="'template' (cold start) or 'rft' (rejection sampling)")] = None,
-            dry_run: DryRunOpt = False, overrides: Overrides = None) -> None:
+            dry_run: DryRunOpt = False, overrides: SFTOverrides = None) -> None:
     """Supervised fine-tuning on template reasoning (cold start) or on the model's own solved samples (RFT)."""
     cfg = run_config(SFTConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "mode": mode})
