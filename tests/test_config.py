@@ -252,3 +252,14 @@ def test_a_float_must_be_finite(model, override: str) -> None:
     key = override.partition("=")[0]
     with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: Input should be a finite number"):
         load_config(model, None, [override])
+
+
+def test_pass_k_values_must_be_within_the_samples() -> None:
+    """`pass_k=[16]` with 2 samples per puzzle used to print no pass@k table at all, and `pass_k=[]` too."""
+    cfg = load_config(EvalConfig, None, ["samples=4", "temperature=1.0", "pass_k=[4,1,4]"])
+    assert cfg.ks(4) == [1, 4] and cfg.ks(8) == [1, 4]
+    with pytest.raises(ConfigError, match=r"^pass_k=\[4, 1, 4\]: pass@k needs k ≤ the 2 response\(s\) per puzzle"):
+        cfg.ks(2)
+    assert load_config(EvalConfig, None, ["samples=4", "temperature=1.0"]).ks(4) == [1, 2, 4]
+    with pytest.raises(ConfigError, match=r"pass_k values must be >= 1 \(or leave pass_k out"):
+        load_config(EvalConfig, None, ["pass_k=[]"])

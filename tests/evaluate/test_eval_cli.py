@@ -288,6 +288,13 @@ def test_a_bad_device_or_key_is_refused_before_the_earlier_results_go(tmp_path: 
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]
 
 
+def test_a_pass_k_above_the_samples_is_refused_before_generating(tmp_path: Path, dataset: Path) -> None:
+    result = runner.invoke(app, ["eval", "-m", "tiny-random", "--data", str(dataset), "--out", str(tmp_path / "o"),
+                                 "-k", "2", "--temperature", "0.7", "pass_k=[16]"])
+    assert isinstance(result.exception, UserError) and "pass@k needs k ≤ the 2 response(s)" in str(result.exception)
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_run_that_generates_first_drops_the_earlier_tables(tmp_path: Path, dataset: Path, monkeypatch) -> None:
     """Cut short, it leaves its new samples without the old run's tables beside them."""
     from logicrl.cli import eval as eval_cli

@@ -236,6 +236,8 @@ def eval_cmd(
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
     specs = model_specs(model, out, rescore, RESULT_FILES[0])
+    if not rescore:
+        cfg.ks(cfg.samples)  # pass_k within the samples, before hours of generation
     records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit,
                              every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore)

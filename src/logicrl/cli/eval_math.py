@@ -97,6 +97,8 @@ def math_cmd(
         check_timeout_s=check_timeout)
     if not data:
         raise UserError("give --data: one or more problem files (.jsonl, .json or .parquet)")
+    if not rescore:
+        cfg.ks(cfg.samples)  # pass_k within the samples, before hours of generation
     records = load_math_problems(data, None if rescore else cfg.limit)
     specs = model_specs(model, out, rescore, RESULT_FILES[0])
     _require_math_verify()

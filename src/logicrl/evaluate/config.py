@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from logicrl.config import StrictModel
+from logicrl.errors import ConfigError
 from logicrl.evaluate.metrics import default_ks
 from logicrl.prompts import PromptConfig
 from logicrl.puzzles.dataset import PeopleList
@@ -93,13 +94,19 @@ class SampledConfig(BackendConfig):
         if self.samples > 1 and self.greedy:
             raise ValueError(
                 f"samples={self.samples} with greedy decoding repeats one response: set temperature > 0")
-        if self.pass_k and min(self.pass_k) < 1:
-            raise ValueError(f"pass_k values must be >= 1, got {self.pass_k}")
+        if self.pass_k is not None and (not self.pass_k or min(self.pass_k) < 1):
+            raise ValueError(f"pass_k values must be >= 1 (or leave pass_k out for the default), got {self.pass_k}")
         return self
 
     def ks(self, samples: int) -> list[int]:
-        """The k values of pass@k to report for ``samples`` responses per puzzle (larger k are skipped)."""
-        return sorted({k for k in self.pass_k if k <= samples}) if self.pass_k else default_ks(samples)
+        """The k values of pass@k to report for ``samples`` responses per puzzle: ``pass_k``, each at most
+        ``samples`` (a ConfigError names those above it), or the default."""
+        if not self.pass_k:
+            return default_ks(samples)
+        if max(self.pass_k) > samples:
+            raise ConfigError(f"pass_k={self.pass_k}: pass@k needs k ≤ the {samples} response(s) per puzzle; "
+                              "raise --samples/-k or drop the larger k")
+        return sorted(set(self.pass_k))
 
 
 GENERATION_KEYS = frozenset(BackendConfig.model_fields) | {"samples"}
