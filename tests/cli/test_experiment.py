@@ -229,6 +229,17 @@ def test_a_relative_config_path_is_read_from_the_current_folder(puzzle_dir, tmp_
     check_runs(cfg)
 
 
+def test_check_runs_refuses_a_missing_baseline_before_any_run(puzzle_dir, tmp_path):
+    (tmp_path / "rl.yaml").write_text("{}")
+    cfg = ExperimentConfig.model_validate({
+        "question": "q", "out_dir": str(tmp_path / "out"),
+        "defaults": {"command": "train", "config": str(tmp_path / "rl.yaml"), "data": str(puzzle_dir)},
+        "runs": {"a": {"model": "tiny-random"}}, "eval": {"baseline": f"base={tmp_path / 'nonexistent'}"}})
+    with pytest.raises(UserError, match=r"^eval.baseline: model path .*nonexistent.* does not exist"):
+        check_runs(cfg)
+    check_runs(cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"baseline": "base=tiny-random"})}))
+
+
 def test_check_runs_names_the_run_whose_overrides_are_bad(puzzle_dir, tmp_path):
     """The error is run b's override, not its config file's."""
     (tmp_path / "rl.yaml").write_text("{}")

@@ -33,7 +33,8 @@ def check_runs(cfg: ExperimentConfig) -> None:
     """Before the first run starts: every run's config validates with its overrides, its model and puzzles
     exist, and a run already started was started with the config the file now asks for (a resume never
     silently ignores a changed experiment file); every command of the plan parses (an eval argument the eval
-    command does not take used to fail after hours of runs); and ``out_dir`` can take them."""
+    command does not take used to fail after hours of runs); a measurement's baseline model exists; and
+    ``out_dir`` can take them."""
     check_output_dir(cfg.out_dir, "out_dir")
     for step in plan(cfg):
         check_command_line(step.args)
@@ -57,6 +58,14 @@ def check_runs(cfg: ExperimentConfig) -> None:
             except ModelNotFoundError as exc:
                 raise UserError(f"run {label}: {exc}") from None
         check_puzzles(wanted.data, held_out=False)
+    for name in ("eval", "memorization"):
+        measurement = getattr(cfg, name)
+        if measurement is not None and measurement.baseline:
+            label, _, model = measurement.baseline.partition("=")
+            try:  # the runs come first: a missing baseline used to fail only after all of them
+                check_model_name(resolve_model(model or label, cfg.out_dir))
+            except ModelNotFoundError as exc:
+                raise UserError(f"{name}.baseline: {exc}") from None
 
 
 def check_run_labels(file: Path, overrides: list[str]) -> None:
