@@ -165,3 +165,16 @@ def test_verl_export_takes_prompt_overrides(tmp_path, puzzle_dir):
     row = pq.read_table(out / "train.parquet").to_pylist()[0]
     assert row["extra_info"]["prefilled_think"] is False
     assert row["prompt"][0] == {"role": "system", "content": "Solve it."}
+
+
+def test_logicrl_s_warnings_are_one_line_for_the_user(capsys):
+    """`sft` printed `/…/src/logicrl/rl/sft.py:223: UserWarning: …` and then the source line."""
+    from logicrl.cli import PACKAGE_DIR, _show_warning
+
+    _show_warning(UserWarning("2 of 20 targets were dropped"), UserWarning, str(PACKAGE_DIR / "rl" / "sft.py"), 223)
+    _show_warning(DeprecationWarning("old"), DeprecationWarning, str(PACKAGE_DIR / "rl" / "sft.py"), 9)
+    _show_warning(UserWarning("theirs"), UserWarning, "/elsewhere/lib.py", 7)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "warning: 2 of 20 targets were dropped"
+    assert lines[1] == f"{PACKAGE_DIR / 'rl' / 'sft.py'}:9: DeprecationWarning: old"  # Python's: where it is from
+    assert lines[-1] == "/elsewhere/lib.py:7: UserWarning: theirs"

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
 from logicrl.errors import UserError
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/logicrl: warnings raised here are the user's to read
 
 # name -> (module, attribute, one-line help). A command's module (and with it torch, transformers, ...) is
 # imported only when that command runs or shows its own help: `logicrl data generate` never loads torch.
@@ -102,7 +107,9 @@ def _root() -> None:
 
 
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    """Console entry point: run the app, turning user errors into one line and exit code 2, and logicrl's own
+    warnings into ``warning: ...`` lines (not the source line that raised them)."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except UserError as exc:
@@ -111,3 +118,13 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """A warning raised in logicrl is a line for the user (``warning: ...``); any other keeps Python's format,
+    which says where it comes from."""
+    if Path(filename).resolve().is_relative_to(PACKAGE_DIR) and issubclass(category, UserWarning):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=file or sys.stderr, end="")
