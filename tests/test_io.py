@@ -304,3 +304,20 @@ def test_folder_lock_goes_on_where_the_file_system_cannot_lock(tmp_path: Path, m
     monkeypatch.setattr(io_module.fcntl, "flock", refuse)
     with FolderLock(tmp_path / "run"):
         assert (tmp_path / "run" / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+
+
+def test_an_output_folder_of_another_command_is_refused(tmp_path):
+    """`logicrl report RUN --out RUN` replaced the run's summary.json; `eval memorization` into an eval folder
+    overwrote its samples; `train --out DATASET` wrote a run among the puzzles."""
+    from logicrl.io import check_not_another_output
+
+    check_not_another_output(tmp_path / "missing")
+    (tmp_path / "config.yaml").write_text("steps: 2\n")
+    check_not_another_output(tmp_path, "out_dir", own="config.yaml")  # its own kind: a resume, a new run
+    with pytest.raises(UserError, match=r"^--out .* holds a run \(`logicrl train`, `logicrl sft`\) \(config.yaml\): "
+                                        r"its files would be overwritten or mixed with these; choose another --out$"):
+        check_not_another_output(tmp_path)
+    (tmp_path / "config.yaml").unlink()
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(UserError, match="holds an evaluation"):
+        check_not_another_output(tmp_path, own="memorization.json")

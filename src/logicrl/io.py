@@ -68,6 +68,24 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
                         f"choose another {option}") from None
 
 
+OUTPUT_MARKS = {  # a file each command writes at the top of its output folder -> what that folder holds
+    "manifest.json": "a dataset (`logicrl data generate`)",
+    "config.yaml": "a run (`logicrl train`, `logicrl sft`)",
+    "results.json": "an evaluation (`logicrl eval`)",
+    "memorization.json": "a memorization evaluation (`logicrl eval memorization`)",
+}
+
+
+def check_not_another_output(path: Path, option: str = "--out", own: str | None = None) -> None:
+    """Refuse an output folder that holds another command's outputs (an `OUTPUT_MARKS` file other than ``own``,
+    this command's): writing there would overwrite its files (a report's summary.json over a run's) or mix
+    with them. Raises a UserError naming ``option``, the path and what it holds."""
+    for mark, what in OUTPUT_MARKS.items():
+        if mark != own and (Path(path) / mark).is_file():
+            raise UserError(f"{option} {path} holds {what} ({mark}): its files would be overwritten or mixed "
+                            f"with these; choose another {option}")
+
+
 LOCK_FILE = ".lock"  # `FolderLock`: the pid of the process writing the folder
 
 

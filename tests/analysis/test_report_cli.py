@@ -32,6 +32,16 @@ def test_report_default_out(run_dir: Path) -> None:
     assert re.search(r"^\d+ responses \(rollouts\), \d+ bins? of up to \d+ steps$", result.output, re.MULTILINE), result.output
 
 
+def test_report_refuses_to_write_over_a_run(run_dir: Path) -> None:
+    (run_dir / "config.yaml").write_text("steps: 2\n")
+    (run_dir / "summary.json").write_text('{"finished": true}')
+    result = runner.invoke(app, ["report", str(run_dir), "--out", str(run_dir)])
+    assert "holds a run" in str(result.exception)
+    assert (run_dir / "summary.json").read_text() == '{"finished": true}'
+    (run_dir / "config.yaml").unlink()
+    (run_dir / "summary.json").unlink()
+
+
 def test_report_output_is_whole_in_a_narrow_terminal(run_dir: Path) -> None:
     """A 50-column terminal neither wraps the report's path nor squeezes table cells into "…"."""
     result = run_cli("report", str(run_dir), COLUMNS="50")

@@ -14,7 +14,7 @@ from logicrl.analysis.config import CompareConfig
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import UserError
-from logicrl.io import check_output_dir
+from logicrl.io import check_not_another_output, check_output_dir
 
 console = Console()
 
@@ -51,6 +51,7 @@ def compare_cmd(
     specs, overrides = split_arguments(runs or [])
     cfg = load_config(CompareConfig, config, overrides, smooth=smooth)
     check_output_dir(out)
+    check_not_another_output(out)
     comparison = build_comparison(run_refs(specs), cfg, eval_dir)
     page = write_comparison(comparison, out)
     print_summary(comparison)

@@ -58,7 +58,7 @@ from logicrl.evaluate.tables import (
     results_json,
     table2,
 )
-from logicrl.io import FolderLock, atomic_write_text, check_output_dir
+from logicrl.io import FolderLock, atomic_write_text, check_not_another_output, check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.puzzles.dataset import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
@@ -149,11 +149,14 @@ def _data(data: Path | None) -> Path:
     return data
 
 
-def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, rescore: bool) -> None:
+def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, rescore: bool,
+                         summary: str) -> None:
     """Refuse, before the first model loads and before ``out`` is touched, what would fail after it: an output
-    folder that cannot take the results, an endpoint's unset key variable, and (local backend) a device this
-    machine lacks or a model name that cannot be a model."""
+    folder that cannot take the results or holds another command's (``summary``: this command's own file), an
+    endpoint's unset key variable, and (local backend) a device this machine lacks or a model name that cannot
+    be a model."""
     check_output_dir(out)
+    check_not_another_output(out, own=summary)
     if (out / SAMPLES_DIR).exists() and not (out / SAMPLES_DIR).is_dir():
         raise UserError(f"--out {out}: {out / SAMPLES_DIR} is a file, not a folder; choose another --out")
     if rescore:
@@ -240,7 +243,7 @@ def eval_cmd(
         cfg.ks(cfg.samples)  # pass_k within the samples, before hours of generation
     records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit,
                              every_level="people" in cfg.model_fields_set)
-    check_before_loading(specs, cfg, out, rescore)
+    check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
         config = start_results(cfg, out, RESULT_FILES, specs, rescore)
         results, rows_by_label = {}, {}
@@ -289,7 +292,7 @@ def memorization_cmd(
     twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
     given = ({} if cfg.twins == "own"
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
-    check_before_loading(specs, cfg, out, rescore)
+    check_before_loading(specs, cfg, out, rescore, MEMORIZATION_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
         config = start_results(cfg, out, MEMORIZATION_FILES, specs, rescore)
         twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)

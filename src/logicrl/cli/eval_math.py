@@ -102,7 +102,7 @@ def math_cmd(
     records = load_math_problems(data, None if rescore else cfg.limit)
     specs = model_specs(model, out, rescore, RESULT_FILES[0])
     _require_math_verify()
-    check_before_loading(specs, cfg, out, rescore)
+    check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
         config = start_results(cfg, out, RESULT_FILES, specs, rescore)
         rows_by_label: dict[str, list[dict]] = {}

@@ -12,7 +12,7 @@ from logicrl.analysis.config import ReportConfig
 from logicrl.analysis.report import ReportData, build_report, write_report
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
-from logicrl.io import STALE_TEMP_S, check_output_dir, remove_temp_files
+from logicrl.io import STALE_TEMP_S, check_not_another_output, check_output_dir, remove_temp_files
 
 console = Console()
 
@@ -35,6 +35,7 @@ def report_cmd(
                       words=word_list)
     out = out or run_dir / "report"
     check_output_dir(out)
+    check_not_another_output(out)
     remove_temp_files(out, older_than_s=STALE_TEMP_S)
     data = build_report(run_dir, cfg)
     page = write_report(data, out)

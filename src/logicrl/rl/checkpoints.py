@@ -28,7 +28,7 @@ from safetensors import safe_open
 
 from logicrl.config import exact_override, load_config, read_yaml, save_config
 from logicrl.errors import ConfigError, UserError
-from logicrl.io import FolderLock, check_output_dir
+from logicrl.io import FolderLock, check_not_another_output, check_output_dir
 from logicrl.models import save_pretrained_atomic
 
 T = TypeVar("T")
@@ -88,6 +88,7 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
     it before loading any model."""
     run_dir = Path(run_dir)
     check_output_dir(run_dir, "out_dir")
+    check_not_another_output(run_dir, "out_dir", own="config.yaml")
     if resume and not (list_checkpoints(run_dir) or (run_dir / "config.yaml").is_file()):
         raise UserError(f"{run_dir}: no run to resume (no config.yaml, no checkpoints/step_*/ with {STATE_FILE})")
     if not resume and list_checkpoints(run_dir):
