@@ -71,6 +71,8 @@ def only_train_split(puzzle_dir, tmp_path):
     ("train", ["--out", "A_RUN"], "already holds a `logicrl sft` run: continue it with `logicrl sft --resume"),
     ("sft", ["--out", "NO_CONFIG"], "holds checkpoints but no config.yaml, so it cannot be resumed: delete it"),
     ("train", ["--out", "A_DATASET"], "holds a dataset (`logicrl data generate`) (manifest.json)"),
+    ("train", ["--data", "ONE_FILE"], "is a single file, so it holds no held-out puzzles to validate on: give data.val"),
+    ("sft", ["--data", "ONE_FILE"], "is a single file, so it holds no held-out puzzles"),
     ("train", ["--model", "/nonexistent/model"], "model path '/nonexistent/model' does not exist"),
     ("train", ["model.device=gpu"], "unknown device 'gpu': use 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ("sft", ["model.device=gpu"], "unknown device 'gpu'"),
@@ -86,7 +88,8 @@ def test_inputs_are_checked_before_any_model_loads(fresh_machine, puzzle_dir, tm
     (tmp_path / "a-run" / "config.yaml").write_text("mode: template\nlr: 1.0e-05\n")  # an sft run's keys
     names = {"ONLY_TRAIN": str(only_train_split(puzzle_dir, tmp_path)), "A_FILE": str(tmp_path / "a-file"),
              "A_RUN": str(tmp_path / "a-run"), "UNDER_A_FILE": str(tmp_path / "a-file" / "run"),
-             "NO_CONFIG": str(tmp_path / "no-config"), "A_DATASET": str(tmp_path / "a-dataset")}
+             "NO_CONFIG": str(tmp_path / "no-config"), "A_DATASET": str(tmp_path / "a-dataset"),
+             "ONE_FILE": str(puzzle_dir / "2ppl" / "train.jsonl")}
     shutil.copytree(puzzle_dir, tmp_path / "a-dataset")
     base = [command, "--out", str(tmp_path / "run"), "--data", str(puzzle_dir), "model.device=cpu"]
     status, lines = run_main(monkeypatch, capsys, *base, *(names.get(arg, arg) for arg in args))

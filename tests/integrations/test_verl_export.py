@@ -72,6 +72,12 @@ def test_selection_mirrors_logicrl_train(dataset: Path, tmp_path: Path) -> None:
         read_puzzles(dataset, [5], None, None)
     with pytest.raises(DataError):
         read_puzzles(tmp_path / "missing", None, None, None)
+    # a single file is its own every split: validating on it would score the training puzzles
+    single = dataset / "3ppl" / "train.jsonl"
+    with pytest.raises(DataError, match="is a single file, so it holds no held-out puzzles to validate on"):
+        read_puzzles(single, None, None, None)
+    assert read_puzzles(single, None, None, 0)[1] == []
+    assert read_puzzles(single, None, dataset / "4ppl" / "test.jsonl", 1)[1][0]["n_people"] == 4
 
 
 def test_parquet_round_trip_scores_with_compute_score(dataset: Path, tmp_path: Path) -> None:

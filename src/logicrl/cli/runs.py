@@ -10,7 +10,7 @@ from logicrl.config import exact_override, load_config
 from logicrl.errors import UserError
 from logicrl.rl.checkpoints import resume_config
 from logicrl.rl.config import DataConfig
-from logicrl.rl.schedule import held_out_split, load_puzzles
+from logicrl.rl.schedule import load_held_out, load_puzzles
 
 T = TypeVar("T")
 
@@ -34,6 +34,5 @@ def check_puzzles(data: DataConfig, *, held_out: bool) -> list[dict[str, Any]]:
     people); with ``held_out``, the validation puzzles are read too."""
     records = load_puzzles(data.train, "train", data.people)
     if held_out:
-        source = data.val or data.train
-        load_puzzles(source, held_out_split(source), data.people)
+        load_held_out(data.train, data.val, data.people)
     return records

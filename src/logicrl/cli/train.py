@@ -61,7 +61,7 @@ def _check_sft(cfg: SFTConfig, resume: bool) -> None:
     resolve_device(cfg.model.device)
     if not resume:
         check_model_name(cfg.model.name)
-    check_puzzles(cfg.data, held_out=True)
+    check_puzzles(cfg.data, held_out=bool(cfg.data.val_puzzles_per_people))
 
 
 def _run(trainer_class, cfg, resume: Path | None, check, describe, command: str, dry_run: bool = False) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 from logicrl.errors import ConfigError, DataError
 from logicrl.io import write_parquet
 from logicrl.prompts import PromptConfig, chat_messages
-from logicrl.rl.schedule import held_out_split, load_puzzles, people_of, validation_subset
+from logicrl.rl.schedule import load_held_out, load_puzzles, people_of, validation_subset
 
 ABILITY = "logic"
 
@@ -104,8 +104,7 @@ def read_puzzles(train: Path, people: Sequence[int] | None, val: Path | None,
     records = load_puzzles(train, "train", people)
     if val_per_people == 0:
         return records, []
-    source = val or train
-    held_out = load_puzzles(source, held_out_split(source), people)
+    held_out = load_held_out(train, val, people)
     return records, held_out if val_per_people is None else validation_subset(held_out, val_per_people)
 
 

@@ -55,6 +55,17 @@ def held_out_split(path: Path) -> str:
     return "val" if path.is_dir() and any(path.glob("*ppl/val.*")) else "test"
 
 
+def load_held_out(train: Path, val: Path | None, people: Sequence[int] | None) -> list[dict[str, Any]]:
+    """The held-out puzzles validation reads: the `held_out_split` of ``val``, default ``train``. A single file
+    given as ``train`` with no ``val`` has no held-out split: every split of a file is the file, so validation
+    would score the training puzzles; a DataError says so."""
+    if val is None and Path(train).is_file():
+        raise DataError(f"{train} is a single file, so it holds no held-out puzzles to validate on: give "
+                        "data.val=FILE_OR_DATASET, or turn validation off (data.val_puzzles_per_people=0)")
+    source = val or train
+    return load_puzzles(source, held_out_split(source), people)
+
+
 def validation_subset(records: Sequence[dict[str, Any]], per_people: int) -> list[dict[str, Any]]:
     """The first ``per_people`` records of each number of people (file order: deterministic)."""
     taken: dict[int, int] = {}
