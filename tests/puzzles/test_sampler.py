@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -198,6 +199,18 @@ def test_levels_too_large_to_draw_are_refused() -> None:
             level.validate()
     with pytest.raises(ConfigError, match="depth 100 with width 2 makes statements of about 3.61e"):
         load_config(DataConfig, None, ["depth=100"])
+
+
+def test_any_depth_is_checked_at_once() -> None:
+    """The mean is in closed form: a depth of 10**6 used to take seconds and 10**8 minutes before the error."""
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"depth 1000000 with width 2 makes statements of more than 1e308 clauses"):
+        Level(3, depth=10**6).validate()
+    assert time.perf_counter() - start < 0.5
+    with pytest.raises(ValueError, match=r"of about 5e\+17 clauses"):  # -> alone: L(d) = L(2) + (d - 2) / 2
+        Level(3, depth=10**18, operators=(Op.IMPLIES,)).validate()
+    Level(3, depth=10**18, operators=(Op.NOT,)).validate()  # not alone: one leaf under a chain of nots
+    assert expected_leaves(Level(3, depth=10**18, operators=(Op.NOT,))) == 1
 
 
 def test_exhausted_level_raises_a_clear_error() -> None:

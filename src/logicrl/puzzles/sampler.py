@@ -13,6 +13,7 @@ statement tree (a leaf has depth 1) and width the maximum number of operands of 
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -48,7 +49,8 @@ class Level:
             raise ValueError("depth > 1 needs at least one operator")
         size = expected_leaves(self)
         if size > MAX_EXPECTED_LEAVES:
-            raise ValueError(f"depth {self.depth} with width {self.width} makes statements of about {size:.3g} "
+            about = f"about {size:.3g}" if math.isfinite(size) else "more than 1e308"
+            raise ValueError(f"depth {self.depth} with width {self.width} makes statements of {about} "
                              f"clauses on average (at most {MAX_EXPECTED_LEAVES:,}): lower the depth or the width")
 
 
@@ -59,16 +61,27 @@ def expected_leaves(level: Level) -> float:
         L(d) = (1 + Σ_op c_op · L(d − 1)) / K,
     c_not = 1, c_-> = c_<=> = 2, c_and = c_or = (2 + width) / 2 (the operand count is uniform on 2..width),
     capped at 2N − 1 at d = 2 (only that many distinct leaves exist). It grows geometrically with the depth:
-    ×1.5 a level at width 2 with every operator.
+    ×1.5 a level at width 2 with every operator. Computed in closed form, so any depth costs the same
+    (``inf`` where the mean is beyond a float).
     """
-    leaves = 1.0
-    for depth in range(2, level.depth + 1):
-        and_or = (2 + level.width) / 2
-        if depth == 2:
-            and_or = min(and_or, 2 * level.n_people - 1)
-        operands = sum(1 if op is Op.NOT else and_or if op in (Op.AND, Op.OR) else 2 for op in level.operators)
-        leaves = (1 + operands * leaves) / (1 + len(level.operators))
-    return leaves
+    if level.depth == 1:
+        return 1.0
+    and_or = (2 + level.width) / 2
+
+    def operands(and_or: float) -> float:
+        return sum(1 if op is Op.NOT else and_or if op in (Op.AND, Op.OR) else 2 for op in level.operators)
+
+    faces = 1 + len(level.operators)
+    leaves = (1 + operands(min(and_or, 2 * level.n_people - 1))) / faces  # L(2)
+    steps, growth = level.depth - 2, operands(and_or)  # from d = 3 on, L(d) = (1 + growth · L(d − 1)) / K
+    if growth == faces:
+        return leaves + steps / faces
+    # With the fixed point L* = 1 / (K − growth): L(d) = L* + (L(2) − L*) · (growth / K)^(d − 2).
+    fixed = 1 / (faces - growth)
+    try:
+        return fixed + (leaves - fixed) * (growth / faces) ** steps
+    except OverflowError:
+        return math.inf
 
 
 class StatementSampler:
