@@ -107,6 +107,7 @@ def test_perturb_show_and_stats(tmp_path: Path) -> None:
         (["--people", "2", "--depth", "1", "--train", "50"], "distinct unique-solution puzzles"),
         (["--people", "3", "colour=blue"], "unknown config key 'colour'"),
         (["--people", "3", "--roles", "knight"], "role words must look like"),
+        (["--people", "3", "formats=[]"], "formats: no file formats: give at least one"),
     ],
 )
 def test_impossible_requests_fail_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -139,6 +139,13 @@ class DataConfig(StrictModel):
                 raise ValueError(f"unknown operator {name!r} (valid: {', '.join(inner)})")
         return value
 
+    @field_validator("formats")
+    @classmethod
+    def _check_formats(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("no file formats: give at least one, e.g. [jsonl] or [jsonl, parquet]")
+        return value
+
     @field_validator("train")
     @classmethod
     def _check_train(cls, value: int | dict[int, int]) -> int | dict[int, int]:
