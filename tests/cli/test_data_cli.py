@@ -136,6 +136,20 @@ def test_unknown_perturbation_and_missing_file(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "unknown perturbation(s) shuffle" in proc.stderr
 
 
+def test_perturb_kinds_empty_refused_and_repeats_run_once(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["data", "generate", "--people", "2", "--train", "3", "--test", "0",
+                               "--out", str(tmp_path / "d")]).exit_code == 0
+    proc = run_cli("data", "perturb", str(tmp_path / "d"), "--out", str(tmp_path / "p"), "--kinds", " , ")
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "error: --kinds names no perturbation: give one or more of statement (perturbed_statement), leaf ")
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "p").exists()
+    result = runner.invoke(app, ["data", "perturb", str(tmp_path / "d"), "--out", str(tmp_path / "p"),
+                                 "--kinds", "statement,perturbed_statement,statement"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("statement: ") == 1 and sorted(p.name for p in (tmp_path / "p").iterdir()) == [
+        "statement.jsonl", "statement.parquet"]
+
+
 def test_every_subcommand_has_help() -> None:
     for sub in ([], ["data"], ["data", "generate"], ["data", "perturb"], ["data", "show"], ["data", "stats"]):
         result = runner.invoke(app, [*sub, "--help"])

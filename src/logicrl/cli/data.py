@@ -121,10 +121,12 @@ def perturb_cmd(
     given = [k.strip() for k in kinds.split(",") if k.strip()]
     known = {**{k: k for k in PERTURBATIONS}, **{public: ours for ours, public in PUBLIC_KIND_OF.items()}}
     unknown = [k for k in given if k not in known]
+    valid = ", ".join(f"{ours} ({public})" for ours, public in PUBLIC_KIND_OF.items())
     if unknown:
-        valid = ", ".join(f"{ours} ({public})" for ours, public in PUBLIC_KIND_OF.items())
         raise UserError(f"unknown perturbation(s) {', '.join(unknown)} (valid: {valid})")
-    wanted = [known[k] for k in given]
+    if not given:
+        raise UserError(f"--kinds names no perturbation: give one or more of {valid}, comma-separated")
+    wanted = list(dict.fromkeys(known[k] for k in given))  # a kind named twice (in either naming) runs once
     check_output_dir(out)
     found = [twin_source(r) for r in load_records(dataset_files(source, split))]
     puzzles = [p for p, _ in found]
