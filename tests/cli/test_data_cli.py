@@ -150,6 +150,23 @@ def test_perturb_kinds_empty_refused_and_repeats_run_once(tmp_path: Path) -> Non
         "statement.jsonl", "statement.parquet"]
 
 
+def test_data_without_puzzles_is_refused(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["data", "generate", "--people", "2", "--train", "3", "--test", "2",
+                               "--out", str(tmp_path / "d")]).exit_code == 0
+    (tmp_path / "d/2ppl/test.jsonl").write_text("")
+    (tmp_path / "empty.jsonl").write_text("")
+    for args, where in (
+        (["show", str(tmp_path / "d")], f"{tmp_path / 'd'} (test split)"),
+        (["stats", str(tmp_path / "d"), "--split", "test"], f"{tmp_path / 'd'} (test split)"),
+        (["stats", str(tmp_path / "empty.jsonl")], str(tmp_path / "empty.jsonl")),
+        (["perturb", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "p")], str(tmp_path / "empty.jsonl")),
+    ):
+        proc = run_cli("data", *args)
+        assert proc.returncode == 2 and proc.stderr == (
+            f"error: no puzzles in {where}: give a file or split that holds some\n"), args
+    assert not (tmp_path / "p").exists()
+
+
 def test_every_subcommand_has_help() -> None:
     for sub in ([], ["data"], ["data", "generate"], ["data", "perturb"], ["data", "show"], ["data", "stats"]):
         result = runner.invoke(app, [*sub, "--help"])

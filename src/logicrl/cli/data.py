@@ -13,7 +13,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from logicrl.config import load_config
-from logicrl.errors import UserError
+from logicrl.errors import DataError, UserError
 from logicrl.io import (
     FolderLock,
     atomic_write_bytes,
@@ -34,7 +34,7 @@ from logicrl.puzzles.dataset import (
     summarize,
     write_dataset,
 )
-from logicrl.puzzles.perturb import PERTURBATIONS, PUBLIC_KIND_OF, perturb, twin_source
+from logicrl.puzzles.perturb import CLEAN_KIND, PERTURBATIONS, PUBLIC_KIND_OF, perturb, twin_source
 from logicrl.puzzles.public import is_public_dir, kinds_in
 
 data_app = typer.Typer(help="Make, perturb and inspect Knights-and-Knaves puzzle datasets.", no_args_is_help=True)
@@ -128,7 +128,7 @@ def perturb_cmd(
         raise UserError(f"--kinds names no perturbation: give one or more of {valid}, comma-separated")
     wanted = list(dict.fromkeys(known[k] for k in given))  # a kind named twice (in either naming) runs once
     check_output_dir(out)
-    found = [twin_source(r) for r in load_records(dataset_files(source, split))]
+    found = [twin_source(r) for r in puzzle_records(source, split)]
     puzzles = [p for p, _ in found]
     reworded = sum(not exact for _, exact in found)
     if reworded:
@@ -153,7 +153,7 @@ def show_cmd(
     cot: Annotated[bool, typer.Option(help="also print the template reasoning")] = False,
 ) -> None:
     """Print a few records: the quiz, the answer and (optionally) the template reasoning."""
-    for record in load_records(dataset_files(source, split, kind))[:n]:
+    for record in puzzle_records(source, split, kind)[:n]:
         console.rule(f"{record.get('id', '?')}  ({record.get('n_people', len(record['names']))} people)")
         console.print(record["quiz"], markup=False)
         console.print("[bold]answer[/bold]")
@@ -170,10 +170,20 @@ def stats_cmd(
     kind: Annotated[str, typer.Option(help="public layout: clean or a twin kind (either naming)")] = "clean",
 ) -> None:
     """Counts, knight share, statement depth and text lengths per number of people."""
-    print_stats(load_records(dataset_files(source, split, kind)))
+    print_stats(puzzle_records(source, split, kind))
     if source.is_dir() and is_public_dir(source):
         kinds = kinds_in(source, split)
         console.print("public K&K layout; twin kinds: " + (", ".join(kinds) or "none") + " (see --kind)")
+
+
+def puzzle_records(source: Path, split: str | None, kind: str = CLEAN_KIND) -> list[dict]:
+    """The records of ``source`` (`dataset_files`, `load_records`); a DataError when it holds none."""
+    records = load_records(dataset_files(source, split, kind))
+    if not records:
+        which = [] if source.is_file() else [f"{split or 'every'} split"] + ([] if kind == CLEAN_KIND else [f"{kind} twins"])
+        where = f" ({', '.join(which)})" if which else ""
+        raise DataError(f"no puzzles in {source}{where}: give a file or split that holds some")
+    return records
 
 
 def print_stats(records: list[dict]) -> None:
