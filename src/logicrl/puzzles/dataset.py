@@ -115,9 +115,10 @@ class DataConfig(StrictModel):
     @field_validator("people")
     @classmethod
     def _check_people(cls, value: list[int]) -> list[int]:
-        for n in value:
-            if not 2 <= n <= MAX_PEOPLE:
-                raise ValueError(f"number of people must be in 2..{MAX_PEOPLE}, got {n}")
+        bad = [n for n in value if not 2 <= n <= MAX_PEOPLE]
+        if bad:  # the end of a range as the user wrote it ('2-100': 100, not 31; '0-3': 0)
+            got = max(bad) if max(bad) > MAX_PEOPLE else min(bad)
+            raise ValueError(f"number of people must be in 2..{MAX_PEOPLE}, got {got}")
         twice = sorted({n for n in value if value.count(n) > 1})
         if twice:
             raise ValueError(f"{', '.join(map(str, twice))} people listed more than once")
