@@ -24,6 +24,7 @@ from logicrl.errors import ConfigError
 from logicrl.integrations.verl_launch import (
     VerlClusterConfig,
     algorithm_overrides,
+    check_raw_overrides,
     check_supported,
     hydra_value,
     model_overrides,
@@ -213,6 +214,18 @@ def test_dry_run_prints_runnable_commands_and_writes_nothing(dataset: Path, tmp_
                            str(stage1.run_dir / "hf.partial")]
     merged = Path(commands[1][-1])  # the copy writes hf.partial, renamed to hf when it succeeded
     assert as_dict(commands[2][3:])["actor_rollout_ref.model.path"] == str(merged.with_name("hf"))  # stage 2 starts from it
+
+
+@pytest.mark.parametrize("raw", ["foo", "=x", "+=x", "~", "a b=1"])
+def test_a_raw_override_hydra_would_refuse_is_refused_at_once(dataset: Path, tmp_path: Path, raw: str) -> None:
+    result = runner.invoke(app, launch_args(dataset, tmp_path / "run", "--dry-run", "--verl", "trainer.val_only=true",
+                                            "--verl", raw))
+    assert isinstance(result.exception, ConfigError) and str(result.exception) == (
+        f"--verl {raw!r} is not a veRL (Hydra) override: write key=value (or +key=value, ++key=value, ~key)")
+
+
+def test_hydra_override_forms_are_accepted() -> None:
+    check_raw_overrides(["a.b=1", "a.b=", "+a.b=1", "++a.b=[1,2]", "~a.b", "~a.b=1", "a=b=c", "key@pkg=v"])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("verl") is not None, reason="veRL is installed here")

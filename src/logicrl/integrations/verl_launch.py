@@ -318,6 +318,18 @@ def stage_overrides(cfg: TrainConfig, cluster: VerlClusterConfig, stage: Stage, 
             + _pairs("trainer.", trainer) + _pairs("+ray_kwargs.ray_init.runtime_env.env_vars.", env))
 
 
+# A Hydra command-line override: key=value, +key=value (add), ++key=value (add or set), ~key[=value] (delete).
+HYDRA_OVERRIDE = re.compile(r"(?:\+\+|\+)?[^\s=~+][^\s=]*=.*|~[^\s=~+][^\s=]*(?:=.*)?", re.DOTALL)
+
+
+def check_raw_overrides(extra: Iterable[str]) -> None:
+    """A ConfigError for a raw veRL override that Hydra would refuse only once the job runs (``foo``, ``=x``)."""
+    for item in extra:
+        if not HYDRA_OVERRIDE.fullmatch(item):
+            raise ConfigError(f"--verl {item!r} is not a veRL (Hydra) override: write key=value "
+                              "(or +key=value, ++key=value, ~key)")
+
+
 def train_command(overrides: list[str], extra: list[str]) -> list[str]:
     """``python -m verl.trainer.main_ppo <overrides> <extra>`` (``extra``: raw veRL overrides, last wins)."""
     return [sys.executable, "-m", "verl.trainer.main_ppo", *overrides, *extra]
@@ -397,6 +409,7 @@ def check_stages(cfg: TrainConfig, stages: list[Stage]) -> None:
 def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] | None = None) -> LaunchPlan:
     """Read the puzzles, build the export and the commands of every stage (writes nothing)."""
     check_supported(cfg)
+    check_raw_overrides(extra or [])
     run_root = cfg.out_dir.resolve() / "verl"
     data_dir = run_root / "data"
     val_per_people = cfg.data.val_puzzles_per_people if cfg.val_every else 0
