@@ -69,6 +69,10 @@ def test_missing_run_dir_is_one_line_exit_2(tmp_path: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.startswith("error: run directory ")
     assert "does not exist" in missing.stderr
     assert missing.stderr.count("\n") == 1
+    (tmp_path / "afile").write_text("x")  # no --out: the run directory is named, not its default RUN_DIR/report
+    a_file = run_cli("report", str(tmp_path / "afile"))
+    assert a_file.returncode == 2 and a_file.stderr == (
+        f"error: {tmp_path / 'afile'} is a file, not a run directory (pass the out_dir of `logicrl train`)\n")
 
 
 def test_bad_inputs_raise_user_errors(run_dir: Path) -> None:

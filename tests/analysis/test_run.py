@@ -56,7 +56,7 @@ def test_run_dir_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         check_run_dir(tmp_path / "nope")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(DataError, match="is not a directory"):
+    with pytest.raises(DataError, match="file is a file, not a run directory"):
         check_run_dir(tmp_path / "file")
     with pytest.raises(DataError, match="has no metrics.jsonl"):
         check_run_dir(tmp_path)

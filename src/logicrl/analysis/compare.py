@@ -180,8 +180,10 @@ def read_eval_dir(eval_dir: Path) -> list[tuple[str, Table]]:
     from logicrl.evaluate.compare import comparison_table  # evaluate.tables imports torch: only with --eval
     from logicrl.evaluate.tables import extra_metrics, metric_table, table2
 
-    if not eval_dir.is_dir():
+    if not eval_dir.exists():
         raise DataError(f"eval directory {eval_dir} does not exist (pass the --out of `logicrl eval`)")
+    if not eval_dir.is_dir():
+        raise DataError(f"{eval_dir} is a file, not an eval directory (pass the --out of `logicrl eval`)")
     path = eval_dir / "results.json"
     if not path.is_file():
         raise DataError(f"{eval_dir} has no results.json: not an output directory of `logicrl eval`")

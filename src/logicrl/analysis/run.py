@@ -71,7 +71,7 @@ def check_run_dir(run_dir: Path) -> None:
     if not run_dir.exists():
         raise DataError(f"run directory {run_dir} does not exist (pass the out_dir of `logicrl train`)")
     if not run_dir.is_dir():
-        raise DataError(f"{run_dir} is not a directory (pass the out_dir of `logicrl train`)")
+        raise DataError(f"{run_dir} is a file, not a run directory (pass the out_dir of `logicrl train`)")
     if not (run_dir / "metrics.jsonl").is_file():
         raise DataError(f"{run_dir} has no metrics.jsonl: not a `logicrl train` run directory, "
                         "or it has not logged yet")

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from logicrl.analysis.config import ReportConfig
 from logicrl.analysis.report import ReportData, build_report, write_report
+from logicrl.analysis.run import check_run_dir
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 from logicrl.io import STALE_TEMP_S, check_not_another_output, check_output_dir, remove_temp_files
@@ -33,6 +34,7 @@ def report_cmd(
     word_list = [w.strip() for w in words.split(",") if w.strip()] if words is not None else None
     cfg = load_config(ReportConfig, config, overrides, source=source, bin=bin, steps_every=steps_every,
                       words=word_list)
+    check_run_dir(run_dir)  # before the default --out, RUN_DIR/report, is checked
     out = out or run_dir / "report"
     check_output_dir(out)
     check_not_another_output(out)
