@@ -211,3 +211,12 @@ def test_a_folder_another_command_is_writing_is_refused(tmp_path: Path) -> None:
         proc = run_cli("data", "generate", "--people", "2", "--train", "5", "--test", "2", "--out", str(out))
     assert proc.returncode == 2 and "is in use by another logicrl process" in proc.stderr
     assert not (out / "manifest.json").exists()
+
+
+def test_generate_refuses_a_folder_that_holds_a_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("steps: 2\n")
+    proc = run_cli("data", "generate", "--people", "2", "--train", "4", "--test", "2", "--out", str(run))
+    assert proc.returncode == 2 and "holds a run (`logicrl train`, `logicrl sft`) (config.yaml)" in proc.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]

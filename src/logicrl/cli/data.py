@@ -17,6 +17,7 @@ from logicrl.errors import DataError, UserError
 from logicrl.io import (
     FolderLock,
     atomic_write_bytes,
+    check_not_another_output,
     check_output_dir,
     jsonl_bytes,
     write_parquet_from_jsonl,
@@ -81,6 +82,7 @@ def generate_cmd(
     options = {**base, **{k: v for k, v in given.items() if v is not None}}  # options win over the preset
     cfg = load_config(DataConfig, config, overrides, **options)
     check_output_dir(out)
+    check_not_another_output(out, own="manifest.json")
     check_dataset_dir(out, cfg)
     total = cfg.total()
     with Workers(default_workers(cfg)) as pool:  # forked before tqdm starts its monitor thread
