@@ -187,6 +187,7 @@ def test_a_two_run_experiment_runs_evals_compares_and_resumes(puzzle_dir, tmp_pa
                           cwd=tmp_path)
         lines = changed.stderr.strip().splitlines()
         assert changed.returncode == 2 and lines[-1].startswith("error: run rloo was started with algorithm.adv")
+        assert ("run grpo: skip, finished" in changed.stderr) == bool(dry_run)  # the plan, then the refusal
 
 
 def test_check_runs_refuses_a_missing_model_before_any_run(puzzle_dir, tmp_path):

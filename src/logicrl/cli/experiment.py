@@ -125,13 +125,14 @@ def experiment_cmd(
     cfg = load_config(ExperimentConfig, file, overrides)
     steps = plan(cfg)
     console.print(f"[bold]{cfg.question}[/] → {cfg.out_dir}", soft_wrap=True)
-    check_runs(cfg)  # a dry run too: it shows what the real one would do, refusals included
     if dry_run:
         for step in steps:
             note = f" ({step.note})" if step.note else ""
             console.print(f"{step.what}: {'skip, ' + step.skip if step.skip else step.text() + note}",
                           soft_wrap=True)
+        check_runs(cfg)  # after the plan: a refusal the real run would give ends the dry run the same way
         return
+    check_runs(cfg)
     for step in steps:
         if step.skip:
             console.print(f"== {step.what}: {step.skip}")
