@@ -321,3 +321,16 @@ def test_an_output_folder_of_another_command_is_refused(tmp_path):
     (tmp_path / "results.json").write_text("{}")
     with pytest.raises(UserError, match="holds an evaluation"):
         check_not_another_output(tmp_path, own="memorization.json")
+
+
+def test_a_folder_the_lock_made_and_nothing_else_used_goes_on_release(tmp_path: Path) -> None:
+    """A train that failed after taking its folder (a model that does not load) left a folder holding `.lock`."""
+    with pytest.raises(RuntimeError), FolderLock(tmp_path / "new" / "run"):
+        raise RuntimeError("the model did not load")
+    assert not (tmp_path / "new" / "run").exists() and (tmp_path / "new").is_dir()
+    with FolderLock(tmp_path / "used"):
+        (tmp_path / "used" / "metrics.jsonl").write_text("{}\n")
+    assert sorted(p.name for p in (tmp_path / "used").iterdir()) == [LOCK_FILE, "metrics.jsonl"]
+    (tmp_path / "there").mkdir()
+    FolderLock(tmp_path / "there").release()  # not made by the lock: left as it was found, lock file included
+    assert [p.name for p in (tmp_path / "there").iterdir()] == [LOCK_FILE]

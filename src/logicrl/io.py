@@ -99,6 +99,7 @@ class FolderLock:
     those that writers killed outright left (`remove_temp_files`)."""
 
     def __init__(self, folder: Path, option: str = "--out") -> None:
+        self._made = None if folder.exists() else folder  # removed on release if nothing but the lock went in
         folder.mkdir(parents=True, exist_ok=True)
         self._file = (folder / LOCK_FILE).open("a+", encoding="utf-8")
         held = fcntl is not None
@@ -124,6 +125,11 @@ class FolderLock:
             remove_temp_files(folder)
 
     def release(self) -> None:
+        """Drop the lock; a folder this lock made that holds nothing else (a command that failed before writing)
+        goes too, so that a failure leaves nothing behind."""
+        if self._made is not None and not self._file.closed and [p.name for p in self._made.iterdir()] == [LOCK_FILE]:
+            (self._made / LOCK_FILE).unlink()
+            self._made.rmdir()
         self._file.close()  # closing the file drops the lock
 
     @contextmanager
