@@ -170,6 +170,12 @@ def test_load_records_reports_file_and_line(dataset: Path, tmp_path: Path) -> No
     with pytest.raises(ValueError, match=f"^{path}:3: 'solution' must be a list of 2 booleans"):
         load_records([path])
 
+    flipped = json.loads(good[0])
+    flipped["solution"] = [not role for role in flipped["solution"]]  # a wrong answer key of the right shape
+    path.write_text(good[0] + "\n" + json.dumps(flipped) + "\n")
+    with pytest.raises(ValueError, match=f"^{path}:2: 'solution' contradicts the statements"):
+        load_records([path])
+
 
 def test_load_records_reports_parquet_rows(tmp_path: Path) -> None:
     from logicrl.io import write_parquet

@@ -448,6 +448,9 @@ def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str,
                 except (ValueError, KeyError, TypeError) as exc:  # unchecked and unreadable: left as is
                     if check:
                         raise DataError(f"{where}: {exc}") from None
+            if check and puzzle is not None and not _answers_consistently(puzzle):
+                raise DataError(f"{where}: 'solution' contradicts the statements (a knight's statement false or a "
+                                "knave's true): the reward would score against a wrong answer; fix or drop the row")
             if puzzle is not None and not row.get("id"):
                 row = {**row, "id": _free_id(puzzle.id, owners)}
             if puzzle is not None and "index" not in row:
@@ -456,6 +459,13 @@ def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str,
                 _claim_id(str(row["id"]), (row.get("quiz"), row.get("solution_text_format")), where, owners)
             records.append(row)
     return records
+
+
+def _answers_consistently(puzzle: Puzzle) -> bool:
+    """Whether the puzzle's ``solution`` is a consistent assignment: each knight's statement true, each knave's
+    false (whether it is the only one is not asked: a public twin may have several)."""
+    return all(statement.evaluate(puzzle.solution) == role
+               for statement, role in zip(puzzle.statements, puzzle.solution, strict=True))
 
 
 def _free_id(base: str, owners: dict[str, Any]) -> str:
