@@ -229,3 +229,10 @@ def test_one_megabyte_responses_complete():
             start = time.perf_counter()
             score(response, EXPECTED, mode=mode, question=QUESTION)
             assert time.perf_counter() - start < 5.0
+
+
+@pytest.mark.parametrize("response", [None, 5, ["<think>"]])
+def test_a_response_that_is_not_text_is_a_type_error(response):
+    """`score(None, ...)` failed inside the parser with "'NoneType' object has no attribute 'count'"."""
+    with pytest.raises(TypeError, match=f"response must be the generated text \\(a str\\), got {type(response).__name__}"):
+        score(response, "(1) Zoey is a knight\n(2) Oliver is a knave")

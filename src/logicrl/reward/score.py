@@ -119,7 +119,7 @@ def score(
     question: str | None = None,
     config: RewardConfig | None = None,
 ) -> ScoreBreakdown:
-    """Score one generated response against a puzzle's expected answer. Never raises on ``response``.
+    """Score one generated response against a puzzle's expected answer. Never raises on the text of ``response``.
 
     Args:
         response: the generated text only (not the prompt).
@@ -134,7 +134,10 @@ def score(
 
     Raises:
         ValueError: unknown mode, or (strict mode) a malformed expected answer or role pair.
+        TypeError: a ``response`` that is not text (None, a token list).
     """
+    if not isinstance(response, str):
+        raise TypeError(f"response must be the generated text (a str), got {type(response).__name__}")
     config = config or DEFAULT_CONFIG
     mode = mode or config.mode
     if mode not in MODES:
