@@ -39,10 +39,10 @@ from logicrl.evaluate.metrics import accuracy_table, by_puzzle
 from logicrl.evaluate.runner import (
     SAMPLES_DIR,
     ModelSpec,
-    earlier_summary,
     model_rows,
     parse_model_specs,
     read_generation,
+    read_json_object,
     remove_journals,
     saved_specs,
     select_records,
@@ -204,7 +204,7 @@ def recorded_config(cfg: BackendConfig, out: Path, summary: str, specs: list[Mod
         generated_with, differing, unrecorded = shared_settings(made)
     else:  # sample files from before the records: the earlier summary's config, if it is readable
         source, differing, unrecorded = summary, {}, []
-        generated_with = earlier_summary(out / summary).get("config")
+        generated_with = read_json_object(out / summary).get("config")
     recorded, ignored = rescored_config(config, generated_with if isinstance(generated_with, dict) else None,
                                         cfg.model_fields_set)
     what = [f"{key} ({', '.join(f'{label}={json.dumps(v)}' for label, v in values.items())})"

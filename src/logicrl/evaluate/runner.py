@@ -89,16 +89,8 @@ def save_generated(out: Path, spec: ModelSpec, rows: Sequence[Mapping[str, Any]]
 
 def read_generation(out: Path, spec: ModelSpec) -> dict[str, Any] | None:
     """The settings a sample file was made with (`save_generated`), or None when it has no readable record."""
-    settings = (_generation_record(out, spec) or {}).get("settings")
+    settings = read_json_object(generation_path(out, spec)).get("settings")
     return settings if isinstance(settings, dict) else None
-
-
-def _generation_record(out: Path, spec: ModelSpec) -> dict[str, Any] | None:
-    try:
-        record = json.loads(read_text_file(generation_path(out, spec)))
-    except (OSError, ValueError):  # a DataError (not UTF-8) too
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def saved_specs(out: Path, summary: str) -> list[ModelSpec]:
@@ -108,21 +100,21 @@ def saved_specs(out: Path, summary: str) -> list[ModelSpec]:
     files = sorted((out / SAMPLES_DIR).glob("*.jsonl"))
     if not files:
         raise DataError(f"{out / SAMPLES_DIR}: no sample files to rescore (run without --rescore first)")
-    earlier = earlier_summary(out / summary).get("models")
+    earlier = read_json_object(out / summary).get("models")
     earlier = earlier if isinstance(earlier, dict) else {}
     order = {label: k for k, label in enumerate(earlier)}
     specs = []
     for label in sorted(map(_saved_label, files), key=lambda label: order.get(label, len(order))):
         entry = earlier.get(label)
-        name = (_generation_record(out, ModelSpec(label, label)) or {}).get("model")
+        name = read_json_object(generation_path(out, ModelSpec(label, label))).get("model")
         name = name or (entry.get("name") if isinstance(entry, dict) else None)
         specs.append(ModelSpec(label, name if isinstance(name, str) and name else label))
     return specs
 
 
-def earlier_summary(path: Path) -> dict[str, Any]:
-    """An earlier run's summary file (results.json, memorization.json: ``config`` and ``models``); empty when
-    there is none or it cannot be read."""
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object written earlier (a summary file, results.json or memorization.json; a generation record);
+    empty when there is none or it cannot be read."""
     try:
         summary = json.loads(read_text_file(path))
     except (OSError, ValueError):  # a DataError (not UTF-8) too
