@@ -31,7 +31,7 @@ from typing import Any
 from logicrl.errors import ConfigError, DataError
 from logicrl.io import write_parquet
 from logicrl.prompts import PromptConfig, chat_messages
-from logicrl.rl.schedule import load_held_out, load_puzzles, people_of, validation_subset
+from logicrl.rl.schedule import load_held_out, load_puzzles, people_of
 
 ABILITY = "logic"
 
@@ -104,8 +104,7 @@ def read_puzzles(train: Path, people: Sequence[int] | None, val: Path | None,
     records = load_puzzles(train, "train", people)
     if val_per_people == 0:
         return records, []
-    held_out = load_held_out(train, val, people)
-    return records, held_out if val_per_people is None else validation_subset(held_out, val_per_people)
+    return records, load_held_out(train, val, people, val_per_people)
 
 
 def export_dataset(train: Path, out_dir: Path, prompt: PromptConfig, people: Sequence[int] | None = None,

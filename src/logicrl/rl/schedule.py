@@ -55,15 +55,18 @@ def held_out_split(path: Path) -> str:
     return "val" if path.is_dir() and any(path.glob("*ppl/val.*")) else "test"
 
 
-def load_held_out(train: Path, val: Path | None, people: Sequence[int] | None) -> list[dict[str, Any]]:
-    """The held-out puzzles validation reads: the `held_out_split` of ``val``, default ``train``. A single file
+def load_held_out(train: Path, val: Path | None, people: Sequence[int] | None,
+                  per_people: int | None = None) -> list[dict[str, Any]]:
+    """The held-out puzzles validation reads: the `held_out_split` of ``val``, default ``train``, with ``people``
+    people; the first ``per_people`` of each number of people (`validation_subset`), all if None. A single file
     given as ``train`` with no ``val`` has no held-out split: every split of a file is the file, so validation
     would score the training puzzles; a DataError says so."""
     if val is None and Path(train).is_file():
         raise DataError(f"{train} is a single file, so it holds no held-out puzzles to validate on: give "
                         "data.val=FILE_OR_DATASET, or turn validation off (data.val_puzzles_per_people=0)")
     source = val or train
-    return load_puzzles(source, held_out_split(source), people)
+    records = load_puzzles(source, held_out_split(source), people)
+    return records if per_people is None else validation_subset(records, per_people)
 
 
 def validation_subset(records: Sequence[dict[str, Any]], per_people: int) -> list[dict[str, Any]]:

@@ -57,7 +57,7 @@ from logicrl.rl.config import DataConfig, ModelConfig
 from logicrl.rl.metrics import validation_metrics
 from logicrl.rl.packing import packed_nll_step
 from logicrl.rl.run_log import open_run_log
-from logicrl.rl.schedule import PromptSchedule, load_held_out, load_puzzles, validation_subset
+from logicrl.rl.schedule import PromptSchedule, load_held_out, load_puzzles
 from logicrl.rl.trainer import lr_lambda
 from logicrl.rl.update import adamw
 
@@ -255,9 +255,8 @@ class SFTTrainer:
             [{"id": i} for i in range(len(self.examples))], schedule="mixed", batch_size=cfg.batch_size,
             epochs=cfg.data.epochs, seed=cfg.seed)
         self.examples_digest = examples_digest(self.examples)
-        self.val_records = validation_subset(
-            load_held_out(cfg.data.train, cfg.data.val, cfg.data.people), cfg.data.val_puzzles_per_people
-        ) if cfg.data.val_puzzles_per_people else []
+        self.val_records = load_held_out(cfg.data.train, cfg.data.val, cfg.data.people,
+                                         cfg.data.val_puzzles_per_people) if cfg.data.val_puzzles_per_people else []
         self.val_examples, _ = fit_examples(  # the validation loss is measured on the first max tokens
             self._encode(self.val_records, [response_target(r, cfg.prompt, cfg.trace) for r in self.val_records]),
             cfg.max_response_tokens, "truncate")

@@ -59,7 +59,7 @@ from logicrl.rl.kl import AdaptiveKLController, FixedKLController
 from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.policy import load_run_models
 from logicrl.rl.run_log import open_run_log
-from logicrl.rl.schedule import PromptSchedule, load_held_out, load_puzzles, validation_subset
+from logicrl.rl.schedule import PromptSchedule, load_held_out, load_puzzles
 from logicrl.rl.shaping import (
     check_line_credit,
     mask_truncated,
@@ -162,8 +162,8 @@ class Trainer:
             seed=cfg.seed, steps=cfg.steps, adaptive=cfg.data.adaptive.model_dump())
         self.val_records = []
         if cfg.val_every and cfg.data.val_puzzles_per_people:
-            self.val_records = validation_subset(load_held_out(cfg.data.train, cfg.data.val, cfg.data.people),
-                                                 cfg.data.val_puzzles_per_people)
+            self.val_records = load_held_out(cfg.data.train, cfg.data.val, cfg.data.people,
+                                             cfg.data.val_puzzles_per_people)
 
     def _build_optimizers(self, step: int) -> None:
         """AdamW, the lr schedule (over the run, or with ``optim.stage_reset`` over the stage of ``step``),
