@@ -13,7 +13,6 @@ start, say); a run directory stands for its last checkpoint too.
 from __future__ import annotations
 
 import hashlib
-import json
 import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from logicrl.config import StrictModel
 from logicrl.errors import UserError
+from logicrl.io import read_json_object
 
 FINISHED = "summary.json"
 
@@ -174,11 +174,8 @@ def _measurement_step(cfg: ExperimentConfig, name: str, subcommand: tuple[str, .
     step = Step(name, args, measures=labels, record=out / MEASURED)
     if not ((out / "results.json").is_file() or (out / "memorization.json").is_file()):
         return step
-    try:
-        earlier = json.loads((out / MEASURED).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        earlier = None
-    if earlier is None or earlier == measurement_record(cfg, args, labels):
+    earlier = read_json_object(out / MEASURED)
+    if not earlier or earlier == measurement_record(cfg, args, labels):
         return replace(step, skip=f"done ({out})")
     return replace(step, note=f"{out} was measured with other arguments or runs than the experiment now has: "
                               "it runs again")

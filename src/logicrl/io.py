@@ -266,6 +266,16 @@ def _not_utf8(path: Path, line: int, byte: int) -> DataError:
     return DataError(f"{path}:{line}: not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8")
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object a command wrote earlier (an eval's results.json, a sample file's generation record, an
+    experiment's experiment.json); empty when there is none or it cannot be read."""
+    try:
+        value = json.loads(read_text_file(path))
+    except (OSError, ValueError):  # a DataError (not UTF-8) too
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object); raises DataError naming file and line for bad JSON or text not in UTF-8.
     Lines end at ``\\n`` (as in `read_appended_jsonl`)."""

@@ -42,7 +42,6 @@ from logicrl.evaluate.runner import (
     model_rows,
     parse_model_specs,
     read_generation,
-    read_json_object,
     remove_journals,
     saved_specs,
     select_records,
@@ -58,7 +57,13 @@ from logicrl.evaluate.tables import (
     results_json,
     table2,
 )
-from logicrl.io import FolderLock, atomic_write_text, check_not_another_output, check_output_dir
+from logicrl.io import (
+    FolderLock,
+    atomic_write_text,
+    check_not_another_output,
+    check_output_dir,
+    read_json_object,
+)
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.puzzles.dataset import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS

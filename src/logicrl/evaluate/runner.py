@@ -26,7 +26,7 @@ from logicrl.evaluate.config import GENERATION_KEYS, BackendConfig, RunConfig
 from logicrl.evaluate.endpoint import endpoint_client, endpoint_generate_and_score
 from logicrl.evaluate.journal import Journal, done_prefix, identity
 from logicrl.evaluate.scoring import Scorer, generate_and_score, score_sample
-from logicrl.io import atomic_write_text, read_jsonl, read_text_file, write_jsonl
+from logicrl.io import atomic_write_text, read_json_object, read_jsonl, write_jsonl
 from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
 from logicrl.puzzles.dataset import dataset_files, load_records
 
@@ -110,16 +110,6 @@ def saved_specs(out: Path, summary: str) -> list[ModelSpec]:
         name = name or (entry.get("name") if isinstance(entry, dict) else None)
         specs.append(ModelSpec(label, name if isinstance(name, str) and name else label))
     return specs
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON object written earlier (a summary file, results.json or memorization.json; a generation record);
-    empty when there is none or it cannot be read."""
-    try:
-        summary = json.loads(read_text_file(path))
-    except (OSError, ValueError):  # a DataError (not UTF-8) too
-        return {}
-    return summary if isinstance(summary, dict) else {}
 
 
 def _saved_label(path: Path) -> str:
