@@ -104,6 +104,7 @@ def test_perturb_show_and_stats(tmp_path: Path) -> None:
     [
         (["--people", "1-3"], "number of people must be in 2..30, got 1"),
         (["--people", "2", "people=2-100"], "number of people must be in 2..30, got 100\n"),
+        (["--people", "2-10000000000000"], "number of people must be in 2..30, got 10000000000000\n"),
         (["--people", "2", "--depth", "0"], "depth"),
         (["--people", "2", "--depth", "1", "--train", "50"], "distinct unique-solution puzzles"),
         (["--people", "3", "colour=blue"], "unknown config key 'colour'"),

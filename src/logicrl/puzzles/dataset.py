@@ -60,8 +60,14 @@ def parse_people(text: str | int) -> list[int]:
         if last < first:
             raise ValueError(f"people range {part.strip()!r} is empty: write the smaller number first "
                              f"('{last}-{first}')")
+        if last > MAX_PEOPLE:  # refused before the range is built: '2-10000000000' would fill the memory
+            raise people_out_of_range(last)
         out.extend(range(first, last + 1))
     return out
+
+
+def people_out_of_range(got: int) -> ValueError:
+    return ValueError(f"number of people must be in 2..{MAX_PEOPLE}, got {got}")
 
 
 def _people_value(value: Any) -> Any:
@@ -117,8 +123,7 @@ class DataConfig(StrictModel):
     def _check_people(cls, value: list[int]) -> list[int]:
         bad = [n for n in value if not 2 <= n <= MAX_PEOPLE]
         if bad:  # the end of a range as the user wrote it ('2-100': 100, not 31; '0-3': 0)
-            got = max(bad) if max(bad) > MAX_PEOPLE else min(bad)
-            raise ValueError(f"number of people must be in 2..{MAX_PEOPLE}, got {got}")
+            raise people_out_of_range(max(bad) if max(bad) > MAX_PEOPLE else min(bad))
         twice = sorted({n for n in value if value.count(n) > 1})
         if twice:
             raise ValueError(f"{', '.join(map(str, twice))} people listed more than once")

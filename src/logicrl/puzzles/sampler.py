@@ -66,7 +66,10 @@ def expected_leaves(level: Level) -> float:
     """
     if level.depth == 1:
         return 1.0
-    and_or = (2 + level.width) / 2
+    try:
+        and_or = (2 + level.width) / 2
+    except OverflowError:  # a width beyond a float: only depth 2 survives it (capped at 2N − 1 below)
+        and_or = math.inf
 
     def operands(and_or: float) -> float:
         return sum(1 if op is Op.NOT else and_or if op in (Op.AND, Op.OR) else 2 for op in level.operators)
