@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from logicrl.config import load_config
+from logicrl.evaluate.config import MemorizationConfig
 from logicrl.evaluate.memorization import ALL_PEOPLE, make_twins, memorization_scores, memorization_table
 from logicrl.puzzles.record import Puzzle
 
@@ -67,3 +69,7 @@ def test_make_twins_links_each_twin_to_its_original(test_records: list[dict]) ->
             Puzzle.from_record(record)  # a valid record
     again, _ = make_twins(test_records, ["leaf"], seed=0)
     assert [t["quiz"] for t in again] == [by_id[t]["quiz"] for _, t in pairs["leaf"]]
+
+
+def test_a_kind_named_twice_is_measured_once() -> None:
+    assert load_config(MemorizationConfig, None, ["kinds=leaf,reorder,leaf"]).kinds == ["leaf", "reorder"]

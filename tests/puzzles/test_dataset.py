@@ -79,6 +79,12 @@ def test_workers_give_the_same_records_and_twins() -> None:
         range(RECORD_CHUNK + 37, RECORD_CHUNK + 37 + RECORD_CHUNK // 2))
 
 
+def test_a_twin_kind_named_twice_is_made_once() -> None:
+    """In either naming (ours or the public release's): the manifest and the files list it once."""
+    config = DataConfig(people=[3], layout="public", perturb="leaf,perturbed_leaf,reorder,leaf")
+    assert config.perturb == ["leaf", "reorder"]
+
+
 def test_an_empty_split_has_every_twin_kind_empty() -> None:
     config = DataConfig(people=[3], train=5, test=0, layout="public", perturb=["leaf", "reorder"])
     twins = generate_twins(config, generate(config))

@@ -176,4 +176,4 @@ class MemorizationConfig(RunConfig):
         if unknown or not value:
             what = f"unknown perturbation(s) {', '.join(unknown)}" if unknown else "no perturbation kind"
             raise ValueError(f"{what} (valid: {', '.join(PERTURBATIONS)})")
-        return value
+        return list(dict.fromkeys(value))  # a kind named twice is measured once

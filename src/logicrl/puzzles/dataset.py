@@ -168,7 +168,7 @@ class DataConfig(StrictModel):
     @field_validator("perturb")
     @classmethod
     def _check_perturb(cls, value: list[str]) -> list[str]:
-        return [perturbation_name(kind) for kind in value]
+        return list(dict.fromkeys(perturbation_name(kind) for kind in value))  # a kind named twice: once
 
     @model_validator(mode="after")
     def _check_counts_and_layout(self) -> DataConfig:
