@@ -150,6 +150,11 @@ def test_perturb_kinds_empty_refused_and_repeats_run_once(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert result.output.count("statement: ") == 1 and sorted(p.name for p in (tmp_path / "p").iterdir()) == [
         "statement.jsonl", "statement.parquet"]
+    into_source = run_cli("data", "perturb", str(tmp_path / "d"), "--out", str(tmp_path / "d"), "--kinds", "leaf")
+    assert into_source.returncode == 2 and into_source.stderr == (
+        f"error: --out {tmp_path / 'd'} holds a dataset (`logicrl data generate`) (manifest.json): its files would be "
+        "overwritten or mixed with these; choose another --out\n")
+    assert not (tmp_path / "d/leaf.jsonl").exists()
 
 
 def test_data_without_puzzles_is_refused(tmp_path: Path) -> None:

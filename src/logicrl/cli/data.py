@@ -130,6 +130,7 @@ def perturb_cmd(
         raise UserError(f"--kinds names no perturbation: give one or more of {valid}, comma-separated")
     wanted = list(dict.fromkeys(known[k] for k in given))  # a kind named twice (in either naming) runs once
     check_output_dir(out)
+    check_not_another_output(out)  # twins written into a dataset's root (--out SOURCE) or a run's folder
     found = [twin_source(r) for r in puzzle_records(source, split)]
     puzzles = [p for p, _ in found]
     reworded = sum(not exact for _, exact in found)
