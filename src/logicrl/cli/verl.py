@@ -32,7 +32,8 @@ def export_cmd(
     data: Annotated[Path, typer.Option(help="dataset directory from `logicrl data generate`")],
     out: Annotated[Path, typer.Option(help="output directory for the parquet files")],
     people: Annotated[str | None, typer.Option(help="training puzzles with these numbers of people: '3-7'")] = None,
-    val: Annotated[Path | None, typer.Option(help="held-out puzzles (default: the test split of --data)")] = None,
+    val: Annotated[Path | None, typer.Option(
+        help="held-out puzzles (default: the val split of --data, else its test split)")] = None,
     val_per_people: Annotated[int | None, typer.Option(
         min=0, help="held-out puzzles kept per number of people (0: no test files)")] = None,
     system_prompt: Annotated[str | None, typer.Option(help="the instruction (default: Logic-RL's)")] = None,
