@@ -52,8 +52,10 @@ def test_the_rotary_and_the_cache_write_are_transformers_bit_for_bit(dtype, B, k
 @settings(max_examples=60, deadline=None)
 @given(dtype=DTYPES, rows=st.integers(1, 20), E=st.integers(1, 700), add=st.booleans(), seed=st.integers(0, 1000))
 def test_the_residual_add_and_rms_norm_are_the_pytorch_ops(dtype, rows, E, add, seed):
-    """The sum bit for bit; the norm to float32 rounding of its mean of squares (summed in another order), which
-    in bfloat16 may move a result by one unit in the last place."""
+    """The sum bit for bit; the norm to float32 rounding of its mean of squares (summed in another order). In
+    bfloat16 that may move the normalised value s by one unit in its last place before the product w · s is
+    rounded again, so a result may differ by up to two units of its own: |δ| ≤ eps·|w·s| from s, plus one
+    rounding step of at most eps·|h| (1.03 eps·|h| was seen, at seed 187 with 16 rows of 179)."""
     generator = torch.Generator().manual_seed(seed)
     x, delta = ((torch.randn((rows, 1, E), generator=generator) * 4).to(dtype) for _ in range(2))
     norm = fused.RMSNorm((torch.rand(E, generator=generator) + 0.5).to(dtype), 1e-6)
@@ -67,7 +69,7 @@ def test_the_residual_add_and_rms_norm_are_the_pytorch_ops(dtype, rows, E, add, 
         torch.testing.assert_close(h, expected, atol=1e-6, rtol=2e-6)
     else:
         ulp = torch.finfo(torch.bfloat16).eps * expected.float().abs().clamp_min(torch.finfo(torch.bfloat16).tiny)
-        assert ((h.float() - expected.float()).abs() <= ulp * 1.01).all()
+        assert ((h.float() - expected.float()).abs() <= ulp * 2).all()
         assert (h == expected).float().mean() > 0.9
 
 
