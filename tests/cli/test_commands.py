@@ -107,6 +107,25 @@ def test_help_lists_the_commands_in_pipeline_order_and_python_m_runs_the_cli():
         "error: /nonexistent/kk: no such file or dataset directory"], error.stderr
 
 
+def test_an_ascii_terminal_gets_escapes_not_a_traceback(tmp_path, puzzle_dir):
+    """Under LC_ALL=C without UTF-8 mode stdout is ASCII: the help's ≤ and the paired table's Δ and → ended the
+    command with a UnicodeEncodeError (after eval had written its files)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
+    env.update(LC_ALL="C", LANG="C", OMP_NUM_THREADS="1")
+
+    def ascii_run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-X", "utf8=0", "-m", "logicrl", *args], capture_output=True,
+                              env=env, timeout=300, check=False)
+
+    help_text = ascii_run("report", "--help")
+    assert help_text.returncode == 0 and b"\\u2264" in help_text.stdout, help_text.stderr[-300:]
+    evaluated = ascii_run("eval", "-m", "a=tiny-random", "-m", "b=tiny-random", "--data", str(puzzle_dir),
+                          "--people", "2", "--limit", "2", "--max-tokens", "4", "--out", str(tmp_path / "e"))
+    assert evaluated.returncode == 0, evaluated.stderr[-300:]
+    assert b"(first sample per puzzle; \\u0394 and 95% interval)" in evaluated.stdout
+    assert b"0.00\\u21920.00" in evaluated.stdout and evaluated.stdout.isascii()
+
+
 @pytest.mark.parametrize("path", CONFIG_COMMANDS, ids=" ".join)
 def test_every_config_command_takes_positional_overrides(path):
     params = {p.name: p for p in command(path).params}
