@@ -8,6 +8,7 @@ Run: .venv/bin/python -m pytest tests/engine/test_native.py -q
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -19,11 +20,13 @@ from hypothesis import strategies as st
 from logicrl.engine import attention, fused, native
 
 AVX512 = "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else False
+CC = native.compiler_command()  # what the engine builds with ($CC, else cc)
+HAS_CC = shutil.which(shlex.split(CC)[0]) is not None
 needs_kernel = pytest.mark.skipif(native.library("decode_attention") is None,
                                   reason=f"not built here: {native.unavailable_reason('decode_attention')}")
 
 
-@pytest.mark.skipif(not (AVX512 and shutil.which("cc")), reason="needs an AVX-512 CPU and a C compiler")
+@pytest.mark.skipif(not (AVX512 and HAS_CC), reason="needs an AVX-512 CPU and a C compiler")
 def test_the_kernels_build_and_pass_their_probes_where_they_should():
     """On an AVX-512 CPU with a compiler the engine must not fall back silently (a broken build would)."""
     for name in native.SIGNATURES:
@@ -88,17 +91,19 @@ def test_shapes_the_kernel_does_not_take_go_back_to_the_two_calls(change):
 def test_a_build_is_reused_and_keyed_by_the_cpu(tmp_path, monkeypatch):
     """The second build of the same source for the same CPU is the first file (not rebuilt); another CPU gets
     another file, since -march=native code may not run on it."""
-    if not (AVX512 and shutil.which("cc")):
+    if not (AVX512 and HAS_CC):
         pytest.skip("needs an AVX-512 CPU and a C compiler")
     source = native.source("decode_elementwise")
-    first = native.build_library(source, compiler="cc", cache_dir=tmp_path)
+    first = native.build_library(source, compiler=CC, cache_dir=tmp_path)
     stamp = first.stat().st_mtime_ns
-    assert native.build_library(source, compiler="cc", cache_dir=tmp_path) == first
+    assert native.build_library(source, compiler=CC, cache_dir=tmp_path) == first
     assert first.stat().st_mtime_ns == stamp
     monkeypatch.setattr(native, "cpu_identity", lambda: "another cpu")
-    other = native.build_library(source, compiler="cc", cache_dir=tmp_path)
+    other = native.build_library(source, compiler=CC, cache_dir=tmp_path)
     assert other != first and other.is_file()
     assert native.load_library("decode_elementwise", other).rotary_into_cache  # loads, with its symbols
+    words = native.build_library(source, compiler=f"env {CC}", cache_dir=tmp_path / "words")  # CC="ccache gcc"
+    assert words.name == other.name and native.load_library("decode_elementwise", words).rotary_into_cache
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
 
 
@@ -107,10 +112,13 @@ def test_what_stops_a_build_is_said_in_one_line(tmp_path):
     Neither leaves a file in the cache."""
     with pytest.raises(native.NativeBuildError, match="no working C compiler '/no/such/cc'"):
         native.build_library(native.source("decode_attention"), compiler="/no/such/cc", cache_dir=tmp_path)
-    if not shutil.which("cc"):
+    for blank, message in (("  ", "no C compiler: CC is blank"), ("gcc 'x", "C compiler \"gcc 'x\": No closing")):
+        with pytest.raises(native.NativeBuildError, match=message):
+            native.build_library(native.source("decode_attention"), compiler=blank, cache_dir=tmp_path)
+    if not HAS_CC:
         pytest.skip("no C compiler")
     with pytest.raises(native.NativeBuildError, match="needs AVX-512") as error:
-        native.build_library(native.source("decode_attention"), compiler="cc", cache_dir=tmp_path,
+        native.build_library(native.source("decode_attention"), compiler=CC, cache_dir=tmp_path,
                              flags=("-O1", "-mno-avx512f", "-shared", "-fPIC"))
     assert "\n" not in str(error.value)
     assert not list(tmp_path.iterdir())

@@ -8,8 +8,8 @@ Two libraries, for the fast engine's decode step (docs/performance.md, "Compiled
 * ``decode_elementwise``: the residual add with the RMSNorm after it, and the rotary embedding with the cache
   write, one call each where PyTorch runs a dozen small ops (`logicrl.engine.fused`).
 
-They need x86-64 with AVX-512 and a compiler with OpenMP (gcc, or clang with libomp); the first build takes a few
-seconds, later processes load the cached libraries. Where one cannot be built (no compiler, another CPU,
+They need x86-64 with AVX-512 and a compiler with OpenMP (``$CC``, else ``cc``: gcc, or clang with libomp); the
+first build takes a few seconds, later processes load the cached libraries. Where one cannot be built (no compiler, another CPU,
 ``LOGICRL_NATIVE=0``) `library` gives None, `unavailable_reason` says why, and the engine keeps PyTorch's ops.
 
 A build is keyed by the source, the compiler's version, the flags and the CPU (``-march=native`` code may not run
@@ -25,7 +25,7 @@ import hashlib
 import logging
 import os
 import platform
-import shutil
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -67,12 +67,29 @@ def cpu_identity() -> str:
     return f"{platform.machine()} " + " | ".join(first.get(key, "") for key in wanted)
 
 
+def compiler_command() -> str:
+    """The C compiler as a command line: ``$CC``, else ``cc``. Its words are split as make splits them, so
+    ``CC="ccache gcc"`` and ``CC="gcc -std=gnu11"`` work."""
+    return os.environ.get("CC") or "cc"
+
+
+def _words(compiler: str) -> list[str]:
+    try:
+        words = shlex.split(compiler)
+    except ValueError as error:  # an unbalanced quote
+        raise NativeBuildError(f"C compiler {compiler!r}: {error}") from error
+    if not words:
+        raise NativeBuildError("no C compiler: CC is blank")
+    return words
+
+
 @functools.cache
 def compiler_identity(compiler: str) -> str:
     """The first line of ``compiler --version``, asked once per compiler (each library's key needs it); raises
     NativeBuildError when it does not run."""
     try:
-        done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30, check=True)
+        done = subprocess.run([*_words(compiler), "--version"], capture_output=True, text=True, timeout=30,
+                              check=True)
     except (OSError, subprocess.SubprocessError) as error:
         raise NativeBuildError(f"no working C compiler {compiler!r} ({error})") from error
     return done.stdout.splitlines()[0] if done.stdout else compiler
@@ -89,8 +106,8 @@ def build_library(source: Path, *, compiler: str, cache_dir: Path, flags: tuple[
         return target
     try:
         with atomic_path(target) as tmp:
-            done = subprocess.run([compiler, *flags, str(source), "-o", str(tmp)], capture_output=True, text=True,
-                                  check=False, timeout=BUILD_TIMEOUT_S)
+            done = subprocess.run([*_words(compiler), *flags, str(source), "-o", str(tmp)], capture_output=True,
+                                  text=True, check=False, timeout=BUILD_TIMEOUT_S)
             if done.returncode != 0:
                 errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines()
                 raise NativeBuildError(f"{compiler} could not build {source.name}: "
@@ -120,9 +137,8 @@ def load_library(name: str, path: Path) -> ctypes.CDLL:
 def _library(name: str) -> tuple[ctypes.CDLL | None, str | None]:
     if os.environ.get("LOGICRL_NATIVE", "1") == "0":
         return None, "LOGICRL_NATIVE=0"
-    compiler = os.environ.get("CC") or shutil.which("cc") or "cc"
     try:
-        return load_library(name, build_library(source(name), compiler=compiler,
+        return load_library(name, build_library(source(name), compiler=compiler_command(),
                                                 cache_dir=cache_root() / "kernels")), None
     except NativeBuildError as error:
         logger.info("%s: PyTorch's ops instead (%s)", name, error)
