@@ -1,7 +1,9 @@
 # Shared helpers of the pipeline scripts (runs/quickstart.sh, runs/reasoning.sh); source it, don't run it.
 LOGICRL=${LOGICRL:-.venv/bin/logicrl}
 
-say() { printf '\n\033[1m== %s\033[0m\n%s\n' "$1" "$2"; }
+say() {  # a stage's heading: bold on a terminal, plain text when piped to a log
+    if [ -t 1 ]; then printf '\n\033[1m== %s\033[0m\n%s\n' "$1" "$2"; else printf '\n== %s\n%s\n' "$1" "$2"; fi
+}
 last_checkpoint() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }
 remove_unless_busy() {  # remove_unless_busy DIR: delete DIR, unless a logicrl command holds a .lock in it
     local lock

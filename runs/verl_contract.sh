@@ -17,11 +17,12 @@ VERL_VERSION=0.9.1
 VENV=${LOGICRL_VERL_VENV:-${LOGICRL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/logicrl}/verl-venv}
 [ -x .venv/bin/python ] || bash runs/setup.sh >&2
 
-BASE_SITE=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 [ -x "$VENV/bin/python" ] || .venv/bin/python -m venv "$VENV" >&2
 VENV_SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-# Rewritten every run: a clone elsewhere (CI) points the cached venv at its own .venv.
-echo "import site; site.addsitedir('$BASE_SITE')" > "$VENV_SITE/logicrl_base_venv.pth"
+# Rewritten every run: a clone elsewhere (CI) points the cached venv at its own .venv. The path is written escaped
+# (ascii()): a quote in it, or a character that is not ASCII under LC_ALL=C (runs/setup.sh), cannot break the line.
+.venv/bin/python -c 'import sysconfig; print("import site; site.addsitedir(%s)" % ascii(sysconfig.get_paths()["purelib"]))' \
+    > "$VENV_SITE/logicrl_base_venv.pth"
 
 stamp="$VENV/.verl-contract-$(sha1sum < runs/verl_contract.sh | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
