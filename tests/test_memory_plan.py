@@ -16,6 +16,7 @@ import yaml
 from live_bytes import LiveBytes
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.errors import DataError
 from logicrl.models.memory_plan import ModelShape, RunShape, lora_params, plan
 from logicrl.rl import memory
@@ -185,7 +186,7 @@ def _model_and_batch(checkpointing: bool, group: int):
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**SHAPE, pad_token_id=0))
     if checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
     model.train()
     g = torch.Generator().manual_seed(0)
     prompts = [torch.randint(1, SHAPE["vocab_size"], (PROMPT,), generator=g).tolist() for _ in range(ROWS // group)]

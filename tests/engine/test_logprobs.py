@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.engine.logprobs import prompt_states, response_logprobs
 from logicrl.engine.onednn import onednn_linears
 from logicrl.engine.sequences import MIN_SHARED_PREFIX, left_pad, positions_from_mask, shared_prefix_length
@@ -334,18 +335,18 @@ def test_gradient_checkpointing_gives_the_same_values_and_gradients():
     inputs = grouped_batch()
     for kwargs in ({}, {"logprob_chunk": 2}):
         plain = logp_and_grads(model, inputs, **kwargs)
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
         try:  # on the default oneDNN route, which used to raise CheckpointError in backward
             assert_same(plain, logp_and_grads(model, inputs, **kwargs))
         finally:
-            model.gradient_checkpointing_disable()
+            (getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable)()
 
 
 def test_under_gradient_checkpointing_the_prompts_run_once():
     """Checkpointing turns the cache off: each row then runs whole once, without a prompt forward whose cache is
     dropped (the tokens the embedding sees count the forwards)."""
     model = build_tiny_model()[0]
-    model.gradient_checkpointing_enable()
+    enable_activation_checkpointing(model)
     seen = []
     model.get_input_embeddings().register_forward_hook(lambda module, args, out: seen.append(args[0].numel()))
     ids, mask, positions, response_ids, valid = grouped_batch()

@@ -26,7 +26,8 @@ PREFILLED = [3.0, -3.0, -0.5, -3.0, -3.0, -3.0]  # [1] opens a second <think> af
 NOT_PREFILLED = [-3.0, 3.0, -3.0, -3.0, -3.0, -3.0]
 
 
-@pytest.mark.parametrize(("response", "prefilled", "not_prefilled"), zip(RESPONSES, PREFILLED, NOT_PREFILLED))
+@pytest.mark.parametrize(("response", "prefilled", "not_prefilled"),
+                         list(zip(RESPONSES, PREFILLED, NOT_PREFILLED, strict=True)))
 def test_compute_score_by_hand(response, prefilled, not_prefilled):
     truth = {"solution_text_format": EXPECTED}
     got = compute_score("kk_logic", response, truth, {"prefilled_think": True})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.engine.sequences import positions_from_mask
 from logicrl.models import build_tiny_model
 from logicrl.rl.critic import ValueModel
@@ -25,7 +26,7 @@ def test_gradient_checkpointing_gives_the_same_values_and_gradients():
     policy = build_tiny_model()[0]
     plain = ValueModel(policy).train()
     torch.nn.init.normal_(plain.head.weight, std=0.1)  # a zero head would give the body no gradient
-    policy.gradient_checkpointing_enable()
+    enable_activation_checkpointing(policy)
     checkpointed = ValueModel(policy).train()  # the trainer copies the body after enabling checkpointing
     checkpointed.load_state_dict(plain.state_dict())
     assert checkpointed.body.gradient_checkpointing and not plain.body.gradient_checkpointing

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.models import load_model_and_tokenizer, lora_model, sparse_tied_embedding_grad
 from logicrl.models.lora import (
     REFERENCE_ADAPTER,
@@ -93,8 +94,7 @@ def load_run_models(cfg: TrainConfig, device: torch.device, compute_dtype: torch
     policy, tokenizer = load_model_and_tokenizer(
         source, dtype=compute_dtype if lora is not None else "float32", **load)
     if cfg.model.gradient_checkpointing:
-        enable = getattr(policy, "activation_checkpointing_enable", None)  # transformers >= 5
-        (enable or policy.gradient_checkpointing_enable)()
+        enable_activation_checkpointing(policy)
     critic = ValueModel(policy).to(device) if get_advantage_estimator(algo.advantage).needs_critic else None
     if lora is not None:
         policy = lora_model(policy, lora, checkpoint)

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from logicrl.config import StrictModel
 from logicrl.engine.allocator import keep_freed_memory
+from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad
 from logicrl.engine.threads import set_cpu_threads
@@ -218,7 +219,7 @@ class SFTTrainer:
             str(checkpoint or config.model.name), dtype="float32", device=str(device),
             trust_remote_code=config.model.trust_remote_code)
         if config.model.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+            enable_activation_checkpointing(self.model)
         sparse_tied_embedding_grad(self.model)
         self._load_examples(resuming=checkpoint is not None)
         self.optimizer = adamw(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
