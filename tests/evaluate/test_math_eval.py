@@ -21,7 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from logicrl.cli import app
+from logicrl.cli.eval import check_same_eval_command
 from logicrl.errors import DataError
+from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.math_check import STATUSES, extract_answer
 from logicrl.evaluate.math_data import load_math_problems
 from logicrl.evaluate.math_eval import BOXED_PROMPT, LOGIC_RL_MATH_PROMPT, MathEvalConfig
@@ -139,6 +141,22 @@ def test_bad_file_is_one_line_before_any_model_loads(tmp_path: Path) -> None:
         f"error: {tmp_path / 'bad.jsonl'}:1: no usable answer (answer/final_answer/solution) field "
         "(fields found: question, label)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_and_eval_math_refuse_each_others_folders(tmp_path: Path, problems: Path, puzzle_dir: Path) -> None:
+    """Both write results.json: a math eval into a puzzle eval's --out replaced its tables and mixed the samples."""
+    puzzle, math = tmp_path / "puzzle", tmp_path / "math"
+    for folder, config in ((puzzle, EvalConfig()), (math, MathEvalConfig())):
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({"config": config.model_dump(), "models": {}}))
+        check_same_eval_command(folder, config)  # its own kind: a rerun into the same --out
+    result = run_cli("eval", "math", "-m", "tiny-random", "--data", str(problems), "--out", str(puzzle))
+    assert result.returncode == 2 and result.stderr == (
+        f"error: --out {puzzle} holds an evaluation by `logicrl eval` (results.json): its files would be "
+        "overwritten or mixed with these; choose another --out\n")
+    result = run_cli("eval", "-m", "tiny-random", "--data", str(puzzle_dir), "--out", str(math))
+    assert result.returncode == 2 and "holds an evaluation by `logicrl eval math` (results.json)" in result.stderr
+    assert sorted(p.name for p in puzzle.iterdir()) == sorted(p.name for p in math.iterdir()) == ["results.json"]
 
 
 # ---- config -----------------------------------------------------------------------------------------------

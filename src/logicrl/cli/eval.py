@@ -162,6 +162,8 @@ def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, 
     be a model."""
     check_output_dir(out)
     check_not_another_output(out, own=summary)
+    if summary == RESULT_FILES[0]:
+        check_same_eval_command(out, cfg)
     if (out / SAMPLES_DIR).exists() and not (out / SAMPLES_DIR).is_dir():
         raise UserError(f"--out {out}: {out / SAMPLES_DIR} is a file, not a folder; choose another --out")
     if rescore:
@@ -178,6 +180,18 @@ def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, 
 
 
 RESULT_FILES = ("results.json", "table.md", "table.csv", "compare.json")
+MATH_ONLY_KEY = "check_timeout_s"  # a key of the config that `logicrl eval math` records, and only it
+
+
+def check_same_eval_command(out: Path, cfg: BackendConfig) -> None:
+    """`logicrl eval` and `logicrl eval math` both write results.json: refuse the other's folder, told apart by
+    `MATH_ONLY_KEY` in the config its results.json records (a math eval into a puzzle eval's --out replaced its
+    tables and put math samples beside its puzzle samples, which a later --rescore then failed on)."""
+    earlier = read_json_object(out / RESULT_FILES[0]).get("config")
+    if isinstance(earlier, dict) and (MATH_ONLY_KEY in earlier) != (MATH_ONLY_KEY in type(cfg).model_fields):
+        other = "logicrl eval math" if MATH_ONLY_KEY in earlier else "logicrl eval"
+        raise UserError(f"--out {out} holds an evaluation by `{other}` (results.json): its files would be "
+                        "overwritten or mixed with these; choose another --out")
 MEMORIZATION_FILES = ("memorization.json", "memorization.md", "memorization.csv")
 
 
