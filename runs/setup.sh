@@ -21,7 +21,9 @@ pip_install() {  # pip, without the machine-config noise about missing local ind
 install_torch() {  # the CPU build: PyPI has none, so +cpu matches only a wheel the machine's pip config offers
     pip_install "torch==2.13.0+cpu" 2>/dev/null && return
     pip_install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" 2>/dev/null && return
-    echo "warning: PyTorch's CPU index is unreachable: installing torch==2.13.0 from PyPI (on Linux the CUDA build, GBs)" >&2
+    echo "warning: no CPU build of torch==2.13.0 in pip's config and PyTorch's CPU index is unreachable: installing" \
+         "it from PyPI (on Linux the CUDA build, GBs). To avoid that, stop (Ctrl-C) and point pip at a CPU wheel:" \
+         "PIP_FIND_LINKS=<folder holding it> bash runs/setup.sh" >&2
     pip_install "torch==2.13.0"
 }
 if [ ! -f "$stamp" ]; then
