@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,20 @@ def test_smoothed_curves_are_what_is_plotted(tmp_path: Path, monkeypatch: pytest
     assert runner.invoke(app, ["compare", str(a), str(b), "--out", str(tmp_path / "raw")]).exit_code == 0
     assert not any("smoothed" in label for _, label, _, _ in drawn)
     assert ([1, 2, 3, 4, 5], [1.0, 2.0, 6.0, 3.0, 8.0]) in [(xs, ys) for _, label, xs, ys in drawn if label == "a"]
+
+
+def test_a_killed_compares_temporary_files_go_once_stale(tmp_path: Path) -> None:
+    """A compare killed mid-write leaves `.NAME.*.tmp`; the next one deletes those over an hour old (a younger one
+    may be another compare's, writing now), as report does."""
+    a, b = hand_runs(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, fresh = out / ".index.html.a34gapxe.tmp", out / ".curves_time.png.ef5_84un.tmp"
+    for leftover in (stale, fresh):
+        leftover.write_text("half")
+    os.utime(stale, (time.time() - 2 * 3600,) * 2)
+    assert runner.invoke(app, ["compare", str(a), str(b), "--out", str(out)]).exit_code == 0
+    assert not stale.exists() and fresh.exists() and (out / "index.html").is_file()
 
 
 def test_config_diff() -> None:

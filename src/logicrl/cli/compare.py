@@ -14,7 +14,7 @@ from logicrl.analysis.config import CompareConfig
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import UserError
-from logicrl.io import check_not_another_output, check_output_dir
+from logicrl.io import STALE_TEMP_S, check_not_another_output, check_output_dir, remove_temp_files
 
 console = Console()
 
@@ -52,6 +52,7 @@ def compare_cmd(
     cfg = load_config(CompareConfig, config, overrides, smooth=smooth)
     check_output_dir(out)
     check_not_another_output(out)
+    remove_temp_files(out, older_than_s=STALE_TEMP_S)  # a killed compare's, as report does
     comparison = build_comparison(run_refs(specs), cfg, eval_dir)
     page = write_comparison(comparison, out)
     print_summary(comparison)
