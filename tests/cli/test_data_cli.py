@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,6 +157,21 @@ def test_perturb_kinds_empty_refused_and_repeats_run_once(tmp_path: Path) -> Non
         f"error: --out {tmp_path / 'd'} holds a dataset (`logicrl data generate`) (manifest.json): its files would be "
         "overwritten or mixed with these; choose another --out\n")
     assert not (tmp_path / "d/leaf.jsonl").exists()
+
+
+def test_ctrl_c_says_interrupted_and_exits_130(tmp_path: Path) -> None:
+    """typer turned Ctrl-C into exit status 130 with nothing printed: the user saw a progress bar stop."""
+    out = tmp_path / "paper"
+    command = [sys.executable, "-c", "from logicrl.cli import main; main()", "data", "generate", "--preset", "paper",
+               "--out", str(out)]
+    with (tmp_path / "stderr").open("w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + 120
+        while not (out / ".lock").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    assert (tmp_path / "stderr").read_text().endswith("\ninterrupted\n")
 
 
 def test_data_without_puzzles_is_refused(tmp_path: Path) -> None:

@@ -106,9 +106,13 @@ def _root() -> None:
     """Rule-based RL of language models on Knights-and-Knaves puzzles (Logic-RL, end to end)."""
 
 
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
+
+
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one line and exit code 2, and logicrl's own
-    warnings into ``warning: ...`` lines (not the source line that raised them). A character the terminal's
+    """Console entry point: run the app, turning user errors into one line and exit code 2, Ctrl-C into
+    ``interrupted`` and exit code 130, and logicrl's own warnings into ``warning: ...`` lines (not the source line
+    that raised them). A character the terminal's
     encoding lacks (``Δ``, ``≤``, ``–`` under ``LC_ALL=C`` without UTF-8 mode) prints escaped (``\u0394``), as on
     stderr by default, rather than ending the command with a UnicodeEncodeError after its files are written."""
     warnings.showwarning = _show_warning
@@ -120,9 +124,13 @@ def main() -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except SystemExit as exc:  # typer turns Ctrl-C (KeyboardInterrupt) into exit status 130 without a word
+        if exc.code == INTERRUPTED:
+            print("\ninterrupted", file=sys.stderr)
+        raise
+    except KeyboardInterrupt:  # (raised outside typer's handling)
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
