@@ -32,6 +32,10 @@ def test_train_then_resume_with_more_steps(puzzle_dir, tmp_path):
     assert again.returncode == 2 and again.stderr.strip().splitlines()[-1].startswith("error: ")
     resumed = run_cli("train", "--resume", str(out), "--steps", "2")
     assert resumed.returncode == 0, resumed.stderr
+    assert [m["step"] for m in read_metrics(out, "train")] == [1, 2] and "nothing left" not in resumed.stderr
+    finished = run_cli("train", "--resume", str(out))  # it said nothing of being done
+    assert finished.returncode == 0
+    assert f"note: {out} has finished its 2 steps: nothing left to train\n" in finished.stderr
     assert [m["step"] for m in read_metrics(out, "train")] == [1, 2]
 
 

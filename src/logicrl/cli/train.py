@@ -78,6 +78,9 @@ def _run(trainer_class, cfg, resume: Path | None, check, describe, command: str,
     except ModelNotFoundError as exc:
         raise UserError(str(exc)) from None
     console.print(describe(trainer), soft_wrap=True)
+    if trainer.start_step > len(trainer.schedule):
+        console.print(f"note: {cfg.out_dir} has finished its {len(trainer.schedule)} steps: nothing left to train",
+                      soft_wrap=True, markup=False)
     _print_final(trainer.fit())
 
 
