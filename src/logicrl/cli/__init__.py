@@ -112,9 +112,9 @@ INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGIN
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2, Ctrl-C into
     ``interrupted`` and exit code 130, and logicrl's own warnings into ``warning: ...`` lines (not the source line
-    that raised them). A character the terminal's
-    encoding lacks (``Δ``, ``≤``, ``–`` under ``LC_ALL=C`` without UTF-8 mode) prints escaped (``\u0394``), as on
-    stderr by default, rather than ending the command with a UnicodeEncodeError after its files are written."""
+    that raised them). A character the terminal's encoding lacks (``Δ``, ``≤``, ``–`` under ``LC_ALL=C`` without
+    UTF-8 mode) prints escaped (``\u0394``), as on stderr by default, rather than ending the command with a
+    UnicodeEncodeError after its files are written."""
     warnings.showwarning = _show_warning
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # a TextIOWrapper (not a test's capture)

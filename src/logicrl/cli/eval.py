@@ -180,6 +180,7 @@ def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, 
 
 
 RESULT_FILES = ("results.json", "table.md", "table.csv", "compare.json")
+MEMORIZATION_FILES = ("memorization.json", "memorization.md", "memorization.csv")
 MATH_ONLY_KEY = "check_timeout_s"  # a key of the config that `logicrl eval math` records, and only it
 
 
@@ -192,7 +193,6 @@ def check_same_eval_command(out: Path, cfg: BackendConfig) -> None:
         other = "logicrl eval math" if MATH_ONLY_KEY in earlier else "logicrl eval"
         raise UserError(f"--out {out} holds an evaluation by `{other}` (results.json): its files would be "
                         "overwritten or mixed with these; choose another --out")
-MEMORIZATION_FILES = ("memorization.json", "memorization.md", "memorization.csv")
 
 
 def start_results(cfg: BackendConfig, out: Path, files: tuple[str, ...], specs: list[ModelSpec],

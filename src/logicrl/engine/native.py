@@ -9,8 +9,9 @@ Two libraries, for the fast engine's decode step (docs/performance.md, "Compiled
   write, one call each where PyTorch runs a dozen small ops (`logicrl.engine.fused`).
 
 They need x86-64 with AVX-512 and a compiler with OpenMP (``$CC``, else ``cc``: gcc, or clang with libomp); the
-first build takes a few seconds, later processes load the cached libraries. Where one cannot be built (no compiler, another CPU,
-``LOGICRL_NATIVE=0``) `library` gives None, `unavailable_reason` says why, and the engine keeps PyTorch's ops.
+first build takes a few seconds, later processes load the cached libraries. Where one cannot be built (no
+compiler, another CPU, ``LOGICRL_NATIVE=0``) `library` gives None, `unavailable_reason` says why, and the engine
+keeps PyTorch's ops.
 
 A build is keyed by the source, the compiler's version, the flags and the CPU (``-march=native`` code may not run
 on another CPU that shares the cache directory), and stored under `logicrl.io.cache_root` ``/kernels``; it is
