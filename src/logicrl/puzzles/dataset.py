@@ -44,6 +44,7 @@ from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS, pe
 from logicrl.puzzles.public import is_public_dir, public_files, public_path, twin_files
 from logicrl.puzzles.record import Puzzle, decode_statements_field
 from logicrl.puzzles.sampler import MAX_PEOPLE, Level, StatementSampler, sample_unique_puzzle
+from logicrl.puzzles.solver import first_conflict
 
 T = TypeVar("T")
 
@@ -453,7 +454,8 @@ def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str,
                 except (ValueError, KeyError, TypeError) as exc:  # unchecked and unreadable: left as is
                     if check:
                         raise DataError(f"{where}: {exc}") from None
-            if check and puzzle is not None and not _answers_consistently(puzzle):
+            # the solution must be consistent (not unique: a public twin may have several solutions)
+            if check and puzzle is not None and first_conflict(puzzle.statements, puzzle.solution) >= 0:
                 raise DataError(f"{where}: 'solution' contradicts the statements (a knight's statement false or a "
                                 "knave's true): the reward would score against a wrong answer; fix or drop the row")
             if puzzle is not None and not row.get("id"):
@@ -464,13 +466,6 @@ def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str,
                 _claim_id(str(row["id"]), (row.get("quiz"), row.get("solution_text_format")), where, owners)
             records.append(row)
     return records
-
-
-def _answers_consistently(puzzle: Puzzle) -> bool:
-    """Whether the puzzle's ``solution`` is a consistent assignment: each knight's statement true, each knave's
-    false (whether it is the only one is not asked: a public twin may have several)."""
-    return all(statement.evaluate(puzzle.solution) == role
-               for statement, role in zip(puzzle.statements, puzzle.solution, strict=True))
 
 
 def _free_id(base: str, owners: dict[str, Any]) -> str:
