@@ -285,17 +285,17 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
 def _not_found_message(name: str, path: str, err: Exception, offline: bool) -> str:
     """One line saying why ``name`` could not be loaded and what to pass instead (the error's text joined into
     one line: tokenizers breaks its reasons over several)."""
-    first_line = " ".join(str(err).split())[:400] or type(err).__name__
+    reason = " ".join(str(err).split())[:400] or type(err).__name__
     if Path(path).exists():
-        return f"could not load model {name!r} from {path}: {first_line}"
-    if offline or "connect" in first_line.lower():
+        return f"could not load model {name!r} from {path}: {reason}"
+    if offline or "connect" in reason.lower():
         return (
             f"model {name!r} not found locally and the hub is unreachable: "
             f"pass a local path or the alias {DEFAULT_MODEL}"
         )
     return (
         f"model {name!r} not found: not a local directory and not loadable from the Hugging Face hub "
-        f"({first_line}); check the id and HF_TOKEN, or pass a local path or the alias {DEFAULT_MODEL}"
+        f"({reason}); check the id and HF_TOKEN, or pass a local path or the alias {DEFAULT_MODEL}"
     )
 
 
