@@ -154,13 +154,13 @@ def test_tiny_alias_builds_once_then_is_a_lookup(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("cache", ["a file on the way", "/proc"])
 def test_alias_cache_that_cannot_be_written_is_one_line(tmp_path, cache):
-    """Where no alias can be built (LOGICRL_CACHE under a file, or on a virtual file system), the error names
-    the variable before any build starts; a later write failure names the target."""
+    """Where no alias can be built (the cache under a file, or on a virtual file system), the error names the
+    cache and the variable that moves it, before any build starts; a later write failure names the target."""
     if cache == "/proc" and not Path("/proc/self").is_dir():
         pytest.skip("needs Linux's /proc")
     (tmp_path / "f").write_text("x")
     root = tmp_path / "f" / "cache" if cache != "/proc" else Path("/proc/logicrl-cache")
-    pattern = f"^LOGICRL_CACHE {re.escape(str(root))}: .*; choose another LOGICRL_CACHE$"
+    pattern = f"^the model cache {re.escape(str(root))}: .*; set LOGICRL_CACHE to a folder that can be written$"
     with pytest.raises(UserError, match=pattern):
         resolve_model_path(TINY_MODEL, cache_dir=root)
 
@@ -268,14 +268,23 @@ def test_directory_without_config_is_not_a_model(tmp_path):
         load_model_and_tokenizer(str(tmp_path), device="cpu")
 
 
-@pytest.mark.parametrize("files", [{"config.json": "{"}, "config only", "damaged weights"])
+def test_a_checkpoint_without_a_tokenizer_is_refused_before_loading(tmp_path, tiny):
+    """A folder with a model but no tokenizer files is refused by `check_model_name` (what eval runs on every
+    --model before the first loads) and by the loader, in one line; the same folder with the tokenizer passes."""
+    write_checkpoint(tiny[0], None, tmp_path)
+    for refuse in (check_model_name, lambda name: load_model_and_tokenizer(name, device="cpu")):
+        with pytest.raises(ModelNotFoundError, match=f"^model directory '{tmp_path}' has no tokenizer ") as info:
+            refuse(str(tmp_path))
+        assert "\n" not in str(info.value)
+    tiny[1].save_pretrained(tmp_path)
+    check_model_name(str(tmp_path))
+
+
+@pytest.mark.parametrize("files", [{"config.json": "{", "tokenizer_config.json": "{}"}, "damaged weights"])
 def test_a_damaged_checkpoint_is_a_one_line_model_error(tmp_path, tiny, files):
-    """transformers raises ValueError (not OSError) for a config.json that is not JSON and for a folder with a
-    config but no tokenizer (whose reasons span several lines), safetensors its own error for a damaged
-    weights file."""
-    if files == "config only":
-        tiny[0].config.save_pretrained(tmp_path)
-    elif files == "damaged weights":
+    """transformers raises ValueError (not OSError) for a config.json that is not JSON, safetensors its own error
+    for a damaged weights file."""
+    if files == "damaged weights":
         write_checkpoint(*tiny, tmp_path)
         (tmp_path / "model.safetensors").write_bytes(b"\xff" * 64)
     else:

@@ -47,31 +47,31 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "logicrl"
 
 
-def check_output_dir(path: Path, option: str = "--out") -> None:
+def check_output_dir(path: Path, option: str = "--out", fix: str | None = None) -> None:
     """Refuse, before any work and leaving nothing behind, a folder that outputs cannot go to: a file on its
     path, or a place where nothing can be created (permissions, a read-only or virtual file system). The
     nearest folder of ``path`` that exists is probed by making a temporary file in it (`os.access` would say
-    yes to root on a read-only or virtual file system). Raises a UserError naming ``option``, the path and
-    why.
+    yes to root on a read-only or virtual file system). Raises a UserError naming ``option``, the path, why,
+    and ``fix`` (default: "choose another ``option``").
     """
     path = Path(path)
+    fix = fix or f"choose another {option}"
     base = path
     while not base.exists() and base != base.parent:
         base = base.parent
     if not base.is_dir():
-        raise UserError(f"{option} {path}: {base} is a file, not a folder; choose another {option}")
+        raise UserError(f"{option} {path}: {base} is a file, not a folder; {fix}")
     try:
         with tempfile.TemporaryFile(dir=base):
             pass
     except OSError as exc:
-        raise UserError(f"{option} {path}: nothing can be written in {base} ({exc.strerror}); "
-                        f"choose another {option}") from None
+        raise UserError(f"{option} {path}: nothing can be written in {base} ({exc.strerror}); {fix}") from None
 
 
 OUTPUT_MARKS = {  # a file each command writes at the top of its output folder -> what that folder holds
     "manifest.json": "a dataset (`logicrl data generate`)",
     "config.yaml": "a run (`logicrl train`, `logicrl sft`)",
-    "results.json": "an evaluation (`logicrl eval`)",
+    "results.json": "an evaluation (`logicrl eval` or `logicrl eval math`)",
     "memorization.json": "a memorization evaluation (`logicrl eval memorization`)",
 }
 

@@ -133,7 +133,8 @@ def resolve_model_path(name_or_path: str, *, cache_dir: Path | None = None) -> s
     target = Path(cache_dir if cache_dir is not None else default_cache_dir()) / alias.name
     fingerprint = _cache_fingerprint(alias)
     if not _is_cached(target, fingerprint):
-        check_output_dir(target.parent, "LOGICRL_CACHE")  # a cache nothing can be written to: one line
+        # a cache nothing can be written to: one line, whichever variable (or none) put it there
+        check_output_dir(target.parent, "the model cache", fix="set LOGICRL_CACHE to a folder that can be written")
         logger.info("building model alias %r into %s", alias.name, target)
         try:
             _build_cached(alias, target, fingerprint)
@@ -223,14 +224,25 @@ def _looks_like_repo_id(name: str) -> bool:
     return True
 
 
+# Files of which a saved tokenizer has at least one (transformers writes tokenizer_config.json; older or
+# slow-only tokenizers may have only their vocabulary files).
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model")
+
+
 def _check_local(name: str, path: str) -> None:
-    """Raise ModelNotFoundError for paths that cannot hold a checkpoint, before transformers tries."""
+    """Raise ModelNotFoundError for paths that cannot hold a checkpoint, before transformers tries: a file, a
+    directory without config.json, or one without any `TOKENIZER_FILES` (a model saved without its
+    tokenizer, which `AutoTokenizer` would only refuse after everything before it has run)."""
     hint = f"pass a checkpoint directory, a Hugging Face model id, or the alias {DEFAULT_MODEL}"
     local = Path(path)
     if local.is_file():
         raise ModelNotFoundError(f"model {name!r} is a file, not a checkpoint directory: {hint}")
     if local.is_dir() and not (local / "config.json").is_file():
         raise ModelNotFoundError(f"model directory {name!r} has no config.json: {hint}")
+    if local.is_dir() and not any((local / file).is_file() for file in TOKENIZER_FILES):
+        raise ModelNotFoundError(f"model directory {name!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}):"
+                                 " save the tokenizer into it (tokenizer.save_pretrained), or pass another model")
     if not local.exists() and not _looks_like_repo_id(path):
         raise ModelNotFoundError(f"model path {name!r} does not exist: {hint}")
 
