@@ -92,6 +92,12 @@ def test_unknown_keys_name_the_valid_ones(tmp_path: Path) -> None:
         load_config(Toy, path)
 
 
+def test_an_optional_section_names_its_keys() -> None:
+    """``model.lora`` is ``LoraConfig | None``: its keys were listed as none at all."""
+    with pytest.raises(ConfigError, match=r"^unknown config key 'model.lora.rank' \(valid keys: r, lora_alpha, "):
+        load_config(TrainConfig, overrides=["model.lora.rank=8"])
+
+
 def test_wrong_types(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="^steps: Input should be a valid integer"):
         load_config(Toy, overrides=["steps=abc"])
@@ -246,7 +252,8 @@ def test_an_endpoint_must_be_an_http_url_with_a_host(endpoint: str) -> None:
 
 @pytest.mark.parametrize(("model", "override"), [
     (TrainConfig, "optim.lr=inf"), (TrainConfig, "algorithm.kl_coef=.inf"), (TrainConfig, "rollout.temperature=-inf"),
-    (EvalConfig, "temperature=inf"), (EvalConfig, "top_p=nan")])
+    (EvalConfig, "temperature=inf"), (EvalConfig, "top_p=nan"), (TrainConfig, "reward.correct=.nan"),
+    (TrainConfig, "reward.wrong=-.inf")])
 def test_a_float_must_be_finite(model, override: str) -> None:
     """`optim.lr=inf` trained to NaN weights with exit 0; every config refuses a value that is not finite."""
     key = override.partition("=")[0]

@@ -9,6 +9,7 @@ Errors come out as one line: ``config error: ...``.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -166,13 +167,16 @@ def _gives(tree: Mapping[str, Any], loc: tuple) -> bool:
 
 
 def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the (nested) config section at ``loc``."""
+    """Field names of the (nested) config section at ``loc``; an optional section (``LoraConfig | None``)
+    lists its model's."""
     for part in loc:
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        sections = [a for a in typing.get_args(annotation) or (annotation,)
+                    if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(sections) != 1:
             return []
-        model = annotation
+        model = sections[0]
     return list(model.model_fields)
 
 

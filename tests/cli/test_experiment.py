@@ -277,4 +277,7 @@ def test_check_runs_takes_a_run_directory_for_its_last_checkpoint(puzzle_dir, tm
     with pytest.raises(UserError, match="run a: .*step_000010.* config.json"):
         check_runs(cfg)  # the last checkpoint is looked at, and it has no config.json yet
     (cold / "checkpoints" / "step_000010" / "config.json").write_text("{}")
+    with pytest.raises(UserError, match="run a: .*step_000010.* has no tokenizer"):
+        check_runs(cfg)  # a model saved without its tokenizer would fail when the run loads it
+    (cold / "checkpoints" / "step_000010" / "tokenizer_config.json").write_text("{}")
     check_runs(cfg)

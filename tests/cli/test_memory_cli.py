@@ -18,10 +18,12 @@ QWEN_7B = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden
 
 @pytest.fixture
 def qwen_7b_dir(tmp_path):
-    """A 'checkpoint' with a Qwen2.5-7B-shaped config.json and no weights: loading it would fail."""
+    """A 'checkpoint' with a Qwen2.5-7B-shaped config.json, a tokenizer config and no weights: loading it would
+    fail."""
     path = tmp_path / "qwen7b"
     path.mkdir()
     (path / "config.json").write_text(json.dumps(QWEN_7B))
+    (path / "tokenizer_config.json").write_text("{}")
     return path
 
 

@@ -167,8 +167,9 @@ def test_chunks_sample_what_one_call_over_all_puzzles_does(test_records: list[di
     """The chunks of a (resumed) run draw the seeds one call over the whole list would: batch i of the list
     samples with seed + its first puzzle's index, wherever the list was cut."""
     model, tokenizer = load_model_and_tokenizer(TINY_MODEL, device="cpu")
-    common = {"prompt": PromptConfig(), "reward": RewardConfig(), "max_new_tokens": 6, "greedy": False, "batch_size": 2, "seed": 3}
-    whole = generate_and_score(model, tokenizer, test_records, **common)
+    common = {"prompt": PromptConfig(), "max_new_tokens": 6, "greedy": False, "batch_size": 2, "seed": 3}
+    whole = generate_and_score(model, tokenizer, test_records, **common)  # no reward given: the paper's
+    assert generate_and_score(model, tokenizer, test_records, reward=RewardConfig(), **common) == whole
     chunked = [row for first in range(0, len(test_records), 2)
                for row in generate_and_score(model, tokenizer, test_records[first:first + 2], first_index=first,
                                              **common)]

@@ -27,7 +27,34 @@ def test_reward_function_on_plain_and_conversational_completions():
     rewards = kk_reward(prompts=prompts, completions=completions, solution_text_format=[EXPECTED] * 3,
                         completion_ids=None, trainer_state=None, log_extra=logged.__setitem__, log_metric=None)
     assert rewards == [3.0, 3.0, -0.5]
-    assert logged["answer_status"] == ["correct", "correct", "wrong"]
+    assert logged["kk_reward/answer_status"] == ["correct", "correct", "wrong"]
+
+
+def test_two_rewards_in_one_trainer_log_their_own_columns():
+    """TRL extends each logged column by every reward function's values: two instances under one column name
+    made it twice as long as the batch, and TRL's completions table (a DataFrame) failed."""
+    logged = {}
+    lenient = KKReward(RewardConfig(mode="logic-rl"), name="kk_logic_rl")
+    completion = f"{THINK}</think><answer>{CLAIMS}</answer> ok"  # text after the answer: strict fails it
+    for reward in (kk_reward, lenient):
+        reward(["Q <think>"], [completion], [EXPECTED], log_extra=logged.__setitem__)
+    assert logged == {"kk_reward/answer_status": ["correct"], "kk_reward/format_reason": ["text after </answer>"],
+                      "kk_logic_rl/answer_status": ["correct"], "kk_logic_rl/format_reason": [""]}
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "thinking"])
+def test_a_think_block_that_trl_parsed_out_is_scored_in_place(field):
+    """With a response template (Qwen3's, transformers 5) TRL hands the think block over in its own field, tags
+    removed; it is put back before the content, and never counted twice with a pre-filled prompt."""
+    parsed = [{"role": "assistant", "content": f"<answer>{CLAIMS}</answer>", field: THINK}]
+    prefilled = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "<think>"}]
+    assert kk_reward([[{"role": "user", "content": "Q"}], prefilled], [parsed, parsed], [EXPECTED] * 2) == [3.0, 3.0]
+    assert kk_reward(["Q"], [[{"role": "assistant", "content": f"<answer>{CLAIMS}</answer>"}]], [EXPECTED]) == [-3.0]
+
+
+def test_one_expected_answer_per_completion():
+    with pytest.raises(ValueError, match="^kk_reward: 2 completions but 1 solution_text_format values"):
+        kk_reward(["Q", "Q"], ["a", "b"], [EXPECTED])
 
 
 def test_prefill_read_from_the_prompt():

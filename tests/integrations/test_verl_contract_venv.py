@@ -63,7 +63,7 @@ VARIANTS = [
     ["algorithm.advantage=reinforce_pp_baseline", "algorithm.kl_placement=none", "prompt.prefill=''",
      "reward.mode=logic-rl", "optim.schedule=cosine", "optim.warmup_steps=3", "data.schedule=mixed"],
     ["algorithm.policy_loss=gspo", "algorithm.loss_agg=seq-mean-token-mean", "algorithm.tis_cap=2.0"],
-    ["algorithm.policy_loss=cispo"],
+    ["algorithm.policy_loss=cispo", "algorithm.loss_agg=seq-mean-token-sum-norm"],
 ]
 
 
@@ -131,6 +131,8 @@ def test_other_mappings_compose_and_validate(overrides: list[str], dataset: Path
     actor = composed.actor_rollout_ref.actor
     assert actor.policy_loss.loss_mode == cfg.algorithm.policy_loss
     assert (actor.clip_ratio_low, actor.clip_ratio_high) == cfg.algorithm.clip_range()
+    # Dr.GRPO's C: the generation budget, as `logicrl train` divides by (veRL's default: the padded width)
+    assert (actor.loss_agg_mode, actor.loss_scale_factor) == (cfg.algorithm.loss_agg, cfg.loss_norm_constant())
 
 
 @pytest.mark.parametrize("text", ["{{ 'a' }}\n{{ \"b\" }}", "it's \\'x\\' ${not.interp} a,b=[c]:{d}", "ends\\"])
@@ -174,7 +176,7 @@ def test_verl_reward_manager_scores_like_logicrl(dataset: Path, tmp_path: Path) 
                  f" They cannot all lie.</think><answer>{wrong}</answer>",
                  f"<think> Hmm.</think><answer>{answer}</answer>", f"<answer>{answer}</answer>", ""]
     prompt_ids = torch.tensor([tokenizer("Q")["input_ids"]])
-    totals = []
+    totals, accuracies = [], []
     for response in responses:
         ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         batch = DataProto.from_dict(
@@ -182,12 +184,15 @@ def test_verl_reward_manager_scores_like_logicrl(dataset: Path, tmp_path: Path) 
                      "attention_mask": torch.ones(1, prompt_ids.shape[1] + len(ids), dtype=torch.long)},
             non_tensors={key: np.array([row[key]], dtype=object)
                          for key in ("data_source", "reward_model", "extra_info")})
-        totals.append(manager.loop.run_until_complete(manager.run_single(batch))["reward_score"])
+        result = manager.loop.run_until_complete(manager.run_single(batch))
+        totals.append(result["reward_score"])
+        accuracies.append(result["reward_extra_info"]["acc"])  # validation's headline metric: solved or not
         assert tokenizer.decode(ids, skip_special_tokens=True) == response  # what veRL decodes is the text
         expected = score(response, answer, prefilled_think=True, roles=truth["knight_knave"], question=truth["quiz"])
         assert totals[-1] == expected.total, response
     # Hand-checked: right, wrong, a second <think> after the pre-filled one, no think block, nothing.
     assert totals == [3.0, -0.5, -3.0, -3.0, -3.0]
+    assert accuracies == [1.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def test_stage_checkpoint_hands_off_fp32(dataset: Path, tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ def test_parquet_round_trip_scores_with_compute_score(dataset: Path, tmp_path: P
     assert rows == expected
     truth = rows[0]["reward_model"]["ground_truth"]
     right = f"Only this assignment is consistent.</think><answer>{truth['solution_text_format']}</answer>"
-    assert compute_score(rows[0]["data_source"], right, truth, rows[0]["extra_info"]) == 3.0
+    assert compute_score(rows[0]["data_source"], right, truth, rows[0]["extra_info"]) == {"score": 3.0, "acc": 1.0,
+                                                                                          "format": 1.0}
 
 
 QUIZ = 'Zoey says "Oliver is a knave".\nWho is who?'

@@ -101,7 +101,8 @@ def test_paper_recipe_maps_to_reinforce_pp_with_k3_kl_loss() -> None:
       "actor_rollout_ref.actor.entropy_coeff": "0.01"}),
     (["algorithm.mini_batch_size=16", "algorithm.update_epochs=2", "algorithm.loss_agg=seq-mean-token-sum-norm"],
      {"actor_rollout_ref.actor.ppo_mini_batch_size": "2", "actor_rollout_ref.actor.ppo_epochs": "2",
-      "actor_rollout_ref.actor.loss_agg_mode": "seq-mean-token-sum-norm"}),
+      "actor_rollout_ref.actor.loss_agg_mode": "seq-mean-token-sum-norm",
+      "actor_rollout_ref.actor.loss_scale_factor": "4096.0"}),
 ])
 def test_algorithm_mapping(overrides: list[str], expected: dict[str, str]) -> None:
     got = as_dict(algorithm_overrides(train_config(*overrides), VerlClusterConfig()))

@@ -135,11 +135,19 @@ def test_parse_statements_field_errors(value, message: str) -> None:
         ({"n_people": "two"}, "'n_people' must be 2, the number of statements and names, got 'two'"),
         ({"n_people": 3}, "'n_people' must be 2"),
         ({"n_people": True}, "'n_people' must be 2"),
+        ({"seed": "abc"}, "'seed' must be a whole number, got 'abc'"),
+        ({"depth": [2]}, r"'depth' must be a whole number, got \[2\]"),
     ],
 )
 def test_from_record_errors_name_the_field(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Puzzle.from_record(PUBLIC_ROW | change)
+
+
+def test_null_optional_numbers_are_absent() -> None:
+    """parquet writes a field that some rows lack as null: such a row reads as one without the field."""
+    nulls = Puzzle.from_record(PUBLIC_ROW | {"seed": None, "depth": None, "width": None})
+    assert nulls == Puzzle.from_record(PUBLIC_ROW) and (nulls.seed, nulls.depth, nulls.width) == (0, 2, 2)
 
 
 def test_from_record_missing_fields() -> None:

@@ -4,6 +4,7 @@ Run: .venv/bin/python -m pytest tests/reward/test_parse.py
 """
 
 import re
+from types import MappingProxyType
 
 import pytest
 
@@ -162,6 +163,8 @@ def test_role_pair():
     assert role_pair(None) is None
     assert role_pair(("Sage", "Fool")) == ("sage", "fool")
     assert role_pair({"knight": "angel", "knave": "devil", "a_knight": "an angel"}) == ("angel", "devil")
+    # any mapping (a read-only view, an OmegaConf DictConfig) is read by its keys' values, not as a pair of keys
+    assert role_pair(MappingProxyType({"knight": "angel", "knave": "devil"})) == ("angel", "devil")
     for bad in ["knight", ("a",), ("a", "a"), {"x": 1}, 3]:
         with pytest.raises(ValueError):
             role_pair(bad)

@@ -405,3 +405,15 @@ def test_inputs_reject_mismatched_shapes():
                         values=torch.zeros(2, 4))
     with pytest.raises(ValueError, match="scores"):
         grpo_advantages(torch.zeros(3), torch.zeros(2), torch.ones(2, 3))
+    longer = r"^token_rewards must have the mask's shape \(2, 3\), got \(2, 4\)"  # rewards longer than the mask
+    with pytest.raises(ValueError, match=longer):
+        gae_advantages(torch.zeros(2, 4), torch.zeros(2, 3), torch.ones(2, 3))
+    with pytest.raises(ValueError, match=longer):
+        reinforce_pp_advantages(torch.zeros(2, 4), torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("estimator", [grpo_advantages, rloo_advantages, reinforce_pp_baseline_advantages])
+def test_integer_scores_are_refused_by_name(estimator):
+    """Integer rewards (0/1 accuracy) made a torch dtype error deep inside the group statistics."""
+    with pytest.raises(ValueError, match=r"^scores must be a floating-point tensor, got torch.int64"):
+        estimator(torch.tensor([1, 0]), torch.tensor([0, 0]), torch.ones(2, 3))

@@ -141,3 +141,8 @@ def test_adaptive_controller_by_hand():
 def test_adaptive_controller_rejects_bad_settings(args):
     with pytest.raises(ValueError):
         AdaptiveKLController(*args)
+
+
+def test_kl_estimate_refuses_shapes_that_would_broadcast():
+    with pytest.raises(ValueError, match=r"^ref_logp must have logp's shape \(2, 3\), got \(1, 3\)"):
+        kl_estimate(torch.zeros(2, 3), torch.zeros(1, 3), "k3")

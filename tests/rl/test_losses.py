@@ -194,3 +194,10 @@ def test_entropy_is_stable_for_extreme_and_masked_logits():
     assert h[1].item() == pytest.approx(math.log(2))
     h.sum().backward()
     assert torch.isfinite(logits.grad).all()
+
+
+def test_per_sequence_advantages_must_be_given_per_token():
+    """Advantages [B] broadcast against [B, T] to another loss (or failed inside torch): refused by name."""
+    logp = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"^advantages must have logp's shape \(2, 3\), got \(2, 1\)"):
+        policy_loss(logp, logp, torch.ones(2, 1), torch.ones(2, 3))

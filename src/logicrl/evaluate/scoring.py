@@ -17,7 +17,7 @@ from typing import Any
 from logicrl.engine.decode import generate
 from logicrl.engine.sequences import Generation
 from logicrl.prompts import END_OF_TURN_TOKENS, PromptConfig, encode_prompts
-from logicrl.reward.score import RewardConfig, ScoreBreakdown, score
+from logicrl.reward.score import DEFAULT_CONFIG, RewardConfig, ScoreBreakdown, score
 
 # Scores one decoded response to a record: ``scorer(record, sample=, response=, length=, truncated=,
 # prefilled_think=)`` -> (row, verdict); `score_sample` with a reward config is the puzzles' scorer.
@@ -25,12 +25,10 @@ Scorer = Callable[..., tuple[dict[str, Any], Any]]
 
 
 def resolve_scorer(reward: RewardConfig | None, scorer: Scorer | None) -> Scorer:
-    """``scorer`` if given, else the puzzle reward `score_sample` with ``reward``."""
+    """``scorer`` if given, else the puzzle reward `score_sample` with ``reward`` (default: the paper's)."""
     if scorer is not None:
         return scorer
-    if reward is None:
-        raise ValueError("give a reward config (puzzles) or a scorer")
-    return partial(score_sample, reward=reward)
+    return partial(score_sample, reward=reward or DEFAULT_CONFIG)
 
 
 def score_generation(

@@ -13,20 +13,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from logicrl.reward.parse import THINK_OPEN, starts_inside_think
+from logicrl.reward.parse import THINK_CLOSE, THINK_OPEN, starts_inside_think
 from logicrl.reward.score import DEFAULT_CONFIG, RewardConfig, score
+
+# The message fields in which TRL's `parse_response` (transformers 5, a tokenizer with a response template or
+# schema, e.g. Qwen3's) puts the think block it cut out of the content, tags removed.
+REASONING_FIELDS = ("reasoning_content", "thinking")
 
 
 def completion_text(completion: Any) -> str:
-    """The text of a TRL completion: a string, or (conversational) a list of message dicts."""
+    """The text of a TRL completion: a string, or (conversational) a list of message dicts. A message whose think
+    block TRL parsed out into a `REASONING_FIELDS` field is put back together as ``<think>reasoning</think>``
+    before its content (the whitespace around the tags, which the parser drops, is not restored)."""
     if isinstance(completion, str):
         return completion
-    return "".join(str(message.get("content") or "") for message in completion)
+    return "".join(_message_text(message) for message in completion)
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = str(message.get("content") or "")
+    reasoning = next((message[field] for field in REASONING_FIELDS if message.get(field)), None)
+    return content if reasoning is None else f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{content}"
+
+
+def has_parsed_reasoning(completion: Any) -> bool:
+    """Whether TRL parsed a think block out of ``completion`` (then `completion_text` opens it itself)."""
+    return not isinstance(completion, str) and any(
+        message.get(field) for message in completion for field in REASONING_FIELDS)
 
 
 def prompt_prefills_think(prompt: Any) -> bool | None:
     """Whether a TRL prompt ends with ``<think>`` (a string, or messages whose last one is the assistant's);
-    None when it cannot be told."""
+    None when it cannot be told. Messages that end with the user's turn say False: a chat template that opens
+    the think block in its generation prompt (DeepSeek-R1's distills) is not seen here, so give
+    ``KKReward(prefilled_think=True)`` for one."""
     if isinstance(prompt, str):
         return prompt.rstrip().endswith(THINK_OPEN)
     if isinstance(prompt, Sequence) and prompt and isinstance(prompt[-1], dict):
@@ -42,7 +62,9 @@ class KKReward:
         config: the reward constants and mode; None uses the paper's.
         prefilled_think: force the pre-fill flag; None reads it from each prompt (ends with ``<think>``?),
             and falls back to ``starts_inside_think`` on the completion.
-        name: the name TRL logs the reward under (``rewards/<name>/mean``).
+        name: the name TRL logs the reward under (``rewards/<name>/mean``), and the prefix of the columns it
+            adds to TRL's completions log (``<name>/answer_status``, ``<name>/format_reason``), so that two
+            instances in one trainer keep their own.
     """
 
     def __init__(
@@ -63,20 +85,24 @@ class KKReward:
         **_: Any,
     ) -> list[float]:
         """Score a batch; ``log_extra`` (given by TRL) receives each answer status and format reason."""
+        if len(solution_text_format) != len(completions):
+            raise ValueError(f"{self.__name__}: {len(completions)} completions but {len(solution_text_format)} "
+                             "solution_text_format values: give one expected answer per completion")
         breakdowns = []
         for i, completion in enumerate(completions):
             text = completion_text(completion)
+            opened_here = has_parsed_reasoning(completion)  # the think block's opening tag is in the text
             breakdowns.append(score(
                 text,
                 solution_text_format[i],
-                prefilled_think=self._prefilled(prompts[i] if prompts else None, text),
+                prefilled_think=not opened_here and self._prefilled(prompts[i] if prompts else None, text),
                 roles=None if knight_knave is None else knight_knave[i],
                 question=None if quiz is None else quiz[i],
                 config=self.config,
             ))
         if callable(log_extra):
-            log_extra("answer_status", [b.answer_status for b in breakdowns])
-            log_extra("format_reason", [b.format_reason or "" for b in breakdowns])
+            log_extra(f"{self.__name__}/answer_status", [b.answer_status for b in breakdowns])
+            log_extra(f"{self.__name__}/format_reason", [b.format_reason or "" for b in breakdowns])
         return [b.total for b in breakdowns]
 
     def _prefilled(self, prompt: Any, text: str) -> bool:

@@ -17,6 +17,11 @@ from typing import Any
 
 from logicrl.reward.score import RewardConfig, score
 
+# Keywords veRL's reward loop passes to every custom reward function when a reward model router is set up
+# (`verl.experimental.reward_loop.reward_manager.naive`): nothing a rule-based reward reads.
+VERL_KEYWORDS = frozenset({"reward_router_address", "reward_model_tokenizer"})
+ROW_KEYS = ("prefilled_think", "mode")  # per-row settings that the launcher's reward_kwargs override
+
 
 def compute_score(
     data_source: str,
@@ -24,8 +29,13 @@ def compute_score(
     ground_truth: Mapping[str, Any] | str,
     extra_info: Mapping[str, Any] | None = None,
     **reward_kwargs: Any,
-) -> float:
-    """Score one veRL rollout with ``logicrl.reward.score``; returns ``ScoreBreakdown.total``.
+) -> dict[str, float]:
+    """Score one veRL rollout with ``logicrl.reward.score``.
+
+    Returns ``{"score": total, "acc": 1.0 if solved else 0.0, "format": 1.0 if the format held else 0.0}``. veRL
+    trains on ``score`` and reports every key per data source in validation, ``acc`` as its headline
+    (``val-core/kk_3ppl/acc/mean@1``: the accuracy on 3-person puzzles); a bare float would be reported under
+    ``acc`` too, making the mean reward look like an accuracy.
 
     Args:
         data_source: the dataset tag veRL passes through; not used (every row is a K&K puzzle).
@@ -35,8 +45,9 @@ def compute_score(
         extra_info: optional keys ``prefilled_think`` (bool), ``mode``, ``knight_knave``, ``quiz``; these
             override the same keys of ``ground_truth``.
         reward_kwargs: ``custom_reward_function.reward_kwargs`` from the veRL config: ``prefilled_think``
-            (the launcher sets it from ``prompt.prefill``; it overrides the per-row keys) and
-            ``RewardConfig`` fields (e.g. ``mode="logic-rl"``).
+            (the launcher sets it from ``prompt.prefill``) and ``RewardConfig`` fields (e.g. ``mode="logic-rl"``,
+            the launcher's ``reward.mode``); both override the per-row keys. veRL's own `VERL_KEYWORDS` are
+            ignored; any other key is a ValueError naming the valid ones.
 
     ``prefilled_think`` is a fact about the prompt, never guessed from the response (a guess would accept a
     response that opens a second ``<think>`` after the pre-fill): `logicrl verl export` writes it into every
@@ -48,15 +59,20 @@ def compute_score(
         dict(ground_truth) if isinstance(ground_truth, Mapping) else {"solution_text_format": ground_truth}
     )
     fields.update(extra_info or {})
-    prefilled = bool(reward_kwargs.pop("prefilled_think", fields.get("prefilled_think", False)))
-    config = RewardConfig(**reward_kwargs) if reward_kwargs else None
+    settings = {key: value for key, value in reward_kwargs.items() if key not in VERL_KEYWORDS}
+    fields.update({key: settings.pop(key) for key in ROW_KEYS if key in settings})
+    unknown = sorted(set(settings) - set(RewardConfig.model_fields))
+    if unknown:
+        valid = ", ".join([*ROW_KEYS, *(key for key in RewardConfig.model_fields if key != "mode")])
+        raise ValueError(f"unknown reward_kwargs key(s) {', '.join(unknown)} for logicrl's compute_score "
+                         f"(valid: {valid})")
     breakdown = score(
         solution_str,
         str(fields["solution_text_format"]),
-        prefilled_think=prefilled,
+        prefilled_think=bool(fields.get("prefilled_think", False)),
         mode=fields.get("mode"),
         roles=fields.get("knight_knave"),
         question=fields.get("quiz"),
-        config=config,
+        config=RewardConfig(**settings) if settings else None,
     )
-    return breakdown.total
+    return {"score": breakdown.total, "acc": float(breakdown.solved), "format": float(breakdown.format_ok)}

@@ -149,15 +149,26 @@ class Puzzle:
             solution=tuple(solution),
             names=tuple(names),
             roles=roles,
-            seed=int(record.get("seed", 0)),
+            seed=_whole(record, "seed", 0),
             order=order,
-            depth=int(record.get("depth", max(s.depth for s in statements))),
-            width=int(record.get("width", max(s.width for s in statements))),
+            depth=_whole(record, "depth", max(s.depth for s in statements)),
+            width=_whole(record, "width", max(s.width for s in statements)),
             perturbation=record.get("perturbation"),
             original_id=record.get("original_id"),
             templates=templates,
             style=style,
         )
+
+
+def _whole(record: dict[str, Any], field: str, default: int) -> int:
+    """``record[field]`` as an int; ``default`` when it is absent or null (as parquet writes a missing value)."""
+    value = record.get(field)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{field}' must be a whole number, got {value!r}") from None
 
 
 def recover_rendering(puzzle: Puzzle, quiz: str) -> Puzzle | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -264,7 +264,7 @@ def role_pair(value: object) -> tuple[str, str] | None:
     """
     if value is None:
         return None
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         if "knight" in value and "knave" in value:
             return str(value["knight"]).strip().lower(), str(value["knave"]).strip().lower()
         raise ValueError(f"role mapping needs 'knight' and 'knave' keys, got {sorted(value)}")

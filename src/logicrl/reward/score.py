@@ -38,9 +38,10 @@ ANSWER_STATUSES = ("correct", "wrong", "unparseable", "missing")
 
 
 class RewardConfig(BaseModel):
-    """The reward's constants. Defaults give the paper's numbers; the trainer builds one from YAML."""
+    """The reward's constants. Defaults give the paper's numbers; the trainer builds one from YAML. Every number
+    must be finite, as in every config (a NaN reward makes NaN advantages without an error)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     mode: Literal["strict", "logic-rl"] = Field(
         "strict", description="'strict' closes the paper's hacks; 'logic-rl' reproduces kk.py exactly.")

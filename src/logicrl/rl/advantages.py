@@ -24,13 +24,19 @@ from logicrl.rl.kl import token_rewards_from_scores
 WHITEN_EPS = 1e-8  # (x − μ) / sqrt(var + 1e-8), as veRL masked_whiten
 
 
-def _check(scores: Tensor | None, group_ids: Tensor | None, mask: Tensor) -> None:
-    """Raise ValueError unless scores/group_ids are [B] and mask is [B, T]."""
+def _check(scores: Tensor | None, group_ids: Tensor | None, mask: Tensor, token_rewards: Tensor | None = None) -> None:
+    """Raise ValueError unless scores/group_ids are [B], scores floating-point, and mask and token_rewards
+    [B, T]."""
     if mask.dim() != 2:
         raise ValueError(f"mask must be [B, T], got shape {tuple(mask.shape)}")
     for name, t in (("scores", scores), ("group_ids", group_ids)):
         if t is not None and tuple(t.shape) != (mask.shape[0],):
             raise ValueError(f"{name} must be [B] = [{mask.shape[0]}], got shape {tuple(t.shape)}")
+    if scores is not None and not scores.is_floating_point():
+        raise ValueError(f"scores must be a floating-point tensor, got {scores.dtype} (use scores.float())")
+    if token_rewards is not None and token_rewards.shape != mask.shape:
+        raise ValueError(f"token_rewards must have the mask's shape {tuple(mask.shape)}, "
+                         f"got {tuple(token_rewards.shape)}")
 
 
 def masked_whiten(values: Tensor, mask: Tensor) -> Tensor:
@@ -131,7 +137,7 @@ def reinforce_pp_advantages(token_rewards: Tensor, mask: Tensor, *, gamma: float
     Source: veRL core_algos.compute_reinforce_plus_plus_outcome_advantage.
     Shapes: token_rewards, mask [B, T] → [B, T].
     """
-    _check(None, None, mask)
+    _check(None, None, mask, token_rewards)
     return masked_whiten(discounted_returns(token_rewards, mask, gamma), mask)
 
 
@@ -164,7 +170,7 @@ def gae_advantages(
     Source: veRL core_algos.compute_gae_advantage_return.
     Shapes: token_rewards, values, mask [B, T] → ([B, T], [B, T]).
     """
-    _check(None, None, mask)
+    _check(None, None, mask, token_rewards)
     if values.shape != mask.shape:
         raise ValueError(f"values must have the mask's shape {tuple(mask.shape)}, got {tuple(values.shape)}")
     mask = mask.to(values.dtype)

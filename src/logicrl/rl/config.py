@@ -289,3 +289,9 @@ class TrainConfig(StrictModel):
             raise ValueError(f"algorithm.overlong_buffer={self.algorithm.overlong_buffer} is longer than "
                              f"rollout.max_response_tokens={self.rollout.max_response_tokens}")
         return self
+
+    def loss_norm_constant(self) -> float | None:
+        """C of an aggregation that divides by a constant (Dr.GRPO's ``seq-mean-token-sum-norm``): the generation
+        budget ``rollout.max_response_tokens``, not the width of a (trimmed) batch; None for the others."""
+        uses = AGGREGATIONS[self.algorithm.loss_agg].uses_norm_constant
+        return float(self.rollout.max_response_tokens) if uses else None

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from logicrl.rl.losses import aggregate
+from logicrl.rl.losses import aggregate, check_same_shape
 
 KLFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -76,6 +76,7 @@ def kl_estimate(logp: Tensor, ref_logp: Tensor, kind: str) -> Tensor:
         fn = KL_ESTIMATORS[kind]
     except KeyError:
         raise ValueError(f"unknown KL estimator {kind!r}; valid kinds: {sorted(KL_ESTIMATORS)}") from None
+    check_same_shape(logp=logp, ref_logp=ref_logp)
     return fn(logp, ref_logp)
 
 

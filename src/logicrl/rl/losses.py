@@ -61,6 +61,15 @@ def get_aggregation(name: str) -> Aggregation:
         raise ValueError(f"unknown aggregation mode {name!r}; valid modes: {sorted(AGGREGATIONS)}") from None
 
 
+def check_same_shape(**tensors: Tensor) -> None:
+    """Raise ValueError unless every tensor has the first one's shape (broadcasting one of them, e.g. per-sequence
+    advantages [B, 1] against [B, T], would compute something else without a word)."""
+    (first, shape), *rest = ((name, tuple(t.shape)) for name, t in tensors.items())
+    for name, other in rest:
+        if other != shape:
+            raise ValueError(f"{name} must have {first}'s shape {shape}, got {other}")
+
+
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of `values` over the positions where `mask` is 1: Σ v·m / max(Σ m, 1).
 
@@ -120,7 +129,7 @@ def aggregate(
         seq-mean-token-sum-norm  (1/B') Σ_i Σ_t L·m / C                      (Dr.GRPO, arXiv 2503.20783)
     C is `norm_constant`, default T = mask.shape[-1]. Dr.GRPO's C is the generation budget (max new
     tokens): pass it explicitly when batches are padded only to their longest response, or C changes
-    from batch to batch. veRL's version divides Σ_{i,t} by C only (no 1/B'), so its value is B' times ours.
+    from batch to batch (veRL 0.9.1's ``actor.loss_scale_factor``; the trainer passes max_response_tokens).
 
     Source: veRL core_algos.agg_loss. Shapes: loss_per_token [B, T], mask [B, T] → scalar.
     Raises ValueError naming the valid modes for an unknown `mode`.
@@ -164,6 +173,7 @@ def policy_loss_with_stats(
     """
     if dual_clip is not None and dual_clip <= 1.0:
         raise ValueError(f"dual_clip must be > 1 (or None to disable), got {dual_clip}")
+    check_same_shape(logp=logp, old_logp=old_logp, advantages=advantages, mask=mask)
     mask = mask.to(logp.dtype)
     log_ratio = torch.clamp(logp - old_logp, min=-LOG_RATIO_CLAMP, max=LOG_RATIO_CLAMP)
     ratio = torch.exp(log_ratio)

@@ -73,7 +73,6 @@ from logicrl.rl.update import (
     batch_values,
     compute_advantages,
     critic_step,
-    loss_norm_constant,
     optimise,
     policy_step,
 )
@@ -393,7 +392,7 @@ class Trainer:
         compute_advantages(batch, algo, self.kl_controller.coef, credit)
         if algo.mask_truncated:  # after the advantages: truncated responses keep their place in the baselines
             batch.mask = mask_truncated(batch.mask, batch.truncated)
-        norm = loss_norm_constant(algo, cfg.rollout.max_response_tokens)
+        norm = cfg.loss_norm_constant()
 
         def one_step(mini: RolloutBatch, _: RolloutBatch) -> dict[str, Any]:
             out = policy_step(self.policy, self.optimizer, self.scheduler, mini, algo, kl_coef=self.kl_controller.coef,

@@ -30,7 +30,7 @@ from logicrl.rl.batch import RolloutBatch, micro_batches, share, token_budget_ba
 from logicrl.rl.config import AlgorithmConfig
 from logicrl.rl.critic import ValueModel
 from logicrl.rl.kl import kl_estimate
-from logicrl.rl.losses import aggregate, get_aggregation, masked_mean, value_loss_with_stats
+from logicrl.rl.losses import aggregate, masked_mean, value_loss_with_stats
 from logicrl.rl.policy_losses import get_policy_loss, tis_weights
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
@@ -107,11 +107,6 @@ def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: floa
     if algo.positive_only:
         batch.advantages = batch.advantages.clamp(min=0.0)
     return batch
-
-
-def loss_norm_constant(algo: AlgorithmConfig, max_response_tokens: int) -> float | None:
-    """Dr.GRPO's constant is the generation budget, not the (trimmed) batch width."""
-    return float(max_response_tokens) if get_aggregation(algo.loss_agg).uses_norm_constant else None
 
 
 def gradient_lengths(batch: RolloutBatch, algo: AlgorithmConfig, *, on_policy: bool) -> Tensor | None:
