@@ -177,6 +177,16 @@ def test_chunks_sample_what_one_call_over_all_puzzles_does(test_records: list[di
     assert len({r["response"] for r in whole}) == len(whole)
 
 
+def test_each_puzzles_samples_are_numbered_in_order(test_records: list[dict]) -> None:
+    """n samples of each puzzle: rows come puzzle by puzzle, samples 0..n-1 (pass@k and majority vote group them
+    by puzzle; rollouts and the analysis read ``sample``)."""
+    model, tokenizer = load_model_and_tokenizer(TINY_MODEL, device="cpu")
+    rows = generate_and_score(model, tokenizer, test_records[:2], prompt=PromptConfig(), max_new_tokens=2, n=2,
+                              greedy=False, seed=0)
+    ids = [r["id"] for r in test_records[:2]]
+    assert [(r["id"], r["sample"]) for r in rows] == [(ids[0], 0), (ids[0], 1), (ids[1], 0), (ids[1], 1)]
+
+
 def test_a_long_batch_reports_its_decoding(test_records: list[dict]) -> None:
     """``status`` hears every 64 tokens which batch decodes, how far, and how many of its rows are still going."""
     model, tokenizer = load_model_and_tokenizer(TINY_MODEL, device="cpu")

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from logicrl.config import load_config
+from logicrl.errors import DataError
 from logicrl.evaluate.config import MemorizationConfig
-from logicrl.evaluate.memorization import ALL_PEOPLE, make_twins, memorization_scores, memorization_table
+from logicrl.evaluate.memorization import (
+    ALL_PEOPLE,
+    link_twins,
+    make_twins,
+    memorization_scores,
+    memorization_table,
+)
 from logicrl.puzzles.record import Puzzle
 
 
@@ -73,3 +80,15 @@ def test_make_twins_links_each_twin_to_its_original(test_records: list[dict]) ->
 
 def test_a_kind_named_twice_is_measured_once() -> None:
     assert load_config(MemorizationConfig, None, ["kinds=leaf,reorder,leaf"]).kinds == ["leaf", "reorder"]
+
+
+def test_two_given_twins_of_one_puzzle_are_refused() -> None:
+    """Public twins are linked to their originals by (people, index): a second twin at the same place would pair
+    one puzzle with two twins (and leave another without its own)."""
+    original = {"id": "kk2-a", "names": ["Zoey", "Oliver"], "index": 0}
+    twins = [{"id": "t1", "names": ["Zoey", "Oliver"], "index": 0}, {"id": "t2", "names": ["Ava", "Bo"], "index": 0}]
+    linked, pairs = link_twins([original], "leaf", twins[:1])
+    assert pairs == [("kk2-a", "kk2-a~leaf")] and linked[0]["original_id"] == "kk2-a"
+    with pytest.raises(DataError, match="^two leaf twins have 2 people and index 0"):
+        link_twins([original], "leaf", twins)
+

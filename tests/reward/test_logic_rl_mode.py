@@ -124,3 +124,16 @@ def test_logic_rl_mode_equals_the_reference_rules(pieces):
 @given(st.text(alphabet=st.sampled_from(list("<>/thinkswera Zoyk\n:A")), max_size=80))
 def test_logic_rl_mode_equals_the_reference_rules_on_tag_soup(response):
     assert score(response, EXPECTED, mode="logic-rl").total == reference_kk(response, EXPECTED)
+
+
+def test_logic_rl_cuts_at_the_first_assistant_marker():
+    """kk.py splits the decoded text at the first "Assistant:"; one inside the think block stays part of it."""
+    text = "User: who is who?\nAssistant: " + wrap(CLAIMS, "Zoey is honest, so Assistant: Oliver lies and Ethan too")
+    assert score(text, EXPECTED, mode="logic-rl").total == 3.0
+
+
+def test_logic_rl_claims_need_the_article_a():
+    """kk.py's pattern is "<name> is a (knight|knave)": "is an knight" names nobody, as in kk.py."""
+    verdict = score(wrap(CLAIMS.replace("Zoey is a knight", "Zoey is an knight")), EXPECTED, mode="logic-rl")
+    assert verdict.answer_status == "unparseable"
+

@@ -189,3 +189,26 @@ def test_judge_answer(answer, status):
     verdict = judge_answer(answer, parse_expected(EXPECTED))
     assert verdict.status == status
     assert (verdict.reason is None) == (status in ("correct", "wrong"))
+
+
+COPY_SOURCE = "alpha beta gamma delta epsilon zeta eta theta"  # 8 words, so 4 shingles of 5
+
+
+def test_the_think_checks_at_their_boundaries():
+    """Each limit is inclusive where the docs say so: a think block of exactly k words still has one shingle,
+    exactly ``min_words`` words is enough, and a copied share of exactly ``max_copy_share`` fails."""
+    assert question_copy_share("alpha beta gamma delta epsilon", COPY_SOURCE, 5) == 1.0
+    assert think_error("Zoey accuses Oliver", question=None, min_words=3, max_copy_share=0.8, shingle_words=5) is None
+    assert think_error("Zoey accuses", question=None, min_words=3, max_copy_share=0.8,
+                       shingle_words=5) == FormatError.SHORT_THINK
+    copied = COPY_SOURCE + " iota kappa"  # 6 shingles, 4 of them (0.8) from the question
+    assert question_copy_share(copied, COPY_SOURCE, 5) == 0.8
+    assert think_error(copied, question=COPY_SOURCE, min_words=1, max_copy_share=0.8,
+                       shingle_words=5) == FormatError.COPIED_QUESTION
+    assert think_error(copied, question=COPY_SOURCE, min_words=1, max_copy_share=0.81, shingle_words=5) is None
+
+
+def test_more_claims_than_people_stop_the_parse():
+    verdict = judge_answer("Zoey is a knight, Oliver is a knave, Ethan is a knight, Zoey is a knight",
+                           parse_expected(EXPECTED))
+    assert (verdict.status, verdict.reason) == ("unparseable", "more than 3 claims")

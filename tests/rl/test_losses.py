@@ -201,3 +201,20 @@ def test_per_sequence_advantages_must_be_given_per_token():
     logp = torch.zeros(2, 3)
     with pytest.raises(ValueError, match=r"^advantages must have logp's shape \(2, 3\), got \(2, 1\)"):
         policy_loss(logp, logp, torch.ones(2, 1), torch.ones(2, 3))
+
+
+def test_the_log_ratio_is_clamped_at_20_not_before():
+    """ρ = exp(clamp(ℓ − ℓ_old, ±20)): a log ratio of 10 is taken whole (approx_kl = ℓ_old − ℓ = −10), 30 is cut."""
+    for log_ratio, seen in ((10.0, 10.0), (30.0, 20.0)):
+        _, stats = policy_loss_with_stats(torch.tensor([[log_ratio]]), torch.zeros(1, 1), torch.ones(1, 1),
+                                          torch.ones(1, 1), dual_clip=None)
+        assert stats["approx_kl"].item() == pytest.approx(-seen)
+
+
+def test_the_dual_clip_is_active_only_beyond_its_cap():
+    """A < 0 and ρ exactly c = 3: −A·ρ equals the cap, so the cap is not active (dual_clip_frac 0); above it, 1."""
+    for ratio, active in ((3.0, 0.0), (3.5, 1.0)):
+        _, stats = policy_loss_with_stats(torch.tensor([[ratio]]).log(), torch.zeros(1, 1), -torch.ones(1, 1),
+                                          torch.ones(1, 1), dual_clip=3.0)
+        assert stats["dual_clip_frac"].item() == active
+

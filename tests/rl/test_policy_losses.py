@@ -212,6 +212,8 @@ def test_tis_weights_by_hand():
     assert stats["tis/ratio_mean"].item() == pytest.approx((0.5 + 1 + 3) / 3)
     assert stats["tis/clip_frac"].item() == pytest.approx(1 / 3)
     assert stats["tis/log_ratio_abs"].item() == pytest.approx((math.log(2) + 0 + math.log(3)) / 3)
+    far, _ = policy_losses.tis_weights(torch.full((1, 1), 10.0), torch.zeros(1, 1), torch.ones(1, 1), cap=1e9)
+    assert far.item() == pytest.approx(math.exp(10), rel=1e-5)  # a log ratio of 10 is within the ±20 clamp
 
 
 @pytest.mark.parametrize("name", ["vanilla", "gspo", "cispo"])

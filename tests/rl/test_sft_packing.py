@@ -46,6 +46,8 @@ def test_pack_rows_is_best_fit_decreasing():
     assert pack_rows([5, 3, 4, 2, 7], 7) == [[4], [0, 3], [2, 1]]
     assert pack_rows([9, 2], 7) == [[0], [1]]  # longer than the width: a row of its own
     assert pack_rows([2, 2, 2], 6) == [[0, 1, 2]]
+    # best fit, not first fit: 1 goes to the row with 1 token free (5 + 4), not to the first that has room (8)
+    assert pack_rows([8, 5, 4, 3, 1], 10) == [[0], [1, 2, 4], [3]]
 
 
 def test_packed_rows_restart_positions_and_label_targets_only():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.prompts import PromptConfig, response_target
 from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.puzzles.record import Puzzle
-from logicrl.rl.checkpoints import list_checkpoints, load_state, resume_config
+from logicrl.rl.checkpoints import list_checkpoints, load_state, restore_rng, resume_config, rng_states
 from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
@@ -925,3 +926,18 @@ def test_a_run_directory_is_swept_of_what_killed_writers_left(tmp_path):
     assert checkpoint is None
     assert sorted(p.name for p in checkpoints.iterdir()) == [".step_000003.old-1a2b3c4d"]
     assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints"]
+
+
+def test_rng_states_survive_a_checkpoint_file(tmp_path):
+    """The global torch and Python streams, as a checkpoint stores them (torch.save, read back weights_only),
+    continue where they were: a resumed LoRA run with dropout draws its masks from the torch stream."""
+    torch.manual_seed(1)
+    random.seed(1)
+    torch.save({"rng": rng_states()}, tmp_path / "state.pt")
+    expected = (torch.rand(3), random.random())
+    torch.manual_seed(2)
+    random.seed(2)
+    restore_rng(torch.load(tmp_path / "state.pt", weights_only=True)["rng"])
+    drawn = (torch.rand(3), random.random())
+    assert torch.equal(drawn[0], expected[0]) and drawn[1] == expected[1]
+
