@@ -134,6 +134,20 @@ def test_every_config_command_takes_positional_overrides(path):
     assert not any("--set" in p.opts and not p.hidden for p in params.values())
 
 
+@pytest.mark.parametrize(("args", "error"), [
+    (["sft", "--steps", "5"], "No such option: --steps (set a config key as key=value, e.g. steps=...; --help "
+                              "lists the options)"),
+    (["data", "generate", "--num-puzzles", "3"], "No such option: --num-puzzles (set a config key as key=value, "
+                                                 "e.g. num_puzzles=...; --help lists the options)"),
+    (["train", "--modle", "x"], "No such option: --modle (Possible options: --model)"),  # a misspelt option
+])
+def test_an_unknown_option_says_how_config_keys_are_set(args, error):
+    """click offered ``--help`` for ``sft --steps`` (the only option spelt close to it); a command with overrides
+    now says how a config key is set, and keeps click's suggestion where an option is spelt like the typo."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.output.strip().splitlines()[-1] == f"Error: {error}"
+
+
 def test_eval_overrides_are_positional_anywhere_and_beat_the_options(tmp_path, puzzle_dir):
     records = load_records(dataset_files(puzzle_dir, "test"))
     out = tmp_path / "out"

@@ -69,6 +69,7 @@ def check_command_line(args: Sequence[str]) -> None:
     try:
         command.make_context(name, list(rest))
     except typer.TyperException as exc:
+        add_override_hint(exc)
         raise UserError(f"`logicrl {' '.join(args)}`: {exc.format_message()}") from None
 
 
@@ -89,6 +90,27 @@ class PipelineGroup(TyperGroup):
         """The command list from COMMANDS, so that `logicrl --help` imports no command module."""
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_text) for name, (_, _, help_text) in COMMANDS.items()])
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, click.ClickException) as exc:  # typer ≥ 0.29 raises its own copy of click's
+            add_override_hint(exc)
+            raise
+
+
+def add_override_hint(exc: Exception) -> None:
+    """An unknown ``--name`` given to a command that takes ``key=value`` overrides, with no option spelt like it:
+    the error says how a config key is set (``sft --steps 5`` suggested ``--help``, the only option close to it
+    in spelling). A misspelt option keeps click's suggestions; any other error is left as it is."""
+    option, ctx = getattr(exc, "option_name", None), getattr(exc, "ctx", None)
+    if option is None or ctx is None or not any(param.name == "overrides" for param in ctx.command.params):
+        return
+    close = [name for name in getattr(exc, "possibilities", None) or () if name != "--help"]
+    exc.possibilities = close or None  # type: ignore[attr-defined]
+    if not close:
+        key = option.lstrip("-").replace("-", "_")
+        exc.message = f"No such option: {option} (set a config key as key=value, e.g. {key}=...; --help lists the options)"  # type: ignore[attr-defined]
 
 
 app = typer.Typer(
