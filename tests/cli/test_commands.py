@@ -135,10 +135,10 @@ def test_every_config_command_takes_positional_overrides(path):
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    (["sft", "--steps", "5"], "No such option: --steps (set a config key as key=value, e.g. steps=...; --help "
-                              "lists the options)"),
-    (["data", "generate", "--num-puzzles", "3"], "No such option: --num-puzzles (set a config key as key=value, "
-                                                 "e.g. num_puzzles=...; --help lists the options)"),
+    (["sft", "--steps", "5"], ("No such option: --steps (set a config key as key=value, e.g. steps=...; --help "
+                               "lists the options)")),
+    (["data", "generate", "--num-puzzles", "3"], ("No such option: --num-puzzles (set a config key as key=value, "
+                                                  "e.g. num_puzzles=...; --help lists the options)")),
     (["train", "--modle", "x"], "No such option: --modle (Possible options: --model)"),  # a misspelt option
 ])
 def test_an_unknown_option_says_how_config_keys_are_set(args, error):
