@@ -5,6 +5,7 @@ Run: OMP_NUM_THREADS=1 .venv/bin/python -m pytest tests/rl/test_critic.py -q
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from logicrl.engine.compat import enable_activation_checkpointing
@@ -39,3 +40,27 @@ def test_gradient_checkpointing_gives_the_same_values_and_gradients():
     assert grads.keys() == expected_grads.keys() and len(grads) > 2
     for name, grad in expected_grads.items():
         torch.testing.assert_close(grads[name], grad, atol=1e-6, rtol=1e-5)
+
+
+def test_a_critic_made_from_a_lora_policy_is_a_whole_model_of_its_weights():
+    """`optim.stage_reset` makes a new critic from the stage's actor; in a LoRA run that is a peft model, whose
+    base is frozen: the critic copied its adapter layers and trained only them and the head. It is now the plain
+    model with the trained adapter merged in, every weight trainable, as a run's first critic is."""
+    pytest.importorskip("peft")
+    from logicrl.models.lora import lora_model
+    from logicrl.rl.config import LoraConfig
+
+    policy = lora_model(build_tiny_model()[0], LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    for name, weight in policy.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(weight, std=0.1)  # a trained adapter (B = 0 would merge to the base)
+    critic = ValueModel(policy)
+    names = [name for name, _ in critic.named_parameters()]
+    assert not any("lora" in name for name in names) and all(p.requires_grad for p in critic.parameters())
+    ids = torch.randint(0, policy.config.vocab_size, (2, 6))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        expected = policy.get_base_model().get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = critic.body(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(got, expected.float(), rtol=1e-4, atol=1e-5)  # the actor with its adapter
+    assert any(p.requires_grad is False for p in policy.parameters())  # the policy itself is left as it was

@@ -224,6 +224,19 @@ def test_lora_is_refused_by_sft_in_one_line():
         load_config(SFTConfig, None, ["model.lora.r=8"])
 
 
+@pytest.mark.parametrize(("override", "key"), [("data.schedule=curriculum", "data.schedule"),
+                                             ("data.adaptive.window=3", "data.adaptive")])
+def test_data_order_options_sft_cannot_follow_are_refused(override, key):
+    """SFT shuffles its examples once per epoch: a curriculum or adaptive order was accepted, recorded in the run's
+    config as if followed, and ignored. The default (what SFT does) and a saved config's own values still load."""
+    from logicrl.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=f"{key}: `logicrl sft` shuffles its examples once per epoch"):
+        load_config(SFTConfig, None, [override])
+    saved = load_config(SFTConfig, None, ["data.schedule=mixed"]).model_dump(mode="json")
+    assert SFTConfig.model_validate(saved).data.schedule == "mixed"
+
+
 def test_sft_refuses_a_run_directory_another_trainer_holds(puzzle_dir, tmp_path):
     """The run directory's lock (tests/rl/test_trainer.py) guards SFT runs too, and a finished fit lets go."""
     run = tmp_path / "run"

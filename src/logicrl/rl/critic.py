@@ -13,15 +13,18 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from logicrl.models.lora import TRAINED_ADAPTER
+
 CRITIC_FILE = "critic.safetensors"
 
 
 class ValueModel(nn.Module):
-    """``body`` (a transformers base model, e.g. ``LlamaModel``) + ``head`` (hidden → 1)."""
+    """``body`` (a transformers base model, e.g. ``LlamaModel``) + ``head`` (hidden → 1). Every weight of the
+    body trains, whatever the policy freezes."""
 
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
-        self.body = copy.deepcopy(policy.get_decoder()).float()
+        self.body = copy.deepcopy(plain_model(policy).get_decoder()).float().requires_grad_(True)
         self.body.get_input_embeddings().sparse = False  # untied here (no head): a sparse .grad breaks AdamW
         hidden = policy.config.hidden_size
         self.head = nn.Linear(hidden, 1)
@@ -42,4 +45,13 @@ class ValueModel(nn.Module):
     def load(self, directory: Path) -> None:
         device = next(self.parameters()).device
         self.load_state_dict(load_file(str(Path(directory) / CRITIC_FILE), device=str(device)))
+
+
+def plain_model(policy: nn.Module) -> nn.Module:
+    """``policy`` as a plain transformers model: a peft model (a LoRA run's policy, when ``optim.stage_reset``
+    makes a new critic at a curriculum stage) is copied with its trained adapter merged in, so the critic starts
+    from the stage's actor as it does from the run's, and holds no adapter layers."""
+    if not hasattr(policy, "merge_and_unload"):
+        return policy
+    return copy.deepcopy(policy).merge_and_unload(adapter_names=[TRAINED_ADAPTER])
 

@@ -118,6 +118,11 @@ class SFTConfig(StrictModel):
         if self.model.lora is not None:
             raise ValueError("model.lora: `logicrl sft` trains every weight (LoRA is a `logicrl train` option); "
                              "drop model.lora")
+        default = type(self.data)()
+        ignored = [f"data.{key}" for key in ("schedule", "adaptive") if getattr(self.data, key) != getattr(default, key)]
+        if ignored:  # SFT shuffles its examples once per epoch: it has no curriculum to order them by
+            raise ValueError(f"{' and '.join(ignored)}: `logicrl sft` shuffles its examples once per epoch (the "
+                             "order options are `logicrl train`'s); drop them")
         return self
 
 
