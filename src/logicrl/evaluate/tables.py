@@ -83,7 +83,8 @@ def metric_table(results: Results, metric: str) -> Table:
 
 
 def results_csv(results: Results) -> str:
-    """Long-and-wide CSV: one row per (model, metric), one column per number of people, then ``avg``."""
+    """Long-and-wide CSV: one row per (model, metric), one column per number of people, then ``avg``: the model's
+    own average over all its levels (table.md's ``Avg.`` takes the levels every model has, `average_header`)."""
     levels = level_columns(results)
     metrics = ["acc", "format_ok", "length", "reward", "truncated", "puzzles", "n", "pass@1", "substring"]
     metrics += extra_metrics(results)
@@ -102,7 +103,8 @@ def results_csv(results: Results) -> str:
 
 
 def results_json(results: Results, names: Mapping[str, str], config: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything in one JSON-able dict: the config, and per model its name, per-level metrics, averages."""
+    """Everything in one JSON-able dict: the config, and per model its name, per-level metrics, and averages over
+    all its own levels (as table.csv's ``avg``; table.md's ``Avg.`` takes the levels every model has)."""
     models = {}
     for label, table in results.items():
         metrics = sorted({m for entry in table.values() for m in entry})
