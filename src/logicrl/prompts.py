@@ -5,8 +5,9 @@ the same text. Two templates:
 
 * ``chat`` (instruct models): system message = the instruction, user message = the quiz, then the
   tokenizer's chat template with the generation prompt, then the pre-fill (``<think>``);
-* ``plain`` (base models): ``<instruction>\\n\\nUser: <quiz>\\nAssistant: <think>``, as Logic-RL's base
-  template.
+* ``plain`` (base models): ``<instruction>\\n\\nUser: <quiz>\\nAssistant: <think>``, the layout of Logic-RL's
+  base template (``make_prefix`` in its examples/data_preprocess/kk.py), which has no space after ``User:``
+  and its own instruction (see `SYSTEM_PROMPT`).
 
 The response the model writes starts inside the think block when the pre-fill is ``<think>``; the reward
 is told so through `PromptConfig.prefilled_think`.
@@ -23,7 +24,15 @@ from logicrl.config import StrictModel
 from logicrl.puzzles.cot import cases_text, cot_text
 from logicrl.puzzles.record import Puzzle
 
-# The Logic-RL instruction (Xie et al. 2025, section 2.1), as a system message.
+# The instruction, as a system message. Adapted from the two prompts of Logic-RL's code (Xie et al. 2025;
+# github.com/Unakar/Logic-RL, examples/data_preprocess/kk.py, make_prefix):
+# * the ``base`` prompt with a space after "solves it." (kk.py: "solves it.The"), "the answer" for "the final
+#   answer", and "i.e., <answer> (1) Zoey is a knight\n(2) Oliver is a knight </answer>." for "List the identity
+#   of each person one by one, for example, <answer> (1) Zoey is a knight\n(2) Oliver is a knight\n(3)... </answer>.";
+# * the ``qwen-instruct`` system message from "The assistant first thinks" on, with "and <answer>" for
+#   "and<answer>", one space before "Now" for two, "(2) Oliver is a knight" for "(2) ..." and no final newline;
+#   that message opens "You are a helpful assistant." instead of "The user asks a question, and the Assistant
+#   solves it.", and kk.py writes it in Qwen's chat markup by hand.
 SYSTEM_PROMPT = (
     "The user asks a question, and the Assistant solves it. The assistant first thinks about the reasoning "
     "process in the mind and then provides the user with the answer. The reasoning process and answer are "
@@ -33,7 +42,6 @@ SYSTEM_PROMPT = (
     "each character within <answer> </answer> tags. i.e., <answer> (1) Zoey is a knight\n(2) Oliver is a "
     "knight </answer>."
 )
-TEMPLATES = ("chat", "plain")
 
 
 class PromptConfig(StrictModel):
@@ -41,7 +49,8 @@ class PromptConfig(StrictModel):
 
     template: Literal["chat", "plain"] = Field(
         "chat", description="'chat': the tokenizer's chat template (instruct models); 'plain': base models.")
-    system_prompt: str = Field(SYSTEM_PROMPT, description="The instruction (Logic-RL's by default).")
+    system_prompt: str = Field(
+        SYSTEM_PROMPT, description="The instruction (default: SYSTEM_PROMPT, adapted from Logic-RL's).")
     prefill: str = Field("<think>", description="Text the assistant turn starts with ('' for none).")
 
     @property

@@ -418,9 +418,10 @@ def response_logprobs(
     ``share_prompts``: rows of a chunk with the same prompt (the same ids and padding) share its forward.
     ``entropy_grad=False`` returns the entropy detached (a statistic only: no softmax kept for backward).
     The entropy is `entropy_from_logits` of the tempered logits (finite for −inf logits). ``logprob_chunk``:
-    response positions per vocabulary projection (`chunked_head_logprobs`; None: all at once). The oneDNN
-    route is off under gradient checkpointing (module docstring). ``prompt``: the rows' prompts already run,
-    ``PromptStates.rows(rows)`` of states made by `prompt_states` (then no ``batch_size``).
+    response positions per vocabulary projection (`head_logprobs`: a plain ``nn.Linear`` head through
+    `fused_head_logprobs`, on the valid positions only, any other head through `chunked_head_logprobs`; None:
+    all at once). The oneDNN route is off under gradient checkpointing (module docstring). ``prompt``: the rows'
+    prompts already run, ``PromptStates.rows(rows)`` of states made by `prompt_states` (then no ``batch_size``).
     """
     if prompt is not None and batch_size is not None:
         raise ValueError("prompt states cover all the rows: pass batch_size=None")

@@ -128,7 +128,8 @@ def compare_rows(
 
 def comparison_table(comparisons: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]]) -> tuple[
         list[str], list[list[str]]]:
-    """Rows ``(model vs baseline, metric)``; a cell reads ``0.20→0.31 +0.11 [+0.04, +0.18]``."""
+    """Rows ``(model vs baseline, metric)``; a cell reads ``0.20→0.31 +0.11 [+0.04, +0.18] (n=100)`` (n: the
+    paired puzzles; no interval when n = 1; ``–`` for a column the pair has no puzzle in)."""
     columns = sorted({g for by_metric in comparisons.values() for groups in by_metric.values() for g in groups},
                      key=_column_order)
     rows = []

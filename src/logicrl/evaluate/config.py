@@ -27,7 +27,10 @@ class BackendConfig(StrictModel):
 
     temperature: float = Field(0.0, ge=0.0, description="0 is greedy decoding; > 0 samples.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold (when sampling).")
-    max_tokens: int = Field(1024, ge=1, description="Longest response in tokens; longer ones are cut.")
+    max_tokens: int = Field(1024, ge=1, description=(
+        "Longest response in tokens; longer ones are cut (the default is below training's 4096, "
+        "rollout.max_response_tokens, and the reference protocol's 8192, configs/eval-reference.yaml: "
+        "a model trained to 4096-token answers is cut at 1024)."))
     batch_size: int = Field(16, ge=1, description="Rows per generate call (local backend).")
     seed: int = Field(0, description="Sampling seed (same seed, same samples on the same machine).")
     device: str = Field("auto", description="Local backend: 'auto', 'cpu', 'cuda', 'cuda:N'.")

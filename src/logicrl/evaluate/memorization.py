@@ -11,7 +11,8 @@ the difficulty (`logicrl.puzzles.perturb`):
 
 Multiplying out, LiMem = #(original solved and twin not solved) / |D|: the share of all puzzles that the
 model solves but cannot solve once perturbed. High LiMem with high Acc is memorization; a model that
-reasons keeps CR near 1. CR is undefined when no puzzle is solved (reported as None; LiMem is then 0).
+reasons keeps CR near 1. CR is undefined when no puzzle is solved (reported as None; LiMem is then 0);
+with no pairs at all Acc, CR and LiMem are all None.
 
 The twins are the public release's when they are given (`collect_twins`: linked to their originals by
 number of people and ``index`` within one split, as the public generator numbers them), and made by
@@ -126,7 +127,8 @@ def memorization_scores(solved_original: Sequence[bool], solved_twin: Sequence[b
     """Acc, CR and LiMem of paired results (``solved_original[i]`` and ``solved_twin[i]`` for pair i).
 
     Returns ``{"pairs", "acc", "cr", "limem"}``: Acc = s/N, CR = b/s, LiMem = Acc·(1 − CR) with N pairs,
-    s originals solved and b pairs solved both times; CR is None and LiMem 0 when s = 0.
+    s originals solved and b pairs solved both times; CR is None and LiMem 0 when s = 0 < N; Acc, CR and
+    LiMem are None when N = 0.
     """
     if len(solved_original) != len(solved_twin):
         raise ValueError(f"{len(solved_original)} originals but {len(solved_twin)} twins")

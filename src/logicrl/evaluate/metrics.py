@@ -85,7 +85,8 @@ def accuracy_table(
 ) -> dict[Any, dict[str, float]]:
     """Per number of people (or ``level(row)``): `summarize_rows`' columns (``n`` samples, ``acc``,
     ``format_ok``, ``reward``, ``length``, ``truncated``) plus ``puzzles``, ``pass@k`` for each k in ``ks``
-    (mean over puzzles of `pass_at_k`; pass@1 = acc when every puzzle has the same number of samples) and,
+    (mean of `pass_at_k` over the puzzles with at least k samples only; absent when none has; pass@1 = acc
+    when every puzzle has the same number of samples) and,
     with more than one sample per puzzle, ``maj@n`` (mean `majority_vote` with ``vote``, n = the most
     samples any puzzle has)."""
     table = summarize_rows(rows, level)

@@ -12,8 +12,9 @@ the latest ``Case k: …`` line, the audit evaluates the speaker's real statemen
 
 and a case line is *in order* when it is the k-th assignment of the fixed order (all knights first, the last
 person changing fastest). Lines that are not case or check lines are ignored. Pure functions, no I/O; the
-trainer's trace shaping (`logicrl.rl.shaping.trace_check_shaping`) and the eval audit
-(`logicrl.analysis.cases`) both use it.
+trainer's trace shaping and check-line credit (`logicrl.rl.shaping`) use it, and
+`logicrl.analysis.cases.audit_summary` pools it over sample rows, a library function for results scripts
+(results/credit/bf16-100/trace_audit.py) that no command calls.
 """
 
 from __future__ import annotations

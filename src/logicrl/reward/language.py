@@ -1,4 +1,5 @@
-"""Language mixing: how much of a response is written in scripts other than the prompt's.
+"""Language mixing: how much of a response is written in scripts other than a given one (the reward passes
+``reward.language_script``, default ``latin``: the K&K prompts are English).
 
 The Logic-RL paper (Xie et al. 2025) reports that responses mixing languages (e.g. Chinese inside an
 English answer) score worse; the reward can penalise mixing (off by default). Here the measure is a share of

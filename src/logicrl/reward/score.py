@@ -106,7 +106,8 @@ class ScoreBreakdown:
         return self.format_ok and self.answer_status == "correct"
 
     def to_dict(self) -> dict:
-        """A JSON-able dict for rollout logs."""
+        """Every field as a JSON-able dict (`dataclasses.asdict`; not ``solved``, a property). For callers of
+        the library; the rollout and sample rows are built by `logicrl.evaluate.scoring.score_sample`."""
         return asdict(self)
 
 

@@ -7,7 +7,7 @@ longest response. Per-token tensors ([B, T]: mask, log-probs, advantages, ...) a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor
@@ -35,7 +35,6 @@ class RolloutBatch:
     returns: Tensor | None = None
     truncated: Tensor | None = None  # [B] bool: cut at the length budget
     rollout_logp: Tensor | None = None  # [B, T] the sampler's log-probs (truncated importance sampling)
-    extras: dict = field(default_factory=dict)
 
     @classmethod
     def from_generation(cls, generation: Generation, scores: Tensor, group_size: int) -> RolloutBatch:

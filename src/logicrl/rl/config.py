@@ -1,9 +1,15 @@
 """`TrainConfig`: everything ``logicrl train`` reads, one section per concern, each field documented once.
 
 YAML files in ``configs/`` set these keys; the command line overrides any of them with dotted
-``section.key=value`` pairs (``optim.lr=1e-6 rollout.group_size=4``). Defaults are the paper's recipe
-(Xie et al. 2025: REINFORCE++, 8 prompts × 8 rollouts, lr 4e-7, temperature 0.7, k3 KL loss 0.001) except
-where a CPU cannot follow it (response length, model).
+``section.key=value`` pairs (``optim.lr=1e-6 rollout.group_size=4``). Defaults follow the paper's recipe
+(Xie et al. 2025: REINFORCE++, 8 prompts × 8 rollouts, lr 4e-7 constant, temperature 0.7, responses up to
+4096 tokens, k3 KL loss 0.001, token-mean) except in the model and the data order; configs/paper-reinforce-pp.yaml
+sets the paper's values. The defaults that differ from that file (its values in parentheses): ``model.name``
+smollm2-135m (Qwen2.5-7B-Instruct-1M, with ``model.dtype`` bfloat16 and gradient checkpointing on),
+``data.schedule`` mixed over every number of people found (a curriculum over 3 → 7 people), ``data.epochs`` 1
+(6), ``algorithm.reference`` initial and ``optim.stage_reset`` false (stage_start and true: the curriculum's
+per-stage runs), and the bookkeeping ``data.val_puzzles_per_people`` 50 (100), ``save_every`` 20 (50) and
+``val_every`` 10 (50).
 """
 
 from __future__ import annotations

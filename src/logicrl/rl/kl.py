@@ -91,8 +91,10 @@ def kl_loss(
 ) -> Tensor:
     """KL as a loss term (Logic-RL, GRPO): aggregate(kl_estimate(ℓ, ℓ_ref, kind), m, agg).
 
-    The trainer adds β·kl_loss to the policy loss (Logic-RL arXiv 2502.14768 uses kind="k3", β = 0.001;
-    GRPO arXiv 2402.03300 eq. 4). Source: veRL dp_actor (use_kl_loss, kl_loss_type).
+    The trainer does not call it: `logicrl.rl.update.policy_micro_loss` computes kl_estimate once (its masked
+    mean is the logged ``kl``) and adds β·aggregate(kl, m, algorithm.loss_agg) to the policy loss itself, the
+    value of β·kl_loss(…, agg=algorithm.loss_agg) (Logic-RL arXiv 2502.14768 uses kind="k3", β = 0.001; GRPO
+    arXiv 2402.03300 eq. 4). Source: veRL dp_actor (use_kl_loss, kl_loss_type).
     Shapes: logp, ref_logp, mask [B, T] → scalar.
     """
     return aggregate(kl_estimate(logp, ref_logp, kind), mask, agg, norm_constant=norm_constant)

@@ -165,7 +165,8 @@ def policy_loss_with_stats(
 
     Stats (detached scalars over valid tokens):
         clip_frac       share of tokens where the ε-clip is active (−A·clip(ρ) > −A·ρ)
-        dual_clip_frac  share of tokens with A < 0 where the dual-clip cap is active
+        dual_clip_frac  share of tokens where A < 0 and the dual-clip cap is active (L_clip > −A·c), over all
+                        valid tokens, not only those with A < 0 (veRL pg_clipfrac_lower)
         approx_kl       mean(ℓ_old − ℓ): k1 estimate of KL(π_old ‖ π) on the rollout samples
 
     Source: veRL core_algos.compute_policy_loss_vanilla (pg_clipfrac, pg_clipfrac_lower, ppo_kl).

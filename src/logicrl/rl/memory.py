@@ -7,10 +7,14 @@ config comes from a local checkpoint, an alias's cache entry (or its known shape
 cache; when none has it the plan is skipped with a note.
 
 `train_run_shape` and `sft_run_shape` mirror what the trainers do today: trained weights are fp32 master
-weights whatever ``model.dtype`` says (`Trainer._load_models`), ``model.dtype`` decides the reference's dtype,
-a LoRA run's frozen base weights (``model.lora``: no reference copy) and the bf16/fp16 autocast of the
-forwards on CUDA; the rollout engine (`logicrl.engine.decode`) runs in the autocast dtype, so its KV cache is
-bf16 on a bf16 GPU run and fp32 on CPU. `train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``;
+weights whatever ``model.dtype`` says (`logicrl.rl.policy.load_run_models`, `logicrl.rl.sft`), ``model.dtype``
+decides the reference's dtype, a LoRA run's frozen base weights (``model.lora``: no reference copy) and the
+autocast of the forwards (`logicrl.models.loading.compute_autocast`: on CUDA below fp32, on CPU for bfloat16).
+The rollout engine (`logicrl.engine.decode`) runs in the autocast dtype, so the plan counts its KV cache at
+2 bytes an element on a bf16/fp16 CUDA run and on a CPU ``model.dtype=bfloat16`` run (`_compute_bytes`), else
+at 4. On such a CPU the engine keeps the caches in bf16 only where the CPU flash kernel passes its probe
+(`logicrl.engine.attention.cpu_flash_works`), else in fp32, twice what the plan counts.
+`train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``;
 `sft_plan` adds ``logprob_chunk`` where the SFT path takes it.
 Change them with the trainers.
 """
