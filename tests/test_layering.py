@@ -10,6 +10,8 @@ Run: .venv/bin/python -m pytest tests/test_layering.py -q
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -91,3 +93,13 @@ def test_packages_import_each_other_one_way():
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b": set()}, "b": {"c": set()}, "c": {"a": set()}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b": set(), "c": set()}, "b": {"c": set()}}) is None
+
+
+def test_the_pure_modules_load_without_torch():
+    """The reward, the puzzles and the accuracy metrics (pass@k, majority vote, the per-level table) are plain
+    Python: a library user scoring saved samples does not wait for torch (evaluate.metrics took 1.3 s to import
+    when the per-level table lived beside generation, in evaluate.scoring)."""
+    code = ("import sys, logicrl.evaluate.metrics, logicrl.reward, logicrl.puzzles.dataset\n"
+            "print(*sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == ""

@@ -10,7 +10,36 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from logicrl.evaluate.scoring import people_level, summarize_rows
+# summary column -> the row field it averages
+SUMMARY_COLUMNS = {"acc": "solved", "format_ok": "format_ok", "reward": "reward", "length": "length",
+                   "truncated": "truncated"}
+
+
+def people_level(row: Mapping[str, Any]) -> int:
+    """A puzzle row's table column: its number of people."""
+    return int(row["n_people"])
+
+
+def summarize_rows(
+    rows: Sequence[Mapping[str, Any]], level: Callable[[Mapping[str, Any]], Hashable] = people_level
+) -> dict[Any, dict[str, float]]:
+    """Per level (number of people by default, or ``level(row)``): ``n`` samples, ``acc`` (solved share),
+    ``format_ok``, ``reward`` (when the rows have one), ``length``, ``truncated`` (share cut at the length
+    cap)."""
+    groups: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[level(row)].append(row)
+    table = {}
+    for key in sorted(groups):
+        group = groups[key]
+        count = len(group)
+        entry: dict[str, float] = {"n": count}
+        for name, field in SUMMARY_COLUMNS.items():
+            if field != "reward" or all("reward" in r for r in group):  # math rows have no reward
+                entry[name] = sum(r[field] for r in group) / count
+        table[key] = entry
+    return table
+
 
 # A sample's vote for majority voting: a hashable answer, or None for no vote.
 Vote = Callable[[Mapping[str, Any]], Hashable | None]

@@ -2,15 +2,14 @@
 
 `generate_and_score` returns one flat row per sample (puzzle id, number of people, response, length,
 reward breakdown, parsed assignment; see `score_sample`), the format of ``rollouts/step_*.jsonl`` and of
-evaluation outputs; `summarize_rows` turns rows into the per-number-of-people table (accuracy = format
-right and every role right, as the paper's evaluation). Another task (``logicrl eval math``) passes its own
+evaluation outputs (`logicrl.evaluate.metrics.summarize_rows` turns them into the per-number-of-people table).
+Another task (``logicrl eval math``) passes its own
 `Scorer` and keeps the generation, batching and rows.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -124,34 +123,3 @@ def stop_token_ids(tokenizer) -> list[int]:
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id >= 0:
             ids.add(token_id)
     return sorted(ids)
-
-
-# summary column -> the row field it averages
-SUMMARY_COLUMNS = {"acc": "solved", "format_ok": "format_ok", "reward": "reward", "length": "length",
-                   "truncated": "truncated"}
-
-
-def people_level(row: Mapping[str, Any]) -> int:
-    """A puzzle row's table column: its number of people."""
-    return int(row["n_people"])
-
-
-def summarize_rows(
-    rows: Sequence[Mapping[str, Any]], level: Callable[[Mapping[str, Any]], Hashable] = people_level
-) -> dict[Any, dict[str, float]]:
-    """Per level (number of people by default, or ``level(row)``): ``n`` samples, ``acc`` (solved share),
-    ``format_ok``, ``reward`` (when the rows have one), ``length``, ``truncated`` (share cut at the length
-    cap)."""
-    groups: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[level(row)].append(row)
-    table = {}
-    for key in sorted(groups):
-        group = groups[key]
-        count = len(group)
-        entry: dict[str, float] = {"n": count}
-        for name, field in SUMMARY_COLUMNS.items():
-            if field != "reward" or all("reward" in r for r in group):  # math rows have no reward
-                entry[name] = sum(r[field] for r in group) / count
-        table[key] = entry
-    return table

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from logicrl.evaluate.scoring import summarize_rows
+from logicrl.evaluate.metrics import summarize_rows
 from logicrl.reward.score import ANSWER_STATUSES
 
 
