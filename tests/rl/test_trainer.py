@@ -38,7 +38,8 @@ from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
 from logicrl.rl.sft import SFTConfig
-from logicrl.rl.trainer import Trainer, lr_lambda
+from logicrl.rl.trainer import Trainer
+from logicrl.rl.update import lr_lambda
 
 real_score_generation = trainer_module.score_generation
 VOLATILE = ("time", "tokens_per_s")

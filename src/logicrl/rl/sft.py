@@ -59,8 +59,7 @@ from logicrl.rl.metrics import validation_metrics
 from logicrl.rl.packing import packed_nll_step
 from logicrl.rl.run_log import open_run_log
 from logicrl.rl.schedule import PromptSchedule, load_held_out, load_puzzles
-from logicrl.rl.trainer import lr_lambda
-from logicrl.rl.update import adamw
+from logicrl.rl.update import adamw, lr_lambda
 
 RFT_FILE = "rft_samples.jsonl"
 

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,29 +71,12 @@ from logicrl.rl.update import (
     batch_values,
     compute_advantages,
     critic_step,
+    lr_lambda,
     optimise,
     policy_step,
 )
 
 ANSWER_STOP = "</answer>"
-
-
-def lr_lambda(schedule: str, warmup: int, total: int, milestones: Sequence[int] = (), gamma: float = 1.0):
-    """Multiplier of the peak lr at optimizer step s (0-based): linear warm-up (s + 1) / warmup, then
-
-    constant 1; linear 1 − p; cosine ½ (1 + cos πp), with p = (s − warmup) / (total − warmup);
-    multistep γ^#{m ∈ milestones : s ≥ m} (torch's MultiStepLR: ×γ once s optimizer steps are done).
-    """
-    def factor(s: int) -> float:
-        if s < warmup:
-            return (s + 1) / warmup
-        if schedule == "multistep":
-            return gamma ** sum(s >= m for m in milestones)
-        progress = min(1.0, (s - warmup) / max(1, total - warmup))
-        if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        return 1.0 - progress if schedule == "linear" else 1.0
-    return factor
 
 
 def step_seed(seed: int, step: int) -> int:

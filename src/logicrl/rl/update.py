@@ -17,8 +17,9 @@ cannot reach a response's later tokens (their advantages are 0 and nothing else 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,24 @@ from logicrl.rl.losses import aggregate, masked_mean, value_loss_with_stats
 from logicrl.rl.policy_losses import get_policy_loss, tis_weights
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
+
+
+def lr_lambda(schedule: str, warmup: int, total: int, milestones: Sequence[int] = (), gamma: float = 1.0):
+    """Multiplier of the peak lr at optimizer step s (0-based): linear warm-up (s + 1) / warmup, then
+
+    constant 1; linear 1 − p; cosine ½ (1 + cos πp), with p = (s − warmup) / (total − warmup);
+    multistep γ^#{m ∈ milestones : s ≥ m} (torch's MultiStepLR: ×γ once s optimizer steps are done).
+    """
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        if schedule == "multistep":
+            return gamma ** sum(s >= m for m in milestones)
+        progress = min(1.0, (s - warmup) / max(1, total - warmup))
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress if schedule == "linear" else 1.0
+    return factor
 
 
 def adamw(parameters, *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
