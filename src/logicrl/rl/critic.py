@@ -54,4 +54,3 @@ def plain_model(policy: nn.Module) -> nn.Module:
     if not hasattr(policy, "merge_and_unload"):
         return policy
     return copy.deepcopy(policy).merge_and_unload(adapter_names=[TRAINED_ADAPTER])
-
