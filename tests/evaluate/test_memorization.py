@@ -91,4 +91,3 @@ def test_two_given_twins_of_one_puzzle_are_refused() -> None:
     assert pairs == [("kk2-a", "kk2-a~leaf")] and linked[0]["original_id"] == "kk2-a"
     with pytest.raises(DataError, match="^two leaf twins have 2 people and index 0"):
         link_twins([original], "leaf", twins)
-

@@ -136,4 +136,3 @@ def test_logic_rl_claims_need_the_article_a():
     """kk.py's pattern is "<name> is a (knight|knave)": "is an knight" names nobody, as in kk.py."""
     verdict = score(wrap(CLAIMS.replace("Zoey is a knight", "Zoey is an knight")), EXPECTED, mode="logic-rl")
     assert verdict.answer_status == "unparseable"
-

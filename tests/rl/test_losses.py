@@ -217,4 +217,3 @@ def test_the_dual_clip_is_active_only_beyond_its_cap():
         _, stats = policy_loss_with_stats(torch.tensor([[ratio]]).log(), torch.zeros(1, 1), -torch.ones(1, 1),
                                           torch.ones(1, 1), dual_clip=3.0)
         assert stats["dual_clip_frac"].item() == active
-

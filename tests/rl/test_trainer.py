@@ -941,4 +941,3 @@ def test_rng_states_survive_a_checkpoint_file(tmp_path):
     restore_rng(torch.load(tmp_path / "state.pt", weights_only=True)["rng"])
     drawn = (torch.rand(3), random.random())
     assert torch.equal(drawn[0], expected[0]) and drawn[1] == expected[1]
-

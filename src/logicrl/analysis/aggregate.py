@@ -121,4 +121,3 @@ def total(bins: list[Bin]) -> Bin:
     for b in bins:
         pooled.merge(b)
     return pooled
-

@@ -68,4 +68,3 @@ class ExamplePicker:
                 seen.add(id(r))
                 picked.append(Example(label, r, f, r.response[: self.chars], len(r.response) > self.chars))
         return picked
-

@@ -151,4 +151,3 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
     """Write ``<plot>.png`` files, summary.json and index.html (last) into ``out_dir``; return the page."""
     images = render_images(data)
     return write_page(out_dir, images, PLOTS, data.summary(), render_html(data, images))
-

@@ -351,4 +351,3 @@ def _rows(
     verb = "rescored" if rescore else "generated"
     console.print(f"{spec.label}: {verb} {len(rows)} samples in {time.perf_counter() - start:.1f}s")
     return rows
-
