@@ -24,8 +24,10 @@ from logicrl.io import (
     FolderLock,
     atomic_path,
     atomic_write_text,
+    cache_root,
     check_output_dir,
     jsonl_bytes,
+    read_appended_jsonl,
     read_jsonl,
     read_rows,
     read_text_file,
@@ -334,3 +336,18 @@ def test_a_folder_the_lock_made_and_nothing_else_used_goes_on_release(tmp_path: 
     (tmp_path / "there").mkdir()
     FolderLock(tmp_path / "there").release()  # not made by the lock: left as it was found, lock file included
     assert [p.name for p in (tmp_path / "there").iterdir()] == [LOCK_FILE]
+
+
+def test_a_cut_line_before_blank_lines_is_dropped(tmp_path):
+    """A cut last line followed by blank lines is still the last line: dropped with a warning, not an error."""
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"a": 1}\n{"b\n\n')
+    with pytest.warns(UserWarning, match="cut last line"):
+        assert read_appended_jsonl(path) == [(1, {"a": 1})]
+
+
+def test_the_cache_root_is_logicrl_under_xdg_cache_home(monkeypatch):
+    """Without LOGICRL_CACHE the cache is $XDG_CACHE_HOME/logicrl."""
+    monkeypatch.delenv("LOGICRL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/x/cache")
+    assert cache_root() == Path("/x/cache/logicrl")

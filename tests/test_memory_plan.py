@@ -18,7 +18,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.errors import DataError
-from logicrl.models.memory_plan import ModelShape, RunShape, lora_params, plan
+from logicrl.models.memory_plan import MemoryPlan, ModelShape, RunShape, lora_params, plan
 from logicrl.rl import memory
 from logicrl.rl.config import AlgorithmConfig, TrainConfig
 from logicrl.rl.sft import SFTConfig, example_batch, nll_step
@@ -252,3 +252,44 @@ def test_rl_policy_step_estimate_within_25_percent(checkpointing, chunk, entropy
           f"measured {measured / 1e6:.1f} MB, "
           f"estimated {estimate / 1e6:.1f} MB")
     assert abs(estimate - measured) <= 0.25 * measured
+
+
+def small_train_config(**algorithm) -> TrainConfig:
+    return TrainConfig.model_validate({"model": {"name": "x"}, "data": {"train": "d"},
+                                       "rollout": {"max_response_tokens": 1000},
+                                       "algorithm": {"micro_batch_size": 8, **algorithm}})
+
+
+def test_micro_batch_tokens_cap_the_micro_batch_rows():
+    """micro_batch_tokens 3000 over responses of 1000 tokens: 3 rows a micro-batch, not micro_batch_size 8."""
+    assert memory.train_run_shape(small_train_config(micro_batch_tokens=3000), on_cuda=False).micro_batch_rows == 3
+
+
+def test_cpu_bfloat16_runs_its_activations_in_bfloat16():
+    """On CPU autocast runs bf16 only: bf16 weights give 2-byte activations, fp32 ones 4-byte."""
+    assert memory._compute_bytes("bfloat16", False) == (2, 2)
+    assert memory._compute_bytes("float32", False) == (4, 4)
+
+
+def test_rft_rolls_out_a_group_of_rft_samples():
+    """mode=rft with rft_samples 8: 32 // 8 = 4 prompts a rollout, 8 samples each."""
+    shape = memory.sft_run_shape(SFTConfig(model={"name": "x"}, data={"train": "d"}, mode="rft", rft_samples=8),
+                                 False)
+    assert (shape.rollout_prompts, shape.rollout_group) == (4, 8)
+
+
+def test_memory_total_is_meminfo_kib_in_bytes():
+    """/proc/meminfo gives MemTotal in KiB: memory_total is that times 1024."""
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.is_file():
+        pytest.skip("no /proc/meminfo")
+    kib = next(int(line.split()[1]) for line in meminfo.read_text().splitlines() if line.startswith("MemTotal:"))
+    assert memory.memory_total() == kib * 1024
+
+
+def test_weights_that_fit_only_without_their_gradients_do_not_fit_one_device():
+    """Weights 40 + optimizer 80 fit 150, with the gradients' 40 they do not: the first fix says so."""
+    fitted = MemoryPlan(components={"weights": 40, "optimizer": 80, "reference": 0, "critic": 0, "gradients": 40,
+                                    "logits": 1, "activations": 1, "kv_cache": 1}, params=10, trainable=10)
+    knobs = memory.fixes(fitted, small_train_config(), "train", 150)
+    assert "does not fit one device" in knobs[0]

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from logicrl.analysis.aggregate import Tally, bin_size_for
+from logicrl.analysis.aggregate import Bin, Tally, bin_size_for, total
 from logicrl.analysis.config import BEHAVIOUR_PATTERNS, ReportConfig
 from logicrl.analysis.features import compile_matchers, word_pattern
 from logicrl.analysis.run import Response
-from logicrl.analysis.trend import classify_rise
+from logicrl.analysis.trend import Trend, classify_rise
 from logicrl.config import load_config
 from logicrl.errors import ConfigError
 
@@ -83,3 +83,30 @@ def test_tally_with_without() -> None:
 @pytest.mark.parametrize("steps, size", [([], 1), ([1, 200], 1), ([1, 201], 2), ([5, 3604], 18)])
 def test_bin_size_for(steps: list[int], size: int) -> None:
     assert bin_size_for(steps) == size
+
+
+def test_trend_takes_the_first_largest_jump_and_a_suddenness_at_the_threshold_is_sudden() -> None:
+    """Shares 0, 1, 1, 2 (window 1): rise 2, jumps 1 (at step 10) and 1 (at 30); the first, 1/2 of the rise,
+    is sudden at sudden_share 0.5."""
+    assert classify_rise([0, 10, 20, 30], [0.0, 1.0, 1.0, 2.0], window=1, sudden_share=0.5) == \
+        Trend("sudden", 2.0, 1.0, 10, 0.5)
+
+
+def test_a_bin_sits_at_the_middle_of_its_steps() -> None:
+    """Steps 10 to 19: x = 14.5."""
+    assert Bin(first=10, last=19).x == 14.5
+
+
+def test_the_total_bin_spans_every_bin() -> None:
+    """Bins 0-4 and 5-9 pooled: steps 0 to 9."""
+    pooled = total([Bin(first=0, last=4), Bin(first=5, last=9)])
+    assert (pooled.first, pooled.last) == (0, 9)
+
+
+def test_a_bin_spans_its_steps_in_any_order() -> None:
+    """Responses at steps 3, 7, 5 in that order: the bin runs from 3 to 7."""
+    matcher = compile_matchers([], {})
+    one = Bin(first=3, last=3)
+    for step in (3, 7, 5):
+        one.add(Response(step, "p", 2, 0, "x", 1, False, 0.0, False, True, None), matcher("x"))
+    assert (one.first, one.last) == (3, 7)

@@ -13,6 +13,8 @@ from PIL import Image
 
 from logicrl.analysis.config import ReportConfig
 from logicrl.analysis.report import build_report, write_report
+from logicrl.analysis.run import Metrics
+from logicrl.analysis.tables import metrics_table, pearson, val_people_table
 from logicrl.reward.language import language_mixing
 
 STEPS = PER_STEP = 10  # the synthetic run: 10 steps of 10 responses (conftest.py)
@@ -145,3 +147,22 @@ def test_report_without_rollouts(run_dir: Path, tmp_path: Path) -> None:
     page = write_report(data, tmp_path / "r").read_text()
     assert "No response logs" in page and len(png_sources(page)) == 2
     assert {p.stem for p in (tmp_path / "r").glob("*.png")} == {"curves", "val_people"}  # stale ones removed
+
+
+def test_pearson_needs_three_points() -> None:
+    """Two points always lie on a line (r = ±1): no correlation is reported for them."""
+    assert pearson([1.0, 2.0], [3.0, 5.0]) is None
+
+
+def test_metrics_table_min_and_max_are_over_every_point() -> None:
+    """acc 0.2, 0.9, 0.5: first 0.2, last 0.5, min 0.2, max 0.9 (not the last)."""
+    metrics = Metrics(train=[{"step": 1, "acc": 0.2}, {"step": 2, "acc": 0.9}, {"step": 3, "acc": 0.5}], val=[])
+    assert metrics_table(metrics) == [{"metric": "acc", "points": 3, "first_step": 1, "first": 0.2, "last_step": 3,
+                                       "last": 0.5, "min": 0.2, "max": 0.9}]
+
+
+def test_val_people_table_best_accuracy_and_order_by_people() -> None:
+    """3ppl logged before 2ppl, both falling: rows by people, latest acc and the best one."""
+    val = [{"step": 1, "val/acc/3ppl": 0.6, "val/acc/2ppl": 0.9}, {"step": 2, "val/acc/3ppl": 0.4, "val/acc/2ppl": 0.8}]
+    rows = val_people_table(Metrics(train=[], val=val))
+    assert [(r["people"], r["acc"], r["best_acc"]) for r in rows] == [(2, 0.8, 0.9), (3, 0.4, 0.6)]

@@ -305,3 +305,30 @@ def test_inverse_cdf_picks_the_index_whose_cdf_interval_holds_the_uniform(vocab,
     point, slack = u.double() * cdf[:, -1], 1e-5 * cdf[:, -1]
     before = torch.where(pick > 0, cdf.gather(-1, (pick - 1).clamp(min=0)[:, None])[:, 0], 0.0)
     assert bool((before <= point + slack).all()) and bool((point < cdf.gather(-1, pick[:, None])[:, 0] + slack).all())
+
+
+def test_greedy_logprobs_are_the_log_softmax_of_a_scoring_forward(tiny):
+    """Greedy decoding reports normalised log-probabilities (log-softmax), as a scoring forward at temperature 1."""
+    model, tokenizer, prompts = tiny
+    out = ours(model, tokenizer, prompts, greedy=True)
+    with torch.no_grad():
+        logp, _ = response_logprobs(model, *out.sequences(), out.response_ids, onednn=False)
+    valid = out.response_mask.bool()
+    torch.testing.assert_close(out.logprobs[valid], logp[valid], atol=1e-4, rtol=0)
+
+
+def test_a_prompts_rows_sample_alike_in_a_smaller_batch(tiny):
+    """Row i's uniforms do not depend on the batch size: prompt 0's two samples are the same alone or with others."""
+    model, tokenizer, prompts = tiny
+    a = ours(model, tokenizer, prompts, n=2, seed=7)
+    b = ours(model, tokenizer, prompts[:1], n=2, seed=7)
+    assert torch.equal(a.response_ids[:2, :b.response_ids.shape[1]], b.response_ids)
+
+
+def test_logprobs_are_zero_after_a_stop(tiny):
+    """A row that stops at its third greedy token holds log-prob 0 past its end."""
+    model, tokenizer, prompts = tiny
+    stop = ours(model, tokenizer, prompts, greedy=True).response_ids[0, 2].item()
+    out = ours(model, tokenizer, prompts, greedy=True, stop_token_ids=[stop])
+    assert int(out.response_lengths[0]) <= 3 and not bool(out.response_mask.all())
+    assert out.logprobs[out.response_mask == 0].eq(0).all()

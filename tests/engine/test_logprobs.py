@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from logicrl.engine.compat import enable_activation_checkpointing
-from logicrl.engine.logprobs import prompt_states, response_logprobs
+from logicrl.engine.logprobs import fused_head_logprobs, prompt_states, response_logprobs
 from logicrl.engine.onednn import onednn_linears
 from logicrl.engine.sequences import MIN_SHARED_PREFIX, left_pad, positions_from_mask, shared_prefix_length
 from logicrl.models import build_tiny_model
@@ -430,3 +430,16 @@ def test_prompts_once_with_a_shared_prefix_across_micro_batches(tiny):
     once, tokens = micro_batched(tiny, inputs, {})
     assert_same(whole, once)
     assert tokens == 20 + 3 * (inputs[0].shape[1] - 4 - 20) + len(inputs[0]) * 3
+
+
+def test_fused_entropy_is_finite_with_a_minus_inf_logit():
+    """A vocabulary entry at logit −inf has p = 0 and adds nothing: the entropy is that of the other five."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(4, 6)
+    with torch.no_grad():
+        head.bias[0] = float("-inf")
+    hidden = torch.randn(1, 3, 4)
+    _, entropy = fused_head_logprobs(head, hidden, torch.tensor([[1, 2, 3]]), torch.ones(1, 3), 2, with_entropy=True)
+    with torch.no_grad():
+        logp = torch.log_softmax(head(hidden)[..., 1:], -1)  # the finite five
+    torch.testing.assert_close(entropy.detach(), -(logp.exp() * logp).sum(-1), atol=1e-5, rtol=0)

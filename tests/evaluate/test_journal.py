@@ -5,7 +5,9 @@ a journal that holds everything loads no model."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +16,7 @@ from logicrl.cli import app
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate import runner as eval_runner
 from logicrl.evaluate.config import EvalConfig
-from logicrl.evaluate.journal import PARTIAL_DIR, Journal, differences, done_prefix
+from logicrl.evaluate.journal import PARTIAL_DIR, Journal, differences, done_prefix, identity
 from logicrl.evaluate.scoring import generate_and_score
 from logicrl.models import TINY_MODEL, load_model_and_tokenizer
 from logicrl.prompts import PromptConfig
@@ -209,3 +211,65 @@ def test_a_chunked_run_counts_the_batches_of_the_whole_list(test_records: list[d
     # the tiny random model never stops early: every row is still decoding at token 64 of 70
     assert heard == ["batch 1/3: token 64/70, 2/2 rows decoding", "batch 2/3: token 64/70, 2/2 rows decoding",
                      "batch 3/3: token 64/70, 1/1 rows decoding"]
+
+
+def test_journal_identity_depends_on_the_puzzle_order() -> None:
+    """The same puzzles in another order are another run: chunks and their seeds follow the order."""
+    assert identity("m", [{"id": "a"}, {"id": "b"}], 1, {}) != identity("m", [{"id": "b"}, {"id": "a"}], 1, {})
+
+
+def test_an_empty_rows_file_is_started_again_with_other_settings(tmp_path: Path) -> None:
+    """A rows file with no rows (a run stopped before its first chunk ended) does not hold a rerun to its settings."""
+    journal = Journal(tmp_path, "m")
+    assert journal.open({"model": "m", "settings": {"t": 1}}) == []
+    journal.append([])
+    assert journal.rows_path.is_file()
+    assert journal.open({"model": "m", "settings": {"t": 2}}) == []
+
+
+def test_a_new_journal_drops_rows_it_has_no_settings_for(tmp_path: Path) -> None:
+    """Rows left without a meta file are of an unknown run: opening a journal there starts with no rows."""
+    journal = Journal(tmp_path, "m")
+    journal.rows_path.parent.mkdir(parents=True)
+    journal.rows_path.write_text('{"id": "old"}\n')
+    ident = {"model": "m", "settings": {}}
+    assert journal.open(ident) == []
+    assert journal.open(ident) == []
+
+
+def test_a_resume_after_a_torn_chunk_keeps_every_puzzle_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 2 over a-e, a b c kept (c's chunk unfinished): the rerun keeps a b, samples c d e, each id once."""
+    records = [{"id": i} for i in "abcde"]
+    cfg = SimpleNamespace(endpoint=None, batch_size=2, concurrency=1, model_dump=lambda mode: {"k": 1})
+    spec = eval_runner.ModelSpec("m", "m")
+    journal = Journal(tmp_path, spec.file_stem)
+    journal.open(identity("m", records, 1, {"k": 1}))
+    journal.append([{"id": i, "sample": 0, "v": "old"} for i in "abc"])
+
+    @contextmanager
+    def sampler(spec, cfg, **kwargs):
+        yield lambda chunk, first, total: [{"id": r["id"], "sample": 0, "v": "new"} for r in chunk]
+
+    monkeypatch.setattr(eval_runner, "_sampler", sampler)
+    got = eval_runner.generate_rows(spec, records, cfg, n=1, journal=journal)
+    assert [(r["id"], r["v"]) for r in got] == [("a", "old"), ("b", "old"), ("c", "new"), ("d", "new"), ("e", "new")]
+    kept = [json.loads(line) for line in journal.rows_path.read_text().splitlines()]
+    assert [(r["id"], r["v"]) for r in kept] == [("a", "old"), ("b", "old"), ("c", "new"), ("d", "new"), ("e", "new")]
+
+
+def test_a_chunk_holds_batch_size_rows_of_samples() -> None:
+    """batch_size 8 with 4 samples a puzzle: 2 puzzles a chunk."""
+    assert eval_runner.chunk_size(SimpleNamespace(endpoint=None, batch_size=8, concurrency=4), 4) == 2
+
+
+def test_records_are_selected_level_by_level_ascending(dataset: Path) -> None:
+    """people [3, 2]: the 2-person puzzle comes first."""
+    assert [r["n_people"] for r in eval_runner.select_records(dataset, "test", [3, 2], 1)] == [2, 3]
+
+
+def test_an_existing_path_holding_equals_is_a_model_name(tmp_path: Path) -> None:
+    """A checkpoint folder named ckpt=1 is a name, not label=name."""
+    path = tmp_path / "ckpt=1"
+    path.mkdir()
+    (spec,) = eval_runner.parse_model_specs([str(path)])
+    assert spec.label == spec.name == str(path)

@@ -172,3 +172,20 @@ def test_short_answers_are_boxed_prose_and_latex_go_to_math_verify() -> None:
 def test_substring_test_needs_a_reference() -> None:
     assert substring_match("anything", "") is False
     assert substring_match("x197", " 97 ") is True
+
+
+def test_cleaning_keeps_an_ellipsis_and_drops_a_final_period() -> None:
+    """A trailing "..." is part of the answer; a single trailing period is not."""
+    assert extract_answer("\\boxed{1, 2, ...}").candidates == ("1, 2, ...",)
+    assert extract_answer("\\boxed{97.}").candidates == ("97",)
+
+
+def test_a_one_word_answer_with_a_unit_is_boxed() -> None:
+    """"5 cm" holds one prose word, not the two of prose: a short answer, so it is boxed."""
+    assert as_latex("5 cm") == "$\\boxed{5 cm}$"
+
+
+def test_the_verdict_answer_is_the_first_candidate(checker: MathChecker) -> None:
+    """Two boxes: the verdict reports (and grades) the first, 1/2, not the later 0.5."""
+    verdict = checker.check("\\boxed{1/2} so \\boxed{0.5}", "1/2")
+    assert (verdict.status, verdict.answer) == ("correct", "1/2")

@@ -25,7 +25,7 @@ from logicrl.cli.eval import check_same_eval_command
 from logicrl.errors import DataError
 from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.math_check import STATUSES, extract_answer
-from logicrl.evaluate.math_data import load_math_problems
+from logicrl.evaluate.math_data import load_math_file, load_math_problems
 from logicrl.evaluate.math_eval import BOXED_PROMPT, LOGIC_RL_MATH_PROMPT, MathEvalConfig
 from logicrl.io import write_jsonl, write_parquet
 from logicrl.prompts import prompt_text
@@ -332,3 +332,25 @@ def test_endpoint_with_the_boxed_prompt(tmp_path: Path, problems: Path) -> None:
     rows = {r["id"]: r for r in map(json.loads, (out / "samples" / "served.jsonl").read_text().splitlines())}
     assert [rows[f"mini:{p['id']}"]["check"] for p in PROBLEMS] == ["correct", "correct", "wrong", "multiple"]
     assert all(r["format_ok"] and not r["prefilled_think"] and r["length"] == 5 for r in rows.values())
+
+
+def test_a_json_object_with_two_lists_is_one_problem(tmp_path: Path) -> None:
+    """An object whose lists are fields (tags, choices), not a list of problems, is one problem."""
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"problem": "1+1?", "answer": "2", "tags": ["x"], "choices": ["1", "2"]}))
+    assert [(r["quiz"], r["answer"]) for r in load_math_file(path)] == [("1+1?", "2")]
+
+
+def test_a_solution_field_in_any_case_gives_its_boxed_answer(tmp_path: Path) -> None:
+    """"Solution" (capitalised) is the solution field: its last box, 4, is the answer."""
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"Problem": "p", "Solution": "so \\boxed{4}"}) + "\n")
+    assert load_math_file(path)[0]["answer"] == "4"
+
+
+def test_the_same_file_given_twice_is_read_once(tmp_path: Path) -> None:
+    """A file named twice is one source: no name clash, and its problems once."""
+    path = tmp_path / "aime.jsonl"
+    path.write_text("".join(json.dumps({"problem": f"q{i}", "answer": str(i)}) + "\n" for i in range(3)))
+    assert load_math_problems([path, path]) == load_math_problems([path])
+    assert len(load_math_problems([path])) == 3

@@ -123,3 +123,11 @@ def test_trace_answer_shaping_by_hand() -> None:
     assert trace_answer_shaping([skipped], [{"Zoey": "knave", "Oliver": "knight"}], [RECORD], 0.5).tolist() == [0.0]
     with pytest.raises(ValueError, match="2 responses, 1 answers for 1 records"):
         trace_answer_shaping([perfect, perfect], [right], [RECORD], 1.0)
+
+
+def test_cases_in_order_is_a_share_of_the_cases() -> None:
+    """The cases template trace lists every case in order: cases_in_order is 1 (of the cases, not the checks)."""
+    response = response_target(RECORD, PromptConfig(), trace="cases")
+    counts = audit_cases(response, RECORD)
+    assert counts["cases"] != counts["checks"]
+    assert audit_summary([{"id": RECORD["id"], "response": response}], {RECORD["id"]: RECORD})["cases_in_order"] == 1.0

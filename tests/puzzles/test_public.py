@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from logicrl.cli import app
 from logicrl.errors import DataError, UserError
+from logicrl.io import write_parquet
 from logicrl.puzzles.dataset import (
     PRESETS,
     DataConfig,
@@ -29,6 +30,7 @@ from logicrl.puzzles.dataset import (
     write_dataset,
 )
 from logicrl.puzzles.perturb import PUBLIC_KIND_OF, PUBLIC_KINDS, perturb, perturbation_name, twin_source
+from logicrl.puzzles.public import public_files, twin_files
 from logicrl.puzzles.record import Puzzle, recover_rendering
 from logicrl.reward import score
 
@@ -288,3 +290,19 @@ def test_data_cli_on_the_public_layout(public_root: Path) -> None:
     result = runner.invoke(app, ["data", "generate", "--preset", "nope", "--out", "x"])
     assert isinstance(result.exception, UserError) and "unknown preset 'nope' (valid: paper)" in str(
         result.exception)
+
+
+def test_a_folder_with_a_level_in_jsonl_and_parquet_takes_the_jsonl(tmp_path: Path) -> None:
+    """people2_num1 as .jsonl and .parquet side by side: the folder's files are the jsonl one, once."""
+    (tmp_path / "people2_num1.jsonl").write_text('{"id": "x"}\n')
+    write_parquet(tmp_path / "people2_num1.parquet", [{"id": "x"}])
+    assert public_files(tmp_path, None) == [tmp_path / "people2_num1.jsonl"]
+
+
+def test_the_twins_of_a_clean_folder_are_beside_it(tmp_path: Path) -> None:
+    """test/clean given as the data: its perturbed_leaf twins are in test/perturbed_leaf."""
+    for kind in ("clean", "perturbed_leaf"):
+        (tmp_path / "test" / kind).mkdir(parents=True)
+        (tmp_path / "test" / kind / "people2_num4.jsonl").write_text("")
+    assert twin_files(tmp_path / "test" / "clean", "test", "perturbed_leaf") == [
+        tmp_path / "test" / "perturbed_leaf" / "people2_num4.jsonl"]

@@ -14,6 +14,7 @@ from brute_force import brute_force_solutions, make_records
 from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.record import REQUIRED_FIELDS, Puzzle, parse_statements_field
+from logicrl.puzzles.render import SPEECH_TEMPLATES
 
 PUBLIC_FIELDS = ["quiz", "names", "knight_knave", "solution", "solution_text", "solution_text_format",
                  "cot_head", "cot_repeat_steps", "cot_foot", "statements", "index"]
@@ -172,3 +173,18 @@ def test_from_record_checks_the_role_words(roles: dict) -> None:
 def test_from_record_rejects_duplicate_names() -> None:
     with pytest.raises(ValueError, match="names"):
         Puzzle.from_record(PUBLIC_ROW | {"names": ["Zoey", "Zoey"]})
+
+
+def test_n_people_true_is_refused() -> None:
+    """n_people=True equals 1 in Python but is no count: the record is refused, naming n_people."""
+    record = {"quiz": "q", "names": ["A"], "solution": [True], "solution_text_format": "(1) A is a knight",
+              "statements": '[["telling-truth",0]]', "n_people": True}
+    with pytest.raises(ValueError, match="n_people"):
+        Puzzle.from_record(record)
+
+
+def test_a_template_index_past_the_last_template_is_refused() -> None:
+    """Template indices run 0 .. len(SPEECH_TEMPLATES) - 1: len(SPEECH_TEMPLATES) itself is refused."""
+    record = {**make_records(2, 2, 2, 1, seed=3)[0], "templates": [len(SPEECH_TEMPLATES), 0]}
+    with pytest.raises(ValueError, match="templates"):
+        Puzzle.from_record(record)

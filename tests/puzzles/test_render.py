@@ -208,3 +208,8 @@ def test_random_templates_vary() -> None:
     records = make_records(4, 2, 2, 50, seed=1)
     used = {k for r in records for _, _, k in split_speech(quiz_body(r), SPEECH_TEMPLATES)}
     assert used == set(range(len(SPEECH_TEMPLATES)))
+
+
+def test_a_role_starting_with_u_takes_an():
+    """"umpire" starts with a vowel: "an umpire"."""
+    assert Roles("umpire", "fool").with_article(True) == "an umpire"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from logicrl.io import FolderLock, write_jsonl
 from logicrl.models import build_tiny_model
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward import score
-from logicrl.rl.checkpoints import resume_config
+from logicrl.rl.checkpoints import list_checkpoints, resume_config
 from logicrl.rl.run_log import read_metrics
 from logicrl.rl.schedule import load_puzzles
 from logicrl.rl.sft import RFT_FILE, SFTConfig, SFTTrainer, example_batch, fit_examples, nll_step, target_ids
@@ -247,3 +248,41 @@ def test_sft_refuses_a_run_directory_another_trainer_holds(puzzle_dir, tmp_path)
     trainer = SFTTrainer(make_config(puzzle_dir, run), show_progress=False)
     trainer.fit()
     FolderLock(run).release()
+
+
+def test_sft_validates_and_saves_at_a_last_step_off_the_cadence(puzzle_dir, tmp_path):
+    """val_every=2, save_every=4, a run of 6 steps: validation at 2, 4, 6 and checkpoints at 4 and the final 6."""
+    trainer = SFTTrainer(make_config(puzzle_dir, tmp_path, val_every=2, save_every=4, keep_last=3),
+                         show_progress=False)
+    assert len(trainer.schedule) == 6  # the 2-person training puzzles, 2 epochs, batches of 4
+    trainer.fit()
+    assert [m["step"] for m in read_metrics(tmp_path, "val")] == [2, 4, 6]
+    assert [step for step, _ in list_checkpoints(tmp_path)] == [4, 6]
+
+
+def test_a_prefill_of_think_and_a_newline_is_prefilled_think():
+    """prefill "<think>\\n" opens the think block as "<think>" does."""
+    assert PromptConfig(prefill="<think>\n").prefilled_think
+
+
+def test_the_target_after_a_think_prefill_continues_the_same_text(puzzle_dir):
+    """The target after prefill "<think>" is the no-prefill target less its leading "<think>"."""
+    record = load_puzzles(puzzle_dir, "train")[0]
+    assert response_target(record, PromptConfig(prefill="<think>")) == \
+        response_target(record, PromptConfig(prefill="")).removeprefix("<think>")
+
+
+def test_end_of_turn_prefers_im_end_over_eos():
+    """A vocabulary holding <|im_end|> (5) and an eos <|endoftext|> (7): the turn ends at 5."""
+    tokenizer = SimpleNamespace(get_vocab=lambda: {"<|im_end|>": 5, "<|endoftext|>": 7}, eos_token_id=7)
+    assert end_of_turn_id(tokenizer) == 5
+
+
+def test_encode_prompts_adds_no_special_tokens():
+    """The prompt text is tokenized with add_special_tokens=False: a tokenizer that would add id 1 adds none."""
+    class Tokenizer:
+        def __call__(self, texts, add_special_tokens=True):
+            return {"input_ids": [([1] if add_special_tokens else []) + [len(t)] for t in texts]}
+
+    config = PromptConfig(template="plain", system_prompt="", prefill="")
+    assert encode_prompts([{"quiz": "q"}], Tokenizer(), config) == [[len("User: q\nAssistant: ")]]

@@ -233,3 +233,9 @@ def test_misconfigured_packing_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"packing needs attention sdpa or eager \(a 4D mask\), not "
                        r"'flash_attention_2'; set packing=false"):
         packed_logprobs(flash, pack_examples([([1], [2])], [[0]], pad_id=0))
+
+
+def test_length_bucketing_counts_prompt_tokens():
+    """Prompt 1 + target 5 = 6 tokens against prompt 10 + target 3 = 13: the second example is the longer."""
+    batch = example_batch([[7], [7] * 10], [[5] * 5, [5] * 3], pad_id=0)
+    assert [rows.tolist() for rows in example_micro_batches(batch, 1, True)] == [[1], [0]]

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 import logicrl.rl.trainer as trainer_module
@@ -35,7 +36,7 @@ from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
 from logicrl.puzzles.record import Puzzle
 from logicrl.rl.checkpoints import list_checkpoints, load_state, restore_rng, resume_config, rng_states
 from logicrl.rl.config import OptimConfig, TrainConfig
-from logicrl.rl.run_log import read_metrics
+from logicrl.rl.run_log import RunLog, open_run_log, read_metrics
 from logicrl.rl.schedule import load_puzzles
 from logicrl.rl.sft import SFTConfig
 from logicrl.rl.trainer import Trainer
@@ -941,3 +942,131 @@ def test_rng_states_survive_a_checkpoint_file(tmp_path):
     restore_rng(torch.load(tmp_path / "state.pt", weights_only=True)["rng"])
     drawn = (torch.rand(3), random.random())
     assert torch.equal(drawn[0], expected[0]) and drawn[1] == expected[1]
+
+
+def test_validation_runs_at_a_last_step_off_the_cadence(puzzle_dir, tmp_path, monkeypatch):
+    """steps=3, val_every=2: validation before training, at step 2 and at the final step 3."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    Trainer(make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 3}), show_progress=False).fit()
+    assert [m["step"] for m in read_metrics(tmp_path / "run", "val")] == [0, 2, 3]
+
+
+def test_validation_generates_up_to_val_max_response_tokens(puzzle_dir, tmp_path, monkeypatch):
+    """rollout.val_max_response_tokens=5 (training 12) is the token budget validation generates with."""
+    seen = []
+    real = trainer_module.generate_and_score
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["max_new_tokens"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "generate_and_score", spy)
+    config = make_config(puzzle_dir, tmp_path / "run")
+    config = config.model_copy(update={"rollout": config.rollout.model_copy(update={"val_max_response_tokens": 5})})
+    trainer = Trainer(config, show_progress=False)
+    try:
+        trainer.validate(0)
+    finally:
+        trainer.log.close()
+        trainer.run_lock.release()
+    assert seen == [5]
+
+
+def test_a_resume_applies_a_new_critic_lr(puzzle_dir, tmp_path, monkeypatch):
+    """optim.critic_lr=0.125 on resume replaces the critic learning rate the checkpointed optimizer held."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = make_config(puzzle_dir, tmp_path / "run", advantage="gae").model_copy(update={"steps": 2, "val_every": 0})
+    Trainer(config, show_progress=False).fit()
+    resumed = Trainer(resume_config(TrainConfig, config.out_dir, ["optim.critic_lr=0.125"]), resume=True,
+                      show_progress=False)
+    try:
+        assert [group["lr"] for group in resumed.critic_optimizer.param_groups] == [0.125]
+    finally:
+        resumed.log.close()
+        resumed.run_lock.release()
+
+
+def test_lr_schedule_length_counts_update_epochs(puzzle_dir, tmp_path):
+    """update_epochs=2, one mini-batch a step, 4 steps: 8 optimizer steps, so the linear schedule is at 1/2 at 4."""
+    config = make_config(puzzle_dir, tmp_path / "run", update_epochs=2)
+    config = config.model_copy(update={"optim": config.optim.model_copy(update={"schedule": "linear"})})
+    trainer = Trainer(config, show_progress=False)
+    try:
+        assert trainer.scheduler.lr_lambdas[0](4) == pytest.approx(0.5)
+    finally:
+        trainer.log.close()
+        trainer.run_lock.release()
+
+
+def test_several_update_epochs_are_not_on_policy(puzzle_dir, tmp_path, monkeypatch):
+    """With update_epochs=2 the second epoch's policy is not the sampler: no update takes the on-policy shortcut."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    seen = []
+    real = trainer_module.policy_step
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["on_policy"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "policy_step", spy)
+    trainer = Trainer(make_config(puzzle_dir, tmp_path / "run", update_epochs=2), show_progress=False)
+    try:
+        trainer.train_step(1)
+    finally:
+        trainer.log.close()
+        trainer.run_lock.release()
+    assert seen == [False, False]
+
+
+def test_a_stage_starting_at_step_2_is_entered(puzzle_dir, tmp_path, monkeypatch):
+    """12 two-person puzzles, 12 a step: the 3-person stage starts at step 2, and step 2 enters it."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = curriculum_config(puzzle_dir, tmp_path / "run")
+    config = config.model_copy(update={"rollout": config.rollout.model_copy(
+        update={"prompts_per_step": 12, "group_size": 2, "max_response_tokens": 4}), "steps": 2})
+    trainer = Trainer(config, show_progress=False)
+    entered = []
+    trainer._enter_stage = entered.append
+    try:
+        assert trainer.schedule.stage_starts == (1, 2)
+        trainer.train_step(1)
+        trainer.train_step(2)
+    finally:
+        trainer.log.close()
+        trainer.run_lock.release()
+    assert entered == [2]
+
+
+def tensorboard_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_tags_train_metrics_under_train_and_val_metrics_as_named(tmp_path):
+    """A train metric "loss" is tagged train/loss; a val metric "val/acc" keeps its own name."""
+    log = RunLog(tmp_path)
+    log.metrics("train", 1, {"loss": 1.0})
+    log.metrics("val", 1, {"val/acc": 0.5})
+    log.close()
+    assert set(tensorboard_scalars(tmp_path)) == {"train/loss", "val/acc"}
+
+
+def test_last_values_are_those_of_the_last_line(tmp_path):
+    """Two val lines, a = 1 at step 2 and a = 2 at step 4: the last values are {a: 2}."""
+    log = RunLog(tmp_path, tensorboard=False)
+    log.metrics("val", 2, {"a": 1.0})
+    log.metrics("val", 4, {"a": 2.0})
+    assert log.last_values("val") == {"a": 2.0}
+
+
+def test_a_resumed_tensorboard_log_keeps_the_checkpoint_step(tmp_path):
+    """Steps 1-3 logged, resumed from the checkpoint of step 2: step 2 stays, step 3 is the new value only."""
+    log = RunLog(tmp_path)
+    for step in (1, 2, 3):
+        log.metrics("train", step, {"x": float(step)})
+    log.close()
+    log = open_run_log(tmp_path, 2)
+    log.metrics("train", 3, {"x": 30.0})
+    log.close()
+    assert tensorboard_scalars(tmp_path)["train/x"] == [(1, 1.0), (2, 2.0), (3, 30.0)]

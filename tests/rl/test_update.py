@@ -12,11 +12,23 @@ from dataclasses import replace
 import pytest
 import torch
 
+from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad
 from logicrl.models import build_tiny_model
-from logicrl.rl.batch import RolloutBatch, token_budget_batches
+from logicrl.rl.batch import RolloutBatch, micro_batches, share, token_budget_batches
 from logicrl.rl.config import AlgorithmConfig
-from logicrl.rl.update import adamw, batch_logprobs, compute_advantages, gradient_lengths, policy_step
+from logicrl.rl.critic import ValueModel
+from logicrl.rl.losses import masked_mean
+from logicrl.rl.update import (
+    adamw,
+    batch_logprobs,
+    batch_values,
+    compute_advantages,
+    critic_step,
+    gradient_lengths,
+    optimise,
+    policy_step,
+)
 
 PROMPT_LENGTHS = [5, 9, 7, 5, 9, 7, 6, 8]
 RESPONSE_LENGTHS = [6, 2, 9, 4, 7, 1, 3, 8]
@@ -46,12 +58,13 @@ def make_batch(seed: int = 0, shared_prompts: bool = False) -> RolloutBatch:
     return RolloutBatch(prompt_ids, prompt_mask, response_ids, mask, scores, torch.arange(8) // 2)
 
 
-def one_step(policy, batch: RolloutBatch, algo: AlgorithmConfig, *, on_policy: bool):
+def one_step(policy, batch: RolloutBatch, algo: AlgorithmConfig, *, on_policy: bool, lr: float = 0.5,
+             kl_coef: float = 0.1):
     policy = copy.deepcopy(policy)
-    optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
+    optimizer = torch.optim.SGD(policy.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     policy.train()
-    stats = policy_step(policy, optimizer, scheduler, batch, algo, kl_coef=0.1, temperature=0.7,
+    stats = policy_step(policy, optimizer, scheduler, batch, algo, kl_coef=kl_coef, temperature=0.7,
                         norm_constant=16.0 if algo.loss_agg.endswith("norm") else None, grad_clip=1e9,
                         on_policy=on_policy)
     return policy, stats
@@ -288,3 +301,111 @@ def test_prompts_once_per_batch_give_the_same_step_on_fewer_tokens(tiny_policy, 
     for key in ("policy/loss", "kl", "entropy", "grad_norm"):
         assert float(stats_once[key]) == pytest.approx(float(stats_each[key]), rel=1e-4, abs=1e-6), key
     assert tokens_once < tokens_each
+
+
+def test_kl_in_the_loss_moves_the_step(tiny_policy):
+    """With kl_placement="loss" the KL term enters the loss: a KL coefficient changes the parameters after a step."""
+    algo = AlgorithmConfig(advantage="grpo", kl_placement="loss", micro_batch_size=8)
+    batch = make_batch()
+    batch.old_logp = batch_logprobs(tiny_policy, batch, micro_batch_size=8, temperature=0.7)
+    batch.ref_logp = batch.old_logp - 0.5 * batch.mask  # a reference well away from the policy
+    compute_advantages(batch, algo, kl_coef=0.1)
+    with_kl, _ = one_step(tiny_policy, batch, algo, on_policy=False, kl_coef=0.5)
+    without, _ = one_step(tiny_policy, batch, algo, on_policy=False, kl_coef=0.0)
+    assert any(not torch.allclose(p, q, atol=1e-6) for p, q in zip(with_kl.parameters(), without.parameters()))
+
+
+def test_entropy_bonus_raises_the_entropy(tiny_policy):
+    """With zero advantages and no KL the only loss term is -entropy_coef * entropy: a step raises the entropy."""
+    algo = AlgorithmConfig(advantage="grpo", micro_batch_size=8, entropy_coef=1.0, kl_coef=0.0)
+    batch = make_batch()
+    batch.advantages = torch.zeros_like(batch.mask)
+
+    def entropy(model):
+        with torch.no_grad():
+            _, ent = response_logprobs(model, *batch.model_inputs("cpu"), batch.response_ids, temperature=0.7,
+                                       with_entropy=True)
+        return float(masked_mean(ent, batch.mask))
+
+    before = entropy(tiny_policy)
+    after, _ = one_step(tiny_policy, batch, algo, on_policy=True, lr=1.0, kl_coef=0.0)
+    assert entropy(after.eval()) > before + 1e-4
+
+
+def test_critic_micro_batches_accumulate_to_the_full_batch_step(tiny_policy):
+    """critic_step weights each micro-batch's loss: micro_batch_size 3 gives the parameters and critic/loss of 8."""
+    torch.manual_seed(0)
+    critic = ValueModel(copy.deepcopy(tiny_policy)).train()
+    torch.nn.init.normal_(critic.head.weight, std=0.1)
+    algo = AlgorithmConfig(advantage="gae", micro_batch_size=8, kl_coef=0.0)
+    batch = make_batch()
+    batch.values = batch_values(critic, batch, micro_batch_size=8) + 0.3 * batch.mask  # old values off the current
+    compute_advantages(batch, algo, 0.0)
+    out = {}
+    for size in (8, 3):
+        model = copy.deepcopy(critic)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        stats = critic_step(model, optimizer, batch, algo.model_copy(update={"micro_batch_size": size}),
+                            grad_clip=1e9, norm_constant=None)
+        out[size] = model, float(stats["critic/loss"])
+    moved = sum(float((p - q).detach().abs().sum()) for p, q in zip(out[8][0].parameters(), critic.parameters()))
+    assert moved > 1e-3
+    assert out[3][1] == pytest.approx(out[8][1], rel=1e-5)
+    assert_same_parameters(out[8][0], out[3][0])
+
+
+def probe_optimise(epochs: int, mini: int):
+    """Run optimise with a step that records each mini-batch's scores and reports its own call number."""
+    batch = make_batch()
+    seen = []
+
+    def step(mini_batch, whole):
+        seen.append(mini_batch.scores.tolist())
+        return {"x": torch.tensor(float(len(seen)))}
+
+    algo = AlgorithmConfig(advantage="grpo", update_epochs=epochs, mini_batch_size=mini)
+    return seen, optimise(batch, algo, seed=0, step_fn=step)
+
+
+def test_each_update_epoch_draws_its_own_shuffle():
+    """Epoch e shuffles with seed * 1000 + e, so two epochs visit the rows in different orders."""
+    seen, _ = probe_optimise(2, 4)
+    scores = make_batch().scores
+    for epoch in range(2):
+        order = torch.randperm(8, generator=torch.Generator().manual_seed(epoch))
+        assert seen[2 * epoch] == scores[order[:4]].tolist()
+        assert seen[2 * epoch + 1] == scores[order[4:]].tolist()
+    assert seen[:2] != seen[2:]
+
+
+def test_optimise_averages_stats_over_optimizer_steps():
+    """One epoch of 4 mini-batches reporting 1, 2, 3, 4: the stats are their mean, 2.5."""
+    _, stats = probe_optimise(1, 2)
+    assert stats == {"x": 2.5}
+
+
+def test_entropy_stat_ignores_rows_skipped_for_having_no_gradient(tiny_policy):
+    """A row with no advantage is skipped; the entropy statistic is the same as without that row in the batch."""
+    algo = AlgorithmConfig(advantage="grpo", kl_coef=0.0, loss_agg="token-mean", micro_batch_size=3,
+                           micro_batch_tokens=12)
+    batch = make_batch()
+    gen = torch.Generator().manual_seed(1)
+    batch.advantages = torch.randn(batch.mask.shape, generator=gen).clamp(min=0.0) * batch.mask
+    batch.advantages[:, 5:] = 0.0
+    batch.advantages[3] = 0.0  # skipped
+    _, with_row = one_step(tiny_policy, batch, algo, on_policy=True)
+    _, without_row = one_step(tiny_policy, batch.select(torch.tensor([0, 1, 2, 4, 5, 6, 7])), algo, on_policy=True)
+    assert float(with_row["entropy"]) == pytest.approx(float(without_row["entropy"]), rel=1e-5)
+
+
+def test_micro_batches_keep_a_remainder_of_one():
+    """Five rows in micro-batches of 2: the last micro-batch holds the fifth row alone."""
+    assert [rows.tolist() for rows in micro_batches(torch.arange(5), 2)] == [[0, 1], [2, 3], [4]]
+
+
+def test_share_counts_only_rows_with_a_response():
+    """seq-mean share: one of the two rows with response tokens is half, the empty row does not count."""
+    mask = torch.tensor([[1., 1., 0.], [0., 0., 0.], [1., 0., 0.]])
+    batch = RolloutBatch(torch.zeros(3, 1, dtype=torch.long), torch.ones(3, 1), torch.zeros(3, 3, dtype=torch.long),
+                         mask, torch.zeros(3), torch.arange(3))
+    assert share(batch.select(torch.tensor([0])), batch, "seq-mean-token-mean") == 0.5
