@@ -7,6 +7,7 @@ non-zero and every update really moves the weights.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
@@ -14,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -944,6 +946,28 @@ def test_rng_states_survive_a_checkpoint_file(tmp_path):
     assert torch.equal(drawn[0], expected[0]) and drawn[1] == expected[1]
 
 
+@contextlib.contextmanager
+def held(trainer: Trainer) -> Iterator[Trainer]:
+    """``trainer`` for a test that does not call fit: its run log closed and its run directory let go after."""
+    try:
+        yield trainer
+    finally:
+        trainer.log.close()
+        trainer.run_lock.release()
+
+
+def record_calls(monkeypatch, name: str, key: str) -> list:
+    """Wrap ``trainer_module.<name>`` so each call still runs and appends its keyword argument ``key``."""
+    seen, real = [], getattr(trainer_module, name)
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs[key])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, name, spy)
+    return seen
+
+
 def test_validation_runs_at_a_last_step_off_the_cadence(puzzle_dir, tmp_path, monkeypatch):
     """steps=3, val_every=2: validation before training, at step 2 and at the final step 3."""
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
@@ -953,22 +977,11 @@ def test_validation_runs_at_a_last_step_off_the_cadence(puzzle_dir, tmp_path, mo
 
 def test_validation_generates_up_to_val_max_response_tokens(puzzle_dir, tmp_path, monkeypatch):
     """rollout.val_max_response_tokens=5 (training 12) is the token budget validation generates with."""
-    seen = []
-    real = trainer_module.generate_and_score
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs["max_new_tokens"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "generate_and_score", spy)
+    seen = record_calls(monkeypatch, "generate_and_score", "max_new_tokens")
     config = make_config(puzzle_dir, tmp_path / "run")
     config = config.model_copy(update={"rollout": config.rollout.model_copy(update={"val_max_response_tokens": 5})})
-    trainer = Trainer(config, show_progress=False)
-    try:
+    with held(Trainer(config, show_progress=False)) as trainer:
         trainer.validate(0)
-    finally:
-        trainer.log.close()
-        trainer.run_lock.release()
     assert seen == [5]
 
 
@@ -977,44 +990,25 @@ def test_a_resume_applies_a_new_critic_lr(puzzle_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
     config = make_config(puzzle_dir, tmp_path / "run", advantage="gae").model_copy(update={"steps": 2, "val_every": 0})
     Trainer(config, show_progress=False).fit()
-    resumed = Trainer(resume_config(TrainConfig, config.out_dir, ["optim.critic_lr=0.125"]), resume=True,
-                      show_progress=False)
-    try:
+    with held(Trainer(resume_config(TrainConfig, config.out_dir, ["optim.critic_lr=0.125"]), resume=True,
+                      show_progress=False)) as resumed:
         assert [group["lr"] for group in resumed.critic_optimizer.param_groups] == [0.125]
-    finally:
-        resumed.log.close()
-        resumed.run_lock.release()
 
 
 def test_lr_schedule_length_counts_update_epochs(puzzle_dir, tmp_path):
     """update_epochs=2, one mini-batch a step, 4 steps: 8 optimizer steps, so the linear schedule is at 1/2 at 4."""
     config = make_config(puzzle_dir, tmp_path / "run", update_epochs=2)
     config = config.model_copy(update={"optim": config.optim.model_copy(update={"schedule": "linear"})})
-    trainer = Trainer(config, show_progress=False)
-    try:
+    with held(Trainer(config, show_progress=False)) as trainer:
         assert trainer.scheduler.lr_lambdas[0](4) == pytest.approx(0.5)
-    finally:
-        trainer.log.close()
-        trainer.run_lock.release()
 
 
 def test_several_update_epochs_are_not_on_policy(puzzle_dir, tmp_path, monkeypatch):
     """With update_epochs=2 the second epoch's policy is not the sampler: no update takes the on-policy shortcut."""
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
-    seen = []
-    real = trainer_module.policy_step
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs["on_policy"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "policy_step", spy)
-    trainer = Trainer(make_config(puzzle_dir, tmp_path / "run", update_epochs=2), show_progress=False)
-    try:
+    seen = record_calls(monkeypatch, "policy_step", "on_policy")
+    with held(Trainer(make_config(puzzle_dir, tmp_path / "run", update_epochs=2), show_progress=False)) as trainer:
         trainer.train_step(1)
-    finally:
-        trainer.log.close()
-        trainer.run_lock.release()
     assert seen == [False, False]
 
 
@@ -1024,16 +1018,12 @@ def test_a_stage_starting_at_step_2_is_entered(puzzle_dir, tmp_path, monkeypatch
     config = curriculum_config(puzzle_dir, tmp_path / "run")
     config = config.model_copy(update={"rollout": config.rollout.model_copy(
         update={"prompts_per_step": 12, "group_size": 2, "max_response_tokens": 4}), "steps": 2})
-    trainer = Trainer(config, show_progress=False)
-    entered = []
-    trainer._enter_stage = entered.append
-    try:
+    with held(Trainer(config, show_progress=False)) as trainer:
+        entered = []
+        trainer._enter_stage = entered.append
         assert trainer.schedule.stage_starts == (1, 2)
         trainer.train_step(1)
         trainer.train_step(2)
-    finally:
-        trainer.log.close()
-        trainer.run_lock.release()
     assert entered == [2]
 
 
