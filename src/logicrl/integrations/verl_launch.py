@@ -243,8 +243,9 @@ def algorithm_overrides(cfg: TrainConfig, cluster: VerlClusterConfig) -> list[st
         # hf_model: the full fp32 actor as a Hugging Face model, the next stage's start (see the module doc)
         "checkpoint.save_contents": ["model", "optimizer", "extra", "hf_model"],
     }
-    if cfg.loss_norm_constant() is not None:  # veRL's default C is the padded width: ours is the budget
-        actor["loss_scale_factor"] = cfg.loss_norm_constant()
+    norm_constant = cfg.loss_norm_constant()
+    if norm_constant is not None:  # veRL's default C is the padded width: ours is the budget
+        actor["loss_scale_factor"] = norm_constant
     if algo.kl_placement == "loss":
         actor.update({"kl_loss_coef": algo.kl_coef, "kl_loss_type": kl_type})
     algorithm = {"adv_estimator": ADVANTAGES[algo.advantage], "gamma": algo.gamma, "lam": algo.lam,
