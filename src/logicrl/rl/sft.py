@@ -27,19 +27,14 @@ from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from logicrl.config import StrictModel
-from logicrl.engine.allocator import keep_freed_memory
 from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad
-from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.scoring import generate_and_score
 from logicrl.io import read_jsonl, write_jsonl
 from logicrl.models import (
-    compute_autocast,
     load_model_and_tokenizer,
-    resolve_device,
-    resolve_dtype,
     sparse_tied_embedding_grad,
 )
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
@@ -47,14 +42,12 @@ from logicrl.reward.score import RewardConfig
 from logicrl.rl.batch import RolloutBatch, longest_first, micro_batches, share
 from logicrl.rl.checkpoints import (
     apply_lr,
-    checkpoint_dir,
     load_state,
-    prepare_run_dir,
-    record_config,
     restore_rng,
     save_checkpoint,
 )
 from logicrl.rl.config import DataConfig, ModelConfig
+from logicrl.rl.loop import TrainingLoop
 from logicrl.rl.metrics import validation_metrics
 from logicrl.rl.packing import packed_nll_step
 from logicrl.rl.run_log import open_run_log
@@ -197,30 +190,18 @@ def nll_step(model, batch: RolloutBatch, micro_batch_size: int, *, backward: boo
     return total
 
 
-class SFTTrainer:
+class SFTTrainer(TrainingLoop):
     """Loads the model and examples, then `fit()` runs epochs of NLL steps with checkpoints."""
 
-    def __init__(self, config: SFTConfig, *, resume: bool = False, show_progress: bool = True) -> None:
-        self.config, self.show_progress = config, show_progress
-        self.run_dir = Path(config.out_dir)
-        self.start_step, checkpoint, self.run_lock = prepare_run_dir(
-            self.run_dir, config, resume=resume, command="sft")
-        with self.run_lock.released_on_error():
-            self._build(checkpoint)
-            record_config(config, resume=resume)
+    command = "sft"
+    config: SFTConfig
 
     def _build(self, checkpoint: Path | None) -> None:
         """Device, model, examples, optimizer and schedule (restored from ``checkpoint``) and the run log."""
         config = self.config
-        device = resolve_device(config.model.device)
-        compute_dtype = resolve_dtype(config.model.dtype, device)
-        self.autocast = lambda: compute_autocast(device, compute_dtype)
-        if device.type == "cpu":
-            set_cpu_threads(config.threads)
-            keep_freed_memory()
-        torch.manual_seed(config.seed)
+        self._setup_device()
         self.model, self.tokenizer = load_model_and_tokenizer(
-            str(checkpoint or config.model.name), dtype="float32", device=str(device),
+            str(checkpoint or config.model.name), dtype="float32", device=str(self.device),
             trust_remote_code=config.model.trust_remote_code)
         if config.model.gradient_checkpointing:
             enable_activation_checkpointing(self.model)
@@ -315,47 +296,33 @@ class SFTTrainer:
         pairs = sorted(kept)
         return [by_id[i] for i, _ in pairs], [text for _, text in pairs]
 
-    def fit(self) -> dict[str, float]:
+    def progress_label(self) -> str:
+        return f"SFT ({self.config.mode})"
+
+    def progress_postfix(self, metrics: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{metrics['loss']:.3f}", "s": f"{metrics['time/step']:.1f}"}
+
+    def train_step(self, step: int) -> dict[str, float]:
         cfg = self.config
-        total, last_val = len(self.schedule), self.log.last_values("val")  # a resume after the last checkpoint
-        bar = tqdm(total=total, initial=self.start_step - 1, desc=f"SFT ({cfg.mode})", unit="step",
-                   disable=not self.show_progress)
-        try:
-            for step in range(self.start_step, total + 1):
-                timer = time.perf_counter()
-                examples = [self.examples[int(r["id"])] for r in self.schedule.batch(step - 1)]
-                self.model.train()
-                loss = self._nll(examples, backward=True)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                lr = self.scheduler.get_last_lr()[0]  # this step's
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                seconds = time.perf_counter() - timer
-                self.log.metrics("train", step, {"loss": loss, "grad_norm": float(grad_norm),
-                                                 "lr": lr, "time/step": seconds,
-                                                 "tokens_per_s": sum(len(t) for _, t in examples) / seconds})
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", s=f"{seconds:.1f}")
-                if step == total or (cfg.val_every and step % cfg.val_every == 0):
-                    last_val = self.validate(step)
-                if step == total or (cfg.save_every and step % cfg.save_every == 0):
-                    state = {"step": step, "optimizer": self.optimizer.state_dict(),
-                             "scheduler": self.scheduler.state_dict(), "data_fingerprint": self.data_fingerprint(step)}
-                    save_checkpoint(self.run_dir, step, self.model, self.tokenizer, state, keep_last=cfg.keep_last)
-            self.log.finish(total, checkpoint_dir(self.run_dir, total), last_val)
-        finally:
-            bar.close()
-            self.log.close()
-            self.run_lock.release()
-        return last_val
+        timer = time.perf_counter()
+        examples = [self.examples[int(r["id"])] for r in self.schedule.batch(step - 1)]
+        self.model.train()
+        loss = self._nll(examples, backward=True)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        lr = self.scheduler.get_last_lr()[0]  # this step's
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - timer
+        metrics = {"loss": loss, "grad_norm": float(grad_norm), "lr": lr, "time/step": seconds,
+                   "tokens_per_s": sum(len(t) for _, t in examples) / seconds}
+        self.log.metrics("train", step, metrics)
+        return metrics
 
     def validate(self, step: int) -> dict[str, float]:
         """Greedy accuracy/format on held-out puzzles and the NLL of their template targets (``val/loss``),
         logged as ``val/*``."""
         cfg = self.config
-        if not self.val_records:
-            return {}
         self.model.eval()
         with self.autocast(), tqdm(total=len(self.val_records), desc="validate", unit="pz", leave=False,
                                    disable=not self.show_progress) as bar:
@@ -367,3 +334,9 @@ class SFTTrainer:
         self.log.metrics("val", step, metrics)
         self.log.samples("val", step, rows)
         return metrics
+
+    def save(self, step: int) -> Path:
+        state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "data_fingerprint": self.data_fingerprint(step)}
+        return save_checkpoint(self.run_dir, step, self.model, self.tokenizer, state,
+                               keep_last=self.config.keep_last)

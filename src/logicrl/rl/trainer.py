@@ -20,7 +20,6 @@ accuracy to pick the next level, and its state travels in the checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 import warnings
@@ -30,22 +29,16 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from logicrl.engine.allocator import keep_freed_memory
 from logicrl.engine.decode import generate
-from logicrl.engine.threads import set_cpu_threads
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import generate_and_score, score_generation, stop_token_ids
-from logicrl.models import compute_autocast, resolve_device, resolve_dtype
 from logicrl.prompts import encode_prompts
 from logicrl.rl.batch import RolloutBatch
 from logicrl.rl.checkpoints import (
     REFERENCE_FILE,
     apply_lr,
     check_resume_steps,
-    checkpoint_dir,
     load_state,
-    prepare_run_dir,
-    record_config,
     restore_rng,
     save_checkpoint,
     weights_fingerprint,
@@ -54,6 +47,7 @@ from logicrl.rl.config import TrainConfig
 from logicrl.rl.critic import ValueModel
 from logicrl.rl.dynamic_sampling import Draw, fill_batch
 from logicrl.rl.kl import AdaptiveKLController, FixedKLController
+from logicrl.rl.loop import TrainingLoop
 from logicrl.rl.metrics import rollout_metrics, validation_metrics
 from logicrl.rl.policy import load_run_models
 from logicrl.rl.run_log import open_run_log
@@ -90,18 +84,12 @@ def draw_seed(seed: int, step: int, draw: int) -> int:
     return int(hashlib.sha256(f"{seed}:{step}:{draw}".encode()).hexdigest()[:15], 16)
 
 
-class Trainer:
+class Trainer(TrainingLoop):
     """Builds models, data, optimizers and logs from a `TrainConfig`; `fit()` runs the loop."""
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, show_progress: bool = True) -> None:
-        self.config = config
-        self.run_dir = Path(config.out_dir)
-        self.show_progress = show_progress
-        self.start_step, checkpoint, self.run_lock = prepare_run_dir(
-            self.run_dir, config, resume=resume, command="train")
-        with self.run_lock.released_on_error():
-            self._build(checkpoint)
-            record_config(config, resume=resume)
+    command = "train"
+    validate_first = True
+    config: TrainConfig
 
     def _build(self, checkpoint: Path | None) -> None:
         """Device, models, data, optimizers (restored from ``checkpoint`` when resuming) and the run log."""
@@ -114,19 +102,6 @@ class Trainer:
         self.log = open_run_log(self.run_dir, self.start_step - 1)
 
     # ------------------------------------------------------------------ setup
-
-    def _setup_device(self) -> None:
-        cfg = self.config
-        self.device = resolve_device(cfg.model.device)
-        self.compute_dtype = resolve_dtype(cfg.model.dtype, self.device)
-        if self.device.type == "cpu":
-            set_cpu_threads(cfg.threads)
-            keep_freed_memory()
-        torch.manual_seed(cfg.seed)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16/fp16 compute over fp32 master weights: on GPU, and on CPU with model.dtype=bfloat16."""
-        return compute_autocast(self.device, self.compute_dtype)
 
     def _load_models(self, checkpoint: Path | None) -> None:
         self.models, self.critic = load_run_models(self.config, self.device, self.compute_dtype, checkpoint)
@@ -222,33 +197,15 @@ class Trainer:
         """The order of the first ``steps`` steps (static schedules), or the adaptive schedule's puzzle pool."""
         return self.schedule.fingerprint(steps)
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ the step
 
-    def fit(self) -> dict[str, float]:
-        """Train from ``start_step`` to the end of the schedule; return the last validation metrics."""
-        cfg = self.config
-        total = len(self.schedule)
-        last_val: dict[str, float] = self.log.last_values("val")  # a resume after the last checkpoint: its own
-        if self.start_step == 1 and self.val_records:
-            last_val = self.validate(0)
-        bar = tqdm(total=total, initial=self.start_step - 1, desc="RL", unit="step", disable=not self.show_progress)
-        try:
-            for step in range(self.start_step, total + 1):
-                metrics = self.train_step(step)
-                bar.update(1)
-                bar.set_postfix(reward=f"{metrics['reward/mean']:.2f}", acc=f"{metrics['acc']:.2f}",
-                                fmt=f"{metrics['format_ok']:.2f}", len=f"{metrics['length/mean']:.0f}",
-                                s=f"{metrics['time/step']:.0f}")
-                if self.val_records and (step % cfg.val_every == 0 or step == total):
-                    last_val = self.validate(step)
-                if (cfg.save_every and step % cfg.save_every == 0) or step == total:
-                    self.save(step)
-            self.log.finish(total, checkpoint_dir(self.run_dir, total), last_val)
-        finally:
-            bar.close()
-            self.log.close()
-            self.run_lock.release()
-        return last_val
+    def progress_label(self) -> str:
+        return "RL"
+
+    def progress_postfix(self, metrics: dict[str, float]) -> dict[str, str]:
+        return {"reward": f"{metrics['reward/mean']:.2f}", "acc": f"{metrics['acc']:.2f}",
+                "fmt": f"{metrics['format_ok']:.2f}", "len": f"{metrics['length/mean']:.0f}",
+                "s": f"{metrics['time/step']:.0f}"}
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.config
