@@ -13,7 +13,7 @@ from brute_force import brute_force_solutions, make_records
 
 from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import Roles
-from logicrl.puzzles.record import REQUIRED_FIELDS, Puzzle, parse_statements_field
+from logicrl.puzzles.record import REQUIRED_FIELDS, Puzzle, parse_statements_field, people_of
 from logicrl.puzzles.render import SPEECH_TEMPLATES
 
 PUBLIC_FIELDS = ["quiz", "names", "knight_knave", "solution", "solution_text", "solution_text_format",
@@ -188,3 +188,12 @@ def test_a_template_index_past_the_last_template_is_refused() -> None:
     record = {**make_records(2, 2, 2, 1, seed=3)[0], "templates": [len(SPEECH_TEMPLATES), 0]}
     with pytest.raises(ValueError, match="templates"):
         Puzzle.from_record(record)
+
+
+def test_people_of_reads_n_people_and_falls_back_to_the_names_when_absent_or_null():
+    names = ["A", "B", "C"]
+    assert people_of({"n_people": 5, "names": names}) == 5  # the field wins: the record's checks are elsewhere
+    assert people_of({"n_people": "4", "names": names}) == 4
+    assert people_of({"names": names}) == 3
+    assert people_of({"n_people": None, "names": names}) == 3  # parquet's missing value
+

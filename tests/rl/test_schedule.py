@@ -7,13 +7,13 @@ import pytest
 
 from logicrl.config import load_config
 from logicrl.errors import ConfigError, DataError
+from logicrl.puzzles.record import people_of
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.schedule import (
     AdaptiveSchedule,
     PromptSchedule,
     adaptive_move,
     load_puzzles,
-    people_of,
     validation_subset,
 )
 

@@ -37,6 +37,7 @@ from logicrl.puzzles.dataset import (
 )
 from logicrl.puzzles.perturb import CLEAN_KIND, PERTURBATIONS, PUBLIC_KIND_OF, perturb, twin_source
 from logicrl.puzzles.public import is_public_dir, kinds_in
+from logicrl.puzzles.record import people_of
 
 data_app = typer.Typer(help="Make, perturb and inspect Knights-and-Knaves puzzle datasets.", no_args_is_help=True)
 console = Console()
@@ -157,7 +158,7 @@ def show_cmd(
 ) -> None:
     """Print a few records: the quiz, the answer and (optionally) the template reasoning."""
     for record in puzzle_records(source, split, kind)[:n]:
-        console.rule(f"{record.get('id', '?')}  ({record.get('n_people', len(record['names']))} people)")
+        console.rule(f"{record.get('id', '?')}  ({people_of(record)} people)")
         console.print(record["quiz"], markup=False)
         console.print("[bold]answer[/bold]")
         console.print(record["solution_text_format"], markup=False)

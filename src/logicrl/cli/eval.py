@@ -67,6 +67,7 @@ from logicrl.io import (
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.puzzles.dataset import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
+from logicrl.puzzles.record import people_of
 
 
 class EvalGroup(TyperGroup):
@@ -317,7 +318,7 @@ def memorization_cmd(
         twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
         console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
                                             for kind, p in pairs.items()))
-        people_of = {str(r["id"]): len(r["names"]) for r in originals}
+        levels = {str(r["id"]): people_of(r) for r in originals}
         results = {}
         for spec in specs:
             rows = _rows(spec, originals + twin_records, cfg, out, n=1, rescore=rescore)
@@ -328,7 +329,7 @@ def memorization_cmd(
                 raise DataError(f"{spec.label}: no sample of {len(set(missing))} puzzle(s) of these "
                                 f"twins, e.g. {missing[0]!r} (rescore with the --data, --kinds and --twins "
                                 "they were made with)")
-            results[spec.label] = memorization_table(solved, people_of, pairs)
+            results[spec.label] = memorization_table(solved, levels, pairs)
         table = memorization_rows(results)
         atomic_write_text(out / "memorization.md", markdown(table))
         atomic_write_text(out / "memorization.csv", csv_text(table))

@@ -29,6 +29,7 @@ from logicrl.evaluate.scoring import Scorer, generate_and_score, score_sample
 from logicrl.io import atomic_write_text, read_json_object, read_jsonl, write_jsonl
 from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
 from logicrl.puzzles.dataset import dataset_files, load_records
+from logicrl.puzzles.record import people_of
 
 SAMPLES_DIR = "samples"
 
@@ -128,7 +129,7 @@ def select_records(data: Path, split: str, people: Sequence[int], limit: int | N
     records = load_records(dataset_files(data, split))
     by_level: dict[int, list[dict[str, Any]]] = {}
     for record in records:
-        by_level.setdefault(int(record.get("n_people", len(record["names"]))), []).append(record)
+        by_level.setdefault(people_of(record), []).append(record)
     chosen = [n for n in people if n in by_level]
     missing = [n for n in people if n not in by_level]
     if not chosen or (every_level and missing):

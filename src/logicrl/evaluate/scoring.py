@@ -16,6 +16,7 @@ from typing import Any
 from logicrl.engine.decode import generate
 from logicrl.engine.sequences import Generation
 from logicrl.prompts import END_OF_TURN_TOKENS, PromptConfig, encode_prompts
+from logicrl.puzzles.record import people_of
 from logicrl.reward.score import DEFAULT_CONFIG, RewardConfig, ScoreBreakdown, score
 
 # Scores one decoded response to a record: ``scorer(record, sample=, response=, length=, truncated=,
@@ -62,7 +63,7 @@ def score_sample(
     verdict = score(response, record["solution_text_format"], prefilled_think=prefilled_think,
                     roles=record.get("knight_knave"), question=record.get("quiz"), config=reward)
     row = {
-        "id": record.get("id"), "n_people": record.get("n_people", len(record["names"])), "sample": sample,
+        "id": record.get("id"), "n_people": people_of(record), "sample": sample,
         "response": response, "length": length, "truncated": truncated,
         "reward": verdict.total, "solved": verdict.solved, "format_ok": verdict.format_ok,
         "format_reason": verdict.format_reason, "answer_status": verdict.answer_status,

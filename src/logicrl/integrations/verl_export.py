@@ -31,7 +31,8 @@ from typing import Any
 from logicrl.errors import ConfigError, DataError
 from logicrl.io import write_parquet
 from logicrl.prompts import PromptConfig, chat_messages
-from logicrl.rl.schedule import load_held_out, load_puzzles, people_of
+from logicrl.puzzles.record import people_of
+from logicrl.rl.schedule import load_held_out, load_puzzles
 
 ABILITY = "logic"
 

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,6 +37,11 @@ from logicrl.puzzles.render import (
 )
 
 REQUIRED_FIELDS = ("quiz", "names", "solution", "solution_text_format", "statements")
+
+
+def people_of(record: Mapping[str, Any]) -> int:
+    """A record's number of people: its ``n_people``, or, where that is absent or null, its number of names."""
+    return int(record.get("n_people") or len(record["names"]))
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,7 @@ from typing import Any
 
 from logicrl.errors import DataError
 from logicrl.puzzles.dataset import dataset_files, load_records
-
-
-def people_of(record: Mapping[str, Any]) -> int:
-    return int(record.get("n_people") or len(record["names"]))
+from logicrl.puzzles.record import people_of
 
 
 def load_puzzles(path: Path, split: str, people: Sequence[int] | None = None) -> list[dict[str, Any]]:
