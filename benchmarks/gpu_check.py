@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import transformers
 
     from logicrl.models.tiny import build_tiny_tokenizer
-    from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+    from logicrl.puzzles.dataset import DataConfig, generate
+    from logicrl.puzzles.files import write_dataset
 
     args = parse_args(argv)
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")

@@ -30,7 +30,7 @@ import torch
 import yaml
 
 from logicrl.prompts import PromptConfig, encode_prompts
-from logicrl.puzzles.dataset import dataset_files, load_records
+from logicrl.puzzles.files import dataset_files, load_records
 from logicrl.rl.batch import micro_batches, token_budget_batches
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+from logicrl.puzzles.dataset import DataConfig, generate
+from logicrl.puzzles.files import write_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers shared across folders (live_bytes.py)
 

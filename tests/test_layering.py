@@ -99,7 +99,7 @@ def test_the_pure_modules_load_without_torch():
     """The reward, the puzzles and the accuracy metrics (pass@k, majority vote, the per-level table) are plain
     Python: a library user scoring saved samples does not wait for torch (evaluate.metrics took 1.3 s to import
     when the per-level table lived beside generation, in evaluate.scoring)."""
-    code = ("import sys, logicrl.evaluate.metrics, logicrl.reward, logicrl.puzzles.dataset\n"
+    code = ("import sys, logicrl.evaluate.metrics, logicrl.reward, logicrl.puzzles.dataset, logicrl.puzzles.files\n"
             "print(*sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip() == ""

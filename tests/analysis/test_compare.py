@@ -29,7 +29,7 @@ from logicrl.analysis.plots import auto_window, smooth
 from logicrl.cli import app
 from logicrl.errors import ConfigError, DataError, UserError
 from logicrl.io import write_jsonl
-from logicrl.puzzles.dataset import dataset_files, load_records
+from logicrl.puzzles.files import dataset_files, load_records
 from logicrl.rl.run_log import read_metrics
 
 runner = CliRunner()

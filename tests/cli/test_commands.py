@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from logicrl.cli import PIPELINE, app
 from logicrl.errors import ConfigError, UserError
 from logicrl.io import write_jsonl
-from logicrl.puzzles.dataset import dataset_files, load_records
+from logicrl.puzzles.files import dataset_files, load_records
 
 runner = CliRunner()
 

@@ -16,7 +16,7 @@ from logicrl.cli import app
 from logicrl.cli import data as data_cli
 from logicrl.errors import DataError
 from logicrl.parallel import Workers
-from logicrl.puzzles import dataset
+from logicrl.puzzles import dataset, files
 from logicrl.puzzles.dataset import RECORD_CHUNK
 from logicrl.puzzles.record import Puzzle
 
@@ -208,7 +208,7 @@ def test_a_write_cut_short_is_refused_by_readers_and_completed_by_a_rerun(tmp_pa
     that was never cut."""
     args = ["data", "generate", "--people", "2-3", "--train", "20", "--test", "5"]
     assert runner.invoke(app, [*args, "--out", str(tmp_path / "straight")]).exit_code == 0
-    real = dataset.atomic_write_bytes
+    real = files.atomic_write_bytes
     calls = []
 
     def killed(path, data):
@@ -219,11 +219,11 @@ def test_a_write_cut_short_is_refused_by_readers_and_completed_by_a_rerun(tmp_pa
 
     out = tmp_path / "cut"
     with monkeypatch.context() as patch:
-        patch.setattr(dataset, "atomic_write_bytes", killed)
+        patch.setattr(files, "atomic_write_bytes", killed)
         assert runner.invoke(app, [*args, "--out", str(out)]).exit_code != 0
     assert (out / "2ppl" / "train.jsonl").is_file()  # written before the cut
     with pytest.raises(DataError, match="stopped before it wrote all its files: run the same command"):
-        dataset.load_records(dataset.dataset_files(out, "train"))
+        files.load_records(files.dataset_files(out, "train"))
     stats = runner.invoke(app, ["data", "stats", str(out)])
     assert isinstance(stats.exception, DataError) and "stopped before it wrote all" in str(stats.exception)
     assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0

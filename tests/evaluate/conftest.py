@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from logicrl.puzzles.dataset import DataConfig, dataset_files, generate, load_records, write_dataset
+from logicrl.puzzles.dataset import DataConfig, generate
+from logicrl.puzzles.files import dataset_files, load_records, write_dataset
 
 REASONING = "Suppose the first speaker lies; then the second claim contradicts the first, so we go back."
 

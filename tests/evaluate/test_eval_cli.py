@@ -323,7 +323,7 @@ def test_rescore_refuses_samples_of_unknown_puzzles(tmp_path: Path, dataset: Pat
 
 
 def test_memorization_on_hand_written_samples(tmp_path: Path, dataset: Path, respond) -> None:
-    from logicrl.puzzles.dataset import dataset_files, load_records
+    from logicrl.puzzles.files import dataset_files, load_records
 
     originals = [r for r in load_records(dataset_files(dataset, "train")) if r["n_people"] == 2]
     twins, pairs = make_twins(originals, ["reorder"], seed=0)

@@ -25,7 +25,8 @@ from logicrl.cli import app
 from logicrl.errors import UserError
 from logicrl.evaluate.memorization import collect_twins
 from logicrl.io import write_jsonl
-from logicrl.puzzles.dataset import DataConfig, dataset_files, generate, load_records, load_twins
+from logicrl.puzzles.dataset import DataConfig, generate
+from logicrl.puzzles.files import dataset_files, load_records, load_twins
 from logicrl.puzzles.perturb import perturb
 from logicrl.puzzles.record import Puzzle, recover_rendering
 from logicrl.rl.schedule import load_puzzles

@@ -51,7 +51,8 @@ from logicrl.integrations.verl_launch import VerlClusterConfig, hydra_value, pla
 from logicrl.io import write_parquet
 from logicrl.models import TINY_MODEL, load_model_and_tokenizer, resolve_model_path
 from logicrl.prompts import encode_prompts
-from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+from logicrl.puzzles.dataset import DataConfig, generate
+from logicrl.puzzles.files import write_dataset
 from logicrl.reward import score
 from logicrl.rl.config import TrainConfig
 

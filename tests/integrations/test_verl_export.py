@@ -25,7 +25,8 @@ from logicrl.integrations.verl_export import (
 )
 from logicrl.models import TINY_MODEL, resolve_model_path
 from logicrl.prompts import SYSTEM_PROMPT, PromptConfig, chat_messages, prompt_text
-from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+from logicrl.puzzles.dataset import DataConfig, generate
+from logicrl.puzzles.files import write_dataset
 
 
 @pytest.fixture(scope="module")

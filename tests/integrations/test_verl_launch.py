@@ -33,7 +33,8 @@ from logicrl.integrations.verl_launch import (
     reward_overrides,
 )
 from logicrl.models import TINY_MODEL, load_model_and_tokenizer
-from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+from logicrl.puzzles.dataset import DataConfig, generate
+from logicrl.puzzles.files import write_dataset
 from logicrl.rl.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

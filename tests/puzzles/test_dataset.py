@@ -1,4 +1,4 @@
-"""dataset.py: splits, byte-identical files, loading (ours, Hugging Face datasets, public K&K rows).
+"""dataset.py and files.py: splits, byte-identical files, loading (ours, Hugging Face datasets, public K&K rows).
 
 Run: .venv/bin/python -m pytest tests/puzzles/test_dataset.py -q
 """
@@ -16,14 +16,12 @@ from logicrl.parallel import Workers
 from logicrl.puzzles.dataset import (
     RECORD_CHUNK,
     DataConfig,
-    dataset_files,
     generate,
     generate_twins,
-    load_records,
     parse_people,
     summarize,
-    write_dataset,
 )
+from logicrl.puzzles.files import dataset_files, load_records, write_dataset
 from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.perturb import PUBLIC_KIND_OF

@@ -20,15 +20,8 @@ from typer.testing import CliRunner
 from logicrl.cli import app
 from logicrl.errors import DataError, UserError
 from logicrl.io import write_parquet
-from logicrl.puzzles.dataset import (
-    PRESETS,
-    DataConfig,
-    dataset_files,
-    generate,
-    generate_twins,
-    load_records,
-    write_dataset,
-)
+from logicrl.puzzles.dataset import PRESETS, DataConfig, generate, generate_twins
+from logicrl.puzzles.files import dataset_files, load_records, write_dataset
 from logicrl.puzzles.perturb import PUBLIC_KIND_OF, PUBLIC_KINDS, perturb, perturbation_name, twin_source
 from logicrl.puzzles.public import public_files, twin_files
 from logicrl.puzzles.record import Puzzle, recover_rendering

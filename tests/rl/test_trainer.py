@@ -34,7 +34,8 @@ from logicrl.models import ModelNotFoundError, resolve_model_path, save_pretrain
 from logicrl.models.lora import REFERENCE_ADAPTER, TRAINED_ADAPTER, adapter_state
 from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.prompts import PromptConfig, response_target
-from logicrl.puzzles.dataset import DataConfig, generate, write_dataset
+from logicrl.puzzles.dataset import DataConfig, generate
+from logicrl.puzzles.files import write_dataset
 from logicrl.puzzles.record import Puzzle
 from logicrl.rl.checkpoints import list_checkpoints, load_state, restore_rng, resume_config, rng_states
 from logicrl.rl.config import OptimConfig, TrainConfig

@@ -23,18 +23,8 @@ from logicrl.io import (
     write_parquet_from_jsonl,
 )
 from logicrl.parallel import Workers
-from logicrl.puzzles.dataset import (
-    PRESETS,
-    DataConfig,
-    check_dataset_dir,
-    dataset_files,
-    default_workers,
-    generate,
-    generate_twins,
-    load_records,
-    summarize,
-    write_dataset,
-)
+from logicrl.puzzles.dataset import PRESETS, DataConfig, default_workers, generate, generate_twins, summarize
+from logicrl.puzzles.files import check_dataset_dir, dataset_files, load_records, write_dataset
 from logicrl.puzzles.perturb import CLEAN_KIND, PERTURBATIONS, PUBLIC_KIND_OF, perturb, twin_source
 from logicrl.puzzles.public import is_public_dir, kinds_in
 from logicrl.puzzles.record import people_of

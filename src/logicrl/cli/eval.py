@@ -65,7 +65,7 @@ from logicrl.io import (
     read_json_object,
 )
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
-from logicrl.puzzles.dataset import load_twins
+from logicrl.puzzles.files import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
 from logicrl.puzzles.record import people_of
 

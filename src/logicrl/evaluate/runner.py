@@ -28,7 +28,7 @@ from logicrl.evaluate.journal import Journal, done_prefix, identity
 from logicrl.evaluate.scoring import Scorer, generate_and_score, score_sample
 from logicrl.io import atomic_write_text, read_json_object, read_jsonl, write_jsonl
 from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
-from logicrl.puzzles.dataset import dataset_files, load_records
+from logicrl.puzzles.files import dataset_files, load_records
 from logicrl.puzzles.record import people_of
 
 SAMPLES_DIR = "samples"

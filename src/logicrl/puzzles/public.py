@@ -10,7 +10,7 @@ Layouts recognised (a directory ``ROOT``)::
 ``kind`` is ``clean`` or a public perturbation name (`logicrl.puzzles.perturb.PUBLIC_KINDS`). ``M`` is the
 number of puzzles of the clean split; a twin file keeps the clean file's name, holds one twin per original
 that has one and links to it by ``index`` (the generator numbers test first, then train, from 0). Parquet
-files of the same names are read when a folder has no JSONL. Records carry no ``id`` (`dataset.load_records`
+files of the same names are read when a folder has no JSONL. Records carry no ``id`` (`files.load_records`
 gives them their content id) and ``statements`` is a Python tuple literal (read by `record.py`).
 """
 

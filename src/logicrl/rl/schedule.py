@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from logicrl.errors import DataError
-from logicrl.puzzles.dataset import dataset_files, load_records
+from logicrl.puzzles.files import dataset_files, load_records
 from logicrl.puzzles.record import people_of
 
 

@@ -1,0 +1,207 @@
+"""Dataset folders on disk: writing a generated dataset (`write_dataset`), finding the record files of a dataset
+directory, a file or the public K&K layout (`dataset_files`), and reading them as checked records
+(`load_records`, `load_twins`).
+
+Layout written by `write_dataset` (the Logic-RL layout, one folder per number of people)::
+
+    OUT/3ppl/train.jsonl  OUT/3ppl/train.parquet  OUT/3ppl/test.jsonl  OUT/3ppl/test.parquet
+    OUT/4ppl/...
+    OUT/manifest.json     (the config and the counts)
+
+or, with ``layout: public``, the public K&K release's layout (`logicrl.puzzles.public`), twins included::
+
+    OUT/test/clean/people3_num100.jsonl  OUT/test/perturbed_leaf/people3_num100.jsonl  ...
+
+Until the manifest is written, one marked ``incomplete`` stands in its place, and readers refuse the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from logicrl.errors import DataError, UserError
+from logicrl.io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    jsonl_bytes,
+    read_rows,
+    read_text_file,
+    write_parquet_from_jsonl,
+)
+from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS
+from logicrl.puzzles.public import is_public_dir, public_files, public_path, twin_files
+from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.solver import first_conflict
+
+if TYPE_CHECKING:
+    from logicrl.puzzles.dataset import DataConfig
+
+INCOMPLETE = "incomplete"  # the manifest's mark while `write_dataset` writes the files
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    """A dataset directory's ``manifest.json``; empty when there is none or it is not logicrl's (not a JSON
+    object)."""
+    path = Path(folder) / "manifest.json"
+    try:
+        manifest = json.loads(read_text_file(path)) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def check_complete(path: Path) -> None:
+    """Refuse a dataset directory whose files a killed `logicrl data generate` left part-way."""
+    if _manifest(path).get(INCOMPLETE, False):
+        raise DataError(f"{path}: `logicrl data generate` stopped before it wrote all its files: run the same "
+                        "command again to complete it")
+
+
+def check_dataset_dir(out_dir: Path, config: DataConfig) -> None:
+    """Refuse to write over another dataset: files of its levels that this config does not make would stay and
+    mix with the new ones. The same config makes the same bytes, so its own folder may be written again."""
+    if not (Path(out_dir) / "manifest.json").is_file():
+        return
+    old = _manifest(out_dir).get("config", {})  # also a write that was cut short; {} if unreadable: refused
+    new = json.loads(json.dumps(config.model_dump(mode="json")))  # as the manifest holds it: string dict keys
+    changed = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    if changed:
+        raise UserError(f"{out_dir} holds another dataset (its manifest.json differs in {', '.join(changed)}): "
+                        f"choose another --out, or delete {out_dir} first")
+
+
+def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str, list]],
+                  twins: dict[int, dict[str, dict[str, list]]] | None = None) -> list[Path]:
+    """Write every split (and twin set) in every format, then the manifest; returns the files written. Until
+    the manifest is written, one marked ``incomplete`` stands in its place: readers refuse a dataset that a
+    killed write left part-way (`dataset_files`)."""
+    written = []
+    started = {"config": config.model_dump(mode="json"), INCOMPLETE: True}
+    atomic_write_text(out_dir / "manifest.json", json.dumps(started, indent=2) + "\n")
+    for n, by_split in splits.items():
+        for split, records in by_split.items():
+            if not records:
+                continue
+            sets = {CLEAN_KIND: records} | {PUBLIC_KIND_OF[k]: t for k, t in (twins or {}).get(n, {})
+                                             .get(split, {}).items()}
+            for kind, rows in sets.items():
+                text = jsonl_bytes(rows)  # the JSONL file, and the parquet file's way into Arrow
+                for fmt in config.formats:
+                    if config.layout == "public":
+                        path = public_path(out_dir, split, kind, n, len(records), fmt)
+                    else:
+                        path = out_dir / f"{n}ppl" / f"{split}.{fmt}"
+                    if fmt == "jsonl":
+                        atomic_write_bytes(path, text)
+                    else:
+                        write_parquet_from_jsonl(path, text)
+                    written.append(path)
+    counts = {f"{n}ppl": {s: len(r) for s, r in by.items()} for n, by in splits.items()}
+    manifest: dict[str, Any] = {"config": config.model_dump(mode="json"), "counts": counts}
+    if twins:
+        manifest["twins"] = {f"{n}ppl": {s: {PUBLIC_KIND_OF[k]: len(t) for k, t in by.items()}
+                                          for s, by in by_split.items()} for n, by_split in twins.items()}
+    atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return written
+
+
+def dataset_files(path: Path, split: str | None = None, kind: str = CLEAN_KIND) -> list[Path]:
+    """The record files under ``path``: the file itself, ``*ppl/{split}.jsonl`` in a dataset dir (parquet when
+    no JSONL is there), or ``{split}/{kind}/people*_num*.jsonl`` in the public K&K layout (`public.py`;
+    ``kind`` in either naming, ``clean`` by default)."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or dataset directory")
+    check_complete(path)
+    public_kind = PUBLIC_KIND_OF.get(kind, kind)
+    if public_kind != CLEAN_KIND and public_kind not in PUBLIC_KINDS:
+        valid = ", ".join([CLEAN_KIND, *PUBLIC_KINDS])
+        raise DataError(f"unknown kind {kind!r} (valid: {valid}, or logicrl's names)")
+    if is_public_dir(path):
+        files = public_files(path, split, public_kind)
+        if not files:
+            raise DataError(f"{path}: no {split or '*'}/{public_kind}/people*_num*.jsonl files "
+                            "(public K&K layout)")
+        return files
+    if kind != CLEAN_KIND:
+        raise DataError(f"{path}: a logicrl dataset directory holds no twins; make them with `logicrl data "
+                        "perturb`, or use the public layout")
+    pattern = f"*ppl/{split or '*'}"
+    files = list(path.glob(pattern + ".jsonl")) or list(path.glob(pattern + ".parquet"))
+    if not files:
+        raise DataError(f"{path}: no {pattern}.jsonl or .parquet files (make one with `logicrl data generate`)")
+    return sorted(files, key=_by_people_then_name)
+
+
+def _by_people_then_name(path: Path) -> tuple[int, str]:
+    """Sort ``10ppl/`` after ``9ppl/`` (numerically), then by file name."""
+    people = path.parent.name.removesuffix("ppl")
+    return (int(people) if people.isdigit() else 0, path.name)
+
+
+def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str, Any]]:
+    """All records of the given files; a malformed row raises DataError naming file and line.
+
+    A row without an ``id`` (the public K&K release has none) gets its content id (`Puzzle.id`, with
+    ``#2``, ``#3``, ... for repeats), so that per-puzzle metrics and paired comparisons never lump
+    different puzzles together under ``None``; one without an ``index`` gets its 0-based line in its file.
+    Two different puzzles (another quiz or answer) under one explicit id are a DataError.
+    """
+    records = []
+    owners: dict[str, tuple[tuple[Any, Any], str]] = {}  # id -> (what the puzzle is, where it was first)
+    for path in paths:
+        for position, (where, row) in enumerate(read_rows(path)):
+            puzzle = None
+            if check or not row.get("id"):
+                try:
+                    puzzle = Puzzle.from_record(row)
+                except (ValueError, KeyError, TypeError) as exc:  # unchecked and unreadable: left as is
+                    if check:
+                        raise DataError(f"{where}: {exc}") from None
+            # the solution must be consistent (not unique: a public twin may have several solutions)
+            if check and puzzle is not None and first_conflict(puzzle.statements, puzzle.solution) >= 0:
+                raise DataError(f"{where}: 'solution' contradicts the statements (a knight's statement false or a "
+                                "knave's true): the reward would score against a wrong answer; fix or drop the row")
+            if puzzle is not None and not row.get("id"):
+                row = {**row, "id": _free_id(puzzle.id, owners)}
+            if puzzle is not None and "index" not in row:
+                row = {**row, "index": position}
+            if row.get("id"):
+                _claim_id(str(row["id"]), (row.get("quiz"), row.get("solution_text_format")), where, owners)
+            records.append(row)
+    return records
+
+
+def _free_id(base: str, owners: dict[str, Any]) -> str:
+    """``base``, or ``base#2``, ``base#3``, ... — the first not yet taken."""
+    count, candidate = 1, base
+    while candidate in owners:
+        count += 1
+        candidate = f"{base}#{count}"
+    return candidate
+
+
+def _claim_id(puzzle_id: str, what: tuple[Any, Any], where: str,
+              owners: dict[str, tuple[tuple[Any, Any], str]]) -> None:
+    first = owners.setdefault(puzzle_id, (what, where))
+    if first[0] != what:
+        raise DataError(f"{where}: id {puzzle_id!r} is already the id of a different puzzle ({first[1]}); "
+                        "ids must be unique")
+
+
+def load_twins(data: Path, split: str, kinds: Iterable[str], *, required: bool = False) -> dict[str, list]:
+    """{kind: records} of the public twins of ``data`` (a public directory or file, `public.twin_files`) for
+    the logicrl ``kinds`` that have any; ``required``: a DataError when none of them has any."""
+    found = {}
+    for kind in kinds:
+        files = twin_files(data, split, PUBLIC_KIND_OF[kind])
+        if files:
+            found[kind] = load_records(files)
+    if required and not found:
+        wanted = ", ".join(f"{split}/{PUBLIC_KIND_OF[k]}/" for k in kinds)
+        raise DataError(f"{data}: no public twins ({wanted}people*_num*.jsonl)")
+    return found
