@@ -41,7 +41,7 @@ from logicrl.models import (
     save_pretrained_atomic,
 )
 from logicrl.models.checkpoint import DiskFullError, write_checkpoint
-from logicrl.models.loading import MARKER_FILE, check_model_name
+from logicrl.models.loading import MARKER_FILE, adapter_base, check_model_name
 
 SYSTEM = "Answer inside <answer> </answer>."
 USER = "You meet 2 inhabitants: Zoey and Oliver. So who is a knight and who is a knave?"
@@ -266,6 +266,43 @@ def test_missing_model_raises_one_line_error(name, expected, local_files_only, m
 def test_directory_without_config_is_not_a_model(tmp_path):
     with pytest.raises(ModelNotFoundError, match="has no config.json"):
         load_model_and_tokenizer(str(tmp_path), device="cpu")
+
+
+def test_adapter_base_reads_peft_base_and_maps_an_alias_cache_entry_to_its_alias(tmp_path):
+    """A LoRA checkpoint's base: peft's base_model_name_or_path as written, except a path that was an alias's
+    cache entry (named like the alias, holding the cache's marker or gone), which loads as the alias wherever the
+    cache is now; a missing or empty base is a one-line error."""
+    def base_of(value) -> str:
+        (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": value}))
+        return adapter_base(tmp_path)
+
+    entry = tmp_path / "old-cache" / "models" / TINY_MODEL
+    assert base_of(str(entry)) == TINY_MODEL  # the cache moved away
+    entry.mkdir(parents=True)
+    assert base_of(str(entry)) == str(entry)  # a folder of that name that is not a cache entry: itself
+    (entry / MARKER_FILE).write_text("{}")
+    assert base_of(str(entry)) == TINY_MODEL
+    assert base_of("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert base_of(str(tmp_path / "my-base")) == str(tmp_path / "my-base")
+    assert base_of(TINY_MODEL) == TINY_MODEL  # relative: as written
+    for damaged in (None, ""):
+        with pytest.raises(ModelNotFoundError, match="adapter_config.json: base_model_name_or_path is .*damaged"):
+            base_of(damaged)
+    (tmp_path / "adapter_config.json").write_text("{")
+    with pytest.raises(ModelNotFoundError, match="adapter_config.json: no base model in it"):
+        adapter_base(tmp_path)
+
+
+def test_a_lora_checkpoint_whose_base_is_gone_says_so_in_one_line(tmp_path, tiny):
+    """A folder with adapter_config.json and a tokenizer passes the checks; a base that cannot be loaded is named
+    as the checkpoint's base model."""
+    tiny[1].save_pretrained(tmp_path)
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "gone")}))
+    check_model_name(str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match=f"^LoRA checkpoint '{tmp_path}': its base model cannot be loaded: "
+                                                 f"model path '{tmp_path / 'gone'}' does not exist") as info:
+        load_model_and_tokenizer(str(tmp_path), device="cpu")
+    assert "\n" not in str(info.value)
 
 
 def test_a_checkpoint_without_a_tokenizer_is_refused_before_loading(tmp_path, tiny):

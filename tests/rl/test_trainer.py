@@ -30,7 +30,12 @@ import logicrl.rl.trainer as trainer_module
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.errors import UserError
 from logicrl.io import FolderLock
-from logicrl.models import ModelNotFoundError, resolve_model_path, save_pretrained_atomic
+from logicrl.models import (
+    ModelNotFoundError,
+    load_model_and_tokenizer,
+    resolve_model_path,
+    save_pretrained_atomic,
+)
 from logicrl.models.lora import REFERENCE_ADAPTER, TRAINED_ADAPTER, adapter_state
 from logicrl.models.tiny import build_tiny_tokenizer
 from logicrl.prompts import PromptConfig, response_target
@@ -855,6 +860,15 @@ def test_lora_trains_the_adapter_only_and_its_checkpoint_merges_into_a_plain_mod
     with torch.no_grad():
         logp, _ = response_logprobs(reloaded, ids, mask, positions, response_ids)
     torch.testing.assert_close(logp, adapted, atol=1e-5, rtol=0)
+    # `logicrl eval --model CHECKPOINT` and every loader: the base (here an alias, found again in another cache)
+    # with the adapter merged, in the dtype asked for
+    for cache in (None, tmp_path / "moved-cache"):
+        loaded, tokenizer = load_model_and_tokenizer(str(checkpoint), dtype="float32", device="cpu", cache_dir=cache)
+        assert not hasattr(loaded, "peft_config") and tokenizer.pad_token_id is not None
+        with torch.no_grad():
+            logp, _ = response_logprobs(loaded, ids, mask, positions, response_ids)
+        torch.testing.assert_close(logp, adapted, atol=1e-5, rtol=0)
+    assert (tmp_path / "moved-cache" / "tiny-random").is_dir()
 
 
 def tiny_rows(tokenizer):

@@ -9,6 +9,10 @@ local HF cache when offline). Aliases:
 * ``tiny-random``: a 0.12M-parameter random Llama with a local K&K tokenizer, for tests and smoke runs
   (see `logicrl.models.tiny`).
 
+A LoRA checkpoint (``model.lora``: peft's adapter files and the tokenizer, no ``config.json``) loads as its base
+model with the adapter merged in (`adapter_base`); a base that was an alias's cache entry loads as that alias, so
+the checkpoint still loads where the cache has moved or on another machine.
+
 The cache lives in ``$LOGICRL_CACHE/models/<alias>`` (default ``~/.cache/logicrl/models/<alias>``);
 each entry holds a ``logicrl_model.json`` marker written before the directory is renamed into place,
 so an entry is either complete or absent. The marker's fingerprint names the source, the recipe and the
@@ -38,6 +42,7 @@ from logicrl.models.checkpoint import (
     remove_stale_temporaries,
     write_checkpoint,
 )
+from logicrl.models.lora import merge_adapter
 from logicrl.models.smollm2 import convert_smollm2, smollm2_fingerprint
 from logicrl.models.tiny import TINY_RECIPE_VERSION, build_tiny_model
 
@@ -224,6 +229,27 @@ def _looks_like_repo_id(name: str) -> bool:
     return True
 
 
+ADAPTER_CONFIG = "adapter_config.json"  # peft's: what marks a LoRA checkpoint
+
+
+def adapter_base(checkpoint: Path) -> str:
+    """The base model of the LoRA checkpoint ``checkpoint``: peft's ``base_model_name_or_path``, or the alias
+    whose cache entry that path is (a folder named like an alias that holds the cache's marker or is gone)."""
+    try:
+        config = json.loads((checkpoint / ADAPTER_CONFIG).read_text())
+        base = config["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelNotFoundError(f"{checkpoint / ADAPTER_CONFIG}: no base model in it ({err}): the LoRA checkpoint "
+                                 "is damaged") from None
+    if not isinstance(base, str) or not base:
+        raise ModelNotFoundError(f"{checkpoint / ADAPTER_CONFIG}: base_model_name_or_path is {base!r}: the LoRA "
+                                 "checkpoint is damaged")
+    entry = Path(base)
+    if entry.name in MODEL_ALIASES and entry.is_absolute() and (not entry.exists() or (entry / MARKER_FILE).is_file()):
+        return entry.name
+    return base
+
+
 # Files of which a saved tokenizer has at least one (transformers writes tokenizer_config.json; older or
 # slow-only tokenizers may have only their vocabulary files).
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt",
@@ -232,13 +258,13 @@ TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model",
 
 def _check_local(name: str, path: str) -> None:
     """Raise ModelNotFoundError for paths that cannot hold a checkpoint, before transformers tries: a file, a
-    directory without config.json, or one without any `TOKENIZER_FILES` (a model saved without its
+    directory without config.json (or a LoRA checkpoint's adapter_config.json), or one without any `TOKENIZER_FILES` (a model saved without its
     tokenizer, which `AutoTokenizer` would only refuse after everything before it has run)."""
     hint = f"pass a checkpoint directory, a Hugging Face model id, or the alias {DEFAULT_MODEL}"
     local = Path(path)
     if local.is_file():
         raise ModelNotFoundError(f"model {name!r} is a file, not a checkpoint directory: {hint}")
-    if local.is_dir() and not (local / "config.json").is_file():
+    if local.is_dir() and not (local / "config.json").is_file() and not (local / ADAPTER_CONFIG).is_file():
         raise ModelNotFoundError(f"model directory {name!r} has no config.json: {hint}")
     if local.is_dir() and not any((local / file).is_file() for file in TOKENIZER_FILES):
         raise ModelNotFoundError(f"model directory {name!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}):"
@@ -352,14 +378,26 @@ def load_model_and_tokenizer(
         logger.warning("the Hugging Face hub is unreachable: loading %r from the local HF cache only", path)
         offline = True
     hub = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
+    adapter = Path(path, ADAPTER_CONFIG).is_file() and not Path(path, "config.json").is_file()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **hub)
-        with quiet_hf_progress():
-            model = AutoModelForCausalLM.from_pretrained(
-                path, dtype=resolve_dtype(dtype, target), **hub, **model_kwargs
-            )
+        if not adapter:
+            with quiet_hf_progress():
+                model = AutoModelForCausalLM.from_pretrained(
+                    path, dtype=resolve_dtype(dtype, target), **hub, **model_kwargs
+                )
     except (OSError, ValueError, SafetensorError) as err:  # a damaged config.json or weights file, no tokenizer
         raise ModelNotFoundError(_not_found_message(name_or_path, path, err, offline)) from err
+    if adapter:  # the base in float32, the adapter merged into it, then the dtype asked for
+        base_name = adapter_base(Path(path))
+        try:
+            base, _ = load_model_and_tokenizer(base_name, dtype="float32", device="cpu",
+                                               trust_remote_code=trust_remote_code, local_files_only=local_files_only,
+                                               cache_dir=cache_dir, **model_kwargs)
+        except ModelNotFoundError as err:
+            raise ModelNotFoundError(f"LoRA checkpoint {name_or_path!r}: its base model cannot be loaded: {err}"
+                                     ) from err
+        model = merge_adapter(base, Path(path)).to(resolve_dtype(dtype, target))
     prepare_tokenizer(tokenizer)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -3,7 +3,8 @@
 The adapter (Hu et al. 2021, arXiv 2106.09685) adds (lora_alpha / r) · B·A to each targeted linear; peft
 keeps it in float32 over a 16-bit base (``autocast_adapter_dtype``), so AdamW's state is float32 too. A
 checkpoint of a LoRA run holds peft's ``adapter_model.safetensors`` + ``adapter_config.json`` (the base is
-``model.name``): ``PeftModel.from_pretrained(base, path).merge_and_unload()`` gives a plain model.
+``model.name``): `merge_adapter` gives a plain model, which is how `logicrl.models.load_model_and_tokenizer`
+loads such a checkpoint.
 peft is an optional dependency (``pip install logicrl[peft]``), imported only here and only when used.
 
 A stage-start KL reference (``algorithm.reference=stage_start``) is a second adapter, `REFERENCE_ADAPTER`:
@@ -42,6 +43,17 @@ def lora_model(model: Any, lora: Any, checkpoint: Path | None = None) -> Any:
     config = LoraConfig(r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
                         target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def merge_adapter(model: Any, checkpoint: Path) -> Any:
+    """``model`` with the LoRA adapter saved in ``checkpoint`` merged into its weights: a plain model
+    (W + (lora_alpha / r) · B·A in each targeted linear), as ``PeftModel.from_pretrained(...).merge_and_unload()``."""
+    try:
+        from peft import PeftModel
+    except ImportError as err:
+        raise UserError(f"{checkpoint} is a LoRA checkpoint: loading it needs peft: pip install 'logicrl[peft]'"
+                        ) from err
+    return PeftModel.from_pretrained(model, str(checkpoint)).merge_and_unload()
 
 
 def adapter_state(model: Any, name: str) -> dict[str, torch.Tensor]:
