@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on 2 CPU cores, ≈ 2.4 hours on an AMX Xeon
-# (stages timed one by one, 2026-12-02: cold start 22 min, RL 100 bf16 steps of 47–57 s with validation ≈ 93 min,
+# The reasoning recipe on the embedded default (SmolLM2-135M-Instruct), on 2 CPU cores: 68 min on an AMD EPYC since the
+# compiled decode step (2026-12-05, RL 100 steps in 41 min; results/credit/session29/README.md). Before it, ≈ 2.4 hours
+# on an AMX Xeon (stages timed one by one, 2026-12-02: cold start 22 min, RL 100 bf16 steps of 47–57 s with validation ≈ 93 min,
 # the two 300-puzzle greedy evals ≈ 30 min (the RL checkpoint's alone: 12 min); PASSK=1 adds pass@k, ≈ 28 min;
 # docs/experiments.md "Ninth attempt"; the AMD EPYC of earlier sessions is slower: cold start 30 min):
 #   data (train / val / test) → cold start (SFT) → RL (COMPARE=1: also with the paper's reward)

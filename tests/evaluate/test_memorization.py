@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logicrl.config import load_config
-from logicrl.errors import DataError
+from logicrl.errors import ConfigError, DataError
 from logicrl.evaluate.config import MemorizationConfig
 from logicrl.evaluate.memorization import (
     ALL_PEOPLE,
@@ -80,6 +80,16 @@ def test_make_twins_links_each_twin_to_its_original(test_records: list[dict]) ->
 
 def test_a_kind_named_twice_is_measured_once() -> None:
     assert load_config(MemorizationConfig, None, ["kinds=leaf,reorder,leaf"]).kinds == ["leaf", "reorder"]
+
+
+def test_kinds_take_the_public_names_too() -> None:
+    """As `data perturb --kinds` and `data show --kind` do: the public release's names map to logicrl's (a kind
+    given both ways is measured once); an unknown name lists both namings."""
+    config = load_config(MemorizationConfig, None, ["kinds=perturbed_leaf,reorder_statement,leaf"])
+    assert config.kinds == ["leaf", "reorder"]
+    with pytest.raises(ConfigError, match=r"unknown perturbation\(s\) perturbed_nothing \(valid: statement, .*"
+                                          r"or the public names perturbed_statement, perturbed_leaf"):
+        load_config(MemorizationConfig, None, ["kinds=perturbed_nothing"])
 
 
 def test_two_given_twins_of_one_puzzle_are_refused() -> None:

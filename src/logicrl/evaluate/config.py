@@ -18,7 +18,7 @@ from logicrl.errors import ConfigError
 from logicrl.evaluate.metrics import default_ks
 from logicrl.prompts import PromptConfig
 from logicrl.puzzles.dataset import PeopleList
-from logicrl.puzzles.perturb import PERTURBATIONS
+from logicrl.puzzles.perturb import PERTURBATIONS, PUBLIC_KINDS
 from logicrl.reward.score import RewardConfig
 
 
@@ -175,8 +175,10 @@ class MemorizationConfig(RunConfig):
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, value: list[str]) -> list[str]:
-        unknown = [k for k in value if k not in PERTURBATIONS]
+        names = [PUBLIC_KINDS.get(k, k) for k in value]  # the public release's names too (perturbed_leaf)
+        unknown = [k for k, name in zip(value, names) if name not in PERTURBATIONS]
         if unknown or not value:
             what = f"unknown perturbation(s) {', '.join(unknown)}" if unknown else "no perturbation kind"
-            raise ValueError(f"{what} (valid: {', '.join(PERTURBATIONS)})")
-        return list(dict.fromkeys(value))  # a kind named twice is measured once
+            raise ValueError(f"{what} (valid: {', '.join(PERTURBATIONS)}, or the public names "
+                             f"{', '.join(PUBLIC_KINDS)})")
+        return list(dict.fromkeys(names))  # a kind named twice is measured once
