@@ -65,6 +65,7 @@ VARIANTS = [
      "reward.mode=logic-rl", "optim.schedule=cosine", "optim.warmup_steps=3", "data.schedule=mixed"],
     ["algorithm.policy_loss=gspo", "algorithm.loss_agg=seq-mean-token-mean", "algorithm.tis_cap=2.0"],
     ["algorithm.policy_loss=cispo", "algorithm.loss_agg=seq-mean-token-sum-norm"],
+    ["data.schedule=mixed", "model.lora.r=8", "model.lora.lora_alpha=16", "model.lora.target_modules=[q_proj,v_proj]"],
 ]
 
 
@@ -134,6 +135,9 @@ def test_other_mappings_compose_and_validate(overrides: list[str], dataset: Path
     assert (actor.clip_ratio_low, actor.clip_ratio_high) == cfg.algorithm.clip_range()
     # Dr.GRPO's C: the generation budget, as `logicrl train` divides by (veRL's default: the padded width)
     assert (actor.loss_agg_mode, actor.loss_scale_factor) == (cfg.algorithm.loss_agg, cfg.loss_norm_constant())
+    model, lora = composed.actor_rollout_ref.model, cfg.model.lora
+    assert (model.lora_rank, model.lora_alpha) == ((lora.r, lora.lora_alpha) if lora else (0, 16))
+    assert list(model.target_modules) == list(lora.target_modules) if lora else model.target_modules == "all-linear"
 
 
 @pytest.mark.parametrize("text", ["{{ 'a' }}\n{{ \"b\" }}", "it's \\'x\\' ${not.interp} a,b=[c]:{d}", "ends\\"])

@@ -149,6 +149,7 @@ def test_hydra_value(value, expected: str) -> None:
     (["rollout.stop_at_answer=true"], "stop strings"),
     (["rollout.val_max_response_tokens=100"], "training length"),
     (["algorithm.mini_batch_size=4"], "multiple of rollout.group_size"),
+    (["model.lora.lora_dropout=0.1"], "model.lora.lora_dropout: veRL's LoRA has no dropout"),
 ])
 def test_unsupported_settings_are_one_line_errors(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -351,6 +352,25 @@ def test_curriculum_that_verl_would_run_differently_is_refused(dataset, tmp_path
         plan_launch(cfg, VerlClusterConfig(), [])
     one_stage = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "data.people=[3]", override])
     assert len(plan_launch(one_stage, VerlClusterConfig(), []).stages) == 1  # one stage: nothing differs
+
+
+def test_lora_maps_to_verl_lora_keys_in_one_stage_and_is_refused_across_stages(dataset, tmp_path):
+    """model.lora was dropped: a veRL run of a LoRA config trained every weight. Its rank, alpha and targets now
+    go to actor_rollout_ref.model; a curriculum, whose stage-start reference veRL's LoRA cannot give, is refused."""
+    lora = ["model.lora.r=8", "model.lora.lora_alpha=16", "model.lora.target_modules=[q_proj,v_proj]"]
+    got = as_dict(model_overrides(train_config(*lora), VerlClusterConfig(), "/m", None))
+    assert {k: got[k] for k in got if "lora" in k or "target_modules" in k} == {
+        "actor_rollout_ref.model.lora_rank": "8", "actor_rollout_ref.model.lora_alpha": "16.0",
+        "actor_rollout_ref.model.target_modules": "[q_proj,v_proj]"}
+    full = as_dict(model_overrides(train_config(), VerlClusterConfig(), "/m", None))
+    assert not any("lora" in k or "target_modules" in k for k in full)
+    base = [f"model.name={TINY_MODEL}", f"data.train={dataset}", f"out_dir={tmp_path / 'run'}", *lora]
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "data.people=[3,4]"])
+    with pytest.raises(ConfigError, match="not supported by the veRL launcher: model.lora with a curriculum .*"
+                                          "use data.schedule=mixed, or one number of people"):
+        plan_launch(cfg, VerlClusterConfig(), [])
+    mixed = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "data.people=[3,4]", "data.schedule=mixed"])
+    assert len(plan_launch(mixed, VerlClusterConfig(), []).stages) == 1
 
 
 def test_an_estimator_veRL_lacks_is_refused_by_its_registry_properties(dataset, tmp_path, monkeypatch):

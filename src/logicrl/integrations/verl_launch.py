@@ -214,6 +214,8 @@ def check_supported(cfg: TrainConfig) -> None:
         (cfg.data.schedule == "adaptive",
          "data.schedule=adaptive: veRL's main_ppo has no sampler that follows the training accuracy; "
          "use curriculum or mixed"),
+        (cfg.model.lora is not None and cfg.model.lora.lora_dropout > 0,
+         "model.lora.lora_dropout: veRL's LoRA has no dropout"),
     ]
     refuse(unsupported)
 
@@ -265,6 +267,9 @@ def model_overrides(cfg: TrainConfig, cluster: VerlClusterConfig, model_path: st
     """Policy, reference, rollout engine and (PPO) critic."""
     model = {"path": model_path, "trust_remote_code": cfg.model.trust_remote_code,
              "enable_gradient_checkpointing": cfg.model.gradient_checkpointing}
+    lora = cfg.model.lora
+    if lora is not None:  # veRL's reference is then the actor with the adapter disabled, as ours
+        model.update({"lora_rank": lora.r, "lora_alpha": lora.lora_alpha, "target_modules": list(lora.target_modules)})
     if chat_template is not None:
         model["custom_chat_template"] = chat_template
     offload = {"actor.fsdp_config.param_offload": cluster.param_offload,
@@ -406,6 +411,9 @@ def check_stages(cfg: TrainConfig, stages: list[Stage]) -> None:
         (not cfg.optim.stage_reset,
          "optim.stage_reset=false with a curriculum (each veRL stage starts its optimizer and critic fresh); "
          "set optim.stage_reset=true"),
+        (cfg.model.lora is not None,
+         "model.lora with a curriculum (veRL's LoRA reference is the base model, not the adapter at each stage's "
+         "start); use data.schedule=mixed, or one number of people"),
     ])
 
 
