@@ -212,8 +212,8 @@ def check_supported(cfg: TrainConfig) -> None:
          "algorithm.check_line_credit: veRL's advantages come from its estimators only (no per-token credit)"),
         (algo.positive_only, "algorithm.positive_only: veRL's advantages are not clamped"),
         (cfg.data.schedule == "adaptive",
-         "data.schedule=adaptive: veRL's main_ppo has no sampler that follows the training accuracy; "
-         "use curriculum or mixed"),
+         ("data.schedule=adaptive: veRL's main_ppo has no sampler that follows the training accuracy; "
+          "use curriculum or mixed")),
         (cfg.model.lora is not None and cfg.model.lora.lora_dropout > 0,
          "model.lora.lora_dropout: veRL's LoRA has no dropout"),
     ]
