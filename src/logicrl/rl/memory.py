@@ -29,7 +29,7 @@ from typing import Any
 
 from logicrl.errors import DataError, UserError
 from logicrl.io import read_text_file
-from logicrl.models.loading import MODEL_ALIASES, default_cache_dir
+from logicrl.models.loading import ADAPTER_CONFIG, MODEL_ALIASES, adapter_base, default_cache_dir
 from logicrl.models.memory_plan import (
     DTYPE_BYTES,
     LORA_TARGETS,
@@ -67,8 +67,8 @@ class Device:
 def model_config(name: str, cache_dir: Path | None = None) -> dict[str, Any] | None:
     """The config.json of model ``name`` without loading, building or downloading anything; None if unknown.
 
-    An alias: its cache entry's config, else its known shape. A local directory: its config.json. A hub id:
-    the config in the local Hugging Face cache only.
+    An alias: its cache entry's config, else its known shape. A local directory: its config.json (a LoRA
+    checkpoint: its base model's). A hub id: the config in the local Hugging Face cache only.
     """
     key = name.strip().lower()
     if key in MODEL_ALIASES:
@@ -76,7 +76,11 @@ def model_config(name: str, cache_dir: Path | None = None) -> dict[str, Any] | N
         return _read_config(cached) if cached.is_file() else KNOWN_ALIAS_CONFIGS.get(key)
     local = Path(os.path.expanduser(name))
     if local.exists():
-        return _read_config(local / "config.json") if (local / "config.json").is_file() else None
+        if (local / "config.json").is_file():
+            return _read_config(local / "config.json")
+        if (local / ADAPTER_CONFIG).is_file():  # a LoRA checkpoint: its base model's
+            return model_config(adapter_base(local), cache_dir)
+        return None
     from huggingface_hub import try_to_load_from_cache
 
     try:
