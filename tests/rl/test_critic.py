@@ -64,3 +64,18 @@ def test_a_critic_made_from_a_lora_policy_is_a_whole_model_of_its_weights():
         got = critic.body(input_ids=ids, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(got, expected.float(), rtol=1e-4, atol=1e-5)  # the actor with its adapter
     assert any(p.requires_grad is False for p in policy.parameters())  # the policy itself is left as it was
+    assert not shared_storage(policy, critic)
+
+
+def shared_storage(a: torch.nn.Module, b: torch.nn.Module) -> set[int]:
+    return {p.data_ptr() for p in a.parameters()} & {p.data_ptr() for p in b.parameters()}
+
+
+def test_a_critic_is_a_copy_that_leaves_the_policy_alone():
+    policy = build_tiny_model()[0]
+    before = {name: p.detach().clone() for name, p in policy.named_parameters()}
+    critic = ValueModel(policy)
+    assert not shared_storage(policy, critic)
+    for p in critic.body.parameters():
+        p.data.add_(1.0)
+    assert all(torch.equal(p, before[name]) for name, p in policy.named_parameters())

@@ -24,7 +24,7 @@ class ValueModel(nn.Module):
 
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
-        self.body = copy.deepcopy(plain_model(policy).get_decoder()).float().requires_grad_(True)
+        self.body = body_copy(policy).float().requires_grad_(True)
         self.body.get_input_embeddings().sparse = False  # untied here (no head): a sparse .grad breaks AdamW
         hidden = policy.config.hidden_size
         self.head = nn.Linear(hidden, 1)
@@ -47,10 +47,11 @@ class ValueModel(nn.Module):
         self.load_state_dict(load_file(str(Path(directory) / CRITIC_FILE), device=str(device)))
 
 
-def plain_model(policy: nn.Module) -> nn.Module:
-    """``policy`` as a plain transformers model: a peft model (a LoRA run's policy, when ``optim.stage_reset``
-    makes a new critic at a curriculum stage) is copied with its trained adapter merged in, so the critic starts
-    from the stage's actor as it does from the run's, and holds no adapter layers."""
-    if not hasattr(policy, "merge_and_unload"):
-        return policy
-    return copy.deepcopy(policy).merge_and_unload(adapter_names=[TRAINED_ADAPTER])
+def body_copy(policy: nn.Module) -> nn.Module:
+    """A copy of ``policy``'s transformer body as a plain transformers model. A peft policy (a LoRA run's, when
+    ``optim.stage_reset`` makes a new critic at a curriculum stage) is copied with its trained adapter merged in,
+    so the critic starts from the stage's actor as it does from the run's, and holds no adapter layers; the
+    merged copy is the one kept (one copy of the weights at a time, not two)."""
+    if hasattr(policy, "merge_and_unload"):
+        return copy.deepcopy(policy).merge_and_unload(adapter_names=[TRAINED_ADAPTER]).get_decoder()
+    return copy.deepcopy(policy.get_decoder())
