@@ -869,6 +869,8 @@ def test_lora_trains_the_adapter_only_and_its_checkpoint_merges_into_a_plain_mod
             logp, _ = response_logprobs(loaded, ids, mask, positions, response_ids)
         torch.testing.assert_close(logp, adapted, atol=1e-5, rtol=0)
     assert (tmp_path / "moved-cache" / "tiny-random").is_dir()
+    half, _ = load_model_and_tokenizer(str(checkpoint), dtype="bfloat16", device="cpu")
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16} and not hasattr(half, "peft_config")
 
 
 def tiny_rows(tokenizer):

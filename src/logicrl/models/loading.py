@@ -258,8 +258,9 @@ TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model",
 
 def _check_local(name: str, path: str) -> None:
     """Raise ModelNotFoundError for paths that cannot hold a checkpoint, before transformers tries: a file, a
-    directory without config.json (or a LoRA checkpoint's adapter_config.json), or one without any `TOKENIZER_FILES` (a model saved without its
-    tokenizer, which `AutoTokenizer` would only refuse after everything before it has run)."""
+    directory without config.json (or a LoRA checkpoint's adapter_config.json), or one without any
+    `TOKENIZER_FILES` (a model saved without its tokenizer, which `AutoTokenizer` would only refuse after
+    everything before it has run)."""
     hint = f"pass a checkpoint directory, a Hugging Face model id, or the alias {DEFAULT_MODEL}"
     local = Path(path)
     if local.is_file():
@@ -362,6 +363,8 @@ def load_model_and_tokenizer(
         **model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (``attn_implementation``,
             ``revision``, ...).
 
+    A LoRA checkpoint (an ``adapter_config.json`` and no ``config.json``) loads as its base (`adapter_base`), loaded
+    as above, with the adapter merged into its weights: in bf16 when that is the dtype (as peft merges).
     The tokenizer pads on the left with a pad token (eos if it had none, see `prepare_tokenizer`);
     the model is in eval mode and its generation config carries the tokenizer's pad/eos ids.
     Raises ModelNotFoundError (a ValueError) when the model does not exist or cannot be reached.
@@ -388,16 +391,15 @@ def load_model_and_tokenizer(
                 )
     except (OSError, ValueError, SafetensorError) as err:  # a damaged config.json or weights file, no tokenizer
         raise ModelNotFoundError(_not_found_message(name_or_path, path, err, offline)) from err
-    if adapter:  # the base in float32, the adapter merged into it, then the dtype asked for
-        base_name = adapter_base(Path(path))
+    if adapter:  # the base as asked for (dtype, device), the adapter merged into it, as peft merges
         try:
-            base, _ = load_model_and_tokenizer(base_name, dtype="float32", device="cpu",
+            base, _ = load_model_and_tokenizer(adapter_base(Path(path)), dtype=dtype, device=device,
                                                trust_remote_code=trust_remote_code, local_files_only=local_files_only,
                                                cache_dir=cache_dir, **model_kwargs)
         except ModelNotFoundError as err:
             raise ModelNotFoundError(f"LoRA checkpoint {name_or_path!r}: its base model cannot be loaded: {err}"
                                      ) from err
-        model = merge_adapter(base, Path(path)).to(resolve_dtype(dtype, target))
+        model = merge_adapter(base, Path(path))
     prepare_tokenizer(tokenizer)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
