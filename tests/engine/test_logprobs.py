@@ -301,6 +301,19 @@ def test_fused_head_under_bf16_autocast_matches_the_unfused_path(tiny):
         assert float((fused[2][name] - grad).abs().max()) <= 0.05 * scale, name
 
 
+def test_fused_head_of_a_float16_model_without_autocast_matches_the_unfused_path():
+    """model.dtype=float16 on CPU (no float16 autocast there, e.g. a LoRA run's frozen base): the backward's
+    matmuls take the head's own dtype, as the unfused path's do; they met a float32 gradient and raised."""
+    inputs = grouped_batch()
+    half = build_tiny_model()[0].half()  # a model of its own: the fixture is shared
+    whole = logp_and_grads(half, inputs, onednn=False)
+    fused = logp_and_grads(half, inputs, onednn=False, logprob_chunk=3)
+    torch.testing.assert_close(fused[0], whole[0], atol=2e-2, rtol=0)
+    for name, grad in whole[2].items():
+        assert fused[2][name].dtype == grad.dtype == torch.float16, name
+        assert float((fused[2][name] - grad).abs().max()) <= 0.05 * float(grad.abs().max()), name
+
+
 def test_chunked_logprobs_bound_the_full_vocabulary_tensors():
     """Peak live bytes of forward + backward: the logits' copies span one chunk instead of the whole response."""
     from live_bytes import LiveBytes

@@ -332,6 +332,8 @@ class _FusedHead(torch.autograd.Function):
                 grad_z -= grad_ent[rows, None] * p * (torch.where(p > 0, log_p, 0.0) + ent[rows, None])
             if ctx.temperature != 1.0:
                 grad_z /= ctx.temperature
+            if not enabled:  # the linear's own dtype, as the unfused path's backward (a float16 head on CPU)
+                grad_z = grad_z.to(torch.result_type(hidden, weight))
             with torch.autocast(hidden.device.type, dtype=dtype, enabled=enabled):
                 if grad_hidden is not None:
                     grad_hidden[rows] = (grad_z @ weight).to(hidden.dtype)
