@@ -83,9 +83,13 @@ def stable(rows):
 
 def test_run_directory_contract(puzzle_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
-    config = make_config(puzzle_dir, tmp_path / "run").model_copy(update={"steps": 2})
+    monkeypatch.chdir(tmp_path)
+    config = make_config(puzzle_dir, "run").model_copy(update={"steps": 2})  # out_dir relative to where it starts
     Trainer(config, show_progress=False).fit()
     run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())  # its checkpoint found from any directory
+    assert (summary["finished"], summary["steps"], summary["checkpoint"]) == (True, 2, str(run / "checkpoints" /
+                                                                                           "step_000002"))
     metrics = read_metrics(run)
     assert [(m["kind"], m["step"]) for m in metrics] == [("val", 0), ("train", 1), ("train", 2), ("val", 2)]
     train = metrics[1]
@@ -871,6 +875,36 @@ def test_lora_trains_the_adapter_only_and_its_checkpoint_merges_into_a_plain_mod
     assert (tmp_path / "moved-cache" / "tiny-random").is_dir()
     half, _ = load_model_and_tokenizer(str(checkpoint), dtype="bfloat16", device="cpu")
     assert {p.dtype for p in half.parameters()} == {torch.bfloat16} and not hasattr(half, "peft_config")
+
+
+def test_a_lora_run_on_a_lora_checkpoint_records_that_checkpoint_as_its_base(puzzle_dir, tmp_path, monkeypatch):
+    """A second LoRA run started from a first one's checkpoint, named by a relative path: its adapter's base is
+    that checkpoint, absolute, so the second checkpoint loads (from another directory) as the model the run
+    trained, both adapters merged. Its base used to be the first run's base, which dropped the first adapter
+    without a word, and a relative path loaded only from the directory the run started in."""
+    pytest.importorskip("peft")
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    first = Trainer(lora_config(puzzle_dir, tmp_path / "a").model_copy(update={"steps": 2}), show_progress=False)
+    first.fit()
+    (_, first_checkpoint), = list_checkpoints(tmp_path / "a")
+    monkeypatch.chdir(tmp_path)
+    second_config = with_changes(lora_config(puzzle_dir, tmp_path / "b"), {"name": str(first_checkpoint.relative_to(
+        tmp_path))}, steps=2)
+    with held(Trainer(second_config, show_progress=False)) as second:
+        for name, weight in second.policy.named_parameters():
+            if "lora_B" in name:  # a trained second adapter (the rollouts of a random model barely move it)
+                torch.nn.init.normal_(weight, std=0.1)
+        checkpoint = second.save(2)
+        ids, mask, positions, response_ids = tiny_rows(second.tokenizer)
+        with torch.no_grad():
+            trained, _ = response_logprobs(second.policy, ids, mask, positions, response_ids)
+    base = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert base == str(first_checkpoint)
+    monkeypatch.chdir("/")
+    loaded, _ = load_model_and_tokenizer(str(checkpoint), dtype="float32", device="cpu")
+    with torch.no_grad():
+        got, _ = response_logprobs(loaded, ids, mask, positions, response_ids)
+    torch.testing.assert_close(got, trained, atol=1e-5, rtol=0)
 
 
 def tiny_rows(tokenizer):

@@ -400,6 +400,9 @@ def load_model_and_tokenizer(
             raise ModelNotFoundError(f"LoRA checkpoint {name_or_path!r}: its base model cannot be loaded: {err}"
                                      ) from err
         model = merge_adapter(base, Path(path))
+    if Path(path).is_dir():  # the name a LoRA adapter on this model records as its base (peft reads name_or_path):
+        model.name_or_path = model.config._name_or_path = os.path.abspath(path)  # from any directory, and a LoRA
+        # checkpoint's own, not its base's
     prepare_tokenizer(tokenizer)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -63,7 +63,7 @@ class RunLog:
 
     def finish(self, step: int, checkpoint: Path, final: Mapping[str, float]) -> None:
         """Mark the run finished: ``summary.json`` with the last step, its checkpoint and final validation."""
-        summary = {"finished": True, "steps": step, "checkpoint": str(checkpoint), "final": dict(final)}
+        summary = {"finished": True, "steps": step, "checkpoint": str(Path(checkpoint).absolute()), "final": dict(final)}
         atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
 
     def truncate_after(self, step: int) -> None:
