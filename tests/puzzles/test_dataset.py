@@ -118,6 +118,22 @@ def test_a_val_split_leaves_train_and_test_unchanged(tmp_path: Path) -> None:
     assert held_out_split(tmp_path / "a") == "test" and held_out_split(tmp_path / "b") == "val"
 
 
+def test_validation_reads_the_val_split_of_a_public_layout_dataset_too(tmp_path: Path) -> None:
+    """train, sft and verl export validate on `load_held_out`: a public-layout dataset's val/ split, not its
+    test split (the public layout's val/ was not looked for, so validation read the test puzzles)."""
+    from logicrl.rl.schedule import held_out_split, load_held_out
+
+    config = DataConfig(people=[2, 3], train=6, test=4, val=3, seed=2, layout="public")
+    splits = generate(config)
+    write_dataset(tmp_path / "with-val", config, splits)
+    assert held_out_split(tmp_path / "with-val") == "val"
+    held_out = {r["id"] for r in load_held_out(tmp_path / "with-val", None, [2, 3])}
+    assert held_out == {r["id"] for n in (2, 3) for r in splits[n]["val"]}
+    no_val = config.model_copy(update={"val": 0})
+    write_dataset(tmp_path / "no-val", no_val, generate(no_val))
+    assert held_out_split(tmp_path / "no-val") == "test"
+
+
 def test_jsonl_and_parquet_hold_the_same_records(dataset: Path) -> None:
     jsonl = load_records([dataset / "5ppl/train.jsonl"])
     parquet = load_records([dataset / "5ppl/train.parquet"])

@@ -24,6 +24,7 @@ from typing import Any
 
 from logicrl.errors import DataError
 from logicrl.puzzles.files import dataset_files, load_records
+from logicrl.puzzles.public import is_public_dir, splits_of
 from logicrl.puzzles.record import people_of
 
 
@@ -47,9 +48,13 @@ def held_out_split(path: Path) -> str:
     """The split that validation reads under ``path``: ``val`` when the dataset has one, else ``test``.
 
     A dataset made with ``logicrl data generate --val N`` keeps its test split for the final evaluation only,
-    so that choosing checkpoints or settings never looks at the puzzles a result is reported on."""
+    so that choosing checkpoints or settings never looks at the puzzles a result is reported on; in either
+    layout (``*ppl/val.*``, or the public layout's ``val/``)."""
     path = Path(path)
-    return "val" if path.is_dir() and any(path.glob("*ppl/val.*")) else "test"
+    if not path.is_dir():
+        return "test"
+    has_val = "val" in splits_of(path) if is_public_dir(path) else any(path.glob("*ppl/val.*"))
+    return "val" if has_val else "test"
 
 
 def load_held_out(train: Path, val: Path | None, people: Sequence[int] | None,
