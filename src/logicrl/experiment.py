@@ -48,7 +48,7 @@ class Measurement(StrictModel):
     """Final checkpoints measured with one `logicrl eval` command."""
 
     baseline: str | None = Field(
-        None, description="LABEL=MODEL shown first; the paired differences are against it.")
+        None, description="LABEL=MODEL shown first; the paired differences are against it (MODEL may be @RUN).")
     runs: list[str] | None = Field(None, description="Labels of the runs measured (default: all).")
     args: list[str] = Field(default_factory=list, description="Arguments of the eval command (--people 2-3 ...).")
 
@@ -89,6 +89,10 @@ class ExperimentConfig(StrictModel):
             for label in (measurement.runs or []) if measurement else []:
                 if label not in self.runs:
                     raise ValueError(f"{name}.runs: {label!r} is not a run ({', '.join(self.runs)})")
+            label, _, model = measurement.baseline.partition("=") if measurement and measurement.baseline else ("",) * 3
+            baseline = model or label
+            if baseline.startswith("@") and baseline[1:] not in self.runs:
+                raise ValueError(f"{name}.baseline: {baseline} is not a run ({', '.join(self.runs)})")
         return self
 
     def run(self, label: str) -> RunSpec:

@@ -216,6 +216,22 @@ def test_check_runs_parses_the_eval_command_before_any_run(puzzle_dir, tmp_path,
     check_runs(cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"args": ["--limit", "3"]})}))
 
 
+def test_a_baseline_that_is_a_run_of_the_experiment_is_checked_when_it_runs(puzzle_dir, tmp_path):
+    """eval.baseline=LABEL=@RUN (the cold start the RL runs start from): before any run it has no checkpoint, so
+    the early check skips it (it refused with 'run the experiment from the start'); a label that is no run is
+    refused when the file is read."""
+    (tmp_path / "rl.yaml").write_text("{}")
+    body = {"question": "q", "out_dir": str(tmp_path / "out"),
+            "defaults": {"command": "train", "config": str(tmp_path / "rl.yaml"), "data": str(puzzle_dir)},
+            "runs": {"a": {"model": "tiny-random"}, "b": {"model": "@a"}},
+            "eval": {"baseline": "start=@a", "runs": ["b"]}}
+    cfg = ExperimentConfig.model_validate(body)
+    check_runs(cfg)
+    assert next(s for s in plan(cfg) if s.what == "eval").args[:5] == ("eval", "-m", "start=@a", "-m", "b=@b")
+    with pytest.raises(ValueError, match=r"eval.baseline: @c is not a run \(a, b\)"):
+        ExperimentConfig.model_validate({**body, "eval": {"baseline": "start=@c"}})
+
+
 def test_a_relative_config_path_is_read_from_the_current_folder(puzzle_dir, tmp_path, monkeypatch):
     (tmp_path / "rl.yaml").write_text("{}")
     cfg = ExperimentConfig.model_validate({
