@@ -32,7 +32,7 @@ from logicrl.integrations.verl_launch import (
     plan_stages,
     reward_overrides,
 )
-from logicrl.models import TINY_MODEL, load_model_and_tokenizer
+from logicrl.models import TINY_MODEL, load_model_and_tokenizer, save_pretrained_atomic
 from logicrl.puzzles.dataset import DataConfig, generate
 from logicrl.puzzles.files import write_dataset
 from logicrl.rl.config import TrainConfig
@@ -371,6 +371,26 @@ def test_lora_maps_to_verl_lora_keys_in_one_stage_and_is_refused_across_stages(d
         plan_launch(cfg, VerlClusterConfig(), [])
     mixed = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "data.people=[3,4]", "data.schedule=mixed"])
     assert len(plan_launch(mixed, VerlClusterConfig(), []).stages) == 1
+
+
+def test_a_lora_checkpoint_as_the_model_is_refused_and_its_merged_copy_is_not(dataset, tmp_path):
+    """veRL's model.path must be a full model: an adapter folder was passed on and would only fail on the cluster.
+    The merge docs/verl.md gives makes a folder the launcher takes."""
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load_model_and_tokenizer(TINY_MODEL, device="cpu")
+    adapter = tmp_path / "lora"
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    base = [f"data.train={dataset}", f"out_dir={tmp_path / 'run'}", "data.people=[3]"]
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, f"model.name={adapter}"])
+    with pytest.raises(ConfigError, match="is a LoRA checkpoint .* save it merged first"):
+        plan_launch(cfg, VerlClusterConfig(), [])
+    merged, merged_tokenizer = load_model_and_tokenizer(str(adapter), dtype="bfloat16", device="cpu")
+    save_pretrained_atomic(merged, merged_tokenizer, tmp_path / "merged")
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, f"model.name={tmp_path / 'merged'}"])
+    assert plan_launch(cfg, VerlClusterConfig(), []).stages[0].model_path == (tmp_path / "merged").as_posix()
 
 
 def test_an_estimator_veRL_lacks_is_refused_by_its_registry_properties(dataset, tmp_path, monkeypatch):
