@@ -1111,3 +1111,22 @@ def test_a_resumed_tensorboard_log_keeps_the_checkpoint_step(tmp_path):
     log.metrics("train", 3, {"x": 30.0})
     log.close()
     assert tensorboard_scalars(tmp_path)["train/x"] == [(1, 1.0), (2, 2.0), (3, 30.0)]
+
+
+@pytest.mark.parametrize("damaged", ["config.json", "tokenizer_config.json"])
+def test_a_checkpoint_with_a_damaged_json_file_is_skipped_for_the_one_before(tmp_path, damaged):
+    """A resume falls back past a newest checkpoint that cannot load: a cut JSON file (a LoRA checkpoint's
+    adapter_config.json, the config, the tokenizer's) counts, as a cut weights or state file does; it went
+    through and failed later with a JSONDecodeError traceback."""
+    from logicrl.models import build_tiny_model
+    from logicrl.rl.checkpoints import checkpoint_problem, latest_checkpoint, save_checkpoint
+
+    model, tokenizer = build_tiny_model()
+    for step in (1, 2):
+        save_checkpoint(tmp_path, step, model, tokenizer, {"step": step}, keep_last=2)
+    newest = tmp_path / "checkpoints" / "step_000002"
+    assert checkpoint_problem(newest) is None
+    (newest / damaged).write_text('{"cut": ')
+    assert checkpoint_problem(newest).startswith("JSONDecodeError")
+    with pytest.warns(UserWarning, match="step_000002: cannot be loaded .*falling back to the checkpoint before it"):
+        assert latest_checkpoint(tmp_path) == (1, tmp_path / "checkpoints" / "step_000001")

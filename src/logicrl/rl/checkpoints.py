@@ -53,12 +53,15 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def checkpoint_problem(path: Path) -> str | None:
-    """Why a checkpoint directory cannot be resumed from (a truncated or corrupt file), or None if it can."""
+    """Why a checkpoint directory cannot be resumed from (a truncated or corrupt file: the state, the weights, a
+    JSON file), or None if it can."""
     try:
         load_state(path)
         for weights in sorted(Path(path).glob("*.safetensors")):
             with safe_open(str(weights), framework="pt") as f:  # reads the header and checks the file size
                 f.keys()
+        for config in sorted(Path(path).glob("*.json")):  # config.json, adapter_config.json, the tokenizer's
+            json.loads(config.read_bytes())
     except Exception as exc:  # noqa: BLE001 - any unreadable file makes the checkpoint unusable
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
     if not any(Path(path).glob("*.safetensors")):
