@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from logicrl.cli import PIPELINE, app
+from logicrl.cli import PIPELINE, app, override_examples
 from logicrl.errors import ConfigError, UserError
 from logicrl.io import write_jsonl
 from logicrl.puzzles.files import dataset_files, load_records
@@ -132,18 +132,23 @@ def test_every_config_command_takes_positional_overrides(path):
     overrides = params.get("overrides")
     assert overrides is not None and overrides.param_type_name == "argument" and overrides.nargs == -1
     assert not any("--set" in p.opts and not p.hidden for p in params.values())
+    assert override_examples(overrides.help)  # what an unknown --option's error shows as the way to set a key
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    (["sft", "--steps", "5"], ("No such option: --steps (set a config key as key=value, e.g. steps=...; --help "
+    (["sft", "--steps", "5"], ("No such option: --steps (config keys are set as key=value, e.g. lr=1e-5; --help "
                                "lists the options)")),
-    (["data", "generate", "--num-puzzles", "3"], ("No such option: --num-puzzles (set a config key as key=value, "
-                                                  "e.g. num_puzzles=...; --help lists the options)")),
+    (["data", "generate", "--num-puzzles", "3"], ("No such option: --num-puzzles (config keys are set as "
+                                                  "key=value, e.g. depth=3; --help lists the options)")),
+    (["eval", "memorization", "-m", "tiny-random", "-k", "4"], (
+        "No such option: -k (config keys are set as key=value, e.g. reward.mode=logic-rl; --help lists the options)")),
     (["train", "--modle", "x"], "No such option: --modle (Possible options: --model)"),  # a misspelt option
 ])
 def test_an_unknown_option_says_how_config_keys_are_set(args, error):
     """click offered ``--help`` for ``sft --steps`` (the only option spelt close to it); a command with overrides
-    now says how a config key is set, and keeps click's suggestion where an option is spelt like the typo."""
+    now says how a config key is set, with an example from its own overrides (the option's name made into a
+    key, ``steps=`` for sft or ``k=`` for ``-k``, named keys that do not exist), and keeps click's suggestion
+    where an option is spelt like the typo."""
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and result.output.strip().splitlines()[-1] == f"Error: {error}"
 

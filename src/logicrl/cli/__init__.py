@@ -12,6 +12,7 @@ because every output goes through a temp file and a rename.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -104,13 +105,25 @@ def add_override_hint(exc: Exception) -> None:
     the error says how a config key is set (``sft --steps 5`` suggested ``--help``, the only option close to it
     in spelling). A misspelt option keeps click's suggestions; any other error is left as it is."""
     option, ctx = getattr(exc, "option_name", None), getattr(exc, "ctx", None)
-    if option is None or ctx is None or not any(param.name == "overrides" for param in ctx.command.params):
+    overrides = next((p for p in ctx.command.params if p.name == "overrides"), None) if ctx is not None else None
+    if option is None or overrides is None:
         return
     close = [name for name in getattr(exc, "possibilities", None) or () if name != "--help"]
     exc.possibilities = close or None  # type: ignore[attr-defined]
-    if not close:
-        key = option.lstrip("-").replace("-", "_")
-        exc.message = f"No such option: {option} (set a config key as key=value, e.g. {key}=...; --help lists the options)"  # type: ignore[attr-defined]
+    if not close:  # the example is the command's own, from its overrides' help: a key that exists
+        examples = override_examples(getattr(overrides, "help", None) or "")
+        shown = f", e.g. {examples[0]}" if examples else ""
+        exc.message = (f"No such option: {option} (config keys are set as key=value{shown}; --help lists "  # type: ignore[attr-defined]
+                       "the options)")
+
+
+OVERRIDE_EXAMPLE = re.compile(r"(?<![\w.])([a-z_][\w.]*=[^\s),;:]+)")
+
+
+def override_examples(help_text: str) -> list[str]:
+    """The ``key=value`` examples an overrides argument's help gives (``optim.lr=1e-6``), not its placeholders
+    (``key=value``, ``section.key=value``)."""
+    return [e for e in OVERRIDE_EXAMPLE.findall(help_text) if e.partition("=")[0] not in ("key", "section.key")]
 
 
 app = typer.Typer(
