@@ -113,8 +113,8 @@ def add_override_hint(exc: Exception) -> None:
     if not close:  # the example is the command's own, from its overrides' help: a key that exists
         examples = override_examples(getattr(overrides, "help", None) or "")
         shown = f", e.g. {examples[0]}" if examples else ""
-        exc.message = (f"No such option: {option} (config keys are set as key=value{shown}; --help lists "  # type: ignore[attr-defined]
-                       "the options)")
+        message = f"No such option: {option} (config keys are set as key=value{shown}; --help lists the options)"
+        exc.message = message  # type: ignore[attr-defined]
 
 
 OVERRIDE_EXAMPLE = re.compile(r"(?<![\w.])([a-z_][\w.]*=[^\s),;:]+)")

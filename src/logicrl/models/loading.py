@@ -236,7 +236,7 @@ def adapter_base(checkpoint: Path) -> str:
     """The base model of the LoRA checkpoint ``checkpoint``: peft's ``base_model_name_or_path``, or the alias
     whose cache entry that path is (a folder named like an alias that holds the cache's marker or is gone)."""
     try:
-        config = json.loads((checkpoint / ADAPTER_CONFIG).read_text())
+        config = json.loads((checkpoint / ADAPTER_CONFIG).read_text(encoding="utf-8"))
         base = config["base_model_name_or_path"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ModelNotFoundError(f"{checkpoint / ADAPTER_CONFIG}: no base model in it ({err}): the LoRA checkpoint "

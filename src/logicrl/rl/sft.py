@@ -33,19 +33,11 @@ from logicrl.engine.sequences import left_pad
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.scoring import generate_and_score
 from logicrl.io import read_jsonl, write_jsonl
-from logicrl.models import (
-    load_model_and_tokenizer,
-    sparse_tied_embedding_grad,
-)
+from logicrl.models import load_model_and_tokenizer, sparse_tied_embedding_grad
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward.score import RewardConfig
 from logicrl.rl.batch import RolloutBatch, longest_first, micro_batches, share
-from logicrl.rl.checkpoints import (
-    apply_lr,
-    load_state,
-    restore_rng,
-    save_checkpoint,
-)
+from logicrl.rl.checkpoints import apply_lr, load_state, restore_rng, save_checkpoint
 from logicrl.rl.config import DataConfig, ModelConfig
 from logicrl.rl.loop import TrainingLoop
 from logicrl.rl.metrics import validation_metrics
