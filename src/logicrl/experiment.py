@@ -54,6 +54,14 @@ class Measurement(StrictModel):
 
     _strings = field_validator("args", mode="before")(_texts)
 
+    @property
+    def baseline_model(self) -> str | None:
+        """The model of ``baseline`` (``LABEL=MODEL``, or a bare ``MODEL``): an alias, a path or ``@RUN``."""
+        if not self.baseline:
+            return None
+        label, _, model = self.baseline.partition("=")
+        return model or label
+
 
 class ExperimentConfig(StrictModel):
     """A research question as runs + measurements (``configs/rq/README.md``)."""
@@ -89,8 +97,7 @@ class ExperimentConfig(StrictModel):
             for label in (measurement.runs or []) if measurement else []:
                 if label not in self.runs:
                     raise ValueError(f"{name}.runs: {label!r} is not a run ({', '.join(self.runs)})")
-            label, _, model = measurement.baseline.partition("=") if measurement and measurement.baseline else ("",) * 3
-            baseline = model or label
+            baseline = (measurement.baseline_model if measurement else None) or ""
             if baseline.startswith("@") and baseline[1:] not in self.runs:
                 raise ValueError(f"{name}.baseline: {baseline} is not a run ({', '.join(self.runs)})")
         return self

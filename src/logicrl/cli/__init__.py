@@ -100,6 +100,15 @@ class PipelineGroup(TyperGroup):
             raise
 
 
+OVERRIDE_EXAMPLE = re.compile(r"(?<![\w.])([a-z_][\w.]*=[^\s),;:]+)")
+
+
+def override_examples(help_text: str) -> list[str]:
+    """The ``key=value`` examples an overrides argument's help gives (``optim.lr=1e-6``), not its placeholders
+    (``key=value``, ``section.key=value``)."""
+    return [e for e in OVERRIDE_EXAMPLE.findall(help_text) if e.partition("=")[0] not in ("key", "section.key")]
+
+
 def add_override_hint(exc: Exception) -> None:
     """An unknown ``--name`` given to a command that takes ``key=value`` overrides, with no option spelt like it:
     the error says how a config key is set (``sft --steps 5`` suggested ``--help``, the only option close to it
@@ -115,15 +124,6 @@ def add_override_hint(exc: Exception) -> None:
         shown = f", e.g. {examples[0]}" if examples else ""
         message = f"No such option: {option} (config keys are set as key=value{shown}; --help lists the options)"
         exc.message = message  # type: ignore[attr-defined]
-
-
-OVERRIDE_EXAMPLE = re.compile(r"(?<![\w.])([a-z_][\w.]*=[^\s),;:]+)")
-
-
-def override_examples(help_text: str) -> list[str]:
-    """The ``key=value`` examples an overrides argument's help gives (``optim.lr=1e-6``), not its placeholders
-    (``key=value``, ``section.key=value``)."""
-    return [e for e in OVERRIDE_EXAMPLE.findall(help_text) if e.partition("=")[0] not in ("key", "section.key")]
 
 
 app = typer.Typer(

@@ -60,14 +60,13 @@ def check_runs(cfg: ExperimentConfig) -> None:
         check_puzzles(wanted.data, held_out=False)
     for name in ("eval", "memorization"):
         measurement = getattr(cfg, name)
-        if measurement is not None and measurement.baseline:
-            label, _, model = measurement.baseline.partition("=")
-            if (model or label).startswith("@"):  # a run of this experiment: its checkpoint comes when it has run
-                continue
-            try:  # the runs come first: a missing baseline used to fail only after all of them
-                check_model_name(resolve_model(model or label, cfg.out_dir))
-            except ModelNotFoundError as exc:
-                raise UserError(f"{name}.baseline: {exc}") from None
+        model = measurement.baseline_model if measurement is not None else None
+        if model is None or model.startswith("@"):  # @RUN: a run of this experiment, checked when it has run
+            continue
+        try:  # the runs come first: a missing baseline used to fail only after all of them
+            check_model_name(resolve_model(model, cfg.out_dir))
+        except ModelNotFoundError as exc:
+            raise UserError(f"{name}.baseline: {exc}") from None
 
 
 def check_run_labels(file: Path, overrides: list[str]) -> None:

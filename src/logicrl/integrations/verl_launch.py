@@ -43,7 +43,7 @@ from logicrl.errors import ConfigError, UserError
 from logicrl.integrations.verl_export import build_export, read_puzzles, rollout_chat_template
 from logicrl.io import write_parquet
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_model_path
-from logicrl.models.loading import ADAPTER_CONFIG
+from logicrl.models.loading import is_lora_checkpoint
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.config import OptimConfig, TrainConfig
 
@@ -430,7 +430,7 @@ def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] |
     model_path = resolve_model_path(cfg.model.name)
     if Path(model_path).exists():
         model_path = Path(model_path).resolve().as_posix()  # Ray workers do not share our working directory
-    if (Path(model_path) / ADAPTER_CONFIG).is_file() and not (Path(model_path) / "config.json").is_file():
+    if is_lora_checkpoint(model_path):
         raise ConfigError(f"model.name={cfg.model.name} is a LoRA checkpoint (an adapter, no config.json), and veRL "
                           "loads full models: save it merged first and give that folder (docs/verl.md, 'From a LoRA "
                           "checkpoint')")

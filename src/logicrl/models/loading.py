@@ -232,6 +232,11 @@ def _looks_like_repo_id(name: str) -> bool:
 ADAPTER_CONFIG = "adapter_config.json"  # peft's: what marks a LoRA checkpoint
 
 
+def is_lora_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a LoRA checkpoint: peft's ``adapter_config.json`` and no model ``config.json``."""
+    return Path(path, ADAPTER_CONFIG).is_file() and not Path(path, "config.json").is_file()
+
+
 def adapter_base(checkpoint: Path) -> str:
     """The base model of the LoRA checkpoint ``checkpoint``: peft's ``base_model_name_or_path``, or the alias
     whose cache entry that path is (a folder named like an alias that holds the cache's marker or is gone)."""
@@ -265,7 +270,7 @@ def _check_local(name: str, path: str) -> None:
     local = Path(path)
     if local.is_file():
         raise ModelNotFoundError(f"model {name!r} is a file, not a checkpoint directory: {hint}")
-    if local.is_dir() and not (local / "config.json").is_file() and not (local / ADAPTER_CONFIG).is_file():
+    if local.is_dir() and not (local / "config.json").is_file() and not is_lora_checkpoint(local):
         raise ModelNotFoundError(f"model directory {name!r} has no config.json: {hint}")
     if local.is_dir() and not any((local / file).is_file() for file in TOKENIZER_FILES):
         raise ModelNotFoundError(f"model directory {name!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}):"
@@ -381,7 +386,7 @@ def load_model_and_tokenizer(
         logger.warning("the Hugging Face hub is unreachable: loading %r from the local HF cache only", path)
         offline = True
     hub = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
-    adapter = Path(path, ADAPTER_CONFIG).is_file() and not Path(path, "config.json").is_file()
+    adapter = is_lora_checkpoint(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **hub)
         if not adapter:
@@ -400,9 +405,10 @@ def load_model_and_tokenizer(
             raise ModelNotFoundError(f"LoRA checkpoint {name_or_path!r}: its base model cannot be loaded: {err}"
                                      ) from err
         model = merge_adapter(base, Path(path))
-    if Path(path).is_dir():  # the name a LoRA adapter on this model records as its base (peft reads name_or_path):
-        model.name_or_path = model.config._name_or_path = os.path.abspath(path)  # from any directory, and a LoRA
-        # checkpoint's own, not its base's
+    if Path(path).is_dir():
+        # the name peft records as the base of a LoRA adapter on this model: absolute, so that it loads from any
+        # directory, and a LoRA checkpoint's own, not its base's
+        model.name_or_path = model.config._name_or_path = os.path.abspath(path)
     prepare_tokenizer(tokenizer)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

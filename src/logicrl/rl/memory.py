@@ -29,7 +29,7 @@ from typing import Any
 
 from logicrl.errors import DataError, UserError
 from logicrl.io import read_text_file
-from logicrl.models.loading import ADAPTER_CONFIG, MODEL_ALIASES, adapter_base, default_cache_dir
+from logicrl.models.loading import MODEL_ALIASES, adapter_base, default_cache_dir, is_lora_checkpoint
 from logicrl.models.memory_plan import (
     DTYPE_BYTES,
     LORA_TARGETS,
@@ -76,11 +76,9 @@ def model_config(name: str, cache_dir: Path | None = None) -> dict[str, Any] | N
         return _read_config(cached) if cached.is_file() else KNOWN_ALIAS_CONFIGS.get(key)
     local = Path(os.path.expanduser(name))
     if local.exists():
-        if (local / "config.json").is_file():
-            return _read_config(local / "config.json")
-        if (local / ADAPTER_CONFIG).is_file():  # a LoRA checkpoint: its base model's
+        if is_lora_checkpoint(local):  # its base model's
             return model_config(adapter_base(local), cache_dir)
-        return None
+        return _read_config(local / "config.json") if (local / "config.json").is_file() else None
     from huggingface_hub import try_to_load_from_cache
 
     try:
