@@ -413,8 +413,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="Folder for gpu_check.json and gpu_check.md (default: $OUT, else here).")
     parser.add_argument("--peak-tflops", type=float, default=989.0,
                         help="The device's peak dense bf16 TFLOP/s, for MFU (H200 and H100 SXM: 989).")
-    parser.add_argument("--budget-s", type=float, default=330.0,
-                        help="Start no phase after this many seconds (its rows say so); one takes ≤ ~3 min.")
+    parser.add_argument("--budget-s", type=float, default=450.0,
+                        help="Start no phase after this many seconds (its rows say so); one took ≤ 2.6 min "
+                             "on an H100, the whole check about 8 min.")
     parser.add_argument("--new-tokens", type=int,
                         help="Generation: tokens per response (default 1024; tiny 8).")
     parser.add_argument("--rl-tokens", type=int,

@@ -16,9 +16,11 @@ import yaml
 from live_bytes import LiveBytes
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from logicrl.engine import onednn
 from logicrl.engine.compat import enable_activation_checkpointing
+from logicrl.engine.decode import generate
 from logicrl.errors import DataError
-from logicrl.models.memory_plan import MemoryPlan, ModelShape, RunShape, lora_params, plan
+from logicrl.models.memory_plan import LORA_TARGETS, MemoryPlan, ModelShape, RunShape, lora_params, plan
 from logicrl.rl import memory
 from logicrl.rl.config import AlgorithmConfig, TrainConfig
 from logicrl.rl.sft import SFTConfig, example_batch, nll_step
@@ -260,6 +262,70 @@ def test_rl_policy_step_estimate_within_25_percent(checkpointing, chunk, entropy
     assert abs(estimate - measured) <= 0.25 * measured
 
 
+def test_rollout_weights_by_hand():
+    """The rollout engine's weight copies, Qwen2.5-7B: fp32 master weights rolled out in bf16 copy every
+    projection and the head (2 bytes each); a bf16 LoRA base only the merged targets; fp32 weights rolled out in
+    fp32 nothing; a CPU everything (packed) and the merged targets beside it. The rollout phase holds them."""
+    shape = ModelShape.from_config(QWEN_7B)
+    linears = {name: i * o for name, (i, o) in shape.linears().items()}
+    everything = 28 * sum(linears.values()) + 152064 * 3584
+    assert everything == shape.params - 152064 * 3584 - 28 * (3584 + 512 + 512 + 2 * 3584) - 3584  # all but
+    # the embedding, the q/k/v biases and the norms
+    qv = 28 * (linears["q_proj"] + linears["v_proj"])
+
+    def rollout(lora_rank=None, **run):
+        run = RunShape(micro_batch_rows=1, prompt_tokens=512, response_tokens=256, rollout_prompts=8,
+                       rollout_group=8, rollout_tokens=256, **run)
+        return plan(shape, run, lora_rank=lora_rank, lora_targets=("q_proj", "v_proj")).components["rollout_weights"]
+
+    assert rollout(weight_bytes=4, kv_bytes=2) == 2 * everything
+    assert rollout(weight_bytes=4, kv_bytes=4) == 0
+    assert rollout(lora_rank=16, weight_bytes=2, kv_bytes=2) == 2 * qv
+    assert rollout(lora_rank=16, weight_bytes=4, kv_bytes=4, engine_copies_all=True) == 4 * (everything + qv)
+    memory_plan = plan(shape, RunShape(micro_batch_rows=1, prompt_tokens=512, response_tokens=256,
+                                       rollout_prompts=8, rollout_group=8, rollout_tokens=256, weight_bytes=2,
+                                       kv_bytes=2), lora_rank=16)
+    c = memory_plan.components
+    assert memory_plan.rollout == c["kv_cache"] + c["rollout_weights"] > memory_plan.update
+    assert memory_plan.total == c["weights"] + c["optimizer"] + memory_plan.rollout  # gradients: the update's
+
+
+@pytest.mark.parametrize("lora", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+def test_rollout_estimate_within_25_percent(lora, packed, monkeypatch):
+    """Peak live bytes of a real fast-engine rollout (2 prompts × 4 samples × 128 tokens after 64), the model's
+    weights counted, against the plan's weights + KV cache + rollout weights: a full model and one with a LoRA
+    adapter on all 7 projections; with oneDNN's packed copies (a CPU's default) and without them (as on a GPU)."""
+    if packed and not onednn.onednn_support().linear:
+        pytest.skip("no working oneDNN linear ops")
+    if not packed:
+        monkeypatch.setattr(onednn, "onednn_support", lambda: onednn.OneDNNSupport(linear=False, bf16=False))
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**SHAPE, pad_token_id=0)).eval()
+    targets = LORA_TARGETS
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=8, lora_alpha=16, target_modules=list(targets), init_lora_weights=False)
+        model = get_peft_model(model, config).get_base_model()
+    g = torch.Generator().manual_seed(0)
+    prompts, group = [torch.randint(1, SHAPE["vocab_size"], (PROMPT,), generator=g).tolist() for _ in range(2)], 4
+    tracker = LiveBytes()
+    for tensor in [*model.parameters(), *model.buffers()]:
+        tracker.add(tensor)
+    with tracker, torch.no_grad():
+        out = generate(model, prompts, n=group, max_new_tokens=RESPONSE, pad_token_id=0, stop_token_ids=(), seed=0,
+                       engine="fast")
+    assert int(out.response_mask.sum()) == 2 * group * RESPONSE  # every row ran to its cap, the plan's bound
+    run = RunShape(micro_batch_rows=1, prompt_tokens=PROMPT, response_tokens=RESPONSE, rollout_prompts=2,
+                   rollout_group=group, rollout_tokens=RESPONSE, engine_copies_all=packed)
+    memory_plan = plan(ModelShape.from_config(SHAPE), run, lora_rank=8 if lora else None, lora_targets=targets)
+    estimate = memory_plan.components["weights"] + memory_plan.rollout
+    print(f"rollout, lora={lora}, packed={packed}: measured {tracker.peak / 1e6:.1f} MB, "
+          f"estimated {estimate / 1e6:.1f} MB")
+    assert abs(estimate - tracker.peak) <= 0.25 * tracker.peak
+
+
 def small_train_config(**algorithm) -> TrainConfig:
     return TrainConfig.model_validate({"model": {"name": "x"}, "data": {"train": "d"},
                                        "rollout": {"max_response_tokens": 1000},
@@ -296,6 +362,7 @@ def test_memory_total_is_meminfo_kib_in_bytes():
 def test_weights_that_fit_only_without_their_gradients_do_not_fit_one_device():
     """Weights 40 + optimizer 80 fit 150, with the gradients' 40 they do not: the first fix says so."""
     fitted = MemoryPlan(components={"weights": 40, "optimizer": 80, "reference": 0, "critic": 0, "gradients": 40,
-                                    "logits": 1, "activations": 1, "kv_cache": 1}, params=10, trainable=10)
+                                    "logits": 1, "activations": 1, "kv_cache": 1, "rollout_weights": 0},
+                         params=10, trainable=10)
     knobs = memory.fixes(fitted, small_train_config(), "train", 150)
     assert "does not fit one device" in knobs[0]

@@ -27,10 +27,15 @@ Components (bytes; N = parameters, N_t = trainable parameters):
 * KV cache    layers · 2 · kv_heads · head_dim · kv_bytes · prompts · group · (P + T): the rollout engine
               keeps the prefix that every prompt shares once and preallocates each row's own keys/values (the
               rest of its prompt, then its response); the bound is that of prompts that share nothing
+* rollout weights  the rollout engine's own copy of the projections it cannot read in place, in its dtype
+              (kv_bytes), made once per rollout (`logicrl.engine.onednn._Linear`, `logicrl.engine.linears`):
+              every projection and the output head (V·h) when the stored weights are in another dtype (fp32
+              master weights under bf16 autocast); otherwise a LoRA run's merged targets, W + s·B·A, alone; on
+              a CPU both: oneDNN's pre-packed copies of everything, and the merged targets they were packed from
 
 Peak = weights + optimizer + reference + critic + max(update, rollout), with update = gradients + logits +
-activations and rollout = KV cache: gradients are freed after each optimizer step (``set_to_none``), and the
-rollout's cache is gone before the update starts. Each term is a worst case (every response at T tokens), so
+activations and rollout = KV cache + rollout weights: gradients are freed after each optimizer step
+(``set_to_none``), and the rollout's cache and weight copies are gone before the update starts. Each term is a worst case (every response at T tokens), so
 the sum is an upper estimate; tests/test_memory_plan.py measures it against real CPU steps.
 """
 
@@ -135,6 +140,7 @@ class RunShape:
     rollout_group: int = 1  # responses per prompt
     rollout_tokens: int = 0  # new tokens per response
     kv_bytes: int = 4  # the KV cache's dtype (the model's activations': fp32 weights give an fp32 cache)
+    engine_copies_all: bool = False  # the rollout engine copies every projection whatever its dtype (a CPU)
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,7 @@ class MemoryPlan:
 
     PERSISTENT = ("weights", "optimizer", "reference", "critic")
     UPDATE = ("gradients", "logits", "activations")
-    ROLLOUT = ("kv_cache",)
+    ROLLOUT = ("kv_cache", "rollout_weights")
 
     @property
     def update(self) -> int:
@@ -201,6 +207,19 @@ def activation_elements_per_token(shape: ModelShape) -> int:
     return 10 * shape.hidden_size + 4 * kv + 4 * shape.intermediate_size
 
 
+def rollout_weight_params(shape: ModelShape, run: RunShape, lora_targets: tuple[str, ...] | None) -> int:
+    """Parameters the rollout engine copies (see the module docstring): every projection and the output head
+    when it cannot read the stored weights in place (another dtype, or ``run.engine_copies_all``: a CPU's
+    packed copies, which keep beside them the merged LoRA targets they were packed from); else the LoRA
+    targets merged (``lora_targets``; None: a full model, nothing copied)."""
+    linears = shape.linears()
+    everything = shape.num_layers * sum(i * o for i, o in linears.values()) + shape.vocab_size * shape.hidden_size
+    merged = shape.num_layers * sum(i * o for name, (i, o) in linears.items() if name in (lora_targets or ()))
+    if run.engine_copies_all:
+        return everything + merged
+    return everything if run.weight_bytes != run.kv_bytes else merged
+
+
 def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
          lora_targets: tuple[str, ...] = LORA_TARGETS, logprob_chunk: int | None = None) -> MemoryPlan:
     """The memory plan of ``run`` on a model of ``shape``; the formulas are in the module docstring.
@@ -246,6 +265,8 @@ def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
         "logits": logits,
         "activations": activations,
         "kv_cache": kv * rollout_tokens,
+        "rollout_weights": rollout_weight_params(shape, run, lora_targets if lora_rank is not None else None)
+        * run.kv_bytes if rollout_tokens else 0,
     }
     return MemoryPlan(components, params=n, trainable=trainable, notes=tuple(notes))
 
@@ -258,7 +279,8 @@ def format_plan(memory: MemoryPlan, capacity: int | None = None, device: str = "
     """The plan as lines: one per component, then the peak (against ``capacity`` when given)."""
     names = {"weights": "weights", "gradients": "gradients", "optimizer": "optimizer (AdamW)",
              "reference": "reference model", "critic": "critic (PPO)", "logits": "logits (log-probs)",
-             "activations": "activations", "kv_cache": "KV cache (rollouts)"}
+             "activations": "activations", "kv_cache": "KV cache (rollouts)",
+             "rollout_weights": "rollout weights"}
     lines = [f"memory plan: {memory.params / 1e9:.2f}B parameters, {memory.trainable / 1e9:.3g}B trainable"
              + (f" ({'; '.join(memory.notes)})" if memory.notes else "")]
     lines += [f"  {names[k]:<22}{gib(v):>11}" for k, v in memory.components.items() if v]

@@ -12,7 +12,8 @@ decides the reference's dtype, a LoRA run's frozen base weights (``model.lora``:
 autocast of the forwards (`logicrl.models.loading.compute_autocast`: on CUDA below fp32, on CPU for bfloat16).
 The rollout engine (`logicrl.engine.decode`) runs in the autocast dtype, so the plan counts its KV cache at
 2 bytes an element on a bf16/fp16 CUDA run and on a CPU ``model.dtype=bfloat16`` run (`_compute_bytes`), else
-at 4. On such a CPU the engine keeps the caches in bf16 only where the CPU flash kernel passes its probe
+at 4, and copies into that dtype the projections it cannot read in place (on a CPU, all of them: oneDNN's
+packed copies). On such a CPU the engine keeps the caches in bf16 only where the CPU flash kernel passes its probe
 (`logicrl.engine.attention.cpu_flash_works`), else in fp32, twice what the plan counts.
 `train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``;
 `sft_plan` adds ``logprob_chunk`` where the SFT path takes it.
@@ -157,7 +158,8 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         critic=get_advantage_estimator(algo.advantage).needs_critic,
         gradient_checkpointing=cfg.model.gradient_checkpointing,
         entropy=True, entropy_grad=algo.entropy_coef > 0,
-        rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=compute_bytes)
+        rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=compute_bytes,
+        engine_copies_all=not on_cuda)
 
 
 def train_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
@@ -179,7 +181,8 @@ def sft_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         micro_batch_rows=cfg.micro_batch_size, prompt_tokens=PROMPT_TOKENS, response_tokens=T,
         weight_bytes=WEIGHT_BYTES, compute_bytes=compute_bytes, gradient_checkpointing=cfg.model.gradient_checkpointing,
         entropy=False, rollout_prompts=max(1, 32 // cfg.rft_samples) if rft else max(cfg.micro_batch_size, 8),
-        rollout_group=cfg.rft_samples if rft else 1, rollout_tokens=T, kv_bytes=compute_bytes)
+        rollout_group=cfg.rft_samples if rft else 1, rollout_tokens=T, kv_bytes=compute_bytes,
+        engine_copies_all=not on_cuda)
 
 
 def sft_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
