@@ -326,6 +326,18 @@ def test_rollout_estimate_within_25_percent(lora, packed, monkeypatch):
     assert abs(estimate - tracker.peak) <= 0.25 * tracker.peak
 
 
+def test_a_lora_run_whose_rollout_does_not_fit_is_told_its_knobs():
+    """The paper's 7B recipe with LoRA on a GPU: the rollout (KV cache 15.8 GiB + the merged copy 12.2) is the
+    larger phase, so the fixes name the rollout's batch and the adapted projections, not the micro-batch."""
+    cfg = paper_config(**{"model.lora": {"r": 16}})
+    memory_plan = memory.train_plan(cfg, ModelShape.from_config(QWEN_7B), on_cuda=True)
+    assert memory_plan.rollout > memory_plan.update
+    knobs = memory.fixes(memory_plan, cfg, "train", 40 * 1024**3)
+    assert any("rollout.group_size" in knob for knob in knobs)
+    assert any("model.lora.target_modules" in knob for knob in knobs)
+    assert not any("micro_batch_size" in knob for knob in knobs)
+
+
 def small_train_config(**algorithm) -> TrainConfig:
     return TrainConfig.model_validate({"model": {"name": "x"}, "data": {"train": "d"},
                                        "rollout": {"max_response_tokens": 1000},

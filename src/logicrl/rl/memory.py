@@ -213,6 +213,9 @@ def fixes(memory: MemoryPlan, cfg: Any, command: str, capacity: int) -> list[str
             knobs.append("set model.gradient_checkpointing=true")
     elif command == "train":
         knobs.append("lower rollout.prompts_per_step or rollout.group_size (the rollout KV cache)")
+        if cfg.model.lora is not None and c["rollout_weights"]:
+            knobs.append("adapt fewer projections (model.lora.target_modules: each rollout merges a copy of every "
+                         "adapted one)")
     knobs.append(f"lower {length}")
     return knobs
 
