@@ -35,8 +35,9 @@ Components (bytes; N = parameters, N_t = trainable parameters):
 
 Peak = weights + optimizer + reference + critic + max(update, rollout), with update = gradients + logits +
 activations and rollout = KV cache + rollout weights: gradients are freed after each optimizer step
-(``set_to_none``), and the rollout's cache and weight copies are gone before the update starts. Each term is a worst case (every response at T tokens), so
-the sum is an upper estimate; tests/test_memory_plan.py measures it against real CPU steps.
+(``set_to_none``), and the rollout's cache and weight copies are gone before the update starts. Each term is a
+worst case (every response at T tokens), so the sum is an upper estimate; tests/test_memory_plan.py measures it
+against real CPU steps and rollouts, tests/test_gpu_check.py against peaks measured on an H100.
 """
 
 from __future__ import annotations
