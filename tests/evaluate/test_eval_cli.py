@@ -13,10 +13,16 @@ import pytest
 from typer.testing import CliRunner
 
 from logicrl.cli import app
+from logicrl.cli.eval import warn_unpaired
 from logicrl.errors import UserError
+from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.memorization import make_twins
+from logicrl.evaluate.runner import select_records
 from logicrl.io import write_jsonl
 from logicrl.models import build_tiny_model
+from logicrl.puzzles.dataset import DataConfig, generate
+from logicrl.puzzles.files import dataset_files, load_records, write_dataset
+from logicrl.rl.config import TrainConfig
 
 runner = CliRunner()
 
@@ -161,6 +167,59 @@ def test_rescore_saved_samples_without_a_model(tmp_path: Path, dataset: Path, te
     assert (out / "samples" / "hand.jsonl").read_text().count("\n") == 12
 
 
+def test_rescore_scores_the_levels_saved_and_never_writes_empty_tables(tmp_path: Path, respond) -> None:
+    """Samples of 9-person puzzles, in data of 3 and 9: a rescore without --people scores the 9-person ones (the
+    default 2–8 left them out and wrote tables without a row), a --limit is not used (and says so); a rescore at
+    --people 3, where no sample is, fails in one line and leaves the tables as they were."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    cfg = DataConfig(people=[3, 9], train=1, test=2, seed=1, formats=["jsonl"])
+    write_dataset(data, cfg, generate(cfg))
+    nine = [r for r in load_records(dataset_files(data, "test")) if r["n_people"] == 9]
+    write_samples(out / "samples" / "hand.jsonl", "hand", [(nine[0], 0, respond(nine[0])),
+                                                           (nine[1], 0, respond(nine[1], correct=False))])
+    result = run_cli("eval", "--rescore", "--data", str(data), "--out", str(out), "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    assert "limit=1 not used" in result.stderr
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["models"]["hand"]["by_people"]["9"]["acc"] == 0.5
+    assert list(summary["models"]["hand"]["by_people"]) == ["9"]
+    assert summary["config"]["people"] == [9] and summary["config"]["limit"] is None
+    tables = {name: (out / name).read_text() for name in ("results.json", "table.md", "table.csv")}
+    result = run_cli("eval", "--rescore", "--data", str(data), "--out", str(out), "--people", "3")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: {out / 'samples' / 'hand.jsonl'}: no saved samples of model 'hand' "
+                                     "with 3 people to rescore; give the --people they were made with")
+    assert {name: (out / name).read_text() for name in tables} == tables
+
+
+def test_levels_outside_the_default_people_are_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The default --people (2–8) over data of 3 and 9 people evaluates 3 and warns that 9 is left out; the
+    levels asked for explicitly leave no warning."""
+    data = tmp_path / "data"
+    cfg = DataConfig(people=[3, 9], train=1, test=2, seed=1, formats=["jsonl"])
+    write_dataset(data, cfg, generate(cfg))
+    assert {r["n_people"] for r in select_records(data, "test", list(range(2, 9)), None)} == {3}
+    assert "the test puzzles with 9 people are not evaluated" in capsys.readouterr().err
+    assert len(select_records(data, "test", [3, 9], None, every_level=True)) == 4
+    assert capsys.readouterr().err == ""
+
+
+def test_models_scored_on_other_puzzles_are_flagged(capsys: pytest.CaptureFixture) -> None:
+    """Two models over 2 and 3 puzzles, 2 shared: a warning with the counts; the same puzzles: none."""
+    warn_unpaired({"a": [{"id": "p1"}, {"id": "p2"}], "b": [{"id": "p1"}, {"id": "p2"}, {"id": "p3"}]})
+    assert "different puzzles (a 2, b 3; 2 shared)" in capsys.readouterr().err
+    warn_unpaired({"a": [{"id": "p1"}, {"id": "p1"}], "b": [{"id": "p1"}]})  # samples per puzzle may differ
+    assert capsys.readouterr().err == ""
+
+
+def test_a_level_listed_twice_is_refused() -> None:
+    """--people 2,2,3 evaluated 2 people twice (double weight in the averages): refused in every config."""
+    with pytest.raises(ValueError, match="2 people listed more than once"):
+        EvalConfig(people="2,2,3")
+    with pytest.raises(ValueError, match="3 people listed more than once"):
+        TrainConfig.model_validate({"model": {"name": "x"}, "data": {"train": "d", "people": [3, 3]}})
+
+
 def test_rescore_records_the_settings_the_samples_were_made_with(tmp_path: Path, dataset: Path,
                                                                 test_records: list[dict], respond) -> None:
     two = [r for r in test_records if r["n_people"] == 2]
@@ -276,10 +335,12 @@ def test_a_kill_while_saving_samples_leaves_no_stale_record(tmp_path: Path, monk
     assert eval_runner.read_generation(tmp_path, spec) is None  # the old samples stay, with no record
 
 
-@pytest.mark.parametrize("args", [["--device", "gpu"], ["--endpoint", "http://127.0.0.1:9/v1", "api_key_env=UNSET_KEY_VAR"]])
+@pytest.mark.parametrize("args", [["--device", "gpu"], ["--endpoint", "http://127.0.0.1:9/v1", "api_key_env=UNSET_KEY_VAR"],
+                                  ["--endpoint", "http://10.1.2.3:9/v1", "api_key_env=SET_KEY_VAR"]])  # plain http
 def test_a_bad_device_or_key_is_refused_before_the_earlier_results_go(tmp_path: Path, dataset: Path, args,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("UNSET_KEY_VAR", raising=False)
+    monkeypatch.setenv("SET_KEY_VAR", "secret")
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.json").write_text("{}")

@@ -242,6 +242,23 @@ def test_rescore_two_models_paired_difference(tmp_path: Path, problems: Path) ->
     assert "Paired difference vs m" in (out / "table.md").read_text()
 
 
+def test_rescore_judges_the_format_by_the_style_the_samples_were_made_with(tmp_path: Path, problems: Path) -> None:
+    """Samples made with --prompt boxed (their generation record says so), boxed answers: format 1.00 on a
+    rescore without --prompt, whose default style (logic-rl) would call every one of them malformed; results.json
+    records the style they were made with, and a --limit given to the rescore is not used, and says so."""
+    out = tmp_path / "out"
+    saved_samples(out, "m", {"a1": ["so \\boxed{97}"], "a3": ["\\boxed{42}"]})
+    (out / "samples" / "m.generation.json").write_text(json.dumps({"model": "m", "settings": {
+        "prompt_style": "boxed", "samples": 1}}))
+    result = run_cli("eval", "math", "--rescore", "--data", str(problems), "--out", str(out), "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    assert "limit=1 not used" in result.stderr
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["models"]["m"]["by_group"]["AIME 2023"]["format_ok"] == 1.0
+    assert summary["models"]["m"]["by_group"]["AIME 2023"]["acc"] == 1.0
+    assert summary["config"]["prompt_style"] == "boxed" and summary["config"]["limit"] is None
+
+
 def test_rescore_refuses_rows_of_unknown_problems(tmp_path: Path, problems: Path) -> None:
     out = tmp_path / "out"
     saved_samples(out, "m", {"zz": ["\\boxed{1}"]})

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import click
 import typer
@@ -43,6 +43,7 @@ from logicrl.evaluate.runner import (
     parse_model_specs,
     read_generation,
     remove_journals,
+    saved_levels,
     saved_specs,
     select_records,
 )
@@ -170,7 +171,7 @@ def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, 
     if rescore:
         return
     if cfg.endpoint:
-        endpoint_key(cfg.api_key_env)
+        endpoint_key(cfg.api_key_env, cfg.endpoint)  # set, and safe to send there
         return
     resolve_device(cfg.device)
     for spec in specs:
@@ -241,6 +242,46 @@ def recorded_config(cfg: BackendConfig, out: Path, summary: str, specs: list[Mod
     return recorded
 
 
+def with_saved_levels(cfg: RunConfig, out: Path, specs: list[ModelSpec]) -> RunConfig:
+    """``cfg`` with the numbers of people of the samples saved in ``out`` (a ``--rescore`` without ``--people``:
+    the default 2–8 would leave other levels out and write tables without them)."""
+    levels = saved_levels(out, specs)
+    return cfg.model_copy(update={"people": levels}) if levels else cfg
+
+
+Config = TypeVar("Config", bound=RunConfig)
+
+
+def without_limit(cfg: Config) -> Config:
+    """``cfg`` without its ``limit``, for a ``--rescore`` of `logicrl eval` or `logicrl eval math`, which scores
+    every saved sample again: a warning says so when one was given, and results.json records none."""
+    if cfg.limit is None:
+        return cfg
+    print(f"warning: --rescore scores every saved sample: limit={cfg.limit} not used", file=sys.stderr)
+    return cfg.model_copy(update={"limit": None})
+
+
+def rescore_config(cfg: EvalConfig, out: Path, specs: list[ModelSpec]) -> EvalConfig:
+    """A ``logicrl eval --rescore``'s config: the saved samples' levels unless ``--people`` is given
+    (`with_saved_levels`), and no limit (`without_limit`)."""
+    if "people" not in cfg.model_fields_set:
+        cfg = with_saved_levels(cfg, out, specs)
+    return without_limit(cfg)
+
+
+def warn_unpaired(rows_by_label: dict[str, list[dict[str, Any]]]) -> None:
+    """A warning when the models' rows are not of the same puzzles (several evaluations with other --limit,
+    --people or --data into one --out): their accuracies then differ by what was asked, and the paired
+    differences count only the puzzles they share."""
+    ids = {label: {str(r.get("id")) for r in rows} for label, rows in rows_by_label.items()}
+    if len({frozenset(v) for v in ids.values()}) > 1:
+        shared = len(set.intersection(*ids.values()))
+        counts = ", ".join(f"{label} {len(v)}" for label, v in ids.items())
+        print(f"warning: the models were scored on different puzzles ({counts}; {shared} shared): their "
+              "accuracies are not comparable, and the paired differences use the shared ones only",
+              file=sys.stderr)
+
+
 @eval_app.callback()
 def eval_cmd(
     ctx: typer.Context, model: Models = None, data: Data = None,
@@ -261,7 +302,9 @@ def eval_cmd(
     specs = model_specs(model, out, rescore, RESULT_FILES[0])
     if not rescore:
         cfg.ks(cfg.samples)  # pass_k within the samples, before hours of generation
-    records = select_records(_data(data), cfg.split, cfg.people, None if rescore else cfg.limit,
+    else:
+        cfg = rescore_config(cfg, out, specs)
+    records = select_records(_data(data), cfg.split, cfg.people, cfg.limit,
                              every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
@@ -271,6 +314,7 @@ def eval_cmd(
             rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
             most = max((len(group) for group in by_puzzle(rows).values()), default=1)
             results[spec.label] = accuracy_table(rows, cfg.ks(most))
+        warn_unpaired(rows_by_label)
         tables = [("Accuracy by number of people", table2(results))]
         tables += [(metric, metric_table(results, metric)) for metric in extra_metrics(results)]
         if len(specs) > 1:
@@ -307,6 +351,8 @@ def memorization_cmd(
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
     specs = model_specs(model, out, rescore, MEMORIZATION_FILES[0])
+    if rescore and "people" not in cfg.model_fields_set:
+        cfg = with_saved_levels(cfg, out, specs)
     originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit,
                                every_level="people" in cfg.model_fields_set)
     twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)

@@ -37,6 +37,8 @@ from logicrl.cli.eval import (
     eval_config,
     model_specs,
     start_results,
+    warn_unpaired,
+    without_limit,
 )
 from logicrl.cli.output import print_line, print_table
 from logicrl.errors import UserError
@@ -99,12 +101,15 @@ def math_cmd(
         raise UserError("give --data: one or more problem files (.jsonl, .json or .parquet)")
     if not rescore:
         cfg.ks(cfg.samples)  # pass_k within the samples, before hours of generation
-    records = load_math_problems(data, None if rescore else cfg.limit)
+    else:
+        cfg = without_limit(cfg)
+    records = load_math_problems(data, cfg.limit)
     specs = model_specs(model, out, rescore, RESULT_FILES[0])
     _require_math_verify()
     check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
         config = start_results(cfg, out, RESULT_FILES, specs, rescore)
+        config.setdefault("prompt_style", cfg.prompt_style)  # no record says: the style the format is judged by
         rows_by_label: dict[str, list[dict]] = {}
         with MathChecker(cfg.check_timeout_s, cfg.check_memory_mb) as checker:
             checker.start()  # a checker that cannot start fails before any model loads
@@ -130,6 +135,7 @@ def _write_results(specs: list, rows_by_label: dict[str, list[dict]], cfg: MathE
                    config: dict[str, Any], out: Path) -> None:
     """Tables (printed and in table.md), table.csv, results.json (recording ``config``) and, with several models,
     compare.json."""
+    warn_unpaired(rows_by_label)
     by_group, by_source, stats = {}, {}, {}
     for label, rows in rows_by_label.items():
         most = max((len(group) for group in by_puzzle(rows).values()), default=1)

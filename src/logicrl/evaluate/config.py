@@ -112,9 +112,10 @@ class SampledConfig(BackendConfig):
         return sorted(set(self.pass_k))
 
 
-GENERATION_KEYS = frozenset(BackendConfig.model_fields) | {"samples"}
-"""The keys that decide how samples are made (backend, sampling, prompt, samples per question), as opposed
-to which questions are read and how the answers are scored: a ``--rescore`` uses only the latter."""
+GENERATION_KEYS = frozenset(BackendConfig.model_fields) | {"samples", "prompt_style"}
+"""The keys that decide how samples are made (backend, sampling, prompt, samples per question, and `logicrl eval
+math`'s prompt style, which also decides its format check), as opposed to which questions are read and how the
+answers are scored: a ``--rescore`` takes them from the samples' generation record."""
 
 
 def rescored_config(config: Mapping[str, Any], generated_with: Mapping[str, Any] | None,

@@ -218,11 +218,14 @@ def endpoint_client(
     return EndpointClient(base_url, model, api_key=endpoint_key(api_key_env), timeout_s=timeout_s, retries=retries)
 
 
-def endpoint_key(api_key_env: str | None) -> str | None:
-    """The API key in ``$api_key_env`` (which must be set), or None when no variable is named."""
+def endpoint_key(api_key_env: str | None, base_url: str | None = None) -> str | None:
+    """The API key in ``$api_key_env`` (which must be set), or None when no variable is named; with
+    ``base_url``, an EndpointError too if the key could be read on its way there (`_check_key_transport`)."""
     if not api_key_env:
         return None
     api_key = os.environ.get(api_key_env)
     if not api_key:
         raise EndpointError(f"api_key_env={api_key_env} names an unset or empty environment variable")
+    if base_url is not None:
+        _check_key_transport(completions_url(base_url))
     return api_key

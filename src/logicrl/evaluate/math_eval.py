@@ -26,7 +26,7 @@ from logicrl.evaluate.journal import Journal
 from logicrl.evaluate.math_check import MathChecker, MathVerdict, boxed_contents, substring_match
 from logicrl.evaluate.math_data import math_group, math_source
 from logicrl.evaluate.metrics import accuracy_table
-from logicrl.evaluate.runner import ModelSpec, generate_rows, samples_path, save_generated
+from logicrl.evaluate.runner import ModelSpec, generate_rows, read_generation, samples_path, save_generated
 from logicrl.evaluate.scoring import Scorer
 from logicrl.io import read_jsonl, write_jsonl
 from logicrl.prompts import SYSTEM_PROMPT
@@ -124,9 +124,11 @@ def math_rows(
 ) -> list[dict[str, Any]]:
     """One model's scored rows, saved to ``<out>/samples/<label>.jsonl``: generated (``cfg.samples`` per
     problem), or (``rescore``) the saved responses checked again against ``records`` (the problems given
-    with ``--data``; a saved row of a problem not among them is a DataError)."""
+    with ``--data``; a saved row of a problem not among them is a DataError). A rescore judges the format by
+    the prompt style the samples were made with, as their generation record says (else ``cfg.prompt_style``)."""
     path = samples_path(out, spec)
-    scorer = math_scorer(checker, cfg.prompt_style)
+    made = (read_generation(out, spec) or {}) if rescore else {}
+    scorer = math_scorer(checker, made.get("prompt_style", cfg.prompt_style))
     if rescore:
         rows = [{"model": spec.label, **row}
                 for row in _rescore(path, spec, records, scorer, cfg.prompt.prefilled_think, progress)]

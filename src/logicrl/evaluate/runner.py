@@ -135,7 +135,19 @@ def select_records(data: Path, split: str, people: Sequence[int], limit: int | N
     if not chosen or (every_level and missing):
         found = ", ".join(map(str, sorted(by_level))) or "none"
         raise DataError(f"{data}: no {split} puzzles with {_span(missing)} people (found: {found})")
+    left_out = sorted(set(by_level) - set(people))
+    if left_out and not every_level:
+        print(f"warning: {data}: the {split} puzzles with {_span(left_out)} people are not evaluated (the default "
+              f"--people is {_span(people)}; give --people to choose the levels)", file=sys.stderr)
     return [r for n in sorted(chosen) for r in by_level[n][:limit]]
+
+
+def saved_levels(out: Path, specs: Sequence[ModelSpec]) -> list[int]:
+    """The numbers of people of the samples saved in ``out`` for ``specs`` (those a ``--rescore`` scores when
+    no ``--people`` is given)."""
+    paths = [samples_path(out, spec) for spec in specs if samples_path(out, spec).is_file()]
+    return sorted({int(row["n_people"]) for path in paths for _, row in read_jsonl(path)
+                   if row.get("n_people") is not None})
 
 
 def _span(people: Sequence[int]) -> str:
@@ -269,5 +281,8 @@ def model_rows(
             raise DataError(f"{path}:{line}: puzzle {row.get('id')!r} is not in the data given (--data)")
         chosen.append({"model": spec.label, **rescore_row(row, record, cfg)})
         kept.append(chosen[-1])
+    if not chosen:  # tables of no row would replace the earlier ones
+        raise DataError(f"{path}: no saved samples of model {spec.label!r} with {_span(cfg.people)} people to "
+                        "rescore; give the --people they were made with")
     write_jsonl(path, kept)
     return chosen

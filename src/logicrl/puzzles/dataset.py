@@ -54,14 +54,18 @@ def _people_value(value: Any) -> Any:
     return parse_people(value) if isinstance(value, (str, int)) else value
 
 
-def _some_people(value: list[int]) -> list[int]:
+def _some_distinct_people(value: list[int]) -> list[int]:
     if not value:
         raise ValueError("no numbers of people: give at least one, e.g. '3-7' or [3, 4]")
+    twice = sorted({n for n in value if value.count(n) > 1})
+    if twice:  # a level listed twice would be drawn, evaluated or trained on twice, and weigh double
+        raise ValueError(f"{', '.join(map(str, twice))} people listed more than once")
     return value
 
 
-# Numbers of people as a config value: a list, or the CLI's '3-7' / '2,4,8' / 5 (in YAML and overrides too).
-PeopleList = Annotated[list[int], BeforeValidator(_people_value), AfterValidator(_some_people)]
+# Numbers of people as a config value: a list, or the CLI's '3-7' / '2,4,8' / 5 (in YAML and overrides too),
+# each number once.
+PeopleList = Annotated[list[int], BeforeValidator(_people_value), AfterValidator(_some_distinct_people)]
 
 
 class DataConfig(StrictModel):
@@ -104,9 +108,6 @@ class DataConfig(StrictModel):
         bad = [n for n in value if not 2 <= n <= MAX_PEOPLE]
         if bad:  # the end of a range as the user wrote it ('2-100': 100, not 31; '0-3': 0)
             raise people_out_of_range(max(bad) if max(bad) > MAX_PEOPLE else min(bad))
-        twice = sorted({n for n in value if value.count(n) > 1})
-        if twice:
-            raise ValueError(f"{', '.join(map(str, twice))} people listed more than once")
         return value
 
     @field_validator("roles")
