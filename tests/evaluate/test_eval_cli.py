@@ -204,6 +204,23 @@ def test_levels_outside_the_default_people_are_named(tmp_path: Path, capsys: pyt
     assert capsys.readouterr().err == ""
 
 
+def test_results_record_the_data_and_no_split_for_a_file(tmp_path: Path, dataset: Path, test_records: list[dict],
+                                                        respond) -> None:
+    """results.json records the --data read; a file is read whole, so a --split given with it is not used: a
+    warning says so and no split is recorded (it recorded the split it ignored)."""
+    out, file = tmp_path / "out", dataset_files(dataset, "test")[0]
+    write_samples(out / "samples" / "hand.jsonl", "hand", [(test_records[0], 0, respond(test_records[0]))])
+    result = run_cli("eval", "--rescore", "--data", str(file), "--split", "train", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"--data {file} is a file, read whole: split=train not used" in result.stderr
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["data"] == str(file) and config["split"] is None
+    result = run_cli("eval", "--rescore", "--data", str(dataset), "--split", "test", "--out", str(out))
+    assert result.returncode == 0 and "not used" not in result.stderr
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["data"] == str(dataset) and config["split"] == "test"
+
+
 def test_models_scored_on_other_puzzles_are_flagged(capsys: pytest.CaptureFixture) -> None:
     """Two models over 2 and 3 puzzles, 2 shared: a warning with the counts; the same puzzles: none."""
     warn_unpaired({"a": [{"id": "p1"}, {"id": "p2"}], "b": [{"id": "p1"}, {"id": "p2"}, {"id": "p3"}]})

@@ -156,6 +156,13 @@ def _data(data: Path | None) -> Path:
     return data
 
 
+def warn_file_split(cfg: RunConfig, data: Path) -> None:
+    """A warning when a split is given with a file as ``--data``: a file is read whole (`start_results` records
+    no split for it)."""
+    if data.is_file() and "split" in cfg.model_fields_set:
+        print(f"warning: --data {data} is a file, read whole: split={cfg.split} not used", file=sys.stderr)
+
+
 def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, rescore: bool,
                          summary: str) -> None:
     """Refuse, before the first model loads and before ``out`` is touched, what would fail after it: an output
@@ -198,11 +205,15 @@ def check_same_eval_command(out: Path, cfg: BackendConfig) -> None:
 
 
 def start_results(cfg: BackendConfig, out: Path, files: tuple[str, ...], specs: list[ModelSpec],
-                  rescore: bool) -> dict[str, Any]:
-    """The config to record in ``out``'s summary, ``files[0]`` (`recorded_config`). A run that generates first
-    deletes the earlier run's ``files``: they describe samples it replaces, and if it is cut short they must
-    not stand beside its new samples (nor give a later ``--rescore`` their settings)."""
+                  rescore: bool, data: Path | list[Path]) -> dict[str, Any]:
+    """The config to record in ``out``'s summary, ``files[0]`` (`recorded_config`), with the ``data`` read (the
+    ``--data`` path, or paths; no split for a file, read whole). A run that generates first deletes the earlier run's ``files``: they describe
+    samples it replaces, and if it is cut short they must not stand beside its new samples (nor give a later
+    ``--rescore`` their settings)."""
     config = recorded_config(cfg, out, files[0], specs, rescore)
+    config["data"] = [str(p) for p in data] if isinstance(data, list) else str(data)
+    if isinstance(data, Path) and data.is_file() and "split" in config:
+        config["split"] = None  # a file is read whole
     if not rescore:
         for name in files:
             (out / name).unlink(missing_ok=True)
@@ -304,11 +315,11 @@ def eval_cmd(
         cfg.ks(cfg.samples)  # pass_k within the samples, before hours of generation
     else:
         cfg = rescore_config(cfg, out, specs)
-    records = select_records(_data(data), cfg.split, cfg.people, cfg.limit,
-                             every_level="people" in cfg.model_fields_set)
+    warn_file_split(cfg, _data(data))
+    records = select_records(data, cfg.split, cfg.people, cfg.limit, every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = start_results(cfg, out, RESULT_FILES, specs, rescore)
+        config = start_results(cfg, out, RESULT_FILES, specs, rescore, data)
         results, rows_by_label = {}, {}
         for spec in specs:
             rows = rows_by_label[spec.label] = _rows(spec, records, cfg, out, n=cfg.samples, rescore=rescore)
@@ -353,14 +364,14 @@ def memorization_cmd(
     specs = model_specs(model, out, rescore, MEMORIZATION_FILES[0])
     if rescore and "people" not in cfg.model_fields_set:
         cfg = with_saved_levels(cfg, out, specs)
-    originals = select_records(_data(data), cfg.split, cfg.people, cfg.limit,
-                               every_level="people" in cfg.model_fields_set)
+    warn_file_split(cfg, _data(data))
+    originals = select_records(data, cfg.split, cfg.people, cfg.limit, every_level="people" in cfg.model_fields_set)
     twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
     given = ({} if cfg.twins == "own"
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
     check_before_loading(specs, cfg, out, rescore, MEMORIZATION_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = start_results(cfg, out, MEMORIZATION_FILES, specs, rescore)
+        config = start_results(cfg, out, MEMORIZATION_FILES, specs, rescore, data)
         twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
         console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
                                             for kind, p in pairs.items()))

@@ -108,7 +108,7 @@ def math_cmd(
     _require_math_verify()
     check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
-        config = start_results(cfg, out, RESULT_FILES, specs, rescore)
+        config = start_results(cfg, out, RESULT_FILES, specs, rescore, data)
         config.setdefault("prompt_style", cfg.prompt_style)  # no record says: the style the format is judged by
         rows_by_label: dict[str, list[dict]] = {}
         with MathChecker(cfg.check_timeout_s, cfg.check_memory_mb) as checker:
