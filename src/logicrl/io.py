@@ -73,13 +73,15 @@ OUTPUT_MARKS = {  # a file each command writes at the top of its output folder -
     "config.yaml": "a run (`logicrl train`, `logicrl sft`)",
     "results.json": "an evaluation (`logicrl eval` or `logicrl eval math`)",
     "memorization.json": "a memorization evaluation (`logicrl eval memorization`)",
+    "report.json": "a run's report (`logicrl report`)",
+    "comparison.json": "a comparison of runs (`logicrl compare`)",
 }
 
 
 def check_not_another_output(path: Path, option: str = "--out", own: str | None = None) -> None:
     """Refuse an output folder that holds another command's outputs (an `OUTPUT_MARKS` file other than ``own``,
-    this command's): writing there would overwrite its files (a report's summary.json over a run's) or mix
-    with them. Raises a UserError naming ``option``, the path and what it holds."""
+    this command's): writing there would overwrite its files (a report's index.html over a comparison's) or
+    mix with them. Raises a UserError naming ``option``, the path and what it holds."""
     for mark, what in OUTPUT_MARKS.items():
         if mark != own and (Path(path) / mark).is_file():
             raise UserError(f"{option} {path} holds {what} ({mark}): its files would be overwritten or mixed "

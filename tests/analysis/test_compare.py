@@ -72,7 +72,7 @@ def test_two_real_runs(real_runs: tuple[Path, Path], tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"compare: {out / 'index.html'}" in result.output
     page = (out / "index.html").read_text()
-    assert {p.name for p in out.iterdir()} == {"index.html", "summary.json", "curves_step.png", "curves_time.png"}
+    assert {p.name for p in out.iterdir()} == {"index.html", "comparison.json", "curves_step.png", "curves_time.png"}
     for png in [*png_sources(page), *(p.read_bytes() for p in out.glob("*.png"))]:
         image = Image.open(io.BytesIO(png))
         assert image.format == "PNG" and image.size[0] > 500
@@ -87,7 +87,7 @@ def test_two_real_runs(real_runs: tuple[Path, Path], tmp_path: Path) -> None:
     assert "<td>0.001</td><td>0.002</td>" in diff and "<td>0</td><td>1</td>" in diff
     assert "model.name" not in diff and "out_dir" in diff  # named as not compared
     assert "<h2>Evaluation" not in page
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "comparison.json").read_text())
     assert [row["key"] for row in summary["config_diff"]] == ["optim.lr", "seed"]
     assert set(summary["curves"]) == {"reward", "accuracy", "validation accuracy", "response length (tokens)",
                                       "KL to the reference", "entropy"}
@@ -146,7 +146,7 @@ def test_smoothed_curves_are_what_is_plotted(tmp_path: Path, monkeypatch: pytest
         [0, 3, 10], pytest.approx([0.1, 0.3, 0.3]))
     assert lines["reward", "training time (s)", "b (smoothed)"] == ([7, 14, 21], pytest.approx([-1, -1.5, -2]))
     assert {title for title, _, _ in lines} == {"reward", "validation accuracy"}  # nothing else was logged
-    curves = json.loads((tmp_path / "out" / "summary.json").read_text())["curves"]
+    curves = json.loads((tmp_path / "out" / "comparison.json").read_text())["curves"]
     assert curves["reward"]["a"]["smoothed"] == pytest.approx(reward) and curves["reward"]["a"]["window"] == 3
     assert curves["validation accuracy"]["b"]["seconds"] == [0.0]
 
@@ -168,6 +168,27 @@ def test_a_killed_compares_temporary_files_go_once_stale(tmp_path: Path) -> None
     os.utime(stale, (time.time() - 2 * 3600,) * 2)
     assert runner.invoke(app, ["compare", str(a), str(b), "--out", str(out)]).exit_code == 0
     assert not stale.exists() and fresh.exists() and (out / "index.html").is_file()
+
+
+def test_a_compare_and_a_report_refuse_each_others_folder(tmp_path: Path) -> None:
+    """Both write index.html: `compare A B --out A/report` replaced A's report page (its PNGs left beside the
+    comparison), and `report A --out <a compare's folder>` the comparison. Each refuses the other's folder, with
+    nothing written; the same command again into its own folder goes on."""
+    a, b = hand_runs(tmp_path)
+    report, comparison = a / "report", tmp_path / "compare"
+    for args in (["report", str(a)], ["compare", str(a), str(b), "--out", str(comparison)]):
+        assert runner.invoke(app, args).exit_code == 0  # twice: a rerun into its own folder
+        assert runner.invoke(app, args).exit_code == 0
+    pages = {folder: (folder / "index.html").read_text() for folder in (report, comparison)}
+    refused = {"report": (["report", str(a), "--out", str(comparison)], "a comparison of runs (`logicrl compare`)"),
+               "compare": (["compare", str(a), str(b), "--out", str(report)], "a run's report (`logicrl report`)")}
+    for args, holds in refused.values():
+        result = runner.invoke(app, args)
+        assert isinstance(result.exception, UserError) and f"holds {holds}" in str(result.exception)
+    assert {folder: (folder / "index.html").read_text() for folder in (report, comparison)} == pages
+    assert not (report / "comparison.json").exists() and not (comparison / "report.json").exists()
+    result = runner.invoke(app, ["data", "generate", "--people", "3", "--train", "1", "--out", str(report)])
+    assert isinstance(result.exception, UserError) and "holds a run's report" in str(result.exception)
 
 
 def test_config_diff() -> None:
@@ -217,7 +238,7 @@ def test_eval_section(puzzle_dir: Path, tmp_path: Path) -> None:
     # 4 three-person puzzles, each solved by base and not by rl: Δ = −1 with a zero-width interval
     assert "<td>1.00→0.00 -1.00 [-1.00, -1.00] (n=4)</td>" in evaluation
     assert "Paired difference vs base" in result.output  # also on the console
-    tables = json.loads((out / "summary.json").read_text())["eval_tables"]
+    tables = json.loads((out / "comparison.json").read_text())["eval_tables"]
     assert [t["title"] for t in tables] == ["Accuracy by number of people",
                                             "Paired difference vs base (first sample per puzzle; Δ and 95% interval)"]
 

@@ -133,7 +133,7 @@ def test_written_report(data, synthetic, tmp_path: Path) -> None:
     # the counts table: word, n with, share, reward with
     assert re.search(r"<tr><td>wait</td><td>10</td><td>10\.0%</td><td>3\.00</td><td>90</td>", page)
     assert "sudden" in page and "tiny-random" in page and "所以" in page
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "report.json").read_text())
     assert summary["behaviours"][3]["aha_step"] == 6 and summary["mixing"]["n_with"] == 5
     assert not list(out.glob(".*tmp"))
 

@@ -58,7 +58,7 @@ def test_report_options(run_dir: Path, tmp_path: Path) -> None:
                                  "--steps-every", "2", "--words", "lies, summary", "aha_window=1",
                                  "examples=2"])
     assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "report.json").read_text())
     assert summary["bin_size"] == 2 and summary["files_read"] == 5 and summary["responses"] == 50
     assert [row["word"] for row in summary["words"]] == ["lies", "summary"]
     assert not (run_dir / "report").exists()

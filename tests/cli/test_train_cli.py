@@ -120,7 +120,7 @@ def test_report_on_a_real_train_run(puzzle_dir, tmp_path):
     report = run_cli("report", str(out))
     assert report.returncode == 0, report.stderr
     assert f"report: {out / 'report' / 'index.html'}" in report.stdout.splitlines()
-    summary = json.loads((out / "report" / "summary.json").read_text())
+    summary = json.loads((out / "report" / "report.json").read_text())
     assert summary["source"] == "rollouts" and summary["files_read"] == summary["files_total"] == 2
     assert summary["responses"] == 2 * 2 * 2  # steps × prompts_per_step × group_size
     rewards = [m["reward/mean"] for m in read_metrics(out, "train")]

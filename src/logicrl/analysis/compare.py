@@ -3,7 +3,7 @@ time, the keys whose config values differ, and the table of an eval directory wi
 
 Reads only what ``logicrl train`` and ``logicrl eval`` write (run directories: metrics.jsonl, config.yaml;
 an eval directory: results.json, compare.json) and writes one self-contained HTML page, ``curves_step.png``,
-``curves_time.png`` and ``summary.json``, each atomically, ``index.html`` last. Every input is read and
+``curves_time.png`` and ``comparison.json``, each atomically, ``index.html`` last. Every input is read and
 checked before the first file is written.
 
 Smoothing is the report's: a trailing moving average (`plots.smooth`) over ``smooth`` points, by default
@@ -42,6 +42,7 @@ CURVES: tuple[tuple[str, str, str], ...] = (
     ("entropy", "train", "entropy"),
 )
 PLOTS = ("curves_step", "curves_time")
+COMPARISON_FILE = "comparison.json"  # every series and table; marks the folder as a comparison's (`io.OUTPUT_MARKS`)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Curve:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Everything the page, the plots and summary.json show."""
+    """Everything the page, the plots and `COMPARISON_FILE` show."""
 
     runs: list[RunRef]
     configs: dict[str, dict[str, Any]]       # label -> the run's config.yaml
@@ -239,6 +240,7 @@ def render_images(comparison: Comparison) -> dict[str, bytes]:
 
 
 def write_comparison(comparison: Comparison, out_dir: Path) -> Path:
-    """Write the PNGs, summary.json and index.html (last) into ``out_dir``; return the page."""
+    """Write the PNGs, `COMPARISON_FILE` and index.html (last) into ``out_dir``; return the page."""
     images = render_images(comparison)
-    return write_page(out_dir, images, PLOTS, comparison.summary(), render_compare_html(comparison, images))
+    return write_page(out_dir, images, PLOTS, comparison.summary(), COMPARISON_FILE,
+                      render_compare_html(comparison, images))

@@ -1,4 +1,4 @@
-"""Build a run's report (numbers, tables, examples) and write it: PNGs, summary.json and one HTML page.
+"""Build a run's report (numbers, tables, examples) and write it: PNGs, report.json and one HTML page.
 
 ``build_report`` streams the response files once (one row in memory at a time, plus per-bin sums and a
 few examples); ``write_report`` renders the plots and the page and writes each file atomically.
@@ -60,7 +60,7 @@ class ReportData:
                                         row["suddenness"]) for row in self.tables["behaviours"]}
 
     def summary(self) -> dict[str, Any]:
-        """JSON-able summary (summary.json): the scope of the analysis and every table."""
+        """JSON-able summary (`REPORT_FILE`): the scope of the analysis and every table."""
         return {"run_dir": str(self.run_dir), "source": self.cfg.source, "files_read": self.files_read,
                 "files_total": self.files_total, "bin_size": self.bin_size,
                 "responses": sum(b.all.n for b in self.bins), **self.tables}
@@ -100,6 +100,7 @@ def build_report(run_dir: Path, cfg: ReportConfig | None = None) -> ReportData:
 
 
 PLOTS = ("curves", "val_people", "words", "words_score", "mixing", "behaviours", "length")
+REPORT_FILE = "report.json"  # every table; marks the folder as a report's (`io.OUTPUT_MARKS`)
 
 
 def render_images(data: ReportData) -> dict[str, bytes]:
@@ -120,7 +121,7 @@ def render_images(data: ReportData) -> dict[str, bytes]:
 
 
 def _json_safe(value: Any) -> Any:
-    """NaN/inf become null so summary.json is strict JSON."""
+    """NaN/inf become null so a page's summary file is strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -131,23 +132,24 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_page(out_dir: Path, images: dict[str, bytes], names: tuple[str, ...], summary: dict[str, Any],
-               page_html: str) -> Path:
-    """Write ``<name>.png`` for each plot of ``names``, summary.json (strict JSON: NaN/inf as null) and
-    index.html (last) into ``out_dir``, each atomically; return the page. A plot without data this time (not
-    in ``images``) has its PNG from an earlier run removed."""
+               summary_file: str, page_html: str) -> Path:
+    """Write ``<name>.png`` for each plot of ``names``, ``summary`` as ``summary_file`` (strict JSON: NaN/inf
+    as null; its name marks the folder as this command's, `io.OUTPUT_MARKS`) and index.html (last) into
+    ``out_dir``, each atomically; return the page. A plot without data this time (not in ``images``) has its
+    PNG from an earlier run removed."""
     for name in names:
         if name in images:
             with atomic_path(out_dir / f"{name}.png") as tmp:
                 tmp.write_bytes(images[name])
         else:
             (out_dir / f"{name}.png").unlink(missing_ok=True)
-    atomic_write_text(out_dir / "summary.json", json.dumps(_json_safe(summary), indent=1) + "\n")
+    atomic_write_text(out_dir / summary_file, json.dumps(_json_safe(summary), indent=1) + "\n")
     page = out_dir / "index.html"
     atomic_write_text(page, page_html)
     return page
 
 
 def write_report(data: ReportData, out_dir: Path) -> Path:
-    """Write ``<plot>.png`` files, summary.json and index.html (last) into ``out_dir``; return the page."""
+    """Write ``<plot>.png`` files, `REPORT_FILE` and index.html (last) into ``out_dir``; return the page."""
     images = render_images(data)
-    return write_page(out_dir, images, PLOTS, data.summary(), render_html(data, images))
+    return write_page(out_dir, images, PLOTS, data.summary(), REPORT_FILE, render_html(data, images))

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from logicrl.analysis.compare import Comparison, build_comparison, run_refs, write_comparison
+from logicrl.analysis.compare import COMPARISON_FILE, Comparison, build_comparison, run_refs, write_comparison
 from logicrl.analysis.config import CompareConfig
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
@@ -51,7 +51,7 @@ def compare_cmd(
     specs, overrides = split_arguments(runs or [])
     cfg = load_config(CompareConfig, config, overrides, smooth=smooth)
     check_output_dir(out)
-    check_not_another_output(out)
+    check_not_another_output(out, own=COMPARISON_FILE)
     remove_temp_files(out, older_than_s=STALE_TEMP_S)  # a killed compare's, as report does
     comparison = build_comparison(run_refs(specs), cfg, eval_dir)
     page = write_comparison(comparison, out)

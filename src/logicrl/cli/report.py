@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from logicrl.analysis.config import ReportConfig
-from logicrl.analysis.report import ReportData, build_report, write_report
+from logicrl.analysis.report import REPORT_FILE, ReportData, build_report, write_report
 from logicrl.analysis.run import check_run_dir
 from logicrl.cli.output import print_line, print_table
 from logicrl.config import load_config
@@ -37,7 +37,7 @@ def report_cmd(
     check_run_dir(run_dir)  # before the default --out, RUN_DIR/report, is checked
     out = out or run_dir / "report"
     check_output_dir(out)
-    check_not_another_output(out)
+    check_not_another_output(out, own=REPORT_FILE)
     remove_temp_files(out, older_than_s=STALE_TEMP_S)
     data = build_report(run_dir, cfg)
     page = write_report(data, out)
