@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from logicrl.cli import app
 from logicrl.config import load_config
 from logicrl.errors import ConfigError, DataError
 from logicrl.evaluate.config import MemorizationConfig
 from logicrl.evaluate.memorization import (
     ALL_PEOPLE,
+    collect_twins,
     link_twins,
     make_twins,
     memorization_scores,
     memorization_table,
 )
+from logicrl.puzzles.files import dataset_files, load_records, load_twins
 from logicrl.puzzles.record import Puzzle
 
 
@@ -100,4 +106,34 @@ def test_two_given_twins_of_one_puzzle_are_refused() -> None:
     linked, pairs = link_twins([original], "leaf", twins[:1])
     assert pairs == [("kk2-a", "kk2-a~leaf")] and linked[0]["original_id"] == "kk2-a"
     with pytest.raises(DataError, match="^two leaf twins have 2 people and index 0"):
+        link_twins([original], "leaf", twins)
+
+
+def test_the_twins_data_perturb_writes_are_given_twins(puzzle_dir: Path, tmp_path: Path) -> None:
+    """`data perturb DATA --out P` writes P/<kind>.jsonl, which the README calls memorization twins, but
+    `eval memorization --twins P` refused P ("no public twins"). They are read and linked to their originals by
+    ``original_id``: a twin's ``index`` is its line in P, not its original's place in its level (the 3-person
+    twins' 12..23 are no 3-person original's). They are the twins eval makes itself from the same seed."""
+    twins_dir = tmp_path / "P"
+    result = CliRunner().invoke(app, ["data", "perturb", str(puzzle_dir), "--out", str(twins_dir),
+                                      "--kinds", "reorder,leaf"])
+    assert result.exit_code == 0, result.output
+    originals = load_records(dataset_files(puzzle_dir, "train"))
+    given = load_twins(twins_dir, "train", ["reorder", "leaf", "roles"], required=True)
+    assert sorted(given) == ["leaf", "reorder"]
+    twins, pairs, sources = collect_twins(originals, ["reorder", "leaf", "roles"], 0, given)
+    assert sources == {"reorder": "given", "leaf": "given", "roles": "made"} and len(pairs["reorder"]) == 24
+    made, made_pairs = make_twins(originals, ["reorder", "leaf"], 0)
+    assert {k: pairs[k] for k in made_pairs} == made_pairs
+    text = {t["id"]: (t["quiz"], t["solution_text_format"]) for t in twins}
+    assert all(text[t["id"]] == (t["quiz"], t["solution_text_format"]) for t in made)
+
+
+def test_a_twin_linked_by_id_twice_is_refused() -> None:
+    """Twins that name their original are linked by it: two of one kind naming one puzzle are a one-line error."""
+    original = {"id": "kk2-a", "names": ["Zoey", "Oliver"], "index": 0}
+    twins = [{"id": f"t{i}", "names": ["Zoey", "Oliver"], "index": i, "original_id": "kk2-a"} for i in (3, 4)]
+    linked, pairs = link_twins([original], "leaf", twins[:1])
+    assert pairs == [("kk2-a", "kk2-a~leaf")] and linked[0]["index"] == 3
+    with pytest.raises(DataError, match="^two leaf twins have original_id 'kk2-a'$"):
         link_twins([original], "leaf", twins)

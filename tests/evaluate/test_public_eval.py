@@ -140,7 +140,7 @@ def test_memorization_on_public_twins(tmp_path: Path, public_root: Path) -> None
     result = runner.invoke(app, ["eval", "memorization", "--rescore", "--data", str(public_root), "--out",
                                  str(out), "--kinds", "leaf,reorder"])
     assert result.exit_code == 0, result.output
-    assert "leaf 4/6 (public), reorder 6/6 (public)" in result.output
+    assert "leaf 4/6 (given), reorder 6/6 (given)" in result.output
     scores = json.loads((out / "memorization.json").read_text())["models"]["sft"]
     expected = {
         "leaf": {"2": (2, 1 / 2, 0.0, 1 / 2), "3": (2, 1.0, 1 / 2, 1 / 2), "all": (4, 3 / 4, 1 / 3, 1 / 2)},

@@ -165,8 +165,8 @@ class MemorizationConfig(RunConfig):
     perturb_seed: int = Field(0, description="Seed of the perturbations (same seed, same twins).")
     twins: str = Field("auto", description=(
         "Where twins come from: 'auto' (the public twins beside --data, per kind, when it is in the public K&K "
-        "layout; else made by logicrl), 'own' (always made), or a folder in the public layout holding them "
-        "(e.g. the perturbed release)."))
+        "layout; else made by logicrl), 'own' (always made), or a folder holding them: one in the public layout "
+        "(e.g. the perturbed release) or one `logicrl data perturb` wrote."))
 
     @field_validator("kinds", mode="before")
     @classmethod

@@ -14,9 +14,10 @@ model solves but cannot solve once perturbed. High LiMem with high Acc is memori
 reasons keeps CR near 1. CR is undefined when no puzzle is solved (reported as None; LiMem is then 0);
 with no pairs at all Acc, CR and LiMem are all None.
 
-The twins are the public release's when they are given (`collect_twins`: linked to their originals by
-number of people and ``index`` within one split, as the public generator numbers them), and made by
-`logicrl.puzzles.perturb` otherwise; a wording-only twin keeps every other word of its original.
+The twins are those given (`collect_twins`: the public release's, linked to their originals by number of
+people and ``index`` within one split, as the public generator numbers them; logicrl's, as `logicrl data
+perturb` writes them, by ``original_id``), and made by `logicrl.puzzles.perturb` otherwise; a wording-only
+twin keeps every other word of its original.
 """
 
 from __future__ import annotations
@@ -66,32 +67,48 @@ def link_twins(
     records: Sequence[Mapping[str, Any]], kind: str, twins: Sequence[Mapping[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Given twins of one ``kind`` (e.g. a public ``perturbed_leaf`` file), paired with their originals in
-    ``records`` by (number of people, ``index``); twins of puzzles not in ``records`` are left out.
+    ``records``: by ``original_id`` when every twin names its original (logicrl's twins, as `logicrl data
+    perturb` writes them), else by (number of people, ``index``) (the public release's, which name none);
+    twins of puzzles not in ``records`` are left out.
 
     Each twin is renamed ``<original id>~<kind>`` (a wording twin has its original's statements, hence its
     content id). Returns the twin records and the ``(original id, twin id)`` pairs, as `make_twins` does.
     """
-    original_of: dict[tuple[int, Any], str] = {}
-    for record in records:
-        key = (len(record["names"]), record.get("index"))
-        if key in original_of:
-            raise DataError(f"two puzzles with {key[0]} people have index {key[1]}: twins cannot be linked "
-                            "to them by index (give one split)")
-        original_of[key] = str(record["id"])
+    by_id = bool(twins) and all(twin.get("original_id") for twin in twins)
+    original_of = {str(r["id"]): str(r["id"]) for r in records} if by_id else _originals_by_place(records)
     linked: list[dict[str, Any]] = []
     pairs: list[tuple[str, str]] = []
     paired: set[str] = set()
     for twin in twins:
-        original = original_of.get((len(twin["names"]), twin.get("index")))
+        link = _link(twin, by_id)
+        original = original_of.get(link)
         if original is None:
             continue
         if original in paired:
-            raise DataError(f"two {kind} twins have {len(twin['names'])} people and index {twin.get('index')}")
+            where = f"original_id {link!r}" if by_id else f"{link[0]} people and index {link[1]}"
+            raise DataError(f"two {kind} twins have {where}")
         paired.add(original)
         twin_id = f"{original}~{kind}"
         linked.append({**twin, "id": twin_id, "original_id": original, "perturbation": kind})
         pairs.append((original, twin_id))
     return linked, pairs
+
+
+def _link(row: Mapping[str, Any], by_id: bool) -> Any:
+    """What links a twin ``row`` to its original: the original's id, or (number of people, ``index``)."""
+    return str(row["original_id"]) if by_id else (len(row["names"]), row.get("index"))
+
+
+def _originals_by_place(records: Sequence[Mapping[str, Any]]) -> dict[Any, str]:
+    """{(number of people, ``index``): id} of ``records``; two puzzles at one place are a DataError."""
+    original_of: dict[Any, str] = {}
+    for record in records:
+        key = _link(record, by_id=False)
+        if key in original_of:
+            raise DataError(f"two puzzles with {key[0]} people have index {key[1]}: twins cannot be linked "
+                            "to them by index (give one split)")
+        original_of[key] = str(record["id"])
+    return original_of
 
 
 def collect_twins(
@@ -100,7 +117,7 @@ def collect_twins(
 ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]], dict[str, str]]:
     """The twins of every kind: those ``given`` for it (`link_twins`), else made (`make_twins`).
 
-    Returns (twin records, kind -> pairs, kind -> where they come from: ``public``, ``made``, or ``made, N
+    Returns (twin records, kind -> pairs, kind -> where they come from: ``given``, ``made``, or ``made, N
     re-worded`` when N originals' text could not be reproduced, so their wording twins are rendered afresh)."""
     twins: list[dict[str, Any]] = []
     pairs: dict[str, list[tuple[str, str]]] = {}
@@ -110,7 +127,7 @@ def collect_twins(
     for kind in kinds:
         if kind in given:
             kind_twins, pairs[kind] = link_twins(records, kind, given[kind])
-            sources[kind] = "public"
+            sources[kind] = "given"
         else:
             if puzzles is None:
                 found = [(str(r["id"]), *twin_source(r)) for r in records]

@@ -12,6 +12,10 @@ or, with ``layout: public``, the public K&K release's layout (`logicrl.puzzles.p
 
     OUT/test/clean/people3_num100.jsonl  OUT/test/perturbed_leaf/people3_num100.jsonl  ...
 
+Twins that ``logicrl data perturb`` writes (any split, each naming its original by ``original_id``)::
+
+    P/statement.jsonl  P/statement.parquet  P/reorder.jsonl  ...
+
 Until the manifest is written, one marked ``incomplete`` stands in its place, and readers refuse the folder.
 """
 
@@ -194,14 +198,27 @@ def _claim_id(puzzle_id: str, what: tuple[Any, Any], where: str,
 
 
 def load_twins(data: Path, split: str, kinds: Iterable[str], *, required: bool = False) -> dict[str, list]:
-    """{kind: records} of the public twins of ``data`` (a public directory or file, `public.twin_files`) for
-    the logicrl ``kinds`` that have any; ``required``: a DataError when none of them has any."""
+    """{kind: records} of the twins of ``data`` for the logicrl ``kinds`` that have any: the public twins of a
+    public directory or file (`public.twin_files`), else those of a folder `logicrl data perturb` wrote
+    (`perturbed_files`); ``required``: a DataError when none of them has any."""
     found = {}
     for kind in kinds:
-        files = twin_files(data, split, PUBLIC_KIND_OF[kind])
+        files = twin_files(data, split, PUBLIC_KIND_OF[kind]) or perturbed_files(data, kind)
         if files:
             found[kind] = load_records(files)
     if required and not found:
-        wanted = ", ".join(f"{split}/{PUBLIC_KIND_OF[k]}/" for k in kinds)
-        raise DataError(f"{data}: no public twins ({wanted}people*_num*.jsonl)")
+        made = ", ".join(f"{k}.jsonl" for k in kinds)
+        public = ", ".join(f"{split}/{PUBLIC_KIND_OF[k]}/" for k in kinds)
+        raise DataError(f"{data}: no twins of `logicrl data perturb` ({made}) and no public twins "
+                        f"({public}people*_num*.jsonl)")
     return found
+
+
+def perturbed_files(folder: Path, kind: str) -> list[Path]:
+    """The ``kind`` twins `logicrl data perturb` wrote into ``folder``: ``<kind>.jsonl``, else
+    ``<kind>.parquet`` (it writes both); empty when there are none."""
+    for suffix in (".jsonl", ".parquet"):
+        path = Path(folder) / f"{kind}{suffix}"
+        if path.is_file():
+            return [path]
+    return []
