@@ -156,6 +156,21 @@ def test_memorization_on_public_twins(tmp_path: Path, public_root: Path) -> None
     assert sum(row["solved"] for row in saved.values()) == 5 + 2 + 5
 
 
+def test_a_rescore_of_fewer_kinds_leaves_the_others_samples(tmp_path: Path, public_root: Path) -> None:
+    """Samples of leaf and reorder twins rescored with --kinds reorder failed with "puzzle '…~leaf' is not in the
+    data given (--data)". The leaf samples stay in the file as they were (as other levels' do) and out of the
+    tables; reorder scores as with both kinds (`test_memorization_on_public_twins`)."""
+    out = tmp_path / "mem"
+    write_samples(out / "samples" / "sft.jsonl", "sft", memorization_samples(public_root))
+    leaf_rows = [x for x in (out / "samples" / "sft.jsonl").read_text().splitlines() if "~leaf" in x]
+    result = runner.invoke(app, ["eval", "memorization", "--rescore", "--data", str(public_root), "--out",
+                                 str(out), "--kinds", "reorder"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "memorization.json").read_text())["models"]["sft"]
+    assert list(scores) == ["reorder"] and scores["reorder"]["all"]["limem"] == pytest.approx(1 / 6)
+    assert [x for x in (out / "samples" / "sft.jsonl").read_text().splitlines() if "~leaf" in x] == leaf_rows
+
+
 def test_twins_from_another_folder_and_made_ones(tmp_path: Path, public_root: Path) -> None:
     """The clean release and the perturbed release are two downloads: --twins names the second; --twins own
     makes logicrl's twins; a folder without twins is a one-line error."""

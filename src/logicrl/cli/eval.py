@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -34,7 +35,7 @@ from logicrl.evaluate.config import (
     shared_settings,
 )
 from logicrl.evaluate.endpoint import endpoint_key
-from logicrl.evaluate.memorization import collect_twins, memorization_table
+from logicrl.evaluate.memorization import collect_twins, memorization_table, twin_of_another_kind
 from logicrl.evaluate.metrics import accuracy_table, by_puzzle
 from logicrl.evaluate.runner import (
     SAMPLES_DIR,
@@ -379,7 +380,8 @@ def memorization_cmd(
         levels = {str(r["id"]): people_of(r) for r in originals}
         results = {}
         for spec in specs:
-            rows = _rows(spec, originals + twin_records, cfg, out, n=1, rescore=rescore)
+            rows = _rows(spec, originals + twin_records, cfg, out, n=1, rescore=rescore,
+                         aside=lambda puzzle_id: twin_of_another_kind(puzzle_id, cfg.kinds))
             solved = {str(r["id"]): bool(r["solved"]) for r in rows}
             missing = [i for kind_pairs in pairs.values() for pair in kind_pairs for i in pair
                        if i not in solved]
@@ -400,13 +402,14 @@ def memorization_cmd(
 
 
 def _rows(
-    spec: ModelSpec, records: list[dict], cfg: RunConfig, out: Path, *, n: int, rescore: bool
+    spec: ModelSpec, records: list[dict], cfg: RunConfig, out: Path, *, n: int, rescore: bool,
+    aside: Callable[[str], bool] | None = None,
 ) -> list[dict]:
-    """One model's scored rows, with a progress bar and the time taken."""
+    """One model's scored rows (`model_rows`), with a progress bar and the time taken."""
     start = time.perf_counter()
     with tqdm(total=len(records), desc=spec.label, unit="pz", disable=rescore) as bar:
         rows = model_rows(spec, records, cfg, out, n=n, rescore=rescore, progress=bar.update,
-                          status=bar.set_postfix_str)
+                          status=bar.set_postfix_str, aside=aside)
     verb = "rescored" if rescore else "generated"
     console.print(f"{spec.label}: {verb} {len(rows)} samples in {time.perf_counter() - start:.1f}s")
     return rows

@@ -22,11 +22,11 @@ twin keeps every other word of its original.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from logicrl.errors import DataError
-from logicrl.puzzles.perturb import perturb, twin_source
+from logicrl.puzzles.perturb import PERTURBATIONS, perturb, twin_source
 from logicrl.puzzles.record import Puzzle
 
 WORDING_KINDS = ("uncommon_names", "roles", "flip_roles", "reorder")  # twins that keep the logic
@@ -138,6 +138,13 @@ def collect_twins(
             sources[kind] = f"made, {reworded} re-worded" if reworded and kind in WORDING_KINDS else "made"
         twins += kind_twins
     return twins, pairs, sources
+
+
+def twin_of_another_kind(puzzle_id: str, kinds: Collection[str]) -> bool:
+    """Whether ``puzzle_id`` is a twin's (``<original id>~<kind>``) of a perturbation kind not in ``kinds``:
+    a rescore with fewer ``--kinds`` than the samples were made with leaves its samples as they are."""
+    _, sep, kind = puzzle_id.rpartition("~")
+    return bool(sep) and kind in PERTURBATIONS and kind not in kinds
 
 
 def memorization_scores(solved_original: Sequence[bool], solved_twin: Sequence[bool]) -> dict[str, Any]:

@@ -258,10 +258,11 @@ def rescore_row(row: Mapping[str, Any], record: Mapping[str, Any], cfg: RunConfi
 def model_rows(
     spec: ModelSpec, records: Sequence[Mapping[str, Any]], cfg: RunConfig, out: Path, *, n: int,
     rescore: bool, progress: Callable[[int], None] | None = None, status: Callable[[str], None] | None = None,
+    aside: Callable[[str], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Scored rows of one model, saved to its sample file: generated, or (``rescore``) read back and rescored
     against ``records``, which must hold the puzzle of every saved row with ``cfg.people`` people (rows of
-    other levels stay in the file untouched and are not returned)."""
+    other levels, and those whose puzzle id ``aside`` picks, stay in the file untouched and are not returned)."""
     path = samples_path(out, spec)
     if not rescore:
         rows = generate_rows(spec, records, cfg, n=n, progress=progress, journal=Journal(out, spec.file_stem),
@@ -273,8 +274,8 @@ def model_rows(
     by_id = {str(r["id"]): r for r in records}
     kept, chosen = [], []
     for line, row in read_jsonl(path):
-        if row.get("n_people") is not None and int(row["n_people"]) not in cfg.people:
-            kept.append(row)  # another level: kept in the file as it was, left out of the tables
+        if _set_aside(row, cfg, aside):
+            kept.append(row)  # kept in the file as it was, left out of the tables
             continue
         record = by_id.get(str(row.get("id")))
         if record is None:
@@ -286,3 +287,11 @@ def model_rows(
                         "rescore; give the --people they were made with")
     write_jsonl(path, kept)
     return chosen
+
+
+def _set_aside(row: Mapping[str, Any], cfg: RunConfig, aside: Callable[[str], bool] | None) -> bool:
+    """Whether a rescore leaves a saved ``row`` as it is: a row of a level not in ``cfg.people``, or one whose
+    puzzle id ``aside`` picks."""
+    if row.get("n_people") is not None and int(row["n_people"]) not in cfg.people:
+        return True
+    return aside is not None and aside(str(row.get("id")))
