@@ -112,6 +112,8 @@ def test_perturb_show_and_stats(tmp_path: Path) -> None:
         (["--people", "3", "colour=blue"], "unknown config key 'colour'"),
         (["--people", "3", "--roles", "knight"], "role words must look like"),
         (["--people", "3", "formats=[]"], "formats: no file formats: give at least one"),
+        (["--people", "3", "--train", "0", "--test", "0", "--val", "0"], "error: nothing to generate: "),
+        (["--people", "2,3", "train={2: 0, 3: 0}", "--test", "0"], "error: nothing to generate: "),
     ],
 )
 def test_impossible_requests_fail_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:

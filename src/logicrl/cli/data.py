@@ -72,6 +72,9 @@ def generate_cmd(
              "roles": roles, "seed": seed, "cap": cap, "workers": workers}
     options = {**base, **{k: v for k, v in given.items() if v is not None}}  # options win over the preset
     cfg = load_config(DataConfig, config, overrides, **options)
+    if not cfg.total():  # it would write a manifest and no puzzle
+        raise UserError("nothing to generate: train, test and val are 0 for every number of people; ask for "
+                        "some puzzles (--train, --test or --val)")
     check_output_dir(out)
     check_not_another_output(out, own="manifest.json")
     check_dataset_dir(out, cfg)
