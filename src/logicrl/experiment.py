@@ -113,13 +113,15 @@ class ExperimentConfig(StrictModel):
 @dataclass(frozen=True)
 class Step:
     """One command of the plan. ``args`` may hold ``@LABEL`` (resolved when the step runs); ``skip`` says
-    why the step does not run (finished); ``note``, why it runs again. A measurement names the runs it
-    ``measures`` and the ``record`` file where `measurement_record` is kept once it succeeds."""
+    why the step does not run (finished); ``note``, why it runs again. A run's step names the run it ``runs``
+    (its `start_record` is kept once it succeeds); a measurement names the runs it ``measures`` and the
+    ``record`` file where `measurement_record` is kept once it succeeds."""
 
     what: str
     args: tuple[str, ...]
     skip: str | None = None
     note: str | None = None
+    runs: str | None = None
     measures: tuple[str, ...] = ()
     record: Path | None = None
 
@@ -142,6 +144,37 @@ def resolve_model(model: str, out_dir: Path) -> str:
     return str(checkpoint) if checkpoint is not None else model
 
 
+STARTED = "experiment-run.json"  # in a run's directory: `start_record` of the experiment that ran it
+
+
+def finished_hash(cfg: ExperimentConfig, label: str) -> str | None:
+    """The SHA-256 of run ``label``'s ``summary.json``, None while it has not finished: a run done again
+    changes it."""
+    path = cfg.out_dir / label / FINISHED
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def start_record(cfg: ExperimentConfig, label: str) -> dict:
+    """What run ``label`` was trained from: its model as the file gives it, and for ``@SOURCE`` that run's
+    `finished_hash` (kept in its directory, `STARTED`, once it has run)."""
+    model = cfg.run(label).model
+    source = {model[1:]: finished_hash(cfg, model[1:])} if model and model.startswith("@") else {}
+    return {"model": model, "from": source}
+
+
+def start_problem(cfg: ExperimentConfig, label: str) -> str | None:
+    """Why run ``label``, which has run, no longer matches the experiment (None when it does, or when an
+    earlier logicrl kept no `start_record`): another model in the file, or its ``@SOURCE`` run done again
+    since (it would stand beside the new source as if trained from it)."""
+    saved, now = read_json_object(cfg.out_dir / label / STARTED), start_record(cfg, label)
+    if not saved or saved == now:
+        return None
+    if saved.get("model") != now["model"]:
+        return (f"run {label} was started with model {saved.get('model')!r}, the experiment now asks for "
+                f"{now['model']!r}")
+    return f"run {label} was trained from {now['model']}, which has been deleted or run again since"
+
+
 def run_step(cfg: ExperimentConfig, label: str) -> Step:
     """The command of one run: skipped when finished, ``--resume`` when it has a checkpoint, else fresh."""
     spec, run_dir = cfg.run(label), cfg.out_dir / label
@@ -150,24 +183,20 @@ def run_step(cfg: ExperimentConfig, label: str) -> Step:
         return Step(what, (spec.command, "--resume", str(run_dir)), skip=f"finished ({run_dir / FINISHED})")
     checkpoint = last_checkpoint(run_dir)
     if checkpoint is not None and (checkpoint / "trainer_state.pt").is_file():
-        return Step(what, (spec.command, "--resume", str(run_dir)))
+        return Step(what, (spec.command, "--resume", str(run_dir)), runs=label)
     args = [spec.command, "--config", str(spec.config), "--out", str(run_dir)]
     args += ["--model", spec.model] if spec.model else []
     args += ["--data", str(spec.data)] if spec.data else []
-    return Step(what, (*args, *spec.overrides))
+    return Step(what, (*args, *spec.overrides), runs=label)
 
 
 MEASURED = "experiment.json"  # in a measurement's folder: `measurement_record` of the step that wrote it
 
 
 def measurement_record(cfg: ExperimentConfig, args: tuple[str, ...], labels: tuple[str, ...]) -> dict:
-    """What a measurement's results depend on: its command's arguments and the runs it measures, each by the
-    SHA-256 of its ``summary.json`` (None while it has not finished): a run done again makes it stale."""
-    finished = {}
-    for label in labels:
-        path = cfg.out_dir / label / FINISHED
-        finished[label] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-    return {"args": list(args), "runs": finished}
+    """What a measurement's results depend on: its command's arguments and the runs it measures (its baseline
+    ``@RUN`` too), each by `finished_hash`: a run done again makes it stale."""
+    return {"args": list(args), "runs": {label: finished_hash(cfg, label) for label in labels}}
 
 
 def _measurement_step(cfg: ExperimentConfig, name: str, subcommand: tuple[str, ...]) -> Step | None:
@@ -180,13 +209,15 @@ def _measurement_step(cfg: ExperimentConfig, name: str, subcommand: tuple[str, .
     models = [f"{label}=@{label}" for label in labels]
     if measurement.baseline:
         models.insert(0, measurement.baseline)
+    baseline = measurement.baseline_model or ""
+    measured = (*labels, baseline[1:]) if baseline.startswith("@") and baseline[1:] not in labels else labels
     out = cfg.out_dir / name
     args = ("eval", *subcommand, *(a for m in models for a in ("-m", m)), "--out", str(out), *measurement.args)
-    step = Step(name, args, measures=labels, record=out / MEASURED)
+    step = Step(name, args, measures=measured, record=out / MEASURED)
     if not ((out / "results.json").is_file() or (out / "memorization.json").is_file()):
         return step
     earlier = read_json_object(out / MEASURED)
-    if not earlier or earlier == measurement_record(cfg, args, labels):
+    if not earlier or earlier == measurement_record(cfg, args, measured):
         return replace(step, skip=f"done ({out})")
     return replace(step, note=f"{out} was measured with other arguments or runs than the experiment now has: "
                               "it runs again")

@@ -91,6 +91,47 @@ def test_a_measurement_is_done_only_for_the_arguments_and_runs_it_was_made_from(
     assert next(s for s in plan(cfg) if s.what == "eval").skip
 
 
+def test_a_run_trained_from_another_model_or_a_redone_source_is_refused(tmp_path):
+    """rl was trained from @cold: another model in the file, or cold done again (or deleted) since, is refused
+    before anything runs (the experiment skipped rl as finished and measured it beside the new cold start)."""
+    from logicrl.cli.experiment import _execute
+    from logicrl.experiment import STARTED, Step, start_problem, start_record
+
+    cfg, out = _experiment(tmp_path), tmp_path / "x"
+    for label in cfg.runs:
+        (out / label).mkdir(parents=True)
+        (out / label / "summary.json").write_text(f'{{"run": "{label}"}}')
+    (out / "rl" / STARTED).write_text(json.dumps(start_record(cfg, "rl")))
+    assert start_problem(cfg, "rl") is None and start_problem(cfg, "rl2") is None  # rl2: no record kept
+    other = cfg.model_copy(update={"runs": {**cfg.runs, "rl": cfg.runs["rl"].model_copy(update={"model": "base"})}})
+    assert start_problem(other, "rl") == "run rl was started with model '@cold', the experiment now asks for 'base'"
+    (out / "cold" / "summary.json").write_text('{"run": "cold, done again"}')
+    assert start_problem(cfg, "rl") == "run rl was trained from @cold, which has been deleted or run again since"
+    (out / "cold" / "summary.json").unlink()
+    assert start_problem(cfg, "rl") == "run rl was trained from @cold, which has been deleted or run again since"
+    # a run's step keeps its record once it succeeds (here: a command that succeeds and does nothing)
+    _execute(Step("run rl2", ("--help",), runs="rl2"), cfg)
+    assert json.loads((out / "rl2" / STARTED).read_text()) == {"model": "base", "from": {}}
+
+
+def test_a_baseline_run_redone_makes_the_measurement_stale(tmp_path):
+    """eval.baseline=@cold: the measurement depends on cold too, so cold done again measures again."""
+    from logicrl.experiment import MEASURED, measurement_record
+
+    cfg, out = _experiment(tmp_path, eval={"baseline": "start=@cold", "runs": ["rl"]}), tmp_path / "x"
+    for label in cfg.runs:
+        (out / label).mkdir(parents=True)
+        (out / label / "summary.json").write_text(f'{{"run": "{label}"}}')
+    (out / "eval").mkdir()
+    (out / "eval" / "results.json").write_text("{}")
+    step = next(s for s in plan(cfg) if s.what == "eval")
+    assert step.measures == ("rl", "cold")
+    (out / "eval" / MEASURED).write_text(json.dumps(measurement_record(cfg, step.args, step.measures)))
+    assert next(s for s in plan(cfg) if s.what == "eval").skip
+    (out / "cold" / "summary.json").write_text('{"run": "cold, done again"}')
+    assert next(s for s in plan(cfg) if s.what == "eval").skip is None
+
+
 def test_experiment_overrides_come_after_every_run_s_own(tmp_path):
     """`overrides=[steps=8]` shortens every run and keeps the file's other overrides (replacing
     defaults.overrides, as configs/rq/README.md used to suggest, dropped model.dtype=bfloat16 and val_every)."""

@@ -16,7 +16,17 @@ from logicrl.cli import check_command_line
 from logicrl.cli.runs import check_puzzles
 from logicrl.config import load_config, read_yaml
 from logicrl.errors import ConfigError, UserError
-from logicrl.experiment import ExperimentConfig, Step, measurement_record, plan, resolve_args, resolve_model
+from logicrl.experiment import (
+    STARTED,
+    ExperimentConfig,
+    Step,
+    measurement_record,
+    plan,
+    resolve_args,
+    resolve_model,
+    start_problem,
+    start_record,
+)
 from logicrl.io import atomic_write_text, check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
 
@@ -51,6 +61,9 @@ def check_runs(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"run {label}: {exc}") from None
         if (run_dir / "config.yaml").is_file():
             _check_same(label, wanted.model_dump(mode="json"), read_yaml(run_dir / "config.yaml"))
+            if problem := start_problem(cfg, label):
+                raise UserError(f"{problem}: restore the file, or delete {label}'s run directory to start it "
+                                "again")
             continue
         if spec.model and not spec.model.startswith("@"):
             try:  # a run directory stands for its last checkpoint, as when the run starts
@@ -86,7 +99,7 @@ def _check_same(label: str, wanted: dict, saved: dict, prefix: str = "") -> None
         a, b = wanted.get(key), saved.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             _check_same(label, a, b, f"{prefix}{key}.")
-        elif not _same(a, b) and f"{prefix}{key}" != "model.name":  # @LABEL becomes a path once that run exists
+        elif not _same(a, b) and f"{prefix}{key}" != "model.name":  # @LABEL becomes a path: `start_problem`
             raise UserError(f"run {label} was started with {prefix}{key}={b!r}, the experiment now asks for "
                             f"{a!r}: restore the file, or delete {label}'s run directory to start it again")
 
@@ -108,6 +121,8 @@ def _execute(step: Step, cfg: ExperimentConfig) -> None:
     if code != 0:
         raise UserError(f"{step.what} failed (exit {code}); fix it and run the same `logicrl experiment` "
                         "again: finished runs are kept, an interrupted one resumes")
+    if step.runs is not None and not (cfg.out_dir / step.runs / STARTED).is_file():  # kept from its first run
+        atomic_write_text(cfg.out_dir / step.runs / STARTED, json.dumps(start_record(cfg, step.runs)) + "\n")
     if step.record is not None:
         record = measurement_record(cfg, step.args, step.measures)
         atomic_write_text(step.record, json.dumps(record, indent=2) + "\n")
