@@ -79,3 +79,17 @@ def test_a_critic_is_a_copy_that_leaves_the_policy_alone():
     for p in critic.body.parameters():
         p.data.add_(1.0)
     assert all(torch.equal(p, before[name]) for name, p in policy.named_parameters())
+
+
+@pytest.mark.parametrize("targets", [["foo_proj"], ["q_proj", "foo_proj"]])
+def test_a_lora_target_the_model_lacks_is_one_line(targets):
+    """A misspelt target: peft raised a traceback when no target matched and silently skipped one when another
+    matched; both are a UserError naming it and the model's linear layers."""
+    pytest.importorskip("peft")
+    from logicrl.errors import UserError
+    from logicrl.models.lora import lora_model
+    from logicrl.rl.config import LoraConfig
+
+    with pytest.raises(UserError, match=r"^model.lora.target_modules: this model has no linear layer named "
+                                        r"foo_proj \(its linear layers: down_proj, gate_proj, k_proj, lm_head, "):
+        lora_model(build_tiny_model()[0], LoraConfig(r=4, target_modules=targets))

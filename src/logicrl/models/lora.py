@@ -40,6 +40,12 @@ def lora_model(model: Any, lora: Any, checkpoint: Path | None = None) -> Any:
         raise UserError("model.lora needs peft: pip install 'logicrl[peft]'") from err
     if checkpoint is not None:
         return PeftModel.from_pretrained(model, str(checkpoint), is_trainable=True)
+    linears = sorted({name.rpartition(".")[2] for name, module in model.named_modules()
+                      if isinstance(module, torch.nn.Linear)})
+    unknown = [name for name in lora.target_modules if name not in linears]
+    if unknown:  # peft fails with a traceback when none matches, and ignores one that does not when others do
+        raise UserError(f"model.lora.target_modules: this model has no linear layer named {', '.join(unknown)} "
+                        f"(its linear layers: {', '.join(linears)})")
     config = LoraConfig(r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
                         target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, config)
