@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from logicrl.cli import app
 from logicrl.config import load_config
-from logicrl.errors import ConfigError
+from logicrl.errors import ConfigError, DataError
 from logicrl.integrations.verl_launch import (
     VerlClusterConfig,
     algorithm_overrides,
@@ -158,7 +158,6 @@ def test_unsupported_settings_are_one_line_errors(overrides: list[str], message:
 
 @pytest.mark.parametrize("overrides, expected", [
     ([], [(3, 4, 2, "/m"), (4, 2, 2, "R/stage1_3ppl/hf")]),  # 20 // 8 = 2 steps a pass, 10 // 8 = 1
-    (["steps=3"], [(3, 3, 2, "/m")]),  # the budget ends inside stage 1
     (["steps=5"], [(3, 4, 2, "/m"), (4, 1, 1, "R/stage1_3ppl/hf")]),
     (["steps=9"], [(3, 4, 2, "/m"), (4, 5, 5, "R/stage1_3ppl/hf")]),  # the last stage is lengthened
     (["data.schedule=mixed"], [((3, 4), 6, 2, "/m")]),  # 30 // 8 = 3 steps a pass
@@ -173,6 +172,15 @@ def test_curriculum_stages(overrides: list[str], expected: list[tuple]) -> None:
     assert last.last_actor_checkpoint == last.run_dir / "checkpoints" / f"global_step_{last.steps}" / "actor"
     with pytest.raises(ConfigError, match="fill no batch"):
         plan_stages(cfg, "/m", {3: 7}, Path("D"), Path("R"))
+
+
+def test_a_step_budget_that_ends_a_curriculum_early_is_refused_as_train_refuses_it() -> None:
+    """steps=3 ends in the 3-person stage (the 4-person one starts at step 5): `logicrl train` refuses it, and the
+    launcher planned the one stage it reached, so the same config trained other stages under veRL."""
+    cfg = train_config("data.epochs=2", "steps=3")
+    with pytest.raises(DataError, match=r"^steps=3 ends in the 3-person stage of the curriculum \(stages start at "
+                                        r"steps 3 people: 1, 4 people: 5\); raise steps to at least 5"):
+        plan_stages(cfg, "/m", {3: 20, 4: 10}, Path("D"), Path("R"))
 
 
 def bash_words(command: str) -> list[str]:

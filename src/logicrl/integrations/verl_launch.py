@@ -23,6 +23,7 @@ other settings are refused rather than run differently.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 import os
 import re
@@ -46,6 +47,7 @@ from logicrl.models import ModelNotFoundError, check_model_name, resolve_model_p
 from logicrl.models.loading import is_lora_checkpoint
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.config import OptimConfig, TrainConfig
+from logicrl.rl.schedule import check_curriculum_steps
 
 VERL_VERSION = "0.9.1"  # the veRL release the overrides are checked against (tests/integrations)
 REWARD_FUNCTION = "pkg://logicrl.integrations.verl"  # imported by name on every node, no file path
@@ -126,17 +128,23 @@ def plan_stages(cfg: TrainConfig, model_path: str, train_rows: dict[int, int], d
 
     As ``logicrl train`` schedules them (`logicrl.rl.schedule`): a stage makes ``data.epochs`` passes of
     ``floor(rows / prompts_per_step)`` steps (the last partial batch is dropped); ``cfg.steps`` cuts the
-    run short, or, beyond the planned steps, lengthens the last stage with more passes.
+    last stage short, or, beyond the planned steps, lengthens it with more passes; a budget that ends a
+    curriculum before its last stage is refused (`logicrl.rl.schedule.check_curriculum_steps`).
     """
     groups = [(n,) for n in sorted(train_rows)] if cfg.data.schedule == "curriculum" else [tuple(sorted(train_rows))]
-    budget = cfg.steps if cfg.steps is not None else math.inf
-    stages: list[Stage] = []
-    for k, people in enumerate(groups):
+    per_epochs = []
+    for people in groups:
         rows = sum(train_rows[n] for n in people)
-        per_epoch = rows // cfg.rollout.prompts_per_step
-        if per_epoch == 0:
+        per_epochs.append(rows // cfg.rollout.prompts_per_step)
+        if per_epochs[-1] == 0:
             raise ConfigError(f"{rows} training puzzles with {'/'.join(map(str, people))} people fill no batch "
                               f"of rollout.prompts_per_step={cfg.rollout.prompts_per_step}")
+    if len(groups) > 1:  # a step budget that ends before the last stage: refused, as `logicrl train` does
+        firsts = itertools.accumulate((p * cfg.data.epochs for p in per_epochs[:-1]), initial=1)
+        check_curriculum_steps(cfg.steps, {people[0]: first for people, first in zip(groups, firsts)})
+    budget = cfg.steps if cfg.steps is not None else math.inf
+    stages: list[Stage] = []
+    for k, (people, per_epoch) in enumerate(zip(groups, per_epochs)):
         steps = per_epoch * cfg.data.epochs
         if cfg.steps is not None and (k == len(groups) - 1 or budget < steps):
             steps = int(budget)  # the step budget ends here: a shorter stage, or a longer last one

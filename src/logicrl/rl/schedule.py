@@ -147,12 +147,7 @@ class PromptSchedule:
                 for epoch in range(epochs):
                     batches += _chunks(_shuffled(stages[n], seed, f"{n}ppl:{epoch}"), batch_size)
             last = max(stages)
-            if steps is not None and steps < starts[last]:
-                reached = max(n for n in starts if starts[n] <= steps)
-                raise DataError(
-                    f"steps={steps} ends in the {reached}-person stage of the curriculum (stages start at steps "
-                    f"{', '.join(f'{n} people: {start}' for n, start in starts.items())}); raise steps to at least "
-                    f"{starts[last]}, train on fewer numbers of people, or use data.schedule=mixed")
+            check_curriculum_steps(steps, starts)
             epoch = epochs
             while steps is not None and batches and len(batches) < steps:
                 batches += _chunks(_shuffled(stages[last], seed, f"{last}ppl:{epoch}"), batch_size)
@@ -301,3 +296,16 @@ class AdaptiveSchedule:
             ids = ",".join(str(self.records[i].get("id", i)) for i in self.pools[n])
             digest.update(f"{n}:{ids};".encode())
         return digest.hexdigest()[:16]
+
+
+def check_curriculum_steps(steps: int | None, starts: dict[int, int]) -> None:
+    """Refuse a step budget that ends a curriculum before its last stage (``starts``: number of people → the
+    step its stage starts at): a DataError naming the stage it ends in and the steps the last one needs. The
+    trainer and `logicrl verl launch` both check it, so one config runs the same stages under either."""
+    last = max(starts)
+    if steps is not None and steps < starts[last]:
+        reached = max(n for n in starts if starts[n] <= steps)
+        raise DataError(
+            f"steps={steps} ends in the {reached}-person stage of the curriculum (stages start at steps "
+            f"{', '.join(f'{n} people: {start}' for n, start in starts.items())}); raise steps to at least "
+            f"{starts[last]}, train on fewer numbers of people, or use data.schedule=mixed")
