@@ -121,6 +121,10 @@ def test_kl_none_and_critic_only_for_gae() -> None:
         "critic.model.path": "/m", "critic.optim.lr": "1e-05", "critic.cliprange_value": "0.5",
         "critic.ppo_micro_batch_size_per_gpu": "2", "actor_rollout_ref.rollout.tensor_model_parallel_size": "4"}
     assert not any(k.startswith("critic.") for k in as_dict(model_overrides(train_config(), cluster, "/m", None)))
+    # the critic's AdamW betas and gradient clip are the trainer's (veRL's defaults were kept: 0.999, 1.0)
+    tuned = load_config(TrainConfig, CONFIGS / "paper-ppo.yaml", ["optim.betas=[0.9,0.95]", "optim.grad_clip=0.5"])
+    got = as_dict(model_overrides(tuned, cluster, "/m", None))
+    assert (got["critic.optim.betas"], got["critic.optim.clip_grad"]) == ("[0.9,0.95]", "0.5")
 
 
 def test_reward_overrides() -> None:

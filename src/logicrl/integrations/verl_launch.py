@@ -297,6 +297,7 @@ def model_overrides(cfg: TrainConfig, cluster: VerlClusterConfig, model_path: st
         critic = {"model.path": model_path, "model.trust_remote_code": cfg.model.trust_remote_code,
                   "model.enable_gradient_checkpointing": cfg.model.gradient_checkpointing,
                   "optim.lr": cfg.optim.critic_lr, "optim.weight_decay": cfg.optim.weight_decay,
+                  "optim.betas": list(cfg.optim.betas), "optim.clip_grad": cfg.optim.grad_clip,  # as the actor's
                   "ppo_micro_batch_size_per_gpu": cluster.micro_batch_per_gpu,
                   "cliprange_value": cfg.algorithm.value_clip}
         out += _pairs("critic.", critic)
