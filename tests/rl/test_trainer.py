@@ -459,6 +459,19 @@ def test_stage_start_reference_and_stage_reset(puzzle_dir, tmp_path, monkeypatch
     assert {int(s["step"]) for s in plain.optimizer.state.values()} == {6}
 
 
+def test_the_logged_kl_coef_restarts_with_the_stage(puzzle_dir, tmp_path, monkeypatch):
+    """An adaptive KL controller (KL below its target: β shrinks each step) starts afresh with stage 2 under
+    optim.stage_reset: step 4 logs algorithm.kl_coef, the β its update used (it logged the pre-reset β)."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    cfg = curriculum_config(puzzle_dir, tmp_path / "a")
+    cfg = cfg.model_copy(update={"algorithm": cfg.algorithm.model_copy(update={
+        "kl_placement": "reward", "kl_target": 1.0, "kl_horizon": 10.0})})
+    Trainer(cfg, show_progress=False).fit()
+    logged = {m["step"]: m["kl_coef"] for m in read_metrics(tmp_path / "a") if m["kind"] == "train"}
+    assert logged[1] == logged[4] == 0.1
+    assert logged[3] < logged[2] < 0.1 and logged[5] < 0.1
+
+
 @pytest.mark.parametrize("crash_at, advantage, lora", [  # resume before the stage boundary, or after it
     (4, "grpo", False), (5, "grpo", False), (4, "gae", False), (5, "gae", False),
     (4, "grpo", True), (5, "grpo", True)])

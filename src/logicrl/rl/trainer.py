@@ -210,9 +210,9 @@ class Trainer(TrainingLoop):
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.config
         timer = time.perf_counter()
-        kl_coef = self.kl_controller.coef  # the β of this step's loss (an adaptive controller moves it after)
         if step > 1 and step in self.schedule.stage_starts:
-            self._enter_stage(step)
+            self._enter_stage(step)  # with optim.stage_reset, a fresh KL controller
+        kl_coef = self.kl_controller.coef  # the β of this step's loss (an adaptive controller moves it after)
         self.policy.eval()
         times = {"time/generate": 0.0, "time/score": 0.0}
         rollout = cfg.rollout
