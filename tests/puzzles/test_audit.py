@@ -85,7 +85,7 @@ def test_check_line_credit_by_hand() -> None:
     # for "OK"); check right; a stranger's check (wrong from its first character); other text
     expected = [0, 0, 0.5, -0.5, 0, 0, 0.5, -0.5, 0.5, 0.5, -0.5, 0, 0, 0, 0]
     assert credit[0].tolist() == expected
-    assert credit[1].tolist() == [0.0] * (len(pieces) + 1) and shares == [1 / 4, 1.0]
+    assert credit[1].tolist() == [0.0] * (len(pieces) + 1) and shares == [1 / 4, 0.0]  # "?": no line is right
     perfect = response_target(RECORD, PromptConfig(), "cases")
     credit, shares = check_line_credit([list(perfect)], [RECORD], 1.0, width=len(perfect))  # one char a token
     assert set(credit[0].tolist()) == {0.0, 1.0} and shares == [1.0]

@@ -112,8 +112,8 @@ def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping
     the first slip of a line is pushed down: what follows it (a verdict that agrees with a wrong value) is
     consistent and gets no credit either way. Lines are read from the tokens' own text, so they match the tokens
     exactly. ``pieces[i]`` are the decoded tokens of response i (which answers ``records[i]``); the credit is
-    padded to ``width`` with 0. Returns ([B, width] credit, share of right check lines per response, 1.0 when it
-    has none).
+    padded to ``width`` with 0. Returns ([B, width] credit, share of right check lines per response, 0.0 when it
+    has none: a response that stops checking has no right line, as `trace_check_shaping` counts it).
     """
     if len(pieces) != len(records):
         raise ValueError(f"{len(pieces)} responses for {len(records)} records")
@@ -145,5 +145,5 @@ def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping
                     credit[i, t] = weight
                 elif starts[t] <= wrong_at:
                     credit[i, t] = -weight
-        shares.append(right / checks if checks else 1.0)
+        shares.append(right / checks if checks else 0.0)
     return credit, shares
