@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -457,6 +458,26 @@ def test_stage_start_reference_and_stage_reset(puzzle_dir, tmp_path, monkeypatch
     plain.fit()
     assert all(torch.equal(v, initial[k]) for k, v in plain.ref.state_dict().items())
     assert {int(s["step"]) for s in plain.optimizer.state.values()} == {6}
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_extending_a_run_says_when_its_lr_schedule_is_laid_anew(puzzle_dir, tmp_path, monkeypatch, schedule):
+    """A finished 2-step cosine run resumed with steps=4: the cosine is recomputed over 4 steps, so the lr climbs
+    back from ≈ 0 (a warning says so, with both factors); a constant schedule, or the same steps, says nothing."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    cfg = make_config(puzzle_dir, tmp_path / "a").model_copy(update={"steps": 2, "val_every": 0})
+    cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"schedule": schedule})})
+    Trainer(cfg, show_progress=False).fit()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Trainer(cfg, resume=True, show_progress=False)
+        Trainer(cfg.model_copy(update={"steps": 4}), resume=True, show_progress=False)
+    said = [str(w.message) for w in caught if "lr schedule" in str(w.message)]
+    if schedule == "constant":
+        assert said == []
+    else:
+        assert said == ["the cosine lr schedule now spans 4 steps: at step 2 it stands at 0.5 × optim.lr, where the "
+                        "run had it at 0, and it goes on along the new curve"]
 
 
 def test_the_logged_kl_coef_restarts_with_the_stage(puzzle_dir, tmp_path, monkeypatch):

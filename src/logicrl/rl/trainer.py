@@ -21,6 +21,7 @@ accuracy to pick the next level, and its state travels in the checkpoint.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import warnings
 from pathlib import Path
@@ -174,7 +175,14 @@ class Trainer(TrainingLoop):
                 "same data, data.* keys, rollout.prompts_per_step and seed")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        saved = state["scheduler"]["_last_lr"][0] / state["scheduler"]["base_lrs"][0]  # the factor it was at
         apply_lr(self.optimizer, self.scheduler, self.config.optim.lr)
+        now = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        if not math.isclose(saved, now, rel_tol=1e-6, abs_tol=1e-12):  # steps changed: the curve is laid anew
+            warnings.warn(
+                f"the {self.config.optim.schedule} lr schedule now spans {len(self.schedule)} steps: at step "
+                f"{self.start_step - 1} it stands at {now:.3g} × optim.lr, where the run had it at {saved:.3g}, and it "
+                "goes on along the new curve", stacklevel=2)
         if state.get("reference") != self.ref_fingerprint:
             raise UserError(
                 f"{checkpoint}: the KL reference model ({self.config.model.name}) is not the one this run started "
