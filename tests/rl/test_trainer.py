@@ -476,8 +476,9 @@ def test_extending_a_run_says_when_its_lr_schedule_is_laid_anew(puzzle_dir, tmp_
     if schedule == "constant":
         assert said == []
     else:
-        assert said == ["the cosine lr schedule now spans 4 steps: at step 2 it stands at 0.5 × optim.lr, where the "
-                        "run had it at 0, and it goes on along the new curve"]
+        expected = ("the cosine lr schedule now spans 4 steps: at step 2 it stands at 0.5 × optim.lr, where the run "
+                    "had it at 0, and it goes on along the new curve")
+        assert said == [expected]
 
 
 def test_the_logged_kl_coef_restarts_with_the_stage(puzzle_dir, tmp_path, monkeypatch):
