@@ -132,6 +132,21 @@ def test_a_baseline_run_redone_makes_the_measurement_stale(tmp_path):
     assert next(s for s in plan(cfg) if s.what == "eval").skip is None
 
 
+def test_a_shared_override_an_sft_run_lacks_names_where_it_came_from(tmp_path, monkeypatch):
+    """overrides=[steps=8] goes to every run, and `logicrl sft` has no steps: the error says the key came from
+    the experiment's overrides and how to give it to some runs only."""
+    from logicrl.cli.experiment import check_runs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text("model: {name: tiny-random}\n")
+    cfg = ExperimentConfig.model_validate({"question": "q", "out_dir": "x", "overrides": ["steps=8"], "runs": {
+        "cold": {"command": "sft", "config": "s.yaml", "data": "d"}}})
+    with pytest.raises(ConfigError, match=r"^run cold: unknown config key 'steps' .*\(from the experiment's "
+                                          r"overrides=\['steps=8'\], which go to every run: give them to some runs "
+                                          r"with runs.LABEL.overrides=\[...\]\)$"):
+        check_runs(cfg)
+
+
 def test_experiment_overrides_come_after_every_run_s_own(tmp_path):
     """`overrides=[steps=8]` shortens every run and keeps the file's other overrides (replacing
     defaults.overrides, as configs/rq/README.md used to suggest, dropped model.dtype=bfloat16 and val_every)."""

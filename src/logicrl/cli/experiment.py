@@ -58,7 +58,10 @@ def check_runs(cfg: ExperimentConfig) -> None:
         try:
             wanted = load_config(_config_class(spec.command), spec.config, spec.overrides, **explicit)
         except ConfigError as exc:
-            raise ConfigError(f"run {label}: {exc}") from None
+            shared = [item for item in cfg.overrides if f"'{item.partition('=')[0].strip()}'" in str(exc)]
+            hint = (f" (from the experiment's overrides={shared}, which go to every run: give them to some runs "
+                    "with runs.LABEL.overrides=[...])") if shared else ""
+            raise ConfigError(f"run {label}: {exc}{hint}") from None
         if (run_dir / "config.yaml").is_file():
             _check_same(label, wanted.model_dump(mode="json"), read_yaml(run_dir / "config.yaml"))
             if problem := start_problem(cfg, label):
