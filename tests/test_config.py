@@ -92,6 +92,18 @@ def test_unknown_keys_name_the_valid_ones(tmp_path: Path) -> None:
         load_config(Toy, path)
 
 
+def test_a_check_across_keys_names_the_file_and_the_command_line(tmp_path: Path) -> None:
+    """overlong_buffer from the file against max_response_tokens from the command line: the error blamed the file
+    alone; from the file alone it still names the file."""
+    path = write(tmp_path, "algorithm:\n  overlong_buffer: 1024\n")
+    with pytest.raises(ConfigError, match=rf"^config \({path} with the command line's values\): "
+                                          r"algorithm.overlong_buffer=1024 is longer than rollout.max_response_tokens=8"):
+        load_config(TrainConfig, path, ["rollout.max_response_tokens=8"])
+    path = write(tmp_path, "algorithm:\n  overlong_buffer: 1024\nrollout:\n  max_response_tokens: 8\n")
+    with pytest.raises(ConfigError, match=rf"^config in {path}: algorithm.overlong_buffer=1024 is longer"):
+        load_config(TrainConfig, path)
+
+
 def test_an_optional_section_names_its_keys() -> None:
     """``model.lora`` is ``LoraConfig | None``: its keys were listed as none at all."""
     with pytest.raises(ConfigError, match=r"^unknown config key 'model.lora.rank' \(valid keys: r, lora_alpha, "):

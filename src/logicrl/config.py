@@ -142,10 +142,13 @@ def load_config(model: type[T], path: str | Path | None = None, overrides: list[
 def format_validation_error(exc: ValidationError, model: type[BaseModel], path: str | Path | None,
                             given: Mapping[str, Any] | None = None) -> str:
     """First pydantic error as one line: where, what, and the valid keys for unknown ones; "in PATH" unless the
-    key's value came from the command line (``given``: the options and overrides, nested)."""
+    key's value came from the command line (``given``: the options and overrides, nested); a check across keys
+    names both sources when both gave values."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "config"
     source = f" in {path}" if path and not _gives(given or {}, err["loc"]) else ""
+    if path and given and not err["loc"]:  # a check across keys: the file's values and the command line's
+        source = f" ({path} with the command line's values)"
     if err["type"] == "extra_forbidden":
         valid = ", ".join(fields_at(model, err["loc"][:-1]))
         return f"unknown config key {where!r}{source} (valid keys: {valid})"
