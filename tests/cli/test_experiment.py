@@ -48,6 +48,13 @@ def _experiment(tmp_path: Path, **extra) -> ExperimentConfig:
     return ExperimentConfig.model_validate(body)
 
 
+def finish_runs(cfg: ExperimentConfig, out: Path) -> None:
+    """Every run of ``cfg`` finished under ``out``: its folder with a summary.json naming it."""
+    for label in cfg.runs:
+        (out / label).mkdir(parents=True)
+        (out / label / "summary.json").write_text(f'{{"run": "{label}"}}')
+
+
 def test_plan_fresh_finished_and_interrupted_runs(tmp_path):
     cfg = _experiment(tmp_path, eval={"baseline": "base=tiny", "args": ["--limit", 3]})
     steps = {s.what: s for s in plan(cfg)}
@@ -73,9 +80,7 @@ def test_a_measurement_is_done_only_for_the_arguments_and_runs_it_was_made_from(
 
     cfg = _experiment(tmp_path, eval={"args": ["--limit", 3]})
     out = tmp_path / "x"
-    for label in cfg.runs:
-        (out / label).mkdir(parents=True)
-        (out / label / "summary.json").write_text(f'{{"run": "{label}"}}')
+    finish_runs(cfg, out)
     (out / "eval").mkdir()
     (out / "eval" / "results.json").write_text("{}")
     step = next(s for s in plan(cfg) if s.what == "eval")
@@ -98,9 +103,7 @@ def test_a_run_trained_from_another_model_or_a_redone_source_is_refused(tmp_path
     from logicrl.experiment import STARTED, Step, start_problem, start_record
 
     cfg, out = _experiment(tmp_path), tmp_path / "x"
-    for label in cfg.runs:
-        (out / label).mkdir(parents=True)
-        (out / label / "summary.json").write_text(f'{{"run": "{label}"}}')
+    finish_runs(cfg, out)
     (out / "rl" / STARTED).write_text(json.dumps(start_record(cfg, "rl")))
     assert start_problem(cfg, "rl") is None and start_problem(cfg, "rl2") is None  # rl2: no record kept
     other = cfg.model_copy(update={"runs": {**cfg.runs, "rl": cfg.runs["rl"].model_copy(update={"model": "base"})}})
@@ -119,9 +122,7 @@ def test_a_baseline_run_redone_makes_the_measurement_stale(tmp_path):
     from logicrl.experiment import MEASURED, measurement_record
 
     cfg, out = _experiment(tmp_path, eval={"baseline": "start=@cold", "runs": ["rl"]}), tmp_path / "x"
-    for label in cfg.runs:
-        (out / label).mkdir(parents=True)
-        (out / label / "summary.json").write_text(f'{{"run": "{label}"}}')
+    finish_runs(cfg, out)
     (out / "eval").mkdir()
     (out / "eval" / "results.json").write_text("{}")
     step = next(s for s in plan(cfg) if s.what == "eval")
