@@ -6,6 +6,9 @@ Run: .venv/bin/python -m pytest tests/test_parallel.py -q
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +45,7 @@ def test_results_come_back_in_the_order_asked_from_other_processes():
 
 def test_one_worker_runs_each_call_here_at_once():
     with Workers(1) as pool:
-        assert pool.pool is None
+        assert pool.lanes == []
         assert pool.submit(square_and_pid, 7)() == (49, os.getpid())
 
 
@@ -50,3 +53,50 @@ def test_one_worker_runs_each_call_here_at_once():
 def test_an_error_in_a_task_reaches_the_caller_with_its_type(workers):
     with Workers(workers) as pool, pytest.raises(ValueError, match="bad item 3"):
         [pool.submit(fail_on_three, x)() for x in range(5)]
+
+
+def echo_large(payload: bytes) -> bytes:
+    return payload * 4
+
+
+def unpicklable(x: int):
+    return lambda: x
+
+
+def test_a_value_that_cannot_travel_is_an_error_in_the_caller():
+    with Workers(2) as pool, pytest.raises(RuntimeError, match="could not be sent back"):
+        pool.submit(unpicklable, 1)()
+
+
+# Runs in a child process so that a hang fails the test (timeout) instead of stopping the suite. Large tasks and
+# results (each far over a pipe's 64 KiB), all submitted before any is collected; then blocks left early, as on
+# Ctrl-C, with the workers busy writing results nobody reads. multiprocessing.Pool could hang in both.
+STRESS = """
+import sys
+from logicrl.parallel import Workers
+from tests.test_parallel import echo_large
+payload = bytes(range(256)) * 400
+with Workers(2) as pool:
+    results = [pool.submit(echo_large, payload) for _ in range(60)]
+    assert all(result() == payload * 4 for result in results)
+for stop_after in range(30):
+    try:
+        with Workers(2) as pool:
+            results = [pool.submit(echo_large, payload) for _ in range(40)]
+            for k, result in enumerate(results):
+                result()
+                if k == stop_after % 4:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert not any(lane.process.is_alive() for lane in pool.lanes)
+print("done")
+"""
+
+
+def test_large_results_and_leaving_early_never_hang():
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    proc = subprocess.run([sys.executable, "-c", STRESS], check=False, capture_output=True, text=True, timeout=60,
+                          env=env, cwd=root)
+    assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr

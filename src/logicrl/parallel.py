@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 if TYPE_CHECKING:
-    from multiprocessing.pool import Pool
+    from multiprocessing.connection import Connection
 
 T = TypeVar("T")
 
@@ -51,32 +54,102 @@ class Workers:
 
     ``submit(fn, *args)`` returns a function that waits for and returns ``fn(*args)`` (re-raising its error), so
     callers collect results in the order they asked for them while the workers run ahead. ``fn`` must be defined
-    at module level (it is pickled by name).
+    at module level (it is pickled by name). Submit and collect from one thread.
+
+    Each worker has its own pipe (tasks dealt in turn), and leaving the block kills the workers: nothing is
+    shared between processes, so stopping can never wait on a lock. (``multiprocessing.Pool.terminate`` could:
+    a worker writing a large result holds the result queue's lock, and once the pool's reader has stopped it
+    never lets go, so Ctrl-C in ``logicrl data generate`` could hang.)
     """
 
     def __init__(self, workers: int):
-        self.pool: Pool | None = None
+        self.lanes: list[_Lane] = []
         if workers > 1 and sys.platform not in ("darwin", "win32"):
             import multiprocessing  # here: a run that never forks does not pay for its import
 
-            # Ctrl-C reaches this process, which stops the workers (no traceback from each)
-            self.pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_interrupts)
+            context = multiprocessing.get_context("fork")
+            for _ in range(workers):
+                self.lanes.append(_Lane(context, [lane.conn for lane in self.lanes]))
+            for lane in self.lanes:  # threads only once every worker is forked
+                lane.feeder.start()
+        self._dealt = 0
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
-        if self.pool is None:
+        if not self.lanes:
             value = fn(*args)
             return lambda: value
-        return self.pool.apply_async(fn, args).get
+        lane = self.lanes[self._dealt % len(self.lanes)]
+        self._dealt += 1
+        return lane.submit(fn, args)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        if self.pool is not None:
-            self.pool.terminate()  # results were all collected, or an error is on its way up
-            self.pool.join()
+        for lane in self.lanes:  # results were all collected, or an error is on its way up
+            lane.close()
 
 
-def _ignore_interrupts() -> None:
+class _Lane:
+    """One forked worker and its pipe. A feeder thread sends the tasks, so that this process never blocks on a
+    full pipe while the worker blocks on sending a result nobody reads yet; results come back in task order."""
+
+    def __init__(self, context: Any, inherited: list[Connection]):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, [*inherited, self.conn]), daemon=True)
+        self.process.start()
+        child.close()
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.feeder = threading.Thread(target=self._feed, daemon=True)
+        self.sent = self.received = 0
+        self.results: dict[int, tuple[bool, Any]] = {}
+
+    def _feed(self) -> None:
+        while (task := self.tasks.get()) is not None:
+            try:
+                self.conn.send(task)
+            except (OSError, ValueError):  # the worker was killed, or the pipe closed: the lane is closing
+                return
+
+    def submit(self, fn: Callable[..., T], args: tuple) -> Callable[[], T]:
+        number, self.sent = self.sent, self.sent + 1
+        self.tasks.put((fn, args))
+        return lambda: self._result(number)
+
+    def _result(self, number: int) -> Any:
+        while number not in self.results:
+            self.results[self.received] = self.conn.recv()
+            self.received += 1
+        ok, value = self.results.pop(number)
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        self.tasks.put(None)
+        self.process.kill()
+        self.process.join()
+        self.feeder.join()
+        self.conn.close()
+
+
+def _serve(conn: Connection, parent_ends: list[Connection]) -> None:
+    """A worker: run each task it is sent, send back ``(True, value)`` or ``(False, error)``. Ctrl-C reaches the
+    parent, which kills the workers (no traceback from each)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for end in parent_ends:  # so that each pipe closes when the parent goes
+        end.close()
+    while True:
+        try:
+            fn, args = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        try:
+            outcome = True, fn(*args)
+        except Exception as error:  # noqa: BLE001 -- re-raised in the parent
+            outcome = False, error
+        try:
+            conn.send(outcome)
+        except (pickle.PicklingError, TypeError, AttributeError) as error:  # an error or value that cannot travel
+            conn.send((False, RuntimeError(f"a worker's result could not be sent back: {error}")))
