@@ -68,6 +68,15 @@ def test_a_value_that_cannot_travel_is_an_error_in_the_caller():
         pool.submit(unpicklable, 1)()
 
 
+def exit_in_the_worker(code: int) -> None:
+    os._exit(code)
+
+
+def test_a_worker_that_dies_is_an_error_in_the_caller():
+    with Workers(2) as pool, pytest.raises(RuntimeError, match=r"a worker process stopped \(exit code 3\)"):
+        pool.submit(exit_in_the_worker, 3)()
+
+
 # Runs in a child process so that a hang fails the test (timeout) instead of stopping the suite. Large tasks and
 # results (each far over a pipe's 64 KiB), all submitted before any is collected; then blocks left early, as on
 # Ctrl-C, with the workers busy writing results nobody reads. multiprocessing.Pool could hang in both.

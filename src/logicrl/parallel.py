@@ -119,7 +119,12 @@ class _Lane:
 
     def _result(self, number: int) -> Any:
         while number not in self.results:
-            self.results[self.received] = self.conn.recv()
+            try:
+                self.results[self.received] = self.conn.recv()
+            except EOFError:  # killed from outside (out of memory?), or it exited in a task
+                self.process.join()
+                raise RuntimeError(f"a worker process stopped (exit code {self.process.exitcode}) before sending a "
+                                   "result back") from None
             self.received += 1
         ok, value = self.results.pop(number)
         if not ok:
