@@ -129,6 +129,24 @@ def test_the_twins_data_perturb_writes_are_given_twins(puzzle_dir: Path, tmp_pat
     assert all(text[t["id"]] == (t["quiz"], t["solution_text_format"]) for t in made)
 
 
+def test_twins_of_another_split_are_refused(puzzle_dir: Path, tmp_path: Path) -> None:
+    """Twins made from the test split, given to an evaluation of the train split, paired with none of its puzzles:
+    `eval memorization` printed "reorder 0/24 (given)" and measured nothing for that kind."""
+    twins_dir = tmp_path / "P"
+    result = CliRunner().invoke(app, ["data", "perturb", str(puzzle_dir), "--split", "test", "--out", str(twins_dir),
+                                      "--kinds", "reorder"])
+    assert result.exit_code == 0, result.output
+    given = load_twins(twins_dir, "train", ["reorder"], required=True)
+    originals = load_records(dataset_files(puzzle_dir, "train"))
+    with pytest.raises(DataError, match=rf"^none of the {len(given['reorder'])} reorder twins belongs to the "
+                                        rf"{len(originals)} puzzles evaluated \(linked by original_id\): give the "
+                                        "twins of the same split or file"):
+        collect_twins(originals, ["reorder"], 0, given)
+    public = [{"id": "t", "names": ["Ava", "Bo"], "index": 7}]
+    with pytest.raises(DataError, match=r"^none of the 1 leaf twins .* \(linked by number of people and index\)"):
+        link_twins([{"id": "kk2-a", "names": ["Zoey", "Oliver"], "index": 0}], "leaf", public)
+
+
 def test_a_twin_linked_by_id_twice_is_refused() -> None:
     """Twins that name their original are linked by it: two of one kind naming one puzzle are a one-line error."""
     original = {"id": "kk2-a", "names": ["Zoey", "Oliver"], "index": 0}

@@ -371,10 +371,10 @@ def memorization_cmd(
     twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
     given = ({} if cfg.twins == "own"
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
+    twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
     check_before_loading(specs, cfg, out, rescore, MEMORIZATION_FILES[0])
     with FolderLock(out):  # this command's --out, until it returns or fails
         config = start_results(cfg, out, MEMORIZATION_FILES, specs, rescore, data)
-        twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
         console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
                                             for kind, p in pairs.items()))
         levels = {str(r["id"]): people_of(r) for r in originals}

@@ -69,7 +69,7 @@ def link_twins(
     """Given twins of one ``kind`` (e.g. a public ``perturbed_leaf`` file), paired with their originals in
     ``records``: by ``original_id`` when every twin names its original (logicrl's twins, as `logicrl data
     perturb` writes them), else by (number of people, ``index``) (the public release's, which name none);
-    twins of puzzles not in ``records`` are left out.
+    twins of puzzles not in ``records`` are left out; twins of none of them (another split's) are a DataError.
 
     Each twin is renamed ``<original id>~<kind>`` (a wording twin has its original's statements, hence its
     content id). Returns the twin records and the ``(original id, twin id)`` pairs, as `make_twins` does.
@@ -91,6 +91,10 @@ def link_twins(
         twin_id = f"{original}~{kind}"
         linked.append({**twin, "id": twin_id, "original_id": original, "perturbation": kind})
         pairs.append((original, twin_id))
+    if twins and not pairs:
+        by = "original_id" if by_id else "number of people and index"
+        raise DataError(f"none of the {len(twins)} {kind} twins belongs to the {len(records)} puzzles evaluated "
+                        f"(linked by {by}): give the twins of the same split or file (`logicrl data perturb`)")
     return linked, pairs
 
 
