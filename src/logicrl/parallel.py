@@ -102,7 +102,7 @@ class _Lane:
         child.close()
         self.tasks: queue.SimpleQueue = queue.SimpleQueue()
         self.feeder = threading.Thread(target=self._feed, daemon=True)
-        self.sent = self.received = 0
+        self.submitted = self.received = 0
         self.results: dict[int, tuple[bool, Any]] = {}
 
     def _feed(self) -> None:
@@ -113,7 +113,7 @@ class _Lane:
                 return
 
     def submit(self, fn: Callable[..., T], args: tuple) -> Callable[[], T]:
-        number, self.sent = self.sent, self.sent + 1
+        number, self.submitted = self.submitted, self.submitted + 1
         self.tasks.put((fn, args))
         return lambda: self._result(number)
 
