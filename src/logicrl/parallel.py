@@ -14,6 +14,7 @@ import queue
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -128,7 +129,8 @@ class _Lane:
             self.received += 1
         ok, value = self.results.pop(number)
         if not ok:
-            raise value
+            error, trace = value
+            raise error from RemoteTraceback(trace)
         return value
 
     def close(self) -> None:
@@ -139,8 +141,15 @@ class _Lane:
         self.conn.close()
 
 
+class RemoteTraceback(Exception):
+    """The cause of an error raised in a worker: its traceback there, as text (a traceback does not pickle)."""
+
+    def __str__(self) -> str:
+        return f"\n\"\"\"\n{self.args[0]}\"\"\"" if self.args[0] else "(no traceback)"
+
+
 def _serve(conn: Connection, parent_ends: list[Connection]) -> None:
-    """A worker: run each task it is sent, send back ``(True, value)`` or ``(False, error)``. Ctrl-C reaches the
+    """A worker: run each task it is sent, send back ``(True, value)`` or ``(False, (error, its traceback))``. Ctrl-C reaches the
     parent, which kills the workers (no traceback from each)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for end in parent_ends:  # so that each pipe closes when the parent goes
@@ -153,8 +162,8 @@ def _serve(conn: Connection, parent_ends: list[Connection]) -> None:
         try:
             outcome = True, fn(*args)
         except Exception as error:  # noqa: BLE001 -- re-raised in the parent
-            outcome = False, error
+            outcome = False, (error, traceback.format_exc())
         try:
             conn.send(outcome)
         except (pickle.PicklingError, TypeError, AttributeError) as error:  # an error or value that cannot travel
-            conn.send((False, RuntimeError(f"a worker's result could not be sent back: {error}")))
+            conn.send((False, (RuntimeError(f"a worker's result could not be sent back: {error}"), "")))
