@@ -142,6 +142,23 @@ def test_unknown_perturbation_and_missing_file(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "unknown perturbation(s) shuffle" in proc.stderr
 
 
+def test_perturb_writes_one_twin_per_repeated_puzzle(tmp_path: Path) -> None:
+    """A source that holds one puzzle twice gave it two twins with one id (<original id>~reorder), which
+    `eval memorization` then refused; each puzzle now gets one twin of a kind, with a warning."""
+    assert runner.invoke(app, ["data", "generate", "--people", "3", "--train", "3", "--test", "0",
+                               "--out", str(tmp_path / "d")]).exit_code == 0
+    lines = (tmp_path / "d/3ppl/train.jsonl").read_text().splitlines()
+    (tmp_path / "twice.jsonl").write_text("\n".join([*lines, lines[1]]) + "\n")
+    proc = run_cli("data", "perturb", str(tmp_path / "twice.jsonl"), "--out", str(tmp_path / "p"), "--kinds",
+                   "reorder")
+    assert proc.returncode == 0 and proc.stderr == (
+        f"warning: 1 puzzle(s) of {tmp_path / 'twice.jsonl'} repeat an earlier one (same id); each puzzle gets one "
+        "twin of a kind\n")
+    twins = [json.loads(line) for line in (tmp_path / "p/reorder.jsonl").read_text().splitlines()]
+    originals = [json.loads(line)["id"] for line in lines]
+    assert [t["original_id"] for t in twins] == originals and len({t["id"] for t in twins}) == 3
+
+
 def test_perturb_kinds_empty_refused_and_repeats_run_once(tmp_path: Path) -> None:
     assert runner.invoke(app, ["data", "generate", "--people", "2", "--train", "3", "--test", "0",
                                "--out", str(tmp_path / "d")]).exit_code == 0

@@ -125,7 +125,14 @@ def perturb_cmd(
     wanted = list(dict.fromkeys(known[k] for k in given))  # a kind named twice (in either naming) runs once
     check_output_dir(out)
     check_not_another_output(out)  # twins written into a dataset's root (--out SOURCE) or a run's folder
-    found = [twin_source(r) for r in puzzle_records(source, split)]
+    records = puzzle_records(source, split)
+    first = {}  # each original has one twin of a kind (twin ids are <original id>~<kind>)
+    for puzzle, exact in map(twin_source, records):
+        first.setdefault(puzzle.id, (puzzle, exact))
+    found = list(first.values())
+    if len(found) < len(records):
+        print(f"warning: {len(records) - len(found)} puzzle(s) of {source} repeat an earlier one (same id); "
+              "each puzzle gets one twin of a kind", file=sys.stderr)
     puzzles = [p for p, _ in found]
     reworded = sum(not exact for _, exact in found)
     if reworded:
