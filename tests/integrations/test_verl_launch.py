@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from logicrl.cli import app
 from logicrl.config import load_config
-from logicrl.errors import ConfigError, DataError
+from logicrl.errors import ConfigError, DataError, UserError
 from logicrl.integrations.verl_launch import (
     VerlClusterConfig,
     algorithm_overrides,
@@ -383,6 +383,12 @@ def test_lora_maps_to_verl_lora_keys_in_one_stage_and_is_refused_across_stages(d
         plan_launch(cfg, VerlClusterConfig(), [])
     mixed = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "data.people=[3,4]", "data.schedule=mixed"])
     assert len(plan_launch(mixed, VerlClusterConfig(), []).stages) == 1
+    typo = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml",
+                       [*base, "data.people=[3]", "model.lora.target_modules=[q_proj,vproj]"])
+    with pytest.raises(UserError, match=r"^model.lora.target_modules: this model has no linear layer named vproj "
+                                        r"\(its linear layers: down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, "
+                                        r"up_proj, v_proj\)$"):  # veRL's peft would skip it, or fail on the cluster
+        plan_launch(typo, VerlClusterConfig(), [])
 
 
 def test_a_lora_checkpoint_as_the_model_is_refused_and_its_merged_copy_is_not(dataset, tmp_path):

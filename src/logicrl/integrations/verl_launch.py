@@ -45,6 +45,7 @@ from logicrl.integrations.verl_export import build_export, read_puzzles, rollout
 from logicrl.io import write_parquet
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_model_path
 from logicrl.models.loading import is_lora_checkpoint
+from logicrl.models.lora import check_targets, saved_model_linear_names
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.config import OptimConfig, TrainConfig
 from logicrl.rl.schedule import check_curriculum_steps
@@ -443,6 +444,8 @@ def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] |
         raise ConfigError(f"model.name={cfg.model.name} is a LoRA checkpoint (an adapter, no config.json), and veRL "
                           "loads full models: save it merged first and give that folder (docs/verl.md, 'From a LoRA "
                           "checkpoint')")
+    if cfg.model.lora is not None and (Path(model_path) / "config.json").is_file():  # a hub id is checked on the cluster
+        check_targets(cfg.model.lora.target_modules, saved_model_linear_names(model_path, cfg.model.trust_remote_code))
     train_rows = Counter(row["extra_info"]["n_people"] for row in files["train.parquet"])
     stages = plan_stages(cfg, model_path, dict(train_rows), data_dir, run_root)
     check_stages(cfg, stages)

@@ -28,6 +28,31 @@ TRAINED_ADAPTER = "default"  # peft's name for the adapter `get_peft_model` make
 REFERENCE_ADAPTER = "reference"  # the frozen copy that is the KL reference from a stage's entry
 
 
+def linear_names(model: torch.nn.Module) -> list[str]:
+    """The last name of each linear layer of ``model`` (``q_proj``, ``lm_head``, ...): what LoRA can target."""
+    return sorted({name.rpartition(".")[2] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear)})
+
+
+def saved_model_linear_names(path: str, trust_remote_code: bool) -> list[str]:
+    """`linear_names` of the model saved at ``path``, built from its config.json on the meta device (no weight read
+    or allocated)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        return linear_names(AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code))
+
+
+def check_targets(targets: list[str], linears: list[str]) -> None:
+    """A UserError naming each of ``targets`` that is none of the model's ``linears`` (peft fails with a traceback
+    when none matches, and ignores one that does not when others do)."""
+    unknown = [name for name in targets if name not in linears]
+    if unknown:
+        raise UserError(f"model.lora.target_modules: this model has no linear layer named {', '.join(unknown)} "
+                        f"(its linear layers: {', '.join(linears)})")
+
+
 def lora_model(model: Any, lora: Any, checkpoint: Path | None = None) -> Any:
     """``model`` (modified in place: peft injects the adapter layers) wrapped as a trainable ``PeftModel``.
 
@@ -40,12 +65,7 @@ def lora_model(model: Any, lora: Any, checkpoint: Path | None = None) -> Any:
         raise UserError("model.lora needs peft: pip install 'logicrl[peft]'") from err
     if checkpoint is not None:
         return PeftModel.from_pretrained(model, str(checkpoint), is_trainable=True)
-    linears = sorted({name.rpartition(".")[2] for name, module in model.named_modules()
-                      if isinstance(module, torch.nn.Linear)})
-    unknown = [name for name in lora.target_modules if name not in linears]
-    if unknown:  # peft fails with a traceback when none matches, and ignores one that does not when others do
-        raise UserError(f"model.lora.target_modules: this model has no linear layer named {', '.join(unknown)} "
-                        f"(its linear layers: {', '.join(linears)})")
+    check_targets(lora.target_modules, linear_names(model))
     config = LoraConfig(r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
                         target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, config)
