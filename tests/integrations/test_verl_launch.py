@@ -32,7 +32,8 @@ from logicrl.integrations.verl_launch import (
     plan_stages,
     reward_overrides,
 )
-from logicrl.models import TINY_MODEL, load_model_and_tokenizer, save_pretrained_atomic
+from logicrl.models import TINY_MODEL, load_model_and_tokenizer, resolve_model_path, save_pretrained_atomic
+from logicrl.models.lora import saved_model_linear_names
 from logicrl.puzzles.dataset import DataConfig, generate
 from logicrl.puzzles.files import write_dataset
 from logicrl.rl.config import TrainConfig
@@ -389,6 +390,12 @@ def test_lora_maps_to_verl_lora_keys_in_one_stage_and_is_refused_across_stages(d
                                         r"\(its linear layers: down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, "
                                         r"up_proj, v_proj\)$"):  # veRL's peft would skip it, or fail on the cluster
         plan_launch(typo, VerlClusterConfig(), [])
+    unknown_here = tmp_path / "newer-arch"  # an architecture this machine's transformers does not know: not checked
+    unknown_here.mkdir()
+    (unknown_here / "config.json").write_text('{"model_type": "made-up-arch", "architectures": ["MadeUpForCausalLM"]}')
+    assert saved_model_linear_names(str(unknown_here), trust_remote_code=False) is None
+    assert saved_model_linear_names(resolve_model_path(TINY_MODEL), trust_remote_code=False)[:2] == [
+        "down_proj", "gate_proj"]
 
 
 def test_a_lora_checkpoint_as_the_model_is_refused_and_its_merged_copy_is_not(dataset, tmp_path):

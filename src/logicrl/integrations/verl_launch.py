@@ -445,7 +445,9 @@ def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] |
                           "loads full models: save it merged first and give that folder (docs/verl.md, 'From a LoRA "
                           "checkpoint')")
     if cfg.model.lora is not None and (Path(model_path) / "config.json").is_file():  # a hub id is checked on the cluster
-        check_targets(cfg.model.lora.target_modules, saved_model_linear_names(model_path, cfg.model.trust_remote_code))
+        linears = saved_model_linear_names(model_path, cfg.model.trust_remote_code)
+        if linears is not None:  # else an architecture only the cluster's transformers may know
+            check_targets(cfg.model.lora.target_modules, linears)
     train_rows = Counter(row["extra_info"]["n_people"] for row in files["train.parquet"])
     stages = plan_stages(cfg, model_path, dict(train_rows), data_dir, run_root)
     check_stages(cfg, stages)

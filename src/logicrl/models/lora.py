@@ -34,14 +34,17 @@ def linear_names(model: torch.nn.Module) -> list[str]:
                    if isinstance(module, torch.nn.Linear)})
 
 
-def saved_model_linear_names(path: str, trust_remote_code: bool) -> list[str]:
+def saved_model_linear_names(path: str, trust_remote_code: bool) -> list[str] | None:
     """`linear_names` of the model saved at ``path``, built from its config.json on the meta device (no weight read
-    or allocated)."""
+    or allocated); None when this machine's transformers cannot build it (an architecture it does not know)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    with torch.device("meta"):
-        return linear_names(AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code))
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            return linear_names(AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code))
+    except (OSError, ValueError, KeyError, ImportError):
+        return None
 
 
 def check_targets(targets: list[str], linears: list[str]) -> None:
