@@ -84,7 +84,6 @@ def test_a_worker_that_dies_is_an_error_in_the_caller():
 # results (each far over a pipe's 64 KiB), all submitted before any is collected; then blocks left early, as on
 # Ctrl-C, with the workers busy writing results nobody reads. multiprocessing.Pool could hang in both.
 STRESS = """
-import sys
 from logicrl.parallel import Workers
 from tests.test_parallel import echo_large
 payload = bytes(range(256)) * 400
