@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 import yaml
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from PIL import Image
 from typer.testing import CliRunner
 
 from logicrl.analysis.compare import config_diff, flatten
-from logicrl.analysis.plots import auto_window, smooth
+from logicrl.analysis.plots import auto_window, run_colors, smooth
 from logicrl.cli import app
 from logicrl.errors import ConfigError, DataError, UserError
 from logicrl.io import write_jsonl
@@ -189,6 +190,41 @@ def test_a_compare_and_a_report_refuse_each_others_folder(tmp_path: Path) -> Non
     assert not (report / "comparison.json").exists() and not (comparison / "report.json").exists()
     result = runner.invoke(app, ["data", "generate", "--people", "3", "--train", "1", "--out", str(report)])
     assert isinstance(result.exception, UserError) and "holds a run's report" in str(result.exception)
+
+
+def test_brackets_dates_and_wall_clock_runs(tmp_path: Path) -> None:
+    """Run names and config values are printed as they are, not as rich markup (``grpo[lr=1e-6]`` lost its
+    bracket, so two runs printed as ``grpo``; ``[/answer]`` was a MarkupError after the files were written); a
+    YAML date in a config is written as text (comparison.json failed half-way); a run without time/step is
+    named on the page as timed by the wall clock."""
+    a, b = hand_runs(tmp_path)
+    named = {"grpo[lr=1e-6]": a, "grpo[lr=2e-6]": b}
+    changes = (("Close with [/answer].", "2024-01-01"), ("Think in [think] tags.", "2024-02-01"))
+    for (name, run), (prompt, started) in zip(named.items(), changes, strict=True):
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "prompt": prompt}) + f"started: {started}\n")
+        run.rename(tmp_path / name)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["compare", *(str(tmp_path / name) for name in named), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"key +┃ +grpo\[lr=1e-6\] +┃ +grpo\[lr=2e-6\] +┃", result.output), result.output
+    assert "Close with [/answer]." in result.output and "Think in [think] tags." in result.output
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["timed_by_stamps"] == ["grpo[lr=2e-6]"]
+    assert {"key": "started", "values": {"grpo[lr=1e-6]": "2024-01-01", "grpo[lr=2e-6]": "2024-02-01"}} in \
+        summary["config_diff"]
+    page = (out / "index.html").read_text()
+    assert "Runs without time/step (grpo[lr=2e-6]): wall-clock time" in page
+    assert runner.invoke(app, ["compare", str(tmp_path / "grpo[lr=1e-6]"), f"again={tmp_path / 'grpo[lr=1e-6]'}",
+                               "--out", str(tmp_path / "both")]).exit_code == 0
+    assert "Runs without time/step" not in (tmp_path / "both" / "index.html").read_text()
+
+
+def test_run_colours_never_repeat() -> None:
+    assert run_colors(3) == ["C0", "C1", "C2"]
+    for count in (10, 11, 20, 21, 40):
+        colours = [to_hex(c) for c in run_colors(count)]
+        assert len(colours) == count and len(set(colours)) == count, count
 
 
 def test_config_diff() -> None:

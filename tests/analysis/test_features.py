@@ -55,6 +55,9 @@ def test_trend_step_ramp_flat_falling() -> None:
     assert ramp.verdict == "gradual" and ramp.suddenness == pytest.approx(3 / 7) and ramp.step is None
     assert classify_rise(steps, [0.5, 0.55] * 5).verdict == "flat"
     assert classify_rise(steps, [1.0] * 5 + [0.0] * 5).verdict == "falling"
+    for shares in ([0.3] * 10, [0.0] * 10):  # no change at all is flat, even when any rise counts
+        assert classify_rise(steps, shares, min_rise=0.0).verdict == "flat"
+    assert classify_rise(steps, [0.0] * 4 + [0.6] * 6, min_rise=0.0).verdict == "sudden"
     assert classify_rise(steps[:5], [0, 0, 0, 1, 1]).verdict == "too few steps"
     assert classify_rise(steps[:4], [0, 0, 1, 1], window=2).step == 3
 

@@ -86,6 +86,10 @@ def test_responses_stream_and_bad_rows_name_the_line(tmp_path: Path, synthetic) 
     write_lines(path, [{**response_row(4, 0), "length": True}])
     with pytest.raises(DataError, match=r":1: field 'length'"):
         list(read_responses(path, 4))
+    for bad_reward in (float("nan"), float("inf")):  # json writes NaN / Infinity, and reads them back
+        write_lines(path, [response_row(4, 0), {**response_row(4, 1), "reward": bad_reward}])
+        with pytest.raises(DataError, match=r":2: field 'reward' is (nan|inf), not a finite number"):
+            list(read_responses(path, 4))
 
 
 def test_optional_fields_default(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ class Comparison:
     curves: dict[str, dict[str, Curve]]      # panel title -> label -> curve (runs without the key left out)
     diff: list[dict[str, Any]]               # {"key": dotted key, "values": {label: value}} (absent: no label)
     ignored: list[str]
+    stamped: list[str]                       # labels of the runs timed by their `time` stamps (no time/step)
     eval_dir: Path | None
     eval_tables: list[tuple[str, Table]]
 
@@ -80,7 +81,7 @@ class Comparison:
         return {
             "runs": {r.label: str(r.path) for r in self.runs},
             "curves": {title: {label: vars(c) for label, c in by_run.items()} for title, by_run in self.curves.items()},
-            "config_diff": self.diff, "ignored": self.ignored,
+            "config_diff": self.diff, "ignored": self.ignored, "timed_by_stamps": self.stamped,
             "eval_dir": None if self.eval_dir is None else str(self.eval_dir),
             "eval_tables": [{"title": title, "header": header, "rows": rows}
                             for title, (header, rows) in self.eval_tables],
@@ -139,11 +140,16 @@ def _canonical(config: dict[str, Any], key: str) -> str:
     return json.dumps(config[key], sort_keys=True, default=str) if key in config else "\0absent"
 
 
+def times_each_step(metrics: Metrics) -> bool:
+    """Whether every train step logged ``time/step`` (the training clock; else the ``time`` stamps)."""
+    return bool(metrics.train) and all("time/step" in row for row in metrics.train)
+
+
 def training_seconds(metrics: Metrics) -> dict[str, dict[int, float]]:
     """kind -> step -> seconds of training by then (see the module docstring); a validation point sits at
     the time of the last train step at or before it (0 before the first)."""
     train, val = metrics.train, metrics.val
-    if train and all("time/step" in row for row in train):
+    if times_each_step(metrics):
         clock, running = {}, 0.0
         for row in train:
             running += row["time/step"]
@@ -217,8 +223,11 @@ def build_comparison(refs: list[RunRef], cfg: CompareConfig | None = None,
     cfg = cfg or CompareConfig()
     curves: dict[str, dict[str, Curve]] = {}
     configs = {}
+    stamped = []
     for ref in refs:
         metrics = load_metrics(ref.path)
+        if not times_each_step(metrics):
+            stamped.append(ref.label)
         configs[ref.label] = load_run_config(ref.path)
         clock = training_seconds(metrics)
         for title, kind, key in CURVES:
@@ -227,13 +236,13 @@ def build_comparison(refs: list[RunRef], cfg: CompareConfig | None = None,
                 curves.setdefault(title, {})[ref.label] = found
     curves = {title: curves[title] for title, _, _ in CURVES if title in curves}
     return Comparison(runs=refs, configs=configs, curves=curves, diff=config_diff(configs, cfg.ignore),
-                      ignored=list(cfg.ignore), eval_dir=eval_dir,
+                      ignored=list(cfg.ignore), stamped=stamped, eval_dir=eval_dir,
                       eval_tables=read_eval_dir(eval_dir) if eval_dir is not None else [])
 
 
 def render_images(comparison: Comparison) -> dict[str, bytes]:
     """Plot name (one of ``PLOTS``) -> PNG bytes; one colour per run, the same in both figures."""
-    colors = {ref.label: f"C{i % 10}" for i, ref in enumerate(comparison.runs)}
+    colors = dict(zip((ref.label for ref in comparison.runs), plots.run_colors(len(comparison.runs)), strict=True))
     images = {f"curves_{axis}": plots.compare_curves_png(comparison.curves, colors, axis)
               for axis in ("step", "time")}
     return {name: png for name, png in images.items() if png is not None}

@@ -235,9 +235,12 @@ def render_compare_html(comparison: Comparison, images: dict[str, bytes]) -> str
     """The page of ``logicrl compare``: the runs, curves over steps and over training time, the config diff,
     the eval tables."""
     windows = sorted({c.window for by_run in comparison.curves.values() for c in by_run.values()})
+    stamped = ", ".join(html.escape(label) for label in comparison.stamped)
+    timing = (" Runs without time/step (" + stamped + "): wall-clock time since their first log line, "
+              "validation, checkpoints and pauses included.") if stamped else ""
     note = ("<p class=note>Smoothed: trailing moving average over "
             f"{', '.join(map(str, windows))} point(s) (1: raw). Training time: the running sum of the trainer's "
-            "time/step (validation, checkpoints and pauses left out).</p>") if windows else ""
+            f"time/step (validation, checkpoints and pauses left out).{timing}</p>") if windows else ""
     curves = (image(images, "curves_step", "curves over steps") + image(images, "curves_time",
                                                                            "curves over training time")
               if images else "<p class=note>No run logged these metrics.</p>")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from logicrl.analysis.aggregate import Bin
@@ -32,6 +34,16 @@ CURVE_PANELS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
     ("KL to the reference", (("train", "kl", "train"),)),
     ("entropy", (("train", "entropy", "train"),)),
 )
+
+
+def run_colors(count: int) -> list[str]:
+    """``count`` distinct colours, one per run: matplotlib's ten (``C0``–``C9``) up to 10 runs, tab20 up to 20,
+    then evenly spaced along turbo (never a colour twice, as ``C{i % 10}`` would from the 11th run on)."""
+    if count <= 10:
+        return [f"C{i}" for i in range(count)]
+    if count <= 20:
+        return [to_hex(colormaps["tab20"](i)) for i in range(count)]
+    return [to_hex(colormaps["turbo"](i / (count - 1))) for i in range(count)]
 
 
 def to_png(fig: Figure) -> bytes:

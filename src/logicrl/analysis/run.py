@@ -114,6 +114,14 @@ def _field(obj: dict[str, Any], key: str, types: tuple[type, ...], where: str) -
     return value
 
 
+def _finite(obj: dict[str, Any], key: str, where: str) -> float:
+    """A number field that must be finite (NaN or inf would spoil every mean it enters)."""
+    value = float(_field(obj, key, (int, float), where))
+    if not math.isfinite(value):
+        raise DataError(f"{where}: field '{key}' is {value}, not a finite number")
+    return value
+
+
 def read_responses(path: Path, step: int) -> Iterator[Response]:
     """Stream the rows of one response file; a row lacking a required field is a file:line error."""
     for lineno, obj in read_jsonl(path):
@@ -127,7 +135,7 @@ def read_responses(path: Path, step: int) -> Iterator[Response]:
             response=_field(obj, "response", (str,), where),
             length=_field(obj, "length", (int,), where),
             truncated=bool(obj.get("truncated", False)),
-            reward=float(_field(obj, "reward", (int, float), where)),
+            reward=_finite(obj, "reward", where),
             solved=_field(obj, "solved", (bool,), where),
             format_ok=_field(obj, "format_ok", (bool,), where),
             answer_status=obj.get("answer_status") if isinstance(obj.get("answer_status"), str) else None,

@@ -44,7 +44,7 @@ def classify_rise(steps: list[int], shares: list[float], window: int = 3, min_ri
     rise = _mean(shares[-w:]) - _mean(shares[:w])
     jumps = [(_mean(shares[t:t + w]) - _mean(shares[t - w:t]), t) for t in range(w, count - w + 1)]
     jump, at = max(jumps, key=lambda pair: (pair[0], -pair[1]))
-    if abs(rise) < min_rise:
+    if abs(rise) < min_rise or rise == 0:  # (no change is flat even at min_rise=0)
         return Trend("flat", rise, jump, None, None)
     if rise < 0:
         return Trend("falling", rise, jump, None, None)

@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from logicrl.analysis.compare import COMPARISON_FILE, Comparison, build_comparison, run_refs, write_comparison
 from logicrl.analysis.config import CompareConfig
-from logicrl.cli.output import print_line, print_table
+from logicrl.cli.output import plain_console, print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import UserError
 from logicrl.io import STALE_TEMP_S, check_not_another_output, check_output_dir, remove_temp_files
 
-console = Console()
+console = plain_console()
 
 Opt = typer.Option
 

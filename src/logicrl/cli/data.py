@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from logicrl.cli.output import plain_console
 from logicrl.config import load_config
 from logicrl.errors import DataError, UserError
 from logicrl.io import (
@@ -30,7 +30,7 @@ from logicrl.puzzles.public import is_public_dir, kinds_in
 from logicrl.puzzles.record import people_of
 
 data_app = typer.Typer(help="Make, perturb and inspect Knights-and-Knaves puzzle datasets.", no_args_is_help=True)
-console = Console()
+console = plain_console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with DataConfig keys")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, key=value (e.g. depth=3)")]
@@ -160,10 +160,10 @@ def show_cmd(
     for record in puzzle_records(source, split, kind)[:n]:
         console.rule(f"{record.get('id', '?')}  ({people_of(record)} people)")
         console.print(record["quiz"], markup=False)
-        console.print("[bold]answer[/bold]")
+        console.print("answer", style="bold")
         console.print(record["solution_text_format"], markup=False)
         if cot and record.get("cot_repeat_steps"):
-            console.print("[bold]template reasoning[/bold]")
+            console.print("template reasoning", style="bold")
             console.print(" ".join(record["cot_repeat_steps"]), markup=False)
 
 

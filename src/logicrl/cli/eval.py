@@ -18,11 +18,10 @@ from typing import Annotated, Any, TypeVar
 
 import click
 import typer
-from rich.console import Console
 from tqdm import tqdm
 from typer.core import TyperGroup
 
-from logicrl.cli.output import print_line, print_table
+from logicrl.cli.output import plain_console, print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table
@@ -92,7 +91,7 @@ eval_app = typer.Typer(
     cls=EvalGroup,
     invoke_without_command=True,
 )
-console = Console()
+console = plain_console()
 
 
 def _opt(kind: Any, text: str, *names: str) -> Any:

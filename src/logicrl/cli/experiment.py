@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from logicrl.cli import check_command_line
+from logicrl.cli.output import plain_console
 from logicrl.cli.runs import check_puzzles
 from logicrl.config import load_config, read_yaml
 from logicrl.errors import ConfigError, UserError
@@ -30,7 +31,7 @@ from logicrl.experiment import (
 from logicrl.io import atomic_write_text, check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
 
-console = Console(stderr=True)
+console = plain_console(stderr=True)
 
 
 def _config_class(command: str) -> type:
@@ -119,7 +120,7 @@ def _execute(step: Step, cfg: ExperimentConfig) -> None:
     args = resolve_args(step.args, cfg.out_dir)
     if step.note:
         console.print(f"note: {step.note}", soft_wrap=True)
-    console.print(f"[bold]== {step.what}[/]: logicrl {' '.join(args)}", soft_wrap=True)
+    console.print(Text.assemble((f"== {step.what}", "bold"), f": logicrl {' '.join(args)}"), soft_wrap=True)
     code = subprocess.run([sys.executable, "-m", "logicrl", *args], check=False).returncode
     if code != 0:
         raise UserError(f"{step.what} failed (exit {code}); fix it and run the same `logicrl experiment` "
@@ -143,7 +144,7 @@ def experiment_cmd(
     check_run_labels(file, overrides or [])
     cfg = load_config(ExperimentConfig, file, overrides)
     steps = plan(cfg)
-    console.print(f"[bold]{cfg.question}[/] → {cfg.out_dir}", soft_wrap=True)
+    console.print(Text.assemble((cfg.question, "bold"), f" → {cfg.out_dir}"), soft_wrap=True)
     if dry_run:
         for step in steps:
             note = f" ({step.note})" if step.note else ""

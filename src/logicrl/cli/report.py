@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from logicrl.analysis.config import ReportConfig
 from logicrl.analysis.report import REPORT_FILE, ReportData, build_report, write_report
 from logicrl.analysis.run import check_run_dir
-from logicrl.cli.output import print_line, print_table
+from logicrl.cli.output import plain_console, print_line, print_table
 from logicrl.config import load_config
 from logicrl.io import STALE_TEMP_S, check_not_another_output, check_output_dir, remove_temp_files
 
-console = Console()
+console = plain_console()
 
 Opt = typer.Option
 

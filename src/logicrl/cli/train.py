@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
+from logicrl.cli.output import plain_console
 from logicrl.cli.runs import check_puzzles, run_config
 from logicrl.errors import UserError
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
@@ -19,7 +20,7 @@ from logicrl.rl.schedule import PromptSchedule
 from logicrl.rl.sft import SFTConfig, SFTTrainer
 from logicrl.rl.trainer import Trainer
 
-console = Console(stderr=True)
+console = plain_console(stderr=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with the run's config keys")]
 ResumeOpt = Annotated[Path | None, typer.Option(help="continue the run in this directory from its last checkpoint")]
@@ -91,8 +92,8 @@ def train_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = 
     """RL on puzzles; metrics, rollouts and checkpoints go to the run directory."""
     cfg = run_config(TrainConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "steps": steps})
-    _run(Trainer, cfg, resume, _check_train, command="train", dry_run=dry_run, describe=lambda t: (
-        f"[bold]logicrl train[/]: {cfg.algorithm.advantage}, {len(t.schedule)} steps of "
+    _run(Trainer, cfg, resume, _check_train, command="train", dry_run=dry_run, describe=lambda t: Text.assemble(
+        ("logicrl train", "bold"), f": {cfg.algorithm.advantage}, {len(t.schedule)} steps of "
         f"{cfg.rollout.prompts_per_step}×{cfg.rollout.group_size} rollouts, {len(t.val_records)} validation "
         f"puzzles → {cfg.out_dir}"))
 
@@ -104,6 +105,6 @@ def sft_cmd(config: ConfigOpt = None, resume: ResumeOpt = None, out: OutOpt = No
     """Supervised fine-tuning on template reasoning (cold start) or on the model's own solved samples (RFT)."""
     cfg = run_config(SFTConfig, config, resume, overrides,
                      {"out_dir": out, "model.name": model, "data.train": data, "mode": mode})
-    _run(SFTTrainer, cfg, resume, _check_sft, command="sft", dry_run=dry_run, describe=lambda t: (
-        f"[bold]logicrl sft[/] ({cfg.mode}): {len(t.examples)} examples, {len(t.schedule)} steps of "
+    _run(SFTTrainer, cfg, resume, _check_sft, command="sft", dry_run=dry_run, describe=lambda t: Text.assemble(
+        ("logicrl sft", "bold"), f" ({cfg.mode}): {len(t.examples)} examples, {len(t.schedule)} steps of "
         f"{cfg.batch_size} → {cfg.out_dir}"))

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from logicrl.cli.output import plain_console
 from logicrl.config import load_config, parse_overrides
 from logicrl.errors import UserError
 from logicrl.integrations.verl_export import export_dataset
@@ -24,7 +24,7 @@ from logicrl.rl.config import TrainConfig
 
 verl_app = typer.Typer(help="Scale out through veRL: the same puzzles, reward and recipe on GPUs.",
                        no_args_is_help=True)
-console = Console()
+console = plain_console()
 
 
 @verl_app.command("export")
