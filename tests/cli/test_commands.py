@@ -216,3 +216,44 @@ def test_logicrl_s_warnings_are_one_line_for_the_user(capsys):
     assert lines[0] == "warning: 2 of 20 targets were dropped"
     assert lines[1] == f"{PACKAGE_DIR / 'rl' / 'sft.py'}:9: DeprecationWarning: old"  # Python's: where it is from
     assert lines[-1] == "/elsewhere/lib.py:7: UserWarning: theirs"
+
+
+def test_an_unwritable_output_is_one_line_exit_1(tmp_path):
+    """A folder where a report's index.html goes (as a permission or a full disk would) ended `logicrl report`
+    with an IsADirectoryError traceback; it is one line naming the file and the system's reason, exit 1."""
+    run = tmp_path / "run"
+    run.mkdir()
+    write_jsonl(run / "metrics.jsonl", [{"kind": "train", "step": s, "reward/mean": 0.5} for s in (1, 2)])
+    (tmp_path / "out" / "index.html").mkdir(parents=True)
+    result = python_m("report", str(run), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"error: {tmp_path / 'out'}"), result.stderr
+    assert result.stderr.splitlines()[-1].endswith(": Is a directory"), result.stderr
+
+
+@pytest.mark.parametrize("raised, line", [
+    (PermissionError(13, "Permission denied", "/data/kk.jsonl"), "error: /data/kk.jsonl: Permission denied"),
+    (OSError(28, "No space left on device", "/out/x.tmp", None, "/out/x"),
+     "error: /out/x.tmp -> /out/x: No space left on device"),
+])
+def test_file_errors_from_the_system_are_one_line(monkeypatch, capsys, raised, line):
+    import logicrl.cli
+
+    def fail() -> None:
+        raise raised
+
+    monkeypatch.setattr(logicrl.cli, "app", fail)
+    with pytest.raises(SystemExit) as stop:
+        logicrl.cli.main()
+    assert stop.value.code == 1 and capsys.readouterr().err == line + "\n"
+
+
+def test_an_os_error_about_no_file_keeps_its_traceback(monkeypatch):
+    import logicrl.cli
+
+    def fail() -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(logicrl.cli, "app", fail)
+    with pytest.raises(ConnectionResetError):
+        logicrl.cli.main()

@@ -145,7 +145,8 @@ INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGIN
 
 
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one line and exit code 2, Ctrl-C into
+    """Console entry point: run the app, turning user errors into one line and exit code 2, an operating-system
+    error about a file (permission denied, no space left, `file_error`) into one line and exit code 1, Ctrl-C into
     ``interrupted`` and exit code 130, and logicrl's own warnings into ``warning: ...`` lines (not the source line
     that raised them). A character the terminal's encoding lacks (``Δ``, ``≤``, ``–`` under ``LC_ALL=C`` without
     UTF-8 mode) prints escaped (``\u0394``), as on stderr by default, rather than ending the command with a
@@ -159,6 +160,11 @@ def main() -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:
+        if exc.filename is None:  # not about a file: a bug or a library's own failure, traceback kept
+            raise
+        print(f"error: {file_error(exc)}", file=sys.stderr)
+        sys.exit(1)
     except SystemExit as exc:  # typer turns Ctrl-C (KeyboardInterrupt) into exit status 130 without a word
         if exc.code == INTERRUPTED:
             print("\ninterrupted", file=sys.stderr)
@@ -166,6 +172,13 @@ def main() -> None:
     except KeyboardInterrupt:  # (raised outside typer's handling)
         print("\ninterrupted", file=sys.stderr)
         sys.exit(INTERRUPTED)
+
+
+def file_error(exc: OSError) -> str:
+    """One line for an operating-system error about a file (permission denied, no space left, a folder where a
+    file goes): the path(s) and the system's reason."""
+    paths = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    return f"{paths}: {exc.strerror or exc}"
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
