@@ -273,3 +273,13 @@ def test_an_existing_path_holding_equals_is_a_model_name(tmp_path: Path) -> None
     path.mkdir()
     (spec,) = eval_runner.parse_model_specs([str(path)])
     assert spec.label == spec.name == str(path)
+
+
+def test_a_run_that_fails_before_its_first_row_leaves_no_folder(dataset: Path, tmp_path: Path) -> None:
+    """An endpoint nobody serves: the one-line error, and the new --out gone (its empty journal kept it, with
+    `.lock`, although a failed command leaves nothing behind)."""
+    out = tmp_path / "fresh"
+    result = runner.invoke(app, ["eval", "-m", "served", "--endpoint", "http://127.0.0.1:1/v1", "--data",
+                                 str(dataset), "--limit", "1", "--out", str(out), "retries=0"])
+    assert isinstance(result.exception, UserError) and "cannot reach" in str(result.exception), result.output
+    assert not out.exists()

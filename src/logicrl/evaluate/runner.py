@@ -165,8 +165,8 @@ def generate_rows(
     ``cfg.reward`` (``cfg`` is then a `RunConfig`). The prompt is each record's ``quiz``. The records go in
     chunks (`chunk_size`); with a ``journal`` each chunk's rows are kept as soon as they are scored, and a
     rerun generates only the chunks the journal does not hold (`logicrl.evaluate.journal`); the model is not
-    loaded when it holds them all. ``status``: the local backend's line on the batch being decoded
-    (`logicrl.evaluate.scoring.generate_and_score`)."""
+    loaded when it holds them all; a run that fails before the journal holds a row removes it. ``status``: the
+    local backend's line on the batch being decoded (`logicrl.evaluate.scoring.generate_and_score`)."""
     chunk = chunk_size(cfg, n)
     rows: list[dict[str, Any]] = []
     if journal is not None:
@@ -185,12 +185,18 @@ def generate_rows(
         done = 0
     if done == len(records):
         return rows
-    with _sampler(spec, cfg, n=n, scorer=scorer, progress=progress, status=status) as sample:
-        for first in range(done, len(records), chunk):
-            new = [{"model": spec.label, **row} for row in sample(records[first:first + chunk], first, len(records))]
-            if journal is not None:
-                journal.append(new)
-            rows += new
+    try:
+        with _sampler(spec, cfg, n=n, scorer=scorer, progress=progress, status=status) as sample:
+            for first in range(done, len(records), chunk):
+                new = [{"model": spec.label, **row}
+                       for row in sample(records[first:first + chunk], first, len(records))]
+                if journal is not None:
+                    journal.append(new)
+                rows += new
+    except BaseException:
+        if journal is not None and not rows:  # nothing to resume: a failure leaves no journal behind
+            journal.remove()
+        raise
     return rows
 
 
