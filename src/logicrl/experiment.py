@@ -63,6 +63,9 @@ class Measurement(StrictModel):
         return model or label
 
 
+STEP_FOLDERS = ("eval", "memorization", "compare")  # OUT/<name>: the measurements' and the comparison's
+
+
 class ExperimentConfig(StrictModel):
     """A research question as runs + measurements (``configs/rq/README.md``)."""
 
@@ -84,8 +87,12 @@ class ExperimentConfig(StrictModel):
             raise ValueError("give at least one run")
         seen: list[str] = []
         for label, run in self.runs.items():
-            if not label.replace("-", "").replace("_", "").isalnum():
-                raise ValueError(f"run label {label!r}: use letters, digits, - and _")
+            if not label.replace("-", "").replace("_", "").isalnum() or not label[0].isalnum():
+                raise ValueError(f"run label {label!r}: use letters, digits, - and _, starting with a letter or "
+                                 "digit")
+            if label in STEP_FOLDERS:
+                raise ValueError(f"run label {label!r} is the folder of the experiment's {label} step: name the "
+                                 "run otherwise")
             spec = self.run(label)
             if spec.command is None or spec.config is None:
                 raise ValueError(f"run {label!r} needs a command and a config (in it or in defaults)")
@@ -94,9 +101,16 @@ class ExperimentConfig(StrictModel):
             seen.append(label)
         for name in ("eval", "memorization"):
             measurement = getattr(self, name)
-            for label in (measurement.runs or []) if measurement else []:
+            measured = (measurement.runs or list(self.runs)) if measurement else []
+            for label in measured:
                 if label not in self.runs:
                     raise ValueError(f"{name}.runs: {label!r} is not a run ({', '.join(self.runs)})")
+            if repeated := sorted({label for label in measured if measured.count(label) > 1}):
+                raise ValueError(f"{name}.runs: {', '.join(repeated)} given twice")
+            baseline_label, named, _ = (measurement.baseline or "").partition("=") if measurement else ("", "", "")
+            if named and baseline_label in measured:
+                raise ValueError(f"{name}.baseline: label {baseline_label!r} is also a measured run's: name the "
+                                 "baseline otherwise (LABEL=MODEL)")
             baseline = (measurement.baseline_model if measurement else None) or ""
             if baseline.startswith("@") and baseline[1:] not in self.runs:
                 raise ValueError(f"{name}.baseline: {baseline} is not a run ({', '.join(self.runs)})")
@@ -114,7 +128,7 @@ class ExperimentConfig(StrictModel):
 class Step:
     """One command of the plan. ``args`` may hold ``@LABEL`` (resolved when the step runs); ``skip`` says
     why the step does not run (finished); ``note``, why it runs again. A run's step names the run it ``runs``
-    (its `start_record` is kept once it succeeds); a measurement names the runs it ``measures`` and the
+    (its `start_record` is written as it starts afresh, kept when it resumes); a measurement names the runs it ``measures`` and the
     ``record`` file where `measurement_record` is kept once it succeeds."""
 
     what: str
@@ -127,6 +141,11 @@ class Step:
 
     def text(self) -> str:
         return "logicrl " + shlex.join(self.args)
+
+    @property
+    def resumes(self) -> bool:
+        """Whether the step resumes a run from its checkpoint (``--resume``)."""
+        return "--resume" in self.args
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -170,8 +189,10 @@ def start_problem(cfg: ExperimentConfig, label: str) -> str | None:
     if not saved or saved == now:
         return None
     if saved.get("model") != now["model"]:
-        return (f"run {label} was started with model {saved.get('model')!r}, the experiment now asks for "
-                f"{now['model']!r}")
+        def named(model: object) -> str:
+            return repr(model) if model is not None else "its config's model.name"
+        return (f"run {label} was started with model {named(saved.get('model'))}, the experiment now asks for "
+                f"{named(now['model'])}")
     return f"run {label} was trained from {now['model']}, which has been deleted or run again since"
 
 

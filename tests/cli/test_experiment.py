@@ -112,9 +112,17 @@ def test_a_run_trained_from_another_model_or_a_redone_source_is_refused(tmp_path
     assert start_problem(cfg, "rl") == "run rl was trained from @cold, which has been deleted or run again since"
     (out / "cold" / "summary.json").unlink()
     assert start_problem(cfg, "rl") == "run rl was trained from @cold, which has been deleted or run again since"
-    # a run's step keeps its record once it succeeds (here: a command that succeeds and does nothing)
-    _execute(Step("run rl2", ("--help",), runs="rl2"), cfg)
+    # a run's step writes its record as it starts, so that a run killed mid-way is held to its model when it
+    # resumes (the record was written only once the run succeeded: a killed run resumed from its old model)
+    with pytest.raises(UserError, match="run rl2 failed"):
+        _execute(Step("run rl2", ("no-such-command",), runs="rl2"), cfg)
     assert json.loads((out / "rl2" / STARTED).read_text()) == {"model": "base", "from": {}}
+    moved = cfg.model_copy(update={"runs": {**cfg.runs, "rl2": cfg.runs["rl2"].model_copy(update={"model": "@cold"})}})
+    assert start_problem(moved, "rl2") == "run rl2 was started with model 'base', the experiment now asks for '@cold'"
+    _execute(Step("run rl2", ("train", "--resume", "x", "--help"), runs="rl2"), moved)  # a resume keeps the record it has
+    assert json.loads((out / "rl2" / STARTED).read_text()) == {"model": "base", "from": {}}
+    _execute(Step("run rl2", ("--help",), runs="rl2"), moved)  # a fresh start writes its own
+    assert json.loads((out / "rl2" / STARTED).read_text())["model"] == "@cold"
 
 
 def test_a_baseline_run_redone_makes_the_measurement_stale(tmp_path):
@@ -184,6 +192,13 @@ def test_model_references_resolve_to_the_last_checkpoint(tmp_path):
     ({"runs": {"a b": {}}}, "run label 'a b'"),
     ({"eval": {"runs": ["nope"]}}, "eval.runs: 'nope' is not a run"),
     ({"runs": {}}, "at least one run"),
+    # each of these passed the checks and failed only after every run had trained
+    ({"runs": {"a": {}, "eval": {}}}, "run label 'eval' is the folder of the experiment's eval step"),
+    ({"runs": {"compare": {}}}, "run label 'compare' is the folder"),
+    ({"runs": {"-x": {}}}, "run label '-x': .* starting with a letter or digit"),
+    ({"eval": {"runs": ["a", "a"]}}, "eval.runs: a given twice"),
+    ({"eval": {"baseline": "a=tiny-random"}}, "eval.baseline: label 'a' is also a measured run's"),
+    ({"memorization": {"runs": ["a"], "baseline": "a=@a"}}, "memorization.baseline: label 'a' is also"),
 ])
 def test_malformed_experiments_are_refused(tmp_path, change, message):
     body = {"question": "q", "out_dir": "x", "defaults": {"command": "train", "config": "c.yaml"},
@@ -245,6 +260,16 @@ def test_a_two_run_experiment_runs_evals_compares_and_resumes(puzzle_dir, tmp_pa
         lines = changed.stderr.strip().splitlines()
         assert changed.returncode == 2 and lines[-1].startswith("error: run rloo was started with algorithm.adv")
         assert ("run grpo: skip, finished" in changed.stderr) == bool(dry_run)  # the plan, then the refusal
+    # another model through the run's overrides or its config file: refused too (model.name was never compared)
+    (tmp_path / "rl-other.yaml").write_text(yaml.safe_dump({"model": {"name": "smollm2-135m"}}))
+    for change in ("runs.rloo.overrides=[algorithm.advantage=rloo,model.name=smollm2-135m]",
+                   "defaults.config=rl-other.yaml"):
+        changed = run_cli("experiment", "e.yaml", change, "--dry-run", cwd=tmp_path)
+        assert changed.returncode == 2, changed.stderr
+        assert changed.stderr.strip().splitlines()[-1].startswith(
+            "error: run grpo was started with model.name='tiny-random', the experiment now asks for 'smollm2-135m'"
+            if change.startswith("defaults") else
+            "error: run rloo was started with model.name='tiny-random', the experiment now asks for 'smollm2-135m'")
 
 
 def test_check_runs_refuses_a_missing_model_before_any_run(puzzle_dir, tmp_path):

@@ -64,7 +64,10 @@ def check_runs(cfg: ExperimentConfig) -> None:
                     "with runs.LABEL.overrides=[...])") if shared else ""
             raise ConfigError(f"run {label}: {exc}{hint}") from None
         if (run_dir / "config.yaml").is_file():
-            _check_same(label, wanted.model_dump(mode="json"), read_yaml(run_dir / "config.yaml"))
+            # a model the file names is resolved to a checkpoint path when the run starts: `start_problem`
+            # compares it as the file gave it; one from the run's config or overrides is compared here
+            skip = ("model.name",) if spec.model else ()
+            _check_same(label, wanted.model_dump(mode="json"), read_yaml(run_dir / "config.yaml"), skip=skip)
             if problem := start_problem(cfg, label):
                 raise UserError(f"{problem}: restore the file, or delete {label}'s run directory to start it "
                                 "again")
@@ -98,12 +101,13 @@ def check_run_labels(file: Path, overrides: list[str]) -> None:
                               "add a new run to the file")
 
 
-def _check_same(label: str, wanted: dict, saved: dict, prefix: str = "") -> None:
+def _check_same(label: str, wanted: dict, saved: dict, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
+    """Refuse a run whose saved config differs from the one the file now gives it, at any key but ``skip``."""
     for key in sorted(set(wanted) | set(saved)):
         a, b = wanted.get(key), saved.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            _check_same(label, a, b, f"{prefix}{key}.")
-        elif not _same(a, b) and f"{prefix}{key}" != "model.name":  # @LABEL becomes a path: `start_problem`
+            _check_same(label, a, b, f"{prefix}{key}.", skip)
+        elif not _same(a, b) and f"{prefix}{key}" not in skip:
             raise UserError(f"run {label} was started with {prefix}{key}={b!r}, the experiment now asks for "
                             f"{a!r}: restore the file, or delete {label}'s run directory to start it again")
 
@@ -121,12 +125,14 @@ def _execute(step: Step, cfg: ExperimentConfig) -> None:
     if step.note:
         console.print(f"note: {step.note}", soft_wrap=True)
     console.print(Text.assemble((f"== {step.what}", "bold"), f": logicrl {' '.join(args)}"), soft_wrap=True)
+    started = None if step.runs is None else cfg.out_dir / step.runs / STARTED
+    if started is not None and (not step.resumes or not started.is_file()):  # before it runs: a run killed
+        started.parent.mkdir(parents=True, exist_ok=True)  # mid-way is held to its model when resumed
+        atomic_write_text(started, json.dumps(start_record(cfg, step.runs)) + "\n")
     code = subprocess.run([sys.executable, "-m", "logicrl", *args], check=False).returncode
     if code != 0:
         raise UserError(f"{step.what} failed (exit {code}); fix it and run the same `logicrl experiment` "
                         "again: finished runs are kept, an interrupted one resumes")
-    if step.runs is not None and not (cfg.out_dir / step.runs / STARTED).is_file():  # kept from its first run
-        atomic_write_text(cfg.out_dir / step.runs / STARTED, json.dumps(start_record(cfg, step.runs)) + "\n")
     if step.record is not None:
         record = measurement_record(cfg, step.args, step.measures)
         atomic_write_text(step.record, json.dumps(record, indent=2) + "\n")
