@@ -28,11 +28,18 @@ def test_every_research_question_file_and_its_runs_validate(path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the files name configs/… relative to the repository
     cfg = load_config(ExperimentConfig, path)
     classes = {"train": TrainConfig, "sft": SFTConfig}
+    trained_on: dict[str, list[int]] = {}
     for label in cfg.runs:
         spec = cfg.run(label)
         run = load_config(classes[spec.command], spec.config, spec.overrides,
                           **{"model.name": spec.model, "data.train": spec.data})
         assert run.data.train == (spec.data or run.data.train)
+        if getattr(run.data, "schedule", "mixed") != "mixed":  # a curriculum of one level would be the mixed run
+            assert len(run.data.people) > 1, (label, run.data.people)
+        trained_on[label] = run.data.people
+    if cfg.memorization is not None:  # twins of training puzzles every measured run trained on
+        measured = cfg.memorization.runs or list(cfg.runs)
+        assert len({tuple(trained_on[label]) for label in measured}) == 1, trained_on
     for step in plan(cfg):  # every command of the plan parses, its eval arguments included
         check_command_line(step.args)
     assert len(RQ_FILES) == 10 and {p.name.split(".")[1] for p in RQ_FILES} == {"cpu", "paper"}
