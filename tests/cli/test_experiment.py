@@ -366,6 +366,12 @@ def test_check_runs_refuses_an_out_dir_that_cannot_be_made(puzzle_dir, tmp_path)
         "runs": {"a": {"model": "tiny-random"}}})
     with pytest.raises(UserError, match="^out_dir .*a-file/out: .*a-file is a file, not a folder"):
         check_runs(cfg)
+    # a dataset or a run as out_dir: the runs would go inside it (accepted, until now)
+    for held, what in ((puzzle_dir, "a dataset"), (tmp_path / "run", "a run")):
+        (tmp_path / "run").mkdir(exist_ok=True)
+        (tmp_path / "run" / "config.yaml").write_text("steps: 2\n")
+        with pytest.raises(UserError, match=f"^out_dir {held} holds {what}"):
+            check_runs(cfg.model_copy(update={"out_dir": held}))
 
 
 def test_check_runs_takes_a_run_directory_for_its_last_checkpoint(puzzle_dir, tmp_path):

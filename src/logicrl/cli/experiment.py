@@ -28,7 +28,7 @@ from logicrl.experiment import (
     start_problem,
     start_record,
 )
-from logicrl.io import atomic_write_text, check_output_dir
+from logicrl.io import atomic_write_text, check_not_another_output, check_output_dir
 from logicrl.models import ModelNotFoundError, check_model_name
 
 console = plain_console(stderr=True)
@@ -47,6 +47,7 @@ def check_runs(cfg: ExperimentConfig) -> None:
     command does not take used to fail after hours of runs); a measurement's baseline model exists; and
     ``out_dir`` can take them."""
     check_output_dir(cfg.out_dir, "out_dir")
+    check_not_another_output(cfg.out_dir, "out_dir")  # a dataset, a run, an eval: its runs would go inside
     for step in plan(cfg):
         check_command_line(step.args)
     for label in cfg.runs:
