@@ -124,6 +124,9 @@ def test_votes_group_equal_answers(checker: MathChecker) -> None:
     assert len(set(votes.values())) == 1, votes
     assert checker.check("<answer>x = 3</answer>", "3").vote == checker.check("\\boxed{3}", "3").vote == "3"
     assert checker.check("\\boxed{0.25}", "1").vote == checker.check("\\boxed{\\frac14}", "1").vote == "1/4"
+    # math-verify leaves a percentage and a radical unevaluated: 50\% voted 50*(1/100), apart from 0.5
+    assert checker.check("\\boxed{50\\%}", "0.5").vote == checker.check("\\boxed{0.5}", "0.5").vote == "1/2"
+    assert checker.check("\\boxed{\\sqrt{8}}", "1").vote == checker.check("\\boxed{2\\sqrt{2}}", "1").vote
     assert checker.check("\\boxed{4}", "3").vote == "4"
     assert checker.check("no answer", "3").vote is None
 

@@ -91,14 +91,14 @@ def test_files_in_every_form_and_field_spelling(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "math500.jsonl", [
         {"unique_id": "u/1", "problem": "p3", "solution": "so \\boxed{5} no, \\boxed{\\{1,2\\}}"},
         {"problem": "p4", "answer": " 7 ", "solution": "long text"}])
-    lines = '{"problem": "p5", "answer": "1"}\n{"problem": "p6", "answer": "2"}\n'
+    lines = '{"problem": "p5", "answer": "1", "year": 2025.0}\n{"problem": "p6", "answer": "2"}\n'
     (tmp_path / "lines.json").write_text(lines)
     files = [tmp_path / n for n in ("aime24.json", "amc.parquet", "math500.jsonl", "lines.json")]
     records = load_math_problems(files)
     assert [(r["id"], r["quiz"], r["answer"], r["group"]) for r in records] == [
         ("aime24:2024-I-1", "p1", "204", "aime24 2024"), ("amc:0", "p2", "\\frac12", "AMC"),
         ("math500:u/1", "p3", "\\{1,2\\}", "math500"), ("math500:1", "p4", "7", "math500"),
-        ("lines:0", "p5", "1", "lines"), ("lines:1", "p6", "2", "lines")]
+        ("lines:0", "p5", "1", "lines 2025"), ("lines:1", "p6", "2", "lines")]  # a float year (pandas) as an int
 
 
 def test_limit_is_per_source_and_year(problems: Path) -> None:
@@ -110,7 +110,9 @@ def test_limit_is_per_source_and_year(problems: Path) -> None:
      r"no usable problem \(problem/question\) field \(fields found: prompt, label\)"),
     ([{"question": "x", "id": 3}], r"no usable answer \(answer/final_answer/solution\) field \(fields found: "
                                    r"question, id\)"),
-    ([{"question": "x", "answer": "  "}], r"no usable answer .*fields found: question, answer"),
+    ([{"question": "x", "answer": "  "}],
+     r"bad.jsonl:1: its 'answer' field is empty \(null or blank\): give every row its answer, or leave the row out"),
+    ([{"question": "x", "answer": 1}, {"Question": None, "answer": 2}], r"bad.jsonl:2: its 'Question' field is empty"),
     ([{"question": "x", "solution": "no box"}], r"'solution' field holds no \\boxed\{\} answer"),
     ([{"problem": "x", "answer": 1, "id": 5}, {"problem": "y", "answer": 2, "id": 5}],
      r"id '5' is already used"),

@@ -129,12 +129,15 @@ def judge(reference: str, candidates: list[str]) -> tuple[str, str | None]:
 
 
 def _vote(parsed: Any) -> str:
-    """A parsed answer as a vote: its sympy text, with the right side of ``x = …`` (``x = 3`` votes with 3)
-    and a decimal as its exact fraction (``0.25`` votes with ``\\frac14``)."""
+    """A parsed answer as a vote: its sympy text, with the right side of ``x = …`` (``x = 3`` votes with 3),
+    what math-verify leaves unevaluated evaluated (``50\\%`` is ``50*(1/100)``: it votes with ``0.5``;
+    ``\\sqrt{8}`` with ``2\\sqrt{2}``) and a decimal as its exact fraction (``0.25`` votes with ``\\frac14``)."""
     import sympy
 
     if isinstance(parsed, sympy.Eq) and parsed.lhs.is_Symbol:
         parsed = parsed.rhs
+    if isinstance(parsed, sympy.Basic):
+        parsed = parsed.doit()
     if isinstance(parsed, sympy.Float):
         parsed = sympy.Rational(str(parsed))
     return str(parsed)

@@ -86,6 +86,14 @@ def reference_answer(text: str, field: str) -> str:
     return text
 
 
+def _text(value: Any) -> str:
+    """A label field as text: an integral float as its integer (a pandas column with a null stores its years
+    as floats: 2024.0 is AIME 2024, not AIME 2024.0)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
 def load_math_file(path: Path) -> list[dict[str, Any]]:
     """The problems of one file as records (module docstring); DataError on a file without a usable problem
     or answer field (naming the fields it has), an empty file, or two problems under one id."""
@@ -95,6 +103,11 @@ def load_math_file(path: Path) -> list[dict[str, Any]]:
         if problem is None or answer is None:
             missing = ("problem (problem/question)" if problem is None
                        else "answer (answer/final_answer/solution)")
+            names = PROBLEM_FIELDS if problem is None else ANSWER_FIELDS
+            empty = [key for key in row if str(key).lower() in names]
+            if empty:  # the field is there, without a value
+                raise DataError(f"{where}: its '{empty[0]}' field is empty (null or blank): give every row its "
+                                f"{missing.split()[0]}, or leave the row out")
             found = ", ".join(map(str, row)) or "none"
             raise DataError(f"{where}: no usable {missing} field (fields found: {found})")
         try:
@@ -107,7 +120,7 @@ def load_math_file(path: Path) -> list[dict[str, Any]]:
             raise DataError(f"{where}: id {raw_id!r} is already used by {seen[raw_id]}")
         seen[raw_id] = where
         source = str(row[source_key]).strip() if source_key else path.stem
-        year = str(row[year_key]).strip() if year_key else None
+        year = _text(row[year_key]) if year_key else None
         records.append({"id": f"{path.stem}:{raw_id}", "quiz": str(row[problem]).strip(), "answer": reference,
                         "source": source, "year": year, "group": f"{source} {year}" if year else source})
     if not records:
