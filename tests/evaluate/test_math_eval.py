@@ -113,6 +113,7 @@ def test_limit_is_per_source_and_year(problems: Path) -> None:
     ([{"question": "x", "answer": "  "}],
      r"bad.jsonl:1: its 'answer' field is empty \(null or blank\): give every row its answer, or leave the row out"),
     ([{"question": "x", "answer": 1}, {"Question": None, "answer": 2}], r"bad.jsonl:2: its 'Question' field is empty"),
+    ([{"question": "x", "answer": ["1", "2"]}], r"bad.jsonl:1: its 'answer' field is a list: give the answer as one"),
     ([{"question": "x", "solution": "no box"}], r"'solution' field holds no \\boxed\{\} answer"),
     ([{"problem": "x", "answer": 1, "id": 5}, {"problem": "y", "answer": 2, "id": 5}],
      r"id '5' is already used"),

@@ -110,6 +110,9 @@ def load_math_file(path: Path) -> list[dict[str, Any]]:
                                 f"{missing.split()[0]}, or leave the row out")
             found = ", ".join(map(str, row)) or "none"
             raise DataError(f"{where}: no usable {missing} field (fields found: {found})")
+        if isinstance(row[answer], (list, dict)):  # its Python repr would be the reference
+            raise DataError(f"{where}: its '{answer}' field is a {type(row[answer]).__name__}: give the answer as "
+                            "one text or number (a set or tuple written in LaTeX, e.g. \\{1, 2\\})")
         try:
             reference = reference_answer(row[answer], answer)
         except DataError as exc:
