@@ -267,6 +267,10 @@ def test_a_two_run_experiment_runs_evals_compares_and_resumes(puzzle_dir, tmp_pa
         lines = changed.stderr.strip().splitlines()
         assert changed.returncode == 2 and lines[-1].startswith("error: run rloo was started with algorithm.adv")
         assert ("run grpo: skip, finished" in changed.stderr) == bool(dry_run)  # the plan, then the refusal
+    # the experiment folder moved: its runs are found where they are (a resume continues a run in place)
+    subprocess.run(["cp", "-r", str(out), str(tmp_path / "moved")], check=True)
+    moved = run_cli("experiment", "e.yaml", "out_dir=moved", "--dry-run", cwd=tmp_path)
+    assert moved.returncode == 0 and moved.stderr.count("skip, finished") == 2, moved.stderr
     # another model through the run's overrides or its config file: refused too (model.name was never compared)
     (tmp_path / "rl-other.yaml").write_text(yaml.safe_dump({"model": {"name": "smollm2-135m"}}))
     for change in ("runs.rloo.overrides=[algorithm.advantage=rloo,model.name=smollm2-135m]",

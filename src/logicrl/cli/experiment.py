@@ -66,8 +66,9 @@ def check_runs(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"run {label}: {exc}{hint}") from None
         if (run_dir / "config.yaml").is_file():
             # a model the file names is resolved to a checkpoint path when the run starts: `start_problem`
-            # compares it as the file gave it; one from the run's config or overrides is compared here
-            skip = ("model.name",) if spec.model else ()
+            # compares it as the file gave it; one from the run's config or overrides is compared here. out_dir
+            # is where the run is found (a resume continues it in place: an experiment folder may be moved)
+            skip = ("out_dir", "model.name") if spec.model else ("out_dir",)
             _check_same(label, wanted.model_dump(mode="json"), read_yaml(run_dir / "config.yaml"), skip=skip)
             if problem := start_problem(cfg, label):
                 raise UserError(f"{problem}: restore the file, or delete {label}'s run directory to start it "
