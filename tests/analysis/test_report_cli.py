@@ -85,5 +85,7 @@ def test_bad_inputs_raise_user_errors(run_dir: Path) -> None:
     assert not (run_dir / "report").exists()  # nothing written before the data is read
     bad_option = runner.invoke(app, ["report", str(run_dir), "--source", "train"])
     assert isinstance(bad_option.exception, ConfigError) and str(bad_option.exception).startswith("source")
+    no_words = runner.invoke(app, ["report", str(run_dir), "--words", " , "])  # an empty table and a plot warning
+    assert isinstance(no_words.exception, ConfigError) and "give at least one thinking word" in str(no_words.exception)
     (run_dir / "metrics.jsonl").unlink()
     assert "has no metrics.jsonl" in str(runner.invoke(app, ["report", str(run_dir)]).exception)

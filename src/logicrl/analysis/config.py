@@ -69,6 +69,8 @@ class ReportConfig(StrictModel):
     @classmethod
     def _words(cls, words: list[str]) -> list[str]:
         cleaned = [w.strip() for w in words]
+        if not cleaned:
+            raise ValueError("give at least one thinking word")
         if not all(cleaned):
             raise ValueError("thinking words must be non-empty")
         if len(set(cleaned)) != len(cleaned):
