@@ -282,3 +282,13 @@ def test_pass_k_values_must_be_within_the_samples() -> None:
     assert load_config(EvalConfig, None, ["samples=4", "temperature=1.0"]).ks(4) == [1, 2, 4]
     with pytest.raises(ConfigError, match=r"pass_k values must be >= 1 \(or leave pass_k out"):
         load_config(EvalConfig, None, ["pass_k=[]"])
+
+
+def test_an_unknown_key_of_a_named_section_names_its_keys() -> None:
+    """``runs.grpo`` of an experiment is a `RunSpec` under a name (``runs: dict[str, RunSpec]``): a misspelt key
+    in it listed no valid keys at all."""
+    from logicrl.experiment import ExperimentConfig
+
+    with pytest.raises(ConfigError, match=r"^unknown config key 'runs.grpo.overides' \(valid keys: command, config, "
+                                          r"model, data, overrides\)$"):
+        load_config(ExperimentConfig, overrides=["question=q", "out_dir=x", "runs.grpo.overides=[a=1]"])

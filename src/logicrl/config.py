@@ -9,6 +9,7 @@ Errors come out as one line: ``config error: ...``.
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -171,12 +172,20 @@ def _gives(tree: Mapping[str, Any], loc: tuple) -> bool:
 
 def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     """Field names of the (nested) config section at ``loc``; an optional section (``LoraConfig | None``)
-    lists its model's."""
-    for part in loc:
-        field = model.model_fields.get(str(part))
+    lists its model's, and so does a named one of a section of models (``runs.grpo`` of ``runs: dict[str,
+    RunSpec]``)."""
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
         annotation = getattr(field, "annotation", None)
-        sections = [a for a in typing.get_args(annotation) or (annotation,)
-                    if isinstance(a, type) and issubclass(a, BaseModel)]
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        options = [a for a in (typing.get_args(annotation) if union else (annotation,)) if a is not type(None)]
+        if len(options) == 1 and typing.get_origin(options[0]) is dict:  # the next part is a name
+            if not parts:
+                return []
+            parts.pop(0)
+            options = [typing.get_args(options[0])[-1]]
+        sections = [a for a in options if isinstance(a, type) and issubclass(a, BaseModel)]
         if len(sections) != 1:
             return []
         model = sections[0]
