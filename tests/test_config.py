@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from logicrl.config import ConfigError, StrictModel, load_config, parse_overrides, read_yaml, save_config
+from logicrl.config import (
+    ConfigError,
+    StrictModel,
+    exact_override,
+    load_config,
+    parse_overrides,
+    read_yaml,
+    save_config,
+)
 from logicrl.evaluate.config import EvalConfig
 from logicrl.puzzles.dataset import DataConfig
 from logicrl.rl.config import TrainConfig
@@ -64,12 +72,50 @@ def test_defaults_yaml_explicit_overrides_in_that_order(tmp_path: Path) -> None:
         ("name=a=b", "name", "a=b"),
         ("name=", "name", ""),
         ("name=x: [y", "name", "x: [y"),  # not valid YAML: kept as the raw string
+        ("optim.betas=[1e-3, .5]", ("optim", "betas"), [1e-3, 0.5]),
+        ("optim.lr=1E-6", ("optim", "lr"), 1e-6),
     ],
 )
 def test_override_values_are_typed(override: str, field, expected) -> None:
     cfg = load_config(Toy, overrides=[override])
     value = getattr(cfg.optim, field[1]) if isinstance(field, tuple) else getattr(cfg, field)
     assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(("raw", "value"), [
+    ("010", "010"), ("-010", "-010"), ("0b10", "0b10"), ("0x10", "0x10"), ("1:2", "1:2"), ("1:30.5", "1:30.5"),
+    ("1_000", "1_000"), ("2025-03-01", "2025-03-01"), ("2025-03-01 10:00:00", "2025-03-01 10:00:00"),
+    ("yes", "yes"), ("off", "off"), ("=", "="), ("00.5", "00.5"),
+    ("10", 10), ("-3", -3), ("+7", 7), ("0", 0), ("3e-6", 3e-6), ("1E3", 1000.0), (".5", 0.5), ("1.", 1.0),
+    ("true", True), ("False", False), ("null", None), ("[010, 1:2]", ["010", "1:2"]), ("'010'", "010"),
+])
+def test_override_values_read_as_yaml_1_2(raw: str, value) -> None:
+    """YAML 1.1 read ``seed=010`` as 8 (octal), ``seed=1:2`` as 62 (base 60), ``out_dir=2025-03-01`` as a date
+    and ``name=yes`` as True; such values stay the text typed."""
+    got = parse_overrides([f"x={raw}"])["x"]
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("steps=1:2", "^steps: Input should be a valid integer"), ("steps=0b10", "^steps: Input should be a valid integer"),
+    ("steps=0x10", "^steps: Input should be a valid integer")])
+def test_an_int_field_refuses_what_yaml_1_1_read_as_a_number(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(Toy, overrides=[override])
+
+
+def test_text_that_yaml_1_1_retypes_reaches_a_text_field_as_typed() -> None:
+    cfg = load_config(TrainConfig, overrides=["out_dir=2025-03-01", "seed=010"])
+    assert cfg.out_dir == Path("2025-03-01") and cfg.seed == 10  # decimal, as typed (YAML 1.1: 8)
+    assert load_config(Toy, overrides=["name=010"]).name == "010"
+    assert load_config(Toy, overrides=["name=no"]).name == "no"
+    assert load_config(Toy, overrides=["curriculum=yes"]).curriculum is True  # a bool field still reads yes
+
+
+@pytest.mark.parametrize("value", ["010", "1:2", "2025-03-01", "yes", "1e3", "1E3", ".5", "0x10", "1_000",
+                                   "true", "null", "3", "[1]", 10, 1e-6, True, None, [1, "010"], {"a": "1e3"}])
+def test_exact_override_reads_back_as_its_value(value) -> None:
+    assert parse_overrides([exact_override("x", value)])["x"] == value
 
 
 def test_parse_overrides_tree() -> None:

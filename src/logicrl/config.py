@@ -3,12 +3,14 @@
 Each command has one pydantic model (unknown keys and wrong types are errors). A config is built
 from, in order: the model's defaults, a YAML file (``--config x.yaml``), the command's typed options (kept
 as they are: ``--out 2025-03-01`` is a path, not a date), then ``key=value`` or ``section.key=value``
-overrides whose values are parsed as YAML scalars (``lr=3e-6``, ``people=[3,4]``, ``curriculum=true``).
+overrides whose values are read as YAML with YAML 1.2's numbers (``lr=3e-6``, ``people=[3,4]``,
+``curriculum=true``; ``seed=010``, ``1:30`` and ``2025-03-01`` stay the text typed: `parse_overrides`).
 Errors come out as one line: ``config error: ...``.
 """
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -31,15 +33,53 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_RETYPED = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+            "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
+
+
+class OverrideLoader(yaml.SafeLoader):
+    """How an override's value is read: PyYAML's safe loader with YAML 1.2's plainer numbers and booleans
+    (`parse_overrides`)."""
+
+
+OverrideLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _RETYPED]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _tag, _regexp, _first in (("int", _INT, "-+0123456789"), ("float", _FLOAT, "-+0123456789."),
+                              ("bool", _BOOL, "tTfF")):
+    OverrideLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", _regexp, list(_first))
+
+
+class OverrideDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting every string that `OverrideLoader` or YAML 1.1 would read as another
+    type (`exact_override`)."""
+
+
+for _tag, _regexp, _first in (("int", _INT, "-+0123456789"), ("float", _FLOAT, "-+0123456789.")):
+    OverrideDumper.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", _regexp, list(_first))
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}`` with YAML-typed values."""
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}`` with YAML-typed values.
+
+    A value is read as YAML (``[3, 4]``, ``{lr: 1.0e-6}``, ``null``, ``'quoted text'``) whose numbers and
+    booleans are YAML 1.2's: an integer is decimal digits with no leading zero (``0``, ``-3``), a float has
+    a point or an exponent (``3e-6``, ``.5``, ``.inf``), a boolean is ``true`` or ``false``. What YAML 1.1
+    would retype stays the text typed: ``010`` (octal 8 to YAML 1.1), ``0b10``, ``0x10``, ``1:30`` (base
+    60), ``1_000``, ``2025-03-01`` (a date), ``yes``/``no``/``on``/``off``; a field of another type then
+    reads that text as it reads any (an int field takes ``010`` as 10 and refuses ``1:30``). A value that
+    is not YAML at all (``x: [y``) is text too."""
     tree: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} must look like key=value (e.g. lr=3e-6)")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.load(raw, Loader=OverrideLoader) if raw.strip() else ""  # a SafeLoader
         except yaml.YAMLError:
             value = raw
         _put(tree, key, value, f"override {item!r}")
@@ -69,8 +109,8 @@ def _put(tree: dict[str, Any], key: str, value: Any, what: str) -> None:
 def exact_override(key: str, value: Any) -> str:
     """A ``key=value`` override whose value `parse_overrides` reads back as exactly ``value`` (a string or a
     path YAML would retype, like ``2025-03-01``, ``yes`` or ``0123``, is quoted)."""
-    text = yaml.safe_dump(str(value) if isinstance(value, Path) else value, default_flow_style=True,
-                          width=float("inf"))
+    text = yaml.dump(str(value) if isinstance(value, Path) else value, Dumper=OverrideDumper,
+                     default_flow_style=True, width=float("inf"))
     text = text.removesuffix("\n").removesuffix("\n...")  # a scalar document ends with "..."
     return f"{key}={text}"
 
