@@ -338,3 +338,24 @@ def test_an_unknown_key_of_a_named_section_names_its_keys() -> None:
     with pytest.raises(ConfigError, match=r"^unknown config key 'runs.grpo.overides' \(valid keys: command, config, "
                                           r"model, data, overrides\)$"):
         load_config(ExperimentConfig, overrides=["question=q", "out_dir=x", "runs.grpo.overides=[a=1]"])
+
+
+@pytest.mark.parametrize("override", ["overrides=[optim.lr=1e-6,data.people=[2,3]]", "people=[2,3", "optim={lr: [1}",
+                                      "name=[INST] go"])
+def test_a_list_or_mapping_yaml_cannot_read_is_refused(override: str) -> None:
+    """``overrides=[optim.lr=1e-6,data.people=[2,3]]`` (an experiment's list, whose item's own ``[`` ends it)
+    became a string: "overrides: Input should be a valid list" did not say why; the error says to quote it."""
+    from logicrl.experiment import ExperimentConfig
+
+    model = ExperimentConfig if override.startswith("overrides") else Toy
+    with pytest.raises(ConfigError, match=rf"^override {re.escape(repr(override))}: not a valid YAML list or mapping "
+                                          r"\(.+\): quote each item that holds brackets \(\[a=1, \"data.people=\[2,3\]\"\]\)"):
+        load_config(model, overrides=["question=q", "out_dir=x", "runs.a.command=train", override])
+    quoted = load_config(Toy, overrides=["name='[INST] go'"]).name
+    assert quoted == "[INST] go"
+    assert parse_overrides(['x=[a=1, "data.people=[2,3]"]']) == {"x": ["a=1", "data.people=[2,3]"]}
+
+
+def test_a_mapping_value_with_a_key_twice_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^override 'optim=\{lr: 1, lr: 2\}': key 'lr' appears twice$"):
+        parse_overrides(["optim={lr: 1, lr: 2}"])

@@ -33,6 +33,24 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping with the same key twice is an error (PyYAML keeps the last
+    one silently, so a config that sets ``steps`` twice would run with whichever comes last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base``: its keys may be overridden here
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^(?:[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
                     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
@@ -41,8 +59,8 @@ _RETYPED = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,20
             "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
 
 
-class OverrideLoader(yaml.SafeLoader):
-    """How an override's value is read: PyYAML's safe loader with YAML 1.2's plainer numbers and booleans
+class OverrideLoader(UniqueKeyLoader):
+    """How an override's value is read: `UniqueKeyLoader` with YAML 1.2's plainer numbers and booleans
     (`parse_overrides`)."""
 
 
@@ -72,18 +90,33 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     would retype stays the text typed: ``010`` (octal 8 to YAML 1.1), ``0b10``, ``0x10``, ``1:30`` (base
     60), ``1_000``, ``2025-03-01`` (a date), ``yes``/``no``/``on``/``off``; a field of another type then
     reads that text as it reads any (an int field takes ``010`` as 10 and refuses ``1:30``). A value that
-    is not YAML at all (``x: [y``) is text too."""
+    is not YAML at all (``x: [y``) is text too, unless it starts with ``[`` or ``{``: a list or mapping
+    YAML cannot read (``overrides=[a=1,data.people=[2,3]]``, whose inner ``[`` ends the outer list's item)
+    is a ConfigError saying to quote the item."""
     tree: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} must look like key=value (e.g. lr=3e-6)")
-        try:
-            value = yaml.load(raw, Loader=OverrideLoader) if raw.strip() else ""  # a SafeLoader
-        except yaml.YAMLError:
-            value = raw
-        _put(tree, key, value, f"override {item!r}")
+        _put(tree, key, _override_value(item, raw), f"override {item!r}")
     return tree
+
+
+def _override_value(item: str, raw: str) -> Any:
+    """The value of override ``item`` (``raw``: after the ``=``), as `parse_overrides` reads it."""
+    if not raw.strip():
+        return ""
+    try:
+        return yaml.load(raw, Loader=OverrideLoader)  # a SafeLoader
+    except yaml.YAMLError as exc:
+        if not raw.lstrip().startswith(("[", "{")):
+            return raw
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError):  # read, but not as plain data (a key twice)
+            raise ConfigError(f"override {item!r}: {reason}") from None
+        raise ConfigError(f"override {item!r}: not a valid YAML list or mapping ({reason}): quote each item that "
+                          "holds brackets ([a=1, \"data.people=[2,3]\"]) or text that starts with [ or {, and the "
+                          "whole override in the shell") from None
 
 
 def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,24 +156,6 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a mapping with the same key twice is an error (PyYAML keeps the last
-    one silently, so a config that sets ``steps`` twice would run with whichever comes last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base``: its keys may be overridden here
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) or key is None:
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice",
-                                                            key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
