@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from logicrl.config import (
     ConfigError,
     StrictModel,
+    combine_overrides,
     exact_override,
     load_config,
     parse_overrides,
@@ -125,6 +126,19 @@ def test_parse_overrides_tree() -> None:
             parse_overrides([bad])
     with pytest.raises(ConfigError, match="conflicts with an earlier override of 'a'"):
         parse_overrides(["a=1", "a.b=2"])
+
+
+def test_layered_overrides_let_the_later_win() -> None:
+    """A later source overrides an earlier one (an experiment's defaults', a run's own, the experiment-wide
+    ones; a command's options, then its overrides): each list is checked alone, and the combined list has each
+    key once, with the same meaning."""
+    combined = combine_overrides(["steps=2", "optim.lr=1e-6", "name=a"], ["name=b"], ["steps=8"])
+    assert combined == ["optim.lr=1e-6", "name=b", "steps=8"]
+    assert load_config(Toy, overrides=combined).model_dump(include={"steps", "name"}) == {"steps": 8, "name": "b"}
+    assert combine_overrides(["optim.lr=1e-6", "steps=2"], ["optim={betas: [1]}"]) == ["steps=2", "optim={betas: [1]}"]
+    merged = combine_overrides(["optim={lr: 1.0e-5, betas: [0.5]}", "steps=2"], ["optim.lr=2e-6"])
+    assert load_config(Toy, overrides=merged).optim == Optim(lr=2e-6, betas=[0.5])
+    assert combine_overrides(["name='010'"], []) == ["name='010'"]
 
 
 def test_unknown_keys_name_the_valid_ones(tmp_path: Path) -> None:

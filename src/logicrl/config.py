@@ -102,6 +102,32 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return tree
 
 
+def combine_overrides(*layers: list[str]) -> list[str]:
+    """One list of overrides from several, each later one winning (a command's options as overrides, then the
+    user's; an experiment's defaults', a run's own, then the experiment-wide ones): each list is checked on
+    its own (`parse_overrides`), and an item that a later list sets again is dropped, so that the result
+    means the same to `parse_overrides`, with no key given twice. A later key inside an earlier section's
+    value (``optim={lr: 1, betas: [...]}``, then ``optim.lr=2``) is merged into it."""
+    combined: list[str] = []
+    for layer in layers:
+        parse_overrides(layer)
+        for item in layer:
+            key = item.partition("=")[0].strip()
+            kept = []
+            for earlier in combined:
+                earlier_key = earlier.partition("=")[0].strip()
+                if earlier_key == key or earlier_key.startswith(f"{key}."):
+                    continue
+                if key.startswith(f"{earlier_key}."):  # a key of that section: the section's value, updated
+                    value: Any = deep_merge(parse_overrides([earlier]), parse_overrides([item]))
+                    for part in earlier_key.split("."):
+                        value = value[part]
+                    earlier, item = exact_override(earlier_key, value), ""
+                kept.append(earlier)
+            combined = [*kept, item] if item else kept
+    return combined
+
+
 def _override_value(item: str, raw: str) -> Any:
     """The value of override ``item`` (``raw``: after the ``=``), as `parse_overrides` reads it."""
     if not raw.strip():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from logicrl.config import exact_override, load_config
+from logicrl.config import combine_overrides, exact_override, load_config
 from logicrl.errors import UserError
 from logicrl.rl.checkpoints import resume_config
 from logicrl.rl.config import DataConfig
@@ -25,8 +25,8 @@ def run_config(config_class: type[T], config: Path | None, resume: Path | None, 
         return load_config(config_class, config, overrides, **given)
     if config is not None:
         raise UserError("--resume reads the run's own config.yaml; drop --config (overrides are allowed)")
-    return resume_config(config_class, resume, [*(exact_override(k, v) for k, v in given.items()),
-                                                *(overrides or [])])
+    options = [exact_override(key, value) for key, value in given.items()]
+    return resume_config(config_class, resume, combine_overrides(options, overrides or []))
 
 
 def check_puzzles(data: DataConfig, *, held_out: bool) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import torch
 from pydantic import BaseModel
 from safetensors import safe_open
 
-from logicrl.config import exact_override, load_config, read_yaml, save_config
+from logicrl.config import combine_overrides, exact_override, load_config, read_yaml, save_config
 from logicrl.errors import ConfigError, UserError
 from logicrl.io import FolderLock, check_not_another_output, check_output_dir
 from logicrl.models import save_pretrained_atomic
@@ -198,7 +198,7 @@ def resume_config(config_class: type[T], run_dir: Path, overrides: list[str] | N
     if asked != load_config(config_class, path).out_dir and Path(asked).resolve() != run_dir.resolve():
         raise UserError(f"--resume continues {run_dir} in place: drop --out/out_dir={asked} (a new run directory "
                         "is a new run, without --resume)")
-    config = load_config(config_class, path, [*(overrides or []), exact_override("out_dir", run_dir)])
+    config = load_config(config_class, path, combine_overrides(overrides or [], [exact_override("out_dir", run_dir)]))
     resume_changes(config)
     return config
 
