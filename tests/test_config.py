@@ -124,8 +124,24 @@ def test_parse_overrides_tree() -> None:
     for bad in ("novalue", "=3", " =3"):
         with pytest.raises(ConfigError, match="must look like key=value"):
             parse_overrides([bad])
-    with pytest.raises(ConfigError, match="conflicts with an earlier override of 'a'"):
+    with pytest.raises(ConfigError, match=r"^a given with a key inside it \(a=1, a.b=2\)"):
         parse_overrides(["a=1", "a.b=2"])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["steps=2", "steps=3"], "steps given twice (steps=2, steps=3): give it once"),
+    (["out_dir=a", "name=x", "out_dir =b"], "out_dir given twice (out_dir=a, out_dir =b): give it once"),
+    (["optim.lr=1e-6", "optim.lr=2e-6"], "optim.lr given twice (optim.lr=1e-6, optim.lr=2e-6): give it once"),
+    (["optim.lr=1e-6", "optim={}"], "optim given with a key inside it (optim.lr=1e-6, optim={}): which one wins is "
+                                    "ambiguous; give the section or its keys"),
+    (["optim={betas: [1]}", "optim.lr=1e-6"], "optim given with a key inside it (optim={betas: [1]}, optim.lr=1e-6)"),
+])
+def test_a_key_given_twice_in_one_list_is_refused(overrides: list[str], message: str) -> None:
+    """``steps=2 steps=3`` ran with the last one and ``optim.lr=1e-6 optim={}`` without the lr, without a word;
+    a config file refuses a key given twice for that reason."""
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        load_config(Toy, overrides=overrides)
+    assert load_config(Toy, overrides=["optim.lr=1e-6", "optim.betas=[1]", "steps=2"]).optim.lr == 1e-6
 
 
 def test_layered_overrides_let_the_later_win() -> None:
@@ -139,6 +155,20 @@ def test_layered_overrides_let_the_later_win() -> None:
     merged = combine_overrides(["optim={lr: 1.0e-5, betas: [0.5]}", "steps=2"], ["optim.lr=2e-6"])
     assert load_config(Toy, overrides=merged).optim == Optim(lr=2e-6, betas=[0.5])
     assert combine_overrides(["name='010'"], []) == ["name='010'"]
+    with pytest.raises(ConfigError, match=r"^steps given twice \(steps=2, steps=3\)"):
+        combine_overrides(["name=a"], ["steps=2", "steps=3"])
+
+
+def test_a_resume_layers_its_options_under_its_overrides(tmp_path: Path) -> None:
+    """``logicrl train --resume RUN --steps 5 steps=6 out_dir=RUN``: the options are overrides under the user's,
+    and the run directory over both; none is a key given twice."""
+    from logicrl.cli.runs import run_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(load_config(TrainConfig, overrides=[f"out_dir={run}"]), run / "config.yaml")
+    cfg = run_config(TrainConfig, None, run, [f"out_dir={run}", "steps=6"], {"out_dir": run, "steps": 5})
+    assert (cfg.steps, cfg.out_dir) == (6, run)
 
 
 def test_unknown_keys_name_the_valid_ones(tmp_path: Path) -> None:

@@ -92,12 +92,26 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     reads that text as it reads any (an int field takes ``010`` as 10 and refuses ``1:30``). A value that
     is not YAML at all (``x: [y``) is text too, unless it starts with ``[`` or ``{``: a list or mapping
     YAML cannot read (``overrides=[a=1,data.people=[2,3]]``, whose inner ``[`` ends the outer list's item)
-    is a ConfigError saying to quote the item."""
+    is a ConfigError saying to quote the item.
+
+    One list is what one source gives, so a key given twice in it (``steps=2 steps=3``), or a section and a
+    key inside it (``optim.lr=1e-6 optim={}``: which wins?), is a ConfigError, as a key twice in a config
+    file is; sources layered one over the other are combined first (`combine_overrides`)."""
     tree: dict[str, Any] = {}
+    given: dict[str, str] = {}  # key -> its item
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} must look like key=value (e.g. lr=3e-6)")
+        key = key.strip()
+        for other_key, other in given.items():
+            if other_key == key:
+                raise ConfigError(f"{key} given twice ({other}, {item}): give it once")
+            if other_key.startswith(f"{key}.") or key.startswith(f"{other_key}."):
+                section = min(key, other_key, key=len)
+                raise ConfigError(f"{section} given with a key inside it ({other}, {item}): which one wins is "
+                                  "ambiguous; give the section or its keys")
+        given[key] = item
         _put(tree, key, _override_value(item, raw), f"override {item!r}")
     return tree
 
