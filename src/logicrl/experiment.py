@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from logicrl.config import StrictModel
-from logicrl.errors import UserError
+from logicrl.config import StrictModel, combine_overrides
+from logicrl.errors import ConfigError, UserError
 from logicrl.io import read_json_object
 
 FINISHED = "summary.json"
@@ -93,7 +93,10 @@ class ExperimentConfig(StrictModel):
             if label in STEP_FOLDERS:
                 raise ValueError(f"run label {label!r} is the folder of the experiment's {label} step: name the "
                                  "run otherwise")
-            spec = self.run(label)
+            try:
+                spec = self.run(label)
+            except ConfigError as exc:  # a key twice in one of its override lists
+                raise ValueError(f"run {label!r}: {exc}") from None
             if spec.command is None or spec.config is None:
                 raise ValueError(f"run {label!r} needs a command and a config (in it or in defaults)")
             if spec.model and spec.model.startswith("@") and spec.model[1:] not in seen:
@@ -121,7 +124,7 @@ class ExperimentConfig(StrictModel):
         run, base = self.runs[label], self.defaults
         merged = {key: getattr(run, key) if getattr(run, key) is not None else getattr(base, key)
                   for key in ("command", "config", "model", "data")}
-        return RunSpec(**merged, overrides=[*base.overrides, *run.overrides, *self.overrides])
+        return RunSpec(**merged, overrides=combine_overrides(base.overrides, run.overrides, self.overrides))
 
 
 @dataclass(frozen=True)

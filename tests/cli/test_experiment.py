@@ -167,7 +167,7 @@ def test_experiment_overrides_come_after_every_run_s_own(tmp_path):
     """`overrides=[steps=8]` shortens every run and keeps the file's other overrides (replacing
     defaults.overrides, as configs/rq/README.md used to suggest, dropped model.dtype=bfloat16 and val_every)."""
     cfg = _experiment(tmp_path, overrides=["steps=8"])
-    assert cfg.run("rl").overrides == ["steps=2", "optim.lr=1e-6", "steps=8"]
+    assert cfg.run("rl").overrides == ["optim.lr=1e-6", "steps=8"]  # each key once, the later source's
     assert load_config(TrainConfig, None, cfg.run("rl").overrides).optim.lr == 1e-6
 
 
@@ -204,6 +204,7 @@ def test_model_references_resolve_to_the_last_checkpoint(tmp_path):
     ({"runs": {"compare": {}}}, "run label 'compare' is the folder"),
     ({"runs": {"-x": {}}}, "run label '-x': .* starting with a letter or digit"),
     ({"eval": {"runs": ["a", "a"]}}, "eval.runs: a given twice"),
+    ({"runs": {"a": {"overrides": ["steps=1", "steps=2"]}}}, r"run 'a': steps given twice \(steps=1, steps=2\)"),
     ({"eval": {"baseline": "a=tiny-random"}}, "eval.baseline: label 'a' is also a measured run's"),
     ({"memorization": {"runs": ["a"], "baseline": "a=@a"}}, "memorization.baseline: label 'a' is also"),
 ])
