@@ -132,8 +132,8 @@ def test_parse_overrides_tree() -> None:
     (["steps=2", "steps=3"], "steps given twice (steps=2, steps=3): give it once"),
     (["out_dir=a", "name=x", "out_dir =b"], "out_dir given twice (out_dir=a, out_dir =b): give it once"),
     (["optim.lr=1e-6", "optim.lr=2e-6"], "optim.lr given twice (optim.lr=1e-6, optim.lr=2e-6): give it once"),
-    (["optim.lr=1e-6", "optim={}"], "optim given with a key inside it (optim.lr=1e-6, optim={}): which one wins is "
-                                    "ambiguous; give the section or its keys"),
+    (["optim.lr=1e-6", "optim={}"], ("optim given with a key inside it (optim.lr=1e-6, optim={}): which one wins is "
+                                     "ambiguous; give the section or its keys")),
     (["optim={betas: [1]}", "optim.lr=1e-6"], "optim given with a key inside it (optim={betas: [1]}, optim.lr=1e-6)"),
 ])
 def test_a_key_given_twice_in_one_list_is_refused(overrides: list[str], message: str) -> None:
