@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -174,6 +175,56 @@ def test_refusal_is_not_retried() -> None:
         with pytest.raises(EndpointError, match="answered 404: model 'nope' not found .*ends in /v1"):
             complete(server.url, model="nope", retries=3, backoff_s=0.01)
     assert len(server.bodies) == 1
+
+
+def test_a_failure_stops_the_other_requests_at_once(test_records: list[dict]) -> None:
+    """A refusal of one request ends the call at once, while the others are still retrying 503s; their
+    threads stop too (no request after the call returned)."""
+    refused = test_records[0]["quiz"]
+
+    def reply(body: dict) -> tuple[int, dict]:
+        if body["messages"][-1]["content"] == refused:
+            time.sleep(0.3)  # the others are in their backoff by now
+            return 400, {"error": {"message": "bad request"}}
+        return 503, {"error": {"message": "loading"}}
+
+    with serve(reply) as server:
+        client = EndpointClient(server.url, "m", timeout_s=60, retries=8, backoff_s=0.2)
+        start = time.monotonic()
+        with pytest.raises(EndpointError, match="answered 400: bad request"):
+            endpoint_generate_and_score(client, test_records[:4], prompt=PromptConfig(), reward=RewardConfig(),
+                                        max_new_tokens=8, concurrency=4)
+        assert time.monotonic() - start < 10  # the 503s alone would take 50 s
+        asked = len(server.bodies)
+        time.sleep(1.0)  # the next tries of a thread that did not stop would come at 0.2, 0.4, 0.8 s
+        assert len(server.bodies) == asked
+        client.close()
+
+
+def test_ctrl_c_stops_at_once_although_requests_hang(test_records: list[dict]) -> None:
+    """Ctrl-C in the caller returns control at once; the requests on the wire (the server never answers them
+    within their 60 s timeout) are left to their daemon threads."""
+    release = threading.Event()
+
+    def reply(body: dict) -> tuple[int, dict]:
+        release.wait(15)
+        return 503, {"error": {"message": "too late"}}
+
+    with serve(reply) as server:
+        client = EndpointClient(server.url, "m", timeout_s=60, retries=3, backoff_s=1)
+        ctrl_c = (threading.main_thread().ident, signal.SIGINT)
+        timer = threading.Timer(0.5, signal.pthread_kill, ctrl_c)
+        timer.start()
+        start = time.monotonic()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                endpoint_generate_and_score(client, test_records[:2], prompt=PromptConfig(),
+                                            reward=RewardConfig(), max_new_tokens=8, concurrency=2)
+            assert time.monotonic() - start < 10
+        finally:
+            timer.cancel()
+            release.set()
+        client.close()
 
 
 def test_unreachable_server_is_one_user_error() -> None:

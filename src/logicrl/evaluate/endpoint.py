@@ -4,7 +4,9 @@ a hosted API) answers the puzzles; responses are scored like local ones.
 One request per sample (``n`` is not supported by every server), ``concurrency`` requests in flight, each
 retried on connection errors, timeouts, 429 and 5xx answers with exponential backoff (0.5 s, 1 s, 2 s, …;
 a ``Retry-After`` header is honoured up to 30 s). A server that cannot be reached, or that refuses a
-request for good (400, 401, 404, …), stops the run with a one-line `EndpointError`.
+request for good (400, 401, 404, …), stops the run with a one-line `EndpointError`. That first failure, or
+Ctrl-C, returns at once: the other requests stop retrying, and one still on the wire ends by its timeout in a
+daemon thread that nothing waits for.
 
 The ``<think>`` pre-fill cannot be forced through a chat API: the messages are the system instruction and
 the quiz, and each response is scored with ``prefilled_think = starts_inside_think(response)`` (a response
@@ -20,12 +22,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
+import queue
+import threading
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 
@@ -34,6 +36,9 @@ from logicrl.evaluate.scoring import Scorer, resolve_scorer
 from logicrl.prompts import PromptConfig, chat_messages
 from logicrl.reward.parse import starts_inside_think
 from logicrl.reward.score import RewardConfig
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 30.0
@@ -96,19 +101,22 @@ class EndpointClient:
         self._client.close()
 
     def complete(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, top_p: float,
-                 seed: int | None = None) -> Completion:
-        """One completion; raises EndpointError after the retries or on a refusal."""
+                 seed: int | None = None, stop: threading.Event | None = None) -> Completion:
+        """One completion; raises EndpointError after the retries or on a refusal, and at once (before the next
+        try, or in the backoff wait) once ``stop`` is set."""
         body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
                                 "temperature": temperature}
         if temperature > 0:
             body["top_p"] = top_p
         if seed is not None:
             body["seed"] = seed
-        return _parse_completion(self.url, self._post(body))
+        return _parse_completion(self.url, self._post(body, stop or threading.Event()))
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST with retries; the decoded JSON answer."""
+    def _post(self, body: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+        """POST with retries, until ``stop`` is set; the decoded JSON answer."""
         for attempt in range(self.retries + 1):
+            if stop.is_set():
+                raise EndpointError(f"{self.url}: request stopped (the run ended)")
             wait = self.backoff_s * 2**attempt
             try:
                 response = self._client.post(self.url, json=body)
@@ -123,8 +131,8 @@ class EndpointClient:
                 if response.status_code not in RETRY_STATUS:
                     raise EndpointError(failure)
                 wait = max(wait, _retry_after(response))
-            if attempt < self.retries:
-                time.sleep(wait)
+            if attempt < self.retries and stop.wait(wait):
+                raise EndpointError(f"{self.url}: request stopped (the run ended)")
         raise EndpointError(f"{failure} [after {self.retries + 1} tries]")
 
 
@@ -185,22 +193,18 @@ def endpoint_generate_and_score(
     scorer = resolve_scorer(reward, scorer)
     jobs = [(i, j) for i in range(len(records)) for j in range(n)]
 
+    stop = threading.Event()
+
     def ask(job: tuple[int, int]) -> Completion:
         i, j = job
         messages = chat_messages(str(records[i]["quiz"]), prompt)
-        completion = client.complete(messages, max_tokens=max_new_tokens, temperature=temperature,
-                                     top_p=top_p, seed=None if seed is None else seed + (first_index + i) * n + j)
+        completion = client.complete(messages, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                     seed=None if seed is None else seed + (first_index + i) * n + j, stop=stop)
         if progress and j == n - 1:
             progress(1)
         return completion
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(ask, job) for job in jobs]
-        try:
-            completions = [f.result() for f in futures]
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # the first failure ends the run
-            raise
+    completions = run_all(ask, jobs, concurrency=concurrency, stop=stop)
     rows = []
     for (i, j), done in zip(jobs, completions, strict=True):
         length = done.tokens if done.tokens is not None else len(done.text.split())
@@ -208,6 +212,48 @@ def endpoint_generate_and_score(
                         prefilled_think=starts_inside_think(done.text))
         rows.append(row)
     return rows
+
+
+def run_all(task: Callable[[T], R], jobs: Sequence[T], *, concurrency: int, stop: threading.Event) -> list[R]:
+    """``task(job)`` for each job on up to ``concurrency`` daemon threads; the results in the jobs' order.
+
+    The first failure, or an interrupt of the caller (Ctrl-C), sets ``stop`` and is raised at once: no new job
+    starts, a task that checks ``stop`` ends at its next check, and a request already on the wire ends by its
+    timeout in its daemon thread, which neither the caller nor the interpreter's exit waits for (a
+    ThreadPoolExecutor joins its threads on exit)."""
+    results: list[Any] = [None] * len(jobs)
+    outcomes: queue.Queue[tuple[int, Any, bool]] = queue.Queue()
+    pending = iter(range(len(jobs)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while not stop.is_set():
+            with lock:
+                k = next(pending, None)
+            if k is None:
+                return
+            try:
+                outcomes.put((k, task(jobs[k]), True))
+            except BaseException as exc:  # noqa: BLE001 -- handed to the caller, which raises it
+                outcomes.put((k, exc, False))
+                return
+
+    try:
+        for _ in range(min(concurrency, len(jobs))):
+            threading.Thread(target=work, name="endpoint-request", daemon=True).start()
+        for _ in jobs:
+            while True:  # a timed wait: Ctrl-C is seen within a moment, whichever thread got the signal
+                try:
+                    k, value, ok = outcomes.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    pass
+            if not ok:
+                raise value
+            results[k] = value
+    finally:
+        stop.set()  # done, failed or interrupted: the threads that are left stop
+    return results
 
 
 def endpoint_client(
