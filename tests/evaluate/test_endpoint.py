@@ -240,6 +240,43 @@ def test_malformed_answer_is_reported() -> None:
             complete(server.url, retries=0)
 
 
+def test_content_given_as_a_list_of_text_parts_is_joined() -> None:
+    parts = [{"type": "text", "text": "<think>a</think>"}, {"type": "text", "text": "<answer>b</answer>"}]
+    with serve(lambda body: (200, completion(parts))) as server:  # type: ignore[arg-type]
+        assert complete(server.url, retries=0).text == "<think>a</think><answer>b</answer>"
+
+
+@pytest.mark.parametrize(("content", "kind"), [({"text": "x"}, "is a dict"), (7, "is a int"),
+                                               ([{"type": "image_url", "image_url": {}}], "'image_url' part")])
+def test_content_that_is_not_text_is_one_line(content: object, kind: str) -> None:
+    with serve(lambda body: (200, completion(content))) as server:  # type: ignore[arg-type]
+        with pytest.raises(EndpointError, match=rf"^http://127\.0\.0\.1:\d+/v1/chat/completions: .*{kind}") as info:
+            complete(server.url, retries=0)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+@pytest.mark.parametrize("content", [None, "", "<answer>{answer}</answer>"])
+def test_a_think_block_cut_out_by_the_servers_reasoning_parser_is_put_back(
+        test_records: list[dict], field: str, content: str | None) -> None:
+    record = test_records[0]
+    answer = record["solution_text_format"]
+
+    def reply(body: dict) -> tuple[int, dict]:
+        data = completion(None if content is None else content.format(answer=answer))
+        data["choices"][0]["message"][field] = f"Suppose {answer.splitlines()[0]}; then the rest follows."
+        return 200, data
+
+    with serve(reply) as server:
+        client = EndpointClient(server.url, "m", timeout_s=10, retries=0)
+        [row] = endpoint_generate_and_score(client, [record], prompt=PromptConfig(), reward=RewardConfig(),
+                                            max_new_tokens=64)
+        client.close()
+    assert row["response"].startswith("<think>Suppose ") and not row["prefilled_think"]
+    assert row["solved"] == bool(content)
+    assert row["format_ok"] == bool(content), row
+
+
 def test_no_key_is_sent_unless_its_variable_is_named(test_records: list[dict], monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     monkeypatch.setenv("MY_SERVER_KEY", "sk-mine")

@@ -11,7 +11,9 @@ daemon thread that nothing waits for.
 The ``<think>`` pre-fill cannot be forced through a chat API: the messages are the system instruction and
 the quiz, and each response is scored with ``prefilled_think = starts_inside_think(response)`` (a response
 that opens its own ``<think>`` is read as is; one that starts with reasoning is read as if the pre-fill had
-been there). ``length`` is the server's ``usage.completion_tokens``; ``truncated`` is
+been there). A think block that the server's reasoning parser cut out into ``reasoning_content`` or
+``reasoning`` is put back, as ``<think>reasoning</think>content`` (content given as a list of text parts is
+joined). ``length`` is the server's ``usage.completion_tokens``; ``truncated`` is
 ``finish_reason == "length"``.
 
 Credentials: no key is sent unless the caller passes one (``api_key``, or the environment variable named by
@@ -34,12 +36,15 @@ import httpx2
 from logicrl.errors import UserError
 from logicrl.evaluate.scoring import Scorer, resolve_scorer
 from logicrl.prompts import PromptConfig, chat_messages
-from logicrl.reward.parse import starts_inside_think
+from logicrl.reward.parse import message_text, starts_inside_think
 from logicrl.reward.score import RewardConfig
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+# The message fields in which a server's reasoning parser puts the think block it cut out of the content, tags
+# removed (vLLM and SGLang with --reasoning-parser, the DeepSeek API: reasoning_content; newer vLLM: reasoning).
+REASONING_FIELDS = ("reasoning_content", "reasoning")
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 30.0
 
@@ -169,13 +174,29 @@ def _retry_after(response: httpx2.Response) -> float:
 def _parse_completion(url: str, data: Mapping[str, Any]) -> Completion:
     try:
         choice = data["choices"][0]
-        text = choice["message"].get("content") or ""
+        message = choice["message"]
+        content = _content_text(url, message.get("content"))
     except (KeyError, IndexError, TypeError, AttributeError):
         raise EndpointError(f"{url}: answer has no choices[0].message: {str(data)[:200]}") from None
+    text = message_text({**message, "content": content}, REASONING_FIELDS)
     usage = data.get("usage") or {}
     tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
     truncated = choice.get("finish_reason") == "length"
     return Completion(text, tokens if isinstance(tokens, int) else None, truncated)
+
+
+def _content_text(url: str, content: Any) -> str:
+    """``message.content`` as text: a string, null (empty), or a list of parts whose ``text`` parts are
+    joined (``[{"type": "text", "text": "…"}]``, as some gateways send)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        for part in content:
+            if not (isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str)):
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise EndpointError(f"{url}: choices[0].message.content holds a {kind!r} part, not text")
+        return "".join(part["text"] for part in content)
+    raise EndpointError(f"{url}: choices[0].message.content is a {type(content).__name__}, not text")
 
 
 def endpoint_generate_and_score(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from logicrl.reward.parse import THINK_CLOSE, THINK_OPEN, starts_inside_think
+from logicrl.reward.parse import THINK_OPEN, message_text, starts_inside_think
 from logicrl.reward.score import DEFAULT_CONFIG, RewardConfig, score
 
 # The message fields in which TRL's `parse_response` (transformers 5, a tokenizer with a response template or
@@ -27,13 +27,7 @@ def completion_text(completion: Any) -> str:
     before its content (the whitespace around the tags, which the parser drops, is not restored)."""
     if isinstance(completion, str):
         return completion
-    return "".join(_message_text(message) for message in completion)
-
-
-def _message_text(message: dict[str, Any]) -> str:
-    content = str(message.get("content") or "")
-    reasoning = next((message[field] for field in REASONING_FIELDS if message.get(field)), None)
-    return content if reasoning is None else f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{content}"
+    return "".join(message_text(message, REASONING_FIELDS) for message in completion)
 
 
 def has_parsed_reasoning(completion: Any) -> bool:

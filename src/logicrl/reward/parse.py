@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 from logicrl.puzzles.names import ROLE_PAIRS
 
@@ -125,6 +126,15 @@ def last_answer_block(text: str) -> str | None:
         if end < 0:
             return last
         last, pos = text[start + len(ANSWER_OPEN) : end], end + len(ANSWER_CLOSE)
+
+
+def message_text(message: Mapping[str, Any], reasoning_fields: Iterable[str]) -> str:
+    """The text of a chat message whose think block a reasoning parser cut out of the content into one of
+    ``reasoning_fields`` (tags removed): ``<think>reasoning</think>content``; the content alone when none holds
+    any (the whitespace around the tags, which the parser drops, is not restored)."""
+    content = str(message.get("content") or "")
+    reasoning = next((message[field] for field in reasoning_fields if message.get(field)), None)
+    return content if reasoning is None else f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{content}"
 
 
 def starts_inside_think(response: str) -> bool:
