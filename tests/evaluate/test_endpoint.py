@@ -249,9 +249,10 @@ def test_content_given_as_a_list_of_text_parts_is_joined() -> None:
 @pytest.mark.parametrize(("content", "kind"), [({"text": "x"}, "is a dict"), (7, "is a int"),
                                                ([{"type": "image_url", "image_url": {}}], "'image_url' part")])
 def test_content_that_is_not_text_is_one_line(content: object, kind: str) -> None:
-    with serve(lambda body: (200, completion(content))) as server:  # type: ignore[arg-type]
-        with pytest.raises(EndpointError, match=rf"^http://127\.0\.0\.1:\d+/v1/chat/completions: .*{kind}") as info:
-            complete(server.url, retries=0)
+    where = rf"^http://127\.0\.0\.1:\d+/v1/chat/completions: .*{kind}"
+    with (serve(lambda body: (200, completion(content))) as server,  # type: ignore[arg-type]
+          pytest.raises(EndpointError, match=where) as info):
+        complete(server.url, retries=0)
     assert "\n" not in str(info.value)
 
 
