@@ -26,6 +26,7 @@ from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.endpoint import (
     EndpointClient,
     EndpointError,
+    completions_url,
     endpoint_client,
     endpoint_generate_and_score,
 )
@@ -320,6 +321,44 @@ def test_eval_refuses_a_key_over_http_before_any_request(dataset, tmp_path, monk
     assert isinstance(result.exception, EndpointError), result.output
     assert str(result.exception).startswith("refusing to send the API key to http://example.com/v1")
     assert not (tmp_path / "out" / "samples").exists()
+
+
+@pytest.mark.parametrize("url", ["http://user:sk-secret@127.0.0.1:9/v1", "https://sk-secret@api.example.com/v1",
+                                 "ftp://user:sk-secret@host/v1"])
+def test_a_url_with_credentials_is_refused_before_any_output(url: str, dataset, tmp_path) -> None:
+    """They were sent as Basic auth (over plain http to any host) and saved in results.json."""
+    result = CliRunner().invoke(app, ["eval", "--endpoint", url, "-m", "served", "--data", str(dataset),
+                                      "--out", str(tmp_path / "out")])
+    assert isinstance(result.exception, UserError), result.output
+    message = str(result.exception)
+    assert "user name or password" in message and "api_key_env=NAME" in message
+    assert "sk-secret" not in message and "\n" not in message
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(EndpointError, match="user name or password") as info:
+        EndpointClient(url, "m")
+    assert "sk-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(("base", "url"), [
+    ("http://h:8000/v1", "http://h:8000/v1/chat/completions"),
+    ("http://h:8000/v1/", "http://h:8000/v1/chat/completions"),
+    ("http://h/v1/chat/completions", "http://h/v1/chat/completions"),
+    ("https://x/openai/deployments/d?api-version=2024-02-01",
+     "https://x/openai/deployments/d/chat/completions?api-version=2024-02-01"),
+    ("https://x/openai/deployments/d/?api-version=1", "https://x/openai/deployments/d/chat/completions?api-version=1"),
+])
+def test_completions_url_keeps_the_query(base: str, url: str) -> None:
+    assert completions_url(base) == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/v1/completions", "http://127.0.0.1:9/v1/completions/"])
+def test_the_legacy_completions_endpoint_is_refused(url: str, dataset, tmp_path) -> None:
+    with pytest.raises(EndpointError, match=r"legacy completions endpoint; .* e\.g\. http://127\.0\.0\.1:9/v1$"):
+        EndpointClient(url, "m")
+    result = CliRunner().invoke(app, ["eval", "--endpoint", url, "-m", "served", "--data", str(dataset),
+                                      "--out", str(tmp_path / "out")])
+    assert isinstance(result.exception, UserError) and "speaks chat completions" in str(result.exception)
+    assert not (tmp_path / "out").exists()
 
 
 # --- a real OpenAI-compatible server: `transformers serve` (transformers[serving]) --------------------

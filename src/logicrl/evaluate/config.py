@@ -55,6 +55,9 @@ class BackendConfig(StrictModel):
     @classmethod
     def _http_endpoint(cls, value: str | None) -> str | None:
         if value is not None:
+            from logicrl.evaluate.endpoint import check_base_url  # lazy: the backend imports torch
+
+            check_base_url(value)  # first: no credentials in the messages below
             parts = urllib.parse.urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError("must be an http:// or https:// URL with a host, e.g. "

@@ -18,6 +18,7 @@ joined). ``length`` is the server's ``usage.completion_tokens``; ``truncated`` i
 
 Credentials: no key is sent unless the caller passes one (``api_key``, or the environment variable named by
 ``api_key_env``), and never over plain ``http://`` except to a loopback host (127.0.0.0/8, ::1, localhost).
+A base URL with credentials in it (``user:pass@host``) is refused.
 """
 
 from __future__ import annotations
@@ -63,9 +64,31 @@ class Completion:
 
 
 def completions_url(base_url: str) -> str:
-    """``http://host:port/v1`` → ``http://host:port/v1/chat/completions`` (a full URL is kept)."""
-    base = base_url.rstrip("/")
-    return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
+    """``http://host:port/v1`` → ``http://host:port/v1/chat/completions`` (a full URL is kept; a query stays
+    at the end: ``…/deployments/d?api-version=V`` → ``…/deployments/d/chat/completions?api-version=V``);
+    EndpointError for a URL that `check_base_url` refuses."""
+    check_base_url(base_url)
+    parts = urllib.parse.urlsplit(base_url)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/chat/completions"):
+        path += "/chat/completions"
+    return urllib.parse.urlunsplit(parts._replace(path=path))
+
+
+def check_base_url(base_url: str) -> None:
+    """Raise EndpointError for a base URL that holds credentials (``user:pass@host``: httpx would send them as
+    Basic auth, to any host, and they would be saved with the results), or that names the legacy
+    ``/completions`` endpoint (this client speaks chat completions)."""
+    parts = urllib.parse.urlsplit(base_url)
+    if "@" in parts.netloc:
+        raise EndpointError("the endpoint URL holds a user name or password (user:pass@host), which would be sent "
+                            "and saved with the results: put the key in an environment variable and name it "
+                            "with api_key_env=NAME")
+    path = parts.path.rstrip("/")
+    if path.endswith("/completions") and not path.endswith("/chat/completions"):
+        base = urllib.parse.urlunsplit(parts._replace(path=path.removesuffix("/completions")))
+        raise EndpointError(f"{base_url} is the legacy completions endpoint; this client speaks chat completions: "
+                            f"give the base URL, e.g. {base}")
 
 
 def _is_loopback(host: str | None) -> bool:
