@@ -306,6 +306,18 @@ def test_a_key_may_go_to_https_or_loopback(url: str) -> None:
     EndpointClient(url, "m", api_key="sk-secret").close()
 
 
+def test_a_loopback_server_is_asked_directly_not_through_an_environment_proxy(monkeypatch) -> None:
+    """A proxy from the environment would see the key in clear over plain http."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with serve(lambda body: (200, completion("ok"))) as server:
+        assert complete(server.url, api_key="sk-mine", retries=0).text == "ok"
+    assert server.keys == ["Bearer sk-mine"]
+
+
 def test_a_named_key_variable_must_be_set(monkeypatch) -> None:
     monkeypatch.delenv("MY_SERVER_KEY", raising=False)
     with pytest.raises(EndpointError, match="^api_key_env=MY_SERVER_KEY names an unset or empty"):

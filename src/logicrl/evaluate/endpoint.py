@@ -17,7 +17,8 @@ joined). ``length`` is the server's ``usage.completion_tokens``; ``truncated`` i
 ``finish_reason == "length"``.
 
 Credentials: no key is sent unless the caller passes one (``api_key``, or the environment variable named by
-``api_key_env``), and never over plain ``http://`` except to a loopback host (127.0.0.0/8, ::1, localhost).
+``api_key_env``), and never over plain ``http://`` except to a loopback host (127.0.0.0/8, ::1, localhost),
+which is asked directly (no proxy from the environment, no ``.netrc``).
 A base URL with credentials in it (``user:pass@host``) is refused.
 """
 
@@ -123,7 +124,11 @@ class EndpointClient:
         if api_key:
             _check_key_transport(self.url)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx2.Client(timeout=timeout_s, headers=headers)
+        parts = urllib.parse.urlsplit(self.url)
+        local = parts.scheme.lower() == "http" and _is_loopback(parts.hostname)
+        # trust_env=False for plain http to loopback: no HTTP_PROXY from the environment (which would see the key
+        # in clear) and no .netrc
+        self._client = httpx2.Client(timeout=timeout_s, headers=headers, trust_env=not local)
 
     def close(self) -> None:
         self._client.close()
