@@ -228,6 +228,13 @@ def test_ctrl_c_stops_at_once_although_requests_hang(test_records: list[dict]) -
         client.close()
 
 
+def test_a_vllm_style_error_message_is_read() -> None:
+    error = {"object": "error", "message": "max_tokens too large", "type": "BadRequestError", "code": 400}
+    with (serve(lambda body: (400, error)) as server,
+          pytest.raises(EndpointError, match="answered 400: max_tokens too large$")):
+        complete(server.url, retries=0)
+
+
 def test_unreachable_server_is_one_user_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     where = r"cannot reach http://127\.0\.0\.1:\d+/v1/chat/completions.*after 2 tries"

@@ -181,8 +181,9 @@ def _json(url: str, response: httpx2.Response) -> dict[str, Any]:
 
 def _refusal(url: str, response: httpx2.Response) -> str:
     """One line for an error status: the server's own message, and a hint for the usual causes."""
-    try:
-        error = response.json().get("error", response.json().get("detail", ""))
+    try:  # {"error": {"message": …}} (OpenAI), {"detail": …} (FastAPI), {"message": …} (vLLM, SGLang)
+        body = response.json()
+        error = body.get("error", body.get("detail", body.get("message", "")))
         message = error.get("message", error) if isinstance(error, dict) else error
     except (ValueError, AttributeError):
         message = response.text
