@@ -35,7 +35,7 @@ from logicrl.models import TINY_MODEL, resolve_model_path
 from logicrl.prompts import SYSTEM_PROMPT, PromptConfig
 from logicrl.reward.score import RewardConfig
 
-Reply = Callable[[dict], tuple[int, dict]]
+Reply = Callable[[dict], tuple[int, dict] | tuple[int, dict, dict[str, str]]]
 
 
 class ScriptedServer(ThreadingHTTPServer):
@@ -68,13 +68,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.active += 1
             self.server.most_active = max(self.server.most_active, self.server.active)
         time.sleep(self.server.delay_s)
-        status, payload = self.server.reply(body)
+        status, payload, *headers = self.server.reply(body)  # a third item: more headers, a dict
         with self.server.lock:
             self.server.active -= 1
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers[0] if headers else {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -233,6 +235,14 @@ def test_a_vllm_style_error_message_is_read() -> None:
     with (serve(lambda body: (400, error)) as server,
           pytest.raises(EndpointError, match="answered 400: max_tokens too large$")):
         complete(server.url, retries=0)
+
+
+def test_a_redirect_is_a_refusal_that_says_where_it_points() -> None:
+    moved = (307, {}, {"Location": "/v2/chat/completions"})
+    where = r"answered 307, a redirect to http://127\.0\.0\.1:\d+/v2/chat/completions: .*give the URL it points to"
+    with serve(lambda body: moved) as server, pytest.raises(EndpointError, match=where):
+        complete(server.url, retries=2, backoff_s=0.01)
+    assert len(server.bodies) == 1
 
 
 def test_unreachable_server_is_one_user_error() -> None:

@@ -4,7 +4,7 @@ a hosted API) answers the puzzles; responses are scored like local ones.
 One request per sample (``n`` is not supported by every server), ``concurrency`` requests in flight, each
 retried on connection errors, timeouts, 429 and 5xx answers with exponential backoff (0.5 s, 1 s, 2 s, …;
 a ``Retry-After`` header is honoured up to 30 s). A server that cannot be reached, or that refuses a
-request for good (400, 401, 404, …), stops the run with a one-line `EndpointError`. That first failure, or
+request for good (400, 401, 404, …, or a redirect, which is not followed), stops the run with a one-line `EndpointError`. That first failure, or
 Ctrl-C, returns at once: the other requests stop retrying, and one still on the wire ends by its timeout in a
 daemon thread that nothing waits for.
 
@@ -158,7 +158,7 @@ class EndpointClient:
             except httpx2.TransportError as exc:
                 failure = f"cannot reach {self.url}: {exc or type(exc).__name__} (is the server running?)"
             else:
-                if response.status_code < 400:
+                if 200 <= response.status_code < 300:
                     return _json(self.url, response)
                 failure = _refusal(self.url, response)
                 if response.status_code not in RETRY_STATUS:
@@ -180,7 +180,12 @@ def _json(url: str, response: httpx2.Response) -> dict[str, Any]:
 
 
 def _refusal(url: str, response: httpx2.Response) -> str:
-    """One line for an error status: the server's own message, and a hint for the usual causes."""
+    """One line for an error status: the server's own message, and a hint for the usual causes; for a redirect
+    (not followed), where it points."""
+    if 300 <= response.status_code < 400:
+        location = urllib.parse.urljoin(url, response.headers.get("location", ""))
+        return (f"{url} answered {response.status_code}, a redirect to {location[:300]}: redirects are not "
+                "followed, give the URL it points to as the endpoint")
     try:  # {"error": {"message": …}} (OpenAI), {"detail": …} (FastAPI), {"message": …} (vLLM, SGLang)
         body = response.json()
         error = body.get("error", body.get("detail", body.get("message", "")))
