@@ -342,6 +342,13 @@ def test_a_named_key_variable_must_be_set(monkeypatch) -> None:
                         retries=0)
 
 
+@pytest.mark.parametrize("value", ["sk-proj-REALKEY", "sk_live REALKEY", "1REALKEY"])
+def test_a_key_pasted_as_api_key_env_is_not_echoed(value: str) -> None:
+    with pytest.raises(EndpointError, match="^api_key_env must name an environment variable") as info:
+        endpoint_client("https://api.example.com/v1", "m", api_key_env=value, timeout_s=1, retries=0)
+    assert "REALKEY" not in str(info.value)
+
+
 def test_eval_refuses_a_key_over_http_before_any_request(dataset, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     args = ["eval", "--endpoint", "http://example.com/v1", "-m", "served", "--data", str(dataset),
