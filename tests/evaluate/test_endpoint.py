@@ -21,7 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from logicrl.cli import app
-from logicrl.errors import UserError
+from logicrl.config import load_config
+from logicrl.errors import ConfigError, UserError
 from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.endpoint import (
     EndpointClient,
@@ -346,6 +347,9 @@ def test_a_named_key_variable_must_be_set(monkeypatch) -> None:
 def test_a_key_pasted_as_api_key_env_is_not_echoed(value: str) -> None:
     with pytest.raises(EndpointError, match="^api_key_env must name an environment variable") as info:
         endpoint_client("https://api.example.com/v1", "m", api_key_env=value, timeout_s=1, retries=0)
+    assert "REALKEY" not in str(info.value)
+    with pytest.raises(ConfigError, match="^api_key_env: must name an environment variable") as info:
+        load_config(EvalConfig, None, [f"api_key_env={value}"])  # read from the config, --rescore too: not saved
     assert "REALKEY" not in str(info.value)
 
 

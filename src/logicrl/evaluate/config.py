@@ -7,6 +7,7 @@ options < ``key=value`` overrides (``temperature=0.7``, ``prompt.template=plain`
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -21,6 +22,9 @@ from logicrl.puzzles.dataset import PeopleList
 from logicrl.puzzles.perturb import PERTURBATIONS, PUBLIC_KINDS
 from logicrl.reward.score import RewardConfig
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what api_key_env must be: a variable's name, not a key
+NOT_A_VARIABLE = ("must name an environment variable (letters, digits, _), not hold the key: export the key as e.g. "
+                  "OPENAI_API_KEY and give api_key_env=OPENAI_API_KEY")
 
 class BackendConfig(StrictModel):
     """What every evaluation command shares (puzzles and math alike): sampling, backend and prompt."""
@@ -62,6 +66,13 @@ class BackendConfig(StrictModel):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError("must be an http:// or https:// URL with a host, e.g. "
                                  f"http://127.0.0.1:8000/v1; got {value!r}")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        if value and not ENV_NAME.fullmatch(value):  # a key pasted in its place: refused, not echoed nor saved
+            raise ValueError(NOT_A_VARIABLE)
         return value
 
     @model_validator(mode="after")

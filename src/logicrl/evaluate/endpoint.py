@@ -27,7 +27,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import queue
-import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +36,7 @@ from typing import Any, TypeVar
 import httpx2
 
 from logicrl.errors import UserError
+from logicrl.evaluate.config import ENV_NAME, NOT_A_VARIABLE
 from logicrl.evaluate.scoring import Scorer, resolve_scorer
 from logicrl.prompts import PromptConfig, chat_messages
 from logicrl.reward.parse import message_text, starts_inside_think
@@ -48,7 +48,6 @@ R = TypeVar("R")
 # The message fields in which a server's reasoning parser puts the think block it cut out of the content, tags
 # removed (vLLM and SGLang with --reasoning-parser, the DeepSeek API: reasoning_content; newer vLLM: reasoning).
 REASONING_FIELDS = ("reasoning_content", "reasoning")
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 30.0
 
@@ -327,8 +326,7 @@ def endpoint_key(api_key_env: str | None, base_url: str | None = None) -> str | 
     if not api_key_env:
         return None
     if not ENV_NAME.fullmatch(api_key_env):  # a key pasted in its place: not echoed
-        raise EndpointError("api_key_env must name an environment variable (letters, digits, _), not hold the key: "
-                            "export the key as e.g. OPENAI_API_KEY and give api_key_env=OPENAI_API_KEY")
+        raise EndpointError(f"api_key_env {NOT_A_VARIABLE}")
     api_key = os.environ.get(api_key_env)
     if not api_key:
         raise EndpointError(f"api_key_env={api_key_env} names an unset or empty environment variable")
