@@ -283,3 +283,12 @@ def test_a_run_that_fails_before_its_first_row_leaves_no_folder(dataset: Path, t
                                  str(dataset), "--limit", "1", "--out", str(out), "retries=0"])
     assert isinstance(result.exception, UserError) and "cannot reach" in str(result.exception), result.output
     assert not out.exists()
+    # an earlier evaluation's results stay: the server is asked for before they are replaced
+    out.mkdir()
+    (out / "results.json").write_text('{"config": {}}')
+    (out / "table.md").write_text("the earlier table")
+    again = runner.invoke(app, ["eval", "-m", "served", "--endpoint", "http://127.0.0.1:1/v1", "--data",
+                                str(dataset), "--limit", "1", "--out", str(out), "retries=0"])
+    assert "cannot reach http://127.0.0.1:1/v1/chat/completions" in str(again.exception), again.output
+    assert (out / "table.md").read_text() == "the earlier table" and sorted(p.name for p in out.iterdir()) == [
+        "results.json", "table.md"]

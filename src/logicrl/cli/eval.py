@@ -33,7 +33,7 @@ from logicrl.evaluate.config import (
     rescored_config,
     shared_settings,
 )
-from logicrl.evaluate.endpoint import endpoint_key
+from logicrl.evaluate.endpoint import endpoint_client, endpoint_key
 from logicrl.evaluate.memorization import collect_twins, memorization_table, twin_of_another_kind
 from logicrl.evaluate.metrics import accuracy_table, by_puzzle
 from logicrl.evaluate.runner import (
@@ -168,7 +168,8 @@ def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, 
                          summary: str) -> None:
     """Refuse, before the first model loads and before ``out`` is touched, what would fail after it: an output
     folder that cannot take the results or holds another command's (``summary``: this command's own file), an
-    endpoint's unset key variable, and (local backend) a device this machine lacks or a model name that cannot
+    endpoint's unset key variable or a server that is not there (`EndpointClient.check_reachable`), and (local
+    backend) a device this machine lacks or a model name that cannot
     be a model."""
     check_output_dir(out)
     check_not_another_output(out, own=summary)
@@ -180,6 +181,12 @@ def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, 
         return
     if cfg.endpoint:
         endpoint_key(cfg.api_key_env, cfg.endpoint)  # set, and safe to send there
+        client = endpoint_client(cfg.endpoint, "", api_key_env=cfg.api_key_env, timeout_s=cfg.timeout_s,
+                                 retries=cfg.retries)
+        try:  # a server that is not there must not cost the earlier results, which the run replaces
+            client.check_reachable()
+        finally:
+            client.close()
         return
     resolve_device(cfg.device)
     for spec in specs:

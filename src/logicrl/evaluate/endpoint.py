@@ -28,6 +28,7 @@ import ipaddress
 import os
 import queue
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -133,6 +134,23 @@ class EndpointClient:
 
     def close(self) -> None:
         self._client.close()
+
+    def check_reachable(self) -> None:
+        """Raise EndpointError, after the retries, if no server accepts a connection at the URL: asked before a
+        run replaces an output folder's results. Any HTTP answer will do (``GET …/models``, which not every
+        server has), and so does a server too busy to answer in 10 s."""
+        url = self.url.removesuffix("/chat/completions") + "/models"
+        for attempt in range(self.retries + 1):
+            try:
+                self._client.get(url, timeout=10.0)
+                return
+            except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+                failure = f"cannot reach {self.url}: {exc or type(exc).__name__} (is the server running?)"
+            except httpx2.TransportError:  # connected: the server is there
+                return
+            if attempt < self.retries:
+                time.sleep(self.backoff_s * 2**attempt)
+        raise EndpointError(f"{failure} [after {self.retries + 1} tries]")
 
     def complete(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, top_p: float,
                  seed: int | None = None, stop: threading.Event | None = None) -> Completion:
