@@ -91,7 +91,8 @@ def test_inputs_are_checked_before_any_model_loads(fresh_machine, puzzle_dir, tm
              "NO_CONFIG": str(tmp_path / "no-config"), "A_DATASET": str(tmp_path / "a-dataset"),
              "ONE_FILE": str(puzzle_dir / "2ppl" / "train.jsonl")}
     shutil.copytree(puzzle_dir, tmp_path / "a-dataset")
-    base = [command, "--out", str(tmp_path / "run"), "--data", str(puzzle_dir), "model.device=cpu"]
+    cpu = [] if any(arg.startswith("model.device=") for arg in args) else ["model.device=cpu"]  # (a key once)
+    base = [command, "--out", str(tmp_path / "run"), "--data", str(puzzle_dir), *cpu]
     status, lines = run_main(monkeypatch, capsys, *base, *(names.get(arg, arg) for arg in args))
     assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert not (tmp_path / "run").exists() and not fresh_machine.exists()

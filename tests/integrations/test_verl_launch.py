@@ -385,7 +385,8 @@ def test_lora_maps_to_verl_lora_keys_in_one_stage_and_is_refused_across_stages(d
     mixed = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "data.people=[3,4]", "data.schedule=mixed"])
     assert len(plan_launch(mixed, VerlClusterConfig(), []).stages) == 1
     typo = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml",
-                       [*base, "data.people=[3]", "model.lora.target_modules=[q_proj,vproj]"])
+                       [*(o for o in base if not o.startswith("model.lora.target_modules=")), "data.people=[3]",
+                        "model.lora.target_modules=[q_proj,vproj]"])
     with pytest.raises(UserError, match=r"^model.lora.target_modules: this model has no linear layer named vproj "
                                         r"\(its linear layers: down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, "
                                         r"up_proj, v_proj\)$"):  # veRL's peft would skip it, or fail on the cluster
