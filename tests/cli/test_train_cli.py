@@ -127,3 +127,21 @@ def test_report_on_a_real_train_run(puzzle_dir, tmp_path):
     row = next(row for row in summary["metrics"] if row["metric"] == "reward/mean")
     assert (row["first"], row["last"]) == (rewards[0], rewards[-1])
     assert [row["people"] for row in summary["val_people"]] == [2, 3]  # one held-out puzzle per level
+
+
+def test_the_final_validation_line_is_one_line_of_json(monkeypatch):
+    """Piped output is 80 columns wide: rich wrapped the line, which a script could then not parse."""
+    import io
+
+    from rich.console import Console
+
+    import logicrl.cli.train as train_cli
+
+    out = io.StringIO()
+    monkeypatch.setattr(train_cli, "console", Console(file=out, width=40, markup=False))
+    final = {"val/acc": 0.25, "val/format_ok": 0.875, "val/reward": -1.125, "val/length": 212.0, "val/2ppl/acc": 0.5}
+    train_cli._print_final(final)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("final validation: ")
+    assert json.loads(lines[0].removeprefix("final validation: ")) == {
+        "val/acc": 0.25, "val/format_ok": 0.875, "val/reward": -1.125, "val/length": 212.0}

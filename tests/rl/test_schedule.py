@@ -200,3 +200,16 @@ def test_adaptive_settings_are_checked_in_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(TrainConfig, None, overrides)
     assert load_config(TrainConfig, None, ["data.schedule=adaptive"]).data.adaptive.window == 10
+
+
+@pytest.mark.parametrize("steps", [None, 4])
+def test_a_curriculum_level_too_small_for_one_batch_is_refused(steps):
+    """12 two-person puzzles and 3 three-person ones, batches of 4: without ``steps`` the 3-person stage had no
+    batch and was skipped without a word; with ``steps`` the loop topping up the last stage never ended."""
+    with pytest.raises(DataError, match=r"^data.schedule=curriculum needs a batch of 4 puzzles at every level "
+                                        r"\(3 people: 3\)"):
+        PromptSchedule.build(_records({2: 12, 3: 3}), schedule="curriculum", batch_size=4, epochs=1, seed=0,
+                             steps=steps)
+    built = PromptSchedule.build(_records({2: 12, 3: 4}), schedule="curriculum", batch_size=4, epochs=1, seed=0,
+                                 steps=steps)
+    assert built.stage_starts == (1, 4)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from logicrl.cli.output import plain_console
+from logicrl.cli.output import plain_console, print_line
 from logicrl.cli.runs import check_puzzles, run_config
 from logicrl.errors import UserError
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
@@ -36,7 +36,7 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=(
 def _print_final(final: dict[str, float]) -> None:
     if final:
         summary = {k: round(v, 3) for k, v in final.items() if k.count("/") == 1}
-        console.print("final validation: " + json.dumps(summary))
+        print_line(console, "final validation: " + json.dumps(summary))  # one line a script can parse
 
 
 def _check_train(cfg: TrainConfig, resume: bool) -> None:

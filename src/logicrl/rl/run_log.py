@@ -32,7 +32,8 @@ def step_file(directory: Path, step: int) -> Path:
 
 
 class RunLog:
-    """Appends metric lines and writes sample files; TensorBoard is optional (``tensorboard`` installed)."""
+    """Appends metric lines and writes sample files, and the same scalars to TensorBoard (``RUN_DIR/tb``; train
+    metrics tagged ``train/<name>``, validation's as named, ``val/...``) unless ``tensorboard=False``."""
 
     def __init__(self, run_dir: Path, *, tensorboard: bool = True, purge_step: int | None = None) -> None:
         self.run_dir = Path(run_dir)
@@ -40,12 +41,9 @@ class RunLog:
         self.metrics_path = self.run_dir / METRICS_FILE
         self._tb = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is an optional dependency
-                SummaryWriter = None
-            if SummaryWriter is not None:
-                self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge_step)
+            from torch.utils.tensorboard import SummaryWriter  # (imports tensorboard: only where a run logs)
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge_step)
 
     def metrics(self, kind: str, step: int, values: Mapping[str, float]) -> None:
         line = {"kind": kind, "step": step, "time": round(time.time(), 3), **values}

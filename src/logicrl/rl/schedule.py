@@ -98,6 +98,17 @@ def _by_people(records: Sequence[Mapping[str, Any]]) -> dict[int, list[int]]:
     return levels
 
 
+def _levels(records: Sequence[Mapping[str, Any]], batch_size: int, schedule: str) -> dict[int, list[int]]:
+    """`_by_people`, for a schedule that trains level by level: a DataError when a level cannot fill one batch
+    (a curriculum skipped it without a word, or looped for ever topping up its last stage)."""
+    levels = _by_people(records)
+    short = [f"{n} people: {len(p)}" for n, p in sorted(levels.items()) if len(p) < batch_size]
+    if short:
+        raise DataError(f"data.schedule={schedule} needs a batch of {batch_size} puzzles at every level "
+                        f"({', '.join(short)}); lower rollout.prompts_per_step or add puzzles")
+    return levels
+
+
 def _extra_puzzles(records: list[dict[str, Any]], pool: Sequence[int], *, seed: int, step: int, draw: int,
                    size: int) -> list[dict[str, Any]]:
     """Dynamic sampling's ``draw``-th extra puzzles at ``step``: ``size`` distinct puzzles of ``pool``, drawn
@@ -141,7 +152,7 @@ class PromptSchedule:
                 if not batches:
                     break
         else:
-            stages = _by_people(records)
+            stages = _levels(records, batch_size, "curriculum")
             for n in sorted(stages):
                 starts[n] = len(batches) + 1
                 for epoch in range(epochs):
@@ -236,11 +247,7 @@ class AdaptiveSchedule:
     @classmethod
     def build(cls, records: list[dict[str, Any]], *, batch_size: int, epochs: int, seed: int,
               steps: int | None = None, up: float = 0.7, down: float = 0.3, window: int = 10) -> AdaptiveSchedule:
-        pools = _by_people(records)
-        short = [f"{n} people: {len(p)}" for n, p in sorted(pools.items()) if len(p) < batch_size]
-        if short:
-            raise DataError(f"data.schedule=adaptive needs a batch of {batch_size} puzzles at every level "
-                            f"({', '.join(short)}); lower rollout.prompts_per_step or add puzzles")
+        pools = _levels(records, batch_size, "adaptive")
         length = steps or epochs * sum(len(p) // batch_size for p in pools.values())
         return cls(records, pools, batch_size=batch_size, seed=seed, steps=length, up=up, down=down, window=window)
 
