@@ -1000,14 +1000,14 @@ def test_gradient_checkpointing_runs_in_the_loop_and_reaches_the_critic(puzzle_d
 
 
 def test_a_run_directory_is_swept_of_what_killed_writers_left(tmp_path):
-    """Under the run's lock: a temporary checkpoint folder (killed before its rename), a checkpoint whose
-    removal was cut short (no state file), a temporary file; a swapped-out `.old-*` folder stays (a save killed
-    between its two renames leaves the only copy of that step there)."""
+    """Under the run's lock: a temporary checkpoint folder (killed before its rename, or a pruned one renamed out
+    of sight), a temporary file; a swapped-out `.old-*` folder stays (a save killed between its two renames
+    leaves the only copy of that step there)."""
     from logicrl.rl.checkpoints import prepare_run_dir
 
     run = tmp_path / "run"
     checkpoints = run / "checkpoints"
-    for name in (".step_000004.tmp-1a2b3c4d", "step_000002", ".step_000003.old-1a2b3c4d"):
+    for name in (".step_000004.tmp-1a2b3c4d", ".step_000002.tmp-9f8e7d6c", ".step_000003.old-1a2b3c4d"):
         (checkpoints / name).mkdir(parents=True)
         (checkpoints / name / "model.safetensors").write_bytes(b"x")
     (run / ".config.yaml.k3j4h5g6.tmp").write_text("half")
@@ -1016,6 +1016,24 @@ def test_a_run_directory_is_swept_of_what_killed_writers_left(tmp_path):
     assert checkpoint is None
     assert sorted(p.name for p in checkpoints.iterdir()) == [".step_000003.old-1a2b3c4d"]
     assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints"]
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_checkpoints_without_their_state_are_kept_and_refused(tmp_path, resume):
+    """A user who deleted trainer_state.pt (the optimizer, twice the model) from old checkpoints to keep the
+    weights: every start or resume deleted those folders without a word, and a new run replaced the rest."""
+    from logicrl.rl.checkpoints import prepare_run_dir
+
+    run = tmp_path / "run"
+    for name in ("step_000002", "step_000004"):
+        (run / "checkpoints" / name).mkdir(parents=True)
+        (run / "checkpoints" / name / "model.safetensors").write_bytes(b"weights")
+    (run / "config.yaml").write_text("steps: 4\n")
+    with pytest.raises(UserError, match=r"holds checkpoints without their trainer_state.pt \(step_000002, "
+                                        r"step_000004\): they cannot be resumed"):
+        prepare_run_dir(run, None, resume=resume, command="train")
+    assert all((run / "checkpoints" / n / "model.safetensors").read_bytes() == b"weights"
+               for n in ("step_000002", "step_000004"))
 
 
 def test_rng_states_survive_a_checkpoint_file(tmp_path):
@@ -1163,5 +1181,30 @@ def test_a_checkpoint_with_a_damaged_json_file_is_skipped_for_the_one_before(tmp
     assert checkpoint_problem(newest) is None
     (newest / damaged).write_text('{"cut": ')
     assert checkpoint_problem(newest).startswith("JSONDecodeError")
+    with pytest.warns(UserWarning, match="step_000002: cannot be loaded .*falling back to the checkpoint before it"):
+        assert latest_checkpoint(tmp_path) == (1, tmp_path / "checkpoints" / "step_000001")
+
+
+@pytest.mark.parametrize(("removed", "problem"), [
+    (["model.safetensors"], "no policy weights (adapter_model.safetensors or model.safetensors or "
+                            "model.safetensors.index.json)"),
+    (["config.json"], "no model config (adapter_config.json or config.json)"),
+    (["tokenizer.json", "tokenizer_config.json"], "no tokenizer (tokenizer.json or tokenizer_config.json)"),
+])
+def test_a_checkpoint_missing_a_file_it_needs_is_skipped_for_the_one_before(tmp_path, removed, problem):
+    """A PPO checkpoint whose model.safetensors is gone still has critic.safetensors, which passed the weights
+    check; a missing config.json or tokenizer was not checked: each resume then failed with a load error."""
+    from logicrl.models import build_tiny_model
+    from logicrl.rl.checkpoints import checkpoint_problem, latest_checkpoint, save_checkpoint
+
+    model, tokenizer = build_tiny_model()
+    for step in (1, 2):
+        save_checkpoint(tmp_path, step, model, tokenizer, {"step": step}, keep_last=2)
+    newest = tmp_path / "checkpoints" / "step_000002"
+    (newest / "critic.safetensors").write_bytes((newest / "model.safetensors").read_bytes())  # as PPO's
+    assert checkpoint_problem(newest) is None
+    for name in removed:
+        (newest / name).unlink()
+    assert checkpoint_problem(newest) == problem
     with pytest.warns(UserWarning, match="step_000002: cannot be loaded .*falling back to the checkpoint before it"):
         assert latest_checkpoint(tmp_path) == (1, tmp_path / "checkpoints" / "step_000001")

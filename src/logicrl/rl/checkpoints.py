@@ -52,9 +52,17 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+CHECKPOINT_FILES = {  # what a checkpoint needs, by one of these names (a full model, sharded or not, or LoRA)
+    "policy weights": {"model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors"},
+    "model config": {"config.json", "adapter_config.json"},
+    "tokenizer": {"tokenizer.json", "tokenizer_config.json"},
+}
+
+
 def checkpoint_problem(path: Path) -> str | None:
     """Why a checkpoint directory cannot be resumed from (a truncated or corrupt file: the state, the weights, a
-    JSON file), or None if it can."""
+    JSON file; or a missing one of `CHECKPOINT_FILES`: a PPO checkpoint's critic.safetensors is not the policy's
+    weights), or None if it can."""
     try:
         load_state(path)
         for weights in sorted(Path(path).glob("*.safetensors")):
@@ -64,8 +72,10 @@ def checkpoint_problem(path: Path) -> str | None:
             json.loads(config.read_bytes())
     except Exception as exc:  # noqa: BLE001 - any unreadable file makes the checkpoint unusable
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
-    if not any(Path(path).glob("*.safetensors")):
-        return "no *.safetensors weights"
+    files = {p.name for p in Path(path).iterdir()}
+    for needed, names in CHECKPOINT_FILES.items():
+        if not files & names:
+            return f"no {needed} ({' or '.join(sorted(names))})"
     return None
 
 
@@ -92,6 +102,10 @@ def check_run_dir(run_dir: Path, *, resume: bool, command: str) -> None:
     run_dir = Path(run_dir)
     check_output_dir(run_dir, "out_dir")
     check_not_another_output(run_dir, "out_dir", own="config.yaml")
+    saved = sorted(p.name for p in (run_dir / "checkpoints").glob("step_*") if p.is_dir())
+    if saved and not list_checkpoints(run_dir):  # a new run, or a resume starting over, would replace them
+        raise UserError(f"{run_dir} holds checkpoints without their {STATE_FILE} ({', '.join(saved)}): they cannot "
+                        "be resumed, and a run there would replace them; pick another out_dir")
     if resume and not (list_checkpoints(run_dir) or (run_dir / "config.yaml").is_file()):
         raise UserError(f"{run_dir}: no run to resume (no config.yaml, no checkpoints/step_*/ with {STATE_FILE})")
     if not resume and list_checkpoints(run_dir):
@@ -142,15 +156,14 @@ def prepare_run_dir(run_dir: Path, config: Any, *, resume: bool,
 
 
 def remove_leftovers(run_dir: Path) -> None:
-    """Delete the checkpoint folders that writers killed outright left in a run directory: temporary ones, and
-    checkpoints whose removal (``keep_last``) was cut short, which lack their state file (the run's
-    `FolderLock` deletes temporary files). Call it only while holding that lock. (A ``.step_*.old-*`` folder is
-    kept: a save killed between its two renames leaves the only copy of that step there.)"""
+    """Delete the checkpoint folders that writers killed outright left in a run directory: the temporary
+    ``.step_*.tmp-*`` ones (a save not yet renamed into place, a pruned checkpoint renamed out of sight before its
+    deletion; the run's `FolderLock` deletes temporary files). Call it only while holding that lock. A visible
+    ``step_*`` folder is never deleted here, with or without its state file (a user may have deleted that to
+    keep the weights), and nor is a ``.step_*.old-*`` one (a save killed between its two renames leaves the
+    only copy of that step there)."""
     for path in (run_dir / "checkpoints").glob(".step_*.tmp-*"):
         shutil.rmtree(path, ignore_errors=True)
-    for path in (run_dir / "checkpoints").glob("step_*"):
-        if path.is_dir() and not (path / STATE_FILE).is_file():
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def absolute_paths(config: BaseModel) -> BaseModel:
