@@ -1186,8 +1186,8 @@ def test_a_checkpoint_with_a_damaged_json_file_is_skipped_for_the_one_before(tmp
 
 
 @pytest.mark.parametrize(("removed", "problem"), [
-    (["model.safetensors"], "no policy weights (adapter_model.safetensors or model.safetensors or "
-                            "model.safetensors.index.json)"),
+    (["model.safetensors"], ("no policy weights (adapter_model.safetensors or model.safetensors or "
+                             "model.safetensors.index.json)")),
     (["config.json"], "no model config (adapter_config.json or config.json)"),
     (["tokenizer.json", "tokenizer_config.json"], "no tokenizer (tokenizer.json or tokenizer_config.json)"),
 ])
