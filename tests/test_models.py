@@ -266,6 +266,12 @@ def test_missing_model_raises_one_line_error(name, expected, local_files_only, m
 def test_directory_without_config_is_not_a_model(tmp_path):
     with pytest.raises(ModelNotFoundError, match="has no config.json"):
         load_model_and_tokenizer(str(tmp_path), device="cpu")
+    for step in ("step_000010", "step_000020"):  # a run directory: the message names its last checkpoint
+        (tmp_path / "checkpoints" / step).mkdir(parents=True)
+    last = tmp_path / "checkpoints" / "step_000020"
+    with pytest.raises(ModelNotFoundError, match=f"it is a run directory: pass one of its checkpoints, e.g. the "
+                                                 f"last, {last}$"):
+        load_model_and_tokenizer(str(tmp_path), device="cpu")
 
 
 def test_adapter_base_reads_peft_base_and_maps_an_alias_cache_entry_to_its_alias(tmp_path):

@@ -271,6 +271,9 @@ def _check_local(name: str, path: str) -> None:
     if local.is_file():
         raise ModelNotFoundError(f"model {name!r} is a file, not a checkpoint directory: {hint}")
     if local.is_dir() and not (local / "config.json").is_file() and not is_lora_checkpoint(local):
+        steps = sorted((local / "checkpoints").glob("step_*"))
+        if steps:  # a run directory (`logicrl experiment` takes one for its last checkpoint; a command does not)
+            hint = f"it is a run directory: pass one of its checkpoints, e.g. the last, {steps[-1]}"
         raise ModelNotFoundError(f"model directory {name!r} has no config.json: {hint}")
     if local.is_dir() and not any((local / file).is_file() for file in TOKENIZER_FILES):
         raise ModelNotFoundError(f"model directory {name!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}):"
