@@ -74,6 +74,24 @@ def test_tiny_model_save_reload_gives_identical_logits(tmp_path, tiny):
         assert torch.equal(model(ids).logits, reloaded(ids).logits)
 
 
+def test_a_checkpoint_carries_what_transformers_4_reads(tmp_path):
+    """transformers 5 writes rope_theta under rope_parameters, which 4.x (and vLLM on it) does not read: it
+    fell back to 10000, SmolLM2's being 100000, every position silently wrong; and tokenizer_class
+    TokenizersBackend, a class 4.x lacks. Checked by hand with transformers 4.57.6: a SmolLM2 checkpoint
+    loads with the same logits (max difference 0.0); without these keys rope_theta was 10000 and
+    AutoTokenizer failed."""
+    model, tokenizer = build_tiny_model()
+    model.config.rope_parameters = {**model.config.rope_parameters, "rope_theta": 100000.0}
+    save_pretrained_atomic(model, tokenizer, tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"] == 100000.0
+    assert json.loads((tmp_path / "ckpt" / "tokenizer_config.json").read_text())["tokenizer_class"] == \
+        "PreTrainedTokenizerFast"
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")  # transformers 5 reads it as before
+    assert reloaded.config.rope_parameters["rope_theta"] == 100000.0
+    assert type(AutoTokenizer.from_pretrained(tmp_path / "ckpt")) is type(tokenizer)
+
+
 def test_tiny_model_is_deterministic_in_seed(tiny):
     again, tokenizer = build_tiny_model(seed=0)
     other, _ = build_tiny_model(seed=1)

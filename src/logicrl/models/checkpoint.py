@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import shutil
@@ -133,6 +134,26 @@ def write_checkpoint(model: Any, tokenizer: Any | None, directory: Path) -> None
         model.save_pretrained(directory, safe_serialization=True, **adapters)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
+    readable_before_transformers_5(directory)
+
+
+def readable_before_transformers_5(directory: Path) -> None:
+    """Add to the files transformers 5 wrote what transformers 4 (and the tools built on it) reads, so that
+    they load the same model rather than a silently different one: ``rope_theta`` at the top of config.json
+    (4.x does not read ``rope_parameters`` and falls back to 10000: SmolLM2's is 100000, every position wrong),
+    and ``tokenizer_class`` ``PreTrainedTokenizerFast`` for ``TokenizersBackend`` (a class 4.x lacks: its
+    AutoTokenizer fails). transformers 5 reads both files as before."""
+    config_path, tokenizer_path = directory / "config.json", directory / "tokenizer_config.json"
+    if config_path.is_file():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        theta = (config.get("rope_parameters") or {}).get("rope_theta")
+        if theta is not None and "rope_theta" not in config:
+            config_path.write_text(json.dumps({**config, "rope_theta": theta}, indent=2) + "\n", encoding="utf-8")
+    if tokenizer_path.is_file():
+        settings = json.loads(tokenizer_path.read_text(encoding="utf-8"))
+        if settings.get("tokenizer_class") == "TokenizersBackend":
+            settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+            tokenizer_path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def save_pretrained_atomic(
