@@ -4,9 +4,9 @@ a hosted API) answers the puzzles; responses are scored like local ones.
 One request per sample (``n`` is not supported by every server), ``concurrency`` requests in flight, each
 retried on connection errors, timeouts, 429 and 5xx answers with exponential backoff (0.5 s, 1 s, 2 s, …;
 a ``Retry-After`` header is honoured up to 30 s). A server that cannot be reached, or that refuses a
-request for good (400, 401, 404, …, or a redirect, which is not followed), stops the run with a one-line `EndpointError`. That first failure, or
-Ctrl-C, returns at once: the other requests stop retrying, and one still on the wire ends by its timeout in a
-daemon thread that nothing waits for.
+request for good (400, 401, 404, …, or a redirect, which is not followed), stops the run with a one-line
+`EndpointError`. That first failure, or Ctrl-C, returns at once: the other requests stop retrying, and one
+still on the wire ends by its timeout in a daemon thread that nothing waits for.
 
 The ``<think>`` pre-fill cannot be forced through a chat API: the messages are the system instruction and
 the quiz, and each response is scored with ``prefilled_think = starts_inside_think(response)`` (a response
@@ -316,7 +316,7 @@ def run_all(task: Callable[[T], R], jobs: Sequence[T], *, concurrency: int, stop
         for _ in range(min(concurrency, len(jobs))):
             threading.Thread(target=work, name="endpoint-request", daemon=True).start()
         for _ in jobs:
-            while True:  # a timed wait: Ctrl-C is seen within a moment, whichever thread got the signal
+            while True:  # a timed wait, so that Ctrl-C is handled within a moment
                 try:
                     k, value, ok = outcomes.get(timeout=0.2)
                     break
