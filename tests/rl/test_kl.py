@@ -146,3 +146,17 @@ def test_adaptive_controller_rejects_bad_settings(args):
 def test_kl_estimate_refuses_shapes_that_would_broadcast():
     with pytest.raises(ValueError, match=r"^ref_logp must have logp's shape \(2, 3\), got \(1, 3\)"):
         kl_estimate(torch.zeros(2, 3), torch.zeros(1, 3), "k3")
+
+
+def test_an_adaptive_kl_from_a_zero_coefficient_is_refused():
+    """The controller multiplies β, so kl_target with kl_coef=0 never moved it off 0, while the reference model
+    still ran every step (uses_reference said it could become non-zero)."""
+    from logicrl.config import load_config
+    from logicrl.errors import ConfigError
+    from logicrl.rl.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"kl_target adapts β from algorithm.kl_coef by multiplying it"):
+        load_config(TrainConfig, None, ["algorithm.kl_coef=0", "algorithm.kl_target=0.05"])
+    adaptive = load_config(TrainConfig, None, ["algorithm.kl_coef=0.001", "algorithm.kl_target=0.05"])
+    assert adaptive.algorithm.uses_reference
+    assert not load_config(TrainConfig, None, ["algorithm.kl_coef=0"]).algorithm.uses_reference

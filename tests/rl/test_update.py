@@ -96,6 +96,22 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(tiny_policy, agg):
         assert stats_a[key] == pytest.approx(float(stats_b[key]), rel=1e-4, abs=1e-6), key
 
 
+@pytest.mark.parametrize("agg", ["seq-mean-token-mean", "seq-mean-token-sum"])
+def test_token_statistics_do_not_depend_on_the_micro_batches(tiny_policy, agg):
+    """Under a seq-mean loss each micro-batch's kl was weighted by its share of the responses: the logged kl (and
+    the adaptive KL controller's input) changed with micro_batch_size once the KL varies along a response (a
+    reference a constant 0.05 away gives the same kl at every token, which hid it)."""
+    from logicrl.rl.kl import kl_estimate
+
+    full = AlgorithmConfig(advantage="grpo", loss_agg=agg, micro_batch_size=8)
+    batch = prepared(tiny_policy, full)
+    batch.ref_logp = batch.old_logp - 0.3 * torch.linspace(-1, 1, batch.mask.shape[1]) * batch.mask
+    expected = float(masked_mean(kl_estimate(batch.old_logp, batch.ref_logp, "k3"), batch.mask))
+    for size in (8, 3, 1):
+        _, stats = one_step(tiny_policy, batch, full.model_copy(update={"micro_batch_size": size}), on_policy=False)
+        assert float(stats["kl"]) == pytest.approx(expected, rel=1e-4), size
+
+
 @pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean"])
 def test_token_budget_micro_batches_give_the_same_step(tiny_policy, agg):
     full = AlgorithmConfig(advantage="grpo", loss_agg=agg, micro_batch_size=8)

@@ -194,6 +194,9 @@ class AlgorithmConfig(StrictModel):
         ):
             if value not in known:
                 raise ValueError(f"unknown {label} {value!r}; choose from {', '.join(known)}")
+        if self.kl_target is not None and self.kl_coef == 0:  # the controller multiplies β: 0 stays 0
+            raise ValueError("kl_target adapts β from algorithm.kl_coef by multiplying it, so kl_coef=0 would stay "
+                             "0: give a starting kl_coef > 0 (e.g. the paper's 0.001)")
         required = get_policy_loss(self.policy_loss).loss_agg
         if required is not None and self.loss_agg != required:
             raise ValueError(f"algorithm.policy_loss={self.policy_loss} is defined with loss_agg={required}; "
@@ -202,9 +205,9 @@ class AlgorithmConfig(StrictModel):
 
     @property
     def uses_reference(self) -> bool:
-        """Whether the KL term needs reference log-probs: it is placed somewhere and its coefficient is or can
-        become non-zero (an adaptive controller with ``kl_target``)."""
-        return self.kl_placement != "none" and (self.kl_coef > 0 or self.kl_target is not None)
+        """Whether the KL term needs reference log-probs: it is placed somewhere and its coefficient is non-zero
+        (an adaptive controller, ``kl_target``, starts from a non-zero one)."""
+        return self.kl_placement != "none" and self.kl_coef > 0
 
     def clip_range(self) -> tuple[float, float]:
         """(ε_low, ε_high): the configured values, or the policy loss's own where unset."""

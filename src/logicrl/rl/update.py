@@ -149,6 +149,9 @@ def gradient_lengths(batch: RolloutBatch, algo: AlgorithmConfig, *, on_policy: b
     return (live * torch.arange(1, live.shape[1] + 1)).amax(-1) if live.any() else None
 
 
+LOSS_STAT = "policy/loss"  # aggregated as the loss is; every other statistic of a micro-batch is a token mean
+
+
 def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_coef: float, temperature: float,
                       norm_constant: float | None, on_policy: bool, forward_width: int | None = None,
                       prompt: tuple | None = None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -173,7 +176,7 @@ def policy_micro_loss(policy, micro: RolloutBatch, algo: AlgorithmConfig, *, kl_
     loss, stats = get_policy_loss(algo.policy_loss)(
         logp, old, micro.advantages.to(device), mask, clip_low=clip_low, clip_high=clip_high,
         dual_clip=algo.dual_clip, agg=algo.loss_agg, norm_constant=norm_constant, is_weights=weights)
-    stats = {"policy/loss": loss.detach(), **{f"policy/{k}": v for k, v in stats.items()}, **tis}
+    stats = {LOSS_STAT: loss.detach(), **{f"policy/{k}": v for k, v in stats.items()}, **tis}
     if micro.ref_logp is not None:
         kl = kl_estimate(logp, micro.ref_logp.to(device), algo.kl_estimator)
         stats["kl"] = masked_mean(kl.detach(), mask)
@@ -209,7 +212,9 @@ def policy_step(policy, optimizer, scheduler, mini: RolloutBatch, algo: Algorith
     forward stops where `gradient_lengths` says no gradient can come from (micro-batches packed by those
     lengths). With ``algorithm.prompts_once`` each distinct prompt runs once for all micro-batches, forward
     and backward (`logicrl.engine.logprobs.PromptStates`). The statistics are the micro-batches' weighted
-    sums, the entropy over the rows that ran."""
+    sums, the entropy over the rows that ran: the loss weighted as the loss aggregates (`share` with
+    ``loss_agg``), the token statistics (kl, entropy, clip fractions, approx_kl) by their share of the tokens,
+    so that they do not depend on how the mini-batch is cut."""
     stats: dict[str, Tensor] = defaultdict(lambda: torch.zeros(()))
     states = None
     if algo.prompts_once:
@@ -224,8 +229,8 @@ def policy_step(policy, optimizer, scheduler, mini: RolloutBatch, algo: Algorith
             if not len(rows):
                 continue
         micro = mini.select(rows, trim_prompts=states is None)
-        weight = share(micro, mini, algo.loss_agg)
-        ran += weight
+        weight, tokens = share(micro, mini, algo.loss_agg), share(micro, mini, "token-mean")
+        ran += tokens
         with autocast():
             loss, micro_stats = policy_micro_loss(
                 policy, micro, algo, kl_coef=kl_coef, temperature=temperature, norm_constant=norm_constant,
@@ -233,7 +238,7 @@ def policy_step(policy, optimizer, scheduler, mini: RolloutBatch, algo: Algorith
                 prompt=None if states is None else states.rows(rows))
         (loss * weight).backward()
         for key, value in micro_stats.items():
-            stats[key] = stats[key] + value.float().cpu() * weight
+            stats[key] = stats[key] + value.float().cpu() * (weight if key == LOSS_STAT else tokens)
     if states is not None:
         states.backward()
     if lengths is not None and ran > 0:
@@ -260,7 +265,8 @@ def critic_step(critic: ValueModel, optimizer, mini: RolloutBatch, algo: Algorit
                                             clip=algo.value_clip, agg=algo.loss_agg, norm_constant=norm_constant)
         (loss * weight).backward()
         stats["critic/loss"] = stats["critic/loss"] + loss.detach().cpu() * weight
-        stats["critic/clip_frac"] = stats["critic/clip_frac"] + extra["value_clip_frac"].cpu() * weight
+        stats["critic/clip_frac"] = stats["critic/clip_frac"] + extra["value_clip_frac"].cpu() * share(
+            micro, mini, "token-mean")  # a token mean
     grad_norm = torch.nn.utils.clip_grad_norm_(critic.parameters(), grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
