@@ -55,8 +55,9 @@ class PromptConfig(StrictModel):
 
     @property
     def prefilled_think(self) -> bool:
-        """The response starts inside the think block (tell the reward)."""
-        return self.prefill.strip() == "<think>"
+        """The response starts inside the think block (tell the reward): the pre-fill opens one and does not
+        close it (``<think>``, or ``<think> Let me solve this step by step.``)."""
+        return self.prefill.rfind("<think>") > self.prefill.rfind("</think>")
 
 
 def chat_messages(quiz: str, config: PromptConfig) -> list[dict[str, str]]:

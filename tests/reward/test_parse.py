@@ -191,6 +191,24 @@ def test_judge_answer(answer, status):
     assert (verdict.reason is None) == (status in ("correct", "wrong"))
 
 
+@pytest.mark.parametrize("answer", [
+    "O’Neil is a knight, Mary-Ann is a knave",  # a typographic apostrophe: "unknown name 'O’Neil'"
+    "o'neil is a knight, MARY-ANN is a knave",
+])
+def test_names_match_across_apostrophes_and_case(answer):
+    assert judge_answer(answer, parse_expected("(1) O'Neil is a knight\n(2) Mary-Ann is a knave")).status == "correct"
+
+
+def test_a_decomposed_accent_is_the_same_name():
+    """NFD text (e + combining accent) was not a claim at all: the combining mark is not a letter."""
+    import unicodedata
+
+    expected = parse_expected("(1) Zoë is a knight\n(2) Émile is a knave")
+    answer = unicodedata.normalize("NFD", "Zoë is a knight, Émile is a knave")
+    assert answer != "Zoë is a knight, Émile is a knave"
+    assert judge_answer(answer, expected).status == "correct"
+
+
 COPY_SOURCE = "alpha beta gamma delta epsilon zeta eta theta"  # 8 words, so 4 shingles of 5
 
 

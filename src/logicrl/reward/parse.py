@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -328,17 +329,23 @@ class AnswerVerdict:
     share_right: float = 0.0  # share of people whose role is right (1.0 when correct, 0.0 unless parsed)
 
 
+def _name_key(name: str) -> str:
+    """A name as answers are matched to the puzzle's: composed (NFC: a decomposed ``Zoë`` is the same name),
+    case-folded, the typographic apostrophe as the plain one (``O’Neil`` is ``O'Neil``)."""
+    return unicodedata.normalize("NFC", name).casefold().replace("’", "'")
+
+
 def judge_answer(answer: str | None, expected: ExpectedAnswer) -> AnswerVerdict:
     """Strict answer rule: one claim per person in the puzzle's role words, and nothing else."""
     if answer is None or not answer.strip():
         return AnswerVerdict("missing", None, "no answer block" if answer is None else "empty answer block")
-    claims, reason = parse_claims(answer, max_claims=len(expected.names))
+    claims, reason = parse_claims(unicodedata.normalize("NFC", answer), max_claims=len(expected.names))
     if reason is not None:
         return AnswerVerdict("unparseable", None, reason)
-    canonical = {name.lower(): name for name in expected.names}
+    canonical = {_name_key(name): name for name in expected.names}
     assignment: dict[str, str] = {}
     for name, role in claims:
-        key, role_word = canonical.get(name.lower()), role.lower()
+        key, role_word = canonical.get(_name_key(name)), role.lower()
         if key is None:
             return AnswerVerdict("unparseable", None, f"unknown name {name!r}")
         if role_word not in expected.roles:
