@@ -216,6 +216,19 @@ def test_engine_choice_is_checked(tiny):
         model.config.model_type = "llama"
 
 
+def test_stop_tokens_include_endoftext_when_it_is_also_the_unk_token():
+    """SmolLM2's <|endoftext|> (id 0) is its unk token, so the check "not unk" (meant for tokens the vocabulary
+    lacks) left it out of the stops."""
+    from types import SimpleNamespace
+
+    from logicrl.evaluate.scoring import stop_token_ids
+
+    vocab = {"<|endoftext|>": 0, "<|im_start|>": 1, "<|im_end|>": 2, "a": 3}
+    smollm2_like = SimpleNamespace(eos_token_id=2, unk_token_id=0, get_vocab=lambda: vocab)
+    assert stop_token_ids(smollm2_like) == [0, 2]
+    assert stop_token_ids(SimpleNamespace(eos_token_id=None, unk_token_id=3, get_vocab=lambda: {"a": 3})) == []
+
+
 @pytest.mark.slow
 def test_default_model_greedy_matches_model_generate():
     from logicrl.evaluate.scoring import stop_token_ids
@@ -254,6 +267,57 @@ def test_a_lora_policy_runs_on_the_fast_engine_and_samples_what_peft_computes(di
     assert torch.equal(fast.response_ids, plain.response_ids)
     torch.testing.assert_close(fast.logprobs, plain.logprobs, atol=1e-4, rtol=0)
     assert torch.equal(fast.response_ids, base.response_ids) == disabled  # the adapter matters
+
+
+def test_a_lora_layer_with_a_bias_leaves_the_fast_engine():
+    """peft's lora_bias=True adds a bias to B that the merged weight leaves out: the fast engine computed another
+    model (log-probs off by up to 0.28, other tokens). Such a layer is not mergeable; "auto" takes the model's
+    own forward and samples what peft computes."""
+    peft = pytest.importorskip("peft")
+    from logicrl.engine.linears import mergeable
+
+    model, tokenizer = build_tiny_model()
+    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                         lora_bias=True))
+    torch.manual_seed(0)
+    for name, param in wrapped.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    inner = wrapped.get_base_model()
+    layer = inner.model.layers[0].self_attn.q_proj
+    assert not mergeable(layer) and not decode._fast_engine_fits(inner, 64)
+    with torch.no_grad():
+        auto = ours(inner, tokenizer, prompts, seed=5, temperature=1.0)
+        plain = ours(inner, tokenizer, prompts, seed=5, temperature=1.0, engine="model")
+    assert torch.equal(auto.response_ids, plain.response_ids)
+    with pytest.raises(ValueError, match="the fast engine does not support this model"):
+        ours(inner, tokenizer, prompts, seed=5, temperature=1.0, engine="fast")
+
+
+@pytest.mark.parametrize(("prompts", "kwargs", "message"), [
+    ([], {}, "at least one prompt"), ([[5, 6], []], {}, "no empty one"),
+    ([[5, 6]], {"max_new_tokens": 0}, "max_new_tokens must be at least 1"),  # mismatched shapes
+    ([[5, 6]], {"n": 0}, "n and max_new_tokens must be at least 1"),
+    ([[5, 6]], {"temperature": 0.0}, "sampling needs temperature > 0"),  # NaN: the last id, every step
+    ([[5, 6]], {"temperature": -1.0}, "sampling needs temperature > 0"),  # the inverted distribution
+    ([[5, 6]], {"top_p": 0.0}, "0 < top_p <= 1"), ([[5, 6]], {"top_p": 1.5}, "0 < top_p <= 1"),
+    ([[5, 6]], {"stop_texts": [""]}, "an empty stop text"),
+])
+def test_arguments_generate_cannot_use_are_refused(tiny, prompts, kwargs, message):
+    model, tokenizer, _ = tiny
+    with pytest.raises(ValueError, match=message):
+        ours(model, tokenizer, prompts, **kwargs)
+    if "temperature" in kwargs:  # greedy decoding does not use them
+        assert ours(model, tokenizer, prompts, greedy=True, max_new_tokens=2, **kwargs).response_ids.shape[0] == 1
+
+
+def test_running_past_the_context_warns(tiny):
+    model, tokenizer, prompts = tiny
+    context = model.config.max_position_embeddings
+    long_prompt = (prompts[0] * context)[:context - 1]  # 1 position left, 2 new tokens asked
+    with pytest.warns(UserWarning, match=f"exceed the model's context \\({context} positions\\)"):
+        ours(model, tokenizer, [long_prompt], greedy=True, max_new_tokens=2)
 
 
 OPENING = ("A very special island is inhabited only by knights and knaves. Knights always tell the truth, and knaves "

@@ -24,6 +24,7 @@ per check; the result is the same as checking every token.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -294,6 +295,21 @@ def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_
 
 
 @torch.no_grad()
+def _check_arguments(prompts: Sequence[Sequence[int]], *, n: int, max_new_tokens: int, temperature: float,
+                     top_p: float, greedy: bool, stop_texts: Sequence[str]) -> None:
+    """ValueError for what `generate` cannot do right (each gave silent garbage or an unrelated error): as
+    ``model.generate`` refuses them, and a temperature or top_p that sampling cannot use."""
+    if not prompts or any(len(prompt) == 0 for prompt in prompts):
+        raise ValueError("generate needs at least one prompt, and no empty one")
+    if n < 1 or max_new_tokens < 1:
+        raise ValueError(f"n and max_new_tokens must be at least 1, not n={n}, max_new_tokens={max_new_tokens}")
+    if not greedy and not (temperature > 0 and 0 < top_p <= 1):
+        raise ValueError(f"sampling needs temperature > 0 and 0 < top_p <= 1, not temperature={temperature}, "
+                         f"top_p={top_p} (greedy=True for the most likely tokens)")
+    if any(not text for text in stop_texts):
+        raise ValueError("an empty stop text would end every response at its first token")
+
+
 def generate(
     model,
     prompts: Sequence[Sequence[int]],
@@ -316,7 +332,9 @@ def generate(
     """Sample ``n`` responses per prompt (greedy: the same response ``n`` times).
 
     ``seed`` makes sampling reproducible (the trainer passes one per step, so a resumed run samples the
-    same responses); row r always draws the same random numbers, whatever the other rows do.
+    same responses); row r always draws the same random numbers, whatever the other rows do (for one
+    ``max_new_tokens``: the numbers are drawn as one rows × max_new_tokens table, so another length gives the
+    rows after the first other numbers).
     ``stop_texts`` needs ``tokenizer`` (stop strings may span tokens). ``engine``: "fast" (the
     Llama-family engine; ValueError for other models), "model" (the model's own forward), "auto"
     (fast when the model allows it).
@@ -332,12 +350,19 @@ def generate(
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if stop_check_every is not None and stop_check_every < 1:
         raise ValueError(f"stop_check_every must be at least 1, not {stop_check_every}")
+    _check_arguments(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                     greedy=greedy, stop_texts=stop_texts)
     weight = next(model.parameters())
     device = weight.device
     if dtype is None:
         autocast = torch.is_autocast_enabled(device.type)
         dtype = torch.get_autocast_dtype(device.type) if autocast else weight.dtype
     prompt_ids, prompt_mask = left_pad(prompts, pad_token_id)
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context is not None and prompt_ids.shape[1] + max_new_tokens > context:
+        warnings.warn(f"prompts of up to {prompt_ids.shape[1]} tokens + max_new_tokens={max_new_tokens} exceed the "
+                      f"model's context ({context} positions): the positions beyond it are outside what it was "
+                      "trained on", stacklevel=2)
     fits = _fast_engine_fits(model, prompt_ids.shape[1] + max_new_tokens)
     if engine == "fast" and not fits:
         raise ValueError(f"the fast engine does not support this model ({model.config.model_type})")

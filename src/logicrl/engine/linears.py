@@ -11,13 +11,15 @@ from torch import Tensor
 
 
 def _is_lora(module: torch.nn.Module) -> bool:
-    """A peft LoRA linear whose forward is exactly base + scaled B·A (no DoRA, no active dropout)."""
+    """A peft LoRA linear whose forward is exactly base + scaled B·A (no DoRA, no active dropout, no LoRA bias:
+    ``lora_bias=True`` adds a bias to B that `weight_and_bias` would leave out)."""
     base = getattr(module, "base_layer", None)
     if type(base) is not torch.nn.Linear or not hasattr(module, "get_delta_weight"):
         return False
     active = [a for a in module.active_adapters if a in module.lora_A]
     dropout_off = not module.training or all(isinstance(module.lora_dropout[a], torch.nn.Identity) for a in active)
-    return dropout_off and not any(getattr(module, "use_dora", {}).get(a, False) for a in active)
+    plain = not any(getattr(module, flag, {}).get(a, False) for flag in ("use_dora", "lora_bias") for a in active)
+    return dropout_off and plain
 
 
 def mergeable(module: torch.nn.Module) -> bool:

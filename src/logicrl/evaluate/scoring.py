@@ -119,8 +119,6 @@ def stop_token_ids(tokenizer) -> list[int]:
     """Ids a response stops at: eos, the end-of-turn tokens of `END_OF_TURN_TOKENS` and ``<|endoftext|>``,
     those the vocabulary has."""
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    for token in (*END_OF_TURN_TOKENS, "<|endoftext|>"):
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id >= 0:
-            ids.add(token_id)
+    vocab = tokenizer.get_vocab()  # (not convert_tokens_to_ids != unk: SmolLM2's <|endoftext|> is its unk token)
+    ids.update(vocab[token] for token in (*END_OF_TURN_TOKENS, "<|endoftext|>") if token in vocab)
     return sorted(ids)
