@@ -312,6 +312,16 @@ def test_arguments_generate_cannot_use_are_refused(tiny, prompts, kwargs, messag
         assert ours(model, tokenizer, prompts, greedy=True, max_new_tokens=2, **kwargs).response_ids.shape[0] == 1
 
 
+@pytest.mark.parametrize("engine", ["fast", "model"])
+def test_generation_builds_no_autograd_graph(tiny, engine):
+    """generate runs under no_grad whatever the caller's mode (a decorator moved onto a helper once made the
+    rollouts' log-probs carry a graph, which the trainer's batch then could not deepcopy)."""
+    model, tokenizer, prompts = tiny
+    assert torch.is_grad_enabled()
+    out = ours(model, tokenizer, prompts, seed=1, temperature=1.0, max_new_tokens=4, engine=engine)
+    assert not any(tensor.requires_grad for tensor in (out.logprobs, out.response_ids, out.response_mask))
+
+
 def test_running_past_the_context_warns(tiny):
     model, tokenizer, prompts = tiny
     context = model.config.max_position_embeddings

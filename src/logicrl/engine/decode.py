@@ -294,7 +294,6 @@ def _decode(engine, prompt_ids: Tensor, prompt_mask: Tensor, *, n: int, max_new_
     return tokens_out, logp_out, lengths
 
 
-@torch.no_grad()
 def _check_arguments(prompts: Sequence[Sequence[int]], *, n: int, max_new_tokens: int, temperature: float,
                      top_p: float, greedy: bool, stop_texts: Sequence[str]) -> None:
     """ValueError for what `generate` cannot do right (each gave silent garbage or an unrelated error): as
@@ -310,6 +309,7 @@ def _check_arguments(prompts: Sequence[Sequence[int]], *, n: int, max_new_tokens
         raise ValueError("an empty stop text would end every response at its first token")
 
 
+@torch.no_grad()
 def generate(
     model,
     prompts: Sequence[Sequence[int]],
