@@ -131,8 +131,8 @@ class ExperimentConfig(StrictModel):
 class Step:
     """One command of the plan. ``args`` may hold ``@LABEL`` (resolved when the step runs); ``skip`` says
     why the step does not run (finished); ``note``, why it runs again. A run's step names the run it ``runs``
-    (its `start_record` is written as it starts afresh, kept when it resumes); a measurement names the runs it ``measures`` and the
-    ``record`` file where `measurement_record` is kept once it succeeds."""
+    (its `start_record` is written as it starts afresh, kept when it resumes); a measurement names the runs it
+    ``measures`` and the ``record`` file where `measurement_record` is kept once it succeeds."""
 
     what: str
     args: tuple[str, ...]

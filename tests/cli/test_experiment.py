@@ -126,7 +126,7 @@ def test_a_run_trained_from_another_model_or_a_redone_source_is_refused(tmp_path
     assert json.loads((out / "rl2" / STARTED).read_text()) == {"model": "base", "from": {}}
     moved = cfg.model_copy(update={"runs": {**cfg.runs, "rl2": cfg.runs["rl2"].model_copy(update={"model": "@cold"})}})
     assert start_problem(moved, "rl2") == "run rl2 was started with model 'base', the experiment now asks for '@cold'"
-    _execute(Step("run rl2", ("train", "--resume", "x", "--help"), runs="rl2"), moved)  # a resume keeps the record it has
+    _execute(Step("run rl2", ("train", "--resume", "x", "--help"), runs="rl2"), moved)  # a resume keeps its record
     assert json.loads((out / "rl2" / STARTED).read_text()) == {"model": "base", "from": {}}
     _execute(Step("run rl2", ("--help",), runs="rl2"), moved)  # a fresh start writes its own
     assert json.loads((out / "rl2" / STARTED).read_text())["model"] == "@cold"

@@ -134,7 +134,8 @@ def _json_safe(value: Any) -> Any:
 def write_page(out_dir: Path, images: dict[str, bytes], names: tuple[str, ...], summary: dict[str, Any],
                summary_file: str, page_html: str) -> Path:
     """Write ``<name>.png`` for each plot of ``names``, ``summary`` as ``summary_file`` (strict JSON: NaN/inf
-    as null, other values JSON lacks, such as a YAML date in a run's config, as text; its name marks the folder as this command's, `io.OUTPUT_MARKS`) and index.html (last) into
+    as null, other values JSON lacks, such as a YAML date in a run's config, as text; its name marks the
+    folder as this command's, `io.OUTPUT_MARKS`) and index.html (last) into
     ``out_dir``, each atomically; return the page. A plot without data this time (not in ``images``) has its
     PNG from an earlier run removed."""
     for name in names:

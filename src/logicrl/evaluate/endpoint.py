@@ -245,7 +245,8 @@ def _content_text(url: str, content: Any) -> str:
         return content or ""
     if isinstance(content, list):
         for part in content:
-            if not (isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str)):
+            text = part.get("text") if isinstance(part, dict) and part.get("type", "text") == "text" else None
+            if not isinstance(text, str):
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
                 raise EndpointError(f"{url}: choices[0].message.content holds a {kind!r} part, not text")
         return "".join(part["text"] for part in content)
