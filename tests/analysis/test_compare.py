@@ -284,6 +284,8 @@ def test_user_errors_write_nothing(puzzle_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "not-a-run").mkdir()
     (tmp_path / "empty-eval").mkdir()
     (tmp_path / "afile").write_text("x")
+    (tmp_path / "no-models").mkdir()
+    (tmp_path / "no-models" / "results.json").write_text('{"models": {}}')
     one_model = eval_dir_of_two_models(puzzle_dir, tmp_path / "eval")
     (one_model / "compare.json").unlink()
     twin = hand_run(tmp_path / "other" / "a", {}, [{"kind": "train", "step": 1, "acc": 0.5}])
@@ -297,6 +299,7 @@ def test_user_errors_write_nothing(puzzle_dir: Path, tmp_path: Path) -> None:
         ([str(a), str(b), "--eval", str(tmp_path / "empty-eval")], DataError, "has no results.json"),
         ([str(a), str(b), "--eval", str(tmp_path / "afile")], DataError, "afile is a file, not an eval directory"),
         ([str(a), str(b), "--eval", str(one_model)], DataError, "has no compare.json"),
+        ([str(a), str(b), "--eval", str(tmp_path / "no-models")], DataError, "holds no model's results"),
         ([str(a), str(b), "smooth=0"], ConfigError, "smooth"),
         ([str(a), str(b), "smoth=5"], UserError,  # a misspelt key used to read as LABEL=DIR: "run directory 5"
          "'smoth=5': no run directory '5', and 'smoth' is not a config key of compare (keys: smooth,"),

@@ -147,6 +147,10 @@ def test_report_without_rollouts(run_dir: Path, tmp_path: Path) -> None:
     page = write_report(data, tmp_path / "r").read_text()
     assert "No response logs" in page and len(png_sources(page)) == 2
     assert {p.stem for p in (tmp_path / "r").glob("*.png")} == {"curves", "val_people"}  # stale ones removed
+    for step in (1, 2):  # step files that hold no rows are not "no response logs"
+        (run_dir / "rollouts" / f"step_{step:06d}.jsonl").write_text("")
+    page = write_report(build_report(run_dir), tmp_path / "r").read_text()
+    assert f"No responses in {run_dir / 'rollouts'}/: its 2 step files hold no rows." in page
 
 
 def test_pearson_needs_three_points() -> None:

@@ -203,6 +203,9 @@ def read_eval_dir(eval_dir: Path) -> list[tuple[str, Table]]:
     except (KeyError, TypeError, ValueError, AttributeError):
         raise DataError(f"{path}: not the results.json of `logicrl eval` "
                         "(expected models.<label>.by_people.<N>.acc)") from None
+    if not results:
+        raise DataError(f"{path}: holds no model's results (an evaluation that did not finish?): pass the --out of "
+                        "a finished `logicrl eval`")
     if len(results) > 1:
         compare_path = eval_dir / "compare.json"
         if not compare_path.is_file():

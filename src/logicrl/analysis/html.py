@@ -178,7 +178,9 @@ def render_html(data: ReportData, images: dict[str, bytes]) -> str:
         body = "".join(part(data, images) for part in (_words, _mixing, _behaviours, _length))
         examples = "<h2>Example responses</h2>" + "".join(example_html(e) for e in data.examples)
     else:
-        body = f"<p class=note>No response logs in {html.escape(str(data.run_dir / data.cfg.source))}/.</p>"
+        where = html.escape(str(data.run_dir / data.cfg.source))
+        body = (f"<p class=note>No responses in {where}/: its {data.files_read} step files hold no rows.</p>"
+                if data.files_read else f"<p class=note>No response logs in {where}/.</p>")
         examples = ""
     return page("logicrl report", f"{_header(data)}{_curves(data, images)}{body}{examples}")
 
