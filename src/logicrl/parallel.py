@@ -149,8 +149,8 @@ class RemoteTraceback(Exception):
 
 
 def _serve(conn: Connection, parent_ends: list[Connection]) -> None:
-    """A worker: run each task it is sent, send back ``(True, value)`` or ``(False, (error, its traceback))``. Ctrl-C reaches the
-    parent, which kills the workers (no traceback from each)."""
+    """A worker: run each task it is sent, send back ``(True, value)`` or ``(False, (error, its traceback))``.
+    Ctrl-C reaches the parent, which kills the workers (no traceback from each)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for end in parent_ends:  # so that each pipe closes when the parent goes
         end.close()

@@ -131,13 +131,12 @@ def perturb_cmd(
         first.setdefault(puzzle.id, (puzzle, exact))
     found = list(first.values())
     if len(found) < len(records):
-        print(f"warning: {len(records) - len(found)} puzzle(s) of {source} repeat an earlier one (same id); "
-              "each puzzle gets one twin of a kind", file=sys.stderr)
+        _warn(f"{len(records) - len(found)} puzzle(s) of {source} repeat an earlier one (same id); each puzzle "
+              "gets one twin of a kind")
     puzzles = [p for p, _ in found]
     reworded = sum(not exact for _, exact in found)
     if reworded:
-        print(f"warning: the text of {reworded} puzzle(s) could not be reproduced; their wording twins are "
-              "rendered afresh", file=sys.stderr)
+        _warn(f"the text of {reworded} puzzle(s) could not be reproduced; their wording twins are rendered afresh")
     for kind in wanted:
         twins = [perturb(p, kind, seed, equal_operands=equal_operands)
                  for p in tqdm(puzzles, desc=kind, disable=len(puzzles) < 500)]

@@ -145,7 +145,7 @@ class EndpointClient:
                 self._client.get(url, timeout=10.0)
                 return
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
-                failure = f"cannot reach {self.url}: {exc or type(exc).__name__} (is the server running?)"
+                failure = _unreachable(self.url, exc)
             except httpx2.TransportError:  # connected: the server is there
                 return
             if attempt < self.retries:
@@ -175,7 +175,7 @@ class EndpointClient:
             except httpx2.TimeoutException:
                 failure = f"{self.url}: no answer within {self._client.timeout.read}s (raise timeout_s=...)"
             except httpx2.TransportError as exc:
-                failure = f"cannot reach {self.url}: {exc or type(exc).__name__} (is the server running?)"
+                failure = _unreachable(self.url, exc)
             else:
                 if 200 <= response.status_code < 300:
                     return _json(self.url, response)
@@ -186,6 +186,11 @@ class EndpointClient:
             if attempt < self.retries and stop.wait(wait):
                 raise EndpointError(f"{self.url}: request stopped (the run ended)")
         raise EndpointError(f"{failure} [after {self.retries + 1} tries]")
+
+
+def _unreachable(url: str, exc: Exception) -> str:
+    """The line for a server that could not be reached (connection refused, DNS, a dropped connection)."""
+    return f"cannot reach {url}: {exc or type(exc).__name__} (is the server running?)"
 
 
 def _json(url: str, response: httpx2.Response) -> dict[str, Any]:
