@@ -29,6 +29,7 @@ from logicrl.analysis.compare import config_diff, flatten
 from logicrl.analysis.plots import auto_window, run_colors, smooth
 from logicrl.cli import app
 from logicrl.errors import ConfigError, DataError, UserError
+from logicrl.evaluate.compare import paired_interval
 from logicrl.io import write_jsonl
 from logicrl.puzzles.files import dataset_files, load_records
 from logicrl.rl.run_log import read_metrics
@@ -271,8 +272,10 @@ def test_eval_section(puzzle_dir: Path, tmp_path: Path) -> None:
     assert "<tr><td>base</td><td>1.00</td><td>1.00</td><td>1.00</td>" in evaluation
     assert "<tr><td>rl</td><td>1.00</td><td>0.00</td><td>0.50</td>" in evaluation
     assert "Paired difference vs base" in evaluation
-    # 4 three-person puzzles, each solved by base and not by rl: Δ = −1 with a zero-width interval
-    assert "<td>1.00→0.00 -1.00 [-1.00, -1.00] (n=4)</td>" in evaluation
+    # 4 three-person puzzles, each solved by base and not by rl: Δ = −1, the interval of the table (0, 4, 0, 0)
+    low, high = paired_interval(0, 4, 0, 0)
+    assert low == pytest.approx(-1.0) and -0.6 < high < -0.3
+    assert f"<td>1.00→0.00 -1.00 [{low:+.2f}, {high:+.2f}] (n=4)</td>" in evaluation
     assert "Paired difference vs base" in result.output  # also on the console
     tables = json.loads((out / "comparison.json").read_text())["eval_tables"]
     assert [t["title"] for t in tables] == ["Accuracy by number of people",

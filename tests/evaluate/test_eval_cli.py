@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from logicrl.cli import app
 from logicrl.cli.eval import warn_unpaired
 from logicrl.errors import UserError
+from logicrl.evaluate.compare import paired_interval
 from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.memorization import make_twins
 from logicrl.evaluate.runner import select_records
@@ -67,8 +68,10 @@ def test_eval_two_models_one_table(tmp_path: Path, dataset: Path) -> None:
     assert all(r["length"] <= 8 and "assignment" in r and r["prefilled_think"] for r in samples["copy"])
     assert (out / "table.csv").read_text().splitlines()[0] == "model,metric,2,3,avg"
     compare = json.loads((out / "compare.json").read_text())  # same responses: Δ = 0 everywhere
+    low, high = paired_interval(0, 0, 0, 4)  # four puzzles, both wrong on each: Δ = 0, but not a [0, 0] interval
     assert compare["copy vs tiny-random"]["solved"]["all"] == {"n": 4, "base": 0.0, "other": 0.0, "delta": 0.0,
-                                                               "low": 0.0, "high": 0.0}
+                                                               "low": low, "high": high}
+    assert low < 0 < high
     assert "Paired difference vs tiny-random" in result.output
 
 

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from logicrl.cli import app
 from logicrl.cli.eval import check_same_eval_command
 from logicrl.errors import DataError
+from logicrl.evaluate.compare import paired_interval
 from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.math_check import STATUSES, extract_answer
 from logicrl.evaluate.math_data import load_math_file, load_math_problems
@@ -239,7 +240,8 @@ def test_rescore_two_models_paired_difference(tmp_path: Path, problems: Path) ->
     assert result.exit_code == 0, result.output
     solved = json.loads((out / "compare.json").read_text())["n vs m"]["solved"]
     assert solved["AIME"]["delta"] == pytest.approx(-2 / 3) and solved["AIME"]["n"] == 3
-    assert solved["AMC"]["delta"] == 1.0 and solved["AMC"]["low"] is None  # one problem: no interval
+    assert solved["AMC"]["delta"] == 1.0  # one problem: a wide interval, from the 2×2 table (0, 0, 1, 0)
+    assert (solved["AMC"]["low"], solved["AMC"]["high"]) == (pytest.approx(paired_interval(0, 0, 1, 0)[0]), 1.0)
     assert solved["all"]["delta"] == -0.25
     assert solved["all"]["low"] < -0.25 < solved["all"]["high"]
     assert "Paired difference vs m" in (out / "table.md").read_text()

@@ -1,23 +1,34 @@
 """Paired comparison of two models on the same puzzles: the difference of a 0/1 metric with a 95% interval.
 
-For puzzles i = 1..n answered by both models (the first sample of each), with x_i, y_i ∈ {0, 1} (e.g.
-solved) for the baseline and the other model, d_i = y_i − x_i:
+For the n puzzles answered by both models (the first sample of each), count the paired 2×2 table
 
-    Δ = mean(d),   se = sd(d) / √n   (sd with n − 1),   95% interval = Δ ± t₀.₉₇₅(n − 1)·se
+    a = both right,   b = only the baseline right,   c = only the other model right,   d = both wrong
 
-the Student t interval of a paired mean difference (puzzles are the unit, so the two models' results on the
-same puzzle are not treated as independent). t₀.₉₇₅(n − 1) is 2.78 at n = 5, 2.09 at n = 20 and tends to
-the normal 1.96: at the small ``--limit`` values a quick check uses, 1.96 would make the interval too narrow.
-With n < 2 the interval is undefined (None).
+with p₁ = (a + c)/n the other model's rate, p₂ = (a + b)/n the baseline's and Δ = p₁ − p₂ = (c − b)/n. The
+95% interval is Newcombe's square-and-add (hybrid score) interval for paired proportions (Newcombe 1998,
+Stat. Med. 17:2635, method 10) with the correlation estimate Fagerland, Lydersen & Laake recommend (2014,
+Stat. Med. 33:2850; their book, 2017, §8.5.4):
+
+    (lᵢ, uᵢ) = the Wilson score interval of pᵢ,   z = 1.959964
+    A = ad − bc,   ψ = (A − n/2)/√P if A > n/2,   0 if 0 ≤ A ≤ n/2,   A/√P if A < 0
+                   with P = (a + b)(c + d)(a + c)(b + d)   (ψ = 0 when P = 0)
+    L = Δ − √((p₁ − l₁)² + (u₂ − p₂)² − 2ψ(p₁ − l₁)(u₂ − p₂))
+    U = Δ + √((p₂ − l₂)² + (u₁ − p₁)² − 2ψ(p₂ − l₂)(u₁ − p₁))
+
+Puzzles are the unit, so the two models' results on a puzzle are not treated as independent (ψ carries their
+correlation). Unlike the Student t interval on the differences d_i (used here until 2026-12-06), it keeps a
+width when the models never disagree (0 of 100 discordant: about ±0.03, not [0, 0]) and holds its coverage
+when disagreements are rare (tests/evaluate/test_compare.py checks it exactly, by enumerating every table).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
-_TINY = 1e-300  # keeps the continued fraction's denominators away from 0
+Z_95 = NormalDist().inv_cdf(0.975)
 
 
 def first_samples(rows: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -30,70 +41,44 @@ def first_samples(rows: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, A
     return chosen
 
 
-def _beta_fraction(a: float, b: float, x: float) -> float:
-    """The continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes §6.4)."""
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
-    fraction = d
-    for m in range(1, 500):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > _TINY else _TINY)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > _TINY else _TINY
-            fraction *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return fraction
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of k/n: (k + z²/2 ± z·√(k(n − k)/n + z²/4)) / (n + z²)."""
+    centre = successes + z * z / 2
+    half = z * math.sqrt(successes * (n - successes) / n + z * z / 4)
+    return (centre - half) / (n + z * z), (centre + half) / (n + z * z)
 
 
-def _regularized_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the regularized incomplete beta function, for a, b > 0 and 0 ≤ x ≤ 1."""
-    if x <= 0.0 or x >= 1.0:
-        return max(0.0, min(1.0, x))
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _beta_fraction(a, b, x) / a
-    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+def paired_interval(a: int, b: int, c: int, d: int, z: float = Z_95) -> tuple[float, float]:
+    """Newcombe's square-and-add interval (L, U) of Δ = (c − b)/n for the paired table (a, b, c, d) of the
+    module docstring: a both right, b only the baseline, c only the other model, d neither."""
+    n = a + b + c + d
+    p1, p2 = (a + c) / n, (a + b) / n
+    l1, u1 = wilson_interval(a + c, n, z)
+    l2, u2 = wilson_interval(a + b, n, z)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    agreement = a * d - b * c
+    psi = 0.0
+    if margins and agreement > n / 2:
+        psi = (agreement - n / 2) / math.sqrt(margins)
+    elif margins and agreement < 0:
+        psi = agreement / math.sqrt(margins)
+    delta = p1 - p2
+    low = delta - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * psi * (p1 - l1) * (u2 - p2))
+    high = delta + math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2 - 2 * psi * (p2 - l2) * (u1 - p1))
+    return low, high
 
 
-def t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile (0.5 ≤ p < 1) of Student's t with ``df`` degrees of freedom, to ~1e-12.
-
-    Bisection on the upper tail P(T > t) = I_{df/(df + t²)}(df/2, 1/2) / 2, which falls as t grows."""
-    if not 0.5 <= p < 1.0 or df < 1:
-        raise ValueError(f"t_quantile needs 0.5 <= p < 1 and df >= 1, got p={p}, df={df}")
-
-    def tail(t: float) -> float:
-        return 0.5 * _regularized_beta(df / 2.0, 0.5, df / (df + t * t))
-
-    low, high = 0.0, 1.0
-    while tail(high) > 1.0 - p:
-        low, high = high, 2.0 * high
-    for _ in range(100):
-        middle = 0.5 * (low + high)
-        low, high = (middle, high) if tail(middle) > 1.0 - p else (low, middle)
-        if high - low < 1e-12 * high:
-            break
-    return 0.5 * (low + high)
-
-
-def paired_difference(base: Sequence[float], other: Sequence[float]) -> dict[str, float | int | None]:
-    """Means, Δ = mean(other − base), and its 95% t interval with n − 1 degrees of freedom (see the module
-    docstring)."""
+def paired_difference(base: Sequence[int | bool], other: Sequence[int | bool]) -> dict[str, float | int]:
+    """Rates, Δ = other − base, and its 95% interval (module docstring) for paired 0/1 results."""
     n = len(base)
     if n != len(other) or n == 0:
         raise ValueError(f"need the same non-zero number of paired values, got {len(base)} and {len(other)}")
-    diffs = [b - a for a, b in zip(base, other)]
-    delta = sum(diffs) / n
-    low = high = None
-    if n >= 2:
-        sd = math.sqrt(sum((d - delta) ** 2 for d in diffs) / (n - 1))
-        half = t_quantile(0.975, n - 1) * sd / math.sqrt(n)
-        low, high = delta - half, delta + half
-    return {"n": n, "base": sum(base) / n, "other": sum(other) / n, "delta": delta, "low": low, "high": high}
+    if not {*base, *other} <= {0, 1}:
+        raise ValueError("paired values must be 0/1 (or booleans)")
+    pairs = list(zip(base, other))
+    a, b, c = pairs.count((1, 1)), pairs.count((1, 0)), pairs.count((0, 1))
+    low, high = paired_interval(a, b, c, n - a - b - c)
+    return {"n": n, "base": (a + b) / n, "other": (a + c) / n, "delta": (c - b) / n, "low": low, "high": high}
 
 
 def people_group(row: Mapping[str, Any]) -> str:
@@ -118,8 +103,8 @@ def compare_rows(
     groups["all"] = shared
     return {
         metric: {
-            name: paired_difference([float(bool(base[k][metric])) for k in keys],
-                                    [float(bool(other[k][metric])) for k in keys])
+            name: paired_difference([bool(base[k][metric]) for k in keys],
+                                    [bool(other[k][metric]) for k in keys])
             for name, keys in groups.items()
         }
         for metric in metrics
@@ -129,7 +114,8 @@ def compare_rows(
 def comparison_table(comparisons: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]]) -> tuple[
         list[str], list[list[str]]]:
     """Rows ``(model vs baseline, metric)``; a cell reads ``0.20→0.31 +0.11 [+0.04, +0.18] (n=100)`` (n: the
-    paired puzzles; no interval when n = 1; ``–`` for a column the pair has no puzzle in)."""
+    paired puzzles; ``–`` for a column the pair has no puzzle in; no interval for a compare.json written before
+    2026-12-06 at n = 1)."""
     columns = sorted({g for by_metric in comparisons.values() for groups in by_metric.values() for g in groups},
                      key=_column_order)
     rows = []
