@@ -614,7 +614,10 @@ def test_dynamic_sampling_keeps_only_groups_with_signal(puzzle_dir, tmp_path, mo
         assert len(rows) == 6
         for group in groups_of(rows, 3):
             assert len({r["id"] for r in group}) == 1 and len({r["reward"] for r in group}) > 1, group
+            assert len({r["draw"] for r in group}) == 1 and [r["sample"] for r in group] == [0, 1, 2], group
         assert trainer.schedule.batch(step - 1)[0]["id"] not in {r["id"] for r in rows}
+        assert rows[0]["draw"] == 0 and rows[-1]["draw"] >= 1  # the scheduled batch's second puzzle, then a redraw
+        assert len({(r["id"], r["draw"], r["sample"]) for r in rows}) == 6  # each row told apart
 
 
 def test_resume_with_dynamic_sampling_and_overlong_shaping_is_exact(puzzle_dir, tmp_path, monkeypatch):

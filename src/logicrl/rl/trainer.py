@@ -232,6 +232,8 @@ class Trainer(TrainingLoop):
                        self.schedule.extra_batch(step, k, rollout.prompts_per_step, cfg.seed))
             records_by_id.update((r["id"], r) for r in records)
             sampled = self._sample(records, draw_seed(cfg.seed, step, k), times)
+            for row in sampled.rows:  # dynamic sampling may draw a puzzle twice in a step: (id, draw, sample)
+                row["draw"] = k
             seen.extend(sampled.rows)
             return sampled
 
