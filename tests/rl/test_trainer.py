@@ -336,6 +336,23 @@ def test_adaptive_kl_coefficient_follows_the_measured_kl(puzzle_dir, tmp_path, m
         coef *= 1.0 + min(max(metrics["kl"] / 0.005 - 1.0, -0.2), 0.2) * 6 / 60.0
 
 
+def test_adaptive_kl_in_the_reward_follows_the_rollouts_kl_as_verl(puzzle_dir, tmp_path, monkeypatch):
+    """With kl_placement=reward the controller reads veRL's current_kl: the rollout's KL(old, ref) before the
+    update, per response then over responses (logged as kl_rollout), not the KL during the update (kl)."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    config = make_config(puzzle_dir, tmp_path / "run", kl_coef=0.1, kl_target=0.005, kl_horizon=60.0,
+                         kl_placement="reward", update_epochs=2)
+    Trainer(config.model_copy(update={"steps": 3, "val_every": 0}), show_progress=False).fit()
+    train = read_metrics(tmp_path / "run", "train")
+    assert train[0]["kl_rollout"] == 0.0  # the first rollout's policy is the reference
+    assert train[0]["kl"] > 0  # the second epoch's policy has moved: the old input was not 0
+    coef = 0.1
+    for metrics in train:
+        assert metrics["kl_coef"] == pytest.approx(coef)
+        coef *= 1.0 + min(max(metrics["kl_rollout"] / 0.005 - 1.0, -0.2), 0.2) * 6 / 60.0
+    assert train[1]["kl_coef"] == pytest.approx(0.1 * (1 - 0.2 * 6 / 60))
+
+
 SCRIPT = " so</think><answer>(1) Zoey is a knight</answer> then"
 
 

@@ -28,6 +28,7 @@ from logicrl.rl.update import (
     gradient_lengths,
     optimise,
     policy_step,
+    sequence_mean,
 )
 
 PROMPT_LENGTHS = [5, 9, 7, 5, 9, 7, 6, 8]
@@ -425,3 +426,11 @@ def test_share_counts_only_rows_with_a_response():
     batch = RolloutBatch(torch.zeros(3, 1, dtype=torch.long), torch.ones(3, 1), torch.zeros(3, 3, dtype=torch.long),
                          mask, torch.zeros(3), torch.arange(3))
     assert share(batch.select(torch.tensor([0])), batch, "seq-mean-token-mean") == 0.5
+
+
+def test_sequence_mean_weighs_each_response_the_same():
+    """Row means 2 and 4 (a row without tokens is left out): 3, where the token mean would be 10/4 = 2.5."""
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 9.0, 9.0], [5.0, 5.0, 5.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert sequence_mean(values, mask) == pytest.approx(3.0)
+    assert sequence_mean(values, torch.zeros_like(mask)) == 0.0

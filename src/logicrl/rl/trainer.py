@@ -69,6 +69,8 @@ from logicrl.rl.update import (
     lr_lambda,
     optimise,
     policy_step,
+    reward_kl,
+    sequence_mean,
 )
 
 ANSWER_STOP = "</answer>"
@@ -338,6 +340,7 @@ class Trainer(TrainingLoop):
             batch.values = batch_values(self.critic, batch, **micro, autocast=self.autocast)
         times["time/logprobs"] = time.perf_counter() - timer
         compute_advantages(batch, algo, self.kl_controller.coef, credit)
+        in_reward = reward_kl(batch, algo)  # the rollout's KL(old, ref), before any update (kl_placement=reward)
         if algo.mask_truncated:  # after the advantages: truncated responses keep their place in the baselines
             batch.mask = mask_truncated(batch.mask, batch.truncated)
         norm = cfg.loss_norm_constant()
@@ -358,8 +361,10 @@ class Trainer(TrainingLoop):
         for model in (self.policy, self.critic):
             if model is not None:
                 model.eval()
-        if "kl" in stats:
-            self.kl_controller.update(stats["kl"], len(batch))
+        if in_reward is not None:  # as veRL: the KL the rewards carried, each response weighing the same
+            stats["kl_rollout"] = sequence_mean(in_reward, batch.mask)
+        if "kl" in stats:  # kl_placement=loss: the KL of the policy during its update (veRL has no adaptive β there)
+            self.kl_controller.update(stats.get("kl_rollout", stats["kl"]), len(batch))
         return stats
 
     def validate(self, step: int) -> dict[str, float]:

@@ -113,9 +113,7 @@ def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: floa
 
     With ``kl_placement = reward`` the token rewards carry −β·KL_t(ℓ_old, ℓ_ref) (veRL apply_kl_penalty).
     """
-    kl = None
-    if algo.kl_placement == "reward" and batch.ref_logp is not None:
-        kl = kl_estimate(batch.old_logp, batch.ref_logp, algo.kl_estimator) * batch.mask
+    kl = reward_kl(batch, algo)
     inputs = AdvantageInputs.from_scores(
         batch.scores, batch.group_ids, batch.mask, kl=kl, kl_coef=kl_coef if kl is not None else 0.0,
         values=batch.values, gamma=algo.gamma, lam=algo.lam, scale_by_std=algo.scale_by_std)
@@ -126,6 +124,22 @@ def compute_advantages(batch: RolloutBatch, algo: AlgorithmConfig, kl_coef: floa
     if algo.positive_only:
         batch.advantages = batch.advantages.clamp(min=0.0)
     return batch
+
+
+def reward_kl(batch: RolloutBatch, algo: AlgorithmConfig) -> Tensor | None:
+    """KL_t(ℓ_old, ℓ_ref) on response tokens, what the token rewards carry with ``kl_placement = reward``
+    (None otherwise)."""
+    if algo.kl_placement != "reward" or batch.ref_logp is None:
+        return None
+    return kl_estimate(batch.old_logp, batch.ref_logp, algo.kl_estimator) * batch.mask
+
+
+def sequence_mean(values: Tensor, mask: Tensor) -> float:
+    """mean over rows with a token of Σ_t v_it·m_it / Σ_t m_it: each response weighs the same, whatever its
+    length (veRL's ``current_kl`` in ``apply_kl_penalty``, the adaptive KL controller's input)."""
+    tokens = mask.sum(dim=-1)
+    rows = tokens > 0
+    return float(((values * mask).sum(dim=-1)[rows] / tokens[rows]).mean()) if rows.any() else 0.0
 
 
 def gradient_lengths(batch: RolloutBatch, algo: AlgorithmConfig, *, on_policy: bool) -> Tensor | None:
