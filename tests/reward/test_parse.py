@@ -165,8 +165,12 @@ def test_role_pair():
     assert role_pair({"knight": "angel", "knave": "devil", "a_knight": "an angel"}) == ("angel", "devil")
     # any mapping (a read-only view, an OmegaConf DictConfig) is read by its keys' values, not as a pair of keys
     assert role_pair(MappingProxyType({"knight": "angel", "knave": "devil"})) == ("angel", "devil")
-    for bad in ["knight", ("a",), ("a", "a"), {"x": 1}, 3]:
+    for bad in ["knight", ("a",), ("a", "a"), ("sage", " "), {"x": 1}, 3]:
         with pytest.raises(ValueError):
+            role_pair(bad)
+    # the mapping form is held to the pair's rules: two different, non-empty words
+    for bad in ({"knight": "Sage", "knave": "sage "}, {"knight": "", "knave": "fool"}):
+        with pytest.raises(ValueError, match="two different non-empty words"):
             role_pair(bad)
 
 

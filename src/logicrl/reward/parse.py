@@ -276,14 +276,14 @@ def role_pair(value: object) -> tuple[str, str] | None:
     if value is None:
         return None
     if isinstance(value, Mapping):
-        if "knight" in value and "knave" in value:
-            return str(value["knight"]).strip().lower(), str(value["knave"]).strip().lower()
-        raise ValueError(f"role mapping needs 'knight' and 'knave' keys, got {sorted(value)}")
+        if "knight" not in value or "knave" not in value:
+            raise ValueError(f"role mapping needs 'knight' and 'knave' keys, got {sorted(value)}")
+        value = (value["knight"], value["knave"])
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise ValueError(f"roles must be a pair of words, got {value!r}")
     items = [str(v).strip().lower() for v in value]
-    if len(items) != 2 or items[0] == items[1]:
-        raise ValueError(f"roles must be two different words, got {value!r}")
+    if len(items) != 2 or items[0] == items[1] or not all(items):
+        raise ValueError(f"roles must be two different non-empty words, got {value!r}")
     return items[0], items[1]
 
 
