@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from logicrl import parallel
 from logicrl.parallel import Workers, cpu_quota, usable_cores
 
 
@@ -69,6 +70,37 @@ def unpicklable(x: int):
 def test_a_value_that_cannot_travel_is_an_error_in_the_caller():
     with Workers(2) as pool, pytest.raises(RuntimeError, match="could not be sent back"):
         pool.submit(unpicklable, 1)()
+
+
+class TwoArgumentError(Exception):
+    def __init__(self, what: str, where: int):  # args = (message,): pickles, but cannot be rebuilt from it
+        super().__init__(f"{what} at {where}")
+
+
+def raise_two_argument_error(x: int) -> None:
+    raise TwoArgumentError("broken", x)
+
+
+def test_an_error_that_cannot_be_rebuilt_still_reaches_the_caller_by_name():
+    with Workers(2) as pool, pytest.raises(RuntimeError, match="TwoArgumentError: broken at 5") as raised:
+        pool.submit(raise_two_argument_error, 5)()
+    assert "raise TwoArgumentError" in str(raised.value.__cause__)  # with its traceback there
+
+
+def test_a_failed_fork_leaves_no_worker_behind(monkeypatch):
+    made = []
+
+    class FailingSecond(parallel._Lane):
+        def __init__(self, *args):
+            if made:
+                raise OSError("fork: cannot allocate memory")
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(parallel, "_Lane", FailingSecond)
+    with pytest.raises(OSError, match="cannot allocate"):
+        Workers(2)
+    assert len(made) == 1 and not made[0].process.is_alive() and made[0].conn.closed
 
 
 def exit_in_the_worker(code: int) -> None:

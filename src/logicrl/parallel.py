@@ -69,8 +69,12 @@ class Workers:
             import multiprocessing  # here: a run that never forks does not pay for its import
 
             context = multiprocessing.get_context("fork")
-            for _ in range(workers):
-                self.lanes.append(_Lane(context, [lane.conn for lane in self.lanes]))
+            try:
+                for _ in range(workers):
+                    self.lanes.append(_Lane(context, [lane.conn for lane in self.lanes]))
+            except BaseException:  # a fork that fails (out of memory, a process limit) leaves none behind
+                self.__exit__(None, None, None)
+                raise
             for lane in self.lanes:  # threads only once every worker is forked
                 lane.feeder.start()
         self._dealt = 0
@@ -137,7 +141,8 @@ class _Lane:
         self.tasks.put(None)
         self.process.kill()
         self.process.join()
-        self.feeder.join()
+        if self.feeder.ident is not None:  # started (not when a later worker's fork failed)
+            self.feeder.join()
         self.conn.close()
 
 
@@ -162,8 +167,18 @@ def _serve(conn: Connection, parent_ends: list[Connection]) -> None:
         try:
             outcome = True, fn(*args)
         except Exception as error:  # noqa: BLE001 -- re-raised in the parent
-            outcome = False, (error, traceback.format_exc())
+            outcome = False, (_portable(error), traceback.format_exc())
         try:
             conn.send(outcome)
         except (pickle.PicklingError, TypeError, AttributeError) as error:  # an error or value that cannot travel
             conn.send((False, (RuntimeError(f"a worker's result could not be sent back: {error}"), "")))
+
+
+def _portable(error: Exception) -> Exception:
+    """``error`` if it survives pickling both ways, else a RuntimeError naming it: an exception whose
+    ``__init__`` takes other arguments than its ``args`` pickles but cannot be rebuilt in the parent."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # noqa: BLE001 -- any failure to travel is replaced by a message that can
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
