@@ -60,8 +60,11 @@ def test_one_expected_answer_per_completion():
 def test_prefill_read_from_the_prompt():
     assert prompt_prefills_think("Q\n<think>\n")
     assert not prompt_prefills_think("Q")
-    assert prompt_prefills_think([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "<think>"}])
     assert not prompt_prefills_think([{"role": "user", "content": "Q <think>"}])
+    # GRPOTrainer renders messages with add_generation_prompt=True: an assistant "<think>" is a closed turn
+    with pytest.warns(UserWarning, match="closes that turn"):
+        assert prompt_prefills_think([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "<think>"}]) \
+            is False
     # The prompt ends with <think>, so a completion that repeats it has two opening tags.
     doubled = f"<think>{THINK}</think><answer>{CLAIMS}</answer>"
     assert kk_reward(["Q <think>"], [doubled], [EXPECTED]) == [-3.0]

@@ -10,6 +10,7 @@ TRL passes every dataset column to the reward function as a keyword list; this o
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,15 +38,22 @@ def has_parsed_reasoning(completion: Any) -> bool:
 
 
 def prompt_prefills_think(prompt: Any) -> bool | None:
-    """Whether a TRL prompt ends with ``<think>`` (a string, or messages whose last one is the assistant's);
-    None when it cannot be told. Messages that end with the user's turn say False: a chat template that opens
-    the think block in its generation prompt (DeepSeek-R1's distills) is not seen here, so give
-    ``KKReward(prefilled_think=True)`` for one."""
+    """Whether the text TRL generates from starts inside the think block: a string prompt that ends with
+    ``<think>``; None when it cannot be told. Conversational prompts say False: ``GRPOTrainer`` renders them with
+    ``add_generation_prompt=True``, so a last assistant message ``<think>`` is closed as a turn of its own and the
+    completion starts a new one (warned about: use string prompts, e.g. ``logicrl.prompts.prompt_text``, to
+    pre-fill). A chat template that opens the think block in its generation prompt (DeepSeek-R1's distills) is
+    not seen here either, so give ``KKReward(prefilled_think=True)`` for one."""
     if isinstance(prompt, str):
         return prompt.rstrip().endswith(THINK_OPEN)
     if isinstance(prompt, Sequence) and prompt and isinstance(prompt[-1], dict):
         last = prompt[-1]
-        return last.get("role") == "assistant" and str(last.get("content") or "").rstrip().endswith(THINK_OPEN)
+        if last.get("role") == "assistant" and str(last.get("content") or "").rstrip().endswith(THINK_OPEN):
+            warnings.warn("a conversational TRL prompt ends with an assistant '<think>' message: GRPOTrainer closes "
+                          "that turn (add_generation_prompt=True), so the completion does not start inside the "
+                          "think block and is scored as such; pass string prompts (logicrl.prompts.prompt_text) "
+                          "to pre-fill <think>", stacklevel=3)
+        return False
     return None
 
 
