@@ -47,7 +47,8 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
 from logicrl.config import load_config
-from logicrl.integrations.verl_launch import VerlClusterConfig, hydra_value, plan_launch
+from logicrl.integrations.hydra import hydra_value
+from logicrl.integrations.verl_launch import VerlClusterConfig, plan_launch
 from logicrl.io import write_parquet
 from logicrl.models import TINY_MODEL, load_model_and_tokenizer, resolve_model_path
 from logicrl.prompts import encode_prompts
@@ -165,6 +166,25 @@ def test_verl_dataset_and_rollout_tokens_match_our_prompts(prompt: list[str], da
         item = data[i]
         assert item["data_source"] == "kk_3ppl" and item["extra_info"]["n_people"] == 3
         assert builder.build_initial_tokens(list(item["raw_prompt"])) == expected_ids
+
+
+@pytest.mark.parametrize("prompt", [[], ["template=plain"]])
+def test_exported_template_override_is_what_the_launcher_passes(prompt: list[str], dataset: Path,
+                                                                tmp_path: Path) -> None:
+    """`logicrl verl export`'s chat_template.override, given to veRL's Hydra, is the launcher's template."""
+    from typer.testing import CliRunner
+
+    from logicrl.cli import app
+
+    out = tmp_path / "export"
+    result = CliRunner().invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(out),
+                                      "--model", TINY_MODEL, *prompt])
+    assert result.exit_code == 0, result.output
+    exported = compose_stage([(out / "chat_template.override").read_text().rstrip("\n")])
+    _, plan = plan_for(CONFIGS / "paper-reinforce-pp.yaml", [f"prompt.{o}" for o in prompt], dataset, tmp_path / "r")
+    launched = compose_stage(plan.commands[0][0][3:])
+    template = exported.actor_rollout_ref.model.custom_chat_template
+    assert template == launched.actor_rollout_ref.model.custom_chat_template == (out / "chat_template.jinja").read_text()
 
 
 def test_verl_reward_manager_scores_like_logicrl(dataset: Path, tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ from logicrl.integrations.verl import compute_score
 from logicrl.integrations.verl_export import (
     PLAIN_CHAT_TEMPLATE,
     build_export,
-    export_dataset,
     read_puzzles,
     rollout_chat_template,
     verl_row,
+    write_export,
 )
 from logicrl.models import TINY_MODEL, resolve_model_path
 from logicrl.prompts import SYSTEM_PROMPT, PromptConfig, chat_messages, prompt_text
@@ -82,11 +82,11 @@ def test_selection_mirrors_logicrl_train(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_parquet_round_trip_scores_with_compute_score(dataset: Path, tmp_path: Path) -> None:
-    counts = export_dataset(dataset, tmp_path, PromptConfig(), people=[3], val_per_people=1)
+    files = build_export(*read_puzzles(dataset, [3], None, 1), PromptConfig())
+    counts = write_export(tmp_path, files, None)
     assert counts == {"train.parquet": 10, "train_3ppl.parquet": 10, "test.parquet": 1, "test_3ppl.parquet": 1}
     rows = pq.read_table(tmp_path / "train_3ppl.parquet").to_pylist()
-    expected = build_export(*read_puzzles(dataset, [3], None, 1), PromptConfig())["train_3ppl.parquet"]
-    assert rows == expected
+    assert rows == files["train_3ppl.parquet"]
     truth = rows[0]["reward_model"]["ground_truth"]
     right = f"Only this assignment is consistent.</think><answer>{truth['solution_text_format']}</answer>"
     assert compute_score(rows[0]["data_source"], right, truth, rows[0]["extra_info"]) == {"score": 3.0, "acc": 1.0,

@@ -14,19 +14,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
+from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from logicrl.cli import app
 from logicrl.config import load_config
 from logicrl.errors import ConfigError, DataError, UserError
+from logicrl.integrations.hydra import hydra_value
+from logicrl.integrations.verl_export import rollout_chat_template
 from logicrl.integrations.verl_launch import (
     VerlClusterConfig,
     algorithm_overrides,
     check_raw_overrides,
     check_supported,
-    hydra_value,
     model_overrides,
     plan_launch,
     plan_stages,
@@ -34,6 +37,7 @@ from logicrl.integrations.verl_launch import (
 )
 from logicrl.models import TINY_MODEL, load_model_and_tokenizer, resolve_model_path, save_pretrained_atomic
 from logicrl.models.lora import saved_model_linear_names
+from logicrl.prompts import PromptConfig, prompt_text
 from logicrl.puzzles.dataset import DataConfig, generate
 from logicrl.puzzles.files import write_dataset
 from logicrl.rl.config import TrainConfig
@@ -257,23 +261,52 @@ def test_bad_cluster_key_and_export_cli(dataset: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, launch_args(dataset, tmp_path / "run", "--dry-run", "cluster.gpus=4"))
     assert "unknown config key 'gpus'" in str(result.exception)
     result = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"),
-                                 "--people", "4", "--val-per-people", "2"])
+                                 "--people", "4", "--val-per-people", "2", "prefill="])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
         "test.parquet", "test_4ppl.parquet", "train.parquet", "train_4ppl.parquet"]
     again = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"),
-                                "--people", "4", "--val-per-people", "2"])
+                                "--people", "4", "--val-per-people", "2", "prefill="])
     assert again.exit_code == 0, again.output  # the same export again replaces every file
     before = {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()}
     for args, stale in ((["--people", "3"], "test_4ppl.parquet, train_4ppl.parquet"),
                         (["--people", "4", "--val-per-people", "0"], "test.parquet, test_4ppl.parquet")):
-        refused = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"), *args])
+        refused = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"), *args,
+                                      "prefill="])
         assert f"holds {stale} from an earlier export that this one would not replace" in str(refused.exception)
     assert {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()} == before
     negative = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "y"),
                                    "--val-per-people", "-3"])
     assert negative.exit_code == 2 and "'--val-per-people': Input should be greater than or equal to 0" in negative.output
     assert not (tmp_path / "y").exists()
+
+
+def test_export_writes_the_chat_template_its_rows_need(dataset: Path, tmp_path: Path) -> None:
+    """The rows say prefilled_think, which holds only when veRL renders them with the model's template plus the
+    pre-fill: the export writes that template (and a Hydra override of it); with the model's own template the
+    rows had no <think>, and a completion that opened its own scored −3."""
+    out = tmp_path / "x"
+    result = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(out), "--model", TINY_MODEL])
+    assert result.exit_code == 0, result.output
+    assert f'"$(cat {out / "chat_template.override"})"' in result.output
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(TINY_MODEL))
+    template = (out / "chat_template.jinja").read_text()
+    assert template == rollout_chat_template(PromptConfig(), tokenizer.chat_template)
+    assert (out / "chat_template.override").read_text() == (
+        f"actor_rollout_ref.model.custom_chat_template={hydra_value(template)}\n")
+    row = pq.read_table(out / "train.parquet").to_pylist()[0]
+    expected = prompt_text(row["reward_model"]["ground_truth"]["quiz"], tokenizer, PromptConfig())
+    tokenizer.chat_template = template  # what veRL does with custom_chat_template
+    rendered = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+    assert row["extra_info"]["prefilled_think"] and rendered == expected and rendered.endswith("<think>")
+    # an export that needs no template would leave this one to be read beside its rows
+    refused = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(out), "prefill="])
+    assert "holds chat_template.jinja, chat_template.override from an earlier export" in str(refused.exception)
+    plain = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "p"),
+                                "template=plain"])  # a base model's layout: no model template needed
+    assert plain.exit_code == 0, plain.output
+    assert (tmp_path / "p" / "chat_template.jinja").read_text() == rollout_chat_template(
+        PromptConfig(template="plain"), None)
 
 
 @pytest.mark.parametrize(("model", "message"), [

@@ -12,12 +12,19 @@ from typing import Annotated
 
 import typer
 
-from logicrl.cli.output import plain_console
+from logicrl.cli.output import plain_console, print_line
 from logicrl.config import load_config, parse_overrides
 from logicrl.errors import UserError
-from logicrl.integrations.verl_export import export_dataset
-from logicrl.integrations.verl_launch import VerlClusterConfig, plan_launch, run_plan
+from logicrl.integrations.verl_export import (
+    TEMPLATE_FILES,
+    build_export,
+    read_puzzles,
+    rollout_chat_template,
+    write_export,
+)
+from logicrl.integrations.verl_launch import VerlClusterConfig, model_chat_template, plan_launch, run_plan
 from logicrl.io import STALE_TEMP_S, check_output_dir, remove_temp_files
+from logicrl.models import DEFAULT_MODEL, resolve_model_path
 from logicrl.prompts import PromptConfig
 from logicrl.puzzles.dataset import parse_people
 from logicrl.rl.config import TrainConfig
@@ -37,20 +44,32 @@ def export_cmd(
     val_per_people: Annotated[int | None, typer.Option(
         min=0, help="held-out puzzles kept per number of people (0: no test files)")] = None,
     system_prompt: Annotated[str | None, typer.Option(help="the instruction (default: Logic-RL's)")] = None,
+    model: Annotated[str, typer.Option(
+        help="the model to train (its chat template, plus the pre-fill, renders the rows: chat_template.jinja)")
+    ] = DEFAULT_MODEL,
     overrides: Annotated[list[str] | None, typer.Argument(
         help="prompt overrides, key=value: template, system_prompt, prefill (e.g. prefill='')")] = None,
 ) -> None:
-    """Write train/test parquet in veRL's RL schema: all people, and one file per number of people."""
+    """Write train/test parquet in veRL's RL schema: all people, and one file per number of people; with the
+    `<think>` pre-fill (or template=plain) also the chat template veRL must render them with."""
     prompt = load_config(PromptConfig, None, overrides, system_prompt=system_prompt)
     try:
         wanted = parse_people(people) if people else None
     except ValueError as exc:
         raise UserError(f"--people: {exc}") from None
     check_output_dir(out)
+    files = build_export(*read_puzzles(data, wanted, val, val_per_people), prompt)
+    needs_model = prompt.template == "chat" and bool(prompt.prefill)
+    model_template = model_chat_template(resolve_model_path(model), False) if needs_model else None
+    template = rollout_chat_template(prompt, model_template)
     remove_temp_files(out, older_than_s=STALE_TEMP_S)
-    counts = export_dataset(data, out, prompt, wanted, val, val_per_people)
+    counts = write_export(out, files, template)
     for name, rows in counts.items():
         console.print(f"{rows:>7} rows  {out / name}")
+    if template is not None:
+        print_line(console, f"veRL must render these rows with {out / TEMPLATE_FILES[0]} (the prompt logicrl trains "
+                            f"on): pass the override in {out / TEMPLATE_FILES[1]}, e.g. "
+                            f"\"$(cat {out / TEMPLATE_FILES[1]})\"")
 
 
 @verl_app.command("launch")

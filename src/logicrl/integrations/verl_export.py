@@ -9,7 +9,8 @@ A row (what veRL's ``RLHFDataset`` and reward manager read)::
     extra_info    {"split", "index", "id", "n_people", "depth", "width", "prefilled_think"}
 
 Files: ``OUT/{split}.parquet`` (every number of people) and ``OUT/{split}_{N}ppl.parquet`` (one curriculum
-stage each), for the splits ``train`` and ``test``.
+stage each), for the splits ``train`` and ``test``; and, when the rows need one (`rollout_chat_template`),
+``OUT/chat_template.jinja`` and ``OUT/chat_template.override`` (that template as one Hydra override for veRL).
 
 The pre-fill. veRL's rollout renders ``prompt`` with the tokenizer's chat template and
 ``add_generation_prompt=True``; a pre-filled assistant turn cannot be a message (transformers refuses
@@ -29,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from logicrl.errors import ConfigError, DataError
-from logicrl.io import write_parquet
+from logicrl.integrations.hydra import hydra_value
+from logicrl.io import atomic_write_text, write_parquet
 from logicrl.prompts import PromptConfig, chat_messages
 from logicrl.puzzles.record import people_of
 from logicrl.rl.schedule import load_held_out, load_puzzles
@@ -108,19 +110,27 @@ def read_puzzles(train: Path, people: Sequence[int] | None, val: Path | None,
     return records, load_held_out(train, val, people, val_per_people)
 
 
-def export_dataset(train: Path, out_dir: Path, prompt: PromptConfig, people: Sequence[int] | None = None,
-                   val: Path | None = None, val_per_people: int | None = None) -> dict[str, int]:
-    """Write the veRL parquet files of a `logicrl data generate` directory; returns file name → rows. An export
-    file of an earlier export that this one would not replace (another --people, no held-out puzzles) is a
-    DataError before anything is written: veRL would read it beside the new ones."""
-    files = build_export(*read_puzzles(train, people, val, val_per_people), prompt)
-    stale = sorted(path.name for path in Path(out_dir).glob("*.parquet")
-                   if path.name not in files and EXPORT_FILE.fullmatch(path.name))
+TEMPLATE_FILES = ("chat_template.jinja", "chat_template.override")
+
+
+def write_export(out_dir: Path, files: Mapping[str, Sequence[Mapping[str, Any]]],
+                 chat_template: str | None) -> dict[str, int]:
+    """Write `build_export`'s parquet files, and ``chat_template`` (the rows' `rollout_chat_template`, None when
+    the model's own renders them) as `TEMPLATE_FILES`; returns file name → rows. A file of an earlier export that
+    this one would not replace (another --people, no held-out puzzles, no template) is a DataError before
+    anything is written: veRL would read it beside the new ones."""
+    stale = sorted(path.name for path in Path(out_dir).glob("*")
+                   if path.name not in files and EXPORT_FILE.fullmatch(path.name)
+                   or path.name in TEMPLATE_FILES and chat_template is None)
     if stale:
         raise DataError(f"{out_dir} holds {', '.join(stale)} from an earlier export that this one would not replace: "
                         "choose another --out, or delete them")
     for name, rows in files.items():
         write_parquet(out_dir / name, rows)
+    if chat_template is not None:
+        atomic_write_text(out_dir / TEMPLATE_FILES[0], chat_template)
+        override = f"actor_rollout_ref.model.custom_chat_template={hydra_value(chat_template)}\n"
+        atomic_write_text(out_dir / TEMPLATE_FILES[1], override)
     return {name: len(rows) for name, rows in files.items()}
 
 
