@@ -156,8 +156,9 @@ def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path, monkey
     rows = [{"id": records[0]["id"], "response": good, "solved": True},
             {"id": records[0]["id"], "response": good, "solved": True},  # duplicate: kept once
             {"id": records[1]["id"], "response": "nonsense", "solved": False}]
-    sampled = {"rows": rows}
-    monkeypatch.setattr(sft_module, "generate_and_score", lambda *args, **kwargs: sampled["rows"])
+    sampled, calls = {"rows": rows}, []
+    monkeypatch.setattr(sft_module, "generate_and_score",
+                        lambda *args, **kwargs: (calls.append(kwargs), sampled["rows"])[1])
     run = tmp_path / "rft"
     write_jsonl(run / RFT_FILE, [{"id": records[1]["id"], "response": good, "solved": True}])  # a stale file
     config = make_config(puzzle_dir, run, mode="rft", batch_size=1, micro_batch_size=1, save_every=1)
@@ -166,6 +167,9 @@ def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path, monkey
     expected = encode_prompts([records[0]], trainer.tokenizer, config.prompt)[0]
     assert trainer.examples[0][0] == expected
     assert [json.loads(line) for line in (run / RFT_FILE).read_text().splitlines()] == rows
+    (call,) = calls  # rft_samples draws per puzzle, sampled at rft_temperature from the run's seed
+    assert (call["n"], call["greedy"], call["temperature"], call["seed"]) == (
+        config.rft_samples, False, config.rft_temperature, config.seed)
     trainer.log.metrics = _crash_after(trainer.log.metrics, step=2)  # after step 1's checkpoint
     with pytest.raises(RuntimeError):
         trainer.fit()
@@ -174,6 +178,9 @@ def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path, monkey
     resumed = SFTTrainer(resume_config(SFTConfig, run), resume=True, show_progress=False)
     assert resumed.start_step == 2 and resumed.examples == trainer.examples
     resumed.run_lock.release()
+    write_jsonl(run / RFT_FILE, [{**rows[0], "id": "kk2-gone"}])  # the data changed: a KeyError before
+    with pytest.raises(UserError, match="1 sampled puzzle.*not among the training puzzles .e.g. kk2-gone"):
+        SFTTrainer(resume_config(SFTConfig, run), resume=True, show_progress=False)
     (run / RFT_FILE).unlink()
     with pytest.raises(DataError, match="rft_samples.jsonl: missing.*start a new run"):
         SFTTrainer(resume_config(SFTConfig, run), resume=True, show_progress=False)
@@ -182,6 +189,15 @@ def test_rft_trains_on_solved_distinct_samples_only(puzzle_dir, tmp_path, monkey
     with pytest.raises(DataError, match="none of 1 samples solved"):
         SFTTrainer(make_config(puzzle_dir, tmp_path / "none", mode="rft"), show_progress=False)
     assert json.loads((tmp_path / "none" / RFT_FILE).read_text())["solved"] is False
+
+
+def test_sft_says_what_its_batches_leave_out(puzzle_dir, tmp_path):
+    """Each epoch drops its last partial batch: said with the count; a batch that no epoch fills names SFT's key."""
+    with pytest.warns(UserWarning, match="2 of 12 examples are left out of each epoch"):
+        SFTTrainer(make_config(puzzle_dir, tmp_path / "five", batch_size=5), show_progress=False).run_lock.release()
+    with pytest.raises(DataError, match=r"12 puzzles cannot fill one batch of 13 \(lower batch_size or add"):
+        SFTTrainer(make_config(puzzle_dir, tmp_path / "big", batch_size=13, micro_batch_size=1),
+                   show_progress=False)
 
 
 def test_sft_resume_refuses_examples_that_changed(puzzle_dir, tmp_path):

@@ -98,14 +98,18 @@ def _by_people(records: Sequence[Mapping[str, Any]]) -> dict[int, list[int]]:
     return levels
 
 
-def _levels(records: Sequence[Mapping[str, Any]], batch_size: int, schedule: str) -> dict[int, list[int]]:
+BATCH_KEY = "rollout.prompts_per_step"  # the batch size's config key in `logicrl train` (SFT's: batch_size)
+
+
+def _levels(records: Sequence[Mapping[str, Any]], batch_size: int, schedule: str,
+            batch_key: str = BATCH_KEY) -> dict[int, list[int]]:
     """`_by_people`, for a schedule that trains level by level: a DataError when a level cannot fill one batch
     (a curriculum skipped it without a word, or looped for ever topping up its last stage)."""
     levels = _by_people(records)
     short = [f"{n} people: {len(p)}" for n, p in sorted(levels.items()) if len(p) < batch_size]
     if short:
         raise DataError(f"data.schedule={schedule} needs a batch of {batch_size} puzzles at every level "
-                        f"({', '.join(short)}); lower rollout.prompts_per_step or add puzzles")
+                        f"({', '.join(short)}); lower {batch_key} or add puzzles")
     return levels
 
 
@@ -132,10 +136,12 @@ class PromptSchedule:
 
     @classmethod
     def build(cls, records: list[dict[str, Any]], *, schedule: str, batch_size: int, epochs: int, seed: int,
-              steps: int | None = None, adaptive: Mapping[str, Any] | None = None) -> PromptSchedule | AdaptiveSchedule:
+              steps: int | None = None, adaptive: Mapping[str, Any] | None = None,
+              batch_key: str = BATCH_KEY) -> PromptSchedule | AdaptiveSchedule:
         """Order the records; with ``steps`` beyond the given epochs, further epochs are added (mixed) or
         the last stage repeats (curriculum). ``adaptive`` returns an `AdaptiveSchedule` (``adaptive``: its
-        ``up``, ``down``, ``window``; default 0.7, 0.3, 10)."""
+        ``up``, ``down``, ``window``; default 0.7, 0.3, 10). Each epoch leaves out its last partial batch (as
+        veRL's loader does); ``batch_key`` names the batch size in the errors."""
         if schedule == "adaptive":
             return AdaptiveSchedule.build(records, batch_size=batch_size, epochs=epochs, seed=seed, steps=steps,
                                           **(adaptive or {}))
@@ -152,7 +158,7 @@ class PromptSchedule:
                 if not batches:
                     break
         else:
-            stages = _levels(records, batch_size, "curriculum")
+            stages = _levels(records, batch_size, "curriculum", batch_key)
             for n in sorted(stages):
                 starts[n] = len(batches) + 1
                 for epoch in range(epochs):
@@ -165,8 +171,7 @@ class PromptSchedule:
                 epoch += 1
         if not batches:
             raise DataError(
-                f"{len(records)} puzzles cannot fill one batch of {batch_size} "
-                "(lower rollout.prompts_per_step or add puzzles)")
+                f"{len(records)} puzzles cannot fill one batch of {batch_size} (lower {batch_key} or add puzzles)")
         batches = batches[:steps] if steps else batches
         return cls(records, batches, tuple(sorted({s for s in starts.values() if s <= len(batches)})) or (1,))
 

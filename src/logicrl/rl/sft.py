@@ -231,7 +231,11 @@ class SFTTrainer(TrainingLoop):
             raise DataError(f"every target is longer than max_response_tokens={cfg.max_response_tokens}; raise it")
         self.schedule = PromptSchedule.build(
             [{"id": i} for i in range(len(self.examples))], schedule="mixed", batch_size=cfg.batch_size,
-            epochs=cfg.data.epochs, seed=cfg.seed)
+            epochs=cfg.data.epochs, seed=cfg.seed, batch_key="batch_size")
+        if left := len(self.examples) % cfg.batch_size:
+            warnings.warn(f"{left} of {len(self.examples)} examples are left out of each epoch (its last partial "
+                          f"batch; each epoch shuffles, so others each time): a batch_size that divides "
+                          f"{len(self.examples)} trains on all of them", stacklevel=2)
         self.examples_digest = examples_digest(self.examples)
         self.val_records = load_held_out(cfg.data.train, cfg.data.val, cfg.data.people,
                                          cfg.data.val_puzzles_per_people) if cfg.data.val_puzzles_per_people else []
@@ -281,6 +285,10 @@ class SFTTrainer(TrainingLoop):
                     temperature=cfg.rft_temperature, seed=cfg.seed, progress=bar.update)
             write_jsonl(path, rows)
         by_id = {r["id"]: r for r in records}
+        if missing := sorted({row["id"] for row in rows} - set(by_id)):
+            raise UserError(f"{path}: {len(missing)} sampled puzzle(s) are not among the training puzzles (e.g. "
+                            f"{missing[0]}): the training data changed since; resume with the same data and data.* "
+                            "keys")
         kept = {(row["id"], row["response"]) for row in rows if row["solved"]}
         if not kept:
             raise DataError(f"RFT: none of {len(rows)} samples solved its puzzle; start from a stronger model "
