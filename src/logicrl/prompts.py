@@ -111,8 +111,12 @@ def response_target(record: Mapping[str, Any], config: PromptConfig, trace: str 
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
 
 
-def end_of_turn_id(tokenizer: Any) -> int:
-    """The token that closes an assistant turn: a chat end-of-turn token the vocabulary has, else eos."""
+def end_of_turn_id(tokenizer: Any, template: str = "chat") -> int:
+    """The token that ends a response. ``chat``: the one that closes an assistant turn, a chat end-of-turn token
+    the vocabulary has, else eos. ``plain`` (Logic-RL's base-model layout, no chat turns): eos, where HF
+    ``generate``, vLLM and veRL stop (a base model's vocabulary may hold ``<|im_end|>`` too, as Qwen2.5's does)."""
+    if template == "plain" and tokenizer.eos_token_id is not None:
+        return tokenizer.eos_token_id
     vocab = tokenizer.get_vocab()
     for token in END_OF_TURN_TOKENS:
         if token in vocab:

@@ -9,11 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 import logicrl.rl.sft as sft_module
 from logicrl.errors import DataError, UserError
 from logicrl.io import FolderLock, write_jsonl
-from logicrl.models import build_tiny_model
+from logicrl.models import build_tiny_model, resolve_model_path
 from logicrl.prompts import PromptConfig, encode_prompts, end_of_turn_id, response_target
 from logicrl.reward import score
 from logicrl.rl.checkpoints import list_checkpoints, resume_config
@@ -292,6 +293,27 @@ def test_end_of_turn_prefers_im_end_over_eos():
     """A vocabulary holding <|im_end|> (5) and an eos <|endoftext|> (7): the turn ends at 5."""
     tokenizer = SimpleNamespace(get_vocab=lambda: {"<|im_end|>": 5, "<|endoftext|>": 7}, eos_token_id=7)
     assert end_of_turn_id(tokenizer) == 5
+    # the plain (base-model) layout has no chat turns: eos, where HF generate, vLLM and veRL stop (Qwen2.5 base)
+    assert end_of_turn_id(tokenizer, "plain") == 7
+    assert end_of_turn_id(SimpleNamespace(get_vocab=lambda: {"<|im_end|>": 5}, eos_token_id=None), "plain") == 5
+
+
+def test_plain_template_sft_targets_end_with_eos(puzzle_dir, tmp_path):
+    """A base model's tokenizer (eos <|endoftext|>) whose vocabulary holds <|im_end|>: plain targets end at eos."""
+    base = tmp_path / "base"
+    shutil.copytree(resolve_model_path("tiny-random"), base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.eos_token = "<|endoftext|>"
+    tokenizer.save_pretrained(base)
+    ends = {}
+    for template in ("plain", "chat"):
+        config = make_config(puzzle_dir, tmp_path / template, prompt={"template": template}, model={"name": str(base)},
+                             max_response_tokens=2048)
+        trainer = SFTTrainer(config, show_progress=False)
+        ends[template] = {trainer.tokenizer.convert_ids_to_tokens(target[-1]) for _, target in trainer.examples
+                          if len(target) < config.max_response_tokens}  # whole targets (cut ones lose their end)
+        trainer.run_lock.release()
+    assert ends == {"plain": {"<|endoftext|>"}, "chat": {"<|im_end|>"}}
 
 
 def test_encode_prompts_adds_no_special_tokens():

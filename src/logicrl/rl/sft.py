@@ -110,11 +110,12 @@ class SFTConfig(StrictModel):
         return self
 
 
-def target_ids(responses: list[str], tokenizer) -> list[list[int]]:
-    """Tokenized targets, each ending with the end-of-turn token (not cut: see `fit_examples`)."""
+def target_ids(responses: list[str], tokenizer, template: str = "chat") -> list[list[int]]:
+    """Tokenized targets, each ending with the ``template``'s end token, `end_of_turn_id` (not cut: see
+    `fit_examples`)."""
     if not responses:
         return []  # a fast tokenizer fails on an empty batch
-    end = end_of_turn_id(tokenizer)
+    end = end_of_turn_id(tokenizer, template)
     ids = tokenizer(responses, add_special_tokens=False)["input_ids"]
     return [list(row) + [end] for row in ids]
 
@@ -250,7 +251,7 @@ class SFTTrainer(TrainingLoop):
     def _encode(self, records: list[dict[str, Any]], responses: list[str]) -> list[tuple[list[int], list[int]]]:
         """(prompt ids, target ids) per example."""
         return list(zip(encode_prompts(records, self.tokenizer, self.config.prompt),
-                        target_ids(responses, self.tokenizer)))
+                        target_ids(responses, self.tokenizer, self.config.prompt.template)))
 
     def _batch(self, examples: list[tuple[list[int], list[int]]]) -> RolloutBatch:
         return example_batch([p for p, _ in examples], [t for _, t in examples], self.tokenizer.pad_token_id)
