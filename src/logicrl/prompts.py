@@ -16,11 +16,13 @@ is told so through `PromptConfig.prefilled_think`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from logicrl.config import StrictModel
+from logicrl.config import StrictModel, read_yaml
+from logicrl.errors import ConfigError
 from logicrl.puzzles.cot import cases_text, cot_text
 from logicrl.puzzles.record import Puzzle
 
@@ -58,6 +60,30 @@ class PromptConfig(StrictModel):
         """The response starts inside the think block (tell the reward): the pre-fill opens one and does not
         close it (``<think>``, or ``<think> Let me solve this step by step.``)."""
         return self.prefill.rfind("<think>") > self.prefill.rfind("</think>")
+
+
+def trained_prompt(model: str) -> PromptConfig | None:
+    """The prompt a logicrl checkpoint (``RUN/checkpoints/step_N``) was trained with, read from its run's
+    ``config.yaml``; None for any other model, or a config that cannot be read."""
+    checkpoint = Path(model)
+    if checkpoint.parent.name != "checkpoints" or not (config := checkpoint.parent.parent / "config.yaml").is_file():
+        return None
+    try:
+        saved = read_yaml(config).get("prompt", {})
+        return PromptConfig.model_validate(saved if isinstance(saved, Mapping) else {})
+    except (ConfigError, ValueError):
+        return None
+
+
+def prompt_drift(model: str, prompt: PromptConfig) -> str | None:
+    """A warning when ``prompt`` differs from the one the logicrl checkpoint ``model`` was trained with (the
+    model would see a prompt it was not trained on: another pre-fill, template or instruction), else None."""
+    trained = trained_prompt(model)
+    if trained is None or trained == prompt:
+        return None
+    keys = [k for k in PromptConfig.model_fields if getattr(trained, k) != getattr(prompt, k)]
+    changes = ", ".join(f"prompt.{k}={getattr(prompt, k)!r} (trained: {getattr(trained, k)!r})" for k in keys)
+    return f"{model} was trained with another prompt than this run's: {changes}; set the same prompt.* to match"
 
 
 def chat_messages(quiz: str, config: PromptConfig) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -66,6 +67,7 @@ from logicrl.io import (
     read_json_object,
 )
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
+from logicrl.prompts import prompt_drift
 from logicrl.puzzles.files import load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
 from logicrl.puzzles.record import people_of
@@ -194,6 +196,8 @@ def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, 
             check_model_name(spec.name)
         except ModelNotFoundError as exc:
             raise UserError(str(exc)) from None
+        if drift := prompt_drift(spec.name, cfg.prompt):
+            warnings.warn(drift, stacklevel=2)
 
 
 RESULT_FILES = ("results.json", "table.md", "table.csv", "compare.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from logicrl.cli.output import plain_console, print_line
 from logicrl.cli.runs import check_puzzles, run_config
 from logicrl.errors import UserError
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
+from logicrl.prompts import prompt_drift
 from logicrl.rl.checkpoints import check_resume_steps, check_run_dir, list_checkpoints
 from logicrl.rl.config import TrainConfig
 from logicrl.rl.memory import check_memory, memory_report
@@ -39,6 +41,11 @@ def _print_final(final: dict[str, float]) -> None:
         print_line(console, "final validation: " + json.dumps(summary))  # one line a script can parse
 
 
+def _warn_prompt_drift(cfg: TrainConfig | SFTConfig) -> None:
+    if drift := prompt_drift(cfg.model.name, cfg.prompt):
+        warnings.warn(drift, stacklevel=2)
+
+
 def _check_train(cfg: TrainConfig, resume: bool) -> None:
     """What `Trainer` would refuse after loading its models, checked first: the run directory, the model
     name, the puzzles (train, and held-out when validating) and whether they fill the schedule."""
@@ -46,6 +53,7 @@ def _check_train(cfg: TrainConfig, resume: bool) -> None:
     resolve_device(cfg.model.device)
     if not resume:
         check_model_name(cfg.model.name)
+        _warn_prompt_drift(cfg)
     records = check_puzzles(cfg.data, held_out=bool(cfg.val_every and cfg.data.val_puzzles_per_people))
     schedule = PromptSchedule.build(records, schedule=cfg.data.schedule, batch_size=cfg.rollout.prompts_per_step,
                                     epochs=cfg.data.epochs, seed=cfg.seed, steps=cfg.steps)
@@ -62,6 +70,7 @@ def _check_sft(cfg: SFTConfig, resume: bool) -> None:
     resolve_device(cfg.model.device)
     if not resume:
         check_model_name(cfg.model.name)
+        _warn_prompt_drift(cfg)
     check_puzzles(cfg.data, held_out=bool(cfg.data.val_puzzles_per_people))
 
 
