@@ -14,6 +14,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ from logicrl.models import (
     resolve_model_path,
     save_pretrained_atomic,
 )
-from logicrl.models.checkpoint import DiskFullError, write_checkpoint
+from logicrl.models.checkpoint import CHECKPOINT_FORMAT, DiskFullError, write_checkpoint
 from logicrl.models.loading import MARKER_FILE, adapter_base, check_model_name
 
 SYSTEM = "Answer inside <answer> </answer>."
@@ -85,11 +86,16 @@ def test_a_checkpoint_carries_what_transformers_4_reads(tmp_path):
     save_pretrained_atomic(model, tokenizer, tmp_path / "ckpt")
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["rope_theta"] == config["rope_parameters"]["rope_theta"] == 100000.0
-    assert json.loads((tmp_path / "ckpt" / "tokenizer_config.json").read_text())["tokenizer_class"] == \
-        "PreTrainedTokenizerFast"
+    settings = json.loads((tmp_path / "ckpt" / "tokenizer_config.json").read_text())
+    assert settings["tokenizer_class"] == "PreTrainedTokenizerFast"
+    # 4.x reads extra_special_tokens as a mapping: a list there failed its AutoTokenizer (checked with 4.57.6;
+    # under additional_special_tokens it loads, left padding and chat template included)
+    assert settings["additional_special_tokens"] == ["<|im_start|>"] and "extra_special_tokens" not in settings
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")  # transformers 5 reads it as before
     assert reloaded.config.rope_parameters["rope_theta"] == 100000.0
-    assert type(AutoTokenizer.from_pretrained(tmp_path / "ckpt")) is type(tokenizer)
+    again = AutoTokenizer.from_pretrained(tmp_path / "ckpt")
+    assert type(again) is type(tokenizer) and again.all_special_tokens == tokenizer.all_special_tokens
+    assert again("<|im_start|>user")["input_ids"] == tokenizer("<|im_start|>user")["input_ids"]
 
 
 def test_tiny_model_is_deterministic_in_seed(tiny):
@@ -204,6 +210,30 @@ def test_alias_with_changed_fingerprint_is_rebuilt(tmp_path):
     assert _siblings(path) == [TINY_MODEL]
 
 
+def test_alias_written_in_an_older_checkpoint_format_is_rebuilt(tmp_path):
+    """An entry written before `CHECKPOINT_FORMAT` changed lacks what the writer adds now (transformers 4.x read
+    a SmolLM2 entry without top-level rope_theta with rope 10000): its fingerprint no longer matches."""
+    path = Path(resolve_model_path(TINY_MODEL, cache_dir=tmp_path))
+    marker = json.loads((path / MARKER_FILE).read_text())
+    assert f"/format-v{CHECKPOINT_FORMAT}/" in marker["fingerprint"]
+    older = marker["fingerprint"].replace(f"/format-v{CHECKPOINT_FORMAT}/", f"/format-v{CHECKPOINT_FORMAT - 1}/")
+    (path / MARKER_FILE).write_text(json.dumps({**marker, "fingerprint": older}))
+    (path / "tokenizer_config.json").write_text("{}")  # what the old writer left
+    assert resolve_model_path(TINY_MODEL, cache_dir=tmp_path) == str(path)
+    assert json.loads((path / MARKER_FILE).read_text())["fingerprint"] == marker["fingerprint"]
+    assert "additional_special_tokens" in json.loads((path / "tokenizer_config.json").read_text())
+
+
+def test_a_cache_hit_removes_what_a_killed_build_left(tmp_path):
+    path = Path(resolve_model_path(TINY_MODEL, cache_dir=tmp_path))
+    left = tmp_path / f".{TINY_MODEL}.tmp-dead1234"
+    left.mkdir()
+    (left / "model.safetensors").write_bytes(b"partial")
+    os.utime(left, (time.time() - 3 * 3600,) * 2)
+    assert resolve_model_path(TINY_MODEL, cache_dir=tmp_path) == str(path)
+    assert not left.exists() and _siblings(path) == [TINY_MODEL]
+
+
 def test_alias_is_rebuilt_under_other_library_versions(tmp_path, monkeypatch):
     path = Path(resolve_model_path(TINY_MODEL, cache_dir=tmp_path))
     fingerprint = json.loads((path / MARKER_FILE).read_text())["fingerprint"]
@@ -301,7 +331,10 @@ def test_adapter_base_reads_peft_base_and_maps_an_alias_cache_entry_to_its_alias
         return adapter_base(tmp_path)
 
     entry = tmp_path / "old-cache" / "models" / TINY_MODEL
-    assert base_of(str(entry)) == TINY_MODEL  # the cache moved away
+    with pytest.warns(UserWarning, match=f"is gone; it is named as the cache entry of the alias '{TINY_MODEL}'"):
+        assert base_of(str(entry)) == TINY_MODEL  # the cache moved away: said
+    # a user's own base folder that happens to bear an alias's name, then moved: not replaced by the alias
+    assert base_of(str(tmp_path / "mine" / TINY_MODEL)) == str(tmp_path / "mine" / TINY_MODEL)
     entry.mkdir(parents=True)
     assert base_of(str(entry)) == str(entry)  # a folder of that name that is not a cache entry: itself
     (entry / MARKER_FILE).write_text("{}")

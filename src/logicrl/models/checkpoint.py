@@ -137,12 +137,19 @@ def write_checkpoint(model: Any, tokenizer: Any | None, directory: Path) -> None
     readable_before_transformers_5(directory)
 
 
+CHECKPOINT_FORMAT = 2
+"""The version of what `save_pretrained_atomic` writes (with `readable_before_transformers_5`): part of a model
+alias's cache fingerprint, so a cache entry written before a change is rebuilt. Bump it with every change."""
+
+
 def readable_before_transformers_5(directory: Path) -> None:
     """Add to the files transformers 5 wrote what transformers 4 (and the tools built on it) reads, so that
     they load the same model rather than a silently different one: ``rope_theta`` at the top of config.json
-    (4.x does not read ``rope_parameters`` and falls back to 10000: SmolLM2's is 100000, every position wrong),
-    and ``tokenizer_class`` ``PreTrainedTokenizerFast`` for ``TokenizersBackend`` (a class 4.x lacks: its
-    AutoTokenizer fails). transformers 5 reads both files as before."""
+    (4.x does not read ``rope_parameters`` and falls back to 10000: SmolLM2's is 100000, every position wrong);
+    ``tokenizer_class`` ``PreTrainedTokenizerFast`` for ``TokenizersBackend`` (a class 4.x lacks: its
+    AutoTokenizer fails); and a list of ``extra_special_tokens`` (Qwen's ``<|im_start|>`` …) under
+    ``additional_special_tokens``, the list's name in 4.x (which reads ``extra_special_tokens`` as a mapping
+    and fails). transformers 5 reads both files as before."""
     config_path, tokenizer_path = directory / "config.json", directory / "tokenizer_config.json"
     if config_path.is_file():
         config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -151,9 +158,13 @@ def readable_before_transformers_5(directory: Path) -> None:
             config_path.write_text(json.dumps({**config, "rope_theta": theta}, indent=2) + "\n", encoding="utf-8")
     if tokenizer_path.is_file():
         settings = json.loads(tokenizer_path.read_text(encoding="utf-8"))
-        if settings.get("tokenizer_class") == "TokenizersBackend":
-            settings["tokenizer_class"] = "PreTrainedTokenizerFast"
-            tokenizer_path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        changed = dict(settings)
+        if changed.get("tokenizer_class") == "TokenizersBackend":
+            changed["tokenizer_class"] = "PreTrainedTokenizerFast"
+        if isinstance(changed.get("extra_special_tokens"), list) and "additional_special_tokens" not in changed:
+            changed["additional_special_tokens"] = changed.pop("extra_special_tokens")
+        if changed != settings:
+            tokenizer_path.write_text(json.dumps(changed, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def save_pretrained_atomic(

@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import urllib.parse
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 from logicrl.errors import ConfigError
 from logicrl.io import cache_root, check_output_dir
 from logicrl.models.checkpoint import (
+    CHECKPOINT_FORMAT,
     atomic_directory,
     quiet_hf_progress,
     remove_stale_temporaries,
@@ -91,9 +93,10 @@ def library_versions() -> str:
 
 
 def _cache_fingerprint(alias: ModelAlias) -> str | None:
-    """The alias's fingerprint (source + recipe) with `library_versions`; None (accept any) stays None."""
+    """The alias's fingerprint (source + recipe) with the `CHECKPOINT_FORMAT` its files are written in and
+    `library_versions`; None (accept any) stays None."""
     fingerprint = alias.fingerprint()
-    return None if fingerprint is None else f"{fingerprint}/{library_versions()}"
+    return None if fingerprint is None else f"{fingerprint}/format-v{CHECKPOINT_FORMAT}/{library_versions()}"
 
 
 def _is_cached(directory: Path, fingerprint: str | None) -> bool:
@@ -137,7 +140,9 @@ def resolve_model_path(name_or_path: str, *, cache_dir: Path | None = None) -> s
         return os.path.expanduser(name_or_path) if name_or_path.startswith("~") else name_or_path
     target = Path(cache_dir if cache_dir is not None else default_cache_dir()) / alias.name
     fingerprint = _cache_fingerprint(alias)
-    if not _is_cached(target, fingerprint):
+    if _is_cached(target, fingerprint):
+        remove_stale_temporaries(target)  # a build killed outright (an old one: a live build may be writing)
+    else:
         # a cache nothing can be written to: one line, whichever variable (or none) put it there
         check_output_dir(target.parent, "the model cache", fix="set LOGICRL_CACHE to a folder that can be written")
         logger.info("building model alias %r into %s", alias.name, target)
@@ -250,7 +255,13 @@ def adapter_base(checkpoint: Path) -> str:
         raise ModelNotFoundError(f"{checkpoint / ADAPTER_CONFIG}: base_model_name_or_path is {base!r}: the LoRA "
                                  "checkpoint is damaged")
     entry = Path(base)
-    if entry.name in MODEL_ALIASES and entry.is_absolute() and (not entry.exists() or (entry / MARKER_FILE).is_file()):
+    if entry.name not in MODEL_ALIASES or not entry.is_absolute():
+        return base
+    if (entry / MARKER_FILE).is_file():
+        return entry.name
+    if not entry.exists() and entry.parent.name == default_cache_dir().name:  # a cache entry on another machine
+        warnings.warn(f"the base model of {checkpoint}, {base}, is gone; it is named as the cache entry of the "
+                      f"alias {entry.name!r}, which is loaded instead (built here if needed)", stacklevel=2)
         return entry.name
     return base
 
