@@ -402,8 +402,31 @@ def test_check_model_name_refuses_a_hub_id_it_cannot_fetch(monkeypatch):
     monkeypatch.setattr(loading, "_hub_reachable", lambda: True)
     check_model_name("no-such-org/no-such-model-xyz")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # HF_HUB_OFFLINE=1: the hub is never asked
-    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache"):
+    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+                                                 "pass a local path or the alias smollm2-135m"):
         check_model_name("no-such-org/no-such-model-xyz")
+    with pytest.raises(ModelNotFoundError, match="did you mean the alias 'tiny-random'"):  # a typo of an alias
+        check_model_name("tiny-randm")
+
+
+def test_a_damaged_cache_entry_says_how_to_rebuild_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOGICRL_CACHE", str(tmp_path))
+    entry = Path(resolve_model_path(TINY_MODEL))
+    assert tmp_path in entry.parents  # this test's own cache: the session's entry stays whole
+    (entry / "model.safetensors").write_bytes(b"truncated")
+    with pytest.raises(ModelNotFoundError, match=f"cache entry of the alias '{TINY_MODEL}': delete {entry} to "
+                                                 "rebuild it$"):
+        load_model_and_tokenizer(TINY_MODEL, device="cpu")
+
+
+def test_a_mistyped_relative_path_is_not_read_as_a_hub_id(tmp_path, monkeypatch):
+    """`runs/sft1` beside a `runs/` folder was answered 'not in the local Hugging Face cache and the hub is
+    unreachable' (`./runs/sft1` said it does not exist)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: True)
+    with pytest.raises(ModelNotFoundError, match="model path 'runs/sft1' does not exist .there is a local folder"):
+        check_model_name("runs/sft1")
 
 
 def test_dtype_and_device_resolution():

@@ -467,7 +467,7 @@ def test_user_errors(tmp_path: Path, dataset: Path, args: list[str], message: st
     (["eval", "-m", "no-such-org/no-such-model", "--data", "{data}"], "not in the local Hugging Face cache"),
     # the second model is checked before the first one generates anything
     (["eval", "-m", "tiny-random", "-m", "no-such-org/no-such-model", "--data", "{data}"],
-     "model 'no-such-org/no-such-model' is not in the local Hugging Face cache and the hub is unreachable"),
+     "model 'no-such-org/no-such-model' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"),
 ])
 def test_console_errors_are_one_line_exit_2(
     tmp_path: Path, dataset: Path, args: list[str], message: str

@@ -22,6 +22,7 @@ a rebuild.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.metadata
 import json
@@ -305,9 +306,17 @@ def check_model_name(name_or_path: str) -> None:
     if not Path(path).exists() and not _in_hf_cache(path):
         from huggingface_hub import constants
 
+        first = Path(path).parts[0]
+        if Path(first).is_dir() and not first.startswith("."):  # `runs/sft1` beside a runs/ folder: a mistyped path
+            raise ModelNotFoundError(f"model path {name_or_path!r} does not exist (there is a local folder "
+                                     f"{first!r}, so it is not read as a Hugging Face id): check the path")
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the hub is unreachable"
         if constants.HF_HUB_OFFLINE or not _hub_reachable():
-            raise ModelNotFoundError(f"model {name_or_path!r} is not in the local Hugging Face cache and the hub "
-                                     f"is unreachable: pass a local path or the alias {DEFAULT_MODEL}")
+            close = difflib.get_close_matches(name_or_path.strip().lower(), MODEL_ALIASES, n=1)
+            instead = f"did you mean the alias {close[0]!r}?" if close else \
+                f"pass a local path or the alias {DEFAULT_MODEL}"
+            raise ModelNotFoundError(f"model {name_or_path!r} is not in the local Hugging Face cache and {why}: "
+                                     f"{instead}")
 
 
 def _in_hf_cache(repo_id: str) -> bool:
@@ -345,7 +354,9 @@ def _not_found_message(name: str, path: str, err: Exception, offline: bool) -> s
     one line: tokenizers breaks its reasons over several)."""
     reason = " ".join(str(err).split())[:400] or type(err).__name__
     if Path(path).exists():
-        return f"could not load model {name!r} from {path}: {reason}"
+        rebuild = f"; it is the cache entry of the alias {name.strip().lower()!r}: delete {path} to rebuild it" \
+            if name.strip().lower() in MODEL_ALIASES else ""
+        return f"could not load model {name!r} from {path}: {reason}{rebuild}"
     if offline or "connect" in reason.lower():
         return (
             f"model {name!r} not found locally and the hub is unreachable: "
