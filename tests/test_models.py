@@ -6,6 +6,7 @@ default model (SmolLM2-135M GGUF → safetensors, ~25 s) into a temporary cache 
 
 from __future__ import annotations
 
+import copy
 import errno
 import hashlib
 import json
@@ -571,3 +572,13 @@ def test_default_model_converts_and_answers(tmp_path):
     answer = tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
     assert [p.name for p in tmp_path.iterdir()] == [DEFAULT_MODEL]
+
+
+def test_prepare_tokenizer_pads_on_the_left_with_eos_when_there_is_no_pad(tiny):
+    """What batched generation needs, whatever the saved tokenizer says (the converted SmolLM2 entry saves none)."""
+    tokenizer = copy.deepcopy(tiny[1])
+    tokenizer.padding_side, tokenizer.pad_token = "right", None
+    prepared = loading.prepare_tokenizer(tokenizer)
+    assert prepared.padding_side == "left" and prepared.pad_token == prepared.eos_token
+    batch = prepared(["a", "a b c"], padding=True)["attention_mask"]
+    assert batch[0][0] == 0 and batch[0][-1] == 1  # the short row's padding is on its left
