@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from logicrl.errors import DataError
 from logicrl.parallel import Workers
 from logicrl.puzzles import dataset, files
 from logicrl.puzzles.dataset import RECORD_CHUNK
+from logicrl.puzzles.logic import Statement
+from logicrl.puzzles.names import Roles
 from logicrl.puzzles.record import Puzzle
 
 runner = CliRunner()
@@ -157,6 +160,22 @@ def test_perturb_writes_one_twin_per_repeated_puzzle(tmp_path: Path) -> None:
     twins = [json.loads(line) for line in (tmp_path / "p/reorder.jsonl").read_text().splitlines()]
     originals = [json.loads(line)["id"] for line in lines]
     assert [t["original_id"] for t in twins] == originals and len({t["id"] for t in twins}) == 3
+
+
+def test_a_one_person_puzzle_has_no_reorder_statement_or_leaf_twin(tmp_path: Path) -> None:
+    """`data perturb one.jsonl --kinds reorder` hung: a reorder twin is drawn until its order differs, and one
+    person has no other order; statement and leaf twins failed with a traceback (the sampler starts at 2
+    people). Such a puzzle has no twin of these kinds, counted as a logic twin that was not found is. In a
+    subprocess with a timeout (`run_cli`), so that a regression fails instead of hanging the suite."""
+    statement = Statement.from_json(["or", ["telling-truth", 0], ["lying", 0]])  # always true: a knight
+    one = Puzzle((statement,), (True,), ("Zoey",), Roles(), 0, (0,), 2, 2).to_record(0)
+    (tmp_path / "one.jsonl").write_text(json.dumps(one) + "\n")
+    proc = run_cli("data", "perturb", str(tmp_path / "one.jsonl"), "--out", str(tmp_path / "p"))
+    assert proc.returncode == 0, proc.stderr
+    assert dict(re.findall(r"(\w+): (\d+/\d+) twins", proc.stdout)) == {
+        "statement": "0/1", "leaf": "0/1", "uncommon_names": "1/1", "roles": "1/1", "flip_roles": "1/1",
+        "reorder": "0/1"}
+    assert (tmp_path / "p/reorder.jsonl").read_text() == ""
 
 
 def test_perturb_kinds_empty_refused_and_repeats_run_once(tmp_path: Path) -> None:

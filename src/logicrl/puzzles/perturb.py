@@ -1,7 +1,8 @@
 """Perturbed twins of puzzles for the memorization study (Xie et al. 2024, arXiv 2410.23123).
 
 Two kinds change the logic and therefore the answer; both re-solve the puzzle and keep a twin only
-when it still has exactly one solution and that solution differs from the original's:
+when it still has exactly one solution and that solution differs from the original's (a 1-person puzzle,
+below the sampler's 2 people, has none):
 
 * ``statement`` — one person's whole statement is replaced by a fresh one of the same level;
 * ``leaf`` — one atomic claim ("X is a knight") inside one statement is replaced by another.
@@ -11,7 +12,7 @@ Four keep the logic and change only the surface (same answer up to wording):
 * ``uncommon_names`` — every name replaced by an uncommon one;
 * ``roles`` — another pair of role words (sage/fool, ...);
 * ``flip_roles`` — the two role words swap meaning: "knaves always tell the truth";
-* ``reorder`` — the statements are told in another order.
+* ``reorder`` — the statements are told in another order (a 1-person puzzle has no other order: no twin).
 
 Each twin links to its original through ``original_id`` and names its ``perturbation``. A wording-only
 twin keeps every other word of its original: a record that was not rendered from its own seed (a public
@@ -83,6 +84,8 @@ def _sampler(puzzle: Puzzle, rng: random.Random) -> StatementSampler:
 
 
 def perturb_statement(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
+    if puzzle.n_people < 2:
+        return None
     sampler = _sampler(puzzle, rng)
     for _ in range(MAX_TRIES):
         speaker = rng.randrange(puzzle.n_people)
@@ -115,6 +118,8 @@ def operands_distinct(stmt: Statement) -> bool:
 
 def perturb_leaf(puzzle: Puzzle, rng: random.Random, equal_operands: bool = False) -> Puzzle | None:
     """One leaf replaced by a new leaf; ``equal_operands`` keeps twins with a node's operands equal (public)."""
+    if puzzle.n_people < 2:
+        return None
     sampler = _sampler(puzzle, rng)
     for _ in range(MAX_TRIES):
         speaker = rng.randrange(puzzle.n_people)
@@ -153,7 +158,10 @@ def perturb_flip_roles(puzzle: Puzzle, rng: random.Random) -> Puzzle:
     return puzzle.evolve(roles=flipped, perturbation="flip_roles", original_id=puzzle.id)
 
 
-def perturb_reorder(puzzle: Puzzle, rng: random.Random) -> Puzzle:
+def perturb_reorder(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
+    """The statements told in another order; None for one person (no other order to draw)."""
+    if puzzle.n_people < 2:
+        return None
     order = list(puzzle.order)
     while tuple(order) == puzzle.order:
         rng.shuffle(order)
@@ -171,7 +179,8 @@ PERTURBATIONS: dict[str, Callable[[Puzzle, random.Random], Puzzle | None]] = {
 
 
 def perturb(puzzle: Puzzle, kind: str, seed: int, *, equal_operands: bool = False) -> Puzzle | None:
-    """The ``kind`` twin of ``puzzle`` (None when no valid logic-changing twin was found).
+    """The ``kind`` twin of ``puzzle``; None when it has none (no valid logic-changing twin was found, or a
+    1-person puzzle's ``statement``, ``leaf`` or ``reorder`` twin).
 
     ``equal_operands`` (``leaf`` only): keep twins whose changed node has two equal operands, as the public
     generator does."""
