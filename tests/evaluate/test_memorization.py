@@ -19,6 +19,7 @@ from logicrl.evaluate.memorization import (
     memorization_scores,
     memorization_table,
 )
+from logicrl.io import write_jsonl
 from logicrl.puzzles.files import dataset_files, load_records, load_twins
 from logicrl.puzzles.record import Puzzle
 
@@ -109,22 +110,33 @@ def test_two_given_twins_of_one_puzzle_are_refused() -> None:
         link_twins([original], "leaf", twins)
 
 
-def test_the_twins_data_perturb_writes_are_given_twins(puzzle_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("own_ids", [False, True])
+def test_the_twins_data_perturb_writes_are_given_twins(puzzle_dir: Path, tmp_path: Path, own_ids: bool) -> None:
     """`data perturb DATA --out P` writes P/<kind>.jsonl, which the README calls memorization twins, but
     `eval memorization --twins P` refused P ("no public twins"). They are read and linked to their originals by
     ``original_id``: a twin's ``index`` is its line in P, not its original's place in its level (the 3-person
-    twins' 12..23 are no 3-person original's). They are the twins eval makes itself from the same seed."""
+    twins' 12..23 are no 3-person original's). They are the twins eval makes itself from the same seed.
+
+    ``own_ids``: records that carry ids of their own (q0, q1, ...), not content ids; `data perturb` named each
+    twin's original by its content id, so that none of them was linked ("none of the 24 reorder twins
+    belongs to the 24 puzzles evaluated")."""
+    originals = load_records(dataset_files(puzzle_dir, "train"))
+    source = puzzle_dir
+    if own_ids:
+        originals = [{**record, "id": f"q{i}"} for i, record in enumerate(originals)]
+        source = tmp_path / "own.jsonl"
+        write_jsonl(source, originals)
     twins_dir = tmp_path / "P"
-    result = CliRunner().invoke(app, ["data", "perturb", str(puzzle_dir), "--out", str(twins_dir),
+    result = CliRunner().invoke(app, ["data", "perturb", str(source), "--out", str(twins_dir),
                                       "--kinds", "reorder,leaf"])
     assert result.exit_code == 0, result.output
-    originals = load_records(dataset_files(puzzle_dir, "train"))
     given = load_twins(twins_dir, "train", ["reorder", "leaf", "roles"], required=True)
     assert sorted(given) == ["leaf", "reorder"]
     twins, pairs, sources = collect_twins(originals, ["reorder", "leaf", "roles"], 0, given)
     assert sources == {"reorder": "given", "leaf": "given", "roles": "made"} and len(pairs["reorder"]) == 24
     made, made_pairs = make_twins(originals, ["reorder", "leaf"], 0)
     assert {k: pairs[k] for k in made_pairs} == made_pairs
+    assert pairs["reorder"][0] == (originals[0]["id"], f"{originals[0]['id']}~reorder")
     text = {t["id"]: (t["quiz"], t["solution_text_format"]) for t in twins}
     assert all(text[t["id"]] == (t["quiz"], t["solution_text_format"]) for t in made)
 

@@ -24,7 +24,13 @@ from logicrl.io import (
 )
 from logicrl.parallel import Workers
 from logicrl.puzzles.dataset import PRESETS, DataConfig, default_workers, generate, generate_twins, summarize
-from logicrl.puzzles.files import check_dataset_dir, dataset_files, load_records, write_dataset
+from logicrl.puzzles.files import (
+    check_dataset_dir,
+    dataset_files,
+    distinct_by_id,
+    load_records,
+    write_dataset,
+)
 from logicrl.puzzles.perturb import CLEAN_KIND, PERTURBATIONS, PUBLIC_KIND_OF, perturb, twin_source
 from logicrl.puzzles.public import is_public_dir, kinds_in
 from logicrl.puzzles.record import people_of
@@ -125,26 +131,22 @@ def perturb_cmd(
     wanted = list(dict.fromkeys(known[k] for k in given))  # a kind named twice (in either naming) runs once
     check_output_dir(out)
     check_not_another_output(out)  # twins written into a dataset's root (--out SOURCE) or a run's folder
-    records = puzzle_records(source, split)
-    first = {}  # each original has one twin of a kind (twin ids are <original id>~<kind>)
-    for puzzle, exact in map(twin_source, records):
-        first.setdefault(puzzle.id, (puzzle, exact))
-    found = list(first.values())
-    if len(found) < len(records):
-        _warn(f"{len(records) - len(found)} puzzle(s) of {source} repeat an earlier one (same id); each puzzle "
-              "gets one twin of a kind")
-    puzzles = [p for p, _ in found]
-    reworded = sum(not exact for _, exact in found)
+    records, repeats = distinct_by_id(puzzle_records(source, split))  # one twin of a kind per original id
+    if repeats:
+        _warn(f"{repeats} puzzle(s) of {source} repeat an earlier one (same id); each puzzle gets one twin of a kind")
+    found = [(str(record["id"]), *twin_source(record)) for record in records]
+    reworded = sum(not exact for _, _, exact in found)
     if reworded:
         _warn(f"the text of {reworded} puzzle(s) could not be reproduced; their wording twins are rendered afresh")
     for kind in wanted:
-        twins = [perturb(p, kind, seed, equal_operands=equal_operands)
-                 for p in tqdm(puzzles, desc=kind, disable=len(puzzles) < 500)]
-        kept = [t.to_record(i) for i, t in enumerate(t for t in twins if t is not None)]
-        text = jsonl_bytes(kept)
+        made = ((original, perturb(p, kind, seed, equal_operands=equal_operands))
+                for original, p, _ in tqdm(found, desc=kind, disable=len(found) < 500))
+        # each twin names its original by the record's own id, which `eval memorization --twins` links it by
+        kept = [twin.evolve(original_id=original) for original, twin in made if twin is not None]
+        text = jsonl_bytes([twin.to_record(i) for i, twin in enumerate(kept)])
         atomic_write_bytes(out / f"{kind}.jsonl", text)
         write_parquet_from_jsonl(out / f"{kind}.parquet", text)
-        console.print(f"{kind:>15}: {len(kept)}/{len(puzzles)} twins -> {out / kind}.jsonl")
+        console.print(f"{kind:>15}: {len(kept)}/{len(found)} twins -> {out / kind}.jsonl")
 
 
 @data_app.command("show")

@@ -55,9 +55,8 @@ def _made_twins(
         pairs[kind] = []
         for original, puzzle in puzzles:
             twin = perturb(puzzle, kind, seed)
-            if twin is not None:
-                # named after the record's own id (a repeat in the data keeps its own twins)
-                record = {**twin.to_record(len(twins)), "id": f"{original}~{kind}", "original_id": original}
+            if twin is not None:  # named after the record's own id: <original id>~<kind>
+                record = twin.evolve(original_id=original).to_record(len(twins))
                 twins.append(record)
                 pairs[kind].append((original, record["id"]))
     return twins, pairs

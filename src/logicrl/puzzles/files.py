@@ -180,6 +180,17 @@ def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str,
     return records
 
 
+def distinct_by_id(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The first record of each id, in order, and how many later records repeat an id (`load_records` gives
+    one id only to one puzzle, so a repeat is the same puzzle: perturbed and measured once)."""
+    first: dict[str, dict[str, Any]] = {}
+    total = 0
+    for record in records:
+        first.setdefault(str(record["id"]), record)
+        total += 1
+    return list(first.values()), total - len(first)
+
+
 def _free_id(base: str, owners: dict[str, Any]) -> str:
     """``base``, or ``base#2``, ``base#3``, ... — the first not yet taken."""
     count, candidate = 1, base
