@@ -424,6 +424,25 @@ def test_memorization_on_hand_written_samples(tmp_path: Path, dataset: Path, res
     assert "| sft | reorder | 2 | 4 | 0.75 | 0.67 | 0.25 |" in (out / "memorization.md").read_text()
 
 
+def test_memorization_measures_a_repeated_record_once(tmp_path: Path, dataset: Path, respond) -> None:
+    """A file that holds one record twice (one id) paired it with its twin twice, weighing it double in Acc, CR
+    and LiMem: each id is measured once, with a warning. Here the first puzzle and its twin are solved, the
+    repeated one but not its twin: Acc 1, CR 1/2, LiMem 1/2 (counted twice: CR 1/3, LiMem 2/3)."""
+    first, repeated = [r for r in load_records(dataset_files(dataset, "train")) if r["n_people"] == 2][:2]
+    data, out = tmp_path / "twice.jsonl", tmp_path / "mem"
+    write_jsonl(data, [first, repeated, repeated])
+    twins, _ = make_twins([first, repeated], ["reorder"], seed=0)
+    write_samples(out / "samples" / "m.jsonl", "m", [(first, 0, respond(first)), (repeated, 0, respond(repeated)),
+                                                     (twins[0], 0, respond(twins[0])),
+                                                     (twins[1], 0, respond(twins[1], correct=False))])
+    result = runner.invoke(app, ["eval", "memorization", "--rescore", "--data", str(data), "--out", str(out),
+                                 "--kinds", "reorder"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: 1 puzzle(s) of {data} repeat an earlier one (same id): each is measured once" in result.stderr
+    scores = json.loads((out / "memorization.json").read_text())["models"]["m"]["reorder"]["2"]
+    assert scores == {"pairs": 2, "acc": 1.0, "cr": 0.5, "limem": 0.5}
+
+
 def test_memorization_generates_with_the_tiny_model(tmp_path: Path, dataset: Path) -> None:
     out = tmp_path / "mem"
     result = runner.invoke(app, ["eval", "memorization", "-m", "tiny-random", "--data", str(dataset), "--out",

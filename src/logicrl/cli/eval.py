@@ -68,7 +68,7 @@ from logicrl.io import (
 )
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.prompts import prompt_drift
-from logicrl.puzzles.files import load_twins
+from logicrl.puzzles.files import distinct_by_id, load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
 from logicrl.puzzles.record import people_of
 
@@ -377,7 +377,11 @@ def memorization_cmd(
     if rescore and "people" not in cfg.model_fields_set:
         cfg = with_saved_levels(cfg, out, specs)
     warn_file_split(cfg, _data(data))
-    originals = select_records(data, cfg.split, cfg.people, cfg.limit, every_level="people" in cfg.model_fields_set)
+    originals, repeats = distinct_by_id(select_records(data, cfg.split, cfg.people, cfg.limit,
+                                                       every_level="people" in cfg.model_fields_set))
+    if repeats:  # one puzzle counted twice would weigh double in Acc, CR and LiMem
+        print(f"warning: {repeats} puzzle(s) of {data} repeat an earlier one (same id): each is measured once",
+              file=sys.stderr)
     twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
     given = ({} if cfg.twins == "own"
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
