@@ -20,8 +20,11 @@ from logicrl.evaluate.memorization import (
     memorization_table,
 )
 from logicrl.io import write_jsonl
+from logicrl.puzzles.dataset import DataConfig, generate
 from logicrl.puzzles.files import dataset_files, load_records, load_twins
+from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.solver import solve
 
 
 def test_scores_hand_computed() -> None:
@@ -99,15 +102,26 @@ def test_kinds_take_the_public_names_too() -> None:
         load_config(MemorizationConfig, None, ["kinds=perturbed_nothing"])
 
 
-def test_two_given_twins_of_one_puzzle_are_refused() -> None:
+def located(twins: list[dict]) -> list[tuple[str, dict]]:
+    """Twin records as `load_twins` gives them: with their location, here lines of ``t.jsonl``."""
+    return [(f"t.jsonl:{line}", twin) for line, twin in enumerate(twins, start=1)]
+
+
+def public_twin(twin: dict) -> dict:
+    """A made twin as the public release writes it: no ``original_id``, linked by people and ``index``."""
+    return {k: v for k, v in twin.items() if k not in ("original_id", "perturbation")}
+
+
+def test_two_given_twins_of_one_puzzle_are_refused(test_records: list[dict]) -> None:
     """Public twins are linked to their originals by (people, index): a second twin at the same place would pair
     one puzzle with two twins (and leave another without its own)."""
-    original = {"id": "kk2-a", "names": ["Zoey", "Oliver"], "index": 0}
-    twins = [{"id": "t1", "names": ["Zoey", "Oliver"], "index": 0}, {"id": "t2", "names": ["Ava", "Bo"], "index": 0}]
-    linked, pairs = link_twins([original], "leaf", twins[:1])
-    assert pairs == [("kk2-a", "kk2-a~leaf")] and linked[0]["original_id"] == "kk2-a"
-    with pytest.raises(DataError, match="^two leaf twins have 2 people and index 0"):
-        link_twins([original], "leaf", twins)
+    original = test_records[0]
+    made, _ = make_twins([original], ["reorder"], seed=0)
+    twin = {**public_twin(made[0]), "index": original["index"]}
+    linked, pairs = link_twins([original], "reorder", located([twin]))
+    assert pairs == [(original["id"], f"{original['id']}~reorder")] and linked[0]["original_id"] == original["id"]
+    with pytest.raises(DataError, match=rf"^t.jsonl:2: two reorder twins have 2 people and index {original['index']}$"):
+        link_twins([original], "reorder", located([twin, twin]))
 
 
 @pytest.mark.parametrize("own_ids", [False, True])
@@ -156,14 +170,61 @@ def test_twins_of_another_split_are_refused(puzzle_dir: Path, tmp_path: Path) ->
         collect_twins(originals, ["reorder"], 0, given)
     public = [{"id": "t", "names": ["Ava", "Bo"], "index": 7}]
     with pytest.raises(DataError, match=r"^none of the 1 leaf twins .* \(linked by number of people and index\)"):
-        link_twins([{"id": "kk2-a", "names": ["Zoey", "Oliver"], "index": 0}], "leaf", public)
+        link_twins([{"id": "kk2-a", "names": ["Zoey", "Oliver"], "index": 0}], "leaf", located(public))
 
 
-def test_a_twin_linked_by_id_twice_is_refused() -> None:
+def test_a_twin_linked_by_id_twice_is_refused(test_records: list[dict]) -> None:
     """Twins that name their original are linked by it: two of one kind naming one puzzle are a one-line error."""
-    original = {"id": "kk2-a", "names": ["Zoey", "Oliver"], "index": 0}
-    twins = [{"id": f"t{i}", "names": ["Zoey", "Oliver"], "index": i, "original_id": "kk2-a"} for i in (3, 4)]
-    linked, pairs = link_twins([original], "leaf", twins[:1])
-    assert pairs == [("kk2-a", "kk2-a~leaf")] and linked[0]["index"] == 3
-    with pytest.raises(DataError, match="^two leaf twins have original_id 'kk2-a'$"):
-        link_twins([original], "leaf", twins)
+    original = test_records[0]
+    made, _ = make_twins([original], ["leaf"], seed=0)
+    twins = [{**made[0], "index": i} for i in (3, 4)]
+    linked, pairs = link_twins([original], "leaf", located(twins[:1]))
+    assert pairs == [(original["id"], f"{original['id']}~leaf")] and linked[0]["index"] == 3
+    with pytest.raises(DataError, match=rf"^t.jsonl:2: two leaf twins have original_id '{original['id']}'$"):
+        link_twins([original], "leaf", located(twins))
+
+
+def test_twins_of_another_dataset_are_refused(dataset: Path, tmp_path: Path) -> None:
+    """Twins without ``original_id`` (the public layout) are linked by number of people and index; a twin folder
+    of another dataset paired every twin with an unrelated puzzle at its place, silently (a reorder "twin" with
+    other names, statements and answer). Each pair is checked: the first mismatch is a one-line error naming the
+    twin's file and line."""
+    originals = load_records(dataset_files(dataset, "train"))
+    other = DataConfig(people=[2, 3], train=4, test=0, seed=99, formats=["jsonl"])
+    strangers = [r for n, by in generate(other).items() for r in by["train"]]
+    made, _ = make_twins(strangers, ["reorder"], seed=0)
+    assert [len(t["names"]) for t in made] == [len(r["names"]) for r in originals]
+    folder = tmp_path / "P"  # at the places of the originals, as another download of the release would be
+    write_jsonl(folder / "reorder.jsonl", [{**public_twin(t), "index": r["index"]} for t, r in zip(made, originals)])
+    given = load_twins(folder, "train", ["reorder"], required=True)
+    first = strangers[0]
+    with pytest.raises(DataError, match=(
+            rf"^{folder / 'reorder.jsonl'}:1: not a reorder twin of '{originals[0]['id']}', the puzzle it is linked "
+            rf"to by number of people and index \(the names {', '.join(first['names'])}, its original "
+            rf"{', '.join(originals[0]['names'])}\): the twins belong to another dataset or split; give those of the "
+            r"data evaluated \(`logicrl data perturb`\)$")):
+        collect_twins(originals, ["reorder"], 0, given)
+    # the dataset's own twins, written the same way, are linked
+    own, own_pairs = make_twins(originals, ["reorder"], seed=0)
+    write_jsonl(folder / "reorder.jsonl", [{**public_twin(t), "index": r["index"]} for t, r in zip(own, originals)])
+    _, pairs, _ = collect_twins(originals, ["reorder"], 0, load_twins(folder, "train", ["reorder"]))
+    assert pairs == own_pairs
+
+
+def test_given_logic_twins_are_checked(test_records: list[dict]) -> None:
+    """A crafted leaf twin with 8 solutions, or identical to its original, was accepted (only a consistent
+    solution was asked of it): a logic twin must have exactly one solution, not its original's."""
+    original = test_records[0]
+    made, _ = make_twins([original], ["leaf"], seed=0)
+    link_twins([original], "leaf", located(made))  # a made twin passes
+    with pytest.raises(DataError, match=rf"^t.jsonl:1: not a leaf twin of '{original['id']}', the puzzle it is "
+                                        r"linked to by original_id \(0 statements changed, not 1\)"):
+        link_twins([original], "leaf", located([{**original, "original_id": original["id"]}]))
+    vacuous = Puzzle.from_record(original)
+    knights = [Statement.knight(i) for i in range(vacuous.n_people)]  # "I am a knight" decides nothing
+    crafted = vacuous.evolve(statements=(knights[0], *vacuous.statements[1:]), perturbation="leaf",
+                             original_id=original["id"])
+    solutions = len(solve(crafted.statements))
+    assert solutions > 1
+    with pytest.raises(DataError, match=rf"\({solutions} solutions, not 1\)"):
+        link_twins([original], "leaf", located([crafted.to_record(0)]))

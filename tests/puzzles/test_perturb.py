@@ -16,7 +16,7 @@ from brute_force import brute_force_solutions, depth, leaves, make_records, pars
 
 from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import ROLE_PAIRS, UNCOMMON_NAMES, Roles
-from logicrl.puzzles.perturb import PERTURBATIONS, perturb, replace_leaf
+from logicrl.puzzles.perturb import PERTURBATIONS, perturb, replace_leaf, twin_mismatch
 from logicrl.puzzles.record import Puzzle
 from logicrl.puzzles.render import SPEECH_TEMPLATES
 
@@ -140,6 +140,36 @@ def test_reorder(twins) -> None:
 def test_perturbation_is_deterministic(kind: str, originals) -> None:
     for original in originals[::10]:
         assert perturb(original, kind, seed=5) == perturb(original, kind, seed=5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_twin_made_passes_the_pair_check(kind: str, twins) -> None:
+    """`twin_mismatch` (what given twins are checked with) accepts every twin the perturbations make."""
+    assert all(twin_mismatch(original, twin, kind) is None for original, twin in twins[kind])
+
+
+def test_the_pair_check_refuses_what_no_perturbation_makes(twins) -> None:
+    """A twin of another puzzle, a leaf twin identical to its original, one with several solutions or with its
+    original's: each refused with what is wrong (a crafted leaf twin with 8 solutions was accepted)."""
+    (a, reordered), (b, _) = twins["reorder"][:2]
+    assert twin_mismatch(a, reordered, "reorder") is None
+    assert twin_mismatch(b, reordered, "reorder") == (f"the names {', '.join(a.names)}, its original "
+                                                       f"{', '.join(b.names)}")
+    assert twin_mismatch(b.evolve(names=a.names), reordered, "reorder") == "other statements than its original"
+    assert twin_mismatch(a, a.evolve(names=tuple(reversed(a.names))), "uncommon_names") is None  # a renaming
+    original, leaf = twins["leaf"][0]
+    assert twin_mismatch(original, leaf, "leaf") is None
+    assert twin_mismatch(original, original, "leaf") == "0 statements changed, not 1"
+    assert twin_mismatch(original, leaf, "reorder") == "other statements than its original"
+    # three people who each say "I am a knight": any assignment is consistent
+    eight = Puzzle(tuple(Statement.knight(i) for i in range(3)), (True,) * 3, ("A", "B", "C"), Roles(), 0,
+                   (0, 1, 2), 1, 1)
+    one_changed = eight.evolve(statements=(Statement.knave(1), *eight.statements[1:]), solution=(False, True, True))
+    assert len(brute_force_solutions(trees_of(eight))) == 8
+    assert twin_mismatch(one_changed, eight, "leaf") == "8 solutions, not 1"
+    same = original.evolve(statements=(Statement.conjunction(original.statements[0], original.statements[0]),
+                                       *original.statements[1:]))
+    assert twin_mismatch(original, same, "statement") == "its original's solution"
 
 
 def test_replace_leaf() -> None:

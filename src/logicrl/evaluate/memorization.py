@@ -16,8 +16,9 @@ with no pairs at all Acc, CR and LiMem are all None.
 
 The twins are those given (`collect_twins`: the public release's, linked to their originals by number of
 people and ``index`` within one split, as the public generator numbers them; logicrl's, as `logicrl data
-perturb` writes them, by ``original_id``), and made by `logicrl.puzzles.perturb` otherwise; a wording-only
-twin keeps every other word of its original.
+perturb` writes them, by ``original_id``; each checked to be a twin of the puzzle it is linked to, so that
+another dataset's twins are refused, not paired with unrelated puzzles), and made by `logicrl.puzzles.perturb`
+otherwise; a wording-only twin keeps every other word of its original.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from logicrl.errors import DataError
-from logicrl.puzzles.perturb import PERTURBATIONS, perturb, twin_source
+from logicrl.puzzles.perturb import PERTURBATIONS, WORDING_KINDS, perturb, twin_mismatch, twin_source
 from logicrl.puzzles.record import Puzzle
-
-WORDING_KINDS = ("uncommon_names", "roles", "flip_roles", "reorder")  # twins that keep the logic
 
 ALL_PEOPLE = "all"
 
@@ -63,29 +62,39 @@ def _made_twins(
 
 
 def link_twins(
-    records: Sequence[Mapping[str, Any]], kind: str, twins: Sequence[Mapping[str, Any]]
+    records: Sequence[Mapping[str, Any]], kind: str, twins: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Given twins of one ``kind`` (e.g. a public ``perturbed_leaf`` file), paired with their originals in
-    ``records``: by ``original_id`` when every twin names its original (logicrl's twins, as `logicrl data
-    perturb` writes them), else by (number of people, ``index``) (the public release's, which name none);
-    twins of puzzles not in ``records`` are left out; twins of none of them (another split's) are a DataError.
+    """Given twins of one ``kind`` (e.g. a public ``perturbed_leaf`` file), as (location, record) pairs
+    (`logicrl.puzzles.files.load_twins`), paired with their originals in ``records``: by ``original_id`` when
+    every twin names its original (logicrl's twins, as `logicrl data perturb` writes them), else by (number of
+    people, ``index``) (the public release's, which name none); twins of puzzles not in ``records`` are left
+    out; twins of none of them (another split's) are a DataError, and so is a twin that is not a ``kind`` twin
+    of the puzzle it is linked to (`logicrl.puzzles.perturb.twin_mismatch`: another dataset's at that place).
 
     Each twin is renamed ``<original id>~<kind>`` (a wording twin has its original's statements, hence its
     content id). Returns the twin records and the ``(original id, twin id)`` pairs, as `make_twins` does.
     """
-    by_id = bool(twins) and all(twin.get("original_id") for twin in twins)
+    by_id = bool(twins) and all(twin.get("original_id") for _, twin in twins)
     original_of = {str(r["id"]): str(r["id"]) for r in records} if by_id else _originals_by_place(records)
+    record_of = {str(r["id"]): r for r in records}
     linked: list[dict[str, Any]] = []
     pairs: list[tuple[str, str]] = []
     paired: set[str] = set()
-    for twin in twins:
+    for where, twin in twins:
         link = _link(twin, by_id)
         original = original_of.get(link)
         if original is None:
             continue
         if original in paired:
-            where = f"original_id {link!r}" if by_id else f"{link[0]} people and index {link[1]}"
-            raise DataError(f"two {kind} twins have {where}")
+            place = f"original_id {link!r}" if by_id else f"{link[0]} people and index {link[1]}"
+            raise DataError(f"{where}: two {kind} twins have {place}")
+        mismatch = twin_mismatch(Puzzle.from_record(dict(record_of[original])), Puzzle.from_record(dict(twin)),
+                                 kind)
+        if mismatch:
+            by = "original_id" if by_id else "number of people and index"
+            raise DataError(f"{where}: not a {kind} twin of {original!r}, the puzzle it is linked to by {by} "
+                            f"({mismatch}): the twins belong to another dataset or split; give those of the data "
+                            "evaluated (`logicrl data perturb`)")
         paired.add(original)
         twin_id = f"{original}~{kind}"
         linked.append({**twin, "id": twin_id, "original_id": original, "perturbation": kind})
@@ -116,9 +125,10 @@ def _originals_by_place(records: Sequence[Mapping[str, Any]]) -> dict[Any, str]:
 
 def collect_twins(
     records: Sequence[Mapping[str, Any]], kinds: Iterable[str], seed: int,
-    given: Mapping[str, Sequence[Mapping[str, Any]]],
+    given: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]],
 ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]], dict[str, str]]:
-    """The twins of every kind: those ``given`` for it (`link_twins`), else made (`make_twins`).
+    """The twins of every kind: those ``given`` for it (`link_twins`; (location, record) pairs, as
+    `logicrl.puzzles.files.load_twins` returns them), else made (`make_twins`).
 
     Returns (twin records, kind -> pairs, kind -> where they come from: ``given``, ``made``, or ``made, N
     re-worded`` when N originals' text could not be reproduced, so their wording twins are rendered afresh)."""

@@ -1,6 +1,6 @@
 """Dataset folders on disk: writing a generated dataset (`write_dataset`), finding the record files of a dataset
 directory, a file or the public K&K layout (`dataset_files`), and reading them as checked records
-(`load_records`, `load_twins`).
+(`load_records`, `load_located`, `load_twins`).
 
 Layout written by `write_dataset` (the Logic-RL layout, one folder per number of people)::
 
@@ -148,7 +148,13 @@ def _by_people_then_name(path: Path) -> tuple[int, str]:
 
 
 def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str, Any]]:
-    """All records of the given files; a malformed row raises DataError naming file and line.
+    """All records of the given files (`load_located`, without the locations)."""
+    return [record for _, record in load_located(paths, check=check)]
+
+
+def load_located(paths: Iterable[Path], *, check: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """All records of the given files, each with its location (``file:line``, `logicrl.io.read_rows`); a
+    malformed row raises DataError naming file and line.
 
     A row without an ``id`` (the public K&K release has none) gets its content id (`Puzzle.id`, with
     ``#2``, ``#3``, ... for repeats), so that per-puzzle metrics and paired comparisons never lump
@@ -166,7 +172,8 @@ def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str,
                 except (ValueError, KeyError, TypeError) as exc:  # unchecked and unreadable: left as is
                     if check:
                         raise DataError(f"{where}: {exc}") from None
-            # the solution must be consistent (not unique: a public twin may have several solutions)
+            # the solution must be consistent (unique is not asked of a record; of a logic twin, where it is
+            # paired with its original: `perturb.twin_mismatch`)
             if check and puzzle is not None and first_conflict(puzzle.statements, puzzle.solution) >= 0:
                 raise DataError(f"{where}: 'solution' contradicts the statements (a knight's statement false or a "
                                 "knave's true): the reward would score against a wrong answer; fix or drop the row")
@@ -176,7 +183,7 @@ def load_records(paths: Iterable[Path], *, check: bool = True) -> list[dict[str,
                 row = {**row, "index": position}
             if row.get("id"):
                 _claim_id(str(row["id"]), (row.get("quiz"), row.get("solution_text_format")), where, owners)
-            records.append(row)
+            records.append((where, row))
     return records
 
 
@@ -208,15 +215,16 @@ def _claim_id(puzzle_id: str, what: tuple[Any, Any], where: str,
                         "ids must be unique")
 
 
-def load_twins(data: Path, split: str, kinds: Iterable[str], *, required: bool = False) -> dict[str, list]:
-    """{kind: records} of the twins of ``data`` for the logicrl ``kinds`` that have any: the public twins of a
-    public directory or file (`public.twin_files`), else those of a folder `logicrl data perturb` wrote
-    (`perturbed_files`); ``required``: a DataError when none of them has any."""
+def load_twins(data: Path, split: str, kinds: Iterable[str], *,
+               required: bool = False) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """{kind: (location, record) pairs} (`load_located`) of the twins of ``data`` for the logicrl ``kinds`` that
+    have any: the public twins of a public directory or file (`public.twin_files`), else those of a folder
+    `logicrl data perturb` wrote (`perturbed_files`); ``required``: a DataError when none of them has any."""
     found = {}
     for kind in kinds:
         files = twin_files(data, split, PUBLIC_KIND_OF[kind]) or perturbed_files(data, kind)
         if files:
-            found[kind] = load_records(files)
+            found[kind] = load_located(files)
     if required and not found:
         made = ", ".join(f"{k}.jsonl" for k in kinds)
         public = ", ".join(f"{split}/{PUBLIC_KIND_OF[k]}/" for k in kinds)

@@ -40,6 +40,8 @@ from logicrl.puzzles.sampler import ALL_OPERATORS, Level, StatementSampler
 from logicrl.puzzles.solver import solve
 
 MAX_TRIES = 100  # attempts at a logic-changing twin before the puzzle is skipped
+LOGIC_KINDS = ("statement", "leaf")  # twins that change the logic, and so the answer
+WORDING_KINDS = ("uncommon_names", "roles", "flip_roles", "reorder")  # twins that keep the logic
 
 CLEAN_KIND = "clean"  # the public release's name for the unperturbed puzzles
 PUBLIC_KINDS: dict[str, str] = {  # public kind -> logicrl perturbation
@@ -68,6 +70,33 @@ def twin_source(record: dict) -> tuple[Puzzle, bool]:
     puzzle = Puzzle.from_record(dict(record))
     exact = recover_rendering(puzzle, str(record.get("quiz", "")))
     return (exact, True) if exact is not None else (puzzle, False)
+
+
+def twin_mismatch(original: Puzzle, twin: Puzzle, kind: str) -> str | None:
+    """What keeps ``twin`` from being a ``kind`` twin of ``original``, or None, by what each kind keeps (here
+    and in the public release alike):
+
+    * every twin has its original's people and, but for ``uncommon_names``, their names;
+    * a wording twin has its original's statements and solution (statements name people by position, so an
+      ``uncommon_names`` twin's are the original's under the renaming);
+    * a logic twin differs in exactly one person's statement and has exactly one solution (the solver's), which
+      is not its original's.
+    """
+    if twin.n_people != original.n_people:
+        return f"{twin.n_people} people, its original {original.n_people}"
+    if kind != "uncommon_names" and twin.names != original.names:
+        return f"the names {', '.join(twin.names)}, its original {', '.join(original.names)}"
+    if kind in WORDING_KINDS:
+        if twin.statements != original.statements:
+            return "other statements than its original"
+        return "another solution than its original" if twin.solution != original.solution else None
+    changed = sum(a != b for a, b in zip(twin.statements, original.statements))
+    if changed != 1:
+        return f"{changed} statements changed, not 1"
+    solutions = solve(twin.statements)
+    if len(solutions) != 1:
+        return f"{len(solutions)} solutions, not 1"
+    return "its original's solution" if solutions[0] == original.solution else None
 
 
 def _resolved(puzzle: Puzzle, statements: tuple[Statement, ...], kind: str) -> Puzzle | None:
