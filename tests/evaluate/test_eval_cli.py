@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,12 @@ from logicrl.evaluate.compare import paired_interval
 from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.memorization import make_twins
 from logicrl.evaluate.runner import select_records
+from logicrl.evaluate.scoring import quiz_digest, score_sample
 from logicrl.io import write_jsonl
 from logicrl.models import build_tiny_model
 from logicrl.puzzles.dataset import DataConfig, generate
 from logicrl.puzzles.files import dataset_files, load_records, write_dataset
+from logicrl.reward.score import RewardConfig
 from logicrl.rl.config import TrainConfig
 
 runner = CliRunner()
@@ -66,6 +69,8 @@ def test_eval_two_models_one_table(tmp_path: Path, dataset: Path) -> None:
     # the same weights, greedy: the same responses under both labels
     assert [r["response"] for r in samples["copy"]] == [r["response"] for r in samples["tiny-random"]]
     assert all(r["length"] <= 8 and "assignment" in r and r["prefilled_think"] for r in samples["copy"])
+    quizzes = {r["id"]: quiz_digest(r) for r in load_records(dataset_files(dataset, "test"))}
+    assert [r["quiz_sha1"] for r in samples["copy"]] == [quizzes[r["id"]] for r in samples["copy"]]
     assert (out / "table.csv").read_text().splitlines()[0] == "model,metric,2,3,avg"
     compare = json.loads((out / "compare.json").read_text())  # same responses: Δ = 0 everywhere
     low, high = paired_interval(0, 0, 0, 4)  # four puzzles, both wrong on each: Δ = 0, but not a [0, 0] interval
@@ -441,6 +446,32 @@ def test_memorization_measures_a_repeated_record_once(tmp_path: Path, dataset: P
     assert f"warning: 1 puzzle(s) of {data} repeat an earlier one (same id): each is measured once" in result.stderr
     scores = json.loads((out / "memorization.json").read_text())["models"]["m"]["reorder"]["2"]
     assert scores == {"pairs": 2, "acc": 1.0, "cr": 0.5, "limem": 0.5}
+
+
+def test_memorization_rescore_scores_the_twins_answered(tmp_path: Path, dataset: Path, respond) -> None:
+    """Twin ids are ``<original id>~<kind>`` whatever the perturb_seed or --twins that made them: a rescore with
+    another perturb_seed scored the saved responses against other twins (CR 1.00 became 0.78 in the audit's
+    demo) and memorization.json recorded the new seed. Each saved row names the text it answered
+    (``quiz_sha1``); a rescore whose puzzle of that id has another text is refused in one line, the tables left
+    as they were. Rows as generation writes them (`score_sample`), every response right."""
+    originals = [r for r in load_records(dataset_files(dataset, "train")) if r["n_people"] == 2]
+    twins, _ = make_twins(originals, ["leaf"], seed=0)
+    out = tmp_path / "mem"
+    rows = [{"model": "m", **score_sample(r, sample=0, response=respond(r), length=10, truncated=False,
+                                          prefilled_think=True, reward=RewardConfig())[0]} for r in originals + twins]
+    write_jsonl(out / "samples" / "m.jsonl", rows)
+    same = ["eval", "memorization", "--rescore", "--data", str(dataset), "--out", str(out), "--kinds", "leaf"]
+    result = runner.invoke(app, same)
+    assert result.exit_code == 0, result.output
+    summary = (out / "memorization.json").read_text()
+    assert json.loads(summary)["models"]["m"]["leaf"]["2"]["cr"] == 1.0
+    other = run_cli(*same, "perturb_seed=1")
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1
+    assert re.fullmatch(rf"error: {re.escape(str(out / 'samples' / 'm.jsonl'))}:\d+: puzzle 'kk2-\w+~leaf' of the "
+                        r"data given is not the one this response answered \(its text differs\): rescore with the "
+                        r"puzzles the samples were made with \(the same --data; for eval memorization also --twins "
+                        r"and perturb_seed\)\n", other.stderr)
+    assert (out / "memorization.json").read_text() == summary
 
 
 def test_memorization_generates_with_the_tiny_model(tmp_path: Path, dataset: Path) -> None:

@@ -2,8 +2,9 @@
 and keep them as ``<out>/samples/<label>.jsonl``.
 
 A sample row is a `logicrl.evaluate.scoring.score_sample` row plus ``model`` (the label). Rescoring reads
-the saved responses back, finds each row's puzzle by id, and scores it again with the current reward
-config (``prefilled_think`` as saved): a change of reward mode needs no model. Generation is resumable:
+the saved responses back, finds each row's puzzle by id, checks that it is the puzzle the response answered
+(the hash of its text, ``quiz_sha1``), and scores it again with the current reward config
+(``prefilled_think`` as saved): a change of reward mode needs no model. Generation is resumable:
 each model's rows are journaled chunk by chunk under ``<out>/partial/`` until the command's tables are
 written (`logicrl.evaluate.journal`).
 """
@@ -25,7 +26,7 @@ from logicrl.errors import DataError, UserError
 from logicrl.evaluate.config import GENERATION_KEYS, BackendConfig, RunConfig
 from logicrl.evaluate.endpoint import endpoint_client, endpoint_generate_and_score
 from logicrl.evaluate.journal import Journal, done_prefix, identity
-from logicrl.evaluate.scoring import Scorer, generate_and_score, score_sample
+from logicrl.evaluate.scoring import Scorer, generate_and_score, quiz_digest, score_sample
 from logicrl.io import atomic_write_text, read_json_object, read_jsonl, write_jsonl
 from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
 from logicrl.puzzles.files import dataset_files, load_records
@@ -286,6 +287,10 @@ def model_rows(
         record = by_id.get(str(row.get("id")))
         if record is None:
             raise DataError(f"{path}:{line}: puzzle {row.get('id')!r} is not in the data given (--data)")
+        if row.get("quiz_sha1", quiz_digest(record)) != quiz_digest(record):  # rows from before it: unchecked
+            raise DataError(f"{path}:{line}: puzzle {row.get('id')!r} of the data given is not the one this "
+                            "response answered (its text differs): rescore with the puzzles the samples were "
+                            "made with (the same --data; for eval memorization also --twins and perturb_seed)")
         chosen.append({"model": spec.label, **rescore_row(row, record, cfg)})
         kept.append(chosen[-1])
     if not chosen:  # tables of no row would replace the earlier ones

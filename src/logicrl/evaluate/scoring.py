@@ -9,6 +9,7 @@ Another task (``logicrl eval math``) passes its own
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -49,21 +50,28 @@ def score_generation(
     return rows, breakdowns
 
 
+def quiz_digest(record: Mapping[str, Any]) -> str:
+    """The puzzle a response answered: the first 12 hex digits of the SHA-1 of its text (``quiz``). An id names
+    a place (a twin's is ``<original id>~<kind>`` whatever the seed or source that made it), this the puzzle."""
+    return hashlib.sha1(str(record.get("quiz", "")).encode()).hexdigest()[:12]
+
+
 def score_sample(
     record: Mapping[str, Any], *, sample: int, response: str, length: int, truncated: bool,
     prefilled_think: bool, reward: RewardConfig,
 ) -> tuple[dict[str, Any], ScoreBreakdown]:
     """Score one decoded response to ``record``; return its row and the reward breakdown.
 
-    Row fields: ``id``, ``n_people``, ``sample`` (index among the puzzle's samples), ``response``,
-    ``length`` (tokens), ``truncated``, ``reward``, ``solved``, ``format_ok``, ``format_reason``,
-    ``answer_status``, ``assignment`` (person -> role word parsed, or None) and ``prefilled_think`` (how the
-    response was read, so a later rescoring reads it the same way).
+    Row fields: ``id``, ``quiz_sha1`` (`quiz_digest`: a rescore refuses a puzzle of that id with another text),
+    ``n_people``, ``sample`` (index among the puzzle's samples), ``response``, ``length`` (tokens),
+    ``truncated``, ``reward``, ``solved``, ``format_ok``, ``format_reason``, ``answer_status``, ``assignment``
+    (person -> role word parsed, or None) and ``prefilled_think`` (how the response was read, so a later
+    rescoring reads it the same way).
     """
     verdict = score(response, record["solution_text_format"], prefilled_think=prefilled_think,
                     roles=record.get("knight_knave"), question=record.get("quiz"), config=reward)
     row = {
-        "id": record.get("id"), "n_people": people_of(record), "sample": sample,
+        "id": record.get("id"), "quiz_sha1": quiz_digest(record), "n_people": people_of(record), "sample": sample,
         "response": response, "length": length, "truncated": truncated,
         "reward": verdict.total, "solved": verdict.solved, "format_ok": verdict.format_ok,
         "format_reason": verdict.format_reason, "answer_status": verdict.answer_status,
