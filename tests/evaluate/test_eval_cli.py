@@ -474,6 +474,45 @@ def test_memorization_rescore_scores_the_twins_answered(tmp_path: Path, dataset:
     assert (out / "memorization.json").read_text() == summary
 
 
+def test_memorization_takes_the_first_sample_of_each_puzzle(tmp_path: Path, dataset: Path, respond) -> None:
+    """With several samples of a puzzle (a hand-made file, or one from before), the last row decided whether it
+    was solved; the first sample (``sample`` 0) does, wherever its row is, as in the paired comparisons. By hand:
+    every original's sample 0 right and sample 1 wrong; the twins' sample 0 right for the first two of four,
+    their rows after their sample 1's. Acc 1, CR 1/2, LiMem 1/2 (the last rows gave Acc 0)."""
+    originals = [r for r in load_records(dataset_files(dataset, "train")) if r["n_people"] == 2]
+    twins, _ = make_twins(originals, ["reorder"], seed=0)
+    rows = [(r, j, respond(r, correct=j == 0)) for r in originals for j in (0, 1)]
+    rows += [(t, j, respond(t, correct=(i < 2) == (j == 0))) for i, t in enumerate(twins) for j in (1, 0)]
+    out = tmp_path / "mem"
+    write_samples(out / "samples" / "m.jsonl", "m", rows)
+    result = runner.invoke(app, ["eval", "memorization", "--rescore", "--data", str(dataset), "--out", str(out),
+                                 "--kinds", "reorder"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "memorization.json").read_text())["models"]["m"]["reorder"]["2"]
+    assert scores == {"pairs": 4, "acc": 1.0, "cr": 0.5, "limem": 0.5}
+
+
+def test_memorization_rescore_scores_the_samples_saved_whatever_the_limit(tmp_path: Path, dataset: Path,
+                                                                         respond) -> None:
+    """Samples made with --limit 2 (the first two puzzles of a level and their twins): a rescore without --limit
+    failed ("no sample of 4 puzzle(s) of these twins", not naming --limit); as `logicrl eval --rescore`, it scores
+    every saved sample, and a --limit given to it is not used (a warning says so; none is recorded). By hand: both
+    originals solved, the first twin only: Acc 1, CR 1/2."""
+    originals = [r for r in load_records(dataset_files(dataset, "train")) if r["n_people"] == 2][:2]
+    twins, _ = make_twins(originals, ["reorder"], seed=0)
+    rows = [(r, 0, respond(r)) for r in originals] + [(t, 0, respond(t, correct=t is twins[0])) for t in twins]
+    out = tmp_path / "mem"
+    write_samples(out / "samples" / "m.jsonl", "m", rows)
+    rescore = ["eval", "memorization", "--rescore", "--data", str(dataset), "--out", str(out), "--kinds", "reorder"]
+    for limit in ([], ["--limit", "1"]):
+        result = run_cli(*rescore, *limit)
+        assert result.returncode == 0, result.stderr
+        assert ("limit=1 not used" in result.stderr) == bool(limit)
+        summary = json.loads((out / "memorization.json").read_text())
+        assert summary["models"]["m"]["reorder"]["2"] == {"pairs": 2, "acc": 1.0, "cr": 0.5, "limem": 0.5}
+        assert summary["config"]["limit"] is None and summary["config"]["people"] == [2]
+
+
 def test_memorization_generates_with_the_tiny_model(tmp_path: Path, dataset: Path) -> None:
     out = tmp_path / "mem"
     result = runner.invoke(app, ["eval", "memorization", "-m", "tiny-random", "--data", str(dataset), "--out",

@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 from logicrl.cli.output import plain_console, print_line, print_table
 from logicrl.config import load_config
 from logicrl.errors import DataError, UserError
-from logicrl.evaluate.compare import compare_rows, comparison_table
+from logicrl.evaluate.compare import compare_rows, comparison_table, first_samples
 from logicrl.evaluate.config import (
     BackendConfig,
     EvalConfig,
@@ -276,17 +276,17 @@ Config = TypeVar("Config", bound=RunConfig)
 
 
 def without_limit(cfg: Config) -> Config:
-    """``cfg`` without its ``limit``, for a ``--rescore`` of `logicrl eval` or `logicrl eval math`, which scores
-    every saved sample again: a warning says so when one was given, and results.json records none."""
+    """``cfg`` without its ``limit``, for a ``--rescore`` (of `logicrl eval`, `eval memorization` or `eval math`),
+    which scores every saved sample again: a warning says so when one was given, and the summary records none."""
     if cfg.limit is None:
         return cfg
     print(f"warning: --rescore scores every saved sample: limit={cfg.limit} not used", file=sys.stderr)
     return cfg.model_copy(update={"limit": None})
 
 
-def rescore_config(cfg: EvalConfig, out: Path, specs: list[ModelSpec]) -> EvalConfig:
-    """A ``logicrl eval --rescore``'s config: the saved samples' levels unless ``--people`` is given
-    (`with_saved_levels`), and no limit (`without_limit`)."""
+def rescore_config(cfg: Config, out: Path, specs: list[ModelSpec]) -> Config:
+    """A ``--rescore``'s config (`logicrl eval`, `eval memorization`): the saved samples' levels unless
+    ``--people`` is given (`with_saved_levels`), and no limit (`without_limit`)."""
     if "people" not in cfg.model_fields_set:
         cfg = with_saved_levels(cfg, out, specs)
     return without_limit(cfg)
@@ -374,8 +374,8 @@ def memorization_cmd(
                   max_tokens=max_tokens, seed=seed, batch_size=batch_size, device=device, endpoint=endpoint,
                   concurrency=concurrency)
     specs = model_specs(model, out, rescore, MEMORIZATION_FILES[0])
-    if rescore and "people" not in cfg.model_fields_set:
-        cfg = with_saved_levels(cfg, out, specs)
+    if rescore:
+        cfg = rescore_config(cfg, out, specs)
     warn_file_split(cfg, _data(data))
     originals, repeats = distinct_by_id(select_records(data, cfg.split, cfg.people, cfg.limit,
                                                        every_level="people" in cfg.model_fields_set))
@@ -396,14 +396,15 @@ def memorization_cmd(
         for spec in specs:
             rows = _rows(spec, originals + twin_records, cfg, out, n=1, rescore=rescore,
                          aside=lambda puzzle_id: twin_of_another_kind(puzzle_id, cfg.kinds))
-            solved = {str(r["id"]): bool(r["solved"]) for r in rows}
-            missing = [i for kind_pairs in pairs.values() for pair in kind_pairs for i in pair
-                       if i not in solved]
+            solved = {key: bool(row["solved"]) for key, row in first_samples(rows).items()}
+            # the pairs of the originals answered (a rescore scores the saved samples, made with any --limit)
+            answered = {kind: [p for p in kind_pairs if p[0] in solved] for kind, kind_pairs in pairs.items()}
+            missing = [twin for kind_pairs in answered.values() for _, twin in kind_pairs if twin not in solved]
             if missing:
                 raise DataError(f"{spec.label}: no sample of {len(set(missing))} puzzle(s) of these "
                                 f"twins, e.g. {missing[0]!r} (rescore with the --data, --kinds and --twins "
                                 "they were made with)")
-            results[spec.label] = memorization_table(solved, levels, pairs)
+            results[spec.label] = memorization_table(solved, levels, answered)
         table = memorization_rows(results)
         atomic_write_text(out / "memorization.md", markdown(table))
         atomic_write_text(out / "memorization.csv", csv_text(table))

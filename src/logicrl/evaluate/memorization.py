@@ -184,7 +184,8 @@ def memorization_table(
     """Per kind, per number of people (and pooled over all, key ``"all"``): `memorization_scores`.
 
     Args:
-        solved: puzzle id -> solved (the greedy or single sample's ``solved``), originals and twins.
+        solved: puzzle id -> solved, originals and twins: the first sample's (``sample`` 0, as
+            `logicrl.evaluate.compare.first_samples` picks it; the greedy or single one).
         people: original id -> number of people.
         pairs: kind -> (original id, twin id) pairs, as `make_twins` returns.
     """
