@@ -178,6 +178,26 @@ def test_a_one_person_puzzle_has_no_reorder_statement_or_leaf_twin(tmp_path: Pat
     assert (tmp_path / "p/reorder.jsonl").read_text() == ""
 
 
+def test_perturb_refuses_an_out_of_twins_made_with_other_settings(tmp_path: Path) -> None:
+    """`data perturb --kinds leaf` and then `--seed 1 --kinds reorder` into one --out left twins of two seeds side
+    by side, which `eval memorization --twins` reads as one set. The settings are kept in perturb.json: the same
+    ones may add kinds; another seed (or source, split) is refused in one line, before anything is written."""
+    assert runner.invoke(app, ["data", "generate", "--people", "2", "--train", "3", "--test", "0",
+                               "--out", str(tmp_path / "d")]).exit_code == 0
+    out = tmp_path / "p"
+    for kinds in ("leaf", "reorder"):
+        result = runner.invoke(app, ["data", "perturb", str(tmp_path / "d"), "--out", str(out), "--kinds", kinds])
+        assert result.exit_code == 0, result.output
+    proc = run_cli("data", "perturb", str(tmp_path / "d"), "--out", str(out), "--kinds", "roles", "--seed", "1")
+    assert proc.returncode == 2 and proc.stderr == (
+        f"error: --out {out} holds twins made with another seed (perturb.json): choose another --out, or delete "
+        f"{out} first\n")
+    assert json.loads((out / "perturb.json").read_text()) == {
+        "source": str((tmp_path / "d").resolve()), "split": "train", "seed": 0, "equal_operands": False}
+    assert sorted(p.name for p in out.iterdir()) == ["leaf.jsonl", "leaf.parquet", "perturb.json", "reorder.jsonl",
+                                                      "reorder.parquet"]
+
+
 def test_perturb_kinds_empty_refused_and_repeats_run_once(tmp_path: Path) -> None:
     assert runner.invoke(app, ["data", "generate", "--people", "2", "--train", "3", "--test", "0",
                                "--out", str(tmp_path / "d")]).exit_code == 0
@@ -189,7 +209,7 @@ def test_perturb_kinds_empty_refused_and_repeats_run_once(tmp_path: Path) -> Non
                                  "--kinds", "statement,perturbed_statement,statement"])
     assert result.exit_code == 0, result.output
     assert result.output.count("statement: ") == 1 and sorted(p.name for p in (tmp_path / "p").iterdir()) == [
-        "statement.jsonl", "statement.parquet"]
+        "perturb.json", "statement.jsonl", "statement.parquet"]
     into_source = run_cli("data", "perturb", str(tmp_path / "d"), "--out", str(tmp_path / "d"), "--kinds", "leaf")
     assert into_source.returncode == 2 and into_source.stderr == (
         f"error: --out {tmp_path / 'd'} holds a dataset (`logicrl data generate`) (manifest.json): its files would be "

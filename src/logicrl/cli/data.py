@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,9 +18,11 @@ from logicrl.errors import DataError, UserError
 from logicrl.io import (
     FolderLock,
     atomic_write_bytes,
+    atomic_write_text,
     check_not_another_output,
     check_output_dir,
     jsonl_bytes,
+    read_json_object,
     write_parquet_from_jsonl,
 )
 from logicrl.parallel import Workers
@@ -109,6 +112,19 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+PERTURB_RECORD = "perturb.json"  # what `data perturb` made the twins in its --out from
+
+
+def check_same_twins(out: Path, made_with: dict[str, Any]) -> None:
+    """Refuse an ``out`` whose twins `data perturb` made from other settings (`PERTURB_RECORD`): the kinds of two
+    runs (another seed, source or split) would mix there, and `eval memorization --twins` reads them as one set."""
+    earlier = read_json_object(out / PERTURB_RECORD)
+    changed = [key for key in made_with if key in earlier and earlier[key] != made_with[key]]
+    if changed:
+        raise UserError(f"--out {out} holds twins made with another {', '.join(changed)} ({PERTURB_RECORD}): "
+                        f"choose another --out, or delete {out} first")
+
+
 @data_app.command("perturb")
 def perturb_cmd(
     source: Annotated[Path, typer.Argument(help="a .jsonl/.parquet file or a dataset directory")],
@@ -119,7 +135,8 @@ def perturb_cmd(
     equal_operands: Annotated[bool, typer.Option(
         help="leaf twins may give a node two equal operands, as the public generator's do")] = False,
 ) -> None:
-    """Write perturbed twins of each puzzle (memorization study); each links to its original by id."""
+    """Write perturbed twins of each puzzle (memorization study); each links to its original by id. The
+    settings go to ``perturb.json``: another seed, source or split into the same --out is refused."""
     given = [k.strip() for k in kinds.split(",") if k.strip()]
     known = {**{k: k for k in PERTURBATIONS}, **{public: ours for ours, public in PUBLIC_KIND_OF.items()}}
     unknown = [k for k in given if k not in known]
@@ -131,6 +148,8 @@ def perturb_cmd(
     wanted = list(dict.fromkeys(known[k] for k in given))  # a kind named twice (in either naming) runs once
     check_output_dir(out)
     check_not_another_output(out)  # twins written into a dataset's root (--out SOURCE) or a run's folder
+    made_with = {"source": str(source.resolve()), "split": split, "seed": seed, "equal_operands": equal_operands}
+    check_same_twins(out, made_with)
     records, repeats = distinct_by_id(puzzle_records(source, split))  # one twin of a kind per original id
     if repeats:
         _warn(f"{repeats} puzzle(s) of {source} repeat an earlier one (same id); each puzzle gets one twin of a kind")
@@ -138,6 +157,7 @@ def perturb_cmd(
     reworded = sum(not exact for _, _, exact in found)
     if reworded:
         _warn(f"the text of {reworded} puzzle(s) could not be reproduced; their wording twins are rendered afresh")
+    atomic_write_text(out / PERTURB_RECORD, json.dumps(made_with, indent=2) + "\n")
     for kind in wanted:
         made = ((original, perturb(p, kind, seed, equal_operands=equal_operands))
                 for original, p, _ in tqdm(found, desc=kind, disable=len(found) < 500))

@@ -12,9 +12,10 @@ or, with ``layout: public``, the public K&K release's layout (`logicrl.puzzles.p
 
     OUT/test/clean/people3_num100.jsonl  OUT/test/perturbed_leaf/people3_num100.jsonl  ...
 
-Twins that ``logicrl data perturb`` writes (any split, each naming its original by ``original_id``)::
+Twins that ``logicrl data perturb`` writes (any split, each naming its original by ``original_id``), and the
+settings they were made with::
 
-    P/statement.jsonl  P/statement.parquet  P/reorder.jsonl  ...
+    P/statement.jsonl  P/statement.parquet  P/reorder.jsonl  ...  P/perturb.json
 
 Until the manifest is written, one marked ``incomplete`` stands in its place, and readers refuse the folder.
 """
