@@ -155,9 +155,10 @@ def test_model_config_reads_local_dirs_aliases_and_never_the_network(tmp_path):
     (tmp_path / "lora").mkdir()  # a LoRA checkpoint: its base model's config (a folder, or an alias's entry)
     (tmp_path / "lora" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "q7")}))
     assert memory.model_config(str(tmp_path / "lora")) == QWEN_7B
-    gone_entry = str(tmp_path / "moved" / "smollm2-135m")
+    gone_entry = str(tmp_path / "moved" / "models" / "smollm2-135m")  # a cache entry on another machine
     (tmp_path / "lora" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": gone_entry}))
-    assert memory.model_config(str(tmp_path / "lora"), cache_dir=tmp_path)["hidden_size"] == 576
+    with pytest.warns(UserWarning, match="is gone; it is named as the cache entry of the alias 'smollm2-135m'"):
+        assert memory.model_config(str(tmp_path / "lora"), cache_dir=tmp_path)["hidden_size"] == 576
     (tmp_path / "q7" / "config.json").write_text('{"hidden_size": 5,')
     with pytest.raises(DataError, match=r"q7/config.json: not valid JSON \(.*line 1\): the model directory is damaged"):
         memory.model_config(str(tmp_path / "q7"))

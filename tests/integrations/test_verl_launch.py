@@ -316,8 +316,11 @@ def test_export_writes_the_chat_template_its_rows_need(dataset: Path, tmp_path: 
 def test_a_model_whose_tokenizer_cannot_be_read_is_refused_at_once(dataset, tmp_path, monkeypatch, model, message):
     """The pre-fill needs the model's chat template: an offline hub id used to cost the hub's retries (48 s) and a
     missing path gave Hugging Face's 'Repo id must be in the form' message."""
+    from huggingface_hub import constants
+
     from logicrl.models import loading
 
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the reason named is the probe's, not the variable
     monkeypatch.setattr(loading, "_hub_reachable", lambda: False)
     cfg = train_config(f"model.name={model}", f"data.train={dataset}", "data.people=[3]",
                        f"out_dir={tmp_path / 'run'}")
