@@ -5,6 +5,7 @@ a journal that holds everything loads no model."""
 from __future__ import annotations
 
 import json
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -125,9 +126,23 @@ def test_an_interrupted_eval_resumes_to_the_uninterrupted_samples(
     assert isinstance(result.exception, Interrupt)
     assert not (out / "samples").exists() and len((out / PARTIAL_DIR / "tiny-random.jsonl").read_text().splitlines()) == 4
 
-    changed = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(out), "--temperature", "0.7"])
-    assert isinstance(changed.exception, UserError), changed.output
-    assert "settings.temperature: 1.0 → 0.7" in str(changed.exception)
+    for option, difference in ((["--temperature", "0.7"], "settings.temperature: 1.0 → 0.7"),
+                               (["--seed", "7"], "settings.seed: 0 → 7"),
+                               (["--max-tokens", "7"], "settings.max_tokens: 6 → 7"),
+                               (["top_p=0.5"], "settings.top_p: 1.0 → 0.5"),
+                               (["prompt.template=plain"], "settings.prompt.template: 'chat' → 'plain'")):
+        changed = runner.invoke(app, ["eval", *ARGS, "--data", str(dataset), "--out", str(out), *option])
+        assert isinstance(changed.exception, UserError), changed.output
+        assert difference in str(changed.exception)
+    # the same ids naming other puzzles (a file with ids of its own, edited): the rows answered the old texts
+    edited = tmp_path / "edited"
+    shutil.copytree(dataset, edited)
+    tests = edited / "2ppl" / "test.jsonl"
+    rows = [json.loads(line) for line in tests.read_text().splitlines()]
+    rows[0]["quiz"] += " (edited)"
+    tests.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    changed = runner.invoke(app, ["eval", *ARGS, "--data", str(edited), "--out", str(out)])
+    assert isinstance(changed.exception, UserError) and "quizzes_sha256" in str(changed.exception), changed.output
 
     def counted(*args, **kwargs):
         calls.append(kwargs["first_index"])

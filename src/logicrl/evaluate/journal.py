@@ -30,10 +30,13 @@ NOT_IN_IDENTITY = frozenset({"concurrency", "timeout_s", "retries", "api_key_env
 
 def identity(model: str, records: Sequence[Mapping[str, Any]], n: int, settings: Mapping[str, Any]
              ) -> dict[str, Any]:
-    """What a journal's rows depend on: ``model``, the puzzles' ids in order (as a digest and a count),
+    """What a journal's rows depend on: ``model``, the puzzles in order (a count, and digests of their ids and of
+    their texts: a file whose ids are its own, ``p0``…, names other puzzles under the same ids once edited),
     ``n`` samples per puzzle and ``settings`` (a config dump) without `NOT_IN_IDENTITY`."""
     ids = "\n".join(str(r.get("id")) for r in records)
+    texts = "\0".join(str(r.get("quiz")) for r in records)
     return {"model": model, "puzzles": len(records), "ids_sha256": hashlib.sha256(ids.encode()).hexdigest(),
+            "quizzes_sha256": hashlib.sha256(texts.encode()).hexdigest(),
             "samples": n, "settings": {k: v for k, v in settings.items() if k not in NOT_IN_IDENTITY}}
 
 

@@ -29,8 +29,9 @@ from logicrl.evaluate.journal import Journal, done_prefix, identity
 from logicrl.evaluate.scoring import Scorer, generate_and_score, quiz_digest, score_sample
 from logicrl.io import atomic_write_text, read_json_object, read_jsonl, write_jsonl
 from logicrl.models import ModelNotFoundError, load_model_and_tokenizer
-from logicrl.puzzles.files import dataset_files, load_records
+from logicrl.puzzles.files import dataset_files
 from logicrl.puzzles.record import people_of
+from logicrl.reward.records import checked_records
 
 SAMPLES_DIR = "samples"
 
@@ -127,7 +128,7 @@ def select_records(data: Path, split: str, people: Sequence[int], limit: int | N
     """The puzzles of ``split`` with ``people`` people, the first ``limit`` of each level, by level: the levels
     the data holds (the default 2–8 takes what there is), or, with ``every_level`` (people the user listed),
     every one of them, a DataError naming those missing."""
-    records = load_records(dataset_files(data, split))
+    records = checked_records(dataset_files(data, split))
     by_level: dict[int, list[dict[str, Any]]] = {}
     for record in records:
         by_level.setdefault(people_of(record), []).append(record)

@@ -301,6 +301,17 @@ def _infer_roles(seen: list[str], roles: tuple[str, str] | None) -> tuple[str, .
     return tuple(seen)  # partner unknown: only the words seen are accepted
 
 
+def expected_problem(record: Mapping[str, Any]) -> str | None:
+    """Why the reward cannot score against ``record``'s expected answer (its ``solution_text_format`` with its
+    ``knight_knave`` roles), or None: checked when puzzles are read, not when the first response to one is
+    scored, after hours of generation."""
+    try:
+        parse_expected(str(record.get("solution_text_format", "")), role_pair(record.get("knight_knave")))
+    except ValueError as exc:
+        return f"solution_text_format: {exc}"
+    return None
+
+
 @lru_cache(maxsize=4096)
 def parse_expected(solution_text_format: str, roles: tuple[str, str] | None = None) -> ExpectedAnswer:
     """Parse a puzzle's ``solution_text_format`` ("(1) Zoey is a knight\\n(2) Oliver is a knave").

@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from logicrl.errors import DataError
-from logicrl.puzzles.files import dataset_files, load_records
+from logicrl.puzzles.files import dataset_files
 from logicrl.puzzles.public import is_public_dir, splits_of
 from logicrl.puzzles.record import people_of
+from logicrl.reward.records import checked_records
 
 
 def load_puzzles(path: Path, split: str, people: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Records of ``split`` under ``path`` (a dataset dir or a file), restricted to ``people`` if given: each of
     them must be there (DataError naming those missing and those found)."""
-    records = load_records(dataset_files(Path(path), split))
+    records = checked_records(dataset_files(Path(path), split))
     if people:
         found = {people_of(r) for r in records}
         missing = [n for n in people if n not in found]
