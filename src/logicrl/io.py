@@ -191,6 +191,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+@contextmanager
+def restored_on_failure(paths: Iterable[Path]) -> Iterator[None]:
+    """Put the files at ``paths`` back as they were if the block fails: a rescore of several models rewrites each
+    one's sample file in turn, and a later model's failure must not leave the earlier files rescored beside the
+    old tables."""
+    saved = {Path(p): Path(p).read_bytes() for p in paths if Path(p).is_file()}
+    try:
+        yield
+    except BaseException:
+        for path, data in saved.items():
+            atomic_write_bytes(path, data)
+        raise
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """One JSON object per line, UTF-8, fields in insertion order (same input, same bytes)."""
     atomic_write_bytes(path, jsonl_bytes(records))

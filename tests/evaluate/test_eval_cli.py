@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from logicrl.cli import app
 from logicrl.cli.eval import warn_unpaired
-from logicrl.errors import UserError
+from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import paired_interval
 from logicrl.evaluate.config import EvalConfig
 from logicrl.evaluate.memorization import make_twins
@@ -308,6 +308,20 @@ def test_each_sample_file_records_how_it_was_made(tmp_path: Path, dataset: Path)
     result = runner.invoke(app, rescore)
     assert "no record for a" in result.stderr
     assert not {"max_tokens", "temperature"} & json.loads((out / "results.json").read_text())["config"].keys()
+
+
+def test_a_rescore_that_fails_leaves_every_sample_file_as_it_was(tmp_path: Path, dataset: Path,
+                                                                   test_records: list[dict], respond) -> None:
+    """-m hand -m ghost: hand's file was rewritten with the new reward's scores, then ghost's missing samples
+    stopped the command: samples and tables disagreed."""
+    two = [r for r in test_records if r["n_people"] == 2]
+    out = tmp_path / "out"
+    write_samples(out / "samples" / "hand.jsonl", "hand", [(r, 0, respond(r) + " trailing") for r in two])
+    before = (out / "samples" / "hand.jsonl").read_bytes()
+    result = runner.invoke(app, ["eval", "--rescore", "-m", "hand", "-m", "ghost", "--data", str(dataset),
+                                 "--out", str(out), "--people", "2", "--reward-mode", "logic-rl"])
+    assert isinstance(result.exception, DataError) and "ghost.jsonl: no saved samples" in str(result.exception)
+    assert (out / "samples" / "hand.jsonl").read_bytes() == before
 
 
 def test_rescore_keeps_the_model_order_and_names(tmp_path: Path, dataset: Path, test_records: list[dict],

@@ -44,6 +44,7 @@ from logicrl.evaluate.runner import (
     parse_model_specs,
     read_generation,
     remove_journals,
+    rescored_files,
     saved_levels,
     saved_specs,
     select_records,
@@ -65,6 +66,7 @@ from logicrl.io import (
     check_not_another_output,
     check_output_dir,
     read_json_object,
+    restored_on_failure,
 )
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.prompts import prompt_drift
@@ -330,7 +332,7 @@ def eval_cmd(
     warn_file_split(cfg, _data(data))
     records = select_records(data, cfg.split, cfg.people, cfg.limit, every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
-    with FolderLock(out):  # this command's --out, until it returns or fails
+    with FolderLock(out), restored_on_failure(rescored_files(out, specs, rescore)):  # this command's --out
         config = start_results(cfg, out, RESULT_FILES, specs, rescore, data)
         results, rows_by_label = {}, {}
         for spec in specs:
@@ -387,7 +389,7 @@ def memorization_cmd(
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
     twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
     check_before_loading(specs, cfg, out, rescore, MEMORIZATION_FILES[0])
-    with FolderLock(out):  # this command's --out, until it returns or fails
+    with FolderLock(out), restored_on_failure(rescored_files(out, specs, rescore)):  # this command's --out
         config = start_results(cfg, out, MEMORIZATION_FILES, specs, rescore, data)
         console.print("twins: " + ", ".join(f"{kind} {len(p)}/{len(originals)} ({sources[kind]})"
                                             for kind, p in pairs.items()))

@@ -47,7 +47,7 @@ from logicrl.evaluate.math_check import MathChecker
 from logicrl.evaluate.math_data import load_math_problems, math_source
 from logicrl.evaluate.math_eval import MathEvalConfig, checker_stats, math_results, math_rows
 from logicrl.evaluate.metrics import by_puzzle
-from logicrl.evaluate.runner import remove_journals
+from logicrl.evaluate.runner import remove_journals, rescored_files
 from logicrl.evaluate.tables import (
     Table,
     extra_metrics,
@@ -57,7 +57,7 @@ from logicrl.evaluate.tables import (
     results_json,
     table2,
 )
-from logicrl.io import FolderLock, atomic_write_text
+from logicrl.io import FolderLock, atomic_write_text, restored_on_failure
 
 DataFiles = Annotated[list[Path] | None, typer.Option(
     "--data", help="problem file (.jsonl, .json, .parquet) with problem/question and answer fields; "
@@ -107,7 +107,7 @@ def math_cmd(
     specs = model_specs(model, out, rescore, RESULT_FILES[0])
     _require_math_verify()
     check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
-    with FolderLock(out):  # this command's --out, until it returns or fails
+    with FolderLock(out), restored_on_failure(rescored_files(out, specs, rescore)):  # this command's --out
         config = start_results(cfg, out, RESULT_FILES, specs, rescore, data)
         config.setdefault("prompt_style", cfg.prompt_style)  # no record says: the style the format is judged by
         rows_by_label: dict[str, list[dict]] = {}

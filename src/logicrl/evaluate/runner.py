@@ -68,6 +68,12 @@ def parse_model_specs(values: Iterable[str]) -> list[ModelSpec]:
     return specs
 
 
+def rescored_files(out: Path, specs: Sequence[ModelSpec], rescore: bool) -> list[Path]:
+    """The sample files a ``--rescore`` rewrites (none for a run that generates: its files are new), which a
+    failure puts back (`logicrl.io.restored_on_failure`)."""
+    return [samples_path(out, spec) for spec in specs] if rescore else []
+
+
 def samples_path(out: Path, spec: ModelSpec) -> Path:
     return out / SAMPLES_DIR / f"{spec.file_stem}.jsonl"
 
