@@ -119,5 +119,16 @@ def test_accuracy_table_single_sample_has_no_majority_column() -> None:
     assert not any(key.startswith("maj@") for key in table[2])
 
 
+def test_truncated_share_and_pass_at_k_over_puzzles_with_enough_samples() -> None:
+    """Uneven samples: pass@k averages over the puzzles with at least k samples only (a puzzle of 1 sample has
+    no pass@2); `truncated` is the share of samples cut at the cap, its own field (not format_ok)."""
+    rows = [row("a", 2, True), {**row("a", 2, False), "truncated": True}, {**row("b", 2, False), "truncated": True}]
+    table = accuracy_table(rows, ks=[1, 2])
+    assert table[2]["pass@2"] == 1.0  # a only: 1 of 2 right -> 1; b has one sample
+    assert table[2]["pass@1"] == 0.25 and table[2]["acc"] == pytest.approx(1 / 3)  # per puzzle vs per sample
+    assert table[2]["truncated"] == pytest.approx(2 / 3)
+    assert table[2]["format_ok"] == pytest.approx(1 / 3)
+
+
 def test_default_ks() -> None:
     assert default_ks(1) == [1] and default_ks(6) == [1, 2, 4, 6] and default_ks(8) == [1, 2, 4, 8]

@@ -126,6 +126,17 @@ def test_logic_rl_mode_equals_the_reference_rules_on_tag_soup(response):
     assert score(response, EXPECTED, mode="logic-rl").total == reference_kk(response, EXPECTED)
 
 
+def test_logic_rl_marker_order_and_capitalised_expected_roles_follow_kk_py():
+    """kk.py looks for "Assistant:" before "<|im_start|>assistant": a ChatML text whose think block says
+    "Assistant:" is cut there (its <think> falls before the cut: format fails); and it reads the expected
+    answer's role words whatever their case."""
+    chatml = ("<|im_start|>user\nWho is who?<|im_end|>\n<|im_start|>assistant\n<think>As the Assistant: Zoey is "
+              "honest</think><answer>" + CLAIMS + "</answer>")
+    assert score(chatml, EXPECTED, mode="logic-rl").total == reference_kk(chatml, EXPECTED) == -3
+    capitalised = EXPECTED.replace("knight", "Knight").replace("knave", "KNAVE")
+    assert score(wrap(CLAIMS), capitalised, mode="logic-rl").total == reference_kk(wrap(CLAIMS), capitalised) == 3
+
+
 def test_logic_rl_cuts_at_the_first_assistant_marker():
     """kk.py splits the decoded text at the first "Assistant:"; one inside the think block stays part of it."""
     text = "User: who is who?\nAssistant: " + wrap(CLAIMS, "Zoey is honest, so Assistant: Oliver lies and Ethan too")
