@@ -324,3 +324,10 @@ def test_encode_prompts_adds_no_special_tokens():
 
     config = PromptConfig(template="plain", system_prompt="", prefill="")
     assert encode_prompts([{"quiz": "q"}], Tokenizer(), config) == [[len("User: q\nAssistant: ")]]
+
+
+def test_float16_on_cpu_is_said_to_run_in_float32(puzzle_dir, tmp_path):
+    config = make_config(puzzle_dir, tmp_path / "half", model={"name": "tiny-random", "device": "cpu",
+                                                               "dtype": "float16"})
+    with pytest.warns(UserWarning, match="model.dtype=float16 on CPU: the forwards run in float32"):
+        SFTTrainer(config, show_progress=False).run_lock.release()

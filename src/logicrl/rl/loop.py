@@ -15,6 +15,7 @@ and records the run's end in the log (`logicrl.rl.run_log`).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,6 +67,10 @@ class TrainingLoop(ABC):
         if self.device.type == "cpu":
             set_cpu_threads(cfg.threads)
             keep_freed_memory()
+            if self.compute_dtype == torch.float16:  # no fp16 autocast on CPU: said, not silently changed
+                warnings.warn("model.dtype=float16 on CPU: the forwards run in float32 (CPUs have no float16 "
+                              "autocast here) while the reference is stored in float16; use bfloat16 or float32",
+                              stacklevel=2)
         torch.manual_seed(cfg.seed)
 
     def autocast(self) -> contextlib.AbstractContextManager:
