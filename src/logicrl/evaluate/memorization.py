@@ -40,8 +40,8 @@ def make_twins(
 
     A puzzle may have no twin of a kind (`logicrl.puzzles.perturb.perturb` returns None: no valid logic-changing
     twin found, or a 1-person puzzle's reorder): it is then left out of that kind's pairs (and so of its Acc, CR
-    and LiMem). A wording-only twin keeps every
-    other word of its original's text (`logicrl.puzzles.perturb.twin_source`).
+    and LiMem). A wording-only twin keeps every other word of its original's text
+    (`logicrl.puzzles.perturb.twin_source`).
     """
     return _made_twins([(str(r["id"]), twin_source(r)[0]) for r in records], kinds, seed)
 
