@@ -403,3 +403,35 @@ def test_a_list_or_mapping_yaml_cannot_read_is_refused(override: str) -> None:
 def test_a_mapping_value_with_a_key_twice_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"^override 'optim=\{lr: 1, lr: 2\}': key 'lr' appears twice$"):
         parse_overrides(["optim={lr: 1, lr: 2}"])
+
+
+@pytest.mark.parametrize("override, comment", [
+    ("prompt.system_prompt=Solve it. #1 rule: be brief", "#1 rule: be brief"), ("out_dir=runs/exp #2", "#2"),
+    ("prompt.system_prompt=#1", "#1"), ("data.people=[2, 3] # two levels", "# two levels"),
+])
+def test_a_value_yaml_would_cut_at_a_comment_is_refused(override: str, comment: str) -> None:
+    """YAML reads `` #…`` as a comment: ``prompt.system_prompt=Solve it. #1 rule`` became ``Solve it.`` silently."""
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"^override {re.escape(repr(override))}: YAML reads "
+                                          rf"{re.escape(repr(comment))} as a comment and drops it; quote the value "
+                                          rf"\({re.escape(key)}='\.\.\.'\)"):
+        load_config(TrainConfig, overrides=[override])
+
+
+@pytest.mark.parametrize("override, value", [
+    ("prompt.system_prompt='Solve it. #1 rule'", "Solve it. #1 rule"), ('prompt.system_prompt="#1"', "#1"),
+    ("prompt.system_prompt=C# or F#", "C# or F#"), ("prompt.system_prompt=a#b", "a#b"),
+])
+def test_a_hash_that_is_not_a_comment_is_kept(override: str, value: str) -> None:
+    assert load_config(TrainConfig, overrides=[override]).prompt.system_prompt == value
+
+
+@pytest.mark.parametrize("override, read_as", [
+    ("prompt.system_prompt=Answer: think first", "a mapping"), ("prompt.system_prompt=- think", "a list"),
+])
+def test_text_yaml_reads_as_a_mapping_or_list_says_to_quote_it(override: str, read_as: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^prompt.system_prompt: Input should be a valid string: YAML read the "
+                                          rf"value as {read_as} .*; quote it \(prompt.system_prompt='\.\.\.'\)$"):
+        load_config(TrainConfig, overrides=[override])
+    assert load_config(TrainConfig, overrides=["prompt.system_prompt='Answer: think first'"]).prompt.system_prompt \
+        == "Answer: think first"

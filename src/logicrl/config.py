@@ -147,7 +147,7 @@ def _override_value(item: str, raw: str) -> Any:
     if not raw.strip():
         return ""
     try:
-        return yaml.load(raw, Loader=OverrideLoader)  # a SafeLoader
+        value = yaml.load(raw, Loader=OverrideLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         if not raw.lstrip().startswith(("[", "{")):
             return raw
@@ -157,6 +157,29 @@ def _override_value(item: str, raw: str) -> Any:
         raise ConfigError(f"override {item!r}: not a valid YAML list or mapping ({reason}): quote each item that "
                           "holds brackets ([a=1, \"data.people=[2,3]\"]) or text that starts with [ or {, and the "
                           "whole override in the shell") from None
+    comment = _dropped_comment(raw, value)
+    if comment is not None:
+        key = item.partition("=")[0].strip()
+        raise ConfigError(f"override {item!r}: YAML reads {comment!r} as a comment and drops it; quote the value "
+                          f"({key}='...') to keep it") from None
+    return value
+
+
+_COMMENT = re.compile(r"(?:^|\s)#")  # where a YAML comment may start
+
+
+def _dropped_comment(raw: str, value: Any) -> str | None:
+    """The comment YAML dropped to read ``raw`` as ``value`` (``Solve it. #1 rule`` -> ``Solve it.``, comment
+    ``#1 rule``), or None: the text before the first place a comment may start reads as the same value (inside
+    quotes, that text does not parse)."""
+    start = _COMMENT.search(raw)
+    if start is None:
+        return None
+    try:
+        head = yaml.load(raw[:start.start()], Loader=OverrideLoader)
+    except yaml.YAMLError:
+        return None
+    return raw[start.start():].strip() if type(head) is type(value) and head == value else None
 
 
 def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -250,6 +273,9 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], path: 
         return f"unknown config key {where!r}{source} (valid keys: {valid})"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     message = err["msg"].removeprefix("Value error, ")
+    read_as = {dict: "a mapping (text with ': ')", list: "a list (text that starts with '- ')"}.get(type(err["input"]))
+    if err["type"] == "string_type" and read_as:  # ``prompt.system_prompt=Answer: think first``
+        message += f": YAML read the value as {read_as}; quote it ({where}='...')"
     return f"{where}{source}: {message}{more}"
 
 

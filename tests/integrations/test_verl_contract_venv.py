@@ -116,6 +116,8 @@ def test_paper_recipes_compose_and_validate(name: str, dataset: Path, tmp_path: 
         assert composed.data.max_response_length == 4096 and composed.trainer.total_training_steps == stage.steps
         assert composed.actor_rollout_ref.model.path == stage.model_path
         assert need_critic(composed) == (name == "paper-ppo")
+        keep = composed.trainer  # veRL keeps every checkpoint of either unless told (a 7B critic's: ≈ 80 GB each)
+        assert keep.max_actor_ckpt_to_keep == keep.max_critic_ckpt_to_keep == cfg.keep_last is not None
         assert composed.reward.custom_reward_function.path == "pkg://logicrl.integrations.verl"
 
 
@@ -141,7 +143,8 @@ def test_other_mappings_compose_and_validate(overrides: list[str], dataset: Path
     assert list(model.target_modules) == list(lora.target_modules) if lora else model.target_modules == "all-linear"
 
 
-@pytest.mark.parametrize("text", ["{{ 'a' }}\n{{ \"b\" }}", "it's \\'x\\' ${not.interp} a,b=[c]:{d}", "ends\\"])
+@pytest.mark.parametrize("text", ["{{ 'a' }}\n{{ \"b\" }}", "it's \\'x\\' ${not.interp} a,b=[c]:{d}", "ends\\",
+                                  "/home/josé/résultats"])
 def test_quoted_values_survive_hydra(text: str) -> None:
     composed = compose_stage([f"trainer.project_name={hydra_value(text)}"])
     assert composed.trainer.project_name == text

@@ -146,6 +146,7 @@ def test_reward_overrides() -> None:
     (None, "null"), (True, "true"), (4e-7, "4e-07"), (math.inf, "inf"), ([1, "a b"], '[1,"a b"]'),
     ("/data/kk/train.parquet", "/data/kk/train.parquet"), ("null", '"null"'), ("pkg://x.y", '"pkg://x.y"'),
     ("it's", '"it\'s"'), ("say \"hi\" it's", "'say \"hi\" it\\'s'"), ('a"\\', "'a\"\\\\'"), ("${x}", '"\\${x}"'),
+    ("/home/josé/run", '"/home/josé/run"'), ("résultats-stage1_3ppl", '"résultats-stage1_3ppl"'),
 ])
 def test_hydra_value(value, expected: str) -> None:
     assert hydra_value(value) == expected

@@ -7,7 +7,9 @@ from typing import Any
 
 
 def hydra_value(value: Any) -> str:
-    """A Python value as a Hydra override value; strings are quoted unless they are plain words or paths.
+    """A Python value as a Hydra override value; strings are quoted unless they are plain words or paths of
+    ASCII letters, digits and ``_./-`` (Hydra's grammar has no other letters in an unquoted value: ``/home/josé``
+    is quoted).
 
     A quoted value uses double quotes when the text has none (else single quotes); inside, only that
     quote and the backslashes before it (or before the end) are escaped, and ``${`` so that OmegaConf
@@ -22,7 +24,7 @@ def hydra_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
     text = str(value)
-    if re.fullmatch(r"[A-Za-z_/][\w./-]*", text) and text.lower() not in ("null", "true", "false", "inf", "nan"):
+    if re.fullmatch(r"[A-Za-z_/][\w./-]*", text, re.ASCII) and text.lower() not in ("null", "true", "false", "inf", "nan"):
         return text
     quote = "'" if '"' in text else '"'
     escaped = re.sub(rf"(\\*){quote}", lambda m: m.group(1) * 2 + "\\" + quote, text)
