@@ -401,6 +401,36 @@ def test_the_legacy_completions_endpoint_is_refused(url: str, dataset, tmp_path)
     assert not (tmp_path / "out").exists()
 
 
+def test_a_resume_with_more_concurrency_sends_only_the_unfinished_requests(dataset, tmp_path) -> None:
+    """6 puzzles, 8 samples each: --concurrency 1 sends chunks of 2 puzzles (16 requests); a refusal at the 17th
+    stops the run with the first 2 puzzles kept. Resumed with --concurrency 2 (chunks of 4), it keeps them and
+    asks only for the other 4 puzzles' 32 samples (each sample has its own seed, whatever the chunks)."""
+    refuse_after = {"n": 16}
+
+    def reply(body: dict) -> tuple[int, dict]:
+        if refuse_after["n"] == 0:
+            return 400, {"error": {"message": "stopped"}}
+        refuse_after["n"] -= 1
+        return 200, completion(f"seed {body['seed']}")
+
+    out = tmp_path / "out"
+    with serve(reply) as server:
+        args = ["eval", "--endpoint", server.url, "-m", "served", "--data", str(dataset), "--out", str(out),
+                "--samples", "8", "--max-tokens", "8", "--temperature", "1.0", "retries=0"]
+        stopped = CliRunner().invoke(app, [*args, "--concurrency", "1"])
+        assert isinstance(stopped.exception, EndpointError) and "stopped" in str(stopped.exception), stopped.output
+        assert len(server.bodies) == 17
+        server.bodies.clear()
+        refuse_after["n"] = 1000
+        resumed = CliRunner().invoke(app, [*args, "--concurrency", "2"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "served: resuming an interrupted run: 16 samples of its first 2 puzzles kept" in resumed.stderr
+    assert len(server.bodies) == 32
+    assert sorted(b["seed"] for b in server.bodies) == list(range(16, 48))  # seed 0 + 8·(puzzle index) + sample
+    saved = [json.loads(line) for line in (out / "samples" / "served.jsonl").read_text().splitlines()]
+    assert [r["response"] for r in saved] == [f"seed {s}" for s in range(48)]
+
+
 # --- a real OpenAI-compatible server: `transformers serve` (transformers[serving]) --------------------
 
 

@@ -233,6 +233,20 @@ def test_journal_identity_depends_on_the_puzzle_order() -> None:
     assert identity("m", [{"id": "a"}, {"id": "b"}], 1, {}) != identity("m", [{"id": "b"}, {"id": "a"}], 1, {})
 
 
+def test_a_local_resume_with_another_batch_size_is_refused(tmp_path: Path) -> None:
+    """Locally a chunk is one batch, seeded by its first puzzle: kept rows cut in batches of 2 do not continue a
+    run in batches of 4, so batch_size is in the identity (an endpoint's concurrency, which sizes its chunks
+    but not its seeds, is not)."""
+    records = [{"id": i} for i in "abcd"]
+    journal = Journal(tmp_path, "m")
+    journal.open(identity("m", records, 1, EvalConfig(batch_size=2).model_dump(mode="json")))
+    journal.append([{"id": "a"}, {"id": "b"}])
+    with pytest.raises(UserError, match=r"other settings \(settings\.batch_size: 2 → 4\)"):
+        journal.open(identity("m", records, 1, EvalConfig(batch_size=4).model_dump(mode="json")))
+    more = EvalConfig(batch_size=2, concurrency=16).model_dump(mode="json")
+    assert journal.open(identity("m", records, 1, more)) == [{"id": "a"}, {"id": "b"}]
+
+
 def test_an_empty_rows_file_is_started_again_with_other_settings(tmp_path: Path) -> None:
     """A rows file with no rows (a run stopped before its first chunk ended) does not hold a rerun to its settings."""
     journal = Journal(tmp_path, "m")

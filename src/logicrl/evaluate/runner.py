@@ -172,14 +172,18 @@ def generate_rows(
     Scored by ``scorer`` (`logicrl.evaluate.scoring.Scorer`); without one, by the puzzle reward of
     ``cfg.reward`` (``cfg`` is then a `RunConfig`). The prompt is each record's ``quiz``. The records go in
     chunks (`chunk_size`); with a ``journal`` each chunk's rows are kept as soon as they are scored, and a
-    rerun generates only the chunks the journal does not hold (`logicrl.evaluate.journal`); the model is not
+    rerun generates only the chunks the journal does not hold (`logicrl.evaluate.journal`; through an endpoint,
+    only the puzzles it does not hold, whatever the ``concurrency`` then and now); the model is not
     loaded when it holds them all; a run that fails before the journal holds a row removes it. ``status``: the
     local backend's line on the batch being decoded (`logicrl.evaluate.scoring.generate_and_score`)."""
     chunk = chunk_size(cfg, n)
     rows: list[dict[str, Any]] = []
     if journal is not None:
         kept = journal.open(identity(spec.name, records, n, cfg.model_dump(mode="json")))
-        done = done_prefix(kept, records, n, chunk)
+        # through an endpoint each sample has its own seed (its puzzle's index): every complete puzzle is kept,
+        # whatever chunks --concurrency (not in the identity) cut; locally a chunk is one batch seeded by its
+        # first puzzle, so only whole chunks are (batch_size, which sizes them, is in the identity)
+        done = done_prefix(kept, records, n, 1 if cfg.endpoint else chunk)
         ids = {str(r.get("id")) for r in records[:done]}
         rows = [{**row, "model": spec.label} for row in kept if str(row.get("id")) in ids]
         if len(rows) != len(kept):
