@@ -519,3 +519,39 @@ def test_adaptive_schedule_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"^not supported by the veRL launcher: data.schedule=adaptive: .* no sampler"):
         check_supported(train_config("data.schedule=adaptive", "algorithm.reference=initial", "optim.stage_reset=false"))
     check_supported(train_config("data.schedule=mixed", "algorithm.reference=initial", "optim.stage_reset=false"))
+
+
+def test_the_prefill_hint_spells_the_key_as_each_command_takes_it(dataset: Path, tmp_path: Path) -> None:
+    """A model without a readable chat template: the hint to drop the pre-fill names launch's key (a TrainConfig
+    key, prompt.prefill) and export's (a PromptConfig key, prefill), which refuses prompt.prefill as unknown."""
+    missing = tmp_path / "missing"
+    broken = tmp_path / "broken"  # a config and a tokenizer config that is not JSON
+    broken.mkdir()
+    (broken / "config.json").write_text((Path(resolve_model_path(TINY_MODEL)) / "config.json").read_text())
+    (broken / "tokenizer_config.json").write_text("{broken")
+    gone = (f"model path '{missing}' does not exist: pass a checkpoint directory, a Hugging Face model id, or the "
+            "alias smollm2-135m; or set prompt.prefill='' (in verl export: prefill=''): the pre-fill needs the "
+            "model's chat template")
+    unreadable = (f"cannot read the tokenizer of {broken} to add the prompt pre-fill (Expecting property name "
+                  "enclosed in double quotes: line 1 column 2 (char 1)); make the model reachable, or set "
+                  "prompt.prefill='' (in verl export: prefill='')")
+
+    def launch_model(model: Path, *extra: str) -> list[str]:
+        return [f"model.name={model}" if arg == f"model.name={TINY_MODEL}" else arg
+                for arg in launch_args(dataset, tmp_path / "run", *extra)]
+
+    for model, message in ((missing, gone), (broken, unreadable)):
+        launch = runner.invoke(app, launch_model(model, "--dry-run"))
+        assert isinstance(launch.exception, ConfigError) and str(launch.exception) == message, launch.output
+        export = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"),
+                                     "--model", str(model)])
+        assert isinstance(export.exception, ConfigError) and str(export.exception) == message, export.output
+    # each spelling is the one its command takes
+    wrong = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"),
+                                "--model", str(missing), "prompt.prefill="])
+    assert "unknown config key 'prompt'" in str(wrong.exception)
+    right = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"),
+                                "--model", str(missing), "prefill="])
+    assert right.exit_code == 0, right.output
+    launched = runner.invoke(app, launch_model(broken, "--dry-run", "prompt.prefill="))
+    assert launched.exit_code == 0, launched.output

@@ -379,13 +379,14 @@ def model_chat_template(model_path: str, trust_remote_code: bool) -> str | None:
     try:
         check_model_name(model_path)
     except ModelNotFoundError as exc:
-        raise ConfigError(f"{exc}; or set prompt.prefill='' (the pre-fill needs the model's chat template)") from None
+        raise ConfigError(f"{exc}; or set prompt.prefill='' (in verl export: prefill=''): the pre-fill needs the "
+                          "model's chat template") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot read the tokenizer of {model_path} to add the prompt pre-fill ({first}); "
-                          "make the model reachable, or set prompt.prefill=''") from None
+                          "make the model reachable, or set prompt.prefill='' (in verl export: prefill='')") from None
     return tokenizer.chat_template
 
 
