@@ -260,7 +260,7 @@ def test_launch_without_verl_is_a_one_line_error(dataset: Path, tmp_path: Path) 
 
 def test_bad_cluster_key_and_export_cli(dataset: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, launch_args(dataset, tmp_path / "run", "--dry-run", "cluster.gpus=4"))
-    assert "unknown config key 'gpus'" in str(result.exception)
+    assert "unknown config key 'cluster.gpus'" in str(result.exception)
     result = runner.invoke(app, ["verl", "export", "--data", str(dataset), "--out", str(tmp_path / "x"),
                                  "--people", "4", "--val-per-people", "2", "prefill="])
     assert result.exit_code == 0, result.output
@@ -555,3 +555,31 @@ def test_the_prefill_hint_spells_the_key_as_each_command_takes_it(dataset: Path,
     assert right.exit_code == 0, right.output
     launched = runner.invoke(app, launch_model(broken, "--dry-run", "prompt.prefill="))
     assert launched.exit_code == 0, launched.output
+
+
+def test_a_cluster_error_names_the_key_as_it_was_given(dataset: Path, tmp_path: Path) -> None:
+    """On the command line a cluster key is cluster.<key> (--nodes is cluster.nodes too); in the --cluster file it
+    is the key alone, in that file. A file's bad value that the command line replaces is no error."""
+    valid = ", ".join(VerlClusterConfig.model_fields)
+
+    def error(*extra: str) -> str:
+        result = runner.invoke(app, launch_args(dataset, tmp_path / "run", "--dry-run", *extra))
+        assert isinstance(result.exception, ConfigError), result.output
+        return str(result.exception)
+
+    assert error("cluster.nodes=0") == "cluster.nodes: Input should be greater than or equal to 1"
+    assert error("--nodes", "0") == "cluster.nodes: Input should be greater than or equal to 1"
+    assert error("cluster.foo=1") == f"unknown config key 'cluster.foo' (valid keys: {valid})"
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text("nodes: 0\n")
+    assert error("--cluster", str(bad)) == f"nodes in {bad}: Input should be greater than or equal to 1"
+    assert error("--cluster", str(bad), "cluster.tensor_parallel=0") == (  # the first key's, the file's
+        f"nodes in {bad}: Input should be greater than or equal to 1 (and 1 more)")
+    replaced = runner.invoke(app, launch_args(dataset, tmp_path / "run", "--dry-run", "--cluster", str(bad),
+                                              "cluster.nodes=2"))
+    assert replaced.exit_code == 0 and "trainer.nnodes=2" in replaced.output, replaced.output
+    bad.write_text("tensor_parallel: 0\n")
+    assert error("--cluster", str(bad), "cluster.nodes=0") == (  # the first key's, the command line's
+        "cluster.nodes: Input should be greater than or equal to 1 (and 1 more)")
+    bad.write_text("foo: 1\n")
+    assert error("--cluster", str(bad)) == f"unknown config key 'foo' in {bad} (valid keys: {valid})"

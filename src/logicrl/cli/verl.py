@@ -11,10 +11,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from logicrl.cli.output import plain_console, print_line
-from logicrl.config import load_config, parse_overrides
-from logicrl.errors import UserError
+from logicrl.config import (
+    StrictModel,
+    deep_merge,
+    format_validation_error,
+    load_config,
+    parse_overrides,
+    read_yaml,
+)
+from logicrl.errors import ConfigError, UserError
 from logicrl.integrations.verl_export import (
     TEMPLATE_FILES,
     build_export,
@@ -88,7 +96,7 @@ def launch_cmd(
     """Run veRL's PPO trainer on our puzzles and reward: one stage per number of people (curriculum)."""
     train_overrides, cluster_overrides = split_overrides(overrides or [])
     cfg = load_config(TrainConfig, config, train_overrides)
-    cluster_cfg = load_config(VerlClusterConfig, cluster, cluster_overrides, nodes=nodes, gpus_per_node=gpus_per_node)
+    cluster_cfg = load_cluster_config(cluster, cluster_overrides, nodes=nodes, gpus_per_node=gpus_per_node)
     plan = plan_launch(cfg, cluster_cfg, verl)
     if dry_run:
         print(plan.describe())
@@ -97,7 +105,29 @@ def launch_cmd(
 
 
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
-    """``cluster.<key>=v`` items go to the cluster config (prefix dropped), the rest to the run config."""
+    """``cluster.<key>=v`` items go to the cluster config (`load_cluster_config`), the rest to the run config."""
     parse_overrides(overrides)  # one-line error for a malformed item before splitting
-    cluster = [item.removeprefix("cluster.") for item in overrides if item.startswith("cluster.")]
+    cluster = [item for item in overrides if item.startswith("cluster.")]
     return [item for item in overrides if not item.startswith("cluster.")], cluster
+
+
+class _TypedCluster(StrictModel):
+    """The cluster keys under the prefix the command line gives them (``cluster.nodes=2``)."""
+
+    cluster: VerlClusterConfig
+
+
+def load_cluster_config(path: Path | None, overrides: list[str], **options: int | None) -> VerlClusterConfig:
+    """Defaults < the ``--cluster`` YAML < the options (``nodes``, ``gpus_per_node``; None: not given) < the
+    ``cluster.<key>=v`` items. An error names the key as it was given: ``cluster.nodes`` for the command line's
+    (``--nodes`` too), as the launch's overrides spell it; ``nodes in PATH`` for the file's."""
+    typed = deep_merge({k: v for k, v in options.items() if v is not None},
+                       parse_overrides(overrides).get("cluster", {}))
+    try:
+        return _TypedCluster.model_validate({"cluster": deep_merge(read_yaml(path) if path else {}, typed)}).cluster
+    except ValidationError as exc:
+        field = exc.errors()[0]["loc"][1:2]
+        if field and str(field[0]) in typed:
+            raise ConfigError(format_validation_error(exc, _TypedCluster, None)) from None
+    # the file's value: its error names the key as the file spells it, in PATH
+    return load_config(VerlClusterConfig, path, [item.removeprefix("cluster.") for item in overrides], **options)
