@@ -12,7 +12,8 @@ if [ "${FORCE:-0}" = 1 ]; then remove_unless_busy "$OUT"; fi
 say "1/5 data" "Unique-solution Knights-and-Knaves puzzles with 2 and 3 people: 120 per level to train on,
 100 per level held out for evaluation (the 2-person level has only ~400 distinct puzzles)."
 if [ -f "$OUT/data/manifest.json" ]; then echo "already done ($OUT/data)"; else
-    "$LOGICRL" data generate --people 2-3 --train 120 --test 100 --seed 0 --out "$OUT/data"
+    # test_first=false: train drawn first, the order every committed result of this script was made with
+    "$LOGICRL" data generate --people 2-3 --train 120 --test 100 --seed 0 test_first=false --out "$OUT/data"
 fi
 
 say "2/5 cold start (SFT)" "The model never writes <think>…</think><answer>…</answer> on its own, so every RL reward

@@ -217,19 +217,23 @@ def test_paper_preset_has_the_release_shape() -> None:
     assert cfg.leaf_equal_operands and cfg.style == "public"
 
 
-def test_test_first_draws_the_test_split_before_train() -> None:
+def test_the_test_split_is_drawn_first_by_default() -> None:
+    """A test set made on its own (``--train 0 --test 100``, the README's Table 2 sets) is the test split of any
+    dataset of the same seed and level, never its training puzzles: with train drawn first it was the first
+    100 training puzzles of ``--train 900 --test 100``."""
     small = {"people": [2, 3], "seed": 7, "formats": ["jsonl"]}
-    first = generate(DataConfig(**small, train=8, test=4, test_first=True))
-    alone = generate(DataConfig(**small, train=0, test=4, test_first=True))
+    first = generate(DataConfig(**small, train=8, test=4))
+    alone = generate(DataConfig(**small, train=0, test=4))
     for n in (2, 3):
         assert first[n]["test"] == alone[n]["test"]  # the test split does not depend on the train count
+        assert not {r["id"] for r in first[n]["train"]} & {r["id"] for r in alone[n]["test"]}
         assert [r["index"] for r in first[n]["test"]] == [0, 1, 2, 3]
         assert [r["index"] for r in first[n]["train"]] == list(range(4, 12))
-    # the default order is unchanged: train first
-    default = generate(DataConfig(**small, train=8, test=4))
+    # test_first=false: train first, the order of datasets made before (their manifests record it)
+    legacy = generate(DataConfig(**small, train=8, test=4, test_first=False))
     prefix = generate(DataConfig(**small, train=12, test=0))
     for n in (2, 3):
-        assert default[n]["train"] + default[n]["test"] == prefix[n]["train"]
+        assert legacy[n]["train"] + legacy[n]["test"] == prefix[n]["train"]
 
 
 def test_preset_output_in_the_public_layout(tmp_path: Path) -> None:

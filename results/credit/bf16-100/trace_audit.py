@@ -2,7 +2,7 @@
 
     python results/credit/bf16-100/trace_audit.py outputs/credit/data
 
-DATA is the recipe's dataset (`logicrl data generate --people 2-4 --train 200 --test 100 --val 30 --seed 0 --out
+DATA is the recipe's dataset (`logicrl data generate --people 2-4 --train 200 --test 100 --val 30 --seed 0 test_first=false --out
 outputs/credit/data`). For the cold start, step 50 and step 100, per number of people: the pooled audit
 (`logicrl.analysis.cases.audit_summary`: truth values, role words and verdicts right), and per response whether the
 answer is the last case line's assignment, whether it gives the speakers the roles that the last case's check lines

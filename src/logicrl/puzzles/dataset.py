@@ -2,8 +2,10 @@
 train/test/val splits and twins, and the summary table. Writing and reading the files: `logicrl.puzzles.files`.
 
 Train and test of one number of people come from one stream of unique puzzles, so no puzzle is in
-both; train is drawn first, test next (``test_first``: test first, as the public generator does). Everything
-derives from the seed: the same config gives the same bytes.
+both; test is drawn first, as the public generator does, so a test split never depends on the train count: a
+test set made on its own (``--train 0``) is the test split of every dataset of the same seed and level, never
+its training puzzles (``test_first=false``: train first, the order of datasets made before 2026-12-06).
+Everything derives from the seed: the same config gives the same bytes.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ class DataConfig(StrictModel):
     names: Literal["common", "uncommon"] = "common"
     seed: int = 0
     formats: list[Literal["jsonl", "parquet"]] = ["jsonl", "parquet"]
-    test_first: bool = Field(default=False, description=(
-        "draw test before train, as the public generator does (default: train first, as before)"))
+    test_first: bool = Field(default=True, description=(
+        "draw test before train, as the public generator does, so that the test split of a seed does not depend "
+        "on the train count (false: train first, the order before 2026-12-06; a manifest records which)"))
     style: Literal["logicrl", "public"] = Field(default="logicrl", description=(
         "text style: logicrl's, or the public generator's exact wording (render.py)"))
     layout: Literal["logicrl", "public"] = Field(default="logicrl", description=(
