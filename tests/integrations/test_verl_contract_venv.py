@@ -19,6 +19,7 @@ Run: "$(bash runs/verl_contract.sh)" -m pytest tests/integrations/test_verl_cont
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import socket
@@ -35,6 +36,7 @@ import torch.distributed as dist
 import verl.trainer.config
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from peft import LoraConfig, get_peft_model
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -223,11 +225,17 @@ def test_verl_reward_manager_scores_like_logicrl(dataset: Path, tmp_path: Path) 
     assert accuracies == [1.0, 0.0, 0.0, 0.0, 0.0]
 
 
-def test_stage_checkpoint_hands_off_fp32(dataset: Path, tmp_path: Path) -> None:
+LORA = ["data.schedule=mixed", "model.lora.r=4", "model.lora.lora_alpha=12", "model.lora.target_modules=[q_proj,v_proj]"]
+
+
+@pytest.mark.parametrize("overrides", [[], LORA], ids=["full", "lora"])
+def test_stage_checkpoint_hands_off_fp32(dataset: Path, tmp_path: Path, overrides: list[str]) -> None:
     """veRL's FSDP checkpoint manager (FSDP2 on one CPU process, gloo), given the plan's save_contents,
     writes a stage's last checkpoint where the plan expects it, with the full fp32 actor as a Hugging Face
-    model; the plan's hand-off command turns it into the model the next stage and `logicrl eval` load."""
-    _, plan = plan_for(CONFIGS / "paper-reinforce-pp.yaml", [], dataset, tmp_path)
+    model; the plan's hand-off command turns it into the model the next stage and `logicrl eval` load. A LoRA
+    actor's is peft's state dict (the adapter beside each base layer): the hand-off merges it, so the model
+    handed over is the trained one (a copy loaded as random weights, with a warning only)."""
+    cfg, plan = plan_for(CONFIGS / "paper-reinforce-pp.yaml", overrides, dataset, tmp_path)
     stage, (train, hand_off) = plan.stages[0], plan.commands[0]
     composed = compose_stage(train[3:])
     save_contents = OmegaConf.to_container(composed.actor_rollout_ref.actor.checkpoint.save_contents)
@@ -236,7 +244,17 @@ def test_stage_checkpoint_hands_off_fp32(dataset: Path, tmp_path: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     with torch.no_grad():
         next(model.parameters()).add_(1e-4)  # a value bf16 cannot hold exactly
-    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    if cfg.model.lora is not None:  # veRL's actor: peft over the model, as its FSDP workers wrap it
+        lora = cfg.model.lora
+        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.lora_alpha,
+                                                 target_modules=list(lora.target_modules), task_type="CAUSAL_LM"))
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:  # trained: not peft's zeros
+                    param.normal_(0.0, 0.05)
+        expected = {k: v.clone() for k, v in copy.deepcopy(model).merge_and_unload().state_dict().items()}
+    else:
+        expected = {k: v.clone() for k, v in model.state_dict().items()}
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -256,6 +274,8 @@ def test_stage_checkpoint_hands_off_fp32(dataset: Path, tmp_path: Path) -> None:
     assert not stage.hf_dir.exists()  # the copy goes to stage.merge_dir; run_plan renames it when it succeeded
     os.replace(stage.merge_dir, stage.hf_dir)
     merged, tokenizer = load_model_and_tokenizer(str(stage.hf_dir), dtype="auto", device="cpu")
-    assert all(merged.state_dict()[k].dtype == torch.float32 and torch.equal(merged.state_dict()[k], v)
-               for k, v in expected.items())
+    assert set(merged.state_dict()) == set(expected)
+    for name, value in expected.items():
+        assert merged.state_dict()[name].dtype == torch.float32, name
+        torch.testing.assert_close(merged.state_dict()[name], value, rtol=0, atol=0 if cfg.model.lora is None else 1e-6)
     assert tokenizer.chat_template == AutoTokenizer.from_pretrained(source).chat_template  # not the custom one

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
@@ -218,10 +219,12 @@ def test_dry_run_prints_runnable_commands_and_writes_nothing(dataset: Path, tmp_
     assert len(printed) == len(commands) == 4  # two stages, each a training run and a hand-off
     assert [bash_words(text) for text in printed[::2]] == commands[::2]
     for stage, hand_off in zip(plan.stages, printed[1::2]):  # the copy, then its rename, run as printed
-        (stage.saved_hf_dir / "sub").mkdir(parents=True)
-        (stage.saved_hf_dir / "sub" / "model.safetensors").write_text("w")
-        subprocess.run(["bash", "-c", hand_off], check=True)
-        assert (stage.hf_dir / "sub" / "model.safetensors").read_text() == "w" and not stage.merge_dir.exists()
+        stage.saved_hf_dir.mkdir(parents=True)
+        save_file({"w": torch.arange(3.0)}, str(stage.saved_hf_dir / "model.safetensors"))
+        (stage.saved_hf_dir / "config.json").write_text("{}")
+        subprocess.run(["bash", "-c", hand_off], check=True, capture_output=True)
+        assert load_file(str(stage.hf_dir / "model.safetensors"))["w"].tolist() == [0.0, 1.0, 2.0]
+        assert (stage.hf_dir / "config.json").read_text() == "{}" and not stage.merge_dir.exists()
     train = as_dict(commands[0][3:])
     assert commands[0][:3] == [sys.executable, "-m", "verl.trainer.main_ppo"]
     assert commands[0][-1] == "trainer.val_only=true"  # --verl overrides come last, so they win
@@ -232,7 +235,8 @@ def test_dry_run_prints_runnable_commands_and_writes_nothing(dataset: Path, tmp_
     # veRL's checkpoint manager also writes the fp32 actor as a Hugging Face model; the hand-off copies it
     assert train["actor_rollout_ref.actor.checkpoint.save_contents"] == "[model,optimizer,extra,hf_model]"
     stage1 = plan.stages[0]
-    assert commands[1] == ["cp", "-r", str(stage1.run_dir / f"checkpoints/global_step_{stage1.steps}/actor/huggingface"),
+    assert commands[1] == [sys.executable, "-m", "logicrl.integrations.verl_handoff",
+                           str(stage1.run_dir / f"checkpoints/global_step_{stage1.steps}/actor/huggingface"),
                            str(stage1.run_dir / "hf.partial")]
     merged = Path(commands[1][-1])  # the copy writes hf.partial, renamed to hf when it succeeded
     stage2_model = as_dict(commands[2][3:])["actor_rollout_ref.model.path"]
@@ -329,6 +333,9 @@ def test_a_model_whose_tokenizer_cannot_be_read_is_refused_at_once(dataset, tmp_
         plan_launch(cfg, VerlClusterConfig(), [])
 
 
+HAND_OFF = "logicrl.integrations.verl_handoff"
+
+
 def test_a_killed_hand_off_is_redone_on_relaunch(dataset, tmp_path, monkeypatch):
     """A copy killed after config.json, before the weights, must not count as a finished stage."""
     from logicrl.integrations import verl_launch
@@ -340,8 +347,8 @@ def test_a_killed_hand_off_is_redone_on_relaunch(dataset, tmp_path, monkeypatch)
     calls = []
 
     def fake_run(command, check):
-        calls.append(command[0] if command[0] == "cp" else command[2])
-        if command[0] == "cp":
+        calls.append(command[2])
+        if command[2] == HAND_OFF:
             target = Path(command[-1])
             target.mkdir(parents=True, exist_ok=True)
             (target / "config.json").write_text("{}")
@@ -356,7 +363,7 @@ def test_a_killed_hand_off_is_redone_on_relaunch(dataset, tmp_path, monkeypatch)
         verl_launch.run_plan(plan, echo=lambda _: None)
     assert not stage.hf_dir.exists()
     verl_launch.run_plan(plan, echo=lambda _: None)  # relaunch: the stage is not skipped
-    assert calls == ["verl.trainer.main_ppo", "cp"] * 2
+    assert calls == ["verl.trainer.main_ppo", HAND_OFF] * 2
     assert sorted(p.name for p in stage.hf_dir.iterdir()) == ["config.json", "model.safetensors"]
     assert not stage.merge_dir.exists()
     verl_launch.run_plan(plan, echo=lambda _: None)  # now done: skipped
@@ -377,7 +384,7 @@ def test_stage_hand_off_keeps_fp32_weights(dataset, tmp_path, monkeypatch):
     real_run = subprocess.run
 
     def fake_run(command, check):
-        if command[0] == "cp":
+        if command[2] == HAND_OFF:
             return real_run(command, check=check)
         stage = next(s for s in plan.stages if str(s.train_file) in " ".join(command))
         model.save_pretrained(stage.saved_hf_dir)  # what veRL's checkpoint manager writes with hf_model

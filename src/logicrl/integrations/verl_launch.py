@@ -14,7 +14,8 @@ Batch sizes: ours count responses, veRL's ``ppo_mini_batch_size`` counts prompts
 Curriculum (``data.schedule=curriculum``): stage k trains on the puzzles of the k-th number of people
 and starts from stage k−1's last checkpoint in fp32: veRL's checkpoint manager also saves the full
 actor as a Hugging Face model (``checkpoint.save_contents`` gains ``hf_model``; veRL's model merger would
-cast it to bf16), and the launcher copies that model to the stage's ``hf/``. A veRL run loads actor and
+cast it to bf16), and the launcher hands that model over as the stage's ``hf/`` (`logicrl.integrations.verl_handoff`:
+a copy, or a LoRA actor's adapter merged into its base weights). A veRL run loads actor and
 reference from one ``model.path`` and starts its optimizer and critic fresh, so a curriculum needs
 ``algorithm.reference=stage_start`` and ``optim.stage_reset=true``, which make ``logicrl train`` do the same;
 other settings are refused rather than run differently.
@@ -48,7 +49,7 @@ from logicrl.models import ModelNotFoundError, check_model_name, resolve_model_p
 from logicrl.models.loading import is_lora_checkpoint
 from logicrl.models.lora import check_targets, saved_model_linear_names
 from logicrl.rl.advantages import get_advantage_estimator
-from logicrl.rl.config import OptimConfig, TrainConfig
+from logicrl.rl.config import LoraConfig, OptimConfig, TrainConfig
 from logicrl.rl.schedule import check_curriculum_steps
 
 VERL_VERSION = "0.9.1"  # the veRL release the overrides are checked against (tests/integrations)
@@ -332,10 +333,13 @@ def train_command(overrides: list[str], extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "verl.trainer.main_ppo", *overrides, *extra]
 
 
-def merge_command(stage: Stage) -> list[str]:
-    """The hand-off: copy the stage's last checkpoint as a Hugging Face model (fp32) to ``stage.merge_dir``
-    (`run_plan` renames it to ``stage.hf_dir`` when the copy succeeded)."""
-    return ["cp", "-r", stage.saved_hf_dir.as_posix(), stage.merge_dir.as_posix()]
+def merge_command(stage: Stage, lora: LoraConfig | None) -> list[str]:
+    """The hand-off: the stage's last checkpoint as a plain Hugging Face model (fp32) in ``stage.merge_dir``
+    (`run_plan` renames it to ``stage.hf_dir`` when it succeeded): a copy, or with ``lora`` the adapter merged
+    into the base weights (`logicrl.integrations.verl_handoff`; veRL saves a LoRA actor's peft state dict)."""
+    scaling = ["--lora-scaling", repr(lora.lora_alpha / lora.r)] if lora is not None else []
+    return [sys.executable, "-m", "logicrl.integrations.verl_handoff", stage.saved_hf_dir.as_posix(),
+            stage.merge_dir.as_posix(), *scaling]
 
 
 def format_command(command: list[str]) -> str:
@@ -435,7 +439,7 @@ def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] |
     template = rollout_chat_template(cfg.prompt, model_template)
     val_file = data_dir / "test.parquet" if "test.parquet" in files else None
     commands = [(train_command(stage_overrides(cfg, cluster, s, val_file, template), list(extra or [])),
-                 merge_command(s)) for s in stages]
+                 merge_command(s, cfg.model.lora)) for s in stages]
     return LaunchPlan(data_dir, files, stages, commands)
 
 
