@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from brute_force import brute_force_solutions
 
+from logicrl.errors import DataError
 from logicrl.io import write_jsonl
 from logicrl.parallel import Workers
 from logicrl.puzzles.dataset import (
@@ -26,6 +27,7 @@ from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.perturb import PUBLIC_KIND_OF
 from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.render import solution_text_format
 
 # The documented record columns (design.md "Interfaces" and record.py).
 COLUMNS = ["quiz", "names", "knight_knave", "solution", "solution_text", "solution_text_format", "cot_head",
@@ -195,6 +197,30 @@ def test_load_records_reports_file_and_line(dataset: Path, tmp_path: Path) -> No
     path.write_text(good[0] + "\n" + json.dumps(flipped) + "\n")
     with pytest.raises(ValueError, match=f"^{path}:2: 'solution' contradicts the statements"):
         load_records([path])
+
+
+def test_an_answer_text_that_disagrees_with_the_solution_is_refused(dataset: Path, tmp_path: Path) -> None:
+    """The reward scores against ``solution_text_format``, which the loader did not compare with ``solution``:
+    a row whose text named the other role (or other names, or other role words) loaded, and every correct
+    response to it scored as wrong."""
+    good = json.loads((dataset / "2ppl/test.jsonl").read_text().splitlines()[0])
+    path = tmp_path / "bad.jsonl"
+    right, puzzle = good["solution_text_format"], Puzzle.from_record(good)
+    wrong_role = solution_text_format([not k for k in puzzle.solution], puzzle.names, puzzle.roles)
+    other_words = solution_text_format(puzzle.solution, puzzle.names, Roles("zorp", "blip"))
+    for text in (wrong_role, right.replace(good["names"][0], "Nobody"), other_words,
+                 "\n".join(reversed(right.splitlines()))):
+        path.write_text(json.dumps(good) + "\n" + json.dumps(good | {"solution_text_format": text}) + "\n")
+        with pytest.raises(DataError) as error:
+            load_records([path])
+        assert str(error.value) == (
+            f"{path}:2: solution_text_format: malformed expected answer {text!r}: the row's 'solution', 'names' "
+            f"and 'knight_knave' give {right!r}, and the reward scores against this text; fix or drop the row")
+    # whitespace around it is the same answer (the reward strips it), and an unchecked read takes any text
+    path.write_text(json.dumps(good | {"solution_text_format": right + "\n"}) + "\n")
+    assert load_records([path])[0]["solution_text_format"] == right + "\n"
+    path.write_text(json.dumps(good | {"solution_text_format": wrong_role}) + "\n")
+    assert load_records([path], check=False)[0]["solution_text_format"] == wrong_role
 
 
 def test_load_records_reports_parquet_rows(tmp_path: Path) -> None:

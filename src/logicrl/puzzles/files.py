@@ -39,6 +39,7 @@ from logicrl.io import (
 from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS
 from logicrl.puzzles.public import is_public_dir, public_files, public_path, twin_files
 from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.render import solution_text_format
 from logicrl.puzzles.solver import first_conflict
 
 if TYPE_CHECKING:
@@ -160,7 +161,10 @@ def load_located(paths: Iterable[Path], *, check: bool = True) -> list[tuple[str
     A row without an ``id`` (the public K&K release has none) gets its content id (`Puzzle.id`, with
     ``#2``, ``#3``, ... for repeats), so that per-puzzle metrics and paired comparisons never lump
     different puzzles together under ``None``; one without an ``index`` gets its 0-based line in its file.
-    Two different puzzles (another quiz or answer) under one explicit id are a DataError.
+    Two different puzzles (another quiz or answer) under one explicit id are a DataError, and so (``check``) is
+    an answer key that disagrees with itself: a ``solution`` that contradicts the statements, or a
+    ``solution_text_format`` (what the reward scores against) that is not the text of ``solution``, ``names``
+    and ``knight_knave``.
     """
     records = []
     owners: dict[str, tuple[tuple[Any, Any], str]] = {}  # id -> (what the puzzle is, where it was first)
@@ -178,6 +182,8 @@ def load_located(paths: Iterable[Path], *, check: bool = True) -> list[tuple[str
             if check and puzzle is not None and first_conflict(puzzle.statements, puzzle.solution) >= 0:
                 raise DataError(f"{where}: 'solution' contradicts the statements (a knight's statement false or a "
                                 "knave's true): the reward would score against a wrong answer; fix or drop the row")
+            if check and puzzle is not None:
+                _check_answer_text(row, puzzle, where)
             if puzzle is not None and not row.get("id"):
                 row = {**row, "id": _free_id(puzzle.id, owners)}
             if puzzle is not None and "index" not in row:
@@ -186,6 +192,18 @@ def load_located(paths: Iterable[Path], *, check: bool = True) -> list[tuple[str
                 _claim_id(str(row["id"]), (row.get("quiz"), row.get("solution_text_format")), where, owners)
             records.append((where, row))
     return records
+
+
+def _check_answer_text(row: dict[str, Any], puzzle: Puzzle, where: str) -> None:
+    """Refuse a row whose ``solution_text_format``, the answer the reward scores against, is not the one its
+    ``solution``, ``names`` and ``knight_knave`` give (`render.solution_text_format`, as every logicrl and public
+    record writes it; whitespace around it aside)."""
+    expected = solution_text_format(puzzle.solution, puzzle.names, puzzle.roles)
+    given = row["solution_text_format"]
+    if given.strip() != expected:  # the reward's words (`reward.parse.expected_problem`) for a bad expected answer
+        raise DataError(f"{where}: solution_text_format: malformed expected answer {given!r}: the row's 'solution', "
+                        f"'names' and 'knight_knave' give {expected!r}, and the reward scores against this text; "
+                        "fix or drop the row")
 
 
 def distinct_by_id(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
