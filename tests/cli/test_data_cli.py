@@ -21,6 +21,7 @@ from logicrl.puzzles import dataset, files
 from logicrl.puzzles.dataset import RECORD_CHUNK
 from logicrl.puzzles.logic import Statement
 from logicrl.puzzles.names import Roles
+from logicrl.puzzles.perturb import perturb
 from logicrl.puzzles.record import Puzzle
 
 runner = CliRunner()
@@ -176,6 +177,48 @@ def test_a_one_person_puzzle_has_no_reorder_statement_or_leaf_twin(tmp_path: Pat
         "statement": "0/1", "leaf": "0/1", "uncommon_names": "1/1", "roles": "1/1", "flip_roles": "1/1",
         "reorder": "0/1"}
     assert (tmp_path / "p/reorder.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize(("change", "message", "other_kinds"), [
+    ({"depth": 0}, "'depth' must be at least 1 (a leaf has depth 1), got 0", False),
+    ({"depth": 40}, ("no statement twin can be drawn at this puzzle's level: depth 40 with width 2 makes statements "
+                     "of about 9.83e+06 clauses on average (at most 1,000): lower the depth or the width"), True),
+    ({"width": 10**400}, "no statement twin can be drawn at this puzzle's level: depth 3 with width 1000", True),
+])
+def test_perturb_refuses_a_level_it_cannot_draw_at_in_one_line_writing_nothing(
+        tmp_path: Path, change: dict, message: str, other_kinds: bool) -> None:
+    """A record of depth 0, or at a level too large to draw a statement at, ended `data perturb` in a traceback
+    (the sampler's ValueError) after perturb.json was written; now one line naming the file and line."""
+    assert runner.invoke(app, ["data", "generate", "--people", "3", "--train", "3", "--test", "0", "depth=3",
+                               "--out", str(tmp_path / "d")]).exit_code == 0
+    lines = (tmp_path / "d/3ppl/train.jsonl").read_text().splitlines()
+    source = tmp_path / "bad.jsonl"
+    source.write_text("\n".join([lines[0], json.dumps(json.loads(lines[1]) | change), lines[2]]) + "\n")
+    proc = run_cli("data", "perturb", str(source), "--out", str(tmp_path / "p"), "--kinds", "reorder,statement")
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {source}:2: {message}"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "p").exists()
+    # the leaf and wording twins draw no statement at that level: a record of depth 0 is refused as it is read
+    others = run_cli("data", "perturb", str(source), "--out", str(tmp_path / "p"), "--kinds", "reorder,leaf")
+    assert others.returncode == (0 if other_kinds else 2), others.stderr
+
+
+def test_perturb_makes_every_twin_before_it_writes_anything(tmp_path: Path, monkeypatch) -> None:
+    """perturb.json and the first kinds' files were written before a later kind failed."""
+    assert runner.invoke(app, ["data", "generate", "--people", "3", "--train", "3", "--test", "0",
+                               "--out", str(tmp_path / "d")]).exit_code == 0
+    made = []
+
+    def failing(puzzle, kind, seed, **options):
+        made.append(kind)
+        if kind == "roles":
+            raise OSError("disk on fire")
+        return perturb(puzzle, kind, seed, **options)
+
+    monkeypatch.setattr(data_cli, "perturb", failing)
+    result = runner.invoke(app, ["data", "perturb", str(tmp_path / "d"), "--out", str(tmp_path / "p"),
+                                 "--kinds", "reorder,leaf,roles"])
+    assert isinstance(result.exception, OSError) and made == ["reorder"] * 3 + ["leaf"] * 3 + ["roles"]
+    assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
 
 
 def test_perturb_refuses_an_out_of_twins_made_with_other_settings(tmp_path: Path) -> None:

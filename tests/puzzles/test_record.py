@@ -138,6 +138,9 @@ def test_parse_statements_field_errors(value, message: str) -> None:
         ({"n_people": True}, "'n_people' must be 2"),
         ({"seed": "abc"}, "'seed' must be a whole number, got 'abc'"),
         ({"depth": [2]}, r"'depth' must be a whole number, got \[2\]"),
+        ({"depth": 0}, r"^'depth' must be at least 1 \(a leaf has depth 1\), got 0$"),
+        ({"depth": -2}, r"^'depth' must be at least 1 \(a leaf has depth 1\), got -2$"),
+        ({"width": 0}, r"^'width' must be at least 1 \(a leaf has width 1\), got 0$"),
     ],
 )
 def test_from_record_errors_name_the_field(change: dict, message: str) -> None:
@@ -181,6 +184,18 @@ def test_n_people_true_is_refused() -> None:
               "statements": '[["telling-truth",0]]', "n_people": True}
     with pytest.raises(ValueError, match="n_people"):
         Puzzle.from_record(record)
+
+
+def test_more_than_30_people_are_refused() -> None:
+    """A puzzle beyond the sampler's 30 people loaded, then `data perturb` failed on it with a traceback."""
+    for n, ok in ((30, True), (31, False)):
+        record = {"quiz": "q", "names": [f"P{i}" for i in range(n)], "solution": [True] * n,
+                  "solution_text_format": "x", "statements": json.dumps([["telling-truth", i] for i in range(n)])}
+        if ok:
+            assert Puzzle.from_record(record).n_people == 30
+        else:
+            with pytest.raises(ValueError, match="^a puzzle has at most 30 people, got 31 statements$"):
+                Puzzle.from_record(record)
 
 
 def test_a_template_index_past_the_last_template_is_refused() -> None:

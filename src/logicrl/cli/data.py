@@ -31,12 +31,19 @@ from logicrl.puzzles.files import (
     check_dataset_dir,
     dataset_files,
     distinct_by_id,
-    load_records,
+    load_located,
     write_dataset,
 )
-from logicrl.puzzles.perturb import CLEAN_KIND, PERTURBATIONS, PUBLIC_KIND_OF, perturb, twin_source
+from logicrl.puzzles.perturb import (
+    CLEAN_KIND,
+    PERTURBATIONS,
+    PUBLIC_KIND_OF,
+    perturb,
+    statement_level,
+    twin_source,
+)
 from logicrl.puzzles.public import is_public_dir, kinds_in
-from logicrl.puzzles.record import people_of
+from logicrl.puzzles.record import Puzzle, people_of
 
 data_app = typer.Typer(help="Make, perturb and inspect Knights-and-Knaves puzzle datasets.", no_args_is_help=True)
 console = plain_console()
@@ -150,23 +157,44 @@ def perturb_cmd(
     check_not_another_output(out)  # twins written into a dataset's root (--out SOURCE) or a run's folder
     made_with = {"source": str(source.resolve()), "split": split, "seed": seed, "equal_operands": equal_operands}
     check_same_twins(out, made_with)
-    records, repeats = distinct_by_id(puzzle_records(source, split))  # one twin of a kind per original id
+    located = puzzle_located(source, split)
+    records, repeats = distinct_by_id(record for _, record in located)  # one twin of a kind per original id
     if repeats:
         _warn(f"{repeats} puzzle(s) of {source} repeat an earlier one (same id); each puzzle gets one twin of a kind")
+    where_of: dict[str, str] = {}
+    for where, record in located:
+        where_of.setdefault(str(record["id"]), where)
     found = [(str(record["id"]), *twin_source(record)) for record in records]
+    if "statement" in wanted:
+        _check_statement_levels(found, where_of)
     reworded = sum(not exact for _, _, exact in found)
     if reworded:
         _warn(f"the text of {reworded} puzzle(s) could not be reproduced; their wording twins are rendered afresh")
-    atomic_write_text(out / PERTURB_RECORD, json.dumps(made_with, indent=2) + "\n")
+    texts = {}  # every twin is made before anything is written: an error leaves the --out as it was
     for kind in wanted:
         made = ((original, perturb(p, kind, seed, equal_operands=equal_operands))
                 for original, p, _ in tqdm(found, desc=kind, disable=len(found) < 500))
         # each twin names its original by the record's own id, which `eval memorization --twins` links it by
         kept = [twin.evolve(original_id=original) for original, twin in made if twin is not None]
-        text = jsonl_bytes([twin.to_record(i) for i, twin in enumerate(kept)])
+        texts[kind] = len(kept), jsonl_bytes([twin.to_record(i) for i, twin in enumerate(kept)])
+    atomic_write_text(out / PERTURB_RECORD, json.dumps(made_with, indent=2) + "\n")
+    for kind, (count, text) in texts.items():
         atomic_write_bytes(out / f"{kind}.jsonl", text)
         write_parquet_from_jsonl(out / f"{kind}.parquet", text)
-        console.print(f"{kind:>15}: {len(kept)}/{len(found)} twins -> {out / kind}.jsonl")
+        console.print(f"{kind:>15}: {count}/{len(found)} twins -> {out / kind}.jsonl")
+
+
+def _check_statement_levels(found: list[tuple[str, Puzzle, bool]], where_of: dict[str, str]) -> None:
+    """Refuse, naming its file and line, a puzzle whose level no statement can be drawn at (a record's depth 40
+    with every operator: `Level.validate`); a 1-person puzzle has no statement twin at all."""
+    for original, puzzle, _ in found:
+        if puzzle.n_people < 2:
+            continue
+        try:
+            statement_level(puzzle).validate()
+        except ValueError as exc:
+            raise DataError(f"{where_of[original]}: no statement twin can be drawn at this puzzle's level: "
+                            f"{exc}") from None
 
 
 @data_app.command("show")
@@ -203,7 +231,12 @@ def stats_cmd(
 
 def puzzle_records(source: Path, split: str | None, kind: str = CLEAN_KIND) -> list[dict]:
     """The records of ``source`` (`dataset_files`, `load_records`); a DataError when it holds none."""
-    records = load_records(dataset_files(source, split, kind))
+    return [record for _, record in puzzle_located(source, split, kind)]
+
+
+def puzzle_located(source: Path, split: str | None, kind: str = CLEAN_KIND) -> list[tuple[str, dict]]:
+    """`puzzle_records` with each record's location (``file:line``, `load_located`)."""
+    records = load_located(dataset_files(source, split, kind))
     if not records:
         which = [] if source.is_file() else [f"{split or 'every'} split"] + ([] if kind == CLEAN_KIND else [f"{kind} twins"])
         where = f" ({', '.join(which)})" if which else ""

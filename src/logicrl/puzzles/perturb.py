@@ -107,15 +107,16 @@ def _resolved(puzzle: Puzzle, statements: tuple[Statement, ...], kind: str) -> P
     return puzzle.evolve(statements=statements, solution=solutions[0], perturbation=kind, original_id=puzzle.id)
 
 
-def _sampler(puzzle: Puzzle, rng: random.Random) -> StatementSampler:
-    """A sampler at the puzzle's level (records do not store the operator set: all are allowed)."""
-    return StatementSampler(Level(puzzle.n_people, puzzle.depth, max(puzzle.width, 2), ALL_OPERATORS), rng)
+def statement_level(puzzle: Puzzle) -> Level:
+    """The level a ``statement`` twin's new statement is drawn at: the puzzle's (records do not store the
+    operator set: all are allowed). `Level.validate` refuses one too large to draw (a record's depth 40)."""
+    return Level(puzzle.n_people, puzzle.depth, max(puzzle.width, 2), ALL_OPERATORS)
 
 
 def perturb_statement(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
     if puzzle.n_people < 2:
         return None
-    sampler = _sampler(puzzle, rng)
+    sampler = StatementSampler(statement_level(puzzle), rng)
     for _ in range(MAX_TRIES):
         speaker = rng.randrange(puzzle.n_people)
         statements = list(puzzle.statements)
@@ -149,7 +150,7 @@ def perturb_leaf(puzzle: Puzzle, rng: random.Random, equal_operands: bool = Fals
     """One leaf replaced by a new leaf; ``equal_operands`` keeps twins with a node's operands equal (public)."""
     if puzzle.n_people < 2:
         return None
-    sampler = _sampler(puzzle, rng)
+    sampler = StatementSampler(Level(puzzle.n_people, depth=1, operators=()), rng)  # leaves only: any depth
     for _ in range(MAX_TRIES):
         speaker = rng.randrange(puzzle.n_people)
         stmt = puzzle.statements[speaker]

@@ -35,6 +35,7 @@ from logicrl.puzzles.render import (
     solution_text_format,
     statement_text,
 )
+from logicrl.puzzles.sampler import MAX_PEOPLE
 
 REQUIRED_FIELDS = ("quiz", "names", "solution", "solution_text_format", "statements")
 
@@ -130,6 +131,8 @@ class Puzzle:
             raise ValueError(f"'names' must be a list of {n} strings (one per statement)")
         if len(set(names)) != n:
             raise ValueError("'names' has duplicates; every person needs a distinct name")
+        if n > MAX_PEOPLE:  # the solver's search and the sampler go no further
+            raise ValueError(f"a puzzle has at most {MAX_PEOPLE} people, got {n} statements")
         people = record.get("n_people", n)
         if people != n or isinstance(people, bool):  # readers group and batch puzzles by it
             raise ValueError(f"'n_people' must be {n}, the number of statements and names, got {people!r}")
@@ -150,6 +153,12 @@ class Puzzle:
         style = record.get("style") or "logicrl"
         if style not in STYLES:
             raise ValueError(f"'style' must be one of {', '.join(STYLES)}, got {style!r}")
+        depth = _whole(record, "depth", max(s.depth for s in statements))
+        width = _whole(record, "width", max(s.width for s in statements))
+        if depth < 1:  # the level the puzzle was drawn at: its twins are drawn there too (perturb.py)
+            raise ValueError(f"'depth' must be at least 1 (a leaf has depth 1), got {depth}")
+        if width < 1:
+            raise ValueError(f"'width' must be at least 1 (a leaf has width 1), got {width}")
         return Puzzle(
             statements=statements,
             solution=tuple(solution),
@@ -157,8 +166,8 @@ class Puzzle:
             roles=roles,
             seed=_whole(record, "seed", 0),
             order=order,
-            depth=_whole(record, "depth", max(s.depth for s in statements)),
-            width=_whole(record, "width", max(s.width for s in statements)),
+            depth=depth,
+            width=width,
             perturbation=record.get("perturbation"),
             original_id=record.get("original_id"),
             templates=templates,
