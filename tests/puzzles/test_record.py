@@ -186,6 +186,11 @@ def test_n_people_true_is_refused() -> None:
         Puzzle.from_record(record)
 
 
+def test_n_people_null_is_read_as_absent() -> None:
+    """Parquet writes null for a key some rows lack: `people_of` read it as absent, `from_record` refused it."""
+    assert Puzzle.from_record(PUBLIC_ROW | {"n_people": None}) == Puzzle.from_record(PUBLIC_ROW)
+
+
 def test_more_than_30_people_are_refused() -> None:
     """A puzzle beyond the sampler's 30 people loaded, then `data perturb` failed on it with a traceback."""
     for n, ok in ((30, True), (31, False)):

@@ -133,8 +133,8 @@ class Puzzle:
             raise ValueError("'names' has duplicates; every person needs a distinct name")
         if n > MAX_PEOPLE:  # the solver's search and the sampler go no further
             raise ValueError(f"a puzzle has at most {MAX_PEOPLE} people, got {n} statements")
-        people = record.get("n_people", n)
-        if people != n or isinstance(people, bool):  # readers group and batch puzzles by it
+        people = record.get("n_people")  # null where parquet stored a missing key (as `people_of` reads it)
+        if people is not None and (people != n or isinstance(people, bool)):  # readers group and batch by it
             raise ValueError(f"'n_people' must be {n}, the number of statements and names, got {people!r}")
         solution = record["solution"]
         if not isinstance(solution, list) or len(solution) != n or not all(isinstance(x, bool) for x in solution):
