@@ -19,10 +19,11 @@ from logicrl.errors import DataError
 from logicrl.parallel import Workers
 from logicrl.puzzles import dataset, files
 from logicrl.puzzles.dataset import RECORD_CHUNK
-from logicrl.puzzles.logic import Statement
+from logicrl.puzzles.logic import Op, Statement
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.perturb import perturb
 from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.sampler import ALL_OPERATORS
 
 runner = CliRunner()
 
@@ -219,6 +220,31 @@ def test_perturb_makes_every_twin_before_it_writes_anything(tmp_path: Path, monk
                                  "--kinds", "reorder,leaf,roles"])
     assert isinstance(result.exception, OSError) and made == ["reorder"] * 3 + ["leaf"] * 3 + ["roles"]
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
+
+
+def test_perturb_draws_statement_twins_with_the_operators_of_the_source_manifest(tmp_path: Path) -> None:
+    """The twins' sampler always had every operator. A dataset's manifest gives its operators: its folder, and
+    a file in it (either layout), get twins with those; a file without a manifest, every operator."""
+    def new_operators(twins: Path, source: Path) -> set:
+        originals = {r["id"]: Puzzle.from_record(r) for r in map(json.loads, source.read_text().splitlines())}
+        used = set()
+        for twin in map(json.loads, twins.read_text().splitlines()):
+            pairs = zip(originals[twin["original_id"]].statements, Puzzle.from_record(twin).statements)
+            (changed,) = [b for a, b in pairs if a != b]
+            used |= changed.operators()
+        return used
+
+    for layout, name in (("logicrl", "3ppl/train.jsonl"), ("public", "train/clean/people3_num40.jsonl")):
+        data = tmp_path / layout
+        assert runner.invoke(app, ["data", "generate", "--people", "3", "--train", "40", "--test", "0",
+                                   "--out", str(data), f"layout={layout}", "operators=[or,and]"]).exit_code == 0
+        (tmp_path / f"{layout}-alone.jsonl").write_bytes((data / name).read_bytes())  # no manifest beside it
+        for source, operators in ((data, {Op.AND, Op.OR}), (data / name, {Op.AND, Op.OR}),
+                                  (tmp_path / f"{layout}-alone.jsonl", set(ALL_OPERATORS))):
+            out = tmp_path / f"p-{layout}-{source.name}"
+            result = runner.invoke(app, ["data", "perturb", str(source), "--out", str(out), "--kinds", "statement"])
+            assert result.exit_code == 0, result.output
+            assert new_operators(out / "statement.jsonl", data / name) == operators
 
 
 def test_perturb_refuses_an_out_of_twins_made_with_other_settings(tmp_path: Path) -> None:

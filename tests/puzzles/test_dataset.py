@@ -23,7 +23,7 @@ from logicrl.puzzles.dataset import (
     summarize,
 )
 from logicrl.puzzles.files import dataset_files, load_records, write_dataset
-from logicrl.puzzles.logic import Statement
+from logicrl.puzzles.logic import Op, Statement
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.perturb import PUBLIC_KIND_OF
 from logicrl.puzzles.record import Puzzle
@@ -305,3 +305,22 @@ def test_only_requested_formats_and_splits_are_written(tmp_path: Path) -> None:
     written = write_dataset(tmp_path, config, generate(config))
     assert written == [tmp_path / "4ppl/train.jsonl"]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["manifest.json", "train.jsonl"]
+
+
+def test_statement_twins_draw_with_the_configured_operators() -> None:
+    """`data generate ... operators=[and,or] perturb=statement` gave twins whose new statement used ->, <=> or
+    not: the twins' sampler always had every operator. Each twin's changed statement now uses the config's."""
+    config = DataConfig(people=[3, 4], train=30, test=0, operators=["or", "and"], layout="public",
+                        perturb=["statement"])
+    splits = generate(config)
+    twins = generate_twins(config, splits)
+    new = []
+    for n in (3, 4):
+        originals = {r["index"]: Puzzle.from_record(r) for r in splits[n]["train"]}
+        for twin in twins[n]["train"]["statement"]:
+            statements = zip(originals[twin["index"]].statements, Puzzle.from_record(twin).statements)
+            (changed,) = [b for a, b in statements if a != b]
+            new.append(changed)
+    assert len(new) >= 50
+    assert set().union(*(s.operators() for s in new)) == {Op.AND, Op.OR}
+

@@ -30,10 +30,12 @@ from logicrl.puzzles.dataset import PRESETS, DataConfig, default_workers, genera
 from logicrl.puzzles.files import (
     check_dataset_dir,
     dataset_files,
+    dataset_operators,
     distinct_by_id,
     load_located,
     write_dataset,
 )
+from logicrl.puzzles.logic import Op
 from logicrl.puzzles.perturb import (
     CLEAN_KIND,
     PERTURBATIONS,
@@ -44,6 +46,7 @@ from logicrl.puzzles.perturb import (
 )
 from logicrl.puzzles.public import is_public_dir, kinds_in
 from logicrl.puzzles.record import Puzzle, people_of
+from logicrl.puzzles.sampler import ALL_OPERATORS
 
 data_app = typer.Typer(help="Make, perturb and inspect Knights-and-Knaves puzzle datasets.", no_args_is_help=True)
 console = plain_console()
@@ -143,7 +146,9 @@ def perturb_cmd(
         help="leaf twins may give a node two equal operands, as the public generator's do")] = False,
 ) -> None:
     """Write perturbed twins of each puzzle (memorization study); each links to its original by id. The
-    settings go to ``perturb.json``: another seed, source or split into the same --out is refused."""
+    settings go to ``perturb.json``: another seed, source or split into the same --out is refused. A statement
+    twin's new statement uses the operators of the source dataset's config (its manifest.json), or every
+    operator when there is none (a record does not name them)."""
     given = [k.strip() for k in kinds.split(",") if k.strip()]
     known = {**{k: k for k in PERTURBATIONS}, **{public: ours for ours, public in PUBLIC_KIND_OF.items()}}
     unknown = [k for k in given if k not in known]
@@ -165,14 +170,15 @@ def perturb_cmd(
     for where, record in located:
         where_of.setdefault(str(record["id"]), where)
     found = [(str(record["id"]), *twin_source(record)) for record in records]
+    operators = dataset_operators(source) or ALL_OPERATORS
     if "statement" in wanted:
-        _check_statement_levels(found, where_of)
+        _check_statement_levels(found, where_of, operators)
     reworded = sum(not exact for _, _, exact in found)
     if reworded:
         _warn(f"the text of {reworded} puzzle(s) could not be reproduced; their wording twins are rendered afresh")
     texts = {}  # every twin is made before anything is written: an error leaves the --out as it was
     for kind in wanted:
-        made = ((original, perturb(p, kind, seed, equal_operands=equal_operands))
+        made = ((original, perturb(p, kind, seed, equal_operands=equal_operands, operators=operators))
                 for original, p, _ in tqdm(found, desc=kind, disable=len(found) < 500))
         # each twin names its original by the record's own id, which `eval memorization --twins` links it by
         kept = [twin.evolve(original_id=original) for original, twin in made if twin is not None]
@@ -184,14 +190,15 @@ def perturb_cmd(
         console.print(f"{kind:>15}: {count}/{len(found)} twins -> {out / kind}.jsonl")
 
 
-def _check_statement_levels(found: list[tuple[str, Puzzle, bool]], where_of: dict[str, str]) -> None:
+def _check_statement_levels(found: list[tuple[str, Puzzle, bool]], where_of: dict[str, str],
+                            operators: tuple[Op, ...]) -> None:
     """Refuse, naming its file and line, a puzzle whose level no statement can be drawn at (a record's depth 40
     with every operator: `Level.validate`); a 1-person puzzle has no statement twin at all."""
     for original, puzzle, _ in found:
         if puzzle.n_people < 2:
             continue
         try:
-            statement_level(puzzle).validate()
+            statement_level(puzzle, operators).validate()
         except ValueError as exc:
             raise DataError(f"{where_of[original]}: no statement twin can be drawn at this puzzle's level: "
                             f"{exc}") from None

@@ -273,14 +273,14 @@ def generate(config: DataConfig, progress: Callable[[int], None] | None = None,
     return splits
 
 
-def twins_of(records: Sequence[dict[str, Any]], kinds: Sequence[str], seed: int,
-             equal_operands: bool) -> dict[str, list[dict[str, Any]]]:
+def twins_of(records: Sequence[dict[str, Any]], kinds: Sequence[str], seed: int, equal_operands: bool,
+             operators: tuple[Op, ...]) -> dict[str, list[dict[str, Any]]]:
     """{kind: twin records} of ``records``: each twin keeps its original's ``index``; a logic-changing kind may
-    skip a puzzle (`perturb` gives None)."""
+    skip a puzzle (`perturb` gives None); a statement twin's new statement uses ``operators`` only."""
     puzzles = [(r["index"], Puzzle.from_record(r)) for r in records]
     twins = {}
     for kind in kinds:
-        made = [(i, perturb(p, kind, seed, equal_operands=equal_operands)) for i, p in puzzles]
+        made = [(i, perturb(p, kind, seed, equal_operands=equal_operands, operators=operators)) for i, p in puzzles]
         twins[kind] = [t.to_record(i) for i, t in made if t is not None]
     return twins
 
@@ -289,12 +289,13 @@ def generate_twins(config: DataConfig, splits: dict[int, dict[str, list]],
                    progress: Callable[[int], None] | None = None,
                    workers: Workers | None = None) -> dict[int, dict[str, dict[str, list]]]:
     """{n_people: {split: {kind: twin records}}} for ``config.perturb``; a twin keeps its original's
-    ``index`` (the public link) and is named ``<original id>~<kind>``; logic-changing kinds may skip one.
+    ``index`` (the public link) and is named ``<original id>~<kind>``; logic-changing kinds may skip one; a
+    statement twin draws its new statement with ``config.operators``, as the puzzles were.
     ``workers`` make them in chunks of `RECORD_CHUNK` records, collected in order (the same twins whatever
     their number)."""
     workers = workers or Workers(1)
     pending = [(n, split, len(chunk), workers.submit(twins_of, chunk, config.perturb, config.seed,
-                                                     config.leaf_equal_operands))
+                                                     config.leaf_equal_operands, config.level(n).operators))
                for n, by_split in splits.items() for split, records in by_split.items()
                for _, chunk in _chunks(records, RECORD_CHUNK)]
     twins = {n: {split: {kind: [] for kind in config.perturb} for split in by_split} for n, by_split in splits.items()}

@@ -23,6 +23,7 @@ Until the manifest is written, one marked ``incomplete`` stands in its place, an
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +37,9 @@ from logicrl.io import (
     read_text_file,
     write_parquet_from_jsonl,
 )
+from logicrl.puzzles.logic import Op
 from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS
-from logicrl.puzzles.public import is_public_dir, public_files, public_path, twin_files
+from logicrl.puzzles.public import PUBLIC_FILE, is_public_dir, public_files, public_path, twin_files
 from logicrl.puzzles.record import Puzzle
 from logicrl.puzzles.render import solution_text_format
 from logicrl.puzzles.solver import first_conflict
@@ -57,6 +59,20 @@ def _manifest(folder: Path) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return manifest if isinstance(manifest, dict) else {}
+
+
+def dataset_operators(source: Path) -> tuple[Op, ...] | None:
+    """The operators that the dataset holding ``source`` was drawn with, as its manifest's config gives them
+    (``source``: a dataset directory, or one of its files in either layout); None when no manifest says."""
+    source = Path(source)
+    if source.is_file():
+        in_ppl = re.fullmatch(r"\d+ppl", source.parent.name)  # ROOT/3ppl/train.jsonl
+        in_public = PUBLIC_FILE.match(source.name)  # ROOT/test/clean/people3_num100.jsonl
+        source = source.parent.parent if in_ppl else source.parents[2] if in_public else source.parent
+    operators = _manifest(source).get("config", {}).get("operators") if source.is_dir() else None
+    if not isinstance(operators, list):
+        return None
+    return tuple(op for op in Op if not op.is_leaf and op.value in operators)  # `DataConfig.level`'s order
 
 
 def check_complete(path: Path) -> None:

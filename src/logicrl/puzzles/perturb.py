@@ -4,7 +4,8 @@ Two kinds change the logic and therefore the answer; both re-solve the puzzle an
 when it still has exactly one solution and that solution differs from the original's (a 1-person puzzle,
 below the sampler's 2 people, has none):
 
-* ``statement`` — one person's whole statement is replaced by a fresh one of the same level;
+* ``statement`` — one person's whole statement is replaced by a fresh one of the same level (the dataset's
+  operators where the caller knows them, else all);
 * ``leaf`` — one atomic claim ("X is a knight") inside one statement is replaced by another.
 
 Four keep the logic and change only the surface (same answer up to wording):
@@ -33,7 +34,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from logicrl.puzzles.logic import Statement
+from logicrl.puzzles.logic import Op, Statement
 from logicrl.puzzles.names import ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.record import Puzzle, recover_rendering
 from logicrl.puzzles.sampler import ALL_OPERATORS, Level, StatementSampler
@@ -107,16 +108,18 @@ def _resolved(puzzle: Puzzle, statements: tuple[Statement, ...], kind: str) -> P
     return puzzle.evolve(statements=statements, solution=solutions[0], perturbation=kind, original_id=puzzle.id)
 
 
-def statement_level(puzzle: Puzzle) -> Level:
-    """The level a ``statement`` twin's new statement is drawn at: the puzzle's (records do not store the
-    operator set: all are allowed). `Level.validate` refuses one too large to draw (a record's depth 40)."""
-    return Level(puzzle.n_people, puzzle.depth, max(puzzle.width, 2), ALL_OPERATORS)
+def statement_level(puzzle: Puzzle, operators: tuple[Op, ...] = ALL_OPERATORS) -> Level:
+    """The level a ``statement`` twin's new statement is drawn at: the puzzle's, with ``operators`` (a record
+    does not store its operator set: the caller knows it, or all are allowed). `Level.validate` refuses one too
+    large to draw (a record's depth 40)."""
+    return Level(puzzle.n_people, puzzle.depth, max(puzzle.width, 2), operators)
 
 
-def perturb_statement(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
+def perturb_statement(puzzle: Puzzle, rng: random.Random,
+                      operators: tuple[Op, ...] = ALL_OPERATORS) -> Puzzle | None:
     if puzzle.n_people < 2:
         return None
-    sampler = StatementSampler(statement_level(puzzle), rng)
+    sampler = StatementSampler(statement_level(puzzle, operators), rng)
     for _ in range(MAX_TRIES):
         speaker = rng.randrange(puzzle.n_people)
         statements = list(puzzle.statements)
@@ -208,15 +211,19 @@ PERTURBATIONS: dict[str, Callable[[Puzzle, random.Random], Puzzle | None]] = {
 }
 
 
-def perturb(puzzle: Puzzle, kind: str, seed: int, *, equal_operands: bool = False) -> Puzzle | None:
+def perturb(puzzle: Puzzle, kind: str, seed: int, *, equal_operands: bool = False,
+            operators: tuple[Op, ...] = ALL_OPERATORS) -> Puzzle | None:
     """The ``kind`` twin of ``puzzle``; None when it has none (no valid logic-changing twin was found, or a
     1-person puzzle's ``statement``, ``leaf`` or ``reorder`` twin).
 
     ``equal_operands`` (``leaf`` only): keep twins whose changed node has two equal operands, as the public
-    generator does."""
+    generator does. ``operators`` (``statement`` only): those the new statement may use, the puzzle's dataset's
+    (`DataConfig.operators`); all by default."""
     try:
         fn = PERTURBATIONS[kind]
     except KeyError:
         raise ValueError(f"unknown perturbation {kind!r} (valid: {', '.join(PERTURBATIONS)})") from None
     rng = random.Random(f"{seed}:{kind}:{puzzle.id}")
-    return perturb_leaf(puzzle, rng, equal_operands) if kind == "leaf" else fn(puzzle, rng)
+    if kind == "leaf":
+        return perturb_leaf(puzzle, rng, equal_operands)
+    return perturb_statement(puzzle, rng, operators) if kind == "statement" else fn(puzzle, rng)
