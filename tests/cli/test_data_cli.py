@@ -113,7 +113,9 @@ def test_perturb_show_and_stats(tmp_path: Path) -> None:
         (["--people", "2", "people=2-100"], "number of people must be in 2..30, got 100\n"),
         (["--people", "2-10000000000000"], "number of people must be in 2..30, got 10000000000000\n"),
         (["--people", "2", "--depth", "0"], "depth"),
-        (["--people", "2", "--depth", "1", "--train", "50"], "distinct unique-solution puzzles"),
+        (["--people", "2", "--depth", "1", "--train", "50"], "depth 1 makes every statement one claim or its "),
+        (["--people", "2", "--cap", "operators=[not]"], "operators [not] alone make every statement one claim"),
+        (["--people", "2", "--train", "50", "operators=[->]"], "only 27 distinct unique-solution puzzles found"),
         (["--people", "3", "colour=blue"], "unknown config key 'colour'"),
         (["--people", "3", "--roles", "knight"], "role words must look like"),
         (["--people", "3", "formats=[]"], "formats: no file formats: give at least one"),
@@ -128,6 +130,18 @@ def test_impossible_requests_fail_in_one_line(tmp_path: Path, args: list[str], m
     assert proc.stderr.startswith("error: ") and message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()  # nothing half-written
+
+
+def test_cap_that_keeps_no_puzzle_writes_nothing(tmp_path: Path, monkeypatch) -> None:
+    """`--cap` at a level without any unique-solution puzzle wrote a manifest and no puzzle, with exit status 0."""
+    monkeypatch.setattr(data_cli, "generate", lambda config, **_: {2: {"train": [], "test": []},
+                                                                  3: {"train": [], "test": []}})
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["data", "generate", "--people", "2-3", "--train", "3", "--test", "1", "--cap",
+                                 "--out", str(out), "--workers", "1"])
+    assert str(result.exception) == ("no unique-solution puzzle found for any of 2, 3 people at depth 2, width 2 "
+                                     "(cap): nothing written; raise depth or width, or allow more operators")
+    assert not out.exists()
 
 
 def test_corrupt_row_reported_by_file_and_line(tmp_path: Path) -> None:

@@ -291,6 +291,11 @@ def test_parse_people(text, expected) -> None:
         ({"roles": "Knight/knave"}, "role words must look like"),
         ({"operators": ["xor"]}, "unknown operator 'xor'"),
         ({"width": 1}, "greater than or equal to 2"),
+        ({"depth": 1}, (r"depth 1 makes every statement one claim or its negation, and no such puzzle has exactly "
+                        r"one solution \(swapping every knight and knave keeps each statement as true as its speaker "
+                        r"is truthful\): use depth 2 or more \[type")),
+        ({"operators": ["not"], "depth": 3}, (r"operators \[not\] alone make every statement one claim or its "
+                                              r"negation, .*: add and, or, -> or <=> \[type")),
         ({"formats": ["csv"]}, "'jsonl' or 'parquet'"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
     ],

@@ -9,6 +9,7 @@ Run: .venv/bin/python -m pytest tests/puzzles/test_sampler.py -q
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import Counter
@@ -215,10 +216,27 @@ def test_any_depth_is_checked_at_once() -> None:
 
 
 def test_exhausted_level_raises_a_clear_error() -> None:
-    # Two people with leaf statements have no unique-solution puzzle at all.
-    expected = r"only 0 distinct unique-solution puzzles found for 2 people at depth 1"
+    # Two people, -> only: a few dozen unique-solution puzzles exist.
+    expected = r"^only \d\d distinct unique-solution puzzles found for 2 people at depth 2, width 2; 100 asked: "
     with pytest.raises(ValueError, match=expected):
-        generate(DataConfig(people=[2], depth=1, train=50, test=0))
+        generate(DataConfig(people=[2], operators=["->"], train=100, test=0))
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_no_puzzle_of_single_claims_has_one_solution(n: int) -> None:
+    """Why depth 1 and operators [not] alone are refused: every puzzle of single (or negated) claims about one
+    person, self-references included ("I am a knight"; nobody says "I am a knave"), has 0 or several solutions."""
+    def claims(speaker: int) -> list:
+        leaves = [["telling-truth", p] for p in range(n)] + [["lying", p] for p in range(n) if p != speaker]
+        return leaves + [["not", leaf] for leaf in leaves]
+
+    counts = Counter(len(brute_force_solutions(list(puzzle)))
+                     for puzzle in itertools.product(*(claims(s) for s in range(n))))
+    assert 1 not in counts and sum(counts.values()) == ((4 * n - 2) ** n)
+    for change in ({"depth": 1}, {"operators": ["not"]}, {"operators": ["not", "not"], "depth": 4}):
+        with pytest.raises(ValueError, match=r"every statement one claim or its negation, and no such puzzle has "
+                                             r"exactly one solution"):
+            DataConfig(people=[n], **change)
 
 
 def test_exhausting_a_level_finds_every_unique_puzzle() -> None:

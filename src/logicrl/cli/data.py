@@ -102,6 +102,10 @@ def generate_cmd(
         with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
             splits = generate(cfg, progress=bar.update, warn=_warn, workers=pool)
         made = sum(len(r) for by in splits.values() for r in by.values())
+        if not made:  # cap kept none at any level: the folder would get a manifest and no puzzle
+            raise UserError(f"no unique-solution puzzle found for any of {', '.join(map(str, cfg.people))} people "
+                            f"at depth {cfg.depth}, width {cfg.width} (cap): nothing written; raise depth or width, "
+                            "or allow more operators")
         twin_count = made * len(cfg.perturb)
         with tqdm(total=twin_count, desc="twins", unit="pz", disable=twin_count < 2000) as bar:
             twins = generate_twins(cfg, splits, progress=bar.update, workers=pool) if cfg.perturb else None

@@ -164,6 +164,14 @@ class DataConfig(StrictModel):
             raise ValueError("twins (perturb) are written in the public layout only: add layout=public")
         for n in self.people:
             self.level(n).validate()
+        if self.depth == 1 or set(self.operators) == {"not"}:
+            # A statement is then one claim, perhaps negated: speaker a knight <=> (not) X a knight. Swapping every
+            # knight and knave keeps each such equivalence, so every solution comes with its mirror image.
+            what, fix = (("depth 1 makes", "use depth 2 or more") if self.depth == 1 else
+                         ("operators [not] alone make", "add and, or, -> or <=>"))
+            raise ValueError(f"{what} every statement one claim or its negation, and no such puzzle has exactly one "
+                             f"solution (swapping every knight and knave keeps each statement as true as its "
+                             f"speaker is truthful): {fix}")
         return self
 
     def train_count(self, n_people: int) -> int:
