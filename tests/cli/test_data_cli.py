@@ -59,6 +59,26 @@ def test_generate_writes_splits_and_manifest(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("stray", ["4ppl/train.jsonl", "5ppl/test.parquet", "test/clean/people3_num10.jsonl",
+                                   "train/people2_num5.jsonl"])
+def test_generate_refuses_puzzle_files_without_a_manifest(tmp_path: Path, stray: str) -> None:
+    """An --out that held another dataset's files but no manifest.json was written into: its levels stayed beside
+    the new ones, and readers took both. Files that are no puzzles' are left alone."""
+    out = tmp_path / "out"
+    (out / stray).parent.mkdir(parents=True)
+    (out / stray).write_text("{}\n")
+    (out / "notes.txt").write_text("mine")
+    proc = run_cli("data", "generate", "--people", "3", "--train", "5", "--test", "0", "--out", str(out))
+    shown = stray + " ..." if "ppl/" in stray else "public-layout people*_num*.jsonl files"
+    assert proc.returncode == 2 and proc.stderr == (
+        f"error: {out} holds puzzle files ({shown}) but no manifest.json: the new dataset would mix with them; "
+        "choose another --out, or delete those files first\n")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted([stray, "notes.txt"])
+    (out / stray).unlink()
+    assert runner.invoke(app, ["data", "generate", "--people", "3", "--train", "5", "--test", "0",
+                               "--out", str(out)]).exit_code == 0
+
+
 def test_generate_same_seed_same_bytes_with_any_number_of_workers(tmp_path: Path) -> None:
     for name, workers in (("a", "1"), ("b", "2")):
         result = runner.invoke(app, ["data", "generate", "--people", "4", "--train", "230", "--test", "10",

@@ -84,8 +84,14 @@ def check_complete(path: Path) -> None:
 
 def check_dataset_dir(out_dir: Path, config: DataConfig) -> None:
     """Refuse to write over another dataset: files of its levels that this config does not make would stay and
-    mix with the new ones. The same config makes the same bytes, so its own folder may be written again."""
+    mix with the new ones. The same config makes the same bytes, so its own folder may be written again; puzzle
+    files without a manifest (another tool's, or copied in) are not known to be its own: refused too."""
     if not (Path(out_dir) / "manifest.json").is_file():
+        found = sorted([*Path(out_dir).glob("*ppl/*.jsonl"), *Path(out_dir).glob("*ppl/*.parquet")])
+        if found or is_public_dir(Path(out_dir)):
+            what = f"{found[0].relative_to(out_dir)} ..." if found else "public-layout people*_num*.jsonl files"
+            raise UserError(f"{out_dir} holds puzzle files ({what}) but no manifest.json: the new dataset would mix "
+                            "with them; choose another --out, or delete those files first")
         return
     old = _manifest(out_dir).get("config", {})  # also a write that was cut short; {} if unreadable: refused
     new = json.loads(json.dumps(config.model_dump(mode="json")))  # as the manifest holds it: string dict keys
