@@ -590,3 +590,53 @@ def test_a_cluster_error_names_the_key_as_it_was_given(dataset: Path, tmp_path: 
         "cluster.nodes: Input should be greater than or equal to 1 (and 1 more)")
     bad.write_text("foo: 1\n")
     assert error("--cluster", str(bad)) == f"unknown config key 'foo' in {bad} (valid keys: {valid})"
+
+
+def test_a_relaunch_with_other_settings_is_refused_and_the_same_one_resumes(dataset, tmp_path, monkeypatch):
+    """A launch again skipped the stages handed over and let veRL resume the rest with whatever it was given now:
+    a stage failed at lr 4e-7, relaunched at 1e-5 and group 4, trained on with those (two recipes in one run).
+    Now the first launch records its stages (verl/launch.json) and a relaunch that differs is refused."""
+    from logicrl.integrations import verl_launch
+
+    base = [f"model.name={TINY_MODEL}", f"data.train={dataset}", "data.people=[3,4]", f"out_dir={tmp_path / 'run'}"]
+    plan = plan_launch(load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", base), VerlClusterConfig(), [])
+    calls = []
+
+    def fake_run(command, check):
+        calls.append(command[2])
+        if command[2] == HAND_OFF:
+            Path(command[4]).mkdir(parents=True)
+            (Path(command[4]) / "config.json").write_text("{}")
+        elif "stage2" in " ".join(command) and len(calls) == 3:  # stage 2's first run dies
+            return subprocess.CompletedProcess(command, 1)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(verl_launch.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(verl_launch.subprocess, "run", fake_run)
+    with pytest.raises(UserError, match="exited with status 1"):
+        verl_launch.run_plan(plan, echo=lambda _: None)
+    record = (plan.data_dir.parent / "launch.json").read_text()
+    changed = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "optim.lr=1e-5", "rollout.group_size=4"])
+    with pytest.raises(UserError, match=r"holds a launch with other settings \(stage1_3ppl: "
+                                        r"actor_rollout_ref.actor.optim.lr 4e-07 -> 1e-05; .*rollout.n 8 -> 4"):
+        verl_launch.run_plan(plan_launch(changed, VerlClusterConfig(), []), echo=lambda _: None)
+    other_data = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [*base, "prompt.system_prompt='Be brief.'"])
+    with pytest.raises(UserError, match=r"other settings \(the puzzles exported"):
+        verl_launch.run_plan(plan_launch(other_data, VerlClusterConfig(), []), echo=lambda _: None)
+    assert (plan.data_dir.parent / "launch.json").read_text() == record and len(calls) == 3  # nothing ran
+    verl_launch.run_plan(plan_launch(load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", base),
+                                     VerlClusterConfig(), []), echo=lambda _: None)  # the same: resumed
+    assert calls == ["verl.trainer.main_ppo", HAND_OFF, "verl.trainer.main_ppo", "verl.trainer.main_ppo", HAND_OFF]
+
+
+def test_stages_without_a_launch_record_are_refused(dataset, tmp_path, monkeypatch):
+    from logicrl.integrations import verl_launch
+
+    cfg = load_config(TrainConfig, CONFIGS / "paper-grpo.yaml", [f"model.name={TINY_MODEL}", f"data.train={dataset}",
+                                                                 "data.people=[3]", f"out_dir={tmp_path / 'run'}"])
+    plan = plan_launch(cfg, VerlClusterConfig(), [])
+    (plan.data_dir.parent / "stage1_3ppl" / "checkpoints").mkdir(parents=True)  # someone else's, or an old launch's
+    monkeypatch.setattr(verl_launch.importlib.util, "find_spec", lambda name: object())
+    with pytest.raises(UserError, match=r"holds veRL stages \(stage1_3ppl\) but no launch.json"):
+        verl_launch.run_plan(plan, echo=lambda _: None)
+    assert not plan.data_dir.exists()  # nothing written

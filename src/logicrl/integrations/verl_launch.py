@@ -44,6 +44,7 @@ from logicrl.config import StrictModel
 from logicrl.errors import ConfigError, UserError
 from logicrl.integrations.hydra import hydra_value
 from logicrl.integrations.verl_export import build_export, read_puzzles, rollout_chat_template
+from logicrl.integrations.verl_resume import check_relaunch, write_record
 from logicrl.io import write_parquet
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_model_path
 from logicrl.models.loading import is_lora_checkpoint
@@ -446,14 +447,17 @@ def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] |
 def run_plan(plan: LaunchPlan, echo: Callable[[str], None] = print) -> None:
     """Write the parquet files, then run each stage and its merge in order; finished stages are skipped.
 
-    A failed command stops the launch with a one-line error; launching again resumes: veRL restarts the
-    stage from its last checkpoint (``trainer.resume_mode=auto``) and stages with a merged model are done.
+    A failed command stops the launch with a one-line error; launching again with the same settings resumes:
+    veRL restarts the stage from its last checkpoint (``trainer.resume_mode=auto``) and stages with a merged
+    model are done. Launching again with other settings is refused (`verl_resume.check_relaunch`).
     """
     if importlib.util.find_spec("verl") is None:
         raise UserError(f"veRL is not installed in this Python (pip install 'verl[vllm]=={VERL_VERSION}'); "
                         "`logicrl verl launch --dry-run` prints the commands without it")
+    check_relaunch(plan)
     for name, rows in plan.files.items():
         write_parquet(plan.data_dir / name, rows)
+    write_record(plan)
     for stage, (train, merge) in zip(plan.stages, plan.commands):
         if (stage.hf_dir / "config.json").is_file():
             echo(f"{stage.name}: done ({stage.hf_dir}), skipped")
