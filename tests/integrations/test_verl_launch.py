@@ -81,11 +81,12 @@ def test_paper_recipe_maps_to_reinforce_pp_with_k3_kl_loss() -> None:
     assert {k: got[k] for k in ("algorithm.adv_estimator", "algorithm.use_kl_in_reward", f"{actor}use_kl_loss",
                                 f"{actor}kl_loss_type", f"{actor}kl_loss_coef", f"{actor}optim.lr",
                                 f"{actor}ppo_mini_batch_size", f"{actor}clip_ratio_c", f"{actor}loss_agg_mode",
-                                f"{actor}optim.betas")} == {
+                                f"{actor}optim.betas", f"{actor}optim.weight_decay")} == {
         "algorithm.adv_estimator": "reinforce_plus_plus", "algorithm.use_kl_in_reward": "false",
         f"{actor}use_kl_loss": "true", f"{actor}kl_loss_type": "low_var_kl", f"{actor}kl_loss_coef": "0.001",
         f"{actor}optim.lr": "4e-07", f"{actor}ppo_mini_batch_size": "8", f"{actor}clip_ratio_c": "3.0",
-        f"{actor}loss_agg_mode": "token-mean", f"{actor}optim.betas": "[0.9,0.999]"}
+        f"{actor}loss_agg_mode": "token-mean", f"{actor}optim.betas": "[0.9,0.999]",
+        f"{actor}optim.weight_decay": "0.01"}  # Logic-RL's veRL fork's AdamW default: its scripts leave it unset
     assert "algorithm.kl_penalty" not in got
 
 
