@@ -25,6 +25,7 @@ from logicrl.io import write_jsonl
 from logicrl.models import build_tiny_model
 from logicrl.puzzles.dataset import DataConfig, generate
 from logicrl.puzzles.files import dataset_files, load_records, write_dataset
+from logicrl.puzzles.logic import Op
 from logicrl.reward.score import RewardConfig
 from logicrl.rl.config import TrainConfig
 
@@ -622,3 +623,26 @@ def test_memorization_on_records_without_ids(tmp_path: Path, test_records: list[
     assert result.exit_code == 0, result.output
     tables = json.loads((out / "memorization.json").read_text())["models"]["tiny-random"]
     assert tables["reorder"]["2"]["pairs"] == 3  # the repeated record is its own puzzle, with its own twin
+
+
+def test_memorization_statement_twins_use_the_dataset_operators(tmp_path: Path, respond) -> None:
+    """A statement twin's new statement is drawn with the operators the dataset was (its manifest), as `data
+    perturb` and `data generate` draw theirs: `eval memorization` drew with every operator, so a dataset of
+    and/or statements was measured against twins with ->, <=> and not. The rescore below scores rows made with
+    the dataset's operators: twins drawn with others have other texts, and the rescore refuses them."""
+    dataset = tmp_path / "data"
+    config = DataConfig(people=[3], train=20, test=1, seed=0, operators=["and", "or"], formats=["jsonl"])
+    write_dataset(dataset, config, generate(config))
+    originals = load_records(dataset_files(dataset, "train"))
+    twins, _ = make_twins(originals, ["statement"], seed=0, operators=(Op.AND, Op.OR))
+    used = {op for twin in twins for op in re.findall(r'\["([^"]+)"', twin["statements"])}
+    assert used & {"and", "or"} and used <= {"and", "or", "telling-truth", "lying"}
+    assert any(other["quiz"] != ours["quiz"] for other, ours in zip(make_twins(originals, ["statement"], 0)[0], twins))
+    out = tmp_path / "mem"
+    rows = [{"model": "m", **score_sample(r, sample=0, response=respond(r), length=10, truncated=False,
+                                          prefilled_think=True, reward=RewardConfig())[0]} for r in originals + twins]
+    write_jsonl(out / "samples" / "m.jsonl", rows)
+    result = runner.invoke(app, ["eval", "memorization", "--rescore", "--data", str(dataset), "--out", str(out),
+                                 "--kinds", "statement"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "memorization.json").read_text())["models"]["m"]["statement"]["3"]["pairs"] == len(twins)

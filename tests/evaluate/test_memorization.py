@@ -228,3 +228,13 @@ def test_given_logic_twins_are_checked(test_records: list[dict]) -> None:
     assert solutions > 1
     with pytest.raises(DataError, match=rf"\({solutions} solutions, not 1\)"):
         link_twins([original], "leaf", located([crafted.to_record(0)]))
+
+
+def test_a_level_no_statement_twin_can_be_drawn_at_is_a_one_line_data_error() -> None:
+    """A record of depth 40 (its statements may be shallow: the field is the level it was drawn at) made the
+    statement sampler raise a bare ValueError deep in `eval memorization`; now a DataError naming the puzzle."""
+    record = {**generate(DataConfig(people=[3], train=1, test=0, seed=0))[3]["train"][0], "depth": 40}
+    with pytest.raises(DataError, match=rf"^puzzle {record['id']}: no statement twin can be drawn at its level: "):
+        make_twins([record], ["statement"], seed=0)
+    twins, pairs = make_twins([record], ["reorder"], seed=0)  # other kinds draw no statement
+    assert len(twins) == len(pairs["reorder"]) == 1

@@ -70,9 +70,10 @@ from logicrl.io import (
 )
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.prompts import prompt_drift
-from logicrl.puzzles.files import distinct_by_id, load_twins
+from logicrl.puzzles.files import dataset_operators, distinct_by_id, load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
 from logicrl.puzzles.record import people_of
+from logicrl.puzzles.sampler import ALL_OPERATORS
 
 
 class EvalGroup(TyperGroup):
@@ -387,7 +388,8 @@ def memorization_cmd(
     twin_dir = _data(data) if cfg.twins == "auto" else Path(cfg.twins)
     given = ({} if cfg.twins == "own"
              else load_twins(twin_dir, cfg.split, cfg.kinds, required=cfg.twins != "auto"))
-    twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given)
+    operators = dataset_operators(_data(data)) or ALL_OPERATORS  # a statement twin's, as the dataset's were drawn
+    twin_records, pairs, sources = collect_twins(originals, cfg.kinds, cfg.perturb_seed, given, operators)
     check_before_loading(specs, cfg, out, rescore, MEMORIZATION_FILES[0])
     with FolderLock(out), restored_on_failure(rescored_files(out, specs, rescore)):  # this command's --out
         config = start_results(cfg, out, MEMORIZATION_FILES, specs, rescore, data)

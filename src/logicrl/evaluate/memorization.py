@@ -27,34 +27,49 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from logicrl.errors import DataError
-from logicrl.puzzles.perturb import PERTURBATIONS, WORDING_KINDS, perturb, twin_mismatch, twin_source
+from logicrl.puzzles.logic import Op
+from logicrl.puzzles.perturb import (
+    PERTURBATIONS,
+    WORDING_KINDS,
+    perturb,
+    statement_level,
+    twin_mismatch,
+    twin_source,
+)
 from logicrl.puzzles.record import Puzzle
+from logicrl.puzzles.sampler import ALL_OPERATORS
 
 ALL_PEOPLE = "all"
 
 
 def make_twins(
-    records: Sequence[Mapping[str, Any]], kinds: Iterable[str], seed: int
+    records: Sequence[Mapping[str, Any]], kinds: Iterable[str], seed: int, operators: tuple[Op, ...] = ALL_OPERATORS
 ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]]]:
-    """The perturbed twins of ``records`` and, per kind, the ``(original id, twin id)`` pairs.
+    """The perturbed twins of ``records`` and, per kind, the ``(original id, twin id)`` pairs; a ``statement``
+    twin's new statement uses ``operators`` (the dataset's, `logicrl.puzzles.files.dataset_operators`).
 
     A puzzle may have no twin of a kind (`logicrl.puzzles.perturb.perturb` returns None: no valid logic-changing
     twin found, or a 1-person puzzle's reorder): it is then left out of that kind's pairs (and so of its Acc, CR
     and LiMem). A wording-only twin keeps every other word of its original's text
     (`logicrl.puzzles.perturb.twin_source`).
     """
-    return _made_twins([(str(r["id"]), twin_source(r)[0]) for r in records], kinds, seed)
+    return _made_twins([(str(r["id"]), twin_source(r)[0]) for r in records], kinds, seed, operators)
 
 
 def _made_twins(
-    puzzles: Sequence[tuple[str, Puzzle]], kinds: Iterable[str], seed: int
+    puzzles: Sequence[tuple[str, Puzzle]], kinds: Iterable[str], seed: int, operators: tuple[Op, ...]
 ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]]]:
     twins: list[dict[str, Any]] = []
     pairs: dict[str, list[tuple[str, str]]] = {}
     for kind in kinds:
         pairs[kind] = []
         for original, puzzle in puzzles:
-            twin = perturb(puzzle, kind, seed)
+            if kind == "statement" and puzzle.n_people > 1:
+                try:
+                    statement_level(puzzle, operators).validate()
+                except ValueError as exc:  # a record's depth 40 with every operator
+                    raise DataError(f"puzzle {original}: no statement twin can be drawn at its level: {exc}") from None
+            twin = perturb(puzzle, kind, seed, operators=operators)
             if twin is not None:  # named after the record's own id: <original id>~<kind>
                 record = twin.evolve(original_id=original).to_record(len(twins))
                 twins.append(record)
@@ -126,10 +141,10 @@ def _originals_by_place(records: Sequence[Mapping[str, Any]]) -> dict[Any, str]:
 
 def collect_twins(
     records: Sequence[Mapping[str, Any]], kinds: Iterable[str], seed: int,
-    given: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]],
+    given: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]], operators: tuple[Op, ...] = ALL_OPERATORS,
 ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]], dict[str, str]]:
     """The twins of every kind: those ``given`` for it (`link_twins`; (location, record) pairs, as
-    `logicrl.puzzles.files.load_twins` returns them), else made (`make_twins`).
+    `logicrl.puzzles.files.load_twins` returns them), else made (`make_twins`, with ``operators``).
 
     Returns (twin records, kind -> pairs, kind -> where they come from: ``given``, ``made``, or ``made, N
     re-worded`` when N originals' text could not be reproduced, so their wording twins are rendered afresh)."""
@@ -147,7 +162,7 @@ def collect_twins(
                 found = [(str(r["id"]), *twin_source(r)) for r in records]
                 puzzles = [(i, p) for i, p, _ in found]
                 reworded = sum(not exact for _, _, exact in found)
-            kind_twins, made = _made_twins(puzzles, [kind], seed)
+            kind_twins, made = _made_twins(puzzles, [kind], seed, operators)
             pairs[kind] = made[kind]
             sources[kind] = f"made, {reworded} re-worded" if reworded and kind in WORDING_KINDS else "made"
         twins += kind_twins
