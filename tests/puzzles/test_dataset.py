@@ -329,3 +329,12 @@ def test_statement_twins_draw_with_the_configured_operators() -> None:
     assert len(new) >= 50
     assert set().union(*(s.operators() for s in new)) == {Op.AND, Op.OR}
 
+
+
+def test_the_operator_set_is_a_set() -> None:
+    """``operators=[or,and]`` and ``[and,or]`` name one level: the same puzzles (the stream was keyed by the list
+    as written), one manifest entry; a name given twice counts once."""
+    small = {"people": [3], "train": 5, "test": 0}
+    swapped = DataConfig(**small, operators=["or", "and", "or"])
+    assert swapped.operators == ["and", "or"]
+    assert generate(swapped) == generate(DataConfig(**small, operators=["and", "or"]))

@@ -123,11 +123,12 @@ class DataConfig(StrictModel):
     @field_validator("operators")
     @classmethod
     def _check_operators(cls, value: list[str]) -> list[str]:
+        """Known operators, as a set in `Op`'s order: ``[or, and]`` is ``[and, or]``, the same level and stream."""
         inner = [op.value for op in Op if not op.is_leaf]
         for name in value:
             if name not in inner:
                 raise ValueError(f"unknown operator {name!r} (valid: {', '.join(inner)})")
-        return value
+        return [name for name in inner if name in value]
 
     @field_validator("formats")
     @classmethod
