@@ -379,6 +379,19 @@ def test_a_url_with_credentials_is_refused_before_any_output(url: str, dataset, 
     assert "sk-secret" not in str(info.value)
 
 
+@pytest.mark.parametrize("url", ["https://api.example.com/v1?key=sk-secret", "https://h/v1?api-key=sk-secret",
+                                 "https://h/d?api-version=1&access_token=sk-secret", "https://h/v1?SIG=sk-secret"])
+def test_a_credential_in_the_query_is_refused_before_any_output(url: str, dataset, tmp_path) -> None:
+    """``?key=…`` went to results.json and into every error line; ``api-version`` stays a plain parameter."""
+    result = CliRunner().invoke(app, ["eval", "--endpoint", url, "-m", "served", "--data", str(dataset),
+                                      "--out", str(tmp_path / "out")])
+    assert isinstance(result.exception, UserError), result.output
+    message = str(result.exception)
+    assert "holds a credential in its query" in message and "api_key_env=NAME" in message
+    assert "sk-secret" not in message and "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(("base", "url"), [
     ("http://h:8000/v1", "http://h:8000/v1/chat/completions"),
     ("http://h:8000/v1/", "http://h:8000/v1/chat/completions"),

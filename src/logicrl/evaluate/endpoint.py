@@ -19,7 +19,7 @@ joined). ``length`` is the server's ``usage.completion_tokens``; ``truncated`` i
 Credentials: no key is sent unless the caller passes one (``api_key``, or the environment variable named by
 ``api_key_env``), and never over plain ``http://`` except to a loopback host (127.0.0.0/8, ::1, localhost),
 which is asked directly (no proxy from the environment, no ``.netrc``).
-A base URL with credentials in it (``user:pass@host``) is refused.
+A base URL with credentials in it (``user:pass@host``, or a query parameter such as ``?key=…``) is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import queue
+import re
 import threading
 import time
 import urllib.parse
@@ -66,6 +67,12 @@ class Completion:
     truncated: bool
 
 
+# A query parameter that carries a credential (``?key=…``, ``api-key``, ``access_token``, ``sig``): refused;
+# ``api-version`` and the like are kept.
+CREDENTIAL_PARAMETER = re.compile(r"^(?:.*[-_])?(?:key|apikey|token|secret|password|passwd|sig|signature|auth)$",
+                                  re.IGNORECASE)
+
+
 def completions_url(base_url: str) -> str:
     """``http://host:port/v1`` → ``http://host:port/v1/chat/completions`` (a full URL is kept; a query stays
     at the end: ``…/deployments/d?api-version=V`` → ``…/deployments/d/chat/completions?api-version=V``);
@@ -87,6 +94,12 @@ def check_base_url(base_url: str) -> None:
         raise EndpointError("the endpoint URL holds a user name or password (user:pass@host), which would be sent "
                             "and saved with the results: put the key in an environment variable and name it "
                             "with api_key_env=NAME")
+    secret = [name for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+              if CREDENTIAL_PARAMETER.search(name)]
+    if secret:
+        raise EndpointError(f"the endpoint URL holds a credential in its query ({secret[0]}=…), which would be saved "
+                            "with the results and printed in errors: put the key in an environment variable and "
+                            "name it with api_key_env=NAME (sent as a bearer token)")
     path = parts.path.rstrip("/")
     if path.endswith("/completions") and not path.endswith("/chat/completions"):
         base = urllib.parse.urlunsplit(parts._replace(path=path.removesuffix("/completions")))
