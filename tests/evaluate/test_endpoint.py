@@ -363,33 +363,28 @@ def test_eval_refuses_a_key_over_http_before_any_request(dataset, tmp_path, monk
     assert not (tmp_path / "out" / "samples").exists()
 
 
-@pytest.mark.parametrize("url", ["http://user:sk-secret@127.0.0.1:9/v1", "https://sk-secret@api.example.com/v1",
-                                 "ftp://user:sk-secret@host/v1"])
-def test_a_url_with_credentials_is_refused_before_any_output(url: str, dataset, tmp_path) -> None:
-    """They were sent as Basic auth (over plain http to any host) and saved in results.json."""
+@pytest.mark.parametrize("url, message", [
+    ("http://user:sk-secret@127.0.0.1:9/v1", "user name or password"),
+    ("https://sk-secret@api.example.com/v1", "user name or password"),
+    ("ftp://user:sk-secret@host/v1", "user name or password"),
+    ("https://api.example.com/v1?key=sk-secret", "holds a credential in its query"),
+    ("https://h/v1?api-key=sk-secret", "holds a credential in its query"),
+    ("https://h/d?api-version=1&access_token=sk-secret", "holds a credential in its query"),
+    ("https://h/v1?SIG=sk-secret", "holds a credential in its query"),
+])
+def test_a_url_with_credentials_is_refused_before_any_output(url: str, message: str, dataset, tmp_path) -> None:
+    """They were sent as Basic auth (over plain http to any host), or in the query, and saved in results.json
+    and printed in every error line (``api-version`` stays a plain parameter: test_completions_url_keeps_the_query)."""
     result = CliRunner().invoke(app, ["eval", "--endpoint", url, "-m", "served", "--data", str(dataset),
                                       "--out", str(tmp_path / "out")])
     assert isinstance(result.exception, UserError), result.output
-    message = str(result.exception)
-    assert "user name or password" in message and "api_key_env=NAME" in message
-    assert "sk-secret" not in message and "\n" not in message
+    said = str(result.exception)
+    assert message in said and "api_key_env=NAME" in said
+    assert "sk-secret" not in said and "\n" not in said
     assert not (tmp_path / "out").exists()
-    with pytest.raises(EndpointError, match="user name or password") as info:
+    with pytest.raises(EndpointError, match=message) as info:
         EndpointClient(url, "m")
     assert "sk-secret" not in str(info.value)
-
-
-@pytest.mark.parametrize("url", ["https://api.example.com/v1?key=sk-secret", "https://h/v1?api-key=sk-secret",
-                                 "https://h/d?api-version=1&access_token=sk-secret", "https://h/v1?SIG=sk-secret"])
-def test_a_credential_in_the_query_is_refused_before_any_output(url: str, dataset, tmp_path) -> None:
-    """``?key=…`` went to results.json and into every error line; ``api-version`` stays a plain parameter."""
-    result = CliRunner().invoke(app, ["eval", "--endpoint", url, "-m", "served", "--data", str(dataset),
-                                      "--out", str(tmp_path / "out")])
-    assert isinstance(result.exception, UserError), result.output
-    message = str(result.exception)
-    assert "holds a credential in its query" in message and "api_key_env=NAME" in message
-    assert "sk-secret" not in message and "\n" not in message
-    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("base", "url"), [
