@@ -5,6 +5,7 @@ tests/rl/test_trainer.py)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -14,7 +15,13 @@ from logicrl.puzzles.audit import audit_cases, last_case
 from logicrl.puzzles.logic import statements_from_json
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.record import Puzzle
-from logicrl.rl.shaping import check_line_credit, first_difference, trace_answer_shaping, trace_check_shaping
+from logicrl.rl.shaping import (
+    check_line_credit,
+    first_difference,
+    token_texts,
+    trace_answer_shaping,
+    trace_check_shaping,
+)
 
 # Zoey: "Oliver is a knave"; Oliver: "Zoey is a knave and Oliver is a knave" (solution: Zoey knight, Oliver knave)
 PUZZLE = Puzzle(names=("Zoey", "Oliver"), roles=Roles(), solution=(True, False), seed=0, order=(0, 1), depth=2, width=2,
@@ -131,3 +138,40 @@ def test_cases_in_order_is_a_share_of_the_cases() -> None:
     counts = audit_cases(response, RECORD)
     assert counts["cases"] != counts["checks"]
     assert audit_summary([{"id": RECORD["id"], "response": response}], {RECORD["id"]: RECORD})["cases_in_order"] == 1.0
+
+
+def sentencepiece_decode(vocab: list[str]):
+    """A SentencePiece-style decoder: ``▁`` is a space, and the text's first space is dropped (Metaspace with
+    ``prepend_scheme``), so ``decode([▁says])`` is ``says`` alone but `` says`` after another token."""
+    return lambda ids: "".join(vocab[i] for i in ids).replace("▁", " ").removeprefix(" ")
+
+
+def byte_decode(vocab: list[bytes]):
+    """A byte-level decoder: a character split over tokens decodes as U+FFFD until its last byte comes."""
+    return lambda ids: b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
+def test_token_texts_join_to_the_decoded_text() -> None:
+    words = ["▁Zoë", "▁says", "▁Oliver", "▁is", "▁a", "▁knight", "."]
+    sp = sentencepiece_decode(words)
+    ids = list(range(len(words)))
+    assert [sp([i]) for i in ids][:3] == ["Zoë", "says", "Oliver"]  # alone: the spaces are gone
+    assert token_texts(sp, ids) == ["Zoë", " says", " Oliver", " is", " a", " knight", "."]
+    chunks = [b"Zo", "ë".encode()[:1], "ë".encode()[1:], b" says"]  # "ë" split over two byte tokens
+    bl = byte_decode(chunks)
+    assert bl([1]) == "\ufffd" and token_texts(bl, [0, 1, 2, 3]) == ["Zo", "", "ë", " says"]
+    assert "".join(token_texts(bl, [0, 1, 2, 3])) == bl([0, 1, 2, 3]) == "Zoë says"
+
+
+def test_check_line_credit_reads_sentencepiece_tokens_in_context() -> None:
+    """Check-line credit read each token decoded alone: under a SentencePiece tokenizer (Llama 2, Mistral) the
+    lines lost their spaces, none matched, and the credit was 0 with no warning."""
+    perfect = response_target(RECORD, PromptConfig(), "cases")
+    words = [w.replace(" ", "▁") for w in re.findall(r" ?[^ \n]+|\n| ", perfect)]  # a word keeps its space as ▁
+    decode = sentencepiece_decode(words)
+    ids = list(range(len(words)))
+    assert decode(ids) == perfect.removeprefix(" ")  # the text's first space dropped, as SentencePiece does
+    alone, _ = check_line_credit([[decode([i]) for i in ids]], [RECORD], 1.0, width=len(ids))
+    pieces = token_texts(decode, ids)
+    credit, shares = check_line_credit([pieces], [RECORD], 1.0, width=len(ids))
+    assert not alone.any() and shares == [1.0] and int((credit > 0).sum()) > 10

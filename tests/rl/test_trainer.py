@@ -748,14 +748,19 @@ def crafted_traces(puzzle_dir, tokenizer):
     return fake
 
 
-@pytest.mark.parametrize("weight", [0.0, 0.5])
-def test_check_line_credit_gives_each_lookup_its_own_sign(puzzle_dir, tmp_path, monkeypatch, weight):
+@pytest.mark.parametrize("weight, sentencepiece", [(0.0, False), (0.5, False), (0.5, True)])
+def test_check_line_credit_gives_each_lookup_its_own_sign(puzzle_dir, tmp_path, monkeypatch, weight, sentencepiece):
     """Every response scores −1 (GRPO advantages 0): only the per-token credit can move the weights, +w on the
-    right check lines and −w on the flipped value."""
+    right check lines and −w on the flipped value. ``sentencepiece``: the tokenizer drops the decoded text's
+    first space, as a SentencePiece decoder does, so a token decoded alone loses its space: the credit reads
+    each token in context (`token_texts`), or no line would match."""
     config = make_config(puzzle_dir, tmp_path / "run", advantage="grpo", check_line_credit=weight)
     config = config.model_copy(update={"val_every": 0, "steps": 1, "data": config.data.model_copy(
         update={"people": [2]})})
     trainer = Trainer(config, show_progress=False)
+    if sentencepiece:
+        decode = trainer.tokenizer.decode
+        monkeypatch.setattr(trainer.tokenizer, "decode", lambda ids, **kw: decode(ids, **kw).removeprefix(" "))
     monkeypatch.setattr(trainer_module, "generate", crafted_traces(puzzle_dir, trainer.tokenizer))
     monkeypatch.setattr(trainer_module, "score_generation", constant_for({r["id"] for r in load_puzzles(
         Path(puzzle_dir), "train")}))

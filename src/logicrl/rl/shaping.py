@@ -9,7 +9,7 @@ Source: Yu et al., DAPO, arXiv 2503.14476 §3.4 (eq. 13) and veRL ``recipe/dapo`
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -89,6 +89,26 @@ def trace_answer_shaping(responses: Sequence[str], answers: Sequence[Mapping[str
     return torch.tensor(values, dtype=torch.float32)
 
 
+def token_texts(decode: Callable[[list[int]], str], ids: Sequence[int]) -> list[str]:
+    """Each token's share of the response text, in order, so that ``"".join`` gives ``decode(ids)``: token t's
+    text is what decoding it after the tokens before it adds, read with those tokens as context (incremental
+    detokenization, as vLLM and transformers' ``TextStreamer`` do). Decoding a token alone loses what depends on
+    its neighbours: a SentencePiece decoder drops a lone ``▁word``'s space ("says Oliver" came back
+    "saysOliver", so no check line matched), and a character split over byte tokens decodes as U+FFFD; such a
+    token gets ``""`` and the token that completes the character holds all of it."""
+    texts: list[str] = []
+    start = read = 0  # the context window ids[start:read] was decoded already; ids[read:] not yet
+    for t in range(len(ids)):
+        before = decode(list(ids[start:read])) if read > start else ""
+        now = decode(list(ids[start:t + 1]))
+        if now.endswith("\ufffd") or len(now) <= len(before) or not now.startswith(before):
+            texts.append("")  # an incomplete character (or nothing yet): the next token completes it
+            continue
+        texts.append(now[len(before):])
+        start, read = read, t + 1
+    return texts
+
+
 def first_difference(a: str, b: str) -> int:
     """The index of the first character where ``a`` and ``b`` differ (the shorter length if one is a prefix of
     the other; ``len(a)`` if they are equal)."""
@@ -110,8 +130,8 @@ def check_line_credit(pieces: Sequence[Sequence[str]], records: Sequence[Mapping
     An outcome advantage gives every token of a trace the sign of the whole trace, so a right lookup in a failed
     trace is pushed down and a wrong one in a lucky trace up. Here each lookup is credited on its own, and only
     the first slip of a line is pushed down: what follows it (a verdict that agrees with a wrong value) is
-    consistent and gets no credit either way. Lines are read from the tokens' own text, so they match the tokens
-    exactly. ``pieces[i]`` are the decoded tokens of response i (which answers ``records[i]``); the credit is
+    consistent and gets no credit either way. Lines are read from the tokens' own text (`token_texts`: each token
+    decoded in context), so they match the tokens exactly. ``pieces[i]`` are the decoded tokens of response i (which answers ``records[i]``); the credit is
     padded to ``width`` with 0. Returns ([B, width] credit, share of right check lines per response, 0.0 when it
     has none: a response that stops checking has no right line, as `trace_check_shaping` counts it).
     """

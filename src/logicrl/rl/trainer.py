@@ -57,6 +57,7 @@ from logicrl.rl.shaping import (
     check_line_credit,
     mask_truncated,
     overlong_penalty,
+    token_texts,
     trace_answer_shaping,
     trace_check_shaping,
 )
@@ -315,7 +316,7 @@ class Trainer(TrainingLoop):
         if not weight:
             return None, {}
         ids, lengths = drawn.generation.response_ids, drawn.generation.response_lengths.tolist()
-        pieces = [[self.tokenizer.decode([t]) for t in row[:n].tolist()] for row, n in zip(ids, lengths)]
+        pieces = [token_texts(self.tokenizer.decode, row[:n].tolist()) for row, n in zip(ids, lengths)]
         credit, shares = check_line_credit(pieces, [records[r["id"]] for r in drawn.rows], weight, ids.shape[1])
         return credit, {"reward/check_lines_right": sum(shares) / len(shares)}
 
