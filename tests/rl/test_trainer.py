@@ -321,6 +321,38 @@ def test_resume_refuses_training_data_that_changed_since_the_checkpoint(puzzle_d
         Trainer(config.model_copy(update={"steps": 2}), resume=True, show_progress=False)
 
 
+def test_a_curriculum_resume_refuses_a_later_stage_whose_puzzles_changed(puzzle_dir, tmp_path, monkeypatch):
+    """Only the steps trained were hashed: a curriculum's later stage does not show in them, so its puzzles could
+    be replaced and the resume trained on others than the run began with. The whole pool is checked now; a
+    longer run (``steps``) is still a resume."""
+    monkeypatch.setattr(trainer_module, "score_generation", checksum_scores)
+    data = tmp_path / "data"
+    shutil.copytree(puzzle_dir, data)
+    config = make_config(data, tmp_path / "run").model_copy(update={"steps": 7, "val_every": 0, "save_every": 1})
+    config = config.model_copy(update={"data": config.data.model_copy(update={"schedule": "curriculum",
+                                                                             "val_puzzles_per_people": 0})})
+    crashing = Trainer(config, show_progress=False)  # stage 1 (2 people) is steps 1-6: stopped at step 2
+    original = crashing.train_step
+
+    def crash(step):
+        if step == 3:
+            raise RuntimeError("power cut")
+        return original(step)
+
+    crashing.train_step = crash
+    with pytest.raises(RuntimeError, match="power cut"):
+        crashing.fit()
+    longer = config.model_copy(update={"steps": 11})
+    Trainer(longer, resume=True, show_progress=False)  # the same puzzles: a resume, also with more steps
+    other = generate(DataConfig(people=[3], train=12, test=4, seed=1))[3]["train"]
+    lines = (data / "3ppl" / "train.jsonl").read_text().splitlines()
+    assert len(lines) == len(other) and all(json.loads(a)["id"] != b["id"] for a, b in zip(lines, other))
+    (data / "3ppl" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in other))
+    (data / "3ppl" / "train.parquet").unlink()
+    with pytest.raises(UserError, match="training data or its order changed since this checkpoint"):
+        Trainer(longer, resume=True, show_progress=False)
+
+
 def test_adaptive_kl_coefficient_follows_the_measured_kl(puzzle_dir, tmp_path, monkeypatch):
     """β ← β·(1 + clip(KL/target − 1, ±0.2)·n/horizon) after each step of n = 6 responses, from the step's KL;
     a step logs the β its own loss used."""

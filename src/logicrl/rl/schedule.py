@@ -122,6 +122,10 @@ def _extra_puzzles(records: list[dict[str, Any]], pool: Sequence[int], *, seed: 
     return [records[i] for i in rng.sample(list(pool), min(size, len(pool)))]
 
 
+def _ids_digest(records: list[dict[str, Any]]) -> str:
+    return hashlib.sha1(",".join(str(r.get("id", i)) for i, r in enumerate(records)).encode()).hexdigest()[:16]
+
+
 def _chunks(indices: list[int], size: int) -> list[list[int]]:
     return [indices[i:i + size] for i in range(0, len(indices) - size + 1, size)]
 
@@ -203,6 +207,11 @@ class PromptSchedule:
         for batch in self.batches[:steps]:
             digest.update(",".join(str(self.records[i].get("id", i)) for i in batch).encode() + b";")
         return digest.hexdigest()[:16]
+
+    def pool_fingerprint(self) -> str:
+        """A hash of every puzzle the order draws from (ids in file order): a curriculum's later stages do not
+        show in the steps already trained, so a resume checks them here."""
+        return _ids_digest(self.records)
 
     def observe(self, solved: int, total: int) -> dict[str, float]:
         """A static order ignores the accuracy (the interface of `AdaptiveSchedule.observe`)."""
@@ -309,6 +318,10 @@ class AdaptiveSchedule:
             ids = ",".join(str(self.records[i].get("id", i)) for i in self.pools[n])
             digest.update(f"{n}:{ids};".encode())
         return digest.hexdigest()[:16]
+
+    def pool_fingerprint(self) -> str:
+        """`fingerprint` covers the pool already."""
+        return self.fingerprint()
 
 
 def check_curriculum_steps(steps: int | None, starts: dict[int, int]) -> None:

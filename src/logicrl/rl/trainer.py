@@ -172,7 +172,9 @@ class Trainer(TrainingLoop):
             self.models.load_reference(checkpoint / REFERENCE_FILE, self.device)
             self._fingerprint_reference()
         check_resume_steps(checkpoint, self.start_step - 1, len(self.schedule))
-        if state["data_fingerprint"] != self.schedule_fingerprint(self.start_step - 1):
+        pool = state.get("data_pool")  # none in checkpoints made before it was recorded
+        if state["data_fingerprint"] != self.schedule_fingerprint(self.start_step - 1) or \
+                pool not in (None, self.schedule.pool_fingerprint()):
             raise UserError(
                 f"{checkpoint}: the training data or its order changed since this checkpoint; resume with the "
                 "same data, data.* keys, rollout.prompts_per_step and seed")
@@ -386,7 +388,8 @@ class Trainer(TrainingLoop):
 
     def save(self, step: int) -> Path:
         state = {
-            "step": step, "data_fingerprint": self.schedule_fingerprint(step), "kl_coef": self.kl_controller.coef,
+            "step": step, "data_fingerprint": self.schedule_fingerprint(step),
+            "data_pool": self.schedule.pool_fingerprint(), "kl_coef": self.kl_controller.coef,
             "reference": self.ref_fingerprint, "threads": torch.get_num_threads(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "schedule": self.schedule.state_dict(),
