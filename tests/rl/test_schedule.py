@@ -96,7 +96,22 @@ def test_extra_batches_of_dynamic_sampling_are_a_pure_function_of_seed_step_and_
     others = [schedule.extra_batch(3, 2, 3, seed=0), schedule.extra_batch(4, 1, 3, seed=0),
               schedule.extra_batch(3, 1, 3, seed=1)]
     assert all(o != extra for o in others)
-    assert len(schedule.extra_batch(5, 1, 9, seed=0)) == 3  # stage 5 used 3 puzzles (one batch): at most those
+    last = schedule.extra_batch(5, 1, 9, seed=0)  # every puzzle of the level, not only the 3 its one batch used
+    assert len(last) == 4 and {people_of(r) for r in last} == {5}
+
+
+@pytest.mark.parametrize("schedule", ["mixed", "curriculum"])
+def test_extra_batches_do_not_depend_on_steps(schedule: str) -> None:
+    """The pool was the puzzles of the stage's batches once cut to ``steps``: with steps=1 a mix's extra draw was
+    the step's own batch again (the groups just dropped came back), and a resume with another ``steps`` (a
+    resumable key) drew other extra puzzles than either run straight through."""
+    records = _records({3: 40, 4: 40} if schedule == "mixed" else {4: 40})  # (a curriculum cut early is refused)
+    build = {"schedule": schedule, "batch_size": 4, "epochs": 1, "seed": 0}
+    draws = [PromptSchedule.build(records, **build, steps=steps).extra_batch(1, 1, 4, seed=0)
+             for steps in (1, 3, None)]
+    assert draws[0] == draws[1] == draws[2]
+    short = PromptSchedule.build(records, **build, steps=1)
+    assert {r["id"] for r in draws[0]} != {r["id"] for r in short.batch(0)}
 
 
 def test_adaptive_move_needs_a_full_window_and_compares_solved_over_responses():

@@ -133,11 +133,13 @@ def _chunks(indices: list[int], size: int) -> list[list[int]]:
 @dataclass(frozen=True)
 class PromptSchedule:
     """``batches[step]`` = indices into ``records`` of the puzzles used at that (0-based) step;
-    ``stage_starts``: the 1-based step at which each curriculum stage begins (``(1,)`` for a mix)."""
+    ``stage_starts``: the 1-based step at which each curriculum stage begins (``(1,)`` for a mix);
+    ``stage_pools``: the indices each stage draws from (its level's puzzles; every puzzle for a mix)."""
 
     records: list[dict[str, Any]]
     batches: list[list[int]]
     stage_starts: tuple[int, ...] = (1,)
+    stage_pools: tuple[tuple[int, ...], ...] = ()
 
     @classmethod
     def build(cls, records: list[dict[str, Any]], *, schedule: str, batch_size: int, epochs: int, seed: int,
@@ -154,6 +156,7 @@ class PromptSchedule:
             raise ValueError(f"unknown schedule {schedule!r}; choose curriculum, mixed or adaptive")
         batches: list[list[int]] = []
         starts: dict[int, int] = {}
+        pools = {0: tuple(range(len(records)))}
         if schedule == "mixed":
             everything = list(range(len(records)))
             epoch = 0
@@ -164,6 +167,7 @@ class PromptSchedule:
                     break
         else:
             stages = _levels(records, batch_size, "curriculum", batch_key)
+            pools = {n: tuple(stages[n]) for n in stages}
             for n in sorted(stages):
                 starts[n] = len(batches) + 1
                 for epoch in range(epochs):
@@ -178,7 +182,8 @@ class PromptSchedule:
             raise DataError(
                 f"{len(records)} puzzles cannot fill one batch of {batch_size} (lower {batch_key} or add puzzles)")
         batches = batches[:steps] if steps else batches
-        return cls(records, batches, tuple(sorted({s for s in starts.values() if s <= len(batches)})) or (1,))
+        kept = sorted((start, n) for n, start in starts.items() if start <= len(batches)) or [(1, 0)]
+        return cls(records, batches, tuple(start for start, _ in kept), tuple(pools[n] for _, n in kept))
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -194,10 +199,11 @@ class PromptSchedule:
 
     def extra_batch(self, step: int, draw: int, size: int, seed: int) -> list[dict[str, Any]]:
         """Dynamic sampling's ``draw``-th extra puzzles (draw ≥ 1) at the 1-based ``step``: ``size`` distinct
-        puzzles of the step's stage, drawn with ``random.Random(f"{seed}:extra:{step}:{draw}")``. A pure function
-        of (records, order, seed, step, draw): the data cursor stays the step number."""
-        first, last = self.stage_span(step)
-        pool = sorted({i for batch in self.batches[first - 1:last] for i in batch})
+        puzzles of the step's stage (its level's, or any for a mix), drawn with
+        ``random.Random(f"{seed}:extra:{step}:{draw}")``. A pure function of (records, seed, step, draw), whatever
+        ``steps`` cut the order to: the data cursor stays the step number."""
+        first, _ = self.stage_span(step)
+        pool = self.stage_pools[self.stage_starts.index(first)]
         return _extra_puzzles(self.records, pool, seed=seed, step=step, draw=draw, size=size)
 
     def fingerprint(self, steps: int | None = None) -> str:
