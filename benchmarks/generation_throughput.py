@@ -8,9 +8,10 @@ off (the chat template and instruction, which every prompt opens with, prefilled
 once per call: `logicrl.engine.sequences.shared_prefix_length`), and with the compiled decode-step kernels off
 (`logicrl.engine.native`: PyTorch's ops instead). Every row writes all 128 tokens (``min_new_tokens`` for
 ``generate``, no stop ids for us) so the token counts match; the last case stops at eos / ``</answer>`` on both
-sides (greedy, so both write the same tokens). Columns: tokens/s of ``model.generate``, of our loop
+sides (greedy; in bf16 the two sides round apart and write different tokens, so each side's rate is its own
+count: ``generate``'s up to each row's first stop id). Columns: tokens/s of ``model.generate``, of our loop
 on the model's own forward (``engine="model"``: prefill sharing, early stop), of our default engine, and
-the ratio default / ``generate``. Times include the prefill; each cell is the fastest of ``--repeats`` calls
+the ratio of our default engine's rate to ``generate``'s. Times include the prefill; each cell is the fastest of ``--repeats`` calls
 (default 1) after a warm-up, the three sides taking turns, so a slow call on a shared machine does not decide a
 ratio.
 
@@ -56,16 +57,24 @@ from logicrl.puzzles.dataset import generate as generate_puzzles
 STOP_TEXTS = ("</answer>",)
 
 
-def plain_generate(model, tokenizer, prompts, *, n: int, tokens: int, greedy: bool, stop: bool) -> None:
-    """``model.generate`` on the left-padded prompts."""
+def plain_generate(model, tokenizer, prompts, *, n: int, tokens: int, greedy: bool, stop: bool) -> int:
+    """``model.generate`` on the left-padded prompts; returns the number of generated tokens: each row's up to
+    and including its first stop id (an upper bound where the pad id is a stop id, as SmolLM2's eos: a row
+    stopped by a stop string counts one pad more, which only lowers our ratio)."""
     ids, mask = left_pad(prompts, tokenizer.pad_token_id)
     stops = stop_token_ids(tokenizer)
-    model.generate(
+    out = model.generate(
         input_ids=ids, attention_mask=mask, max_new_tokens=tokens, min_new_tokens=None if stop else tokens,
         do_sample=not greedy, num_return_sequences=n, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops,
         stop_strings=list(STOP_TEXTS) if stop else None, tokenizer=tokenizer if stop else None,
         **({} if greedy else {"temperature": 1.0, "top_p": 1.0, "top_k": 0}),
     )
+    new = out[:, ids.shape[1]:]
+    if not stop:
+        return new.numel()
+    stopped = torch.isin(new, torch.tensor(list(stops) + [tokenizer.pad_token_id]))
+    first = torch.where(stopped.any(1), stopped.int().argmax(1) + 1, new.shape[1])
+    return int(first.sum())
 
 
 def our_generate(model, tokenizer, prompts, *, n: int, tokens: int, greedy: bool, stop: bool, engine: str) -> int:
@@ -98,6 +107,13 @@ def onednn_off():
         onednn.onednn_support = probe
 
 
+@contextlib.contextmanager
+def onednn_off_no_prefix():
+    """oneDNN off, and the prefix every prompt shares prefilled per prompt (no sharing at all)."""
+    with onednn_off(), shared_prefix_lever(False):
+        yield
+
+
 def levers(model, tokenizer, prompts, tokens: int) -> None:
     """Seconds for 4 prompts × 4 samples (sampled, no stops) as the levers are added one by one."""
     repeated = [p for p in prompts for _ in range(4)]
@@ -109,7 +125,7 @@ def levers(model, tokenizer, prompts, tokens: int) -> None:
         ("+ prefill shared by the 4 samples", lambda: our_generate(
             model, tokenizer, prompts, n=4, engine="model", **options)),
         ("fast engine, no oneDNN, no sharing", lambda: our_generate(
-            model, tokenizer, repeated, n=1, engine="fast", **options), onednn_off),
+            model, tokenizer, repeated, n=1, engine="fast", **options), onednn_off_no_prefix),
         ("+ prompt prefill and KV shared", lambda: our_generate(
             model, tokenizer, prompts, n=4, engine="fast", **options), onednn_off),
         ("+ oneDNN pre-packed weights", lambda: our_generate(
@@ -177,10 +193,11 @@ def main() -> None:
                     seconds, count = timed(our_generate, model, tokenizer, prompts, engine="auto", **options)
                 ours = min(ours, seconds)
                 loop = min(loop, timed(our_generate, model, tokenizer, prompts, engine="model", **options)[0])
-                plain = min(plain, timed(plain_generate, model, tokenizer, prompts, **options)[0])
-            # without stops every row has all its tokens; with them (greedy) both sides write the same ones
-            print(f"| {label} | {count / plain:.0f} | {count / loop:.0f} | {count / ours:.0f} | "
-                  f"{plain / ours:.2f}x |", flush=True)
+                plain_seconds, plain_count = timed(plain_generate, model, tokenizer, prompts, **options)
+                plain = min(plain, plain_seconds)
+            # without stops every row has all its tokens; with them each side's own count (greedy in bf16 parts)
+            print(f"| {label} | {plain_count / plain:.0f} | {count / loop:.0f} | {count / ours:.0f} | "
+                  f"{count / ours / (plain_count / plain):.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

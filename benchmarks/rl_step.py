@@ -18,11 +18,11 @@ reference model), one gradient step per generation batch, the logicrl rule-based
 
 ``--max-new-tokens`` overrides the shape's cap (for smoke runs with the tiny random model only).
 
-The TRL cases, each adding to the one above (the table's "fastest TRL s / ours" divides by the fastest that
-ran, named below the table):
+The TRL cases (the table's "fastest TRL s / ours" divides by the fastest that ran, named below the table):
 
 * ``trl``: GRPOConfig's defaults, i.e. ``bf16=True`` (bf16 autocast over the fp32 weights, on the CPU too)
   and ``gradient_checkpointing=True``; generation by ``model.generate`` on the padded batch.
+* ``trl_nogc``: ``gradient_checkpointing=False`` (bf16 autocast kept: no recomputation in the backward).
 * ``trl_tuned``: ``bf16=False, gradient_checkpointing=False`` (fp32 as logicrl, no recomputation).
 * ``trl_cb``: and ``use_transformers_continuous_batching=True``: transformers' paged-cache ``generate_batch``,
   TRL's generation path for machines without vLLM. It runs on the CPU only with ``bf16=False``: under bf16,
@@ -53,7 +53,9 @@ rows above it), then with the tied embedding's sparse backward (`logicrl.models.
 the rows above it), then with the fused vocabulary head (``algorithm.logprob_chunk=512``, the default: log-probs
 and entropy from the hidden states, the real tokens only; full logits in the rows above it), each from a fresh
 Trainer at ``--dtype``: one untimed
-update (whose loss, KL, entropy and gradient norm all must share to float rounding: printed below the table),
+update (whose loss, KL, entropy and gradient norm all must share to float rounding: printed below the table; a
+model that scores every rollout alike, as an untrained one does, updates on the fixed scores 3, −1, −0.5, −3 in
+turn instead, so that the checks compare a real gradient),
 then ``--steps`` timed ones on the same batch. Tokens per pass: the token positions the forwards run, padding
 included, against the floor (each distinct prompt once, their shared prefix once, and each response, without
 padding).
@@ -99,14 +101,16 @@ from logicrl.reward.score import score
 from logicrl.rl.schedule import load_puzzles
 
 GROUPS, GROUP_SIZE, BETA, LR, CB_PAGE = 4, 4, 0.001, 1e-6, 256
-CASES = {"trl": "TRL GRPOTrainer (default)", "trl_tuned": "TRL GRPOTrainer, fp32, no grad. checkpointing",
+CASES = {"trl": "TRL GRPOTrainer (default)", "trl_nogc": "TRL GRPOTrainer, bf16 autocast, no grad. checkpointing",
+         "trl_tuned": "TRL GRPOTrainer, fp32, no grad. checkpointing",
          "trl_cb": "TRL GRPOTrainer, fp32, no grad. checkpointing, continuous batching", "grpo": "logicrl GRPO",
          "reinforce_pp": "logicrl REINFORCE++",
          "reinforce_pp_bf16": "logicrl REINFORCE++, model.dtype=bfloat16 (bf16 autocast, as TRL's default)"}
 LOGICRL_CASES = {"grpo": ("grpo", "float32"), "reinforce_pp": ("reinforce_pp", "float32"),
                  "reinforce_pp_bf16": ("reinforce_pp", "bfloat16")}  # case → (advantage, model.dtype)
 TUNED = {"bf16": False, "gradient_checkpointing": False}  # GRPOConfig's defaults are True for both
-TRL_CASES = {"trl": {}, "trl_tuned": TUNED, "trl_cb": {**TUNED, "use_transformers_continuous_batching": True}}
+TRL_CASES = {"trl": {}, "trl_nogc": {"gradient_checkpointing": False}, "trl_tuned": TUNED,
+             "trl_cb": {**TUNED, "use_transformers_continuous_batching": True}}
 
 
 @dataclass(frozen=True)
@@ -285,7 +289,10 @@ def update_phase(args: argparse.Namespace) -> None:
         if batch is None:  # the rollouts of step 1, generated once
             times = {"time/generate": 0.0, "time/score": 0.0}
             drawn = trainer._sample(trainer.schedule.batch(0), draw_seed(0, 1, 0), times)
-            batch = RolloutBatch.from_generation(drawn.generation, drawn.scores, GROUP_SIZE)
+            scores = drawn.scores
+            if len(set(scores.tolist())) == 1:  # an untrained model: every response −3, zero advantages
+                scores = torch.tensor([3.0, -1.0, -0.5, -3.0]).repeat(len(scores) // 4 + 1)[:len(scores)]
+            batch = RolloutBatch.from_generation(drawn.generation, scores, GROUP_SIZE)
         micro = token_budget_batches(batch.mask.sum(-1), args.micro_batch, tokens)
         padded = tokens_run(batch, micro, once, prefix)
         with shared_prefix_lever(prefix):
@@ -313,9 +320,9 @@ def update_phase(args: argparse.Namespace) -> None:
         print(f"| {label} | {count} | {secs:.2f} | {padded} | {real} | {padded / real:.2f} | "
               f"{rows[0][1] / secs:.2f}× |")
     print()
-    if len(set(batch.scores.tolist())) == 1:
-        print("(one score for every rollout: zero advantages, so the loss and gradient are 0 in both; a model "
-              "whose scores vary, e.g. the cold start, makes the check bite)")
+    if not torch.equal(batch.scores, drawn.scores):
+        print("(the model gave every rollout one score, so the advantages would be 0 and the checks below void: "
+              "the update runs on the scores 3, −1, −0.5, −3 in turn instead)")
     # bf16 rounds differently on other matmul widths; its KL between the policy and the same weights as the
     # reference is rounding noise of ~1e-4 (float32: ~1e-8), hence an absolute tolerance too
     rtol, atol = (1e-5, 1e-6) if args.dtype == "float32" else (1e-2, 1e-3)

@@ -1,6 +1,7 @@
 """benchmarks/rl_step.py (issue #15) with the tiny random model: ``--shape quickstart`` refuses to run without
-the cold-start checkpoint, and ``--update`` prints its five rows (consecutive rows, token budget, each prompt once per batch, the shared prefix
-once, the tied embedding's sparse backward) and the agreement lines. (That the token budget gives the same loss and
+the cold-start checkpoint, and ``--update`` prints its six rows (consecutive rows, token budget, each prompt once per batch, the shared prefix
+once, the tied embedding's sparse backward, the fused head) and the agreement lines, on a loss and gradient that are
+not 0 (the tiny model scores every rollout −3: the benchmark then updates on fixed varied scores). (That the token budget gives the same loss and
 gradients is tests/rl/test_update.py's, and the sparse backward's tests/test_tied_embedding.py's; this only keeps the benchmark's
 use of the Trainer working.) No timings are asserted.
 
@@ -46,6 +47,9 @@ def test_update_mode_prints_the_six_rows_and_the_checks():
     assert rows[5][3] == rows[4][3] == rows[3][3]  # the same tokens; only the embedding's backward, the head change
     checks = [line for line in lines if line.startswith(("policy/loss:", "kl:", "entropy:", "grad_norm:"))]
     assert len(checks) == 20 and all(": agree (" in line for line in checks)
+    assert any(line.startswith("(the model gave every rollout one score") for line in lines)
+    before = {line.split(":")[0]: float(line.split("before ")[1].split(",")[0]) for line in checks}
+    assert before["grad_norm"] > 1e-2  # a real gradient is compared (the loss is ≈ 0: whitened advantages)
 
 
 def test_update_skip_benchmark_prints_both_rows_and_the_check(tmp_path):
