@@ -23,7 +23,9 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
 * ``trl_padding_free``: ``padding_free=True``, each micro-batch flattened into one row (on CPU the sdpa mask
   is built from the position ids);
 * ``trl_packing``: ``packing=True`` (best-fit decreasing, so padding-free too), rows of ``max_length =
-  --row-tokens``; a step then takes ``--batch`` packed rows, more examples than the others.
+  --row-tokens``; a step then takes ``--batch`` packed rows, more examples than the others;
+* ``trl_nogc``, ``trl_padding_free_nogc``: ``trl`` and ``trl_padding_free`` with ``gradient_checkpointing=False``
+  (SFTConfig defaults it to True: the backward recomputes each layer's forward).
 Packing changes how many examples a step holds, so the comparison is tokens per second: target tokens (those
 with a loss) and all tokens (prompt + target, no padding). A step is the wall time from one optimizer step to
 the next; the first ``--warmup`` steps are not timed. Ratios are against the fastest TRL case.
@@ -57,7 +59,9 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "logicrl_bf16_no_bucketing": "logicrl sft, padded, bfloat16, micro-batches in batch order",
          "logicrl_bf16_dense_embedding": "logicrl sft, padded, bfloat16, dense tied-embedding backward",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
-         "trl_packing": "TRL SFTTrainer, packing (bfd)"}
+         "trl_packing": "TRL SFTTrainer, packing (bfd)",
+         "trl_nogc": "TRL SFTTrainer, no gradient checkpointing",
+         "trl_padding_free_nogc": "TRL SFTTrainer, padding_free, no gradient checkpointing"}
 # case → (packing, model.dtype, shared prefix run once, length bucketing, sparse tied-embedding backward)
 LOGICRL_CASES = {"logicrl": (False, "float32", True, True, True),
                  "logicrl_packed": (True, "float32", True, True, True),
@@ -124,14 +128,16 @@ def run_trl(args: argparse.Namespace, variant: str) -> list[dict[str, float]]:
     longest = max(len(p) + len(t) for p, t in data)
     rows = [{"prompt": tokenizer.decode(p), "completion": tokenizer.decode(t)} for p, t in data]
     counts = {"targets": 0, "tokens": 0}
+    base = variant.removesuffix("_nogc")  # SFTConfig's gradient_checkpointing defaults to True: _nogc turns it off
     options = {"trl": {}, "trl_padding_free": {"padding_free": True},
-               "trl_packing": {"packing": True, "packing_strategy": "bfd"}}[variant]
+               "trl_packing": {"packing": True, "packing_strategy": "bfd"}}[base]
+    options.update({"gradient_checkpointing": False} if variant != base else {})
     timer = StepTimer(counts)
     config = SFTConfig(
         output_dir=tempfile.mkdtemp(prefix="trl-sft-bench-"), per_device_train_batch_size=args.micro_batch,
         gradient_accumulation_steps=args.batch // args.micro_batch, learning_rate=LR, lr_scheduler_type="cosine",
         max_grad_norm=1.0, weight_decay=0.0, max_steps=args.warmup + args.steps, logging_steps=1,
-        max_length={"trl": longest, "trl_padding_free": None, "trl_packing": max(longest, args.row_tokens)}[variant],
+        max_length={"trl": longest, "trl_padding_free": None, "trl_packing": max(longest, args.row_tokens)}[base],
         report_to="none", use_cpu=True, save_strategy="no", seed=0, disable_tqdm=True, dataloader_num_workers=0,
         **options)
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
