@@ -5,7 +5,8 @@ num_generations=4``) of Knights-and-Knaves puzzles with the Logic-RL system prom
 (the same prompt string for both), temperature 1.0, β = 0.001 with the k3 KL in the loss (so both load a
 reference model), one gradient step per generation batch, the logicrl rule-based reward, fp32 weights
 (logicrl's ``reinforce_pp_bf16`` case, like TRL's default, runs its forwards under bf16 autocast over them:
-``model.dtype=bfloat16``):
+``model.dtype=bfloat16``; its frozen KL reference is then stored in bf16, where TRL keeps its reference in fp32
+under the same autocast, ≈ 0.27 GB more and a weight cast per op):
 
 * ``untrained`` (the default; issue #8): the default model (SmolLM2-135M-Instruct), 2-person puzzles (~180
   prompt tokens), at most 128 new tokens, stopping at the end of the turn; logicrl in micro-batches of
