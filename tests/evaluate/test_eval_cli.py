@@ -646,3 +646,27 @@ def test_memorization_statement_twins_use_the_dataset_operators(tmp_path: Path, 
                                  "--kinds", "statement"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "memorization.json").read_text())["models"]["m"]["statement"]["3"]["pairs"] == len(twins)
+
+
+def test_puzzles_a_checkpoint_trained_on_are_named_before_it_is_evaluated(tmp_path: Path) -> None:
+    """A test set made apart from a dataset that drew train first (test_first=false, the order before
+    2026-12-06) is that dataset's first training puzzles: the eval warns, naming how many, before any model
+    loads; a test set drawn with the dataset (test first) shares none."""
+    from logicrl.cli.eval import trained_on
+
+    old = DataConfig(people=[3], train=20, test=5, seed=0, test_first=False, formats=["jsonl"])
+    write_dataset(tmp_path / "old", old, generate(old))
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_000003").mkdir(parents=True)
+    (run / "config.yaml").write_text(f"data:\n  train: {tmp_path / 'old'}\n")
+    apart = generate(DataConfig(people=[3], train=0, test=8, seed=0, formats=["jsonl"]))[3]["test"]
+    warning = trained_on(str(run / "checkpoints" / "step_000003"), apart)
+    assert warning == (f"8 of the 8 puzzles evaluated are among the training puzzles of "
+                       f"{run / 'checkpoints' / 'step_000003'} ({tmp_path / 'old'}, train split): its accuracy on "
+                       "them is not held out; evaluate on that dataset's test split, or on a test set drawn with it "
+                       "(same seed, test_first)")
+    own_test = load_records(dataset_files(tmp_path / "old", "test"))
+    assert trained_on(str(run / "checkpoints" / "step_000003"), own_test) is None
+    assert trained_on(str(tmp_path / "old"), apart) is None  # not a logicrl checkpoint
+    (run / "config.yaml").write_text(f"data:\n  train: {tmp_path / 'gone'}\n")
+    assert trained_on(str(run / "checkpoints" / "step_000003"), apart) is None  # its data is gone

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from typer.core import TyperGroup
 
 from logicrl.cli.output import plain_console, print_line, print_table
-from logicrl.config import load_config
+from logicrl.config import load_config, read_yaml
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table, first_samples
 from logicrl.evaluate.config import (
@@ -70,7 +70,7 @@ from logicrl.io import (
 )
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_device
 from logicrl.prompts import prompt_drift
-from logicrl.puzzles.files import dataset_operators, distinct_by_id, load_twins
+from logicrl.puzzles.files import dataset_files, dataset_operators, distinct_by_id, load_records, load_twins
 from logicrl.puzzles.perturb import PERTURBATIONS
 from logicrl.puzzles.record import people_of
 from logicrl.puzzles.sampler import ALL_OPERATORS
@@ -203,6 +203,28 @@ def check_before_loading(specs: list[ModelSpec], cfg: BackendConfig, out: Path, 
             warnings.warn(drift, stacklevel=2)
 
 
+def trained_on(model: str, records: list[dict]) -> str | None:
+    """A warning when puzzles of ``records`` are among the training puzzles of the logicrl checkpoint ``model``
+    (``RUN/checkpoints/step_N``: its run's ``config.yaml`` names ``data.train``; the train split of that dataset,
+    by content id, where it can still be read), else None: held-out accuracy would count puzzles it trained on
+    (a test set made apart from a dataset that drew train first repeats its first training puzzles)."""
+    checkpoint = Path(model)
+    config = checkpoint.parent.parent / "config.yaml"
+    if checkpoint.parent.name != "checkpoints" or not config.is_file():
+        return None
+    try:
+        train = read_yaml(config).get("data", {}).get("train")
+        trained = {str(r["id"]) for r in load_records(dataset_files(Path(train), "train"))} if train else set()
+    except (UserError, OSError, ValueError, TypeError, AttributeError):
+        return None  # the run's data is gone or unreadable: nothing to compare
+    shared = sum(str(r["id"]) in trained for r in records)
+    if not shared:
+        return None
+    return (f"{shared} of the {len(records)} puzzles evaluated are among the training puzzles of {model} "
+            f"({train}, train split): its accuracy on them is not held out; evaluate on that dataset's test split, "
+            "or on a test set drawn with it (same seed, test_first)")
+
+
 RESULT_FILES = ("results.json", "table.md", "table.csv", "compare.json")
 MEMORIZATION_FILES = ("memorization.json", "memorization.md", "memorization.csv")
 MATH_ONLY_KEY = "check_timeout_s"  # a key of the config that `logicrl eval math` records, and only it
@@ -333,6 +355,9 @@ def eval_cmd(
     warn_file_split(cfg, _data(data))
     records = select_records(data, cfg.split, cfg.people, cfg.limit, every_level="people" in cfg.model_fields_set)
     check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
+    for spec in specs if not rescore else []:
+        if seen := trained_on(spec.name, records):
+            warnings.warn(seen, stacklevel=2)
     with FolderLock(out), restored_on_failure(rescored_files(out, specs, rescore)):  # this command's --out
         config = start_results(cfg, out, RESULT_FILES, specs, rescore, data)
         results, rows_by_label = {}, {}
