@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from logicrl.evaluate.memorization import make_twins
 from logicrl.evaluate.runner import select_records
 from logicrl.evaluate.scoring import quiz_digest, score_sample
 from logicrl.io import write_jsonl
-from logicrl.models import build_tiny_model
+from logicrl.models import TINY_MODEL, build_tiny_model, resolve_model_path
 from logicrl.puzzles.dataset import DataConfig, generate
 from logicrl.puzzles.files import dataset_files, load_records, write_dataset
 from logicrl.puzzles.logic import Op
@@ -670,3 +671,13 @@ def test_puzzles_a_checkpoint_trained_on_are_named_before_it_is_evaluated(tmp_pa
     assert trained_on(str(tmp_path / "old"), apart) is None  # not a logicrl checkpoint
     (run / "config.yaml").write_text(f"data:\n  train: {tmp_path / 'gone'}\n")
     assert trained_on(str(run / "checkpoints" / "step_000003"), apart) is None  # its data is gone
+    # the command says it as a `warning:` line, before the model loads (here the tiny model as that checkpoint)
+    (run / "config.yaml").write_text(f"data:\n  train: {tmp_path / 'old'}\n")
+    shutil.rmtree(run / "checkpoints" / "step_000003")
+    shutil.copytree(resolve_model_path(TINY_MODEL), run / "checkpoints" / "step_000003")
+    write_dataset(tmp_path / "apart", DataConfig(people=[3], train=0, test=8, seed=0, formats=["jsonl"]),
+                  {3: {"train": [], "test": apart}})
+    proc = run_cli("eval", "-m", str(run / "checkpoints" / "step_000003"), "--data", str(tmp_path / "apart"),
+                   "--max-tokens", "4", "--out", str(tmp_path / "ev"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "warning: 8 of the 8 puzzles evaluated are among the training puzzles of " in proc.stderr

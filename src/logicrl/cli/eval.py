@@ -357,7 +357,7 @@ def eval_cmd(
     check_before_loading(specs, cfg, out, rescore, RESULT_FILES[0])
     for spec in specs if not rescore else []:
         if seen := trained_on(spec.name, records):
-            warnings.warn(seen, stacklevel=2)
+            warnings.warn(seen, stacklevel=1)  # this module's line: shown as a `warning: ...` line
     with FolderLock(out), restored_on_failure(rescored_files(out, specs, rescore)):  # this command's --out
         config = start_results(cfg, out, RESULT_FILES, specs, rescore, data)
         results, rows_by_label = {}, {}
