@@ -244,6 +244,19 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def checkpoint_run_config(model: str | Path) -> dict[str, Any] | None:
+    """The saved config (``config.yaml``) of the logicrl run that checkpoint ``model`` (``RUN/checkpoints/step_N``)
+    belongs to; None for any other model, or a config that cannot be read."""
+    checkpoint = Path(model)
+    config = checkpoint.parent.parent / "config.yaml"
+    if checkpoint.parent.name != "checkpoints" or not config.is_file():
+        return None
+    try:
+        return read_yaml(config)
+    except ConfigError:
+        return None
+
+
 def load_config(model: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
                 **explicit: Any) -> T:
     """Defaults < YAML file < ``explicit`` keyword values < dotted overrides.

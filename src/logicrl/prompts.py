@@ -16,13 +16,11 @@ is told so through `PromptConfig.prefilled_think`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from logicrl.config import StrictModel, read_yaml
-from logicrl.errors import ConfigError
+from logicrl.config import StrictModel, checkpoint_run_config
 from logicrl.puzzles.cot import cases_text, cot_text
 from logicrl.puzzles.record import Puzzle
 
@@ -65,13 +63,13 @@ class PromptConfig(StrictModel):
 def trained_prompt(model: str) -> PromptConfig | None:
     """The prompt a logicrl checkpoint (``RUN/checkpoints/step_N``) was trained with, read from its run's
     ``config.yaml``; None for any other model, or a config that cannot be read."""
-    checkpoint = Path(model)
-    if checkpoint.parent.name != "checkpoints" or not (config := checkpoint.parent.parent / "config.yaml").is_file():
+    run = checkpoint_run_config(model)
+    if run is None:
         return None
+    saved = run.get("prompt", {})
     try:
-        saved = read_yaml(config).get("prompt", {})
         return PromptConfig.model_validate(saved if isinstance(saved, Mapping) else {})
-    except (ConfigError, ValueError):
+    except ValueError:
         return None
 
 

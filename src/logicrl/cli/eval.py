@@ -23,7 +23,7 @@ from tqdm import tqdm
 from typer.core import TyperGroup
 
 from logicrl.cli.output import plain_console, print_line, print_table
-from logicrl.config import load_config, read_yaml
+from logicrl.config import checkpoint_run_config, load_config
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.compare import compare_rows, comparison_table, first_samples
 from logicrl.evaluate.config import (
@@ -208,14 +208,13 @@ def trained_on(model: str, records: list[dict]) -> str | None:
     (``RUN/checkpoints/step_N``: its run's ``config.yaml`` names ``data.train``; the train split of that dataset,
     by content id, where it can still be read), else None: held-out accuracy would count puzzles it trained on
     (a test set made apart from a dataset that drew train first repeats its first training puzzles)."""
-    checkpoint = Path(model)
-    config = checkpoint.parent.parent / "config.yaml"
-    if checkpoint.parent.name != "checkpoints" or not config.is_file():
+    data = (checkpoint_run_config(model) or {}).get("data")
+    train = data.get("train") if isinstance(data, dict) else None
+    if not isinstance(train, str) or not train:
         return None
     try:
-        train = read_yaml(config).get("data", {}).get("train")
-        trained = {str(r["id"]) for r in load_records(dataset_files(Path(train), "train"))} if train else set()
-    except (UserError, OSError, ValueError, TypeError, AttributeError):
+        trained = {str(r["id"]) for r in load_records(dataset_files(Path(train), "train"))}
+    except (UserError, OSError):
         return None  # the run's data is gone or unreadable: nothing to compare
     shared = sum(str(r["id"]) in trained for r in records)
     if not shared:
