@@ -27,10 +27,9 @@ from logicrl.integrations.verl_export import (
     TEMPLATE_FILES,
     build_export,
     read_puzzles,
-    rollout_chat_template,
     write_export,
 )
-from logicrl.integrations.verl_launch import VerlClusterConfig, model_chat_template, plan_launch, run_plan
+from logicrl.integrations.verl_launch import VerlClusterConfig, plan_launch, rows_chat_template, run_plan
 from logicrl.io import STALE_TEMP_S, check_output_dir, remove_temp_files
 from logicrl.models import DEFAULT_MODEL, resolve_model_path
 from logicrl.prompts import PromptConfig
@@ -67,9 +66,7 @@ def export_cmd(
         raise UserError(f"--people: {exc}") from None
     check_output_dir(out)
     files = build_export(*read_puzzles(data, wanted, val, val_per_people), prompt)
-    needs_model = prompt.template == "chat" and bool(prompt.prefill)
-    model_template = model_chat_template(resolve_model_path(model), False) if needs_model else None
-    template = rollout_chat_template(prompt, model_template)
+    template = rows_chat_template(prompt, resolve_model_path(model), False)
     remove_temp_files(out, older_than_s=STALE_TEMP_S)
     counts = write_export(out, files, template)
     for name, rows in counts.items():

@@ -49,6 +49,7 @@ from logicrl.io import write_parquet
 from logicrl.models import ModelNotFoundError, check_model_name, resolve_model_path
 from logicrl.models.loading import is_lora_checkpoint
 from logicrl.models.lora import check_targets, saved_model_linear_names
+from logicrl.prompts import PromptConfig
 from logicrl.rl.advantages import get_advantage_estimator
 from logicrl.rl.config import LoraConfig, OptimConfig, TrainConfig
 from logicrl.rl.schedule import check_curriculum_steps
@@ -395,6 +396,13 @@ def model_chat_template(model_path: str, trust_remote_code: bool) -> str | None:
     return tokenizer.chat_template
 
 
+def rows_chat_template(prompt: PromptConfig, model_path: str, trust_remote_code: bool) -> str | None:
+    """The chat template the exported rows must be rendered with (`rollout_chat_template`; None: the model's
+    own); the model's own is read (`model_chat_template`) only when the pre-fill goes on top of it."""
+    needs_model = prompt.template == "chat" and bool(prompt.prefill)
+    return rollout_chat_template(prompt, model_chat_template(model_path, trust_remote_code) if needs_model else None)
+
+
 def check_stages(cfg: TrainConfig, stages: list[Stage]) -> None:
     """A veRL run per stage restarts the reference, optimizer and critic: refuse a curriculum that asks otherwise."""
     if len(stages) < 2:
@@ -435,9 +443,7 @@ def plan_launch(cfg: TrainConfig, cluster: VerlClusterConfig, extra: list[str] |
     train_rows = Counter(row["extra_info"]["n_people"] for row in files["train.parquet"])
     stages = plan_stages(cfg, model_path, dict(train_rows), data_dir, run_root)
     check_stages(cfg, stages)
-    needs_model_template = cfg.prompt.template == "chat" and bool(cfg.prompt.prefill)
-    model_template = model_chat_template(model_path, cfg.model.trust_remote_code) if needs_model_template else None
-    template = rollout_chat_template(cfg.prompt, model_template)
+    template = rows_chat_template(cfg.prompt, model_path, cfg.model.trust_remote_code)
     val_file = data_dir / "test.parquet" if "test.parquet" in files else None
     commands = [(train_command(stage_overrides(cfg, cluster, s, val_file, template), list(extra or [])),
                  merge_command(s, cfg.model.lora)) for s in stages]
