@@ -41,8 +41,8 @@ from logicrl.puzzles.perturb import (
     PERTURBATIONS,
     PUBLIC_KIND_OF,
     perturb,
-    statement_level,
     twin_source,
+    undrawable_statement,
 )
 from logicrl.puzzles.public import is_public_dir, kinds_in
 from logicrl.puzzles.record import Puzzle, people_of
@@ -199,13 +199,8 @@ def _check_statement_levels(found: list[tuple[str, Puzzle, bool]], where_of: dic
     """Refuse, naming its file and line, a puzzle whose level no statement can be drawn at (a record's depth 40
     with every operator: `Level.validate`); a 1-person puzzle has no statement twin at all."""
     for original, puzzle, _ in found:
-        if puzzle.n_people < 2:
-            continue
-        try:
-            statement_level(puzzle, operators).validate()
-        except ValueError as exc:
-            raise DataError(f"{where_of[original]}: no statement twin can be drawn at this puzzle's level: "
-                            f"{exc}") from None
+        if problem := undrawable_statement(puzzle, operators):
+            raise DataError(f"{where_of[original]}: no statement twin can be drawn at this puzzle's level: {problem}")
 
 
 @data_app.command("show")

@@ -32,9 +32,9 @@ from logicrl.puzzles.perturb import (
     PERTURBATIONS,
     WORDING_KINDS,
     perturb,
-    statement_level,
     twin_mismatch,
     twin_source,
+    undrawable_statement,
 )
 from logicrl.puzzles.record import Puzzle
 from logicrl.puzzles.sampler import ALL_OPERATORS
@@ -64,11 +64,8 @@ def _made_twins(
     for kind in kinds:
         pairs[kind] = []
         for original, puzzle in puzzles:
-            if kind == "statement" and puzzle.n_people > 1:
-                try:
-                    statement_level(puzzle, operators).validate()
-                except ValueError as exc:  # a record's depth 40 with every operator
-                    raise DataError(f"puzzle {original}: no statement twin can be drawn at its level: {exc}") from None
+            if kind == "statement" and (problem := undrawable_statement(puzzle, operators)):
+                raise DataError(f"puzzle {original}: no statement twin can be drawn at its level: {problem}")
             twin = perturb(puzzle, kind, seed, operators=operators)
             if twin is not None:  # named after the record's own id: <original id>~<kind>
                 record = twin.evolve(original_id=original).to_record(len(twins))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from logicrl.puzzles.logic import Op, Statement
 from logicrl.puzzles.names import ROLE_PAIRS, UNCOMMON_NAMES, Roles
@@ -113,6 +114,18 @@ def statement_level(puzzle: Puzzle, operators: tuple[Op, ...] = ALL_OPERATORS) -
     does not store its operator set: the caller knows it, or all are allowed). `Level.validate` refuses one too
     large to draw (a record's depth 40)."""
     return Level(puzzle.n_people, puzzle.depth, max(puzzle.width, 2), operators)
+
+
+def undrawable_statement(puzzle: Puzzle, operators: tuple[Op, ...] = ALL_OPERATORS) -> str | None:
+    """Why no ``statement`` twin's new statement can be drawn at ``puzzle``'s level (`Level.validate`: a record's
+    depth 40 with every operator), or None (also for a 1-person puzzle, which has no statement twin at all)."""
+    if puzzle.n_people < 2:
+        return None
+    try:
+        statement_level(puzzle, operators).validate()
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def perturb_statement(puzzle: Puzzle, rng: random.Random,
@@ -201,13 +214,21 @@ def perturb_reorder(puzzle: Puzzle, rng: random.Random) -> Puzzle | None:
     return puzzle.evolve(order=tuple(order), perturbation="reorder", original_id=puzzle.id)
 
 
-PERTURBATIONS: dict[str, Callable[[Puzzle, random.Random], Puzzle | None]] = {
-    "statement": perturb_statement,
-    "leaf": perturb_leaf,
-    "uncommon_names": perturb_uncommon_names,
-    "roles": perturb_roles,
-    "flip_roles": perturb_flip_roles,
-    "reorder": perturb_reorder,
+@dataclass(frozen=True)
+class TwinSettings:
+    """What some kinds draw with: ``equal_operands`` (``leaf``) and ``operators`` (``statement``)."""
+
+    equal_operands: bool = False
+    operators: tuple[Op, ...] = ALL_OPERATORS
+
+
+PERTURBATIONS: dict[str, Callable[[Puzzle, random.Random, TwinSettings], Puzzle | None]] = {
+    "statement": lambda puzzle, rng, settings: perturb_statement(puzzle, rng, settings.operators),
+    "leaf": lambda puzzle, rng, settings: perturb_leaf(puzzle, rng, settings.equal_operands),
+    "uncommon_names": lambda puzzle, rng, _: perturb_uncommon_names(puzzle, rng),
+    "roles": lambda puzzle, rng, _: perturb_roles(puzzle, rng),
+    "flip_roles": lambda puzzle, rng, _: perturb_flip_roles(puzzle, rng),
+    "reorder": lambda puzzle, rng, _: perturb_reorder(puzzle, rng),
 }
 
 
@@ -223,7 +244,4 @@ def perturb(puzzle: Puzzle, kind: str, seed: int, *, equal_operands: bool = Fals
         fn = PERTURBATIONS[kind]
     except KeyError:
         raise ValueError(f"unknown perturbation {kind!r} (valid: {', '.join(PERTURBATIONS)})") from None
-    rng = random.Random(f"{seed}:{kind}:{puzzle.id}")
-    if kind == "leaf":
-        return perturb_leaf(puzzle, rng, equal_operands)
-    return perturb_statement(puzzle, rng, operators) if kind == "statement" else fn(puzzle, rng)
+    return fn(puzzle, random.Random(f"{seed}:{kind}:{puzzle.id}"), TwinSettings(equal_operands, operators))
