@@ -92,7 +92,7 @@ from pathlib import Path
 
 import torch
 from child_cases import add_case_arguments, make_data, report, run_child
-from switches import shared_prefix_lever
+from switches import compiled_head_lever, shared_prefix_lever
 
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad, sequence_inputs
@@ -106,9 +106,12 @@ CASES = {"trl": "TRL GRPOTrainer (default)", "trl_nogc": "TRL GRPOTrainer, bf16 
          "trl_tuned": "TRL GRPOTrainer, fp32, no grad. checkpointing",
          "trl_cb": "TRL GRPOTrainer, fp32, no grad. checkpointing, continuous batching", "grpo": "logicrl GRPO",
          "reinforce_pp": "logicrl REINFORCE++",
-         "reinforce_pp_bf16": "logicrl REINFORCE++, model.dtype=bfloat16 (bf16 autocast, as TRL's default)"}
-LOGICRL_CASES = {"grpo": ("grpo", "float32"), "reinforce_pp": ("reinforce_pp", "float32"),
-                 "reinforce_pp_bf16": ("reinforce_pp", "bfloat16")}  # case → (advantage, model.dtype)
+         "reinforce_pp_bf16": "logicrl REINFORCE++, model.dtype=bfloat16 (bf16 autocast, as TRL's default)",
+         "reinforce_pp_bf16_head_ops": "logicrl REINFORCE++, bfloat16, the head's softmax on PyTorch's ops"}
+# case → (advantage, model.dtype, the head's compiled softmax)
+LOGICRL_CASES = {"grpo": ("grpo", "float32", True), "reinforce_pp": ("reinforce_pp", "float32", True),
+                 "reinforce_pp_bf16": ("reinforce_pp", "bfloat16", True),
+                 "reinforce_pp_bf16_head_ops": ("reinforce_pp", "bfloat16", False)}
 TUNED = {"bf16": False, "gradient_checkpointing": False}  # GRPOConfig's defaults are True for both
 TRL_CASES = {"trl": {}, "trl_nogc": {"gradient_checkpointing": False}, "trl_tuned": TUNED,
              "trl_cb": {**TUNED, "use_transformers_continuous_batching": True}}
@@ -216,13 +219,14 @@ def run_logicrl(args: argparse.Namespace, case: str) -> list[dict[str, float]]:
     from logicrl.rl.trainer import Trainer
 
     budget = args.micro_batch_tokens if shape_of(args).token_budget else None
-    advantage, dtype = LOGICRL_CASES[case]
+    advantage, dtype, compiled_head = LOGICRL_CASES[case]
     config = train_config(args, advantage, budget, dtype)
     trainer = Trainer(config, show_progress=False)
     steps = []
     for step in range(1, config.steps + 1):
         prompts = encode_prompts(trainer.schedule.batch(step - 1), trainer.tokenizer, config.prompt)
-        metrics = trainer.train_step(step)
+        with compiled_head_lever(compiled_head):
+            metrics = trainer.train_step(step)
         steps.append({"seconds": metrics["time/step"], "generated": metrics["length/mean"] * GROUPS * GROUP_SIZE,
                       "prompt_tokens": GROUP_SIZE * sum(len(p) for p in prompts),
                       **{k: v for k, v in metrics.items() if k.startswith("time/")}})

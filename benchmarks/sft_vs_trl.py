@@ -48,7 +48,7 @@ from pathlib import Path
 
 import torch
 from child_cases import add_case_arguments, make_data, report, run_child
-from switches import shared_prefix_lever
+from switches import compiled_head_lever, shared_prefix_lever
 
 from logicrl.models import DEFAULT_MODEL
 
@@ -58,18 +58,21 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "logicrl_bf16_prefix_off": "logicrl sft, padded, bfloat16, shared prefix not run once",
          "logicrl_bf16_no_bucketing": "logicrl sft, padded, bfloat16, micro-batches in batch order",
          "logicrl_bf16_dense_embedding": "logicrl sft, padded, bfloat16, dense tied-embedding backward",
+         "logicrl_bf16_head_ops": "logicrl sft, padded, bfloat16, the head's softmax on PyTorch's ops",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)",
          "trl_nogc": "TRL SFTTrainer, no gradient checkpointing",
          "trl_padding_free_nogc": "TRL SFTTrainer, padding_free, no gradient checkpointing"}
-# case → (packing, model.dtype, shared prefix run once, length bucketing, sparse tied-embedding backward)
-LOGICRL_CASES = {"logicrl": (False, "float32", True, True, True),
-                 "logicrl_packed": (True, "float32", True, True, True),
-                 "logicrl_bf16": (False, "bfloat16", True, True, True),
-                 "logicrl_packed_bf16": (True, "bfloat16", True, True, True),
-                 "logicrl_bf16_prefix_off": (False, "bfloat16", False, True, True),
-                 "logicrl_bf16_no_bucketing": (False, "bfloat16", True, False, True),
-                 "logicrl_bf16_dense_embedding": (False, "bfloat16", True, True, False)}
+# case → (packing, model.dtype, shared prefix run once, length bucketing, sparse tied-embedding backward,
+#         the head's compiled softmax)
+LOGICRL_CASES = {"logicrl": (False, "float32", True, True, True, True),
+                 "logicrl_packed": (True, "float32", True, True, True, True),
+                 "logicrl_bf16": (False, "bfloat16", True, True, True, True),
+                 "logicrl_packed_bf16": (True, "bfloat16", True, True, True, True),
+                 "logicrl_bf16_prefix_off": (False, "bfloat16", False, True, True, True),
+                 "logicrl_bf16_no_bucketing": (False, "bfloat16", True, False, True, True),
+                 "logicrl_bf16_dense_embedding": (False, "bfloat16", True, True, False, True),
+                 "logicrl_bf16_head_ops": (False, "bfloat16", True, True, True, False)}
 LR, PEOPLE = 5e-5, [2, 3]
 
 
@@ -89,10 +92,11 @@ def examples(args: argparse.Namespace, tokenizer) -> list[tuple[list[int], list[
 
 
 def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: bool, bucketing: bool,
-                sparse_embedding: bool) -> list[dict[str, float]]:
+                sparse_embedding: bool, compiled_head: bool) -> list[dict[str, float]]:
     """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule. ``prefix``
     False: the prompts' shared prefix (chat template, instruction) runs with each prompt, not once per forward;
-    ``bucketing``: SFTConfig.length_bucketing; ``sparse_embedding`` False: the tied embedding's dense backward."""
+    ``bucketing``: SFTConfig.length_bucketing; ``sparse_embedding`` False: the tied embedding's dense backward;
+    ``compiled_head`` False: the fused head's softmax on PyTorch's ops."""
     from logicrl.rl.run_log import read_metrics
     from logicrl.rl.sft import SFTConfig, SFTTrainer
 
@@ -105,7 +109,7 @@ def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: boo
         "length_bucketing": bucketing})
     trainer = SFTTrainer(config, show_progress=False)
     trainer.model.get_input_embeddings().sparse = sparse_embedding
-    with shared_prefix_lever(prefix):
+    with shared_prefix_lever(prefix), compiled_head_lever(compiled_head):
         trainer.fit()
     steps = []
     for row in read_metrics(Path(out), "train"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from logicrl.engine import attention, fused, sequences
+from logicrl.engine import attention, fused, head_softmax, sequences
 
 
 @contextlib.contextmanager
@@ -35,3 +35,16 @@ def compiled_kernels_lever(attention_on: bool, elementwise_on: bool) -> Iterator
         yield
     finally:
         attention.native_attention_works, fused.fused_works = saved
+
+
+@contextlib.contextmanager
+def compiled_head_lever(on: bool) -> Iterator[None]:
+    """The fused head's compiled softmax (`logicrl.engine.head_softmax`) on (the default, where it is built) or off:
+    PyTorch's ops over each chunk's [chunk, vocabulary] logits, forward and backward."""
+    saved = head_softmax.head_softmax_works
+    if not on:
+        head_softmax.head_softmax_works = lambda: False
+    try:
+        yield
+    finally:
+        head_softmax.head_softmax_works = saved

@@ -19,6 +19,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from logicrl.engine import onednn
 from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.engine.decode import generate
+from logicrl.engine.head_softmax import head_softmax_works
 from logicrl.errors import DataError
 from logicrl.models.memory_plan import LORA_TARGETS, MemoryPlan, ModelShape, RunShape, lora_params, plan
 from logicrl.rl import memory
@@ -74,11 +75,16 @@ def test_logprob_chunk_bounds_the_logits():
     head = 152064 * 3584 * (4 + 4)
     assert plan(shape, run, logprob_chunk=512).components["logits"] == 512 * 152064 * 4 * 4 + head
     bf16 = RunShape(micro_batch_rows=8, prompt_tokens=512, response_tokens=4096, compute_bytes=2,
-                    entropy_grad=True)
+                    entropy_grad=True)  # fp32 weights: the head's weight cast to bf16 once per pass (V × h × 2)
     assert plan(shape, bf16, logprob_chunk=512).components["logits"] == (512 * 152064 * (4 * 4 + 2 + 3 * 4)
-                                                                        + 152064 * 3584 * (4 + 2))
+                                                                        + 152064 * 3584 * (2 + 4 + 2))
     frozen_head = plan(shape, bf16, lora_rank=8, logprob_chunk=512).components["logits"]
-    assert frozen_head == 512 * 152064 * (16 + 2 + 12)
+    assert frozen_head == 512 * 152064 * (16 + 2 + 12) + 152064 * 3584 * 2
+    bf16_base = RunShape(**{**bf16.__dict__, "weight_bytes": 2})  # a bf16 LoRA base: no cast
+    assert plan(shape, bf16_base, lora_rank=8, logprob_chunk=512).components["logits"] == 512 * 152064 * 30
+    compiled = RunShape(**{**bf16.__dict__, "compiled_head": True})  # the logits and their gradient, in bf16
+    assert plan(shape, compiled, logprob_chunk=512).components["logits"] == (512 * 152064 * 2 * 2
+                                                                            + 152064 * 3584 * (2 + 4 + 2))
     short = RunShape(micro_batch_rows=2, prompt_tokens=512, response_tokens=100)  # fewer tokens than a chunk
     assert plan(shape, short, logprob_chunk=512).components["logits"] == 200 * 152064 * 4 * 4 + head
 
@@ -142,7 +148,7 @@ def test_the_sft_config_knobs_reach_the_plan():
               for packing in (False, True) for chunk in (512, None)}
     full = 8 * 4096 * 152064 * (2 + 4 + 4)  # micro-batch 8, no entropy
     assert logits[False, None] == logits[True, None] == full
-    assert logits[False, 512] == logits[True, 512] == 512 * 152064 * (4 * 4 + 2) + 152064 * 3584 * (4 + 2)
+    assert logits[False, 512] == logits[True, 512] == 512 * 152064 * (4 * 4 + 2) + 152064 * 3584 * (2 + 4 + 2)
 
 
 def test_model_config_reads_local_dirs_aliases_and_never_the_network(tmp_path):
@@ -231,7 +237,7 @@ def test_sft_step_estimate_within_25_percent(checkpointing, chunk):
 
     measured = _measure(model, optimizer, batch, step)
     run = RunShape(micro_batch_rows=ROWS, prompt_tokens=PROMPT, response_tokens=RESPONSE, entropy=False,
-                   gradient_checkpointing=checkpointing)
+                   gradient_checkpointing=checkpointing, compiled_head=head_softmax_works())
     estimate = plan(ModelShape.from_config(SHAPE), run, logprob_chunk=chunk).total
     print(f"SFT step, checkpointing={checkpointing}, chunk={chunk}: measured {measured / 1e6:.1f} MB, "
           f"estimated {estimate / 1e6:.1f} MB")
@@ -255,7 +261,7 @@ def test_rl_policy_step_estimate_within_25_percent(checkpointing, chunk, entropy
     measured = _measure(model, optimizer, batch, step)
     run = RunShape(micro_batch_rows=ROWS, prompt_tokens=PROMPT, response_tokens=RESPONSE,
                    rows_per_prompt=1 if checkpointing else GROUP, gradient_checkpointing=checkpointing,
-                   entropy_grad=entropy_coef > 0)
+                   entropy_grad=entropy_coef > 0, compiled_head=head_softmax_works())
     estimate = plan(ModelShape.from_config(SHAPE), run, logprob_chunk=chunk).total
     print(f"RL policy step, checkpointing={checkpointing}, chunk={chunk}, entropy_coef={entropy_coef}: "
           f"measured {measured / 1e6:.1f} MB, "

@@ -1,7 +1,8 @@
 """The compiled decode-attention kernel (`logicrl.engine.native`, decode_attention.c) through
 `logicrl.engine.attention.native_attention`: against a float64 softmax over both key sets for any shape it accepts,
-the shapes it refuses, and the builds of both libraries (cache key, reuse, the errors that make the engine keep
-PyTorch's ops). The elementwise library's functions: tests/engine/test_fused.py.
+the shapes it refuses, and the builds of the libraries (cache key, reuse, the errors that make the engine keep
+PyTorch's ops). The elementwise library's functions: tests/engine/test_fused.py; the head's softmax:
+tests/engine/test_head_softmax.py.
 
 Run: .venv/bin/python -m pytest tests/engine/test_native.py -q
 """
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logicrl.engine import attention, fused, native
+from logicrl.engine.head_softmax import head_softmax_works
 
 AVX512 = "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else False
 CC = native.compiler_command()  # what the engine builds with ($CC, else cc)
@@ -33,6 +35,7 @@ def test_the_kernels_build_and_pass_their_probes_where_they_should():
         assert native.unavailable_reason(name) is None, name
     for dtype in (torch.float32, torch.bfloat16):
         assert attention.native_attention_works(dtype) and fused.fused_works(dtype)
+    assert head_softmax_works()
 
 
 def case(dtype, B, H, G, D, C, T, width, hidden, seed):
@@ -105,6 +108,23 @@ def test_a_build_is_reused_and_keyed_by_the_cpu(tmp_path, monkeypatch):
     words = native.build_library(source, compiler=f"env {CC}", cache_dir=tmp_path / "words")  # CC="ccache gcc"
     assert words.name == other.name and native.load_library("decode_elementwise", words).rotary_into_cache
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+
+
+def test_a_header_the_source_includes_is_part_of_the_key(tmp_path):
+    """Editing simd_exp.h must rebuild the libraries that include it: the cached file of the old header would
+    otherwise be loaded as is."""
+    if not HAS_CC:
+        pytest.skip("no C compiler")
+    source, header = tmp_path / "kernel.c", tmp_path / "values.h"
+    source.write_text('#include "values.h"\nint value(void) { return VALUE; }\n')
+    assert native.local_headers(native.source("head_softmax")) == [native.source("head_softmax").with_name(
+        "simd_exp.h")]
+    built = []
+    for value in (1, 2):
+        header.write_text(f"#define VALUE {value}\n")
+        built.append(native.build_library(source, compiler=CC, cache_dir=tmp_path / "cache",
+                                          flags=("-O1", "-shared", "-fPIC")))
+    assert built[0] != built[1] and all(path.is_file() for path in built)
 
 
 def test_what_stops_a_build_is_said_in_one_line(tmp_path):

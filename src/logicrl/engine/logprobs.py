@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -42,6 +43,7 @@ from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 
 from logicrl.engine.compat import cache_argument, output_cache
+from logicrl.engine.head_softmax import logit_grads, softmax_stats
 from logicrl.engine.onednn import onednn_linears
 from logicrl.engine.sequences import positions_from_mask, shared_prefix_length, split_shared_prefix
 
@@ -287,12 +289,14 @@ class _FusedHead(torch.autograd.Function):
 
     Forward, per chunk: z = (x·Wᵀ + b)/τ (in the autocast dtype, then float32), lse = logsumexp(z),
     ℓ = z[token] − lse, H = lse − Σ_v p_v·z_v with p = exp(z − lse). It keeps x, lse and H only.
-    Backward recomputes z and p per chunk and uses the closed forms
+    Backward recomputes z per chunk and uses the closed forms
         ∂ℓ/∂z_v = 1[v = token] − p_v,        ∂H/∂z_v = −p_v·(log p_v + H),
     then ∂x = g_z·W/τ, ∂W = g_zᵀ·x/τ, ∂b = Σ g_z/τ (the matmuls in the forward's autocast dtype, as the
-    unfused path's backward runs them). Same quantities as `token_logprobs` and `entropy_from_logits` on the
+    unfused path's backward runs them). The softmax work on each chunk is `logicrl.engine.head_softmax`'s (one
+    compiled pass per row on a CPU). Same quantities as `token_logprobs` and `entropy_from_logits` on the
     full logits (tests/engine/test_logprobs.py), at a fraction of the memory traffic: no [B, T, V] tensor, and
-    no work on padding positions (the caller passes only the response's real tokens).
+    no work on padding positions (the caller passes only the response's real tokens). The matmuls' operands are
+    cast to the autocast dtype once per pass (autocast itself would cast W, a [V, h] tensor, at every chunk).
     """
 
     @staticmethod
@@ -300,15 +304,15 @@ class _FusedHead(torch.autograd.Function):
                 chunk: int, with_entropy: bool) -> tuple[Tensor, Tensor]:
         device = hidden.device.type
         ctx.autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        cast = _HeadCast.of(hidden, weight, bias, ctx.autocast)
         logp = hidden.new_empty(len(tokens), dtype=torch.float32)
         lse = torch.empty_like(logp)
         ent = torch.zeros_like(logp)
         for rows in _chunks(len(tokens), chunk):
-            z = _tempered_logits(hidden[rows], weight, bias, temperature)
-            lse[rows] = torch.logsumexp(z, dim=-1)
-            logp[rows] = z.gather(-1, tokens[rows, None])[:, 0] - lse[rows]
+            lse[rows], logp[rows], entropy = softmax_stats(cast.logits(hidden[rows]), tokens[rows], temperature,
+                                                           with_entropy)
             if with_entropy:
-                ent[rows] = lse[rows] - (torch.exp(z - lse[rows, None]) * z).nansum(-1)  # 0·(−inf) → 0
+                ent[rows] = entropy
         ctx.save_for_backward(hidden, weight, bias, tokens, lse, ent)
         ctx.temperature, ctx.chunk = temperature, chunk
         return logp, ent
@@ -316,43 +320,47 @@ class _FusedHead(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_logp: Tensor, grad_ent: Tensor) -> tuple[Tensor | None, ...]:
         hidden, weight, bias, tokens, lse, ent = ctx.saved_tensors
-        enabled, dtype = ctx.autocast
+        cast = _HeadCast.of(hidden, weight, bias, ctx.autocast)
         grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
         grad_bias = torch.zeros_like(bias, dtype=torch.float32) if bias is not None and ctx.needs_input_grad[2] \
             else None
         for rows in _chunks(len(tokens), ctx.chunk):
-            with torch.autocast(hidden.device.type, dtype=dtype, enabled=enabled):
-                z = _tempered_logits(hidden[rows], weight, bias, ctx.temperature)
-            log_p = z - lse[rows, None]
-            p = torch.exp(log_p)
-            grad_z = p * -grad_logp[rows, None]
-            grad_z.scatter_add_(-1, tokens[rows, None], grad_logp[rows, None])
-            if grad_ent is not None and bool(grad_ent[rows].any()):
-                grad_z -= grad_ent[rows, None] * p * (torch.where(p > 0, log_p, 0.0) + ent[rows, None])
-            if ctx.temperature != 1.0:
-                grad_z /= ctx.temperature
-            if not enabled:  # the linear's own dtype, as the unfused path's backward (a float16 head on CPU)
-                grad_z = grad_z.to(torch.result_type(hidden, weight))
-            with torch.autocast(hidden.device.type, dtype=dtype, enabled=enabled):
-                if grad_hidden is not None:
-                    grad_hidden[rows] = (grad_z @ weight).to(hidden.dtype)
-                if grad_weight is not None:
-                    grad_weight += grad_z.t() @ hidden[rows]
+            x = hidden[rows].to(cast.dtype)
+            grad_z = logit_grads(cast.logits(x), tokens[rows], ctx.temperature, lse[rows], ent[rows],
+                                 grad_logp[rows], grad_ent[rows] if grad_ent is not None else None, cast.dtype)
+            if grad_hidden is not None:
+                grad_hidden[rows] = (grad_z @ cast.weight).to(hidden.dtype)
+            if grad_weight is not None:
+                grad_weight += grad_z.t() @ x
             if grad_bias is not None:
-                grad_bias += grad_z.sum(0)
+                grad_bias += grad_z.sum(0, dtype=torch.float32)
         return (grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype),
                 None if grad_bias is None else grad_bias.to(bias.dtype), None, None, None, None)
 
 
+class _HeadCast(NamedTuple):
+    """The head's weight and bias cast once to the dtype its matmuls run in: autocast's where it is on for the
+    device (it would cast them for every matmul), else the hidden states' own."""
+
+    dtype: torch.dtype
+    weight: Tensor
+    bias: Tensor | None
+
+    @classmethod
+    def of(cls, hidden: Tensor, weight: Tensor, bias: Tensor | None, autocast: tuple[bool, torch.dtype]) -> _HeadCast:
+        enabled, autocast_dtype = autocast
+        dtype = autocast_dtype if enabled else hidden.dtype
+        return cls(dtype, weight.to(dtype), None if bias is None else bias.to(dtype))
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """x·Wᵀ + b in `dtype` (autocast off: the operands are already cast)."""
+        with torch.autocast(hidden.device.type, enabled=False):
+            return torch.nn.functional.linear(hidden.to(self.dtype), self.weight, self.bias)
+
+
 def _chunks(total: int, chunk: int) -> list[slice]:
     return [slice(start, min(start + chunk, total)) for start in range(0, total, chunk)]
-
-
-def _tempered_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, temperature: float) -> Tensor:
-    """(x·Wᵀ + b)/τ as `response_logits` computes it (the division in the linear's output dtype), in float32."""
-    logits = torch.nn.functional.linear(hidden, weight, bias)
-    return (logits / temperature if temperature != 1.0 else logits).float()
 
 
 def fused_head_logprobs(head: torch.nn.Linear, hidden: Tensor, tokens: Tensor, mask: Tensor, chunk: int, *,

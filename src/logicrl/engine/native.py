@@ -1,12 +1,15 @@
 """Compiled CPU kernels: C sources beside this module, built on first use by the machine's C compiler, cached, and
 called through ``ctypes`` on tensors' data pointers (no build step at install, no PyTorch headers to compile).
 
-Two libraries, for the fast engine's decode step (docs/performance.md, "Compiled decode step"):
+Three libraries: two for the fast engine's decode step (docs/performance.md, "Compiled decode step"), one for
+training's log-probs:
 
 * ``decode_attention``: the attention in one pass over the common and the own keys, AVX-512
   (`logicrl.engine.attention.native_attention`);
 * ``decode_elementwise``: the residual add with the RMSNorm after it, and the rotary embedding with the cache
-  write, one call each where PyTorch runs a dozen small ops (`logicrl.engine.fused`).
+  write, one call each where PyTorch runs a dozen small ops (`logicrl.engine.fused`);
+* ``head_softmax``: the fused head's log-softmax, entropy and their gradient on a chunk of logits, one pass per row
+  where PyTorch runs ten ops over [chunk, vocabulary] float32 tensors, AVX-512 (`logicrl.engine.logprobs`).
 
 They need x86-64 with AVX-512 and a compiler with OpenMP (``$CC``, else ``cc``: gcc, or clang with libomp); the
 first build takes a few seconds, later processes load the cached libraries. Where one cannot be built (no
@@ -26,6 +29,7 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -45,6 +49,10 @@ SIGNATURES = {
         "rotary_into_cache": (
             [_pointer, _i64, _pointer, _pointer, _pointer, _pointer, _pointer, _i64, _i64, _i64, _i64, _i64, _i64,
              _int], None)},
+    "head_softmax": {
+        "head_forward": ([_pointer, _i64, _i64, _pointer, _float, _pointer, _pointer, _pointer, _int, _int], None),
+        "head_backward": ([_pointer, _i64, _i64, _pointer, _float, _pointer, _pointer, _pointer, _pointer, _pointer,
+                           _int, _int, _int], None)},
 }
 BUILD_TIMEOUT_S = 300
 
@@ -99,7 +107,7 @@ def compiler_identity(compiler: str) -> str:
 def build_library(source: Path, *, compiler: str, cache_dir: Path, flags: tuple[str, ...] = FLAGS) -> Path:
     """The shared library built from ``source`` for this machine: the cached one when its key matches, else a
     fresh build. Raises NativeBuildError with the compiler's first error line when it fails."""
-    text = source.read_bytes()
+    text = source.read_bytes() + b"".join(header.read_bytes() for header in local_headers(source))
     key = hashlib.sha256(b"\0".join(part.encode() if isinstance(part, str) else part for part in (
         text, compiler_identity(compiler), " ".join(flags), cpu_identity()))).hexdigest()[:16]
     target = cache_dir / f"{source.stem}-{key}.so"
@@ -116,6 +124,12 @@ def build_library(source: Path, *, compiler: str, cache_dir: Path, flags: tuple[
     except (OSError, subprocess.SubprocessError) as error:
         raise NativeBuildError(f"building {source.name} failed: {error}") from error
     return target
+
+
+def local_headers(source: Path) -> list[Path]:
+    """The headers beside ``source`` that it includes (``#include "name.h"``): part of its build key."""
+    names = re.findall(rb'^\s*#\s*include\s*"([^"]+)"', source.read_bytes(), flags=re.MULTILINE)
+    return [source.with_name(name.decode()) for name in names]
 
 
 def source(name: str) -> Path:

@@ -17,7 +17,8 @@ Components (bytes; N = parameters, N_t = trainable parameters):
               full-vocabulary copies alive at once in the log-prob and entropy computation); with it, the
               fused head (`logicrl.engine.logprobs.fused_head_logprobs`, which every plain ``nn.Linear`` head
               takes) projects min(logprob_chunk, rows · T) tokens of the whole micro-batch at a time: that
-              many · V · `fused_head_bytes_per_element`, plus, when the head is trained, its weight gradient's
+              many · V · `fused_head_bytes_per_element`, plus the head's weight cast to the compute dtype when it
+              is stored in another (V · h · compute_bytes) and, when the head is trained, its weight gradient's
               accumulator (V · h · 4) and one chunk's product (V · h · compute_bytes)
 * activations tokens · layers · `activation_elements_per_token` · compute_bytes without gradient
               checkpointing, where tokens = distinct prompts · P + rows · T (a shared prompt runs once); with
@@ -142,6 +143,7 @@ class RunShape:
     rollout_tokens: int = 0  # new tokens per response
     kv_bytes: int = 4  # the KV cache's dtype (the model's activations': fp32 weights give an fp32 cache)
     engine_copies_all: bool = False  # the rollout engine copies every projection whatever its dtype (a CPU)
+    compiled_head: bool = False  # the fused head's softmax runs compiled (logicrl.engine.head_softmax: a CPU)
 
 
 @dataclass(frozen=True)
@@ -184,15 +186,20 @@ def logit_bytes_per_element(compute_bytes: int, entropy: bool) -> int:
     return kept + (2 * 4 if entropy else 0)
 
 
-def fused_head_bytes_per_element(compute_bytes: int, entropy_grad: bool) -> int:
+def fused_head_bytes_per_element(compute_bytes: int, entropy_grad: bool, compiled: bool = False) -> int:
     """Bytes per (token, vocabulary entry) of one chunk of the fused head at its peak, its backward
-    (`logicrl.engine.logprobs._FusedHead`; checked against measured peaks in tests/test_memory_plan.py):
+    (`logicrl.engine.logprobs._FusedHead`; checked against measured peaks in tests/test_memory_plan.py).
+    ``compiled``: the softmax work runs compiled (`logicrl.engine.head_softmax`, a CPU where it builds), which
+    holds the recomputed logits and their gradient, both in the compute dtype (2 · compute_bytes). PyTorch's ops
+    hold more:
 
     * the recomputed logits z in float32, log p = z − lse, p = exp(log p) and the gradient g_z (4 × 4), plus
       the 16-bit product that z is cast from under bf16/fp16 autocast (compute_bytes);
     * with the entropy's gradient: log p with p = 0 masked, its sum with H and the product with p (3 × 4).
     The forward holds less: z, z − lse, exp and the product for the entropy.
     """
+    if compiled:
+        return 2 * compute_bytes
     return 4 * 4 + (compute_bytes if compute_bytes != 4 else 0) + (3 * 4 if entropy_grad else 0)
 
 
@@ -247,7 +254,10 @@ def plan(shape: ModelShape, run: RunShape, *, lora_rank: int | None = None,
         logits = rows * T * shape.vocab_size * logit_bytes_per_element(run.compute_bytes, run.entropy)
     else:  # the fused head: one chunk of the micro-batch's tokens, and a trained head's gradient temporaries
         chunk = min(logprob_chunk, rows * T)
-        logits = chunk * shape.vocab_size * fused_head_bytes_per_element(run.compute_bytes, run.entropy_grad)
+        logits = chunk * shape.vocab_size * fused_head_bytes_per_element(run.compute_bytes, run.entropy_grad,
+                                                                         run.compiled_head)
+        if run.compute_bytes != run.weight_bytes:  # the head's weight cast to the compute dtype, once per pass
+            logits += shape.vocab_size * shape.hidden_size * run.compute_bytes
         if lora_rank is None:
             logits += shape.vocab_size * shape.hidden_size * (4 + run.compute_bytes)
     if run.gradient_checkpointing:  # the recomputed layer lives after the logits' tensors are freed

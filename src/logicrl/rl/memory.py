@@ -159,7 +159,17 @@ def train_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         gradient_checkpointing=cfg.model.gradient_checkpointing,
         entropy=True, entropy_grad=algo.entropy_coef > 0,
         rollout_prompts=sampled[0], rollout_group=sampled[1], rollout_tokens=sampled[2], kv_bytes=compute_bytes,
-        engine_copies_all=not on_cuda)
+        engine_copies_all=not on_cuda, compiled_head=_compiled_head(on_cuda))
+
+
+def _compiled_head(on_cuda: bool) -> bool:
+    """Whether the fused head's softmax will run compiled (`logicrl.engine.head_softmax`: on a CPU where it builds;
+    the first call of a machine builds it, seconds)."""
+    if on_cuda:
+        return False
+    from logicrl.engine.head_softmax import head_softmax_works  # torch: imported by the commands that plan only
+
+    return head_softmax_works()
 
 
 def train_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
@@ -182,7 +192,7 @@ def sft_run_shape(cfg: Any, on_cuda: bool) -> RunShape:
         weight_bytes=WEIGHT_BYTES, compute_bytes=compute_bytes, gradient_checkpointing=cfg.model.gradient_checkpointing,
         entropy=False, rollout_prompts=max(1, 32 // cfg.rft_samples) if rft else max(cfg.micro_batch_size, 8),
         rollout_group=cfg.rft_samples if rft else 1, rollout_tokens=T, kv_bytes=compute_bytes,
-        engine_copies_all=not on_cuda)
+        engine_copies_all=not on_cuda, compiled_head=_compiled_head(on_cuda))
 
 
 def sft_plan(cfg: Any, shape: ModelShape, on_cuda: bool) -> MemoryPlan:
