@@ -18,25 +18,33 @@
 
 #include "simd_exp.h"
 
+/* the lanes of a block of 16 that hold one of the `left` values still to go */
+static inline __mmask16 lanes(int64_t left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+}
+
+/* x rounded to bfloat16 (to nearest even, as c10::BFloat16; NaN stays NaN): the 16 bits, in each 32-bit lane */
+static inline __m512i bf16_bits(__m512 x) {
+    __m512i b = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40)));
+}
+
 /* 16 logits from index i (only the first `left` when fewer remain), widened to float32 and divided by τ, the
  * quotient rounded to bfloat16 for bfloat16 logits */
 static inline __m512 load_logits(const void *logits, int64_t i, int64_t left, int bf16, float temperature) {
-    __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
     __m512 x;
     if (bf16) {
-        __m256i half = _mm256_maskz_loadu_epi16(m, (const uint16_t *)logits + i);
+        __m256i half = _mm256_maskz_loadu_epi16(lanes(left), (const uint16_t *)logits + i);
         x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
     } else {
-        x = _mm512_maskz_loadu_ps(m, (const float *)logits + i);
+        x = _mm512_maskz_loadu_ps(lanes(left), (const float *)logits + i);
     }
     if (temperature != 1.0f) {
         x = _mm512_div_ps(x, _mm512_set1_ps(temperature));
-        if (bf16) {  /* round to nearest even, as c10::BFloat16 (τ keeps a finite logit finite and not NaN) */
-            __m512i b = _mm512_castps_si512(x);
-            __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-            b = _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-            x = _mm512_castsi512_ps(_mm512_and_si512(b, _mm512_set1_epi32((int)0xffff0000u)));
-        }
+        if (bf16) x = _mm512_castsi512_ps(_mm512_slli_epi32(bf16_bits(x), 16));
     }
     return x;
 }
@@ -47,20 +55,10 @@ static inline float scalar_logit(const void *logits, int64_t i, int bf16, float 
     return out[0];
 }
 
-/* stores the first `left` (at most 16) lanes of x at index i, as bfloat16 (round to nearest even) or float32 */
+/* stores the first `left` (at most 16) lanes of x at index i, as bfloat16 or float32 */
 static inline void store_grad(void *grad, int64_t i, int64_t left, __m512 x, int bf16) {
-    __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-    if (bf16) {
-        __m512i b = _mm512_castps_si512(x);
-        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-        __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-        __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);  /* NaN stays NaN */
-        rounded = _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(_mm512_srli_epi32(b, 16),
-                                                                         _mm512_set1_epi32(0x40)));
-        _mm256_mask_storeu_epi16((uint16_t *)grad + i, m, _mm512_cvtepi32_epi16(rounded));
-    } else {
-        _mm512_mask_storeu_ps((float *)grad + i, m, x);
-    }
+    if (bf16) _mm256_mask_storeu_epi16((uint16_t *)grad + i, lanes(left), _mm512_cvtepi32_epi16(bf16_bits(x)));
+    else _mm512_mask_storeu_ps((float *)grad + i, lanes(left), x);
 }
 
 /* lse, logp and (when not NULL) entropy of `rows` rows of V logits (bfloat16 when bf16, else float32) */
@@ -73,7 +71,7 @@ void head_forward(const void *logits, int64_t rows, int64_t V, const int64_t *to
         __mmask16 nan = 0;
         for (int64_t v = 0; v < V; v += 16) {
             __m512 z = load_logits(logits, base + v, V - v, bf16, temperature);
-            __mmask16 valid = V - v >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (V - v)) - 1u);
+            __mmask16 valid = lanes(V - v);
             nan |= _mm512_mask_cmp_ps_mask(valid, z, z, _CMP_UNORD_Q);
             top = _mm512_mask_max_ps(top, valid, top, z);
         }
@@ -81,7 +79,7 @@ void head_forward(const void *logits, int64_t rows, int64_t V, const int64_t *to
         const __m512 vpeak = _mm512_set1_ps(peak);
         __m512 total = _mm512_setzero_ps(), weighted = _mm512_setzero_ps();
         for (int64_t v = 0; v < V; v += 16) {
-            __mmask16 valid = V - v >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (V - v)) - 1u);
+            __mmask16 valid = lanes(V - v);
             __m512 z = load_logits(logits, base + v, V - v, bf16, temperature);
             __m512 e = _mm512_maskz_mov_ps(valid, exp_nonpositive(_mm512_sub_ps(z, vpeak)));
             total = _mm512_add_ps(total, e);

@@ -167,7 +167,8 @@ def _compiled_head(on_cuda: bool) -> bool:
     the first call of a machine builds it, seconds)."""
     if on_cuda:
         return False
-    from logicrl.engine.head_softmax import head_softmax_works  # torch: imported by the commands that plan only
+    # torch: imported here, by the commands that plan only
+    from logicrl.engine.head_softmax import head_softmax_works
 
     return head_softmax_works()
 
