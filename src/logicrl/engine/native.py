@@ -1,13 +1,15 @@
 """Compiled CPU kernels: C sources beside this module, built on first use by the machine's C compiler, cached, and
 called through ``ctypes`` on tensors' data pointers (no build step at install, no PyTorch headers to compile).
 
-Three libraries: two for the fast engine's decode step (docs/performance.md, "Compiled decode step"), one for
+Four libraries: three for the fast engine's decode step (docs/performance.md, "Compiled decode step"), one for
 training's log-probs:
 
 * ``decode_attention``: the attention in one pass over the common and the own keys, AVX-512
   (`logicrl.engine.attention.native_attention`);
 * ``decode_elementwise``: the residual add with the RMSNorm after it, and the rotary embedding with the cache
   write, one call each where PyTorch runs a dozen small ops (`logicrl.engine.fused`);
+* ``tile_linear``: the projections in bfloat16 on Intel AMX tiles, the weight packed once into the order the tile
+  loads read it (`logicrl.engine.tile_linear`; built as stubs that say no on a CPU without AMX-BF16);
 * ``head_softmax``: the fused head's log-softmax, entropy and their gradient on a chunk of logits, one pass per row
   where PyTorch runs ten ops over [chunk, vocabulary] float32 tensors, AVX-512 (`logicrl.engine.logprobs`).
 
@@ -53,6 +55,9 @@ SIGNATURES = {
         "head_forward": ([_pointer, _i64, _i64, _pointer, _float, _pointer, _pointer, _pointer, _int, _int], None),
         "head_backward": ([_pointer, _i64, _i64, _pointer, _float, _pointer, _pointer, _pointer, _pointer, _pointer,
                            _int, _int, _int], None)},
+    "tile_linear": {
+        "tile_linear_permit": ([], _int),
+        "tile_linear": ([_pointer, _pointer, _pointer, _pointer, _i64, _i64, _i64, _int], _int)},
 }
 BUILD_TIMEOUT_S = 300
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from logicrl.engine import tile_linear
 from logicrl.engine.linears import weight_and_bias
 
 # what a missing op (AttributeError), a changed signature (TypeError) or an unsupported CPU raises
@@ -77,29 +78,34 @@ class _Linear:
     """``y = x Wᵀ + b`` for one or several projections that read the same input (outputs concatenated).
 
     The weights are taken in ``dtype`` (default: the module's): a copy made once here when it differs,
-    so a decode step casts no weight. On CPU (float32, or bfloat16 where oneDNN supports it) they are
-    also concatenated and pre-packed for oneDNN once; elsewhere, and for an input of another dtype or
-    under autocast, each projection is a plain ``F.linear`` on those weights (the module's own when the
-    dtype is theirs: no copy).
+    so a decode step casts no weight. On CPU they are also concatenated and packed once: for the AMX
+    kernel in bfloat16 where it runs (`logicrl.engine.tile_linear`), else for oneDNN (float32, or bfloat16
+    where oneDNN supports it); elsewhere, and for an input of another dtype or under autocast, each
+    projection is a plain ``F.linear`` on those weights (the module's own when the dtype is theirs: no
+    copy).
     """
 
     def __init__(self, linears: Sequence[torch.nn.Module], rows_hint: int,
                  dtype: torch.dtype | None = None) -> None:
         self.parts = [tuple(None if t is None else t.to(dtype or t.dtype) for t in weight_and_bias(m))
                       for m in linears]  # (weight, bias) per projection; .to() copies only to another dtype
-        weight, self.packed = self.parts[0][0], None
-        support = onednn_support()
-        if weight.device.type == "cpu" and (support.linear if weight.dtype == torch.float32
-                                            else weight.dtype == torch.bfloat16 and support.bf16):
+        weight, self.packed, self.tiled, self.dtype = self.parts[0][0], None, None, None
+        if weight.device.type == "cpu":
             weight, bias = (None if t[0] is None else torch.cat(t) for t in zip(*self.parts))
-            self.packed = (torch.ops.mkldnn._reorder_linear_weight(weight, rows_hint), bias)
-            self.dtype = weight.dtype
+            support, self.dtype = onednn_support(), weight.dtype
+            if tile_linear.fits(weight) and tile_linear.tile_linear_works():
+                self.tiled = tile_linear.pack(weight, bias)
+            elif support.linear if weight.dtype == torch.float32 else weight.dtype == torch.bfloat16 and support.bf16:
+                self.packed = (torch.ops.mkldnn._reorder_linear_weight(weight, rows_hint), bias)
 
     def __call__(self, x: Tensor) -> Tensor:
-        if self.packed is None or x.dtype != self.dtype or torch.is_autocast_enabled("cpu"):
-            outs = [F.linear(x, w, b) for w, b in self.parts]
-            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-        return _onednn(x, *self.packed)
+        if x.dtype == self.dtype and not torch.is_autocast_enabled("cpu"):
+            if self.tiled is not None and tile_linear.applies(self.tiled, x):
+                return self.tiled(x)
+            if self.packed is not None:
+                return _onednn(x, *self.packed)
+        outs = [F.linear(x, w, b) for w, b in self.parts]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
 
 
 class _OneDNNLinear(torch.autograd.Function):
