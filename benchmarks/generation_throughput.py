@@ -5,8 +5,9 @@ Batch of 16 rows, K&K prompts (2-person puzzles from ``logicrl.puzzles``, the Lo
 Cases: 16 distinct prompts, and 4 prompts × 4 samples (the RL shape: ``n=4`` for us,
 ``num_return_sequences=4`` for ``generate``); the 16 distinct prompts once more with the shared prefix lever
 off (the chat template and instruction, which every prompt opens with, prefilled once per prompt instead of
-once per call: `logicrl.engine.sequences.shared_prefix_length`), and with the compiled decode-step kernels off
-(`logicrl.engine.native`: PyTorch's ops instead). Every row writes all 128 tokens (``min_new_tokens`` for
+once per call: `logicrl.engine.sequences.shared_prefix_length`), with the compiled decode-step kernels off
+(`logicrl.engine.native`: PyTorch's ops and oneDNN instead), and with the bfloat16 projections on oneDNN instead
+of AMX tiles (`logicrl.engine.tile_linear`: the same as the default row in float32 or on a CPU without AMX). Every row writes all 128 tokens (``min_new_tokens`` for
 ``generate``, no stop ids for us) so the token counts match; the last case stops at eos / ``</answer>`` on both
 sides (greedy; in bf16 the two sides round apart and write different tokens, so each side's rate is its own
 count: ``generate``'s up to each row's first stop id). Columns: tokens/s of ``model.generate``, of our loop
@@ -25,8 +26,8 @@ casts them once per call (its ``dtype`` follows the autocast dtype).
 ``--levers`` instead adds the levers one at a time on the RL shape (4 prompts × 4 samples, sampled), each
 row with the seconds of one call and its gain over the row above: our loop on the model's forward
 without and with prefill sharing, then the fast engine with oneDNN switched off (prompts repeated, then
-shared), then oneDNN pre-packed weights, then the compiled decode attention, then the default (also the compiled
-elementwise calls).
+shared), then oneDNN pre-packed weights, then the compiled decode attention, then the compiled elementwise calls,
+then the default (also the bfloat16 projections on AMX tiles where the CPU has them).
 
 Run:   .venv/bin/python benchmarks/generation_throughput.py [--threads 1] [--tokens 128] [--model NAME] [--levers]
                                                                [--dtype bfloat16] [--repeats 3] [--plain-malloc]
@@ -101,7 +102,7 @@ def onednn_off():
     probe = onednn.onednn_support
     onednn.onednn_support = lambda: onednn.OneDNNSupport(linear=False, bf16=False)
     try:
-        with compiled_kernels_lever(False, False):
+        with compiled_kernels_lever(False, False, False):
             yield
     finally:
         onednn.onednn_support = probe
@@ -129,10 +130,13 @@ def levers(model, tokenizer, prompts, tokens: int) -> None:
         ("+ prompt prefill and KV shared", lambda: our_generate(
             model, tokenizer, prompts, n=4, engine="fast", **options), onednn_off),
         ("+ oneDNN pre-packed weights", lambda: our_generate(
-            model, tokenizer, prompts, n=4, engine="fast", **options), lambda: compiled_kernels_lever(False, False)),
+            model, tokenizer, prompts, n=4, engine="fast", **options),
+         lambda: compiled_kernels_lever(False, False, False)),
         ("+ compiled one-pass decode attention", lambda: our_generate(
-            model, tokenizer, prompts, n=4, engine="fast", **options), lambda: compiled_kernels_lever(True, False)),
-        ("+ compiled residual add + norm, rotary + cache write (default)", lambda: our_generate(
+            model, tokenizer, prompts, n=4, engine="fast", **options), lambda: compiled_kernels_lever(True, False, False)),
+        ("+ compiled residual add + norm, rotary + cache write", lambda: our_generate(
+            model, tokenizer, prompts, n=4, engine="fast", **options), lambda: compiled_kernels_lever(True, True, False)),
+        ("+ bfloat16 projections on AMX tiles (default; no change without AMX or in float32)", lambda: our_generate(
             model, tokenizer, prompts, n=4, engine="fast", **options)),
     ]
     print("| lever | seconds | tokens/s | gain over the row above |")
@@ -179,6 +183,7 @@ def main() -> None:
             ("16 prompts, sampled t=1", distinct, 1, False, False),
             ("16 prompts, sampled t=1, shared prefix not run once", distinct, 1, False, False),
             ("16 prompts, sampled t=1, no compiled kernels", distinct, 1, False, False),
+            ("16 prompts, sampled t=1, projections on oneDNN (no AMX tiles)", distinct, 1, False, False),
             ("4 prompts x 4 samples, sampled t=1", distinct[:4], 4, False, False),
             ("16 prompts, greedy, stop at eos/</answer>", distinct, 1, True, True),
         ]
@@ -188,8 +193,8 @@ def main() -> None:
             options = {"n": n, "tokens": args.tokens, "greedy": greedy, "stop": stop}
             ours = loop = plain = float("inf")
             for _ in range(args.repeats):  # the sides take turns, so a slow spell hits all of them
-                compiled = "no compiled" not in label
-                with shared_prefix_lever("prefix not" not in label), compiled_kernels_lever(compiled, compiled):
+                compiled, tiles = "no compiled" not in label, "no AMX" not in label and "no compiled" not in label
+                with shared_prefix_lever("prefix not" not in label), compiled_kernels_lever(compiled, compiled, tiles):
                     seconds, count = timed(our_generate, model, tokenizer, prompts, engine="auto", **options)
                 ours = min(ours, seconds)
                 loop = min(loop, timed(our_generate, model, tokenizer, prompts, engine="model", **options)[0])

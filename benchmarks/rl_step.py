@@ -92,7 +92,7 @@ from pathlib import Path
 
 import torch
 from child_cases import add_case_arguments, make_data, report, run_child
-from switches import compiled_head_lever, shared_prefix_lever
+from switches import compiled_head_lever, compiled_kernels_lever, shared_prefix_lever
 
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad, sequence_inputs
@@ -107,11 +107,13 @@ CASES = {"trl": "TRL GRPOTrainer (default)", "trl_nogc": "TRL GRPOTrainer, bf16 
          "trl_cb": "TRL GRPOTrainer, fp32, no grad. checkpointing, continuous batching", "grpo": "logicrl GRPO",
          "reinforce_pp": "logicrl REINFORCE++",
          "reinforce_pp_bf16": "logicrl REINFORCE++, model.dtype=bfloat16 (bf16 autocast, as TRL's default)",
-         "reinforce_pp_bf16_head_ops": "logicrl REINFORCE++, bfloat16, the head's softmax on PyTorch's ops"}
-# case → (advantage, model.dtype, the head's compiled softmax)
-LOGICRL_CASES = {"grpo": ("grpo", "float32", True), "reinforce_pp": ("reinforce_pp", "float32", True),
-                 "reinforce_pp_bf16": ("reinforce_pp", "bfloat16", True),
-                 "reinforce_pp_bf16_head_ops": ("reinforce_pp", "bfloat16", False)}
+         "reinforce_pp_bf16_head_ops": "logicrl REINFORCE++, bfloat16, the head's softmax on PyTorch's ops",
+         "reinforce_pp_bf16_onednn": "logicrl REINFORCE++, bfloat16, the decode projections on oneDNN (no AMX tiles)"}
+# case → (advantage, model.dtype, the head's compiled softmax, the decode projections on AMX tiles)
+LOGICRL_CASES = {"grpo": ("grpo", "float32", True, True), "reinforce_pp": ("reinforce_pp", "float32", True, True),
+                 "reinforce_pp_bf16": ("reinforce_pp", "bfloat16", True, True),
+                 "reinforce_pp_bf16_head_ops": ("reinforce_pp", "bfloat16", False, True),
+                 "reinforce_pp_bf16_onednn": ("reinforce_pp", "bfloat16", True, False)}
 TUNED = {"bf16": False, "gradient_checkpointing": False}  # GRPOConfig's defaults are True for both
 TRL_CASES = {"trl": {}, "trl_nogc": {"gradient_checkpointing": False}, "trl_tuned": TUNED,
              "trl_cb": {**TUNED, "use_transformers_continuous_batching": True}}
@@ -219,13 +221,13 @@ def run_logicrl(args: argparse.Namespace, case: str) -> list[dict[str, float]]:
     from logicrl.rl.trainer import Trainer
 
     budget = args.micro_batch_tokens if shape_of(args).token_budget else None
-    advantage, dtype, compiled_head = LOGICRL_CASES[case]
+    advantage, dtype, compiled_head, tiles = LOGICRL_CASES[case]
     config = train_config(args, advantage, budget, dtype)
     trainer = Trainer(config, show_progress=False)
     steps = []
     for step in range(1, config.steps + 1):
         prompts = encode_prompts(trainer.schedule.batch(step - 1), trainer.tokenizer, config.prompt)
-        with compiled_head_lever(compiled_head):
+        with compiled_head_lever(compiled_head), compiled_kernels_lever(True, True, tiles):
             metrics = trainer.train_step(step)
         steps.append({"seconds": metrics["time/step"], "generated": metrics["length/mean"] * GROUPS * GROUP_SIZE,
                       "prompt_tokens": GROUP_SIZE * sum(len(p) for p in prompts),
