@@ -32,7 +32,8 @@ Components (bytes; N = parameters, N_t = trainable parameters):
               (kv_bytes), made once per rollout (`logicrl.engine.onednn._Linear`, `logicrl.engine.linears`):
               every projection and the output head (V·h) when the stored weights are in another dtype (fp32
               master weights under bf16 autocast); otherwise a LoRA run's merged targets, W + s·B·A, alone; on
-              a CPU both: oneDNN's pre-packed copies of everything, and the merged targets they were packed from
+              a CPU both: oneDNN's pre-packed copies of everything (or, bfloat16 on AMX, the tile-ordered copies of
+              `logicrl.engine.tile_linear`: the same bytes), and the merged targets they were packed from
 
 Peak = weights + optimizer + reference + critic + max(update, rollout), with update = gradients + logits +
 activations and rollout = KV cache + rollout weights: gradients are freed after each optimizer step

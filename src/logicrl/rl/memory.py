@@ -13,7 +13,8 @@ autocast of the forwards (`logicrl.models.loading.compute_autocast`: on CUDA bel
 The rollout engine (`logicrl.engine.decode`) runs in the autocast dtype, so the plan counts its KV cache at
 2 bytes an element on a bf16/fp16 CUDA run and on a CPU ``model.dtype=bfloat16`` run (`_compute_bytes`), else
 at 4, and copies into that dtype the projections it cannot read in place (on a CPU, all of them: oneDNN's
-packed copies). On such a CPU the engine keeps the caches in bf16 only where the CPU flash kernel passes its
+packed copies, or in bfloat16 on an AMX CPU the tile-ordered copies of `logicrl.engine.tile_linear`, the same
+bytes). On such a CPU the engine keeps the caches in bf16 only where the CPU flash kernel passes its
 probe (`logicrl.engine.attention.cpu_flash_works`), else in fp32, twice what the plan counts.
 `train_plan` adds ``model.lora`` and ``algorithm.logprob_chunk``;
 `sft_plan` adds ``logprob_chunk`` where the SFT path takes it.
