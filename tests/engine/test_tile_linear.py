@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logicrl.engine import native, tile_linear
-from logicrl.engine.onednn import _Linear
+from logicrl.engine.onednn import _Linear, onednn_support
 
 CPUINFO = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
 AMX = all(flag in CPUINFO.split() for flag in ("amx_tile", "amx_bf16", "avx512_bf16"))
@@ -105,7 +105,7 @@ def test_the_engines_linear_takes_the_tiles_only_where_they_apply():
     expected = expected_of(x)
     torch.testing.assert_close(linear(x), expected, rtol=2 ** -7, atol=1e-2)
     odd = _Linear([torch.nn.Linear(64, 100)], rows_hint=4, dtype=torch.bfloat16)
-    assert odd.tiled is None
+    assert odd.tiled is None and (odd.packed is not None) == onednn_support().bf16
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(linear(x), expected)
     strided = torch.randn(4, 2, 64).bfloat16()[:, :1]

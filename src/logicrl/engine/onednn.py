@@ -90,12 +90,17 @@ class _Linear:
         self.parts = [tuple(None if t is None else t.to(dtype or t.dtype) for t in weight_and_bias(m))
                       for m in linears]  # (weight, bias) per projection; .to() copies only to another dtype
         weight, self.packed, self.tiled, self.dtype = self.parts[0][0], None, None, None
-        if weight.device.type == "cpu":
+        if weight.device.type != "cpu":
+            return
+        support = onednn_support()
+        tiles = weight.dtype == torch.bfloat16 and tile_linear.tile_linear_works()
+        onednn = support.linear if weight.dtype == torch.float32 else weight.dtype == torch.bfloat16 and support.bf16
+        if tiles or onednn:
             weight, bias = (None if t[0] is None else torch.cat(t) for t in zip(*self.parts))
-            support, self.dtype = onednn_support(), weight.dtype
-            if tile_linear.fits(weight) and tile_linear.tile_linear_works():
+            self.dtype = weight.dtype
+            if tiles and tile_linear.fits(weight):
                 self.tiled = tile_linear.pack(weight, bias)
-            elif support.linear if weight.dtype == torch.float32 else weight.dtype == torch.bfloat16 and support.bf16:
+            elif onednn:
                 self.packed = (torch.ops.mkldnn._reorder_linear_weight(weight, rows_hint), bias)
 
     def __call__(self, x: Tensor) -> Tensor:
