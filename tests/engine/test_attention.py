@@ -63,7 +63,10 @@ SHARED = list(range(40, 40 + sequences.MIN_SHARED_PREFIX))  # long enough to be 
 def test_the_fast_engine_decodes_the_same_with_each_attention_path(n, prompts, heads, monkeypatch):
     """float32, left-padded prompts of different lengths, n samples per prompt, finished prompts leaving the batch:
     the compiled one-pass kernel (where it is built), the flash calls merged by log-sum-exp and the batched matmuls
-    sample the same tokens, with the same log-probs to float rounding; each path runs only where it is chosen."""
+    sample the same tokens, with the same log-probs to float rounding; each path runs only where it is chosen.
+    Float rounding after 20 tokens of these random layers: the log-probs of the native and the matmul paths part by
+    up to 2.5e-5 at hidden size 192 (2.6e-5 with the compiled SiLU product, 2.5e-5 with PyTorch's: measured over
+    every case here), so 5e-5."""
     num_heads, num_kv_heads, hidden = heads
     model, tokenizer = build_tiny_model(hidden_size=hidden, num_heads=num_heads, num_kv_heads=num_kv_heads)
     generator = torch.Generator().manual_seed(0)
@@ -89,5 +92,5 @@ def test_the_fast_engine_decodes_the_same_with_each_attention_path(n, prompts, h
         assert bool(calls["flash_attention"]) == (path == "flash" or path == "native" and not native)
     for path in ("native", "flash"):
         assert torch.equal(results[path].response_ids, results["matmuls"].response_ids), path
-        torch.testing.assert_close(results[path].logprobs, results["matmuls"].logprobs, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(results[path].logprobs, results["matmuls"].logprobs, atol=5e-5, rtol=1e-5)
     assert (results["matmuls"].response_mask.sum(-1) < 20).any()  # some rows stopped: the batch shrank on the way

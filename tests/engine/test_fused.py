@@ -1,6 +1,6 @@
 """The decode step's compiled elementwise calls (`logicrl.engine.fused`, decode_elementwise.c): the rotary with its
-cache write against transformers' ``apply_rotary_pos_emb`` bit for bit, the residual add + RMSNorm against the
-PyTorch ops, the fallback where a call does not apply, and the fast engine with and without them.
+cache write against transformers' ``apply_rotary_pos_emb`` bit for bit, the residual add + RMSNorm and the gated
+MLP's SiLU product against the PyTorch ops, the fallback where a call does not apply, and the fast engine with and without them.
 
 Run: .venv/bin/python -m pytest tests/engine/test_fused.py -q
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,11 +75,57 @@ def test_the_residual_add_and_rms_norm_are_the_pytorch_ops(dtype, rows, E, add, 
 
 
 @needs_kernels
+@settings(max_examples=60, deadline=None)
+@given(dtype=DTYPES, rows=st.integers(1, 20), I=st.integers(1, 200), scale=st.sampled_from([0.1, 4.0, 40.0]),
+       seed=st.integers(0, 1000))
+def test_the_silu_product_is_the_pytorch_ops(dtype, rows, I, scale, seed):
+    """silu(gate) · up against F.silu(gate) * up: in float32 to a few units of float32 rounding (another exp and
+    another quotient); in bfloat16 within one unit of the result's last place (the SiLU's float32 value may round
+    to the other neighbour once), and nearly always equal; both give 0 (within 1e-30) where the gate is below −87
+    (the compiled exp is 0 there, PyTorch's reaches 0 at −88.7). Widths that are not multiples of 16 included."""
+    generator = torch.Generator().manual_seed(seed)
+    gate_up = (torch.randn((rows, 1, 2 * I), generator=generator) * scale).to(dtype)
+    gate, up = gate_up.chunk(2, dim=-1)
+    expected = F.silu(gate) * up
+    got = fused._run_silu_mul(gate_up)
+    assert got.shape == expected.shape and got.dtype == dtype
+    if dtype == torch.float32:
+        torch.testing.assert_close(got, expected, rtol=4e-6, atol=1e-30)
+    else:
+        ulp = torch.finfo(torch.bfloat16).eps * expected.float().abs().clamp_min(torch.finfo(torch.bfloat16).tiny)
+        assert ((got.float() - expected.float()).abs() <= ulp + 1e-30).all()
+        assert (got == expected).float().mean() > 0.95
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_silu_product_keeps_infinities_and_nans_as_pytorch_does(dtype):
+    gate = torch.tensor([float("inf"), float("-inf"), float("nan"), -100.0, 100.0, 0.0, -0.0, 1.0]).to(dtype)
+    gate_up = torch.cat([gate, torch.full_like(gate, 2.0)])[None]
+    expected = F.silu(gate) * 2.0
+    got = fused._run_silu_mul(gate_up)[0]
+    assert torch.equal(got.isnan(), expected.isnan())
+    keep = ~expected.isnan()
+    torch.testing.assert_close(got[keep], expected[keep], rtol=1e-6, atol=0)
+
+
+def test_the_gated_mlp_takes_the_silu_call_only_for_silu():
+    """SiLU (torch's module or transformers' ACT2FN["silu"]) → `silu_mul`; another activation → its own ops."""
+    from transformers.activations import ACT2FN
+
+    assert fused.gated_mlp(torch.nn.SiLU()) is fused.silu_mul is fused.gated_mlp(ACT2FN["silu"])
+    gelu = fused.gated_mlp(ACT2FN["gelu"])
+    gate_up = torch.randn(3, 1, 8)
+    assert gelu is not fused.silu_mul
+    assert torch.equal(gelu(gate_up), ACT2FN["gelu"](gate_up[..., :4]) * gate_up[..., 4:])
+
+
+@needs_kernels
 def test_where_a_call_does_not_apply_the_pytorch_ops_run(monkeypatch):
     """A strided x, a cache slot whose rows are not contiguous: the PyTorch path, the same results."""
     assert fused.fused_works(torch.float32)  # its probe runs the kernels once, before the spies
     calls = []
-    for name in ("_run_add_norm", "_run_rotary_into_cache"):
+    for name in ("_run_add_norm", "_run_rotary_into_cache", "_run_silu_mul"):
         real = getattr(fused, name)
         monkeypatch.setattr(fused, name, lambda *a, real=real: calls.append(real) or real(*a))
     generator = torch.Generator().manual_seed(0)
@@ -98,6 +145,9 @@ def test_where_a_call_does_not_apply_the_pytorch_ops_run(monkeypatch):
     q = fused.rotary_into_cache(qkv, cos[:1], sin[:1], *slots, 2, 1)
     q_ref, k_ref = fused.apply_rotary()(*fused.split_heads(qkv, 2, 1, 8)[:2], cos[:1], sin[:1])
     assert torch.equal(q, q_ref) and torch.equal(slots[0], k_ref[:, :, 0])
+    gate_up = torch.randn((3, 1, 24), generator=generator)
+    torch.testing.assert_close(fused.silu_mul(gate_up[..., ::2]), F.silu(gate_up[..., :12:2]) * gate_up[..., 12::2],
+                               rtol=0, atol=0)
     assert not calls
 
 

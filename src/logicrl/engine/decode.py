@@ -34,7 +34,7 @@ from torch import Tensor
 
 from logicrl.engine.attention import attend_both, cpu_flash_works, native_attention
 from logicrl.engine.compat import cache_argument, output_cache
-from logicrl.engine.fused import RMSNorm, add_norm, apply_rotary, rotary_into_cache, split_heads
+from logicrl.engine.fused import RMSNorm, add_norm, apply_rotary, gated_mlp, rotary_into_cache, split_heads
 from logicrl.engine.linears import mergeable
 from logicrl.engine.onednn import _Linear
 from logicrl.engine.sampling import _Sampler, _StopCheck
@@ -72,7 +72,7 @@ def _fast_engine_fits(model, cache_len: int) -> bool:
 
 class _Block(NamedTuple):
     """One decoder layer of `_LlamaEngine`: norms, fused projections (weights in the engine's dtype) and
-    the model's activation."""
+    the gated MLP's product act(gate) · up (`logicrl.engine.fused.gated_mlp`)."""
 
     attn_norm: RMSNorm
     qkv: _Linear
@@ -80,7 +80,7 @@ class _Block(NamedTuple):
     mlp_norm: RMSNorm
     gate_up: _Linear
     down: _Linear
-    act: torch.nn.Module
+    gated: Callable[[Tensor], Tensor]
 
 
 class _LlamaEngine:
@@ -114,7 +114,7 @@ class _LlamaEngine:
         norm = functools.partial(RMSNorm.of, dtype=dtype)
         self.layers = [_Block(norm(layer.input_layernorm), linear([a.q_proj, a.k_proj, a.v_proj]),
                               linear([a.o_proj]), norm(layer.post_attention_layernorm),
-                              linear([m.gate_proj, m.up_proj]), linear([m.down_proj]), m.act_fn)
+                              linear([m.gate_proj, m.up_proj]), linear([m.down_proj]), gated_mlp(m.act_fn))
                        for layer in inner.layers for a, m in [(layer.self_attn, layer.mlp)]]
         self.norm, self.head = norm(inner.norm), linear([model.lm_head])
         self.max_new_tokens, self.length = max_new_tokens, 0
@@ -129,8 +129,7 @@ class _LlamaEngine:
     def _finish_layer(layer: _Block, x: Tensor, attended: Tensor) -> Tensor:
         """Residual adds around the output projection and the gated MLP; attended [B, S, H·D]."""
         x = x + layer.out(attended)
-        gate, up = layer.gate_up(layer.mlp_norm(x)).chunk(2, dim=-1)
-        return x + layer.down(layer.act(gate) * up)
+        return x + layer.down(layer.gated(layer.gate_up(layer.mlp_norm(x))))
 
     def prefill(self, ids: Tensor, mask: Tensor, n: int) -> Tensor:
         """Run the g prompts [g, P] (left-padded), keep their KV; return next-token logits [g·n, V].
@@ -199,8 +198,7 @@ class _LlamaEngine:
             q = rotary_into_cache(layer.qkv(h), *rope, keys[:, :, t], values[:, :, t], self.heads, self.kv_heads)
             attended = self._attend(i, q, keys[:, :, :t + 1], values[:, :, :t + 1], bias)
             x, h = add_norm(x, layer.out(attended), layer.mlp_norm)
-            gate, up = layer.gate_up(h).chunk(2, dim=-1)
-            delta = layer.down(layer.act(gate) * up)
+            delta = layer.down(layer.gated(layer.gate_up(h)))
         self.length += 1
         return self.head(add_norm(x, delta, self.norm)[1][:, -1])
 

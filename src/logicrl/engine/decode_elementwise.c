@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __AVX512F__
+#include "simd_exp.h"
+#endif
+
 static inline float from_bf16(uint16_t x) {
     uint32_t bits = (uint32_t)x << 16;
     float f;
@@ -117,4 +121,61 @@ void rotary_into_cache(const void *qkv, int64_t qkv_row, const void *cos, const 
                                    H_kv, D, 1);
     else rotary_into_cache_in(qkv, qkv_row, cos, sin, q_out, k_cache, v_cache, cache_row, cache_head, B, H, H_kv,
                               D, 0);
+}
+
+/* The gated MLP's product out = silu(gate) · up for `rows` rows of gate_up = [gate (I) | up (I)], as the ops
+ * act_fn(gate) * up in the dtype: silu(g) = g / (1 + exp(−g)) rounded to the dtype, then the product rounded.
+ * With AVX-512, 16 lanes at a time and exp from simd_exp.h on −|g| (for g < 0, silu(g) = g·e^g / (1 + e^g)): float32
+ * rounding of PyTorch's result before the dtype's rounding, a NaN kept, silu(−inf) NaN as PyTorch's −inf / inf; below
+ * g = −87 that exp is 0, so silu(g) is −0 where PyTorch's is a value under 1e−36 down to g = −88.7 (then −0 too).
+ * gate_up: rows × 2I, out: rows × I, contiguous. */
+#ifdef __AVX512F__
+static inline __m512 load16(const void *p, int64_t i, __mmask16 m, const int bf16) {
+    if (!bf16) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
+    __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+static inline __m512 rounded16(__m512 v, const int bf16) {  /* round to nearest even, NaN kept quiet */
+    if (!bf16) return v;
+    __m512i bits = _mm512_castps_si512(v);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i up = _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    up = _mm512_mask_or_epi32(up, nan, bits, _mm512_set1_epi32(0x400000));
+    return _mm512_castsi512_ps(_mm512_and_si512(up, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+static inline void store16(void *p, int64_t i, __m512 v, __mmask16 m, const int bf16) {
+    if (bf16) _mm256_mask_storeu_epi16((uint16_t *)p + i, m, _mm512_cvtepi32_epi16(
+        _mm512_srli_epi32(_mm512_castps_si512(v), 16)));
+    else _mm512_mask_storeu_ps((float *)p + i, m, v);
+}
+#endif
+
+static inline __attribute__((always_inline)) void silu_mul_in(const void *gate_up, void *out, int64_t rows,
+                                                              int64_t I, const int bf16) {
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t gate = r * 2 * I, up = gate + I, o = r * I;
+#ifdef __AVX512F__
+        for (int64_t i = 0; i < I; i += 16) {
+            const __mmask16 m = I - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (I - i)) - 1);
+            const __m512 g = load16(gate_up, gate + i, m, bf16), zero = _mm512_setzero_ps();
+            const __m512 e = exp_nonpositive(_mm512_sub_ps(zero, _mm512_abs_ps(g)));
+            const __m512 top = _mm512_mask_mul_ps(g, _mm512_cmp_ps_mask(g, zero, _CMP_LT_OQ), g, e);
+            const __m512 silu = rounded16(_mm512_div_ps(top, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), bf16);
+            store16(out, o + i, rounded16(_mm512_mul_ps(silu, load16(gate_up, up + i, m, bf16)), bf16), m, bf16);
+        }
+#else
+        for (int64_t i = 0; i < I; i++) {
+            const float g = load(gate_up, gate + i, bf16);
+            store(out, o + i, rounded(g / (1.0f + expf(-g)), bf16) * load(gate_up, up + i, bf16), bf16);
+        }
+#endif
+    }
+}
+
+void silu_mul(const void *gate_up, void *out, int64_t rows, int64_t I, int bf16) {
+    if (bf16) silu_mul_in(gate_up, out, rows, I, 1);
+    else silu_mul_in(gate_up, out, rows, I, 0);
 }

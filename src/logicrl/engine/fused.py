@@ -5,20 +5,25 @@ those ops were about a quarter of a bfloat16 decode step (docs/performance.md, "
 * `add_norm`: the residual add and the RMSNorm after it (`RMSNorm`), ``y = x + δ``,
   ``h = w · y / sqrt(mean(y²) + ε)`` (LlamaRMSNorm: statistics in float32, the product with the weight in the dtype);
 * `rotary_into_cache`: ``rot(u) = u·cos + rotate_half(u)·sin`` on the new token's queries and keys (transformers'
-  ``apply_rotary_pos_emb``), the rotated keys and the values written into the row's cache slot.
+  ``apply_rotary_pos_emb``), the rotated keys and the values written into the row's cache slot;
+* `silu_mul`: the gated MLP's ``silu(gate) · up`` (``act_fn(gate_proj(x)) * up_proj(x)``) from the gate/up
+  projection's output, where PyTorch runs a chunk, the activation and the product.
 
 Where a call does not apply (the library not built or wrong on its probe, not a CPU tensor, a dtype other than
 float32 and bfloat16, other shapes or layouts), each function runs those PyTorch ops itself. The compiled results
-are the ops' results in the same dtype, rounded where they round: bit for bit for the rotary, and for the norm but
-for the order of the float32 sum of squares.
+are the ops' results in the same dtype, rounded where they round: bit for bit for the rotary, for the norm but
+for the order of the float32 sum of squares, and for the SiLU but for float32 rounding of its exp (another
+polynomial than PyTorch's) and of its quotient.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from logicrl.engine import native
@@ -89,6 +94,38 @@ def rotary_into_cache(qkv: Tensor, cos: Tensor, sin: Tensor, key_slot: Tensor, v
     return q
 
 
+def gated_mlp(act: torch.nn.Module) -> Callable[[Tensor], Tensor]:
+    """The product ``act(gate) · up`` of a gated MLP, as a function of the gate/up projection's output
+    [..., 2I] = [gate | up]: `silu_mul` where ``act`` is SiLU (PyTorch's module or transformers'), else
+    ``act`` and the product as PyTorch ops."""
+    from transformers import activations
+
+    if isinstance(act, (torch.nn.SiLU, getattr(activations, "SiLUActivation", torch.nn.SiLU))):
+        return silu_mul
+
+    def product(gate_up: Tensor) -> Tensor:
+        gate, up = gate_up.chunk(2, dim=-1)
+        return act(gate) * up
+    return product
+
+
+def silu_mul(gate_up: Tensor) -> Tensor:
+    """``silu(gate) · up`` [..., I] for gate_up [..., 2I] = [gate | up], each op in its dtype: one compiled call where
+    it applies, else the PyTorch ops."""
+    if _applies(gate_up) and gate_up.shape[-1] % 2 == 0:
+        return _run_silu_mul(gate_up)
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+def _run_silu_mul(gate_up: Tensor) -> Tensor:
+    width = gate_up.shape[-1] // 2
+    out = torch.empty(*gate_up.shape[:-1], width, dtype=gate_up.dtype)
+    native.library("decode_elementwise").silu_mul(gate_up.data_ptr(), out.data_ptr(), gate_up.numel() // (2 * width),
+                                                  width, int(gate_up.dtype == torch.bfloat16))
+    return out
+
+
 def split_heads(qkv: Tensor, heads: int, kv_heads: int, head_dim: int) -> tuple[Tensor, Tensor, Tensor]:
     """qkv [B, S, (heads + 2·kv_heads)·D] → q [B, heads, S, D], k and v [B, kv_heads, S, D] (views)."""
     B, S, _ = qkv.shape
@@ -118,8 +155,9 @@ def _run_rotary_into_cache(qkv: Tensor, cos: Tensor, sin: Tensor, key_slot: Tens
 @functools.cache
 def fused_works(dtype: torch.dtype) -> bool:
     """Whether the library is built (`logicrl.engine.native`) and, on a probe in ``dtype``, the rotary matches
-    transformers' bit for bit (the cache slots beside the written one untouched) and the norm `RMSNorm` to float32
-    rounding of its statistics, with and without the residual add."""
+    transformers' bit for bit (the cache slots beside the written one untouched), the norm `RMSNorm` to float32
+    rounding of its statistics, with and without the residual add, and the SiLU product PyTorch's ops to the
+    same tolerance."""
     if dtype not in _DTYPES or native.library("decode_elementwise") is None:
         return False
     generator = torch.Generator().manual_seed(0)
@@ -142,4 +180,6 @@ def fused_works(dtype: torch.dtype) -> bool:
         (y, h), y_ref = _run_add_norm(x, d, norm), x if d is None else x + d
         if not (torch.equal(y, y_ref) and torch.allclose(h.float(), norm(y_ref).float(), **tolerance)):
             return False
-    return True
+    gate_up = torch.randn((B, 1, 2 * E), generator=generator).mul(4).to(dtype)
+    gate, up = gate_up.chunk(2, dim=-1)
+    return torch.allclose(_run_silu_mul(gate_up).float(), (F.silu(gate) * up).float(), **tolerance)

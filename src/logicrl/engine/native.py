@@ -6,8 +6,8 @@ training's log-probs:
 
 * ``decode_attention``: the attention in one pass over the common and the own keys, AVX-512
   (`logicrl.engine.attention.native_attention`);
-* ``decode_elementwise``: the residual add with the RMSNorm after it, and the rotary embedding with the cache
-  write, one call each where PyTorch runs a dozen small ops (`logicrl.engine.fused`);
+* ``decode_elementwise``: the residual add with the RMSNorm after it, the rotary embedding with the cache write,
+  and the gated MLP's silu(gate) · up, one call each where PyTorch runs several small ops (`logicrl.engine.fused`);
 * ``tile_linear``: the projections in bfloat16 on Intel AMX tiles, the weight packed once into the order the tile
   loads read it (`logicrl.engine.tile_linear`; built as stubs that say no on a CPU without AMX-BF16);
 * ``head_softmax``: the fused head's log-softmax, entropy and their gradient on a chunk of logits, one pass per row
@@ -50,7 +50,8 @@ SIGNATURES = {
         "add_rms_norm": ([_pointer, _pointer, _pointer, _pointer, _float, _pointer, _i64, _i64, _int], None),
         "rotary_into_cache": (
             [_pointer, _i64, _pointer, _pointer, _pointer, _pointer, _pointer, _i64, _i64, _i64, _i64, _i64, _i64,
-             _int], None)},
+             _int], None),
+        "silu_mul": ([_pointer, _pointer, _i64, _i64, _int], None)},
     "head_softmax": {
         "head_forward": ([_pointer, _i64, _i64, _pointer, _float, _pointer, _pointer, _pointer, _int, _int], None),
         "head_backward": ([_pointer, _i64, _i64, _pointer, _float, _pointer, _pointer, _pointer, _pointer, _pointer,
