@@ -61,8 +61,13 @@ static inline __attribute__((always_inline)) void attend_pair(
         }
     }
     for (int64_t g = 0; g < G; g++) {  /* softmax, in place */
-        float *s = scores + g * S, top = s[0];
-        for (int64_t j = 1; j < S; j++) top = s[j] > top ? s[j] : top;
+        float *s = scores + g * S;
+        __m512 highest = _mm512_set1_ps(s[0]);
+        for (int64_t j = 0; j < S; j += 16) {
+            __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+            highest = _mm512_mask_max_ps(highest, m, highest, _mm512_maskz_loadu_ps(m, s + j));
+        }
+        const float top = _mm512_reduce_max_ps(highest);
         __m512 total = _mm512_setzero_ps(), vtop = _mm512_set1_ps(top);
         for (int64_t j = 0; j < S; j += 16) {
             __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
