@@ -110,3 +110,30 @@ def test_the_engines_linear_takes_the_tiles_only_where_they_apply():
         assert torch.equal(linear(x), expected)
     strided = torch.randn(4, 2, 64).bfloat16()[:, :1]
     assert not strided.is_contiguous() and torch.equal(linear(strided), expected_of(strided))
+
+
+class _Library:
+    """A stand-in for the compiled library: Linux's answer to the tile request, and the kernel's return value."""
+
+    def __init__(self, permit: int, result: int) -> None:
+        self.permit, self.result = permit, result
+
+    def tile_linear_permit(self) -> int:
+        return self.permit
+
+    def tile_linear(self, *args) -> int:
+        return self.result
+
+
+@pytest.mark.parametrize(("permit", "result"), [(-1, 0), (0, -1)], ids=["tiles-refused", "kernel-refuses"])
+def test_without_the_tile_permission_or_a_working_kernel_the_engine_keeps_onednn(monkeypatch, permit, result):
+    """The probe says no (and nothing raises) when Linux refuses the tile state or the kernel refuses the product;
+    `_Linear` then packs for oneDNN."""
+    monkeypatch.setattr(native, "library", lambda name: _Library(permit, result))
+    tile_linear.tile_linear_works.cache_clear()
+    try:
+        assert not tile_linear.tile_linear_works()
+        linear = _Linear([torch.nn.Linear(64, 64)], rows_hint=4, dtype=torch.bfloat16)
+        assert linear.tiled is None and (linear.packed is not None) == onednn_support().bf16
+    finally:
+        tile_linear.tile_linear_works.cache_clear()

@@ -112,7 +112,7 @@ def gated_mlp(act: torch.nn.Module) -> Callable[[Tensor], Tensor]:
 def silu_mul(gate_up: Tensor) -> Tensor:
     """``silu(gate) · up`` [..., I] for gate_up [..., 2I] = [gate | up], each op in its dtype: one compiled call where
     it applies, else the PyTorch ops."""
-    if _applies(gate_up) and gate_up.shape[-1] % 2 == 0:
+    if _applies(gate_up) and gate_up.shape[-1] > 0 and gate_up.shape[-1] % 2 == 0:
         return _run_silu_mul(gate_up)
     gate, up = gate_up.chunk(2, dim=-1)
     return F.silu(gate) * up

@@ -79,6 +79,9 @@ def tile_linear_works() -> bool:
     for rows in (3, 19):
         x = torch.randint(-3, 4, (rows, 64), generator=generator).bfloat16()
         for b in (None, bias):
-            if not torch.equal(pack(weight, b)(x), torch.nn.functional.linear(x, weight, b)):
+            try:
+                if not torch.equal(pack(weight, b)(x), torch.nn.functional.linear(x, weight, b)):
+                    return False
+            except RuntimeError:  # the kernel refused the product
                 return False
     return True
