@@ -92,7 +92,7 @@ def test_fits(N, K, dtype, fits):
 @needs_tiles
 def test_the_engines_linear_takes_the_tiles_only_where_they_apply():
     """q/k/v-like projections concatenated: tiles in bfloat16 (the same numbers as F.linear to its rounding), oneDNN
-    or F.linear for a weight the kernel does not take, F.linear under autocast and for an input that is not
+    or F.linear for a decode batch above `MAX_ROWS` and for a weight the kernel does not take, F.linear under autocast and for an input that is not
     contiguous."""
     torch.manual_seed(0)
     parts = [torch.nn.Linear(64, n, bias=True) for n in (64, 32, 32)]
@@ -104,6 +104,8 @@ def test_the_engines_linear_takes_the_tiles_only_where_they_apply():
         return torch.cat([F.linear(x, p.weight.bfloat16(), p.bias.bfloat16()) for p in parts], dim=-1)
     expected = expected_of(x)
     torch.testing.assert_close(linear(x), expected, rtol=2 ** -7, atol=1e-2)
+    wide = _Linear(parts, rows_hint=tile_linear.MAX_ROWS + 1, dtype=torch.bfloat16)  # a batch above the tiles' rows
+    assert wide.tiled is None and (wide.packed is not None) == onednn_support().bf16
     odd = _Linear([torch.nn.Linear(64, 100)], rows_hint=4, dtype=torch.bfloat16)
     assert odd.tiled is None and (odd.packed is not None) == onednn_support().bf16
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -79,8 +79,8 @@ class _Linear:
 
     The weights are taken in ``dtype`` (default: the module's): a copy made once here when it differs,
     so a decode step casts no weight. On CPU they are also concatenated and packed once: for the AMX
-    kernel in bfloat16 where it runs (`logicrl.engine.tile_linear`), else for oneDNN (float32, or bfloat16
-    where oneDNN supports it); elsewhere, and for an input of another dtype or under autocast, each
+    kernel in bfloat16 where it runs and ``rows_hint`` (the decode batch) is at most
+    `logicrl.engine.tile_linear.MAX_ROWS`, else for oneDNN (float32, or bfloat16 where oneDNN supports it); elsewhere, and for an input of another dtype or under autocast, each
     projection is a plain ``F.linear`` on those weights (the module's own when the dtype is theirs: no
     copy).
     """
@@ -93,7 +93,7 @@ class _Linear:
         if weight.device.type != "cpu":
             return
         support = onednn_support()
-        tiles = weight.dtype == torch.bfloat16 and tile_linear.tile_linear_works()
+        tiles = weight.dtype == torch.bfloat16 and rows_hint <= tile_linear.MAX_ROWS and tile_linear.tile_linear_works()
         onednn = support.linear if weight.dtype == torch.float32 else weight.dtype == torch.bfloat16 and support.bf16
         if tiles or onednn:
             weight, bias = (None if t[0] is None else torch.cat(t) for t in zip(*self.parts))

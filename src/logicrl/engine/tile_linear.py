@@ -8,8 +8,9 @@ read (`pack`: one sequential stream per group of 64 output columns), at 17–25 
 products, the bias added in float32, one rounding to bfloat16 (the order of the float32 sum differs).
 
 `TiledWeight` holds the packed weight; `tile_linear_works` is whether the kernel runs here: built for a CPU with
-AMX-BF16, the process granted the tile state by Linux, and right on a probe. Where it does not, or for other
-shapes (K not a multiple of 32, N not a multiple of 64), the engine keeps oneDNN (`logicrl.engine.onednn`).
+AMX-BF16, the process granted the tile state by Linux, and right on a probe. Where it does not, for other shapes
+(K not a multiple of 32, N not a multiple of 64) and for decode batches above `MAX_ROWS` rows, the engine keeps
+oneDNN (`logicrl.engine.onednn`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from torch import Tensor
 from logicrl.engine import native
 
 GROUP, SLICE = 64, 32  # output columns per group of B tiles, K per tile
+# the decode batches (rows) up to which the engine packs for the tiles (a batch's prefill then runs on them too):
+# oneDNN's time ÷ theirs for SmolLM2's projections, weights from memory, on the 2-core Xeon
+# (benchmarks/decode_projections.py --rows R): 1.21–1.67× at 16 rows, 1.08–1.51× at 48, 0.95–1.36× at 64 (the head
+# the slower one), 0.83–1.27× at 256
+MAX_ROWS = 48
 
 
 class TiledWeight(NamedTuple):
