@@ -1,11 +1,12 @@
 """The decode engine's bfloat16 projections on Intel AMX tiles (tile_linear.c, `logicrl.engine.native`).
 
-A decode step multiplies 16 rows or fewer by every weight of the model, so its projections cost what reading
-the weights costs. oneDNN's AMX matmul on a pre-packed weight streamed them at 10–20 GB/s for SmolLM2's shapes at
-16 rows on a 2-core Intel Xeon; the compiled kernel, with the weight packed once into the order its tile loads
-read (`pack`: one sequential stream per group of 64 output columns), at 17–25 GB/s
-(benchmarks/decode_projections.py; docs/performance.md, "The decode projections on AMX tiles"). Same product: float32 accumulation of bfloat16
-products, the bias added in float32, one rounding to bfloat16 (the order of the float32 sum differs).
+A decode step multiplies a few rows (16 in the RL step) by every weight of the model, so its projections cost
+what reading the weights costs. oneDNN's AMX matmul on a pre-packed weight streamed them at 10–20 GB/s for
+SmolLM2's shapes at 16 rows on a 2-core Intel Xeon; the compiled kernel, with the weight packed once into the order
+its tile loads read (`pack`: one sequential stream per group of 64 output columns), at 17–25 GB/s
+(benchmarks/decode_projections.py; docs/performance.md, "The decode projections on AMX tiles, and the SiLU product
+compiled"). Same product: float32 accumulation of bfloat16 products, the bias added in float32, one rounding to
+bfloat16 (the order of the float32 sum differs).
 
 `TiledWeight` holds the packed weight; `tile_linear_works` is whether the kernel runs here: built for a CPU with
 AMX-BF16, the process granted the tile state by Linux, and right on a probe. Where it does not, for other shapes
