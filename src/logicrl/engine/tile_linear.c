@@ -1,5 +1,5 @@
 /* y = x·Wᵀ + b in bfloat16 on Intel AMX tiles (logicrl.engine.native, logicrl.engine.tile_linear): the fast
- * decode engine's projections, where a step multiplies ≤ 16 rows by every weight of the model once and the cost
+ * decode engine's projections, where a step multiplies a few rows by every weight of the model once and the cost
  * is reading the weights.
  *
  * W [N, K] is packed once (`tile_linear.pack`) as [N/64][K/32][4][16][32] bfloat16: for each group of 64 output
