@@ -7,8 +7,8 @@ Cases: 16 distinct prompts, and 4 prompts × 4 samples (the RL shape: ``n=4`` fo
 off (the chat template and instruction, which every prompt opens with, prefilled once per prompt instead of
 once per call: `logicrl.engine.sequences.shared_prefix_length`), with the compiled decode-step kernels off
 (`logicrl.engine.native`: PyTorch's ops and oneDNN instead), and with the bfloat16 projections on oneDNN instead
-of AMX tiles (`logicrl.engine.tile_linear`: the same as the default row in float32 or on a CPU without AMX). Every row writes all 128 tokens (``min_new_tokens`` for
-``generate``, no stop ids for us) so the token counts match; the last case stops at eos / ``</answer>`` on both
+of AMX tiles (`logicrl.engine.tile_linear`: the same as the default row in float32 or on a CPU without AMX).
+Every row writes all 128 tokens (``min_new_tokens`` for ``generate``, no stop ids for us) so the token counts match; the last case stops at eos / ``</answer>`` on both
 sides (greedy; in bf16 the two sides round apart and write different tokens, so each side's rate is its own
 count: ``generate``'s up to each row's first stop id). Columns: tokens/s of ``model.generate``, of our loop
 on the model's own forward (``engine="model"``: prefill sharing, early stop), of our default engine, and

@@ -111,14 +111,14 @@ def test_a_build_is_reused_and_keyed_by_the_cpu(tmp_path, monkeypatch):
 
 
 def test_a_header_the_source_includes_is_part_of_the_key(tmp_path):
-    """Editing simd_exp.h must rebuild the libraries that include it: the cached file of the old header would
+    """Editing simd_exp.h or simd_bf16.h must rebuild the libraries that include them: the cached file of the old header would
     otherwise be loaded as is."""
     if not HAS_CC:
         pytest.skip("no C compiler")
     source, header = tmp_path / "kernel.c", tmp_path / "values.h"
     source.write_text('#include "values.h"\nint value(void) { return VALUE; }\n')
-    assert native.local_headers(native.source("head_softmax")) == [native.source("head_softmax").with_name(
-        "simd_exp.h")]
+    assert native.local_headers(native.source("head_softmax")) == [native.source("head_softmax").with_name(name)
+                                                                    for name in ("simd_bf16.h", "simd_exp.h")]
     built = []
     for value in (1, 2):
         header.write_text(f"#define VALUE {value}\n")

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "simd_bf16.h"
 #include "simd_exp.h"
 
 #define MAX_GROUP 8
@@ -28,10 +29,7 @@
 
 static inline __m512 load_f32(const void *p) { return _mm512_loadu_ps((const float *)p); }
 
-static inline __m512 load_bf16(const void *p) {  /* bfloat16 → float32 is a 16-bit shift */
-    __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
-}
+static inline __m512 load_bf16(const void *p) { return widen_bf16(_mm256_loadu_si256((const __m256i *)p)); }
 
 typedef __m512 (*loader)(const void *);
 
@@ -64,13 +62,13 @@ static inline __attribute__((always_inline)) void attend_pair(
         float *s = scores + g * S;
         __m512 highest = _mm512_set1_ps(s[0]);
         for (int64_t j = 0; j < S; j += 16) {
-            __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+            __mmask16 m = lanes(S - j);
             highest = _mm512_mask_max_ps(highest, m, highest, _mm512_maskz_loadu_ps(m, s + j));
         }
         const float top = _mm512_reduce_max_ps(highest);
         __m512 total = _mm512_setzero_ps(), vtop = _mm512_set1_ps(top);
         for (int64_t j = 0; j < S; j += 16) {
-            __mmask16 m = S - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (S - j)) - 1);
+            __mmask16 m = lanes(S - j);
             __m512 e = _mm512_maskz_mov_ps(m, exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vtop)));
             _mm512_mask_storeu_ps(s + j, m, e);
             total = _mm512_add_ps(total, e);

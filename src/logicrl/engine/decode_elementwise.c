@@ -9,6 +9,7 @@
 #include <string.h>
 
 #ifdef __AVX512F__
+#include "simd_bf16.h"
 #include "simd_exp.h"
 #endif
 
@@ -131,25 +132,8 @@ void rotary_into_cache(const void *qkv, int64_t qkv_row, const void *cos, const 
  * gate_up: rows × 2I, out: rows × I, contiguous. */
 #ifdef __AVX512F__
 static inline __m512 load16(const void *p, int64_t i, __mmask16 m, const int bf16) {
-    if (!bf16) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
-    __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
-}
-
-static inline __m512 rounded16(__m512 v, const int bf16) {  /* round to nearest even, NaN kept quiet */
-    if (!bf16) return v;
-    __m512i bits = _mm512_castps_si512(v);
-    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    __m512i up = _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
-    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    up = _mm512_mask_or_epi32(up, nan, bits, _mm512_set1_epi32(0x400000));
-    return _mm512_castsi512_ps(_mm512_and_si512(up, _mm512_set1_epi32((int)0xffff0000u)));
-}
-
-static inline void store16(void *p, int64_t i, __m512 v, __mmask16 m, const int bf16) {
-    if (bf16) _mm256_mask_storeu_epi16((uint16_t *)p + i, m, _mm512_cvtepi32_epi16(
-        _mm512_srli_epi32(_mm512_castps_si512(v), 16)));
-    else _mm512_mask_storeu_ps((float *)p + i, m, v);
+    return bf16 ? widen_bf16(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i))
+                : _mm512_maskz_loadu_ps(m, (const float *)p + i);
 }
 #endif
 
@@ -159,12 +143,15 @@ static inline __attribute__((always_inline)) void silu_mul_in(const void *gate_u
         const int64_t gate = r * 2 * I, up = gate + I, o = r * I;
 #ifdef __AVX512F__
         for (int64_t i = 0; i < I; i += 16) {
-            const __mmask16 m = I - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (I - i)) - 1);
+            const __mmask16 m = lanes(I - i);
             const __m512 g = load16(gate_up, gate + i, m, bf16), zero = _mm512_setzero_ps();
             const __m512 e = exp_nonpositive(_mm512_sub_ps(zero, _mm512_abs_ps(g)));
             const __m512 top = _mm512_mask_mul_ps(g, _mm512_cmp_ps_mask(g, zero, _CMP_LT_OQ), g, e);
-            const __m512 silu = rounded16(_mm512_div_ps(top, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), bf16);
-            store16(out, o + i, rounded16(_mm512_mul_ps(silu, load16(gate_up, up + i, m, bf16)), bf16), m, bf16);
+            __m512 silu = _mm512_div_ps(top, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+            if (bf16) silu = rounded_bf16(silu);
+            const __m512 product = _mm512_mul_ps(silu, load16(gate_up, up + i, m, bf16));
+            if (bf16) _mm256_mask_storeu_epi16((uint16_t *)out + o + i, m, _mm512_cvtepi32_epi16(bf16_bits(product)));
+            else _mm512_mask_storeu_ps((float *)out + o + i, m, product);
         }
 #else
         for (int64_t i = 0; i < I; i++) {

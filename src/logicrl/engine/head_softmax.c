@@ -16,35 +16,21 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "simd_bf16.h"
 #include "simd_exp.h"
-
-/* the lanes of a block of 16 that hold one of the `left` values still to go */
-static inline __mmask16 lanes(int64_t left) {
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-}
-
-/* x rounded to bfloat16 (to nearest even, as c10::BFloat16; NaN stays NaN): the 16 bits, in each 32-bit lane */
-static inline __m512i bf16_bits(__m512 x) {
-    __m512i b = _mm512_castps_si512(x);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    return _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40)));
-}
 
 /* 16 logits from index i (only the first `left` when fewer remain), widened to float32 and divided by τ, the
  * quotient rounded to bfloat16 for bfloat16 logits */
 static inline __m512 load_logits(const void *logits, int64_t i, int64_t left, int bf16, float temperature) {
     __m512 x;
     if (bf16) {
-        __m256i half = _mm256_maskz_loadu_epi16(lanes(left), (const uint16_t *)logits + i);
-        x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+        x = widen_bf16(_mm256_maskz_loadu_epi16(lanes(left), (const uint16_t *)logits + i));
     } else {
         x = _mm512_maskz_loadu_ps(lanes(left), (const float *)logits + i);
     }
     if (temperature != 1.0f) {
         x = _mm512_div_ps(x, _mm512_set1_ps(temperature));
-        if (bf16) x = _mm512_castsi512_ps(_mm512_slli_epi32(bf16_bits(x), 16));
+        if (bf16) x = rounded_bf16(x);
     }
     return x;
 }

@@ -80,9 +80,9 @@ class _Linear:
     The weights are taken in ``dtype`` (default: the module's): a copy made once here when it differs,
     so a decode step casts no weight. On CPU they are also concatenated and packed once: for the AMX
     kernel in bfloat16 where it runs and ``rows_hint`` (the decode batch) is at most
-    `logicrl.engine.tile_linear.MAX_ROWS`, else for oneDNN (float32, or bfloat16 where oneDNN supports it); elsewhere, and for an input of another dtype or under autocast, each
-    projection is a plain ``F.linear`` on those weights (the module's own when the dtype is theirs: no
-    copy).
+    `logicrl.engine.tile_linear.MAX_ROWS`, else for oneDNN (float32, or bfloat16 where oneDNN supports
+    it); elsewhere, and for an input of another dtype or under autocast, each projection is a plain
+    ``F.linear`` on those weights (the module's own when the dtype is theirs: no copy).
     """
 
     def __init__(self, linears: Sequence[torch.nn.Module], rows_hint: int,

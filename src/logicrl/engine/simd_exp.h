@@ -1,4 +1,4 @@
-/* exp on 16 float32 lanes, for the AVX-512 kernels (decode_attention.c, head_softmax.c). A header that a C source
+/* exp on 16 float32 lanes, for the AVX-512 kernels (decode_attention.c, decode_elementwise.c, head_softmax.c). A header that a C source
  * includes is part of that library's build key (logicrl.engine.native). */
 #ifndef LOGICRL_SIMD_EXP_H
 #define LOGICRL_SIMD_EXP_H
