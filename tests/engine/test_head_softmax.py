@@ -113,3 +113,19 @@ def test_the_fused_head_gives_the_same_values_and_gradients_with_and_without_the
     for got, want in zip(compiled, plain):
         torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-3)
     assert plain[2].abs().sum() > 0 and plain[3].abs().sum() > 0
+
+
+@needs_kernel
+def test_the_compiled_gradient_goes_into_the_buffer_it_is_given():
+    """``out``: the first n rows of a buffer hold the gradient, the rest untouched; a buffer that does not fit (another
+    dtype) is left alone and a new tensor returned."""
+    logits, tokens, grad_logp, grad_entropy = chunk(torch.bfloat16, 4, 37, False, 0)
+    lse, _, entropy = head_softmax._torch_stats(logits, tokens, 1.0, True)
+    args = (logits, tokens, 1.0, lse, entropy, grad_logp, grad_entropy, torch.bfloat16)
+    fresh = head_softmax.logit_grads(*args)
+    room = torch.full((6, 37), float("nan"), dtype=torch.bfloat16)
+    into = head_softmax.logit_grads(*args, out=room)
+    assert torch.equal(into, fresh) and into.data_ptr() == room.data_ptr()
+    assert torch.isnan(room[4:]).all()
+    other = torch.zeros((6, 37))
+    assert torch.equal(head_softmax.logit_grads(*args, out=other), fresh) and not other.any()

@@ -127,14 +127,13 @@ def test_packed_chunks_bound_the_logits(examples, monkeypatch):
     examples, pad_id = examples
     model, _ = build_tiny_model()
     widths = []
-    linear = torch.nn.functional.linear
+    logits = logprobs._HeadCast.logits
 
-    def spy(x, weight, bias=None):
-        if weight.shape[0] == model.config.vocab_size:
-            widths.append(x.shape[-2] if x.dim() > 1 else 1)
-        return linear(x, weight, bias)
+    def spy(self, hidden, out):
+        widths.append(len(hidden))
+        return logits(self, hidden, out)
 
-    monkeypatch.setattr(logprobs.torch.nn.functional, "linear", spy)
+    monkeypatch.setattr(logprobs._HeadCast, "logits", spy)
     packed_nll_step(model, examples[:4], 2, pad_id, width=1024, logprob_chunk=64, backward=False)
     assert widths and max(widths) <= 64
 

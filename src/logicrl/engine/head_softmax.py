@@ -36,11 +36,14 @@ def softmax_stats(logits: Tensor, tokens: Tensor, temperature: float, with_entro
 
 
 def logit_grads(logits: Tensor, tokens: Tensor, temperature: float, lse: Tensor, entropy: Tensor,
-                grad_logp: Tensor, grad_entropy: Tensor | None, out_dtype: torch.dtype) -> Tensor:
+                grad_logp: Tensor, grad_entropy: Tensor | None, out_dtype: torch.dtype, out: Tensor | None = None
+                ) -> Tensor:
     """∂loss/∂logits [n, V] in ``out_dtype`` from the forward's ``lse`` and ``entropy`` [n] and the incoming
-    gradients of ℓ and H [n] (``grad_entropy`` None: H is not in the loss)."""
-    grads = _native_grads if _applies(logits, out_dtype) else _torch_grads
-    return grads(logits, tokens, temperature, lse, entropy, grad_logp, grad_entropy, out_dtype)
+    gradients of ℓ and H [n] (``grad_entropy`` None: H is not in the loss). ``out``: a buffer of at least n rows
+    (not ``logits``) that the compiled pass writes into; PyTorch's ops return a new tensor."""
+    if _applies(logits, out_dtype):
+        return _native_grads(logits, tokens, temperature, lse, entropy, grad_logp, grad_entropy, out_dtype, out)
+    return _torch_grads(logits, tokens, temperature, lse, entropy, grad_logp, grad_entropy, out_dtype)
 
 
 def _torch_stats(logits: Tensor, tokens: Tensor, temperature: float, with_entropy: bool
@@ -79,12 +82,14 @@ def _native_stats(logits: Tensor, tokens: Tensor, temperature: float, with_entro
 
 
 def _native_grads(logits: Tensor, tokens: Tensor, temperature: float, lse: Tensor, entropy: Tensor,
-                  grad_logp: Tensor, grad_entropy: Tensor | None, out_dtype: torch.dtype) -> Tensor:
+                  grad_logp: Tensor, grad_entropy: Tensor | None, out_dtype: torch.dtype, out: Tensor | None = None
+                  ) -> Tensor:
     n, vocabulary = logits.shape
     tokens = tokens.to(torch.int64).contiguous()
     vectors = [v.to(torch.float32).contiguous() for v in (lse, entropy, grad_logp)]
     grad_entropy = None if grad_entropy is None else grad_entropy.to(torch.float32).contiguous()
-    grad = torch.empty((n, vocabulary), dtype=out_dtype)
+    usable = out is not None and out.dtype == out_dtype and out.is_contiguous() and out.shape[1:] == (vocabulary,)
+    grad = out[:n] if usable else torch.empty((n, vocabulary), dtype=out_dtype)
     native.library("head_softmax").head_backward(
         logits.data_ptr(), n, vocabulary, tokens.data_ptr(), temperature, *(v.data_ptr() for v in vectors),
         None if grad_entropy is None else grad_entropy.data_ptr(), grad.data_ptr(), torch.get_num_threads(),
