@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -19,10 +20,27 @@ def report(result: dict) -> None:
     print("RESULT " + json.dumps({**result, "peak_rss_gb": peak_rss_gb()}), flush=True)
 
 
+TCMALLOC = "_tcmalloc"  # a case named CASE_tcmalloc is CASE with gperftools' tcmalloc as the child's malloc
+
+
+def base_case(case: str) -> str:
+    """The case a ``*_tcmalloc`` case runs (the case itself otherwise)."""
+    return case.removesuffix(TCMALLOC)
+
+
 def run_child(script: str, case: str, flags: list[str]) -> dict:
-    """``python SCRIPT --child CASE FLAGS…`` → the dict it `report`ed; exits with its stderr if it failed."""
-    out = subprocess.run([sys.executable, script, "--child", case, *flags], capture_output=True, text=True,
-                         check=False)
+    """``python SCRIPT --child CASE FLAGS…`` → the dict it `report`ed; exits with its stderr if it failed. A
+    ``*_tcmalloc`` case runs its `base_case` with tcmalloc preloaded (``LD_PRELOAD``,
+    `logicrl.engine.allocator.tcmalloc_library`)."""
+    env = None
+    if case.endswith(TCMALLOC):
+        from logicrl.engine.allocator import tcmalloc_library
+
+        if tcmalloc_library() is None:
+            raise SystemExit(f"{case} needs gperftools' tcmalloc (Debian/Ubuntu: apt install libtcmalloc-minimal4)")
+        env = {**os.environ, "LD_PRELOAD": tcmalloc_library()}
+    out = subprocess.run([sys.executable, script, "--child", base_case(case), *flags], capture_output=True,
+                         text=True, check=False, env=env)
     result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode or not result:
         raise SystemExit(f"{case} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
@@ -39,10 +57,22 @@ def make_data(out: str, people: str, puzzles: int) -> None:
 def add_case_arguments(parser, cases: dict[str, str], default_model: str | None) -> None:
     """The options every such benchmark takes: threads, which cases, the model, and the child's own two."""
     import argparse
-    import os
 
+    from logicrl.engine.allocator import tcmalloc_library
+
+    def case_list(text: str) -> str:
+        unknown = sorted(set(text.split(",")) - set(cases))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown cases {unknown}; choose from {list(cases)}")
+        if TCMALLOC in text and tcmalloc_library() is None:
+            raise argparse.ArgumentTypeError("the *_tcmalloc cases need gperftools' tcmalloc (Debian/Ubuntu: apt "
+                                             "install libtcmalloc-minimal4)")
+        return text
+
+    runnable = [case for case in cases if not case.endswith(TCMALLOC) or tcmalloc_library()]
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--cases", default=",".join(cases), help=f"comma-separated, from {list(cases)}")
+    parser.add_argument("--cases", type=case_list, default=",".join(runnable),
+                        help=f"comma-separated, from {list(cases)} (default: all that run here)")
     parser.add_argument("--model", default=default_model)
     parser.add_argument("--child", choices=list(cases), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)

@@ -25,7 +25,9 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
 * ``trl_packing``: ``packing=True`` (best-fit decreasing, so padding-free too), rows of ``max_length =
   --row-tokens``; a step then takes ``--batch`` packed rows, more examples than the others;
 * ``trl_nogc``, ``trl_padding_free_nogc``: ``trl`` and ``trl_padding_free`` with ``gradient_checkpointing=False``
-  (SFTConfig defaults it to True: the backward recomputes each layer's forward).
+  (SFTConfig defaults it to True: the backward recomputes each layer's forward);
+* ``trl_tcmalloc``, ``trl_padding_free_nogc_tcmalloc``, ``logicrl_bf16_tcmalloc``: those cases with gperftools'
+  tcmalloc preloaded (``LD_PRELOAD``) in place of glibc's malloc, where the system has it (child_cases.py).
 Packing changes how many examples a step holds, so the comparison is tokens per second: target tokens (those
 with a loss) and all tokens (prompt + target, no padding). A step is the wall time from one optimizer step to
 the next; the first ``--warmup`` steps are not timed. Ratios are against the fastest TRL case.
@@ -62,7 +64,10 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)",
          "trl_nogc": "TRL SFTTrainer, no gradient checkpointing",
-         "trl_padding_free_nogc": "TRL SFTTrainer, padding_free, no gradient checkpointing"}
+         "trl_padding_free_nogc": "TRL SFTTrainer, padding_free, no gradient checkpointing",
+         "trl_tcmalloc": "TRL SFTTrainer, tcmalloc preloaded",
+         "trl_padding_free_nogc_tcmalloc": "TRL SFTTrainer, padding_free, no gradient checkpointing, tcmalloc preloaded",
+         "logicrl_bf16_tcmalloc": "logicrl sft, padded, model.dtype=bfloat16, tcmalloc preloaded"}
 # case → (packing, model.dtype, shared prefix run once, length bucketing, sparse tied-embedding backward,
 #         the head's compiled softmax)
 LOGICRL_CASES = {"logicrl": (False, "float32", True, True, True, True),

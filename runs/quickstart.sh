@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash runs/setup.sh
 OUT=${OUT:-outputs/quickstart}
 source runs/lib.sh
+prefer_tcmalloc
 if [ "${FORCE:-0}" = 1 ]; then remove_unless_busy "$OUT"; fi
 
 say "1/5 data" "Unique-solution Knights-and-Knaves puzzles with 2 and 3 people: 120 per level to train on,

@@ -33,6 +33,7 @@ case "$RECIPE" in
 esac
 RL_TEMPERATURE=$(grep -E '^ *temperature:' "$RL_CONFIG" | head -1 | awk '{print $2}')
 source runs/lib.sh
+prefer_tcmalloc
 if [ "${FORCE:-0}" = 1 ]; then remove_unless_busy "$OUT"; fi
 
 say "1/6 data" "2, 3 and 4 people: $TRAIN training puzzles per level, 30 validation puzzles (the only ones that

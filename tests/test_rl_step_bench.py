@@ -21,6 +21,12 @@ def bench(*flags: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *flags], capture_output=True, text=True, check=False)
 
 
+def test_an_unknown_case_is_refused_before_anything_runs():
+    proc = bench("--cases", "reinforce_pp_bf16,trl_fast")
+    assert proc.returncode == 2
+    assert "error: argument --cases: unknown cases ['trl_fast']; choose from ['trl', " in proc.stderr
+
+
 def test_quickstart_shape_needs_the_cold_start_model():
     proc = bench("--shape", "quickstart")
     assert proc.returncode == 2

@@ -51,3 +51,50 @@ def test_freed_tensors_are_reused_without_page_faults():
 def test_the_users_own_glibc_settings_win():
     kept, faults = faults_per_round("keep", MALLOC_TRIM_THRESHOLD_="131072")
     assert kept == "False" and faults > 5_000
+
+
+def test_tcmalloc_is_found_by_either_of_its_names(monkeypatch):
+    """The malloc-only library first, then the full one; None where the system has neither."""
+    from ctypes import util
+
+    libraries = {"tcmalloc": "libtcmalloc.so.4"}
+    monkeypatch.setattr(util, "find_library", libraries.get)
+    assert allocator.tcmalloc_library() == "libtcmalloc.so.4"
+    libraries["tcmalloc_minimal"] = "libtcmalloc_minimal.so.4"
+    assert allocator.tcmalloc_library() == "libtcmalloc_minimal.so.4"
+    libraries.clear()
+    assert allocator.tcmalloc_library() is None
+
+
+# A training step of the tiny model with the fused head (bf16 autocast, as the CPU recipes train): the bits of its
+# loss and gradients.
+STEP = """
+import hashlib, torch
+from logicrl.engine.allocator import keep_freed_memory
+from logicrl.engine.logprobs import fused_head_logprobs
+from logicrl.models import build_tiny_model
+keep_freed_memory()
+torch.manual_seed(0)
+model, _ = build_tiny_model()
+ids = torch.randint(0, model.config.vocab_size, (3, 40))
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    hidden = model.model(input_ids=ids).last_hidden_state
+    logp, entropy = fused_head_logprobs(model.lm_head, hidden[:, :-1], ids[:, 1:], torch.ones(3, 39), 16,
+                                        with_entropy=True)
+(logp.sum() + 0.1 * entropy.sum()).backward()
+digest = hashlib.sha256(logp.detach().float().numpy().tobytes())
+for parameter in model.parameters():
+    digest.update(parameter.grad.numpy().tobytes())
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.skipif(allocator.tcmalloc_library() is None, reason="gperftools' tcmalloc is not installed here")
+def test_a_step_gives_the_same_bits_with_tcmalloc_preloaded():
+    """The pipeline scripts preload tcmalloc where the system has it (runs/lib.sh): where tensors live, nothing else."""
+    def step(**env: str) -> str:
+        clean = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"} | env
+        return subprocess.run([sys.executable, "-c", STEP], capture_output=True, text=True, check=True,
+                              env=clean).stdout.strip()
+
+    assert step() == step(LD_PRELOAD=allocator.tcmalloc_library())
