@@ -1,5 +1,6 @@
 """Shared by the benchmarks that run each case in a child process of their own, so that peak RSS is per case
-(rl_step.py, sft_vs_trl.py): the child prints one ``RESULT {json}`` line; the parent runs it and reads it."""
+(rl_step.py, sft_vs_trl.py): the child prints one ``RESULT {json}`` line; the parent runs it and reads it. Also the
+"before" trees of cli_startup.py and fused_head.py (`env_at`)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,15 @@ def run_child(script: str, case: str, flags: list[str]) -> dict:
     if out.returncode or not result:
         raise SystemExit(f"{case} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(result[-1][len("RESULT "):])
+
+
+def env_at(rev: str, folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the ``src`` tree of commit ``rev`` (extracted into ``folder``) first on PYTHONPATH: the code as it
+    was then, for a benchmark's "before" column."""
+    archive = subprocess.run(["git", "archive", rev, "src"], check=True, capture_output=True,
+                             cwd=Path(__file__).resolve().parents[1])
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return {**env, "PYTHONPATH": str(folder / "src")}
 
 
 def make_data(out: str, people: str, puzzles: int) -> None:

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from child_cases import env_at
+
 from logicrl.parallel import usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,9 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old_src = Path(tmp) / "before"
         old_src.mkdir()
-        archive = subprocess.run(["git", "archive", args.before, "src"], check=True, capture_output=True, cwd=ROOT)
-        subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive.stdout, check=True)
-        before_env = {**env, "PYTHONPATH": str(old_src / "src")}
+        before_env = env_at(args.before, old_src, env)
         cli = [sys.executable, "-m", "logicrl"]
 
         def generate(run: str, *overrides: str) -> list[str]:  # a fresh output directory per run

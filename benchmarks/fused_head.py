@@ -34,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from child_cases import env_at
+
 ROOT = Path(__file__).resolve().parents[1]
 VOCABULARY, WIDTH, CHUNK = 49_152, 576, 512
 
@@ -83,9 +85,7 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     env.pop("PYTHONPATH", None)
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "archive", args.before, "src"], check=True, capture_output=True, cwd=ROOT)
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
-        before_env = {**env, "PYTHONPATH": str(Path(tmp) / "src")}
+        before_env = env_at(args.before, Path(tmp), env)
         print(f"# The fused head, forward + backward (V = {VOCABULARY:,}, h = {WIDTH}, chunks of {CHUNK}, bf16 "
               f"autocast, 2 threads), {datetime.date.today()}, {platform.machine()}, "
               f"1-minute load {os.getloadavg()[0]:.2f}; before = {args.before}")
