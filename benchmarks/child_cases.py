@@ -1,6 +1,6 @@
 """Shared by the benchmarks that run each case in a child process of their own, so that peak RSS is per case
 (rl_step.py, sft_vs_trl.py): the child prints one ``RESULT {json}`` line; the parent runs it and reads it. Also the
-"before" trees of cli_startup.py and fused_head.py (`env_at`)."""
+environments and "before" trees of cli_startup.py and fused_head.py (`installed_env`, `env_at`)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ def run_child(script: str, case: str, flags: list[str]) -> dict:
     if out.returncode or not result:
         raise SystemExit(f"{case} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(result[-1][len("RESULT "):])
+
+
+def installed_env(threads: int) -> dict[str, str]:
+    """This process's environment with ``threads`` OpenMP threads and no PYTHONPATH: the installed tree's code."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env.pop("PYTHONPATH", None)
+    return env
 
 
 def env_at(rev: str, folder: Path, env: dict[str, str]) -> dict[str, str]:

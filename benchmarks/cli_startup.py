@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from child_cases import env_at
+from child_cases import env_at, installed_env
 
 from logicrl.parallel import usable_cores
 
@@ -61,8 +61,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50, help="puzzles at 8 people (default 50)")
     parser.add_argument("--before", default="b2aa4f5", help="the earlier commit to compare with")
     args = parser.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("PYTHONPATH", None)
+    env = installed_env(1)
     with tempfile.TemporaryDirectory() as tmp:
         old_src = Path(tmp) / "before"
         old_src.mkdir()

@@ -34,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from child_cases import env_at
+from child_cases import env_at, installed_env
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCABULARY, WIDTH, CHUNK = 49_152, 576, 512
@@ -82,8 +82,7 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between calls")
     parser.add_argument("--before", default="fdd5c06", help="the earlier commit to compare with")
     args = parser.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    env.pop("PYTHONPATH", None)
+    env = installed_env(2)
     with tempfile.TemporaryDirectory() as tmp:
         before_env = env_at(args.before, Path(tmp), env)
         print(f"# The fused head, forward + backward (V = {VOCABULARY:,}, h = {WIDTH}, chunks of {CHUNK}, bf16 "
