@@ -4,7 +4,7 @@ LOGICRL=${LOGICRL:-.venv/bin/logicrl}
 say() {  # a stage's heading: bold on a terminal, plain text when piped to a log
     if [ -t 1 ]; then printf '\n\033[1m== %s\033[0m\n%s\n' "$1" "$2"; else printf '\n== %s\n%s\n' "$1" "$2"; fi
 }
-prefer_tcmalloc() {  # preload gperftools' tcmalloc where the system has it (the same numbers; CPU RL steps ≈ 1.2× faster)
+prefer_tcmalloc() {  # preload gperftools' tcmalloc where the system has it (the same numbers; CPU RL steps ≈ 1.15–1.2× faster)
     [ -z "${LD_PRELOAD:-}" ] && [ "${LOGICRL_TCMALLOC:-1}" != 0 ] || return 0  # the user's own choice stands
     local lib
     lib=$(.venv/bin/python -m logicrl.engine.allocator)
@@ -12,7 +12,7 @@ prefer_tcmalloc() {  # preload gperftools' tcmalloc where the system has it (the
         export LD_PRELOAD=$lib
         echo "malloc: $lib preloaded (LOGICRL_TCMALLOC=0 keeps glibc's)"
     else
-        echo "malloc: glibc's (with gperftools' tcmalloc, e.g. apt install libtcmalloc-minimal4, CPU RL steps run ≈ 1.2× faster)"
+        echo "malloc: glibc's (with gperftools' tcmalloc, e.g. apt install libtcmalloc-minimal4, CPU RL steps run ≈ 1.15–1.2× faster)"
     fi
 }
 last_checkpoint() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }
