@@ -37,9 +37,10 @@ def run_child(script: str, case: str, flags: list[str]) -> dict:
     if case.endswith(TCMALLOC):
         from logicrl.engine.allocator import tcmalloc_library
 
-        if tcmalloc_library() is None:
+        library = tcmalloc_library()
+        if library is None:
             raise SystemExit(f"{case} needs gperftools' tcmalloc (Debian/Ubuntu: apt install libtcmalloc-minimal4)")
-        env = {**os.environ, "LD_PRELOAD": tcmalloc_library()}
+        env = {**os.environ, "LD_PRELOAD": library}
     out = subprocess.run([sys.executable, script, "--child", base_case(case), *flags], capture_output=True,
                          text=True, check=False, env=env)
     result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]

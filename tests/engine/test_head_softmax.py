@@ -118,7 +118,7 @@ def test_the_fused_head_gives_the_same_values_and_gradients_with_and_without_the
 @needs_kernel
 def test_the_compiled_gradient_goes_into_the_buffer_it_is_given():
     """``out``: the first n rows of a buffer hold the gradient, the rest untouched; a buffer that does not fit (another
-    dtype) is left alone and a new tensor returned."""
+    dtype, fewer rows) is left alone and a new tensor returned."""
     logits, tokens, grad_logp, grad_entropy = chunk(torch.bfloat16, 4, 37, False, 0)
     lse, _, entropy = head_softmax._torch_stats(logits, tokens, 1.0, True)
     args = (logits, tokens, 1.0, lse, entropy, grad_logp, grad_entropy, torch.bfloat16)
@@ -129,3 +129,5 @@ def test_the_compiled_gradient_goes_into_the_buffer_it_is_given():
     assert torch.isnan(room[4:]).all()
     other = torch.zeros((6, 37))
     assert torch.equal(head_softmax.logit_grads(*args, out=other), fresh) and not other.any()
+    short = torch.zeros((3, 37), dtype=torch.bfloat16)  # fewer rows than the gradient has: not written past
+    assert torch.equal(head_softmax.logit_grads(*args, out=short), fresh) and not short.any()

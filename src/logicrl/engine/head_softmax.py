@@ -88,7 +88,8 @@ def _native_grads(logits: Tensor, tokens: Tensor, temperature: float, lse: Tenso
     tokens = tokens.to(torch.int64).contiguous()
     vectors = [v.to(torch.float32).contiguous() for v in (lse, entropy, grad_logp)]
     grad_entropy = None if grad_entropy is None else grad_entropy.to(torch.float32).contiguous()
-    usable = out is not None and out.dtype == out_dtype and out.is_contiguous() and out.shape[1:] == (vocabulary,)
+    usable = (out is not None and out.dtype == out_dtype and out.is_contiguous() and len(out) >= n
+              and out.shape[1:] == (vocabulary,))
     grad = out[:n] if usable else torch.empty((n, vocabulary), dtype=out_dtype)
     native.library("head_softmax").head_backward(
         logits.data_ptr(), n, vocabulary, tokens.data_ptr(), temperature, *(v.data_ptr() for v in vectors),

@@ -320,13 +320,13 @@ class _FusedHead(torch.autograd.Function):
             if with_entropy:
                 ent[rows] = entropy
         ctx.save_for_backward(hidden, weight, bias, tokens, lse, ent, cast.weight, cast.bias)
-        ctx.temperature, ctx.chunk, ctx.dtype = temperature, chunk, cast.dtype
+        ctx.temperature, ctx.chunk = temperature, chunk
         return logp, ent
 
     @staticmethod
     def backward(ctx, grad_logp: Tensor, grad_ent: Tensor) -> tuple[Tensor | None, ...]:
         hidden, weight, bias, tokens, lse, ent, cast_weight, cast_bias = ctx.saved_tensors
-        cast = _HeadCast(ctx.dtype, cast_weight, cast_bias)
+        cast = _HeadCast(cast_weight.dtype, cast_weight, cast_bias)
         grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
         product = torch.empty_like(cast.weight) if grad_weight is not None else None
