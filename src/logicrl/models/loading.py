@@ -411,6 +411,10 @@ def load_model_and_tokenizer(
         logger.warning("the Hugging Face hub is unreachable: loading %r from the local HF cache only", path)
         offline = True
     hub = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
+    # transformers ≥ 5 "kernelizes" a model by default where the `kernels` package is installed: layers swapped for
+    # compiled kernels fetched from the hub (on a GPU: remote code), re-done at every train()/eval(), which also
+    # resets the forwards that `logicrl.engine.rms_norm` routes. Off unless asked for.
+    model_kwargs.setdefault("use_kernels", False)
     adapter = is_lora_checkpoint(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **hub)
