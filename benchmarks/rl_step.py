@@ -35,10 +35,6 @@ The TRL cases (the table's "fastest TRL s / ours" divides by the fastest that ra
 * ``trl_tcmalloc`` and ``reinforce_pp_bf16_tcmalloc``: ``trl`` and ``reinforce_pp_bf16`` with gperftools' tcmalloc
   preloaded (``LD_PRELOAD``, `logicrl.engine.allocator.tcmalloc_library`; Debian/Ubuntu ``libtcmalloc-minimal4``)
   in place of glibc's malloc; a TRL case either way, so the ratio divides by TRL's fastest with or without it.
-* ``reinforce_pp_bf16_head_ops``, ``reinforce_pp_bf16_norm_ops`` (and ``…_norm_ops_tcmalloc``),
-  ``reinforce_pp_bf16_onednn``: ``reinforce_pp_bf16`` with one lever off: the fused head's softmax
-  (`logicrl.engine.head_softmax`) or the training forward's RMSNorms (`logicrl.engine.rms_norm`) on PyTorch's ops,
-  the decode projections on oneDNN rather than AMX tiles.
 
 Each trainer runs in its own child process (so each has its own peak RSS), with the same number of
 intra-op threads, for ``--warmup`` untimed steps and then ``--steps`` timed ones. A step is the wall time
@@ -59,8 +55,7 @@ whole batch (``algorithm.prompts_once``, the default), then with the prefix that
 template, instruction) run once too (`logicrl.engine.sequences.shared_prefix_length`, on by default; off in the
 rows above it), then with the tied embedding's sparse backward (`logicrl.models.tied`, on by default; dense in
 the rows above it), then with the fused vocabulary head (``algorithm.logprob_chunk=512``, the default: log-probs
-and entropy from the hidden states, the real tokens only; full logits in the rows above it), then with the
-RMSNorms compiled (`logicrl.engine.rms_norm`, on by default; PyTorch's ops in the rows above it), each from a fresh
+and entropy from the hidden states, the real tokens only; full logits in the rows above it), each from a fresh
 Trainer at ``--dtype``: one untimed
 update (whose loss, KL, entropy and gradient norm all must share to float rounding: printed below the table; a
 model that scores every rollout alike, as an untrained one does, updates on the fixed scores 3, −1, −0.5, −3 in
@@ -100,7 +95,7 @@ from pathlib import Path
 
 import torch
 from child_cases import add_case_arguments, base_case, make_data, report, run_child
-from switches import compiled_head_lever, compiled_kernels_lever, compiled_norms_lever, shared_prefix_lever
+from switches import compiled_head_lever, compiled_kernels_lever, shared_prefix_lever
 
 from logicrl.engine.logprobs import response_logprobs
 from logicrl.engine.sequences import left_pad, sequence_inputs
@@ -116,20 +111,14 @@ CASES = {"trl": "TRL GRPOTrainer (default)", "trl_nogc": "TRL GRPOTrainer, bf16 
          "reinforce_pp": "logicrl REINFORCE++",
          "reinforce_pp_bf16": "logicrl REINFORCE++, model.dtype=bfloat16 (bf16 autocast, as TRL's default)",
          "reinforce_pp_bf16_head_ops": "logicrl REINFORCE++, bfloat16, the head's softmax on PyTorch's ops",
-         "reinforce_pp_bf16_norm_ops": "logicrl REINFORCE++, bfloat16, the training RMSNorms on PyTorch's ops",
          "reinforce_pp_bf16_onednn": "logicrl REINFORCE++, bfloat16, the decode projections on oneDNN (no AMX tiles)",
          "trl_tcmalloc": "TRL GRPOTrainer (default), tcmalloc preloaded",
-         "reinforce_pp_bf16_tcmalloc": "logicrl REINFORCE++, bfloat16, tcmalloc preloaded",
-         "reinforce_pp_bf16_norm_ops_tcmalloc": "logicrl REINFORCE++, bfloat16, the training RMSNorms on PyTorch's ops, "
-                                                "tcmalloc preloaded"}
-# case → (advantage, model.dtype, the head's compiled softmax, the decode projections on AMX tiles, the training
-#         forward's compiled RMSNorms)
-LOGICRL_CASES = {"grpo": ("grpo", "float32", True, True, True),
-                 "reinforce_pp": ("reinforce_pp", "float32", True, True, True),
-                 "reinforce_pp_bf16": ("reinforce_pp", "bfloat16", True, True, True),
-                 "reinforce_pp_bf16_head_ops": ("reinforce_pp", "bfloat16", False, True, True),
-                 "reinforce_pp_bf16_onednn": ("reinforce_pp", "bfloat16", True, False, True),
-                 "reinforce_pp_bf16_norm_ops": ("reinforce_pp", "bfloat16", True, True, False)}
+         "reinforce_pp_bf16_tcmalloc": "logicrl REINFORCE++, bfloat16, tcmalloc preloaded"}
+# case → (advantage, model.dtype, the head's compiled softmax, the decode projections on AMX tiles)
+LOGICRL_CASES = {"grpo": ("grpo", "float32", True, True), "reinforce_pp": ("reinforce_pp", "float32", True, True),
+                 "reinforce_pp_bf16": ("reinforce_pp", "bfloat16", True, True),
+                 "reinforce_pp_bf16_head_ops": ("reinforce_pp", "bfloat16", False, True),
+                 "reinforce_pp_bf16_onednn": ("reinforce_pp", "bfloat16", True, False)}
 TUNED = {"bf16": False, "gradient_checkpointing": False}  # GRPOConfig's defaults are True for both
 TRL_CASES = {"trl": {}, "trl_nogc": {"gradient_checkpointing": False}, "trl_tuned": TUNED,
              "trl_cb": {**TUNED, "use_transformers_continuous_batching": True}}
@@ -237,14 +226,13 @@ def run_logicrl(args: argparse.Namespace, case: str) -> list[dict[str, float]]:
     from logicrl.rl.trainer import Trainer
 
     budget = args.micro_batch_tokens if shape_of(args).token_budget else None
-    advantage, dtype, compiled_head, tiles, compiled_norms = LOGICRL_CASES[case]
+    advantage, dtype, compiled_head, tiles = LOGICRL_CASES[case]
     config = train_config(args, advantage, budget, dtype)
     trainer = Trainer(config, show_progress=False)
     steps = []
     for step in range(1, config.steps + 1):
         prompts = encode_prompts(trainer.schedule.batch(step - 1), trainer.tokenizer, config.prompt)
-        with compiled_head_lever(compiled_head), compiled_kernels_lever(True, True, tiles), \
-                compiled_norms_lever(compiled_norms):
+        with compiled_head_lever(compiled_head), compiled_kernels_lever(True, True, tiles):
             metrics = trainer.train_step(step)
         steps.append({"seconds": metrics["time/step"], "generated": metrics["length/mean"] * GROUPS * GROUP_SIZE,
                       "prompt_tokens": GROUP_SIZE * sum(len(p) for p in prompts),
@@ -301,14 +289,13 @@ def update_phase(args: argparse.Namespace) -> None:
 
     batch, rows = None, []
     budget = args.micro_batch_tokens
-    for label, tokens, once, prefix, sparse, chunk, norms in (
-            ("before: micro-batches of consecutive rows", None, False, False, False, None, False),
-            (f"token budget {budget}, each prompt once per micro-batch", budget, False, False, False, None, False),
-            ("+ each prompt once per batch (`algorithm.prompts_once`)", budget, True, False, False, None, False),
-            ("+ the prefix all prompts share, once (`shared_prefix_length`)", budget, True, True, False, None, False),
-            ("+ the tied embedding's sparse backward (`logicrl.models.tied`)", budget, True, True, True, None, False),
-            ("+ the fused head (`algorithm.logprob_chunk=512`)", budget, True, True, True, 512, False),
-            ("+ the RMSNorms compiled (`logicrl.engine.rms_norm`)", budget, True, True, True, 512, True)):
+    for label, tokens, once, prefix, sparse, chunk in (
+            ("before: micro-batches of consecutive rows", None, False, False, False, None),
+            (f"token budget {budget}, each prompt once per micro-batch", budget, False, False, False, None),
+            ("+ each prompt once per batch (`algorithm.prompts_once`)", budget, True, False, False, None),
+            ("+ the prefix all prompts share, once (`shared_prefix_length`)", budget, True, True, False, None),
+            ("+ the tied embedding's sparse backward (`logicrl.models.tied`)", budget, True, True, True, None),
+            ("+ the fused head (`algorithm.logprob_chunk=512`)", budget, True, True, True, 512)):
         trainer = Trainer(train_config(args, "reinforce_pp", tokens, args.dtype, once, chunk), show_progress=False)
         trainer.policy.get_input_embeddings().sparse = sparse
         if batch is None:  # the rollouts of step 1, generated once
@@ -320,7 +307,7 @@ def update_phase(args: argparse.Namespace) -> None:
             batch = RolloutBatch.from_generation(drawn.generation, scores, GROUP_SIZE)
         micro = token_budget_batches(batch.mask.sum(-1), args.micro_batch, tokens)
         padded = tokens_run(batch, micro, once, prefix)
-        with shared_prefix_lever(prefix), compiled_norms_lever(norms):
+        with shared_prefix_lever(prefix):
             first = trainer._update(copy.deepcopy(batch), 1, {})  # warm-up; the loss check
             seconds = []
             for step in range(2, args.steps + 2):

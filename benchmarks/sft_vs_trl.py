@@ -19,9 +19,6 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
   rather than longest example first: the length-bucketing lever alone;
 * ``logicrl_bf16_dense_embedding``: ``logicrl_bf16`` with the tied embedding's dense backward (a zeroed [V, D]
   gradient) rather than its sparse one (`logicrl.models.tied`): the lever alone;
-* ``logicrl_bf16_head_ops``, ``logicrl_bf16_norm_ops``: ``logicrl_bf16`` with the fused head's softmax
-  (`logicrl.engine.head_softmax`), or the RMSNorms (`logicrl.engine.rms_norm`), on PyTorch's ops: each compiled
-  lever alone;
 * ``trl``: SFTTrainer's default, padded batches;
 * ``trl_padding_free``: ``padding_free=True``, each micro-batch flattened into one row (on CPU the sdpa mask
   is built from the position ids);
@@ -29,8 +26,8 @@ Cases (each in its own child process, so each has its own peak RSS, with the sam
   --row-tokens``; a step then takes ``--batch`` packed rows, more examples than the others;
 * ``trl_nogc``, ``trl_padding_free_nogc``: ``trl`` and ``trl_padding_free`` with ``gradient_checkpointing=False``
   (SFTConfig defaults it to True: the backward recomputes each layer's forward);
-* ``trl_tcmalloc``, ``trl_padding_free_nogc_tcmalloc``, ``logicrl_bf16_tcmalloc``,
-  ``logicrl_bf16_norm_ops_tcmalloc``: those cases with gperftools' tcmalloc preloaded (``LD_PRELOAD``) in place of glibc's malloc, where the system has it (child_cases.py).
+* ``trl_tcmalloc``, ``trl_padding_free_nogc_tcmalloc``, ``logicrl_bf16_tcmalloc``: those cases with gperftools'
+  tcmalloc preloaded (``LD_PRELOAD``) in place of glibc's malloc, where the system has it (child_cases.py).
 Packing changes how many examples a step holds, so the comparison is tokens per second: target tokens (those
 with a loss) and all tokens (prompt + target, no padding). A step is the wall time from one optimizer step to
 the next; the first ``--warmup`` steps are not timed. Ratios are against the fastest TRL case.
@@ -53,7 +50,7 @@ from pathlib import Path
 
 import torch
 from child_cases import add_case_arguments, make_data, report, run_child
-from switches import compiled_head_lever, compiled_norms_lever, shared_prefix_lever
+from switches import compiled_head_lever, shared_prefix_lever
 
 from logicrl.models import DEFAULT_MODEL
 
@@ -64,27 +61,23 @@ CASES = {"logicrl": "logicrl sft, padded", "logicrl_packed": "logicrl sft, packe
          "logicrl_bf16_no_bucketing": "logicrl sft, padded, bfloat16, micro-batches in batch order",
          "logicrl_bf16_dense_embedding": "logicrl sft, padded, bfloat16, dense tied-embedding backward",
          "logicrl_bf16_head_ops": "logicrl sft, padded, bfloat16, the head's softmax on PyTorch's ops",
-         "logicrl_bf16_norm_ops": "logicrl sft, padded, bfloat16, the RMSNorms on PyTorch's ops",
          "trl": "TRL SFTTrainer", "trl_padding_free": "TRL SFTTrainer, padding_free",
          "trl_packing": "TRL SFTTrainer, packing (bfd)",
          "trl_nogc": "TRL SFTTrainer, no gradient checkpointing",
          "trl_padding_free_nogc": "TRL SFTTrainer, padding_free, no gradient checkpointing",
          "trl_tcmalloc": "TRL SFTTrainer, tcmalloc preloaded",
          "trl_padding_free_nogc_tcmalloc": "TRL SFTTrainer, padding_free, no gradient checkpointing, tcmalloc preloaded",
-         "logicrl_bf16_tcmalloc": "logicrl sft, padded, model.dtype=bfloat16, tcmalloc preloaded",
-         "logicrl_bf16_norm_ops_tcmalloc": "logicrl sft, padded, bfloat16, the RMSNorms on PyTorch's ops, tcmalloc "
-                                           "preloaded"}
+         "logicrl_bf16_tcmalloc": "logicrl sft, padded, model.dtype=bfloat16, tcmalloc preloaded"}
 # case → (packing, model.dtype, shared prefix run once, length bucketing, sparse tied-embedding backward,
-#         the head's compiled softmax, the compiled RMSNorms)
-LOGICRL_CASES = {"logicrl": (False, "float32", True, True, True, True, True),
-                 "logicrl_packed": (True, "float32", True, True, True, True, True),
-                 "logicrl_bf16": (False, "bfloat16", True, True, True, True, True),
-                 "logicrl_packed_bf16": (True, "bfloat16", True, True, True, True, True),
-                 "logicrl_bf16_prefix_off": (False, "bfloat16", False, True, True, True, True),
-                 "logicrl_bf16_no_bucketing": (False, "bfloat16", True, False, True, True, True),
-                 "logicrl_bf16_dense_embedding": (False, "bfloat16", True, True, False, True, True),
-                 "logicrl_bf16_head_ops": (False, "bfloat16", True, True, True, False, True),
-                 "logicrl_bf16_norm_ops": (False, "bfloat16", True, True, True, True, False)}
+#         the head's compiled softmax)
+LOGICRL_CASES = {"logicrl": (False, "float32", True, True, True, True),
+                 "logicrl_packed": (True, "float32", True, True, True, True),
+                 "logicrl_bf16": (False, "bfloat16", True, True, True, True),
+                 "logicrl_packed_bf16": (True, "bfloat16", True, True, True, True),
+                 "logicrl_bf16_prefix_off": (False, "bfloat16", False, True, True, True),
+                 "logicrl_bf16_no_bucketing": (False, "bfloat16", True, False, True, True),
+                 "logicrl_bf16_dense_embedding": (False, "bfloat16", True, True, False, True),
+                 "logicrl_bf16_head_ops": (False, "bfloat16", True, True, True, False)}
 LR, PEOPLE = 5e-5, [2, 3]
 
 
@@ -104,12 +97,11 @@ def examples(args: argparse.Namespace, tokenizer) -> list[tuple[list[int], list[
 
 
 def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: bool, bucketing: bool,
-                sparse_embedding: bool, compiled_head: bool, compiled_norms: bool) -> list[dict[str, float]]:
+                sparse_embedding: bool, compiled_head: bool) -> list[dict[str, float]]:
     """`logicrl sft`'s SFTTrainer.fit(); seconds per step from its metrics, tokens from its schedule. ``prefix``
     False: the prompts' shared prefix (chat template, instruction) runs with each prompt, not once per forward;
     ``bucketing``: SFTConfig.length_bucketing; ``sparse_embedding`` False: the tied embedding's dense backward;
-    ``compiled_head`` False: the fused head's softmax on PyTorch's ops; ``compiled_norms`` False: the RMSNorms on
-    PyTorch's ops (`logicrl.engine.rms_norm`)."""
+    ``compiled_head`` False: the fused head's softmax on PyTorch's ops."""
     from logicrl.rl.run_log import read_metrics
     from logicrl.rl.sft import SFTConfig, SFTTrainer
 
@@ -122,7 +114,7 @@ def run_logicrl(args: argparse.Namespace, packing: bool, dtype: str, prefix: boo
         "length_bucketing": bucketing})
     trainer = SFTTrainer(config, show_progress=False)
     trainer.model.get_input_embeddings().sparse = sparse_embedding
-    with shared_prefix_lever(prefix), compiled_head_lever(compiled_head), compiled_norms_lever(compiled_norms):
+    with shared_prefix_lever(prefix), compiled_head_lever(compiled_head):
         trainer.fit()
     steps = []
     for row in read_metrics(Path(out), "train"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from logicrl.engine import attention, fused, head_softmax, rms_norm, sequences, tile_linear
+from logicrl.engine import attention, fused, head_softmax, sequences, tile_linear
 
 
 @contextlib.contextmanager
@@ -51,16 +51,3 @@ def compiled_head_lever(on: bool) -> Iterator[None]:
         yield
     finally:
         head_softmax.head_softmax_works = saved
-
-
-@contextlib.contextmanager
-def compiled_norms_lever(on: bool) -> Iterator[None]:
-    """The training forward's compiled RMSNorms (`logicrl.engine.rms_norm`) on (the default, where they are built) or
-    off: transformers' ops, forward and backward."""
-    saved = rms_norm.rms_norm_works
-    if not on:
-        rms_norm.rms_norm_works = lambda: False
-    try:
-        yield
-    finally:
-        rms_norm.rms_norm_works = saved

@@ -76,6 +76,20 @@ def test_tiny_model_save_reload_gives_identical_logits(tmp_path, tiny):
         assert torch.equal(model(ids).logits, reloaded(ids).logits)
 
 
+def test_loaded_models_are_not_kernelized_from_the_hub(tmp_path):
+    """transformers ≥ 5 kernelizes a model it loads wherever the `kernels` package is installed (hub downloads on a
+    GPU) and again at every train()/eval(), which drops a forward set on a module instance; the loader turns it
+    off, and a caller may still ask for it."""
+    build_tiny_model(tmp_path / "ckpt")
+    model, _ = load_model_and_tokenizer(str(tmp_path / "ckpt"), dtype="float32", device="cpu")
+    assert not getattr(model, "use_kernels", False)
+    norm = model.model.norm
+    norm.forward = norm.forward  # an instance forward, as an engine patch would set
+    model.train()
+    model.eval()
+    assert "forward" in vars(norm)
+
+
 def test_a_checkpoint_carries_what_transformers_4_reads(tmp_path):
     """transformers 5 writes rope_theta under rope_parameters, which 4.x (and vLLM on it) does not read: it
     fell back to 10000, SmolLM2's being 100000, every position silently wrong; and tokenizer_class

@@ -52,9 +52,6 @@ SIGNATURES = {
             [_pointer, _i64, _pointer, _pointer, _pointer, _pointer, _pointer, _i64, _i64, _i64, _i64, _i64, _i64,
              _int], None),
         "silu_mul": ([_pointer, _pointer, _i64, _i64, _int], None)},
-    "rms_norm": {
-        "rms_norm_forward": ([_pointer, _pointer, _float, _pointer, _pointer, _i64, _i64, _int], None),
-        "rms_norm_backward": ([_pointer, _pointer, _pointer, _pointer, _pointer, _pointer, _i64, _i64, _int], _int)},
     "head_softmax": {
         "head_forward": ([_pointer, _i64, _i64, _pointer, _float, _pointer, _pointer, _pointer, _int, _int], None),
         "head_backward": ([_pointer, _i64, _i64, _pointer, _float, _pointer, _pointer, _pointer, _pointer, _pointer,

@@ -401,7 +401,7 @@ def load_model_and_tokenizer(
     """
     from huggingface_hub import constants
     from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
     path = resolve_model_path(name_or_path, cache_dir=cache_dir)
     _check_local(name_or_path, path)
@@ -411,10 +411,12 @@ def load_model_and_tokenizer(
         logger.warning("the Hugging Face hub is unreachable: loading %r from the local HF cache only", path)
         offline = True
     hub = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
-    # transformers ≥ 5 "kernelizes" a model by default where the `kernels` package is installed: layers swapped for
-    # compiled kernels fetched from the hub (on a GPU: remote code), re-done at every train()/eval(), which also
-    # resets the forwards that `logicrl.engine.rms_norm` routes. Off unless asked for.
-    model_kwargs.setdefault("use_kernels", False)
+    # transformers ≥ 5 "kernelizes" a model by default wherever the `kernels` package is installed: on a GPU its
+    # layers are swapped for compiled kernels downloaded from the hub (code and a network call nobody asked for), and
+    # every train()/eval() kernelizes again, dropping any forward set on a module instance. Off unless asked for
+    # (model_kwargs use_kernels=True). A release without kernelization has no such attribute and takes no such key.
+    if hasattr(PreTrainedModel, "use_kernels"):
+        model_kwargs.setdefault("use_kernels", False)
     adapter = is_lora_checkpoint(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **hub)

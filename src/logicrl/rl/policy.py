@@ -20,7 +20,6 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from logicrl.engine.compat import enable_activation_checkpointing
-from logicrl.engine.rms_norm import fused_rms_norms
 from logicrl.models import load_model_and_tokenizer, lora_model, sparse_tied_embedding_grad
 from logicrl.models.lora import (
     REFERENCE_ADAPTER,
@@ -96,7 +95,6 @@ def load_run_models(cfg: TrainConfig, device: torch.device, compute_dtype: torch
         source, dtype=compute_dtype if lora is not None else "float32", **load)
     if cfg.model.gradient_checkpointing:
         enable_activation_checkpointing(policy)
-    fused_rms_norms(policy)  # before the critic's copy, which keeps them
     critic = ValueModel(policy).to(device) if get_advantage_estimator(algo.advantage).needs_critic else None
     if lora is not None:
         policy = lora_model(policy, lora, checkpoint)
@@ -106,5 +104,4 @@ def load_run_models(cfg: TrainConfig, device: torch.device, compute_dtype: torch
     if uses_reference and lora is None:
         ref, _ = load_model_and_tokenizer(cfg.model.name, dtype=compute_dtype, **load)
         ref.requires_grad_(False)
-        fused_rms_norms(ref)
     return RunModels(policy, tokenizer, ref, uses_reference), critic

@@ -29,7 +29,6 @@ from tqdm import tqdm
 from logicrl.config import StrictModel
 from logicrl.engine.compat import enable_activation_checkpointing
 from logicrl.engine.logprobs import response_logprobs
-from logicrl.engine.rms_norm import fused_rms_norms
 from logicrl.engine.sequences import left_pad
 from logicrl.errors import DataError, UserError
 from logicrl.evaluate.scoring import generate_and_score
@@ -200,7 +199,6 @@ class SFTTrainer(TrainingLoop):
         if config.model.gradient_checkpointing:
             enable_activation_checkpointing(self.model)
         sparse_tied_embedding_grad(self.model)
-        fused_rms_norms(self.model)
         self._load_examples(resuming=checkpoint is not None)
         self.optimizer = adamw(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
