@@ -79,7 +79,7 @@ def test_tiny_model_save_reload_gives_identical_logits(tmp_path, tiny):
 def test_loaded_models_are_not_kernelized_from_the_hub(tmp_path):
     """transformers ≥ 5 kernelizes a model it loads wherever the `kernels` package is installed (hub downloads on a
     GPU) and again at every train()/eval(), which drops a forward set on a module instance; the loader turns it
-    off, and a caller may still ask for it."""
+    off."""
     build_tiny_model(tmp_path / "ckpt")
     model, _ = load_model_and_tokenizer(str(tmp_path / "ckpt"), dtype="float32", device="cpu")
     assert not getattr(model, "use_kernels", False)
