@@ -112,6 +112,14 @@ def test_id_less_records_get_content_ids_and_an_id_names_one_puzzle(public_root:
     with pytest.raises(DataError, match=rf"^{path}:2: id 'p1' is already the id of a different puzzle "
                                         rf"\({path}:1\); ids must be unique$"):
         load_records([path])
+    # an id is text or a whole number; a list or a boolean is a malformed row, checked or not
+    path.write_text("".join(json.dumps(r) + "\n" for r in ({**one, "id": 7}, {**other, "id": "p2"})))
+    assert [r["id"] for r in load_records([path])] == [7, "p2"]
+    for bad, shown in (([1], r"\[1\]"), (True, "True"), ({"a": 1}, r"\{'a': 1\}")):
+        path.write_text(json.dumps({**one, "id": "p1"}) + "\n" + json.dumps({**other, "id": bad}) + "\n")
+        for check in (True, False):
+            with pytest.raises(DataError, match=rf"^{path}:2: 'id' must be text or a whole number, got {shown}$"):
+                load_records([path], check=check)
     # an id-less row never takes an id another row holds
     id_less = {k: v for k, v in one.items() if k != "id"}
     path.write_text("".join(json.dumps(r) + "\n" for r in ({**other, "id": one["id"]}, id_less)))

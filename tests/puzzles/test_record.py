@@ -137,6 +137,10 @@ def test_parse_statements_field_errors(value, message: str) -> None:
         ({"n_people": 3}, "'n_people' must be 2"),
         ({"n_people": True}, "'n_people' must be 2"),
         ({"seed": "abc"}, "'seed' must be a whole number, got 'abc'"),
+        ({"seed": 1.5}, r"'seed' must be a whole number, got 1\.5"),  # int() would have cut it to 1
+        ({"seed": "7"}, "'seed' must be a whole number, got '7'"),
+        ({"seed": True}, "'seed' must be a whole number, got True"),
+        ({"depth": float("inf")}, "'depth' must be a whole number, got inf"),
         ({"depth": [2]}, r"'depth' must be a whole number, got \[2\]"),
         ({"depth": 0}, r"^'depth' must be at least 1 \(a leaf has depth 1\), got 0$"),
         ({"depth": -2}, r"^'depth' must be at least 1 \(a leaf has depth 1\), got -2$"),
@@ -146,6 +150,12 @@ def test_parse_statements_field_errors(value, message: str) -> None:
 def test_from_record_errors_name_the_field(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Puzzle.from_record(PUBLIC_ROW | change)
+
+
+def test_whole_numbers_written_as_floats_are_read() -> None:
+    """A JSON writer that prints every number with a point (``"seed": 7.0``) wrote whole numbers all the same."""
+    puzzle = Puzzle.from_record(PUBLIC_ROW | {"seed": 7.0, "depth": 2.0})
+    assert (puzzle.seed, puzzle.depth) == (7, 2) and isinstance(puzzle.seed, int)
 
 
 def test_null_optional_numbers_are_absent() -> None:

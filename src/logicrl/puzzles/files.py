@@ -23,6 +23,7 @@ Until the manifest is written, one marked ``incomplete`` stands in its place, an
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -192,6 +193,9 @@ def load_located(paths: Iterable[Path], *, check: bool = True) -> list[tuple[str
     owners: dict[str, tuple[tuple[Any, Any], str]] = {}  # id -> (what the puzzle is, where it was first)
     for path in paths:
         for position, (where, row) in enumerate(read_rows(path)):
+            given = row.get("id")  # the key of every per-puzzle table, link and paired comparison
+            if given is not None and (isinstance(given, bool) or not isinstance(given, str | numbers.Integral)):
+                raise DataError(f"{where}: 'id' must be text or a whole number, got {given!r}")
             puzzle = None
             if check or not row.get("id"):
                 try:

@@ -16,6 +16,7 @@ import ast
 import functools
 import hashlib
 import json
+import numbers
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -176,14 +177,16 @@ class Puzzle:
 
 
 def _whole(record: dict[str, Any], field: str, default: int) -> int:
-    """``record[field]`` as an int; ``default`` when it is absent or null (as parquet writes a missing value)."""
+    """``record[field]`` as an int; ``default`` when it is absent or null (as parquet writes a missing value). A
+    JSON number with nothing after the point (``2.0``) is whole; ``1.5``, text and booleans are not."""
     value = record.get(field)
     if value is None:
         return default
-    try:
+    if isinstance(value, float) and value.is_integer():
         return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"'{field}' must be a whole number, got {value!r}") from None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):  # numpy's integers are Integral
+        raise ValueError(f"'{field}' must be a whole number, got {value!r}")
+    return int(value)
 
 
 def recover_rendering(puzzle: Puzzle, quiz: str) -> Puzzle | None:
