@@ -182,9 +182,9 @@ def _whole(record: dict[str, Any], field: str, default: int) -> int:
     value = record.get(field)
     if value is None:
         return default
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):  # numpy's integers are Integral
+    whole = (isinstance(value, numbers.Integral) and not isinstance(value, bool)  # numpy's integers are Integral
+             or isinstance(value, float) and value.is_integer())
+    if not whole:  # a value error of the record, as every other field's
         raise ValueError(f"'{field}' must be a whole number, got {value!r}")
     return int(value)
 
