@@ -92,6 +92,7 @@ def test_dapo_recipe_loads_with_its_pieces():
 @pytest.mark.parametrize("override, message", [
     ({"rollout": {"dynamic_sampling": True, "group_size": 1}}, "set rollout.group_size >= 2"),
     ({"algorithm": {"overlong_buffer": 5000}}, "longer than rollout.max_response_tokens"),
+    ({"algorithm": {"overlong_buffer": 100, "overlong_penalty": 0}}, "overlong_penalty=0 punishes nothing"),
 ])
 def test_inconsistent_dapo_settings_are_refused(override, message):
     with pytest.raises(ValueError, match=message):

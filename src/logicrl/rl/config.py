@@ -194,6 +194,9 @@ class AlgorithmConfig(StrictModel):
         ):
             if value not in known:
                 raise ValueError(f"unknown {label} {value!r}; choose from {', '.join(known)}")
+        if self.overlong_buffer is not None and self.overlong_penalty == 0:  # accepted, it would do nothing
+            raise ValueError("algorithm.overlong_buffer with overlong_penalty=0 punishes nothing: set "
+                             "overlong_penalty > 0 (DAPO: 1) or drop overlong_buffer")
         if self.kl_target is not None and self.kl_coef == 0:  # the controller multiplies β: 0 stays 0
             raise ValueError("kl_target adapts β from algorithm.kl_coef by multiplying it, so kl_coef=0 would stay "
                              "0: give a starting kl_coef > 0 (e.g. the paper's 0.001)")
