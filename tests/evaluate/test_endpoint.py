@@ -238,6 +238,30 @@ def test_a_vllm_style_error_message_is_read() -> None:
         complete(server.url, retries=0)
 
 
+def test_a_server_that_wants_max_completion_tokens_gets_the_cap_under_that_name() -> None:
+    """OpenAI's reasoning models refuse ``max_tokens`` and name ``max_completion_tokens``: the request is sent again
+    with the cap under that name, and the client keeps it; any other 400 stays a refusal, and so does a refusal of
+    the new name (no loop)."""
+    refusal = {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                                    "'max_completion_tokens' instead.", "type": "invalid_request_error",
+                         "param": "max_tokens", "code": "unsupported_parameter"}}
+    with serve(lambda body: (400, refusal) if "max_tokens" in body else (200, completion("ok"))) as server:
+        client = EndpointClient(server.url, "o3-mini", timeout_s=10, retries=0)
+        hi = [{"role": "user", "content": "hi"}]
+        try:
+            assert client.complete(hi, max_tokens=4, temperature=1.0, top_p=1.0).text == "ok"
+            assert client.complete(hi, max_tokens=5, temperature=1.0, top_p=1.0).text == "ok"
+        finally:
+            client.close()
+    assert [{k: b.get(k) for k in ("max_tokens", "max_completion_tokens")} for b in server.bodies] == [
+        {"max_tokens": 4, "max_completion_tokens": None}, {"max_tokens": None, "max_completion_tokens": 4},
+        {"max_tokens": None, "max_completion_tokens": 5}]
+    with (serve(lambda body: (400, refusal)) as server,
+          pytest.raises(EndpointError, match="answered 400: Unsupported parameter: 'max_tokens'")):
+        complete(server.url, retries=0)
+    assert len(server.bodies) == 2
+
+
 def test_a_redirect_is_a_refusal_that_says_where_it_points() -> None:
     moved = (307, {}, {"Location": "/v2/chat/completions"})
     where = r"answered 307, a redirect to http://127\.0\.0\.1:\d+/v2/chat/completions: .*give the URL it points to"

@@ -14,7 +14,9 @@ that opens its own ``<think>`` is read as is; one that starts with reasoning is 
 been there). A think block that the server's reasoning parser cut out into ``reasoning_content`` or
 ``reasoning`` is put back, as ``<think>reasoning</think>content`` (content given as a list of text parts is
 joined). ``length`` is the server's ``usage.completion_tokens``; ``truncated`` is
-``finish_reason == "length"``.
+``finish_reason == "length"``. Each answer is capped by ``max_tokens``; a server that refuses that key and names
+``max_completion_tokens`` instead (OpenAI's reasoning models: "Unsupported parameter: 'max_tokens' … Use
+'max_completion_tokens' instead") gets the cap under that name, for that request and every later one.
 
 Credentials: no key is sent unless the caller passes one (``api_key``, or the environment variable named by
 ``api_key_env``), and never over plain ``http://`` except to a loopback host (127.0.0.0/8, ::1, localhost),
@@ -56,6 +58,10 @@ MAX_RETRY_AFTER_S = 30.0
 
 class EndpointError(UserError):
     """The endpoint could not be reached or refused a request (printed as one line)."""
+
+
+class _WantsCompletionTokens(EndpointError):
+    """A 400 refusal of ``max_tokens`` that names ``max_completion_tokens`` (OpenAI's reasoning models)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,7 @@ class EndpointClient:
                  retries: int = 3, backoff_s: float = 0.5) -> None:
         self.url = completions_url(base_url)
         self.model = model
+        self.token_limit = "max_tokens"  # the body key of the answer's length cap (`complete`)
         self.retries = retries
         self.backoff_s = backoff_s
         if api_key:
@@ -169,13 +176,20 @@ class EndpointClient:
                  seed: int | None = None, stop: threading.Event | None = None) -> Completion:
         """One completion; raises EndpointError after the retries or on a refusal, and at once (before the next
         try, or in the backoff wait) once ``stop`` is set."""
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+        body: dict[str, Any] = {"model": self.model, "messages": messages, self.token_limit: max_tokens,
                                 "temperature": temperature}
         if temperature > 0:
             body["top_p"] = top_p
         if seed is not None:
             body["seed"] = seed
-        return _parse_completion(self.url, self._post(body, stop or threading.Event()))
+        stop = stop or threading.Event()
+        try:
+            answer = self._post(body, stop)
+        except _WantsCompletionTokens:  # the cap under the name the server asked for, for this and later requests
+            self.token_limit = "max_completion_tokens"
+            body["max_completion_tokens"] = body.pop("max_tokens")
+            answer = self._post(body, stop)
+        return _parse_completion(self.url, answer)
 
     def _post(self, body: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
         """POST with retries, until ``stop`` is set; the decoded JSON answer."""
@@ -193,6 +207,9 @@ class EndpointClient:
                 if 200 <= response.status_code < 300:
                     return _json(self.url, response)
                 failure = _refusal(self.url, response)
+                if (response.status_code == 400 and "max_tokens" in body
+                        and "max_completion_tokens" in response.text):
+                    raise _WantsCompletionTokens(failure)
                 if response.status_code not in RETRY_STATUS:
                     raise EndpointError(failure)
                 wait = max(wait, _retry_after(response))
