@@ -113,8 +113,8 @@ def test_id_less_records_get_content_ids_and_an_id_names_one_puzzle(public_root:
                                         rf"\({path}:1\); ids must be unique$"):
         load_records([path])
     # an id is text or a whole number; a list or a boolean is a malformed row, checked or not
-    path.write_text("".join(json.dumps(r) + "\n" for r in ({**one, "id": 7}, {**other, "id": "p2"})))
-    assert [r["id"] for r in load_records([path])] == [7, "p2"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in ({**one, "id": 0}, {**other, "id": "p2"})))
+    assert [r["id"] for r in load_records([path])] == [0, "p2"]  # 0 is an id, not a missing one
     for bad, shown in (([1], r"\[1\]"), (True, "True"), ({"a": 1}, r"\{'a': 1\}")):
         path.write_text(json.dumps({**one, "id": "p1"}) + "\n" + json.dumps({**other, "id": bad}) + "\n")
         for check in (True, False):

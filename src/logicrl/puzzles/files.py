@@ -196,8 +196,9 @@ def load_located(paths: Iterable[Path], *, check: bool = True) -> list[tuple[str
             given = row.get("id")  # the key of every per-puzzle table, link and paired comparison
             if given is not None and (isinstance(given, bool) or not isinstance(given, str | numbers.Integral)):
                 raise DataError(f"{where}: 'id' must be text or a whole number, got {given!r}")
+            missing = given is None or given == ""  # an id of 0 is an id
             puzzle = None
-            if check or not row.get("id"):
+            if check or missing:
                 try:
                     puzzle = Puzzle.from_record(row)
                 except (ValueError, KeyError, TypeError) as exc:  # unchecked and unreadable: left as is
@@ -210,11 +211,11 @@ def load_located(paths: Iterable[Path], *, check: bool = True) -> list[tuple[str
                                 "knave's true): the reward would score against a wrong answer; fix or drop the row")
             if check and puzzle is not None:
                 _check_answer_text(row, puzzle, where)
-            if puzzle is not None and not row.get("id"):
+            if puzzle is not None and missing:
                 row = {**row, "id": _free_id(puzzle.id, owners)}
             if puzzle is not None and "index" not in row:
                 row = {**row, "index": position}
-            if row.get("id"):
+            if row.get("id") not in (None, ""):
                 _claim_id(str(row["id"]), (row.get("quiz"), row.get("solution_text_format")), where, owners)
             records.append((where, row))
     return records
