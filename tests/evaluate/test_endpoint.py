@@ -435,8 +435,9 @@ def test_the_legacy_completions_endpoint_is_refused(url: str, dataset, tmp_path)
 
 def test_a_resume_with_more_concurrency_sends_only_the_unfinished_requests(dataset, tmp_path) -> None:
     """6 puzzles, 8 samples each: --concurrency 1 sends chunks of 2 puzzles (16 requests); a refusal at the 17th
-    stops the run with the first 2 puzzles kept. Resumed with --concurrency 2 (chunks of 4), it keeps them and
-    asks only for the other 4 puzzles' 32 samples (each sample has its own seed, whatever the chunks)."""
+    stops the run with the first 2 puzzles kept. Resumed with --concurrency 2 (chunks of 4) and other local-backend
+    keys (batch_size, dtype), it keeps them and asks only for the other 4 puzzles' 32 samples (each sample has its
+    own seed, whatever the chunks)."""
     refuse_after = {"n": 16}
 
     def reply(body: dict) -> tuple[int, dict]:
@@ -454,7 +455,8 @@ def test_a_resume_with_more_concurrency_sends_only_the_unfinished_requests(datas
         assert len(server.bodies) == 17
         server.bodies.clear()
         refuse_after["n"] = 1000
-        resumed = CliRunner().invoke(app, [*args, "--concurrency", "2"])
+        # the local backend's keys are not an endpoint run's: changing them does not make it another run
+        resumed = CliRunner().invoke(app, [*args, "--concurrency", "2", "batch_size=4", "dtype=bfloat16"])
     assert resumed.exit_code == 0, resumed.output
     assert "served: resuming an interrupted run: 16 samples of its first 2 puzzles kept" in resumed.stderr
     assert len(server.bodies) == 32

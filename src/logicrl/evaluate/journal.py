@@ -26,18 +26,22 @@ from logicrl.io import atomic_write_text, read_appended_jsonl, read_text_file, w
 PARTIAL_DIR = "partial"
 # config keys that change how samples are fetched, never what they are
 NOT_IN_IDENTITY = frozenset({"concurrency", "timeout_s", "retries", "api_key_env", "pass_k"})
+# the local backend's keys, which an endpoint run does not use (the server decides its batches and precision)
+LOCAL_ONLY = frozenset({"batch_size", "device", "dtype", "trust_remote_code"})
 
 
 def identity(model: str, records: Sequence[Mapping[str, Any]], n: int, settings: Mapping[str, Any]
              ) -> dict[str, Any]:
     """What a journal's rows depend on: ``model``, the puzzles in order (a count, and digests of their ids and of
     their texts: a file whose ids are its own, ``p0``…, names other puzzles under the same ids once edited),
-    ``n`` samples per puzzle and ``settings`` (a config dump) without `NOT_IN_IDENTITY`."""
+    ``n`` samples per puzzle and ``settings`` (a config dump) without `NOT_IN_IDENTITY` (and, for an endpoint run,
+    without `LOCAL_ONLY`)."""
     ids = "\n".join(str(r.get("id")) for r in records)
     texts = "\0".join(str(r.get("quiz")) for r in records)
     return {"model": model, "puzzles": len(records), "ids_sha256": hashlib.sha256(ids.encode()).hexdigest(),
             "quizzes_sha256": hashlib.sha256(texts.encode()).hexdigest(),
-            "samples": n, "settings": {k: v for k, v in settings.items() if k not in NOT_IN_IDENTITY}}
+            "samples": n, "settings": {k: v for k, v in settings.items() if k not in NOT_IN_IDENTITY
+                                       and not (settings.get("endpoint") and k in LOCAL_ONLY)}}
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
