@@ -22,6 +22,7 @@ def report(result: dict) -> None:
 
 
 TCMALLOC = "_tcmalloc"  # a case named CASE_tcmalloc is CASE with gperftools' tcmalloc as the child's malloc
+NO_TCMALLOC = "the *_tcmalloc cases need gperftools' tcmalloc (Debian/Ubuntu: apt install libtcmalloc-minimal4)"
 
 
 def base_case(case: str) -> str:
@@ -39,7 +40,7 @@ def run_child(script: str, case: str, flags: list[str]) -> dict:
 
         library = tcmalloc_library()
         if library is None:
-            raise SystemExit(f"{case} needs gperftools' tcmalloc (Debian/Ubuntu: apt install libtcmalloc-minimal4)")
+            raise SystemExit(f"{case}: {NO_TCMALLOC}")
         env = {**os.environ, "LD_PRELOAD": library}
     out = subprocess.run([sys.executable, script, "--child", base_case(case), *flags], capture_output=True,
                          text=True, check=False, env=env)
@@ -83,8 +84,7 @@ def add_case_arguments(parser, cases: dict[str, str], default_model: str | None)
         if unknown:
             raise argparse.ArgumentTypeError(f"unknown cases {unknown}; choose from {list(cases)}")
         if TCMALLOC in text and tcmalloc_library() is None:
-            raise argparse.ArgumentTypeError("the *_tcmalloc cases need gperftools' tcmalloc (Debian/Ubuntu: apt "
-                                             "install libtcmalloc-minimal4)")
+            raise argparse.ArgumentTypeError(NO_TCMALLOC)
         return text
 
     runnable = [case for case in cases if not case.endswith(TCMALLOC) or tcmalloc_library()]
