@@ -212,10 +212,10 @@ def load_located(paths: Iterable[Path], *, check: bool = True) -> list[tuple[str
             if check and puzzle is not None:
                 _check_answer_text(row, puzzle, where)
             if puzzle is not None and missing:
-                row = {**row, "id": _free_id(puzzle.id, owners)}
+                row, missing = {**row, "id": _free_id(puzzle.id, owners)}, False
             if puzzle is not None and "index" not in row:
                 row = {**row, "index": position}
-            if row.get("id") not in (None, ""):
+            if not missing:
                 _claim_id(str(row["id"]), (row.get("quiz"), row.get("solution_text_format")), where, owners)
             records.append((where, row))
     return records
