@@ -9,6 +9,8 @@ import json
 import os
 import re
 import stat
+import sys
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +28,7 @@ from logicrl.io import (
     atomic_write_text,
     cache_root,
     check_output_dir,
+    import_in_background,
     jsonl_bytes,
     read_appended_jsonl,
     read_jsonl,
@@ -351,3 +354,18 @@ def test_the_cache_root_is_logicrl_under_xdg_cache_home(monkeypatch):
     monkeypatch.delenv("LOGICRL_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", "/x/cache")
     assert cache_root() == Path("/x/cache/logicrl")
+
+
+def test_import_in_background_loads_the_modules_and_leaves_a_missing_one_to_the_later_import(tmp_path, monkeypatch,
+                                                                                          capfd):
+    """`data generate` starts pyarrow's import while the puzzles are drawn: the module is loaded by the thread, and
+    a module that is not there raises nothing in it (the later import reports it, once)."""
+    (tmp_path / "loaded_in_background.py").write_text("VALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "loaded_in_background", raising=False)
+    import_in_background("no_such_module_anywhere", "loaded_in_background")
+    for thread in threading.enumerate():
+        if thread.name == "import-in-background":
+            thread.join()
+    assert sys.modules["loaded_in_background"].VALUE == 7
+    assert capfd.readouterr().err == ""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -219,6 +221,19 @@ def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """Rows of JSON values as a parquet file: the table ``pyarrow.Table.from_pylist`` infers, written as
     ``pq.write_table`` writes it (`write_parquet_from_jsonl` of their JSONL text)."""
     write_parquet_from_jsonl(path, jsonl_bytes(records))
+
+
+def import_in_background(*modules: str) -> None:
+    """Start importing ``modules`` in a daemon thread, so that a later ``import`` finds them loaded, or waits for the
+    rest (the import system's module locks); it gains where this thread leaves the interpreter lock meanwhile (a
+    compiled routine, file writes). A module that cannot be imported is left to that later import to report."""
+
+    def load() -> None:
+        for module in modules:
+            with suppress(ImportError):
+                importlib.import_module(module)
+
+    threading.Thread(target=load, name="import-in-background", daemon=True).start()
 
 
 def write_parquet_from_jsonl(path: Path, jsonl: bytes) -> None:

@@ -17,7 +17,7 @@ from logicrl.cli import app
 from logicrl.cli import data as data_cli
 from logicrl.errors import DataError
 from logicrl.parallel import Workers
-from logicrl.puzzles import dataset, files
+from logicrl.puzzles import compiled, dataset, files
 from logicrl.puzzles.dataset import RECORD_CHUNK
 from logicrl.puzzles.logic import Op, Statement
 from logicrl.puzzles.names import Roles
@@ -98,6 +98,7 @@ def test_default_workers_are_the_usable_cores_but_no_more_than_chunks_of_work(tm
 
     monkeypatch.setattr(data_cli, "Workers", Recording)
     monkeypatch.setattr(dataset, "usable_cores", lambda: 4)
+    monkeypatch.setattr(compiled, "library", lambda: None)  # records rendered in Python (else no worker: one)
     for name, train, more in (("small", "30", []), ("large", str(2 * RECORD_CHUNK + 1), []),
                               ("asked", "30", ["workers=3"])):
         result = runner.invoke(app, ["data", "generate", "--people", "4", "--train", train, "--test", "0",

@@ -18,6 +18,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logicrl import native as build
 from logicrl.engine import attention, fused, native
 from logicrl.engine.head_softmax import head_softmax_works
 
@@ -97,15 +98,16 @@ def test_a_build_is_reused_and_keyed_by_the_cpu(tmp_path, monkeypatch):
     if not (AVX512 and HAS_CC):
         pytest.skip("needs an AVX-512 CPU and a C compiler")
     source = native.source("decode_elementwise")
-    first = native.build_library(source, compiler=CC, cache_dir=tmp_path)
+    first = build.build_library(source, compiler=CC, cache_dir=tmp_path, flags=native.FLAGS)
     stamp = first.stat().st_mtime_ns
-    assert native.build_library(source, compiler=CC, cache_dir=tmp_path) == first
+    assert build.build_library(source, compiler=CC, cache_dir=tmp_path, flags=native.FLAGS) == first
     assert first.stat().st_mtime_ns == stamp
-    monkeypatch.setattr(native, "cpu_identity", lambda: "another cpu")
-    other = native.build_library(source, compiler=CC, cache_dir=tmp_path)
+    monkeypatch.setattr(build, "cpu_identity", lambda: "another cpu")
+    other = build.build_library(source, compiler=CC, cache_dir=tmp_path, flags=native.FLAGS)
     assert other != first and other.is_file()
     assert native.load_library("decode_elementwise", other).rotary_into_cache  # loads, with its symbols
-    words = native.build_library(source, compiler=f"env {CC}", cache_dir=tmp_path / "words")  # CC="ccache gcc"
+    words = build.build_library(source, compiler=f"env {CC}", cache_dir=tmp_path / "words",  # CC="ccache gcc"
+                                flags=native.FLAGS)
     assert words.name == other.name and native.load_library("decode_elementwise", words).rotary_into_cache
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
 
@@ -117,12 +119,12 @@ def test_a_header_the_source_includes_is_part_of_the_key(tmp_path):
         pytest.skip("no C compiler")
     source, header = tmp_path / "kernel.c", tmp_path / "values.h"
     source.write_text('#include "values.h"\nint value(void) { return VALUE; }\n')
-    assert native.local_headers(native.source("head_softmax")) == [native.source("head_softmax").with_name(name)
+    assert build.local_headers(native.source("head_softmax")) == [native.source("head_softmax").with_name(name)
                                                                     for name in ("simd_bf16.h", "simd_exp.h")]
     built = []
     for value in (1, 2):
         header.write_text(f"#define VALUE {value}\n")
-        built.append(native.build_library(source, compiler=CC, cache_dir=tmp_path / "cache",
+        built.append(build.build_library(source, compiler=CC, cache_dir=tmp_path / "cache",
                                           flags=("-O1", "-shared", "-fPIC")))
     assert built[0] != built[1] and all(path.is_file() for path in built)
 
@@ -131,14 +133,16 @@ def test_what_stops_a_build_is_said_in_one_line(tmp_path):
     """No compiler; a CPU without AVX-512 (here: the flag turned off), where the source's #error stops the build.
     Neither leaves a file in the cache."""
     with pytest.raises(native.NativeBuildError, match="no working C compiler '/no/such/cc'"):
-        native.build_library(native.source("decode_attention"), compiler="/no/such/cc", cache_dir=tmp_path)
+        build.build_library(native.source("decode_attention"), compiler="/no/such/cc", cache_dir=tmp_path,
+                            flags=native.FLAGS)
     for blank, message in (("  ", "no C compiler: CC is blank"), ("gcc 'x", "C compiler \"gcc 'x\": No closing")):
         with pytest.raises(native.NativeBuildError, match=message):
-            native.build_library(native.source("decode_attention"), compiler=blank, cache_dir=tmp_path)
+            build.build_library(native.source("decode_attention"), compiler=blank, cache_dir=tmp_path,
+                                flags=native.FLAGS)
     if not HAS_CC:
         pytest.skip("no C compiler")
     with pytest.raises(native.NativeBuildError, match="needs AVX-512") as error:
-        native.build_library(native.source("decode_attention"), compiler=CC, cache_dir=tmp_path,
+        build.build_library(native.source("decode_attention"), compiler=CC, cache_dir=tmp_path,
                              flags=("-O1", "-mno-avx512f", "-shared", "-fPIC"))
     assert "\n" not in str(error.value)
     assert not list(tmp_path.iterdir())

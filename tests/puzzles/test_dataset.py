@@ -14,6 +14,7 @@ from brute_force import brute_force_solutions
 from logicrl.errors import DataError
 from logicrl.io import write_jsonl
 from logicrl.parallel import Workers
+from logicrl.puzzles import compiled
 from logicrl.puzzles.dataset import (
     RECORD_CHUNK,
     DataConfig,
@@ -23,6 +24,7 @@ from logicrl.puzzles.dataset import (
     summarize,
 )
 from logicrl.puzzles.files import dataset_files, load_records, write_dataset
+from logicrl.puzzles.lines import facts_of
 from logicrl.puzzles.logic import Op, Statement
 from logicrl.puzzles.names import Roles
 from logicrl.puzzles.perturb import PUBLIC_KIND_OF
@@ -65,9 +67,10 @@ def test_same_seed_same_bytes(dataset: Path, tmp_path: Path) -> None:
     assert (tmp_path / "other/3ppl/train.jsonl").read_bytes() != (dataset / "3ppl/train.jsonl").read_bytes()
 
 
-def test_workers_give_the_same_records_and_twins() -> None:
-    """Records and twins rendered by forked workers, in chunks, are the serial ones in the same order: several
-    chunks per level, a split smaller than one chunk, every twin kind."""
+def test_workers_give_the_same_records_and_twins(monkeypatch) -> None:
+    """Records (the Python path's) and twins rendered by forked workers, in chunks, are the serial ones in the same
+    order: several chunks per level, a split smaller than one chunk, every twin kind."""
+    monkeypatch.setattr(compiled, "library", lambda: None)
     config = DataConfig(people=[2, 4], train=RECORD_CHUNK + 37, test=RECORD_CHUNK // 2, roles="random", seed=9,
                         layout="public", perturb=list(PUBLIC_KIND_OF))
     serial = generate(config)
@@ -244,7 +247,7 @@ def test_public_kk_row_loads(tmp_path: Path) -> None:
     (loaded,) = load_records([path])
     puzzle = Puzzle.from_record(loaded)
     assert puzzle.statements[1] == Statement.conjunction(Statement.knave(0), Statement.knight(1))
-    assert summarize([loaded])[2]["puzzles"] == 1
+    assert summarize(facts_of([loaded]))[2]["puzzles"] == 1
 
 
 def _record(statements=None, solution=(True, False), names=("Zoey", "Oliver"), roles=Roles()) -> dict:
@@ -260,7 +263,7 @@ def test_summarize_by_hand() -> None:
                 ("Ava", "Liam", "Mia"))  # depths 1, 1, 1; two knights of three
     not_not = Statement.negation(Statement.negation(Statement.knave(0)))
     c = _record([Statement.knight(1), not_not], (False, False))
-    table = summarize([a, b, c])
+    table = summarize(facts_of([a, b, c]))
     assert list(table) == [2, 3]
     assert table[2] == pytest.approx({
         "puzzles": 2, "knight_share": 1 / 4, "mean_depth": (1 + 2 + 1 + 3) / 4, "max_depth": 3,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from logicrl.io import (
     atomic_write_text,
     check_not_another_output,
     check_output_dir,
+    import_in_background,
     jsonl_bytes,
     read_json_object,
     write_parquet_from_jsonl,
@@ -35,6 +37,7 @@ from logicrl.puzzles.files import (
     load_located,
     write_dataset,
 )
+from logicrl.puzzles.lines import RecordFacts, facts_of
 from logicrl.puzzles.logic import Op
 from logicrl.puzzles.perturb import (
     CLEAN_KIND,
@@ -98,9 +101,11 @@ def generate_cmd(
     check_not_another_output(out, own="manifest.json")
     check_dataset_dir(out, cfg)
     total = cfg.total()
+    if "parquet" in cfg.formats:
+        import_in_background("pyarrow.json", "pyarrow.parquet")  # while the puzzles are drawn
     with Workers(default_workers(cfg)) as pool:  # forked before tqdm starts its monitor thread
         with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
-            splits = generate(cfg, progress=bar.update, warn=_warn, workers=pool)
+            splits = generate(cfg, progress=bar.update, warn=_warn, workers=pool, lines=True)
         made = sum(len(r) for by in splits.values() for r in by.values())
         if not made:  # cap kept none at any level: the folder would get a manifest and no puzzle
             raise UserError(f"no unique-solution puzzle found for any of {', '.join(map(str, cfg.people))} people "
@@ -119,7 +124,7 @@ def generate_cmd(
             for by_kind in by_split.values():
                 counts.update({PUBLIC_KIND_OF[k]: len(t) for k, t in by_kind.items()})
         console.print("twins: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    print_stats([r for by in splits.values() for recs in by.values() for r in recs])
+    print_stats([fact for by in splits.values() for records in by.values() for fact in facts_of(records)])
 
 
 def _warn(message: str) -> None:
@@ -229,7 +234,8 @@ def stats_cmd(
     kind: Annotated[str, typer.Option(help="public layout: clean or a twin kind (either naming)")] = "clean",
 ) -> None:
     """Counts, knight share, statement depth and text lengths per number of people."""
-    print_stats(puzzle_records(source, split, kind))
+    records = puzzle_records(source, split, kind)
+    print_stats(facts_of(records), Counter(r.get("perturbation") for r in records if r.get("perturbation")))
     if source.is_dir() and is_public_dir(source):
         kinds = kinds_in(source, split)
         console.print("public K&K layout; twin kinds: " + (", ".join(kinds) or "none") + " (see --kind)")
@@ -250,14 +256,13 @@ def puzzle_located(source: Path, split: str | None, kind: str = CLEAN_KIND) -> l
     return records
 
 
-def print_stats(records: list[dict]) -> None:
-    table = Table(title=f"{len(records)} puzzles")
+def print_stats(facts: Sequence[RecordFacts], perturbed: Counter | None = None) -> None:
+    table = Table(title=f"{len(facts)} puzzles")
     for col in ("people", "puzzles", "knight share", "mean depth", "max depth", "mean quiz chars", "max quiz chars"):
         table.add_column(col, justify="right")
-    for n, row in summarize(records).items():
+    for n, row in summarize(facts).items():
         table.add_row(str(n), str(row["puzzles"]), f"{row['knight_share']:.3f}", f"{row['mean_depth']:.2f}",
                       str(row["max_depth"]), f"{row['mean_quiz_chars']:.0f}", str(row["max_quiz_chars"]))
     console.print(table)
-    perturbed = Counter(r.get("perturbation") for r in records if r.get("perturbation"))
     if perturbed:
         console.print("perturbations: " + ", ".join(f"{k} {v}" for k, v in sorted(perturbed.items())))

@@ -10,6 +10,7 @@ Everything derives from the seed: the same config gives the same bytes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import warnings
@@ -21,10 +22,12 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from logicrl.config import StrictModel
 from logicrl.errors import UserError
 from logicrl.parallel import Workers, usable_cores
-from logicrl.puzzles.logic import Op, json_depth
+from logicrl.puzzles import compiled
+from logicrl.puzzles.lines import RecordFacts, RecordLines
+from logicrl.puzzles.logic import Op
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.perturb import PUBLIC_KIND_OF, perturb, perturbation_name
-from logicrl.puzzles.record import Puzzle, decode_statements_field
+from logicrl.puzzles.record import Puzzle
 from logicrl.puzzles.sampler import MAX_PEOPLE, Level, StatementSampler, sample_unique_puzzle
 
 T = TypeVar("T")
@@ -204,8 +207,13 @@ RECORD_CHUNK = 100  # puzzles (or records, for twins) per task handed to a worke
 
 
 def default_workers(config: DataConfig) -> int:
-    """``config.workers``, or the usable cores, at most one per `RECORD_CHUNK` puzzles (a small set: no fork)."""
-    return config.workers or min(usable_cores(), -(-config.total() // RECORD_CHUNK))
+    """``config.workers``, or the usable cores, at most one per `RECORD_CHUNK` puzzles (a small set: no fork); one
+    where the compiled writer makes every level and no twins are asked (the workers would have nothing to do)."""
+    if config.workers:
+        return config.workers
+    if not config.perturb and all(compiled_level(config, n) for n in config.people):
+        return 1
+    return min(usable_cores(), -(-config.total() // RECORD_CHUNK))
 
 
 def generate_level(
@@ -225,7 +233,7 @@ def iter_level(
 ) -> Iterator[Puzzle]:
     """`generate_level`'s puzzles one by one, as they are drawn."""
     level = config.level(n_people)
-    stream = random.Random(f"logicrl:{config.seed}:{n_people}:{level.depth}:{level.width}:{config.operators}")
+    stream = level_stream(config, level)
     sampler = StatementSampler(level, stream)
     name_pool = COMMON_NAMES if config.names == "common" else UNCOMMON_NAMES
     seen: set = set()
@@ -233,12 +241,7 @@ def iter_level(
         try:
             statements, solution = sample_unique_puzzle(sampler, seen)
         except RuntimeError:
-            found = (f"only {made} distinct unique-solution puzzles found for {n_people} people at "
-                     f"depth {level.depth}, width {level.width}")
-            if not config.cap:
-                raise UserError(f"{found}; {count} asked: ask for fewer, raise depth/width, or set cap=true "
-                                f"(--cap) to keep the {made}") from None
-            (warn or warnings.warn)(f"{found}; {count} asked: keeping {made} (cap)")
+            _run_out(config, level, made, count, warn)
             return
         seed = stream.getrandbits(32)
         look = random.Random(seed)
@@ -249,30 +252,72 @@ def iter_level(
             progress(1)
 
 
+def level_stream(config: DataConfig, level: Level) -> random.Random:
+    """The random stream a level's puzzles are drawn from: a function of the seed and the level alone."""
+    return random.Random(f"logicrl:{config.seed}:{level.n_people}:{level.depth}:{level.width}:{config.operators}")
+
+
+def _run_out(config: DataConfig, level: Level, made: int, count: int, warn: Callable[[str], None] | None) -> None:
+    """A level that held ``made`` of the ``count`` puzzles asked: a UserError, or with ``config.cap`` a warning."""
+    found = (f"only {made} distinct unique-solution puzzles found for {level.n_people} people at "
+             f"depth {level.depth}, width {level.width}")
+    if not config.cap:
+        raise UserError(f"{found}; {count} asked: ask for fewer, raise depth/width, or set cap=true "
+                        f"(--cap) to keep the {made}")
+    (warn or warnings.warn)(f"{found}; {count} asked: keeping {made} (cap)")
+
+
+def compiled_level(config: DataConfig, n_people: int) -> bool:
+    """Whether the compiled record writer makes this level's records (`logicrl.puzzles.compiled`)."""
+    return compiled.library() is not None and compiled.supports(n_people, config.depth, config.width, config.roles)
+
+
+def level_lines(config: DataConfig, n_people: int, count: int,
+                warn: Callable[[str], None] | None = None) -> RecordLines:
+    """The records of `iter_level`'s ``count`` puzzles, numbered from 0, as the compiled writer makes them (the same
+    bytes as ``jsonl_bytes(records_of(list(iter_level(...)), 0))``); a short level as `generate_level` treats it."""
+    level = config.level(n_people)
+    level.validate()
+    lines = compiled.level_records(level_stream(config, level), n_people, level.depth, level.width, level.operators,
+                                   count, names=config.names, roles=config.roles, style=config.style)
+    if len(lines) < count:
+        _run_out(config, level, len(lines), count, warn)
+    return lines
+
+
 def records_of(puzzles: Sequence[Puzzle], start: int) -> list[dict[str, Any]]:
     """The records of ``puzzles``, numbered (``index``) from ``start``."""
     return [puzzle.to_record(start + i) for i, puzzle in enumerate(puzzles)]
 
 
 def generate(config: DataConfig, progress: Callable[[int], None] | None = None,
-             warn: Callable[[str], None] | None = None, workers: Workers | None = None) -> dict[int, dict[str, list]]:
+             warn: Callable[[str], None] | None = None, workers: Workers | None = None,
+             lines: bool = False) -> dict[int, dict[str, Sequence[dict[str, Any]]]]:
     """{n_people: {"train": [records], "test": [records], "val": [records] (only when asked)}}.
 
     One stream per level, cut in draw order: train, test, val (``test_first``: test, train, val). Records are
     numbered (``index``) in draw order. A capped level (``config.cap``) comes up short in the last splits.
-    This process draws the puzzles (one stream: in order); ``workers`` render their records meanwhile, in
-    chunks of `RECORD_CHUNK`, collected in order: the same records whatever the number of workers.
+    A level the compiled writer takes (`compiled_level`) is made by it, in this process: with ``lines`` its splits
+    are `RecordLines` (JSONL text, decoded where read), else lists of records. Otherwise this process draws the
+    puzzles (one stream: in order) and ``workers`` render their records meanwhile, in chunks of `RECORD_CHUNK`,
+    collected in order. The records are the same either way, and for any number of workers.
     """
     workers = workers or Workers(1)
-    pending = {}
+    pending: dict[int, tuple[dict[str, int], Callable[[], Sequence[dict[str, Any]]]]] = {}
     for n in config.people:  # every level is drawn before any record is waited for
         counts = {"train": config.train_count(n), "test": config.test, "val": config.val}
-        puzzles = iter_level(config, n, sum(counts.values()), progress, warn)
-        pending[n] = counts, [workers.submit(records_of, chunk, start)
-                              for start, chunk in _chunks(puzzles, RECORD_CHUNK)]
+        if compiled_level(config, n):
+            made = level_lines(config, n, sum(counts.values()), warn)
+            if progress:
+                progress(len(made))
+            pending[n] = counts, functools.partial(_as_asked, made, lines)
+        else:
+            puzzles = iter_level(config, n, sum(counts.values()), progress, warn)
+            pending[n] = counts, functools.partial(_collected, [workers.submit(records_of, chunk, start)
+                                                                for start, chunk in _chunks(puzzles, RECORD_CHUNK)])
     splits = {}
-    for n, (counts, results) in pending.items():
-        records = [record for result in results for record in result()]
+    for n, (counts, collect) in pending.items():
+        records = collect()
         drawn, start = {}, 0
         for split in ("test", "train", "val") if config.test_first else ("train", "test", "val"):
             drawn[split], start = records[start:start + counts[split]], start + counts[split]
@@ -280,6 +325,14 @@ def generate(config: DataConfig, progress: Callable[[int], None] | None = None,
         if config.val:
             splits[n]["val"] = drawn["val"]
     return splits
+
+
+def _as_asked(made: RecordLines, lines: bool) -> Sequence[dict[str, Any]]:
+    return made if lines else list(made)
+
+
+def _collected(results: list[Callable[[], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    return [record for result in results for record in result()]
 
 
 def twins_of(records: Sequence[dict[str, Any]], kinds: Sequence[str], seed: int, equal_operands: bool,
@@ -324,26 +377,22 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
         start += len(chunk)
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
-    """Per number of people: count, knight share, mean/max statement depth, mean quiz length.
-
-    For records already validated (generated, or read by `load_records`): the statement trees are measured
-    in their JSON form, without being rebuilt."""
-    by_n: dict[int, list[dict[str, Any]]] = {}
-    for record in records:
-        by_n.setdefault(len(record["names"]), []).append(record)
+def summarize(facts: Iterable[RecordFacts]) -> dict[int, dict[str, float]]:
+    """Per number of people: count, knight share, mean/max statement depth, mean quiz length, from the records'
+    `RecordFacts` (`lines.facts_of`)."""
+    by_n: dict[int, list[RecordFacts]] = {}
+    for fact in facts:
+        by_n.setdefault(fact.people, []).append(fact)
     table = {}
     for n in sorted(by_n):
         rows = by_n[n]
-        depths = [json_depth(s) for r in rows for s in decode_statements_field(r["statements"])]
-        knights = [k for r in rows for k in r["solution"]]
-        quiz_chars = [len(r["quiz"]) for r in rows]
+        statements = n * len(rows)
         table[n] = {
             "puzzles": len(rows),
-            "knight_share": sum(knights) / len(knights),
-            "mean_depth": sum(depths) / len(depths),
-            "max_depth": max(depths),
-            "mean_quiz_chars": sum(quiz_chars) / len(quiz_chars),
-            "max_quiz_chars": max(quiz_chars),
+            "knight_share": sum(row.knights for row in rows) / statements,
+            "mean_depth": sum(row.depth_sum for row in rows) / statements,
+            "max_depth": max(row.depth_max for row in rows),
+            "mean_quiz_chars": sum(row.quiz_chars for row in rows) / len(rows),
+            "max_quiz_chars": max(row.quiz_chars for row in rows),
         }
     return table

@@ -33,11 +33,11 @@ from logicrl.errors import DataError, UserError
 from logicrl.io import (
     atomic_write_bytes,
     atomic_write_text,
-    jsonl_bytes,
     read_rows,
     read_text_file,
     write_parquet_from_jsonl,
 )
+from logicrl.puzzles.lines import records_jsonl
 from logicrl.puzzles.logic import Op
 from logicrl.puzzles.perturb import CLEAN_KIND, PUBLIC_KIND_OF, PUBLIC_KINDS
 from logicrl.puzzles.public import PUBLIC_FILE, is_public_dir, public_files, public_path, twin_files
@@ -117,7 +117,7 @@ def write_dataset(out_dir: Path, config: DataConfig, splits: dict[int, dict[str,
             sets = {CLEAN_KIND: records} | {PUBLIC_KIND_OF[k]: t for k, t in (twins or {}).get(n, {})
                                              .get(split, {}).items()}
             for kind, rows in sets.items():
-                text = jsonl_bytes(rows)  # the JSONL file, and the parquet file's way into Arrow
+                text = records_jsonl(rows)  # the JSONL file, and the parquet file's way into Arrow
                 for fmt in config.formats:
                     if config.layout == "public":
                         path = public_path(out_dir, split, kind, n, len(records), fmt)

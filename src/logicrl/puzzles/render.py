@@ -139,7 +139,7 @@ def quiz_text(
     if style not in STYLES:
         raise ValueError(f"unknown text style {style!r} (valid: {', '.join(STYLES)})")
     public = style == "public"
-    knights, knaves = (_plural(roles, k, public) for k in (True, False))
+    knights, knaves = (role_plural(roles, k, public) for k in (True, False))
     intro = (
         f"A very special island is inhabited only by {knights} and {knaves}. "
         f"{knights.capitalize()} always tell the truth, and {knaves} always lie. "
@@ -155,7 +155,7 @@ def quiz_text(
     return " ".join([intro, *said, question])
 
 
-def _plural(roles: Roles, is_knight: bool, public: bool) -> str:
+def role_plural(roles: Roles, is_knight: bool, public: bool) -> str:
     """The public generator only adds an "s" ("heros"); logicrl spells irregular plurals ("heroes")."""
     return roles.word(is_knight) + "s" if public else roles.plural(is_knight)
 
