@@ -5,7 +5,9 @@ defaults) for N = 2..8 and 12 people (16 for logicrl only: reasoning-gym's brute
 assignments per candidate is out of reach). Columns:
 
 * logicrl record/s — ``generate_level`` + ``Puzzle.to_record``: quiz, answers, template reasoning (CoT)
-  and all record fields; what ``logicrl data generate`` does per puzzle;
+  and all record fields, in Python (what ``logicrl data generate`` does without a C compiler);
+* logicrl compiled/s — the same records as JSONL text from the compiled record writer (``dataset.level_lines``,
+  puzzles/kk_records.c): what ``logicrl data generate`` does where a C compiler is (— where it is not built);
 * logicrl text/s — ``generate_level`` + quiz text + answer text only: the same work as a
   reasoning-gym item (question + answer), for a like-for-like ratio;
 * reasoning-gym/s — ``create_dataset("knights_knaves", n_people=N, depth_constraint=2,
@@ -32,7 +34,7 @@ import random
 import time
 from collections.abc import Callable
 
-from logicrl.puzzles.dataset import DataConfig, generate_level
+from logicrl.puzzles.dataset import DataConfig, compiled_level, generate_level, level_lines
 from logicrl.puzzles.render import choose_templates, quiz_text, solution_text_format
 
 N2_CAP = 300  # below the ~400 distinct unique puzzles at 2 people, depth 2, width 2
@@ -63,9 +65,13 @@ def header() -> str:
 # ---- one timed run of each generator: returns (puzzles made, failures, seconds) -----------------
 
 
-def logicrl_run(n: int, count: int, seed: int, text_only: bool) -> tuple[int, int, float]:
+def logicrl_run(n: int, count: int, seed: int, mode: str) -> tuple[int, int, float]:
+    """``mode``: "record" (Python records), "text" (quiz and answer only) or "compiled" (the compiled writer's)."""
     config = DataConfig(people=[n], depth=2, width=2, seed=seed)
     start = time.perf_counter()
+    if mode == "compiled":
+        return len(level_lines(config, n, count)), 0, time.perf_counter() - start
+    text_only = mode == "text"
     puzzles = generate_level(config, n, count)
     for i, p in enumerate(puzzles):
         if text_only:
@@ -108,13 +114,13 @@ def best_rate(run: Callable[[int], tuple[int, int, float]], repeats: int) -> tup
     return best, total, failures
 
 
-def logicrl_cell(n: int, seconds: float, repeats: int, text_only: bool) -> tuple[float, int, int]:
+def logicrl_cell(n: int, seconds: float, repeats: int, mode: str) -> tuple[float, int, int]:
     """Calibrate a count that takes about ``seconds / repeats`` per run, then time it."""
-    made, _, elapsed = logicrl_run(n, 20, seed=0, text_only=text_only)
+    made, _, elapsed = logicrl_run(n, 20, seed=0, mode=mode)
     count = max(20, int(made / elapsed * seconds / repeats))
     if n == 2:
         count = min(count, N2_CAP)
-    return best_rate(lambda s: logicrl_run(n, count, s, text_only), repeats)
+    return best_rate(lambda s: logicrl_run(n, count, s, mode), repeats)
 
 
 def rg_cell(n: int, seconds: float, repeats: int) -> tuple[float, int, int]:
@@ -150,12 +156,14 @@ def main() -> None:
 
     print(header())
     print(f"depth 2, width 2; best of {repeats} run(s), ~{budget:g} s per cell; one process, one core\n")
-    print("| N | logicrl record/s | logicrl text/s | reasoning-gym/s | ratio (record) | ratio (text) |")
-    print("|---|---|---|---|---|---|")
+    print("| N | logicrl record/s | logicrl compiled/s | logicrl text/s | reasoning-gym/s | ratio (record) | "
+          "ratio (compiled) | ratio (text) |")
+    print("|---|---|---|---|---|---|---|---|")
     notes = []
     for n in people:
-        record, _, _ = logicrl_cell(n, budget, repeats, text_only=False)
-        text, _, _ = logicrl_cell(n, budget, repeats, text_only=True)
+        record, _, _ = logicrl_cell(n, budget, repeats, mode="record")
+        fast = logicrl_cell(n, budget, repeats, mode="compiled")[0] if compiled_level(DataConfig(), n) else None
+        text, _, _ = logicrl_cell(n, budget, repeats, mode="text")
         if n <= 12:
             rg, rg_total, rg_failed = rg_cell(n, budget, repeats)
             if rg_failed:
@@ -165,8 +173,8 @@ def main() -> None:
                 notes.append(f"N={n}: reasoning-gym made {rg_total} puzzle(s) in ~{budget:g} s")
         else:
             rg = None
-        ratio_record, ratio_text = ratio(record, rg), ratio(text, rg)
-        cells = [str(n), fmt(record), fmt(text), fmt(rg), ratio_record, ratio_text]
+        cells = [str(n), fmt(record), fmt(fast), fmt(text), fmt(rg), ratio(record, rg),
+                 ratio(fast, rg) if fast else "—", ratio(text, rg)]
         print("| " + " | ".join(cells) + " |", flush=True)
     for note in notes:
         print(f"\n- {note}", end="")

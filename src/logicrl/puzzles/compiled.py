@@ -1,6 +1,7 @@
 """The compiled record writer: one level's puzzles drawn and their records written as JSONL in C (kk_records.c), byte
 for byte what `dataset.iter_level`, `record.Puzzle.to_record` and `logicrl.io.jsonl_bytes` make from the same
-config, ≈ 40× faster (docs/performance.md, "Compiled record writer").
+config, about 9× as many records a second as the Python modules at 8 people, their JSON text included (one core;
+`benchmarks/puzzle_generation.py`; docs/performance.md, "Session 48").
 
 `dataset.generate` uses it for every level it `supports` (at most 20 people, depth ≤ 64, ASCII role words: every
 preset and default) where the machine's C compiler can build it (`logicrl.native`, built on first use and cached);
