@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from logicrl.cli import app
 from logicrl.errors import UserError
 from logicrl.io import jsonl_bytes
-from logicrl.native import compiler_command
+from logicrl.native import compiler_command, enabled
 from logicrl.puzzles import compiled, dataset
 from logicrl.puzzles.dataset import DataConfig, compiled_level, generate, iter_level, level_lines, records_of
 from logicrl.puzzles.lines import RecordLines, facts_of, record_facts, records_jsonl
@@ -42,7 +42,7 @@ def python_records(monkeypatch):
     monkeypatch.setattr(compiled, "library", lambda: None)
 
 
-@pytest.mark.skipif(not HAS_CC, reason="no C compiler")
+@pytest.mark.skipif(not HAS_CC or not enabled(), reason="no C compiler, or LOGICRL_NATIVE=0")
 def test_the_writer_is_built_where_a_compiler_is():
     """Otherwise every comparison below would skip, and `data generate` would quietly run the slow path."""
     assert compiled.library() is not None

@@ -109,11 +109,9 @@ def level_records(stream: random.Random, n_people: int, depth: int, width: int, 
         raise MemoryError(f"the compiled record writer ran out of memory ({count} puzzles of {n_people} people)")
     try:
         made = out.made
-        text = ctypes.string_at(out.data, out.size) if out.size else b""
-        ends = array("q", bytes(ctypes.cast(out.ends, ctypes.POINTER(ctypes.c_int64 * made)).contents)) if made \
-            else array("q")
-        flat = array("i", bytes(ctypes.cast(out.facts, ctypes.POINTER(ctypes.c_int32 * (FACTS * made))).contents)) \
-            if made else array("i")
+        text = ctypes.string_at(out.data, out.size) if made else b""
+        ends = array("q", ctypes.string_at(out.ends, 8 * made) if made else b"")  # int64 each
+        flat = array("i", ctypes.string_at(out.facts, 4 * FACTS * made) if made else b"")  # int32 each
     finally:
         lib.kk_free(ctypes.byref(out))
     facts = [RecordFacts(*flat[i:i + FACTS]) for i in range(0, len(flat), FACTS)]
