@@ -7,11 +7,13 @@ Rows (best wall time of ``--repeats`` fresh processes each, so every row pays Py
 * ``data generate``: ``logicrl data generate --people 8 --train K --test 0`` (records with quiz, answers and
   template reasoning, written as JSONL + parquet) against a ``python -c`` that makes K reasoning-gym
   ``knights_knaves`` items at 8 people, depth 2 / width 2 (the same difficulty) and iterates them; a second row
-  writes the JSONL file alone (``formats=[jsonl]``), what the parquet file and pyarrow's import cost.
+  writes the JSONL file alone (``formats=[jsonl]``), what the parquet file and pyarrow's import cost; a third makes
+  the records in Python (``LOGICRL_NATIVE=0``), what the compiled record writer buys.
 
 A second table measures the worker processes alone: the same commands with ``--workers 1`` and with the default
-(one worker per usable core, at most one per 100 puzzles), at K puzzles of 8 people and for ``--preset paper``
-(7 levels, 6,900 puzzles and their twins of 6 kinds, ≈ 160 MB of JSONL).
+(one worker per usable core, at most one per 100 puzzles), at K puzzles of 8 people with the records made in Python
+(the compiled record writer forks no worker) and for ``--preset paper`` (7 levels, 6,900 puzzles and their twins of
+6 kinds, ≈ 160 MB of JSONL; the workers make the twins).
 
 The "before" column runs the same commands with the source tree of an earlier commit first on PYTHONPATH
 (``--before REV``, default b2aa4f5: every command imported torch and transformers at start-up).
@@ -78,20 +80,23 @@ def main() -> None:
             now, before = best_time(command, args.repeats, env), best_time(command, args.repeats, before_env)
             rows.append((label, now, before, None))
         peer = best_time([sys.executable, "-c", RG_CODE, str(args.count)], args.repeats, env)
-        for label, overrides in ((f"data generate, {args.count} puzzles at 8 people", ()),
-                                 ("the same, JSONL only (`formats=[jsonl]`: no pyarrow, no parquet)",
-                                  ("formats=[jsonl]",))):
+        for label, overrides, extra in (
+                (f"data generate, {args.count} puzzles at 8 people", (), {}),
+                ("the same, JSONL only (`formats=[jsonl]`: no pyarrow, no parquet)", ("formats=[jsonl]",), {}),
+                ("the same as the first, records made in Python (`LOGICRL_NATIVE=0`)", (), {"LOGICRL_NATIVE": "0"})):
             row = len(rows)  # in the folder names: each row's runs write fresh folders
-            now = min(best_time(generate(f"now{row}-{k}", *overrides), 1, env) for k in range(args.repeats))
-            before = min(best_time(generate(f"before{row}-{k}", *overrides), 1, before_env)
+            now = min(best_time(generate(f"now{row}-{k}", *overrides), 1, {**env, **extra})
+                      for k in range(args.repeats))
+            before = min(best_time(generate(f"before{row}-{k}", *overrides), 1, {**before_env, **extra})
                          for k in range(args.repeats))
             rows.append((label, now, before, peer))
         levers = []
-        for label, command in ((f"data generate, {args.count} puzzles at 8 people", generate),
-                               ("data generate --preset paper", lambda run, *more: [
-                                   *cli, "data", "generate", "--preset", "paper", "--out", str(Path(tmp) / run),
-                                   *more])):
-            times = [min(best_time(command(f"lever{len(levers)}-{workers}-{k}", *flag), 1, env)
+        for label, command, extra in (
+                (f"data generate, {args.count} puzzles at 8 people, records made in Python (`LOGICRL_NATIVE=0`)",
+                 generate, {"LOGICRL_NATIVE": "0"}),
+                ("data generate --preset paper (the twins)", lambda run, *more: [
+                    *cli, "data", "generate", "--preset", "paper", "--out", str(Path(tmp) / run), *more], {})):
+            times = [min(best_time(command(f"lever{len(levers)}-{workers}-{k}", *flag), 1, {**env, **extra})
                          for k in range(args.repeats)) for workers, flag in (("1", ("--workers", "1")), ("N", ()))]
             levers.append((label, *times))
     print(f"# CLI start-up — {datetime.date.today()}, {platform.processor() or platform.machine()}, "
