@@ -604,8 +604,8 @@ static int64_t utf8_chars(const char *s, size_t n) {
 
 /* Draws `count` unique-solution puzzles from the level stream `state` (random.Random.getstate()'s 624 words and
  * index) and writes their records, numbered from 0 (generate_level + Puzzle.to_record). `die`: the faces, -1 for a
- * leaf then the operators' codes; `width_choices`: width - 1 (≥ 1); `depth_field`/`width_field`: the level's, as
- * written. `roles`: `pairs` Words (9 strings each), one drawn per puzzle when `random_roles`. `speech`: the speech
+ * leaf then the operators' codes; `width_choices`: width - 1 (≥ 1); `depth` and width are also the record's
+ * fields. `roles`: `pairs` Words (9 strings each), one drawn per puzzle when `random_roles`. `speech`: the speech
  * templates of the text style (`templates` of them); `style`: the record's "style" value, NULL for logicrl's.
  * Returns 0; -1 when memory ran out, -2 for arguments out of its range (then `out` holds nothing). */
 int kk_level(const uint32_t *state, int32_t n, int32_t depth, uint32_t width_choices, const int32_t *die,
@@ -664,9 +664,7 @@ int kk_level(const uint32_t *state, int32_t n, int32_t depth, uint32_t width_cho
             failed = s.arena.failed;
             if (!alive || failed) continue;
             int bits = 0;
-            for (size_t i = 0; i < w; i++) {
-                bits += __builtin_popcountll(consistent[i]);
-            }
+            for (size_t i = 0; i < w; i++) bits += __builtin_popcountll(consistent[i]);
             if (bits != 1) continue;
             statements.len = 0;
             putc_(&statements, '[');
