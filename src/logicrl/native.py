@@ -32,7 +32,7 @@ def enabled() -> bool:
 
 
 class NativeBuildError(RuntimeError):
-    """A kernel could not be built or loaded on this machine (the message says why)."""
+    """A C source could not be built or loaded on this machine (the message says why)."""
 
 
 @functools.cache
