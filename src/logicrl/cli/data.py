@@ -101,9 +101,10 @@ def generate_cmd(
     check_not_another_output(out, own="manifest.json")
     check_dataset_dir(out, cfg)
     total = cfg.total()
+    workers = default_workers(cfg)  # loads the compiled record writer (`cc --version`) before the thread below
     if "parquet" in cfg.formats:
         import_in_background("pyarrow.json", "pyarrow.parquet")  # while the puzzles are drawn
-    with Workers(default_workers(cfg)) as pool:  # forked before tqdm starts its monitor thread
+    with Workers(workers) as pool:  # forked before tqdm starts its monitor thread
         with tqdm(total=total, desc="puzzles", unit="pz", disable=total < 2000) as bar:
             splits = generate(cfg, progress=bar.update, warn=_warn, workers=pool, lines=True)
         made = sum(len(r) for by in splits.values() for r in by.values())
