@@ -26,13 +26,13 @@ from logicrl.puzzles.lines import RecordFacts, RecordLines
 from logicrl.puzzles.logic import Op
 from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
 from logicrl.puzzles.render import PUBLIC_SPEECH_TEMPLATES, SPEECH_TEMPLATES, capitalize, role_plural
+from logicrl.puzzles.sampler import MAX_ATTEMPTS
 
 logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kk_records.c")
 FLAGS = ("-O2", "-shared", "-fPIC")
 MAX_PEOPLE = 20  # MAX_PEOPLE_C: the consistency check's truth tables hold 2**20 bits
 MAX_DEPTH = 64  # the truth tables' scratch holds depth + 2 of them
-ATTEMPTS = 200_000  # draws per puzzle before a level counts as exhausted (sampler.sample_unique_puzzle's default)
 FACTS = len(RecordFacts._fields)
 
 
@@ -87,7 +87,7 @@ def level_records(stream: random.Random, n_people: int, depth: int, width: int, 
                   count: int, *, names: str, roles: str, style: str) -> RecordLines:
     """Up to ``count`` records of unique-solution puzzles drawn from ``stream``'s state (a level stream, as
     `dataset.iter_level` makes it; the object itself is not advanced), numbered from 0; fewer when a puzzle was not
-    found in `ATTEMPTS` draws (the level has run out). Needs `library` and a level it `supports`. One call makes the
+    found in `MAX_ATTEMPTS` draws (the level has run out). Needs `library` and a level it `supports`. One call makes the
     whole level (≈ 30,000 records a second at 8 people): no progress is reported, and Ctrl-C waits, until it returns."""
     lib = library()
     if lib is None:
@@ -100,7 +100,7 @@ def level_records(stream: random.Random, n_people: int, depth: int, width: int, 
     speech = PUBLIC_SPEECH_TEMPLATES if public else SPEECH_TEMPLATES
     out = _Level()
     status = lib.kk_level(
-        state, n_people, depth, width - 1, (_i32 * len(die))(*die), len(die), count, ATTEMPTS,
+        state, n_people, depth, width - 1, (_i32 * len(die))(*die), len(die), count, MAX_ATTEMPTS,
         _strings_of(list(pool)), len(pool), _strings_of([w for pair in pairs for w in _role_words(pair, public)]),
         len(pairs), roles == "random", _strings_of(list(speech)), len(speech), public,
         style.encode() if style != "logicrl" else None, COT_HEAD.encode(), COT_FOOT.encode(), ctypes.byref(out))

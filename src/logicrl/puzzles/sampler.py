@@ -23,6 +23,7 @@ from logicrl.puzzles.solver import solve, speaker_constraint
 ALL_OPERATORS: tuple[Op, ...] = (Op.NOT, Op.AND, Op.OR, Op.IMPLIES, Op.IFF)
 MAX_PEOPLE = 30  # beyond this the search solver's pruning is not guaranteed to be fast
 MAX_EXPECTED_LEAVES = 1_000  # per statement: deeper or wider levels would take minutes and gigabytes to draw
+MAX_ATTEMPTS = 200_000  # draws in a row without a new unique puzzle before a level counts as run out
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class StatementSampler:
 
 
 def sample_unique_puzzle(
-    sampler: StatementSampler, seen: set[tuple[Statement, ...]], max_attempts: int = 200_000
+    sampler: StatementSampler, seen: set[tuple[Statement, ...]], max_attempts: int = MAX_ATTEMPTS
 ) -> tuple[tuple[Statement, ...], tuple[bool, ...]]:
     """Draw statements until they have exactly one solution and are not in ``seen``.
 
