@@ -87,8 +87,9 @@ def level_records(stream: random.Random, n_people: int, depth: int, width: int, 
                   count: int, *, names: str, roles: str, style: str) -> RecordLines:
     """Up to ``count`` records of unique-solution puzzles drawn from ``stream``'s state (a level stream, as
     `dataset.iter_level` makes it; the object itself is not advanced), numbered from 0; fewer when a puzzle was not
-    found in `MAX_ATTEMPTS` draws (the level has run out). Needs `library` and a level it `supports`. One call makes the
-    whole level (≈ 30,000 records a second at 8 people): no progress is reported, and Ctrl-C waits, until it returns."""
+    found in `MAX_ATTEMPTS` draws (the level has run out). Needs `library` and a level it `supports`. One call makes
+    the whole level (≈ 30,000 records a second at 8 people): no progress is reported, and Ctrl-C waits, until it
+    returns."""
     lib = library()
     if lib is None:
         raise RuntimeError("the compiled record writer is not built here")
