@@ -23,15 +23,14 @@ from logicrl.io import cache_root
 from logicrl.native import NativeBuildError, build_library, compiler_command, enabled, load_signed
 from logicrl.puzzles.cot import COT_FOOT, COT_HEAD
 from logicrl.puzzles.lines import RecordFacts, RecordLines
-from logicrl.puzzles.logic import Op
-from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
+from logicrl.puzzles.logic import MAX_BITSET_PEOPLE, Op
+from logicrl.puzzles.names import NAME_POOLS, Roles, role_choices
 from logicrl.puzzles.render import PUBLIC_SPEECH_TEMPLATES, SPEECH_TEMPLATES, capitalize, role_plural
 from logicrl.puzzles.sampler import MAX_ATTEMPTS
 
 logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kk_records.c")
 FLAGS = ("-O2", "-shared", "-fPIC")
-MAX_PEOPLE = 20  # MAX_PEOPLE_C: the consistency check's truth tables hold 2**20 bits
 MAX_DEPTH = 64  # the truth tables' scratch holds depth + 2 of them
 FACTS = len(RecordFacts._fields)
 
@@ -64,11 +63,11 @@ def library() -> ctypes.CDLL | None:
 
 
 def supports(n_people: int, depth: int, width: int, roles: str) -> bool:
-    """Whether the compiled writer makes this level's records (the library aside): people and depth within its
-    tables, ``and``/``or`` operand counts drawn with one 32-bit word, role words it capitalises as Python does."""
-    pairs = ROLE_PAIRS if roles == "random" else (Roles.parse(roles),)
-    return (n_people <= MAX_PEOPLE and depth <= MAX_DEPTH and width - 1 < 1 << 32
-            and all(f"{pair.knight}{pair.knave}".isascii() for pair in pairs))
+    """Whether the compiled writer makes this level's records (the library aside): people up to `MAX_BITSET_PEOPLE`
+    (it draws as the sampler's bitset path does; its tables hold MAX_PEOPLE_C = 20), depth within its scratch,
+    ``and``/``or`` operand counts drawn with one 32-bit word, role words it capitalises as Python does."""
+    return (n_people <= MAX_BITSET_PEOPLE and depth <= MAX_DEPTH and width - 1 < 1 << 32
+            and all(f"{pair.knight}{pair.knave}".isascii() for pair in role_choices(roles)))
 
 
 def _strings_of(words: list[str]) -> ctypes.Array:
@@ -95,9 +94,9 @@ def level_records(stream: random.Random, n_people: int, depth: int, width: int, 
         raise RuntimeError("the compiled record writer is not built here")
     state = (ctypes.c_uint32 * 625)(*stream.getstate()[1])
     die = [-1, *(list(Op).index(op) for op in operators)]
-    pool = COMMON_NAMES if names == "common" else UNCOMMON_NAMES
+    pool = NAME_POOLS[names]
     public = style == "public"
-    pairs = ROLE_PAIRS if roles == "random" else (Roles.parse(roles),)
+    pairs = role_choices(roles)
     speech = PUBLIC_SPEECH_TEMPLATES if public else SPEECH_TEMPLATES
     out = _Level()
     status = lib.kk_level(

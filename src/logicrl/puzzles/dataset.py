@@ -25,7 +25,7 @@ from logicrl.parallel import Workers, usable_cores
 from logicrl.puzzles import compiled
 from logicrl.puzzles.lines import RecordFacts, RecordLines
 from logicrl.puzzles.logic import Op
-from logicrl.puzzles.names import COMMON_NAMES, ROLE_PAIRS, UNCOMMON_NAMES, Roles
+from logicrl.puzzles.names import NAME_POOLS, Roles, role_choices
 from logicrl.puzzles.perturb import PUBLIC_KIND_OF, perturb, perturbation_name
 from logicrl.puzzles.record import Puzzle
 from logicrl.puzzles.sampler import MAX_PEOPLE, Level, StatementSampler, sample_unique_puzzle
@@ -235,7 +235,7 @@ def iter_level(
     level = config.level(n_people)
     stream = level_stream(config, level)
     sampler = StatementSampler(level, stream)
-    name_pool = COMMON_NAMES if config.names == "common" else UNCOMMON_NAMES
+    name_pool, pairs = NAME_POOLS[config.names], role_choices(config.roles)
     seen: set = set()
     for made in range(count):
         try:
@@ -245,7 +245,7 @@ def iter_level(
             return
         seed = stream.getrandbits(32)
         look = random.Random(seed)
-        roles = look.choice(ROLE_PAIRS) if config.roles == "random" else Roles.parse(config.roles)
+        roles = look.choice(pairs) if config.roles == "random" else pairs[0]  # a fixed pair draws nothing
         yield Puzzle(statements, solution, tuple(look.sample(name_pool, n_people)), roles, seed,
                      tuple(range(n_people)), level.depth, level.width, style=config.style)
         if progress:

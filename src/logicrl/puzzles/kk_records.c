@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PEOPLE_C 20
+#define MAX_PEOPLE_C 20  /* logic.MAX_BITSET_PEOPLE: beyond it the Python sampler draws otherwise */
 #define MAX_POOL 256  /* names to choose from */
 
 /* ---- Mersenne Twister (CPython's) ------------------------------------------------------------------------------ */

@@ -98,6 +98,13 @@ ROLE_PAIRS: tuple[Roles, ...] = (
 )
 
 PLURALS = {"hero": "heroes"}
+NAME_POOLS = {"common": COMMON_NAMES, "uncommon": UNCOMMON_NAMES}  # the data config's `names`
+
+
+def role_choices(roles: str) -> tuple[Roles, ...]:
+    """The role pairs a puzzle's roles come from, given the data config's `roles`: every pair of `ROLE_PAIRS` for
+    ``random`` (one is drawn per puzzle), else the one pair it names (``knight/knave``)."""
+    return ROLE_PAIRS if roles == "random" else (Roles.parse(roles),)
 
 
 def with_article(word: str) -> str:
